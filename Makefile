@@ -1,0 +1,64 @@
+# vecstore — PGXS build.
+#
+#   make / make install          build and install the extension (needs pg_config)
+#   make installcheck            pg_regress against a running server (PGHOST/PGPORT)
+#   ./test/run.sh                the whole suite on a throwaway server (README)
+#   ./tools/demo.sh              the demo on a throwaway server (README)
+#
+# WERROR=1 adds -Werror (the test script sets it).  WITH_CUDA is reserved for
+# the GPU helper in cuda/; it is off unless asked for.
+
+EXTENSION = vecstore
+EXTVERSION = $(shell grep default_version $(EXTENSION).control | sed -e "s/default_version[[:space:]]*=[[:space:]]*'\([^']*\)'/\1/")
+
+MODULE_big = vecstore
+OBJS = src/vecstore.o src/vector.o src/vsdistance.o
+HEADERS = src/vector.h src/vsdistance.h
+
+DATA = sql/$(EXTENSION)--$(EXTVERSION).sql
+
+# Regression tests, in order (never a wildcard: install scripts share sql/).
+REGRESS = vector_type vector_functions cast copy aggregates errors
+REGRESS_OPTS = --inputdir=. --load-extension=$(EXTENSION)
+
+PG_CPPFLAGS = -I$(srcdir)/src
+PG_CFLAGS = -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers
+ifeq ($(WERROR),1)
+PG_CFLAGS += -Werror
+endif
+
+WITH_CUDA ?= 0
+ifneq ($(WITH_CUDA),0)
+$(error WITH_CUDA=$(WITH_CUDA): there is no GPU helper to build yet (cuda/ arrives with the GPU service))
+endif
+
+EXTRA_CLEAN = test/kernels/test_kernels bench/bench_kernels tools/fvecs2pg
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+ifeq ($(PGXS),)
+$(error pg_config not found: install postgresql-server-dev-15 (./tools/deps.sh does) or pass PG_CONFIG=/path/to/pg_config)
+endif
+include $(PGXS)
+
+# Stand-alone programs that link the kernels without the server.
+STANDALONE_CFLAGS = -O2 -g -Wall -Wextra -Werror -I$(srcdir)/src
+
+test/kernels/test_kernels: test/kernels/test_kernels.c src/vsdistance.c src/vsdistance.h
+	$(CC) $(STANDALONE_CFLAGS) -o $@ test/kernels/test_kernels.c src/vsdistance.c -lm
+
+bench/bench_kernels: bench/bench_kernels.c src/vsdistance.c src/vsdistance.h
+	$(CC) $(STANDALONE_CFLAGS) -o $@ bench/bench_kernels.c src/vsdistance.c -lm
+
+tools/fvecs2pg: tools/fvecs2pg.c
+	$(CC) $(STANDALONE_CFLAGS) -o $@ tools/fvecs2pg.c -lm
+
+.PHONY: test demo kernel-test
+kernel-test: test/kernels/test_kernels
+	./test/kernels/test_kernels
+
+test:
+	./test/run.sh
+
+demo:
+	./tools/demo.sh

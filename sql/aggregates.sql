@@ -1,0 +1,42 @@
+-- avg(vector) and sum(vector): plain, grouped, NULLs, empty input,
+-- precision, and parallel aggregation through combine/serialize.
+
+SELECT avg(v), sum(v) FROM (VALUES ('[1,2,3]'::vector), ('[3,5,7]')) t(v);
+SELECT avg(v), sum(v) FROM (VALUES ('[1,2]'::vector), (NULL), ('[2,3]')) t(v);
+SELECT avg(v), sum(v) FROM (VALUES (NULL::vector)) t(v);
+SELECT avg(v) IS NULL AS avg_null, sum(v) IS NULL AS sum_null
+FROM (SELECT '[1]'::vector AS v WHERE false) t;
+
+-- grouped
+SELECT g, avg(v), sum(v)
+FROM (VALUES (1, '[1,1]'::vector), (1, '[3,5]'), (2, '[10,20]'), (2, '[0,0]'), (2, '[2,-2]')) t(g, v)
+GROUP BY g ORDER BY g;
+
+-- sums run in double precision: large terms that cancel do not swamp small ones
+SELECT sum(v) FROM (VALUES ('[1e8,1]'::vector), ('[1,1]'), ('[-1e8,1]')) t(v);
+SELECT avg(v) FROM (VALUES ('[3e38]'::vector), ('[3e38]'), ('[-3e38]')) t(v);
+
+-- parallel aggregation over a real table gives the serial answer
+CREATE TABLE agg_t (g int, v vector(3));
+INSERT INTO agg_t SELECT i % 4, ARRAY[i, i % 7, -i]::vector FROM generate_series(1, 100000) i;
+ANALYZE agg_t;
+SELECT g, avg(v), sum(v) FROM agg_t GROUP BY g ORDER BY g;
+SELECT avg(v), sum(v) FROM agg_t;
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+EXPLAIN (COSTS OFF) SELECT avg(v), sum(v) FROM agg_t;
+SELECT avg(v), sum(v) FROM agg_t;
+SELECT g, avg(v), sum(v) FROM agg_t GROUP BY g ORDER BY g;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather;
+DROP TABLE agg_t;
+
+-- the aggregates are declared parallel safe with combine and serial functions
+SELECT aggfnoid::regprocedure, aggcombinefn, aggserialfn, aggdeserialfn, p.proparallel
+FROM pg_aggregate a JOIN pg_proc p ON p.oid = a.aggfnoid
+WHERE aggfnoid IN ('avg(vector)'::regprocedure, 'sum(vector)'::regprocedure)
+ORDER BY 1::text;

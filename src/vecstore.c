@@ -1,0 +1,115 @@
+/*-------------------------------------------------------------------------
+ *
+ * vecstore.c
+ *	  Module entry point: PG_MODULE_MAGIC, _PG_init and module-wide GUCs.
+ *
+ * _PG_init runs once per process that loads the library (a backend on
+ * first use, or the postmaster under shared_preload_libraries).  It picks
+ * the distance-kernel path for this CPU and registers the GUCs; each
+ * subsystem adds its own through its *Init function.
+ *
+ * IDENTIFICATION
+ *	  src/vecstore.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/guc.h"
+
+#include "vector.h"
+#include "vsdistance.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+/* vecstore.simd: which kernel path the distance functions use */
+typedef enum VsSimdSetting
+{
+	VS_SIMD_AUTO = -1,
+	VS_SIMD_SCALAR = VS_KERNEL_SCALAR,
+	VS_SIMD_AVX2 = VS_KERNEL_AVX2,
+	VS_SIMD_AVX512 = VS_KERNEL_AVX512
+} VsSimdSetting;
+
+static const struct config_enum_entry vs_simd_options[] = {
+	{"auto", VS_SIMD_AUTO, false},
+	{"scalar", VS_SIMD_SCALAR, false},
+	{"avx2", VS_SIMD_AVX2, false},
+	{"avx512", VS_SIMD_AVX512, false},
+	{NULL, 0, false}
+};
+
+static int	vecstore_simd = VS_SIMD_AUTO;
+
+/*
+ * check_simd - refuse a kernel path this CPU cannot run.
+ */
+static bool
+check_simd(int *newval, void **extra, GucSource source)
+{
+	if (*newval != VS_SIMD_AUTO &&
+		!VsKernelPathSupported((VsKernelPath) *newval))
+	{
+		GUC_check_errcode(ERRCODE_FEATURE_NOT_SUPPORTED);
+		GUC_check_errmsg("this CPU does not support the \"%s\" kernels",
+						 VsKernelPathName((VsKernelPath) *newval));
+		GUC_check_errhint("Use \"auto\" to pick the fastest path this CPU supports.");
+		return false;
+	}
+	return true;
+}
+
+/*
+ * assign_simd - install the chosen kernel path.  Cannot fail: the check
+ * hook has run.
+ */
+static void
+assign_simd(int newval, void *extra)
+{
+	if (newval == VS_SIMD_AUTO)
+		VsDistanceInit();
+	else
+	{
+		VsKernels = *VsKernelsForPath((VsKernelPath) newval);
+		VsKernelsActivePath = (VsKernelPath) newval;
+	}
+}
+
+/*
+ * show_simd - "auto (avx512)" tells which path auto chose.
+ */
+static const char *
+show_simd(void)
+{
+	static char buf[32];
+
+	if (vecstore_simd == VS_SIMD_AUTO)
+		snprintf(buf, sizeof(buf), "auto (%s)", VsKernelPathName(VsKernelsActivePath));
+	else
+		snprintf(buf, sizeof(buf), "%s", VsKernelPathName(VsKernelsActivePath));
+	return buf;
+}
+
+/*
+ * _PG_init - module load.
+ */
+void
+_PG_init(void)
+{
+	VsDistanceInit();
+
+	DefineCustomEnumVariable("vecstore.simd",
+							 "Selects the SIMD implementation of the distance functions",
+							 "\"auto\" picks the fastest path the CPU supports; the others force one, for diagnosis.",
+							 &vecstore_simd,
+							 VS_SIMD_AUTO,
+							 vs_simd_options,
+							 PGC_USERSET,
+							 0,
+							 check_simd, assign_simd, show_simd);
+
+	MarkGUCPrefixReserved("vecstore");
+}

@@ -1,0 +1,40 @@
+/*-------------------------------------------------------------------------
+ *
+ * vector.h
+ *	  The vector type: on-disk layout, limits and helpers.
+ *
+ * The varlena layout is the same as pgvector's, so that the binary wire
+ * format, COPY BINARY and the text form match it: a 2-byte dimension
+ * count, 2 reserved bytes that are always zero, then float4 elements.
+ *
+ * IDENTIFICATION
+ *	  src/vector.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef VS_VECTOR_H
+#define VS_VECTOR_H
+
+#include "fmgr.h"
+
+#define VS_VECTOR_MAX_DIM 16000
+
+typedef struct Vector
+{
+	int32		vl_len_;		/* varlena header (do not touch directly!) */
+	int16		dim;			/* number of elements */
+	int16		unused;			/* reserved for future use, always zero */
+	float		x[FLEXIBLE_ARRAY_MEMBER];
+} Vector;
+
+#define VS_VECTOR_SIZE(_dim)		(offsetof(Vector, x) + sizeof(float) * (_dim))
+#define DatumGetVector(x)			((Vector *) PG_DETOAST_DATUM(x))
+#define PG_GETARG_VECTOR_P(x)		DatumGetVector(PG_GETARG_DATUM(x))
+#define PG_RETURN_VECTOR_P(x)		PG_RETURN_POINTER(x)
+
+/* in vector.c */
+extern Vector *VsInitVector(int dim);
+extern void VsCheckDims(const Vector *a, const Vector *b);
+extern void VsVectorTypeInit(void);
+
+#endif							/* VS_VECTOR_H */

@@ -1,0 +1,79 @@
+/*-------------------------------------------------------------------------
+ *
+ * vsdistance.h
+ *	  Distance kernels shared by the SQL functions, the index and rerank.
+ *
+ * This header is plain C99: it does not include postgres.h, so the kernel
+ * unit test and the benchmark program can link vsdistance.c on their own.
+ *
+ * Every kernel exists in several implementations ("paths"): a portable
+ * scalar one and SIMD ones for x86-64 (AVX2+FMA, AVX-512F).  The best path
+ * the CPU supports is chosen once by VsDistanceInit(); callers go through
+ * the VsKernels table.  SIMD paths sum in a different order from the scalar
+ * path, so results agree to float rounding, not bit for bit.
+ *
+ * IDENTIFICATION
+ *	  src/vsdistance.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef VSDISTANCE_H
+#define VSDISTANCE_H
+
+typedef enum VsKernelPath
+{
+	VS_KERNEL_SCALAR = 0,
+	VS_KERNEL_AVX2,
+	VS_KERNEL_AVX512,
+	VS_KERNEL_NPATHS
+} VsKernelPath;
+
+/*
+ * One implementation of every kernel.  "n" is the number of elements and
+ * may be any value >= 0; the pointers need no particular alignment.
+ */
+typedef struct VsDistanceKernelsData
+{
+	/* sum of (a[i] - b[i])^2 */
+	float		(*l2_squared) (const float *a, const float *b, int n);
+	/* sum of a[i] * b[i] */
+	float		(*inner_product) (const float *a, const float *b, int n);
+	/* sum of |a[i] - b[i]| */
+	float		(*l1) (const float *a, const float *b, int n);
+	/* inner product and both squared norms in one pass, for cosine */
+	void		(*dot_norms) (const float *a, const float *b, int n,
+							  float *dot, float *norm_a, float *norm_b);
+} VsDistanceKernelsData;
+
+typedef const VsDistanceKernelsData *VsDistanceKernels;
+
+/* the path chosen by VsDistanceInit(); scalar until then */
+extern VsDistanceKernelsData VsKernels;
+extern VsKernelPath VsKernelsActivePath;
+
+extern void VsDistanceInit(void);
+extern int	VsKernelPathSupported(VsKernelPath path);
+extern VsDistanceKernels VsKernelsForPath(VsKernelPath path);
+extern const char *VsKernelPathName(VsKernelPath path);
+
+/*
+ * Cosine distance from the three sums dot_norms produces, computed in
+ * double like the SQL function.  Zero-norm input gives NaN, as 0/0 does.
+ */
+static inline double
+VsCosineFromSums(float dot, float norm_a, float norm_b)
+{
+	double		similarity;
+
+	similarity = (double) dot / __builtin_sqrt((double) norm_a * (double) norm_b);
+	if (similarity != similarity)
+		return similarity;		/* NaN: a zero vector has no direction */
+	/* rounding can push the ratio just past +-1 */
+	if (similarity > 1.0)
+		similarity = 1.0;
+	else if (similarity < -1.0)
+		similarity = -1.0;
+	return 1.0 - similarity;
+}
+
+#endif							/* VSDISTANCE_H */
