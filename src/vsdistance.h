@@ -29,6 +29,17 @@ typedef enum VsKernelPath
 } VsKernelPath;
 
 /*
+ * The distance an index is built for (from its operator class).  L2 and
+ * cosine order by distance; IP orders by negative inner product.
+ */
+typedef enum VsMetric
+{
+	VS_METRIC_L2 = 1,			/* vector_l2_ops: <-> */
+	VS_METRIC_IP = 2,			/* vector_ip_ops: <#> */
+	VS_METRIC_COSINE = 3		/* vector_cosine_ops: <=> */
+} VsMetric;
+
+/*
  * One implementation of every kernel.  "n" is the number of elements and
  * may be any value >= 0; the pointers need no particular alignment.
  */
