@@ -12,13 +12,16 @@ EXTENSION = vecstore
 EXTVERSION = $(shell grep default_version $(EXTENSION).control | sed -e "s/default_version[[:space:]]*=[[:space:]]*'\([^']*\)'/\1/")
 
 MODULE_big = vecstore
-OBJS = src/vecstore.o src/vector.o src/vsdistance.o
+OBJS = src/vecstore.o src/vector.o src/vsdistance.o src/vskmeans.o \
+	src/vsam.o src/vsbuild.o src/vscost.o src/vsinfo.o src/vsinsert.o \
+	src/vspage.o src/vsscan.o src/vssegment.o src/vsvacuum.o src/vsvalidate.o
 HEADERS = src/vector.h src/vsdistance.h
 
 DATA = sql/$(EXTENSION)--$(EXTVERSION).sql
 
 # Regression tests, in order (never a wildcard: install scripts share sql/).
-REGRESS = vector_type vector_functions cast copy aggregates errors
+REGRESS = vector_type vector_functions cast copy aggregates errors \
+	index_options index_build index_scan index_vacuum
 REGRESS_OPTS = --inputdir=. --load-extension=$(EXTENSION)
 
 PG_CPPFLAGS = -I$(srcdir)/src

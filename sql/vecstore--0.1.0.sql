@@ -306,3 +306,57 @@ CREATE OPERATOR CLASS vector_ops
 
 COMMENT ON OPERATOR CLASS vector_ops USING btree IS 'btree ordering of vectors';
 COMMENT ON OPERATOR CLASS vector_ops USING hash IS 'hashing of vectors';
+
+-- the vecstore index access method
+
+CREATE FUNCTION vshandler(internal) RETURNS index_am_handler
+    AS 'MODULE_PATHNAME', 'vs_handler' LANGUAGE C;
+
+CREATE ACCESS METHOD vecstore TYPE INDEX HANDLER vshandler;
+
+COMMENT ON FUNCTION vshandler(internal) IS 'handler of the vecstore index access method';
+COMMENT ON ACCESS METHOD vecstore IS 'IVF index for nearest-neighbour search, sealed clusters in memory-mapped segment files';
+
+CREATE OPERATOR CLASS vector_l2_ops
+    DEFAULT FOR TYPE vector USING vecstore AS
+    OPERATOR 1 <-> (vector, vector) FOR ORDER BY float_ops,
+    FUNCTION 1 l2_distance(vector, vector);
+
+CREATE OPERATOR CLASS vector_ip_ops
+    FOR TYPE vector USING vecstore AS
+    OPERATOR 1 <#> (vector, vector) FOR ORDER BY float_ops,
+    FUNCTION 1 vector_negative_inner_product(vector, vector);
+
+CREATE OPERATOR CLASS vector_cosine_ops
+    FOR TYPE vector USING vecstore AS
+    OPERATOR 1 <=> (vector, vector) FOR ORDER BY float_ops,
+    FUNCTION 1 cosine_distance(vector, vector);
+
+COMMENT ON OPERATOR CLASS vector_l2_ops USING vecstore IS 'vecstore index for Euclidean distance (<->)';
+COMMENT ON OPERATOR CLASS vector_ip_ops USING vecstore IS 'vecstore index for negative inner product (<#>)';
+COMMENT ON OPERATOR CLASS vector_cosine_ops USING vecstore IS 'vecstore index for cosine distance (<=>)';
+
+-- introspection
+
+CREATE FUNCTION vecstore_index_info(index regclass,
+    OUT clusters integer,
+    OUT dimensions integer,
+    OUT sealed_rows bigint,
+    OUT min_cluster_rows bigint,
+    OUT avg_cluster_rows double precision,
+    OUT max_cluster_rows bigint,
+    OUT delta_rows bigint,
+    OUT dead_rows bigint,
+    OUT segment_file text,
+    OUT segment_generation integer,
+    OUT segment_bytes bigint,
+    OUT bytes_mapped bigint,
+    OUT fork_bytes bigint)
+    AS 'MODULE_PATHNAME', 'vecstore_index_info' LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
+
+CREATE FUNCTION vecstore_verify(index regclass, repair boolean DEFAULT false)
+    RETURNS TABLE (problem text, repaired boolean)
+    AS 'MODULE_PATHNAME', 'vecstore_verify' LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
+
+COMMENT ON FUNCTION vecstore_index_info(regclass) IS 'clusters, rows per cluster, delta and dead rows, segment file and bytes mapped by this session, of a vecstore index';
+COMMENT ON FUNCTION vecstore_verify(regclass, boolean) IS 'checks a vecstore index (fork checksums, delta chains, segment file); one row per problem; repair => true rebuilds a bad segment file';

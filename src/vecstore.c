@@ -6,7 +6,9 @@
  * _PG_init runs once per process that loads the library (a backend on
  * first use, or the postmaster under shared_preload_libraries).  It picks
  * the distance-kernel path for this CPU and registers the GUCs; each
- * subsystem adds its own through its *Init function.
+ * subsystem adds its own through its *Init function: the index access
+ * method (reloptions, GUCs) and the segment files (transaction callbacks,
+ * DROP hooks).
  *
  * IDENTIFICATION
  *	  src/vecstore.c
@@ -19,6 +21,7 @@
 #include "utils/guc.h"
 
 #include "vector.h"
+#include "vsam.h"
 #include "vsdistance.h"
 
 PG_MODULE_MAGIC;
@@ -110,6 +113,9 @@ _PG_init(void)
 							 PGC_USERSET,
 							 0,
 							 check_simd, assign_simd, show_simd);
+
+	VsAmInit();
+	VsSegmentInit();
 
 	MarkGUCPrefixReserved("vecstore");
 }

@@ -1,0 +1,82 @@
+-- Building vecstore indexes: empty and NULL-only tables, unlogged tables,
+-- CREATE INDEX CONCURRENTLY, REINDEX, TRUNCATE, introspection.
+
+SET enable_seqscan = off;
+
+-- an empty table gets one cluster; rows inserted later are found
+CREATE TABLE e (id int, v vector(2));
+CREATE INDEX e_idx ON e USING vecstore (v);
+SELECT clusters, sealed_rows, delta_rows FROM vecstore_index_info('e_idx');
+INSERT INTO e VALUES (1, '[1,1]'), (2, '[5,5]'), (3, NULL);
+SELECT id FROM e ORDER BY v <-> '[4,4]' LIMIT 5;
+SELECT clusters, sealed_rows, delta_rows FROM vecstore_index_info('e_idx');
+DROP TABLE e;
+
+-- a table of NULLs only
+CREATE TABLE n (v vector(2));
+INSERT INTO n VALUES (NULL), (NULL);
+CREATE INDEX n_idx ON n USING vecstore (v);
+SELECT clusters, sealed_rows FROM vecstore_index_info('n_idx');
+SELECT count(*) FROM (SELECT v FROM n ORDER BY v <-> '[1,1]' LIMIT 5) s;
+DROP TABLE n;
+
+-- fewer rows than lists: as many clusters as distinct rows, with a notice
+CREATE TABLE f (v vector(2));
+INSERT INTO f VALUES ('[1,1]'), ('[2,2]'), ('[3,3]');
+CREATE INDEX f_idx ON f USING vecstore (v) WITH (lists = 10);
+SELECT clusters, sealed_rows FROM vecstore_index_info('f_idx');
+DROP TABLE f;
+
+-- automatic lists follow the row count (rows / 1000 up to a million)
+CREATE TABLE a (v vector(2));
+INSERT INTO a SELECT ARRAY[i % 97, i % 89]::vector FROM generate_series(1, 5000) i;
+CREATE INDEX a_idx ON a USING vecstore (v);
+SELECT clusters, sealed_rows, min_cluster_rows > 0 AS no_empty_cluster,
+       segment_bytes > 0 AS segment_written, fork_bytes > segment_bytes AS fork_holds_more
+FROM vecstore_index_info('a_idx');
+SELECT * FROM vecstore_verify('a_idx');
+
+-- REINDEX, REINDEX CONCURRENTLY, TRUNCATE keep the index usable
+REINDEX INDEX a_idx;
+SELECT clusters, sealed_rows FROM vecstore_index_info('a_idx');
+REINDEX INDEX CONCURRENTLY a_idx;
+SELECT clusters, sealed_rows FROM vecstore_index_info('a_idx');
+SELECT count(*) FROM (SELECT v FROM a ORDER BY v <-> '[3,3]' LIMIT 7) s;
+TRUNCATE a;
+SELECT clusters, sealed_rows, delta_rows FROM vecstore_index_info('a_idx');
+INSERT INTO a VALUES ('[1,2]');
+SELECT v FROM a ORDER BY v <-> '[3,3]' LIMIT 7;
+DROP TABLE a;
+
+-- CREATE INDEX CONCURRENTLY
+CREATE TABLE c (v vector(2));
+INSERT INTO c SELECT ARRAY[i, -i]::vector FROM generate_series(1, 300) i;
+CREATE INDEX CONCURRENTLY c_idx ON c USING vecstore (v) WITH (lists = 3);
+SELECT indisvalid FROM pg_index WHERE indexrelid = 'c_idx'::regclass;
+SELECT v FROM c ORDER BY v <-> '[10,-10]' LIMIT 3;
+DROP TABLE c;
+
+-- unlogged tables (an init fork is written)
+CREATE UNLOGGED TABLE u (v vector(2));
+INSERT INTO u SELECT ARRAY[i, i]::vector FROM generate_series(1, 200) i;
+CREATE INDEX u_idx ON u USING vecstore (v) WITH (lists = 4);
+SELECT clusters, sealed_rows FROM vecstore_index_info('u_idx');
+SELECT v FROM u ORDER BY v <-> '[50,50]' LIMIT 3;
+SELECT pg_relation_size('u_idx', 'init') > 0 AS has_init_fork;
+DROP TABLE u;
+
+-- a rolled-back CREATE INDEX leaves the table as it was
+CREATE TABLE r (v vector(2));
+INSERT INTO r VALUES ('[1,1]');
+BEGIN;
+CREATE INDEX r_idx ON r USING vecstore (v);
+ROLLBACK;
+SELECT count(*) FROM pg_class WHERE relname = 'r_idx';
+DROP TABLE r;
+
+-- introspection on something that is not a vecstore index
+CREATE TABLE x (id int PRIMARY KEY);
+SELECT * FROM vecstore_index_info('x_pkey');
+SELECT * FROM vecstore_verify('x');
+DROP TABLE x;
+RESET enable_seqscan;

@@ -1,0 +1,72 @@
+-- vecstore reloptions and settings at and past their bounds; bad columns.
+
+CREATE TABLE o (v vector(3));
+INSERT INTO o SELECT ARRAY[i, i % 7, -i]::vector FROM generate_series(1, 100) i;
+
+-- lists: 0 (automatic) .. 32768
+CREATE INDEX ON o USING vecstore (v) WITH (lists = -1);
+CREATE INDEX o_min ON o USING vecstore (v) WITH (lists = 0);
+CREATE INDEX o_max ON o USING vecstore (v) WITH (lists = 32768);
+CREATE INDEX ON o USING vecstore (v) WITH (lists = 32769);
+CREATE INDEX ON o USING vecstore (v) WITH (lists = 'many');
+CREATE INDEX ON o USING vecstore (v) WITH (nosuchoption = 1);
+SELECT clusters FROM vecstore_index_info('o_min');
+SELECT clusters FROM vecstore_index_info('o_max');
+ALTER INDEX o_min SET (lists = 40000);
+DROP INDEX o_min, o_max;
+
+-- vecstore.probes: 1 .. 32768
+SET vecstore.probes = 0;
+SET vecstore.probes = 1;
+SET vecstore.probes = 32768;
+SET vecstore.probes = 32769;
+RESET vecstore.probes;
+SHOW vecstore.probes;
+
+-- vecstore.max_scan_tuples: 1 .. 2147483647
+SET vecstore.max_scan_tuples = 0;
+SET vecstore.max_scan_tuples = 1;
+SET vecstore.max_scan_tuples = 2147483647;
+SET vecstore.max_scan_tuples = 2147483648;
+RESET vecstore.max_scan_tuples;
+SHOW vecstore.max_scan_tuples;
+
+-- a misspelt setting in the reserved prefix
+SET vecstore.probe = 3;
+
+-- SET LOCAL lasts until the end of the transaction
+BEGIN;
+SET LOCAL vecstore.probes = 7;
+SHOW vecstore.probes;
+COMMIT;
+SHOW vecstore.probes;
+
+-- columns the index cannot take
+CREATE TABLE bad (id int, v vector(2001), w vector, x real[]);
+CREATE INDEX ON bad USING vecstore (v);
+CREATE INDEX ON bad USING vecstore (w);
+CREATE INDEX ON bad USING vecstore (x);
+CREATE INDEX ON bad USING vecstore (w, w);
+INSERT INTO bad (w) VALUES ('[1,2]'), ('[1,2,3]');
+CREATE INDEX ON bad USING vecstore (w);
+CREATE INDEX ON o USING vecstore (v vector_ops);
+CREATE UNIQUE INDEX ON o USING vecstore (v);
+DROP TABLE bad;
+
+-- inserting a vector of the wrong size into an index without typmod
+CREATE TABLE nt (w vector);
+INSERT INTO nt VALUES ('[1,2]'), ('[3,4]');
+CREATE INDEX nt_idx ON nt USING vecstore (w);
+INSERT INTO nt VALUES ('[1,2,3]');
+SET enable_seqscan = off;
+SELECT w FROM nt ORDER BY w <-> '[1,2,3]' LIMIT 1;
+SELECT w FROM nt ORDER BY w <-> '[1,2]' LIMIT 1;
+RESET enable_seqscan;
+DROP TABLE nt;
+
+-- the opclass validator
+SELECT amvalidate(opc.oid), opc.opcname
+FROM pg_opclass opc JOIN pg_am am ON am.oid = opc.opcmethod
+WHERE am.amname = 'vecstore' ORDER BY opc.opcname;
+
+DROP TABLE o;

@@ -1,0 +1,92 @@
+-- vecstore index scans: every operator class, NULLs, EXPLAIN, exact order,
+-- and the same rows as an exact scan when every cluster is probed.
+
+SET enable_seqscan = off;
+
+CREATE TABLE t (id int PRIMARY KEY, v vector(3));
+INSERT INTO t VALUES (1, '[1,1,1]'), (2, '[2,2,2]'), (3, '[1,1,2]'), (4, NULL),
+                     (5, '[-1,0,1]'), (6, '[0,0,0]'), (7, '[10,-3,4]');
+
+-- L2
+CREATE INDEX t_l2 ON t USING vecstore (v vector_l2_ops) WITH (lists = 2);
+EXPLAIN (COSTS OFF) SELECT id FROM t ORDER BY v <-> '[1,1,1]' LIMIT 3;
+SET vecstore.probes = 2;
+SELECT id, round((v <-> '[1,1,1]')::numeric, 6) AS dist FROM t ORDER BY v <-> '[1,1,1]' LIMIT 10;
+DROP INDEX t_l2;
+
+-- inner product
+CREATE INDEX t_ip ON t USING vecstore (v vector_ip_ops) WITH (lists = 2);
+EXPLAIN (COSTS OFF) SELECT id FROM t ORDER BY v <#> '[1,1,1]' LIMIT 3;
+SELECT id, v <#> '[1,1,1]' AS dist FROM t ORDER BY v <#> '[1,1,1]' LIMIT 10;
+DROP INDEX t_ip;
+
+-- cosine (on vectors that are not unit length; the zero vector sorts last)
+CREATE INDEX t_cos ON t USING vecstore (v vector_cosine_ops) WITH (lists = 2);
+EXPLAIN (COSTS OFF) SELECT id FROM t ORDER BY v <=> '[1,1,1]' LIMIT 3;
+SELECT id, round((v <=> '[1,1,1]')::numeric, 6) AS dist FROM t ORDER BY v <=> '[1,1,1]' LIMIT 10;
+DROP INDEX t_cos;
+
+-- an operator the index cannot order by is not served by it
+CREATE INDEX t_l2 ON t USING vecstore (v vector_l2_ops) WITH (lists = 2);
+EXPLAIN (COSTS OFF) SELECT id FROM t ORDER BY v <+> '[1,1,1]' LIMIT 3;
+-- no ORDER BY: no index
+EXPLAIN (COSTS OFF) SELECT id FROM t WHERE v = '[1,1,1]';
+
+-- a NULL query (a parameter: a NULL constant is folded away) returns
+-- every indexed row, at a NULL distance
+SET plan_cache_mode = force_generic_plan;
+PREPARE knn(vector) AS SELECT id FROM t ORDER BY v <-> $1 LIMIT 10;
+EXPLAIN (COSTS OFF) EXECUTE knn(NULL);
+SELECT count(*) FROM (SELECT 1 FROM t WHERE v IS NOT NULL) s;
+EXECUTE knn(NULL);
+EXECUTE knn('[1,1,1]');
+DEALLOCATE knn;
+RESET plan_cache_mode;
+
+-- a query of the wrong dimension is a clear error
+SELECT id FROM t ORDER BY v <-> '[1,1]' LIMIT 3;
+
+-- rows inserted after the build are found, NULLs stay out
+INSERT INTO t VALUES (8, '[1,1,1.5]'), (9, NULL);
+SELECT id FROM t ORDER BY v <-> '[1,1,1]' LIMIT 4;
+SELECT count(*) FROM (SELECT id FROM t ORDER BY v <-> '[5,5,5]') s;
+DROP TABLE t;
+
+-- a larger table: with every cluster probed the index returns exactly
+-- what an exact scan returns, in the same order
+CREATE TABLE big (id int PRIMARY KEY, v vector(8));
+INSERT INTO big
+SELECT i, ARRAY(SELECT ((i * 7919 + j * 104729) % 1000) / 100.0 FROM generate_series(1, 8) j)::vector
+FROM generate_series(1, 3000) i;
+CREATE INDEX big_idx ON big USING vecstore (v) WITH (lists = 16);
+CREATE TABLE queries AS
+SELECT q, ARRAY(SELECT ((q * 31 + j * 17) % 1000) / 100.0 FROM generate_series(1, 8) j)::vector AS v
+FROM generate_series(1, 20) q;
+SET vecstore.probes = 16;
+CREATE TABLE via_index AS
+SELECT q.q, (SELECT array_agg(id ORDER BY rn) FROM
+             (SELECT id, row_number() OVER () AS rn
+              FROM (SELECT id FROM big ORDER BY v <-> q.v LIMIT 10) s) s2) AS ids
+FROM queries q;
+SET enable_indexscan = off;
+SET enable_seqscan = on;
+CREATE TABLE exact AS
+SELECT q.q, (SELECT array_agg(id ORDER BY rn) FROM
+             (SELECT id, row_number() OVER () AS rn
+              FROM (SELECT id FROM big ORDER BY v <-> q.v, id LIMIT 10) s) s2) AS ids
+FROM queries q;
+RESET enable_indexscan;
+SET enable_seqscan = off;
+-- distances are distinct enough here that the orders agree exactly
+SELECT count(*) AS queries, count(*) FILTER (WHERE i.ids = e.ids) AS identical
+FROM via_index i JOIN exact e USING (q);
+-- with one probe, every returned row is still in exact distance order
+SET vecstore.probes = 1;
+SELECT bool_and(ordered) AS always_ordered FROM (
+    SELECT q.q, (SELECT bool_and(d >= coalesce(prev, d)) FROM (
+        SELECT d, lag(d) OVER () AS prev FROM (
+            SELECT v <-> q.v AS d FROM big ORDER BY v <-> q.v LIMIT 50) s) s2) AS ordered
+    FROM queries q) s3;
+RESET vecstore.probes;
+DROP TABLE big, queries, via_index, exact;
+RESET enable_seqscan;

@@ -1,0 +1,187 @@
+/*-------------------------------------------------------------------------
+ *
+ * vsam.c
+ *	  The vecstore access method handler, its reloptions, GUCs and build
+ *	  phase names.
+ *
+ * IDENTIFICATION
+ *	  src/vsam.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/amapi.h"
+#include "access/reloptions.h"
+#include "commands/progress.h"
+#include "commands/vacuum.h"
+#include "utils/guc.h"
+#include "utils/rel.h"
+
+#include "vsam.h"
+
+int			vecstore_probes = VS_DEFAULT_PROBES;
+int			vecstore_max_scan_tuples = VS_DEFAULT_MAX_SCAN_TUPLES;
+
+static relopt_kind vs_relopt_kind;
+
+/* the distance function of each operator class, to tell the metric */
+extern Datum vs_l2_distance(PG_FUNCTION_ARGS);
+extern Datum vs_vector_negative_inner_product(PG_FUNCTION_ARGS);
+extern Datum vs_cosine_distance(PG_FUNCTION_ARGS);
+
+/*
+ * VsAmInit - register the reloptions and GUCs (from _PG_init).
+ */
+void
+VsAmInit(void)
+{
+	vs_relopt_kind = add_reloption_kind();
+	add_int_reloption(vs_relopt_kind, "lists",
+					  "Number of IVF clusters (0 chooses from the row count)",
+					  VS_DEFAULT_LISTS, VS_MIN_LISTS, VS_MAX_LISTS,
+					  AccessExclusiveLock);
+
+	DefineCustomIntVariable("vecstore.probes",
+							"Sets the number of IVF clusters searched per query",
+							"More probes find more of the true nearest neighbours and cost more time.",
+							&vecstore_probes,
+							VS_DEFAULT_PROBES, VS_MIN_PROBES, VS_MAX_PROBES,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("vecstore.max_scan_tuples",
+							"Sets how many rows a scan may examine when it continues past the probed clusters",
+							"A scan continues into further clusters when a filter discarded the rows it found; it stops after this many rows.",
+							&vecstore_max_scan_tuples,
+							VS_DEFAULT_MAX_SCAN_TUPLES, VS_MIN_MAX_SCAN_TUPLES, VS_MAX_MAX_SCAN_TUPLES,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+}
+
+/*
+ * vsoptions - parse and validate reloptions.
+ */
+static bytea *
+vsoptions(Datum reloptions, bool validate)
+{
+	static const relopt_parse_elt tab[] = {
+		{"lists", RELOPT_TYPE_INT, offsetof(VsOptions, lists)},
+	};
+
+	return (bytea *) build_reloptions(reloptions, validate, vs_relopt_kind,
+									  sizeof(VsOptions), tab, lengthof(tab));
+}
+
+/*
+ * VsGetListsOption - the "lists" reloption of an index (0 = automatic).
+ */
+int
+VsGetListsOption(Relation index)
+{
+	VsOptions  *opts = (VsOptions *) index->rd_options;
+
+	return opts ? opts->lists : VS_DEFAULT_LISTS;
+}
+
+/*
+ * VsGetMetric - which distance the index's operator class orders by,
+ * told from the C function behind support function 1.
+ */
+VsMetric
+VsGetMetric(Relation index)
+{
+	FmgrInfo   *proc = index_getprocinfo(index, 1, 1);
+
+	if (proc->fn_addr == vs_l2_distance)
+		return VS_METRIC_L2;
+	if (proc->fn_addr == vs_vector_negative_inner_product)
+		return VS_METRIC_IP;
+	if (proc->fn_addr == vs_cosine_distance)
+		return VS_METRIC_COSINE;
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("operator class of index \"%s\" uses a distance function vecstore does not support",
+					RelationGetRelationName(index)),
+			 errhint("Use vector_l2_ops, vector_ip_ops or vector_cosine_ops.")));
+	return VS_METRIC_L2;		/* keep compiler quiet */
+}
+
+/*
+ * vsbuildphasename - names of the build phases in
+ * pg_stat_progress_create_index.
+ */
+static char *
+vsbuildphasename(int64 phasenum)
+{
+	switch (phasenum)
+	{
+		case PROGRESS_CREATEIDX_SUBPHASE_INITIALIZE:
+			return "initializing";
+		case VS_PHASE_SAMPLE:
+			return "sampling rows";
+		case VS_PHASE_KMEANS:
+			return "performing k-means";
+		case VS_PHASE_ASSIGN:
+			return "assigning rows to clusters";
+		case VS_PHASE_WRITE:
+			return "writing index pages";
+		case VS_PHASE_SEGMENT:
+			return "writing segment file";
+		default:
+			return NULL;
+	}
+}
+
+PG_FUNCTION_INFO_V1(vs_handler);
+/*
+ * vs_handler - the index access method handler.
+ */
+Datum
+vs_handler(PG_FUNCTION_ARGS)
+{
+	IndexAmRoutine *amroutine = makeNode(IndexAmRoutine);
+
+	amroutine->amstrategies = 0;
+	amroutine->amsupport = 1;
+	amroutine->amoptsprocnum = 0;
+	amroutine->amcanorder = false;
+	amroutine->amcanorderbyop = true;
+	amroutine->amcanbackward = false;
+	amroutine->amcanunique = false;
+	amroutine->amcanmulticol = false;
+	amroutine->amoptionalkey = true;
+	amroutine->amsearcharray = false;
+	amroutine->amsearchnulls = false;
+	amroutine->amstorage = false;
+	amroutine->amclusterable = false;
+	amroutine->ampredlocks = false;
+	amroutine->amcanparallel = false;
+	amroutine->amcaninclude = false;
+	amroutine->amusemaintenanceworkmem = false;
+	amroutine->amparallelvacuumoptions = VACUUM_OPTION_PARALLEL_BULKDEL;
+	amroutine->amkeytype = InvalidOid;
+
+	amroutine->ambuild = vsbuild;
+	amroutine->ambuildempty = vsbuildempty;
+	amroutine->aminsert = vsinsert;
+	amroutine->ambulkdelete = vsbulkdelete;
+	amroutine->amvacuumcleanup = vsvacuumcleanup;
+	amroutine->amcanreturn = NULL;
+	amroutine->amcostestimate = vscostestimate;
+	amroutine->amoptions = vsoptions;
+	amroutine->amproperty = NULL;
+	amroutine->ambuildphasename = vsbuildphasename;
+	amroutine->amvalidate = vsvalidate;
+	amroutine->amadjustmembers = NULL;
+	amroutine->ambeginscan = vsbeginscan;
+	amroutine->amrescan = vsrescan;
+	amroutine->amgettuple = vsgettuple;
+	amroutine->amgetbitmap = NULL;
+	amroutine->amendscan = vsendscan;
+	amroutine->ammarkpos = NULL;
+	amroutine->amrestrpos = NULL;
+	amroutine->amestimateparallelscan = NULL;
+	amroutine->aminitparallelscan = NULL;
+	amroutine->amparallelrescan = NULL;
+
+	PG_RETURN_POINTER(amroutine);
+}

@@ -1,0 +1,262 @@
+/*-------------------------------------------------------------------------
+ *
+ * vsam.h
+ *	  Private header of the vecstore index access method.
+ *
+ * Page layout of the main fork, the metapage, the cached metadata, and
+ * prototypes grouped by the file that defines them.
+ *
+ * Layout of the main fork (all of it WAL-logged; see src/README):
+ *
+ *	block 0				metapage (VsMetaPageData)
+ *	centroids region	nclusters * dims float4, blob pages
+ *	directory region	VsDirEntry per cluster (delta chain heads), blob pages
+ *	bitmap region		one deletion bit per sealed row, blob pages
+ *	sealed region		the segment body: VsSealedHeader, VsClusterInfo[],
+ *						then per cluster 64-byte aligned vectors and TIDs
+ *	delta pages			per-cluster chains of rows inserted after the build
+ *
+ * A "blob" region is a byte string laid over consecutive pages, VS_BLOB_
+ * PAYLOAD bytes per page, so that structures of any size (a centroid of
+ * 2000 dimensions, a cluster of a million vectors) are stored contiguously
+ * and can be read back or copied to a segment file by offset.
+ *
+ * IDENTIFICATION
+ *	  src/vsam.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef VSAM_H
+#define VSAM_H
+
+#include "access/amapi.h"
+#include "access/genam.h"
+#include "access/generic_xlog.h"
+#include "access/reloptions.h"
+#include "nodes/execnodes.h"
+#include "nodes/pathnodes.h"
+#include "storage/bufmgr.h"
+#include "storage/itemptr.h"
+#include "utils/relcache.h"
+
+#include "vector.h"
+#include "vsdistance.h"
+
+/* identification */
+#define VS_MAGIC				0x56535831	/* "VSX1" */
+#define VS_VERSION				1
+#define VS_PAGE_ID				0xFF8C		/* lets pg_filedump recognise our pages */
+#define VS_METAPAGE_BLKNO		0
+
+/* page types, in VsPageOpaqueData.type */
+#define VS_PAGE_META			1
+#define VS_PAGE_BLOB			2
+#define VS_PAGE_DELTA			3
+
+/* payload bytes of a blob page: a multiple of 64, so that 16-byte directory
+ * entries and bitmap bytes never straddle two pages */
+#define VS_BLOB_PAYLOAD			8128
+
+/* index limits and option ranges */
+#define VS_MAX_DIM				2000
+#define VS_DEFAULT_LISTS		0	/* 0: follow the row count */
+#define VS_MIN_LISTS			0
+#define VS_MAX_LISTS			32768
+#define VS_DEFAULT_PROBES		10
+#define VS_MIN_PROBES			1
+#define VS_MAX_PROBES			32768
+#define VS_DEFAULT_MAX_SCAN_TUPLES 20000
+#define VS_MIN_MAX_SCAN_TUPLES	1
+#define VS_MAX_MAX_SCAN_TUPLES	INT_MAX
+
+/* k-means: training sample per list, and the sample's floor */
+#define VS_SAMPLES_PER_LIST		50
+#define VS_MIN_SAMPLE			10000
+#define VS_KMEANS_SEED			UINT64CONST(0x7665637374307265)
+
+/* alignment of the per-cluster arrays in the sealed region (and the file) */
+#define VS_SEGMENT_ALIGN		64
+#define VS_SEGMENT_HEADER_SIZE	4096
+
+/* build phases for pg_stat_progress_create_index */
+#define VS_PHASE_SAMPLE			2
+#define VS_PHASE_KMEANS			3
+#define VS_PHASE_ASSIGN			4
+#define VS_PHASE_WRITE			5
+#define VS_PHASE_SEGMENT		6
+
+/* the special space of every page */
+typedef struct VsPageOpaqueData
+{
+	BlockNumber nextblkno;		/* delta chain: next page, or Invalid */
+	uint16		type;			/* VS_PAGE_* */
+	uint16		page_id;		/* VS_PAGE_ID */
+} VsPageOpaqueData;
+
+typedef VsPageOpaqueData *VsPageOpaque;
+
+#define VsPageGetOpaque(page)	((VsPageOpaque) PageGetSpecialPointer(page))
+
+/* a run of blob pages */
+typedef struct VsRegion
+{
+	BlockNumber start;			/* first block */
+	BlockNumber nblocks;		/* pages in the run */
+	uint64		nbytes;			/* bytes of payload used */
+} VsRegion;
+
+/* the metapage contents (fields are only ever appended) */
+typedef struct VsMetaPageData
+{
+	uint32		magic;
+	uint32		version;
+	uint32		dims;
+	uint32		metric;			/* VsMetric */
+	uint32		nclusters;
+	uint32		lists_option;	/* the reloption as given (0 = automatic) */
+	uint64		sealed_rows;	/* rows in the sealed region */
+	VsRegion	centroids;
+	VsRegion	directory;
+	VsRegion	bitmap;
+	VsRegion	sealed;
+	/* segment manifest: what the segment file of this generation holds */
+	uint32		generation;
+	uint32		sealed_crc;		/* CRC-32C of the sealed region's bytes */
+} VsMetaPageData;
+
+typedef VsMetaPageData *VsMetaPage;
+
+/* per-cluster mutable state, in the directory region */
+typedef struct VsDirEntry
+{
+	BlockNumber delta_head;		/* first delta page, or Invalid */
+	BlockNumber delta_tail;		/* last delta page, where inserts go */
+	uint32		delta_count;	/* delta rows ever appended */
+	uint32		reserved;
+} VsDirEntry;
+
+/* start of the sealed region (and of a segment file's body) */
+typedef struct VsSealedHeader
+{
+	uint32		nclusters;
+	uint32		dims;
+	uint64		nrows;
+	uint8		pad[48];		/* to VS_SEGMENT_ALIGN */
+} VsSealedHeader;
+
+/* where one cluster's sealed rows are, offsets from the body start */
+typedef struct VsClusterInfo
+{
+	uint64		vec_offset;		/* count * dims float4, aligned */
+	uint64		tid_offset;		/* count ItemPointerData, aligned */
+	uint64		first_row;		/* global row number of the first row */
+	uint32		count;
+	uint32		reserved;
+} VsClusterInfo;
+
+/* a row inserted after the build, on a delta page */
+typedef struct VsDeltaTupleData
+{
+	ItemPointerData tid;
+	uint16		flags;			/* VS_DELTA_DEAD */
+	float		x[FLEXIBLE_ARRAY_MEMBER];
+} VsDeltaTupleData;
+
+typedef VsDeltaTupleData *VsDeltaTuple;
+
+#define VS_DELTA_DEAD			0x0001
+#define VS_DELTA_TUPLE_SIZE(dims)	MAXALIGN(offsetof(VsDeltaTupleData, x) + sizeof(float) * (dims))
+
+/* reloptions */
+typedef struct VsOptions
+{
+	int32		vl_len_;		/* varlena header (do not touch directly!) */
+	int			lists;
+} VsOptions;
+
+/*
+ * What a backend keeps about an index between calls, in rd_amcache: the
+ * metapage and the centroids of the current generation.
+ */
+typedef struct VsMetaCacheData
+{
+	VsMetaPageData meta;
+	float	   *centroids;		/* nclusters * dims */
+	float	   *centroid_norms; /* nclusters squared norms (for routing) */
+} VsMetaCacheData;
+
+typedef VsMetaCacheData *VsMetaCache;
+
+/* a candidate row of a scan */
+typedef struct VsCandidate
+{
+	ItemPointerData tid;
+	double		distance;
+} VsCandidate;
+
+/* GUCs */
+extern int	vecstore_probes;
+extern int	vecstore_max_scan_tuples;
+
+/* vsam.c */
+extern void VsAmInit(void);
+extern VsMetric VsGetMetric(Relation index);
+extern int	VsGetListsOption(Relation index);
+extern Datum vs_handler(PG_FUNCTION_ARGS);
+
+/* vsbuild.c */
+extern IndexBuildResult *vsbuild(Relation heap, Relation index, IndexInfo *indexInfo);
+extern void vsbuildempty(Relation index);
+
+/* vsinsert.c */
+extern bool vsinsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
+					 Relation heap, IndexUniqueCheck checkUnique, bool indexUnchanged,
+					 IndexInfo *indexInfo);
+
+/* vsscan.c */
+extern IndexScanDesc vsbeginscan(Relation index, int nkeys, int norderbys);
+extern void vsrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int norderbys);
+extern bool vsgettuple(IndexScanDesc scan, ScanDirection dir);
+extern void vsendscan(IndexScanDesc scan);
+
+/* vsvacuum.c */
+extern IndexBulkDeleteResult *vsbulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
+										   IndexBulkDeleteCallback callback, void *callback_state);
+extern IndexBulkDeleteResult *vsvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats);
+extern void VsCountRows(Relation index, VsMetaPage meta, uint64 *sealed_dead,
+						uint64 *delta_live, uint64 *delta_dead);
+
+/* vscost.c */
+extern void vscostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
+						   Cost *indexStartupCost, Cost *indexTotalCost,
+						   Selectivity *indexSelectivity, double *indexCorrelation,
+						   double *indexPages);
+
+/* vsvalidate.c */
+extern bool vsvalidate(Oid opclassoid);
+
+/* vspage.c */
+extern void VsInitPage(Page page, uint16 type);
+extern void VsCheckPage(Relation index, Page page, BlockNumber blkno, uint16 type);
+extern Buffer VsNewBuffer(Relation index);
+extern void VsReadMeta(Relation index, VsMetaPage meta);
+extern VsMetaCache VsGetMetaCache(Relation index);
+extern void VsBlobRead(Relation index, const VsRegion *region, uint64 offset, void *dst, Size len);
+extern BlockNumber VsBlobBlock(const VsRegion *region, uint64 offset, uint32 *page_offset);
+extern double VsDistance(VsMetric metric, const float *a, const float *b, int dims);
+extern void VsNormalize(float *x, int dims);
+extern Vector *VsDatumToVector(Relation index, Datum value, int dims);
+extern int	VsNearestCluster(VsMetaCache cache, const float *x);
+
+/* vssegment.c */
+extern void VsSegmentInit(void);
+extern const char *VsSegmentBody(Relation index, VsMetaPage meta);
+extern char *VsSegmentPath(RelFileNode node, uint32 generation);
+extern void VsSegmentWrite(Relation index, VsMetaPage meta);
+extern void VsSegmentForgetIndexFiles(Relation index);
+extern void VsSegmentRemoveOnAbort(RelFileNode node);
+extern int	VsSegmentSweep(void);
+extern Size VsSegmentBytesMapped(Relation index);
+extern const char *VsSegmentCheck(Relation index, VsMetaPage meta);
+
+#endif							/* VSAM_H */

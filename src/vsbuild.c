@@ -1,0 +1,766 @@
+/*-------------------------------------------------------------------------
+ *
+ * vsbuild.c
+ *	  CREATE INDEX for vecstore: sample, k-means, assign, write the fork,
+ *	  write the segment file.
+ *
+ * The build makes two passes over the heap.  The first counts the rows and
+ * keeps a uniform reservoir sample of their vectors (bounded by
+ * maintenance_work_mem); k-means on the sample gives the centroids.  The
+ * second assigns every row to its nearest centroid and feeds (cluster,
+ * tid, vector) to a tuplesort, which spills to disk beyond
+ * maintenance_work_mem.  The sorted stream is then written, cluster by
+ * cluster, as the sealed region of the fork (see vsam.h), every page is
+ * WAL-logged once with log_newpage_range, and the sealed region is copied
+ * to the segment file (vssegment.c) that scans map.
+ *
+ * IDENTIFICATION
+ *	  src/vsbuild.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/tableam.h"
+#include "access/xloginsert.h"
+#include "catalog/index.h"
+#include "catalog/pg_operator.h"
+#include "catalog/pg_type.h"
+#include "commands/progress.h"
+#include "common/pg_prng.h"
+#include "executor/tuptable.h"
+#include "miscadmin.h"
+#include "port/pg_crc32c.h"
+#include "storage/lmgr.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/tuplesort.h"
+#include "pgstat.h"
+
+#include "vsam.h"
+#include "vskmeans.h"
+
+/* rows assigned to clusters per VsKmeansAssign call */
+#define ASSIGN_BATCH	1024
+
+typedef struct VsBuildState
+{
+	Relation	heap;
+	Relation	index;
+	VsMetric	metric;
+	int			dims;			/* 0 until known (column without typmod) */
+
+	/* pass 1: counting and sampling */
+	double		rows;			/* non-NULL rows */
+	float	   *sample;
+	int			sample_cap;		/* reservoir capacity (memory bound) */
+	int			sample_alloc;	/* rows allocated so far */
+	int			nsample;
+	pg_prng_state prng;
+
+	/* pass 2: assignment */
+	int			nclusters;
+	float	   *centroids;
+	float	   *centroid_norms;
+	int64	   *counts;
+	float	   *batch;
+	ItemPointerData *batch_tids;
+	int32	   *batch_assign;
+	int			nbatch;
+	double		assigned;
+	Tuplesortstate *sort;
+	TupleDesc	sortdesc;
+	TupleTableSlot *slot;
+
+	MemoryContext tmpCtx;
+} VsBuildState;
+
+/* a run of pages written in order */
+typedef struct VsBlobWriter
+{
+	Relation	index;
+	ForkNumber	forknum;
+	PGAlignedBlock page;
+	uint32		used;			/* payload bytes in "page" */
+	uint64		total;			/* bytes written to the region */
+	BlockNumber first;			/* first block of the region */
+	BlockNumber nblocks;		/* blocks flushed */
+	bool		do_crc;
+	pg_crc32c	crc;
+} VsBlobWriter;
+
+static void kmeans_check_interrupts(void);
+static void *kmeans_alloc(size_t size);
+static void kmeans_free(void *ptr);
+static void kmeans_progress(void *arg, int iteration, int max_iterations);
+
+/* how vskmeans.c allocates, checks for interrupts and reports progress */
+static const VsKmeansHooks kmeans_hooks = {
+	kmeans_alloc, kmeans_free, kmeans_check_interrupts, kmeans_progress, NULL
+};
+
+/*
+ * get_dims - the column's declared dimensions, or 0 when it has none.
+ */
+static int
+get_dims(Relation index)
+{
+	int			typmod = TupleDescAttr(RelationGetDescr(index), 0)->atttypmod;
+
+	if (typmod == -1)
+		return 0;
+	if (typmod > VS_MAX_DIM)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("column cannot have more than %d dimensions for vecstore index",
+						VS_MAX_DIM)));
+	return typmod;
+}
+
+/*
+ * check_row_dims - learn the dimensions from the first row when the
+ * column has no typmod; reject rows that disagree.
+ */
+static void
+check_row_dims(VsBuildState *bs, const Vector *v)
+{
+	if (bs->dims == 0)
+	{
+		if (v->dim > VS_MAX_DIM)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("vector has %d dimensions, vecstore indexes at most %d",
+							v->dim, VS_MAX_DIM)));
+		bs->dims = v->dim;
+	}
+	else if (v->dim != bs->dims)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("expected %d dimensions, not %d", bs->dims, v->dim),
+				 errhint("A vecstore index needs every row to have the same dimensions; declare the column as vector(n).")));
+}
+
+/*
+ * sample_callback - pass 1: count rows, reservoir-sample their vectors.
+ */
+static void
+sample_callback(Relation index, ItemPointer tid, Datum *values,
+				bool *isnull, bool tupleIsAlive, void *state)
+{
+	VsBuildState *bs = (VsBuildState *) state;
+	MemoryContext oldcxt;
+	Vector	   *v;
+	int64		slot;
+
+	if (isnull[0])
+		return;
+
+	oldcxt = MemoryContextSwitchTo(bs->tmpCtx);
+	v = DatumGetVector(values[0]);
+	check_row_dims(bs, v);
+
+	/* Algorithm R: the first cap rows fill it, then row i replaces with cap/i */
+	if (bs->rows < bs->sample_cap)
+		slot = (int64) bs->rows;
+	else
+	{
+		slot = (int64) pg_prng_uint64_range(&bs->prng, 0, (uint64) bs->rows);
+		if (slot >= bs->sample_cap)
+			slot = -1;
+	}
+	if (slot >= 0)
+	{
+		if (slot >= bs->sample_alloc)
+		{
+			/* grow geometrically: small tables never pay for the cap */
+			int			newalloc = Min(bs->sample_cap, Max(1024, bs->sample_alloc * 2));
+
+			MemoryContextSwitchTo(oldcxt);
+			if (bs->sample == NULL)
+				bs->sample = palloc_extended(sizeof(float) * bs->dims * (Size) newalloc, MCXT_ALLOC_HUGE);
+			else
+				bs->sample = repalloc_huge(bs->sample, sizeof(float) * bs->dims * (Size) newalloc);
+			bs->sample_alloc = newalloc;
+			MemoryContextSwitchTo(bs->tmpCtx);
+		}
+		memcpy(bs->sample + slot * bs->dims, v->x, sizeof(float) * bs->dims);
+		if (slot == bs->nsample)
+			bs->nsample++;
+	}
+	bs->rows += 1;
+
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextReset(bs->tmpCtx);
+}
+
+/*
+ * flush_batch - assign the batched rows to clusters and hand them to the
+ * sort.
+ */
+static void
+flush_batch(VsBuildState *bs)
+{
+	Vector	   *v;
+
+	if (bs->nbatch == 0)
+		return;
+
+	if (bs->nclusters == 1)
+		memset(bs->batch_assign, 0, sizeof(int32) * bs->nbatch);
+	else
+		VsKmeansAssign(bs->centroids, bs->centroid_norms, bs->nclusters, bs->dims,
+					   bs->metric, bs->batch, bs->nbatch, bs->batch_assign, NULL,
+					   &kmeans_hooks);
+
+	v = VsInitVector(bs->dims);
+	for (int i = 0; i < bs->nbatch; i++)
+	{
+		int32		c = bs->batch_assign[i];
+
+		if (c < 0 || c >= bs->nclusters)
+			elog(ERROR, "k-means assigned a row to cluster %d of %d", c, bs->nclusters);
+		memcpy(v->x, bs->batch + (Size) i * bs->dims, sizeof(float) * bs->dims);
+
+		ExecClearTuple(bs->slot);
+		bs->slot->tts_values[0] = Int32GetDatum(c);
+		bs->slot->tts_isnull[0] = false;
+		bs->slot->tts_values[1] = PointerGetDatum(&bs->batch_tids[i]);
+		bs->slot->tts_isnull[1] = false;
+		bs->slot->tts_values[2] = PointerGetDatum(v);
+		bs->slot->tts_isnull[2] = false;
+		ExecStoreVirtualTuple(bs->slot);
+		tuplesort_puttupleslot(bs->sort, bs->slot);
+		bs->counts[c]++;
+	}
+	pfree(v);
+	bs->assigned += bs->nbatch;
+	bs->nbatch = 0;
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, (int64) bs->assigned);
+}
+
+/*
+ * assign_callback - pass 2: batch rows for assignment.
+ *
+ * The vector is copied (unnormalised: the index stores what the table
+ * holds) into the batch; cosine indexes route by the normalised copy.
+ */
+static void
+assign_callback(Relation index, ItemPointer tid, Datum *values,
+				bool *isnull, bool tupleIsAlive, void *state)
+{
+	VsBuildState *bs = (VsBuildState *) state;
+	MemoryContext oldcxt;
+	Vector	   *v;
+
+	if (isnull[0])
+		return;
+
+	oldcxt = MemoryContextSwitchTo(bs->tmpCtx);
+	v = DatumGetVector(values[0]);
+	check_row_dims(bs, v);
+	memcpy(bs->batch + (Size) bs->nbatch * bs->dims, v->x, sizeof(float) * bs->dims);
+	bs->batch_tids[bs->nbatch] = *tid;
+	bs->nbatch++;
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextReset(bs->tmpCtx);
+
+	if (bs->nbatch == ASSIGN_BATCH)
+		flush_batch(bs);
+}
+
+/*
+ * blob_begin - start a region at the next block of the fork.
+ */
+static void
+blob_begin(VsBlobWriter *w, Relation index, ForkNumber forknum, bool do_crc)
+{
+	memset(w, 0, sizeof(VsBlobWriter));
+	w->index = index;
+	w->forknum = forknum;
+	w->first = RelationGetNumberOfBlocksInFork(index, forknum);
+	w->do_crc = do_crc;
+	INIT_CRC32C(w->crc);
+	VsInitPage(w->page.data, VS_PAGE_BLOB);
+}
+
+/*
+ * blob_flush_page - append the page being filled to the fork (through the
+ * buffer manager; WAL-logged in bulk at the end of the build).
+ */
+static void
+blob_flush_page(VsBlobWriter *w)
+{
+	Buffer		buf;
+	bool		needLock = !RELATION_IS_LOCAL(w->index);
+
+	if (needLock)
+		LockRelationForExtension(w->index, ExclusiveLock);
+	buf = ReadBufferExtended(w->index, w->forknum, P_NEW, RBM_NORMAL, NULL);
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	if (needLock)
+		UnlockRelationForExtension(w->index, ExclusiveLock);
+	if (BufferGetBlockNumber(buf) != w->first + w->nblocks)
+		elog(ERROR, "unexpected block %u while building index \"%s\"",
+			 BufferGetBlockNumber(buf), RelationGetRelationName(w->index));
+	memcpy(BufferGetPage(buf), w->page.data, BLCKSZ);
+	MarkBufferDirty(buf);
+	UnlockReleaseBuffer(buf);
+
+	w->nblocks++;
+	w->used = 0;
+	VsInitPage(w->page.data, VS_PAGE_BLOB);
+}
+
+/*
+ * blob_write - append "len" bytes (zeros when "data" is NULL).
+ */
+static void
+blob_write(VsBlobWriter *w, const void *data, Size len)
+{
+	const char *in = data;
+
+	while (len > 0)
+	{
+		Size		chunk = Min(len, (Size) (VS_BLOB_PAYLOAD - w->used));
+		char	   *dst = PageGetContents(w->page.data) + w->used;
+
+		if (in)
+		{
+			memcpy(dst, in, chunk);
+			in += chunk;
+		}
+		else
+			memset(dst, 0, chunk);
+		if (w->do_crc)
+			COMP_CRC32C(w->crc, dst, chunk);
+		w->used += chunk;
+		w->total += chunk;
+		len -= chunk;
+		if (w->used == VS_BLOB_PAYLOAD)
+			blob_flush_page(w);
+	}
+}
+
+/*
+ * blob_pad - zeros up to the next multiple of "align".
+ */
+static void
+blob_pad(VsBlobWriter *w, Size align)
+{
+	Size		rem = w->total % align;
+
+	if (rem != 0)
+		blob_write(w, NULL, align - rem);
+}
+
+/*
+ * blob_end - flush the last partial page; the region it wrote.
+ */
+static VsRegion
+blob_end(VsBlobWriter *w)
+{
+	VsRegion	r;
+
+	if (w->used > 0)
+		blob_flush_page(w);
+	r.start = w->first;
+	r.nblocks = w->nblocks;
+	r.nbytes = w->total;
+	if (w->do_crc)
+		FIN_CRC32C(w->crc);
+	return r;
+}
+
+/*
+ * sealed_layout - offsets of every cluster's arrays in the sealed region,
+ * from the row counts.  Fills "info" (nclusters entries); returns the
+ * region's size.
+ */
+static uint64
+sealed_layout(int nclusters, int dims, const int64 *counts, VsClusterInfo *info)
+{
+	uint64		off;
+	uint64		row = 0;
+
+	off = sizeof(VsSealedHeader) + (uint64) nclusters * sizeof(VsClusterInfo);
+	off = TYPEALIGN(VS_SEGMENT_ALIGN, off);
+	for (int c = 0; c < nclusters; c++)
+	{
+		info[c].count = (uint32) counts[c];
+		info[c].first_row = row;
+		info[c].reserved = 0;
+		info[c].vec_offset = off;
+		off = TYPEALIGN(VS_SEGMENT_ALIGN, off + (uint64) counts[c] * dims * sizeof(float));
+		info[c].tid_offset = off;
+		off = TYPEALIGN(VS_SEGMENT_ALIGN, off + (uint64) counts[c] * sizeof(ItemPointerData));
+		row += counts[c];
+	}
+	return off;
+}
+
+/*
+ * write_index - lay out and write every region of a fork.
+ *
+ * "sort" is NULL for an index with no rows (an empty table, or the init
+ * fork of an unlogged index).  Writes the metapage last, into block 0,
+ * which the caller reserved; returns the metapage contents.
+ */
+static void
+write_index(Relation index, ForkNumber forknum, VsMetric metric, int dims,
+			int nclusters, const float *centroids, const int64 *counts,
+			Tuplesortstate *sort, TupleTableSlot *slot, int lists_option,
+			VsMetaPage meta)
+{
+	VsBlobWriter w;
+	VsClusterInfo *info;
+	VsSealedHeader sh;
+	VsDirEntry	entry;
+	uint64		nrows = 0;
+	uint64		sealed_size;
+	Buffer		buf;
+	Page		page;
+
+	for (int c = 0; c < nclusters; c++)
+		nrows += counts[c];
+
+	memset(meta, 0, sizeof(VsMetaPageData));
+	meta->magic = VS_MAGIC;
+	meta->version = VS_VERSION;
+	meta->dims = dims;
+	meta->metric = metric;
+	meta->nclusters = nclusters;
+	meta->lists_option = lists_option;
+	meta->sealed_rows = nrows;
+	meta->generation = 1;
+
+	/* centroids */
+	blob_begin(&w, index, forknum, false);
+	blob_write(&w, centroids, sizeof(float) * dims * (Size) nclusters);
+	meta->centroids = blob_end(&w);
+
+	/* directory: no delta rows yet */
+	blob_begin(&w, index, forknum, false);
+	entry.delta_head = InvalidBlockNumber;
+	entry.delta_tail = InvalidBlockNumber;
+	entry.delta_count = 0;
+	entry.reserved = 0;
+	for (int c = 0; c < nclusters; c++)
+		blob_write(&w, &entry, sizeof(entry));
+	meta->directory = blob_end(&w);
+
+	/* deletion bitmap: nothing deleted */
+	blob_begin(&w, index, forknum, false);
+	blob_write(&w, NULL, (nrows + 7) / 8);
+	meta->bitmap = blob_end(&w);
+
+	/* sealed region: header, cluster table, then each cluster's arrays */
+	info = palloc_extended(sizeof(VsClusterInfo) * nclusters, MCXT_ALLOC_HUGE);
+	sealed_size = sealed_layout(nclusters, dims, counts, info);
+	blob_begin(&w, index, forknum, true);
+	memset(&sh, 0, sizeof(sh));
+	sh.nclusters = nclusters;
+	sh.dims = dims;
+	sh.nrows = nrows;
+	blob_write(&w, &sh, sizeof(sh));
+	blob_write(&w, info, sizeof(VsClusterInfo) * nclusters);
+	blob_pad(&w, VS_SEGMENT_ALIGN);
+
+	for (int c = 0; c < nclusters; c++)
+	{
+		ItemPointerData *tids = NULL;
+
+		if (counts[c] > 0)
+			tids = palloc_extended(sizeof(ItemPointerData) * counts[c], MCXT_ALLOC_HUGE);
+		Assert(w.total == info[c].vec_offset);
+		for (int64 i = 0; i < counts[c]; i++)
+		{
+			bool		isnull;
+			Vector	   *v;
+
+			CHECK_FOR_INTERRUPTS();
+			if (!tuplesort_gettupleslot(sort, true, false, slot, NULL))
+				elog(ERROR, "index \"%s\": sort ended before cluster %d was complete",
+					 RelationGetRelationName(index), c);
+			if (DatumGetInt32(slot_getattr(slot, 1, &isnull)) != c)
+				elog(ERROR, "index \"%s\": sorted row of cluster %d found in cluster %d",
+					 RelationGetRelationName(index),
+					 DatumGetInt32(slot_getattr(slot, 1, &isnull)), c);
+			tids[i] = *((ItemPointer) DatumGetPointer(slot_getattr(slot, 2, &isnull)));
+			v = DatumGetVector(slot_getattr(slot, 3, &isnull));
+			blob_write(&w, v->x, sizeof(float) * dims);
+		}
+		blob_pad(&w, VS_SEGMENT_ALIGN);
+		Assert(w.total == info[c].tid_offset);
+		if (counts[c] > 0)
+		{
+			blob_write(&w, tids, sizeof(ItemPointerData) * counts[c]);
+			pfree(tids);
+		}
+		blob_pad(&w, VS_SEGMENT_ALIGN);
+		pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE,
+									 (int64) (info[c].first_row + counts[c]));
+	}
+	meta->sealed = blob_end(&w);
+	meta->sealed_crc = w.crc;
+	if (meta->sealed.nbytes != sealed_size)
+		elog(ERROR, "index \"%s\": sealed region is " UINT64_FORMAT " bytes, expected " UINT64_FORMAT,
+			 RelationGetRelationName(index), meta->sealed.nbytes, sealed_size);
+	pfree(info);
+
+	/* the metapage, in the block reserved for it */
+	buf = ReadBufferExtended(index, forknum, VS_METAPAGE_BLKNO, RBM_NORMAL, NULL);
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	page = BufferGetPage(buf);
+	VsInitPage(page, VS_PAGE_META);
+	memcpy(PageGetContents(page), meta, sizeof(VsMetaPageData));
+	MarkBufferDirty(buf);
+	UnlockReleaseBuffer(buf);
+}
+
+/*
+ * reserve_metapage - allocate block 0 of an empty fork.
+ */
+static void
+reserve_metapage(Relation index, ForkNumber forknum)
+{
+	Buffer		buf;
+
+	if (RelationGetNumberOfBlocksInFork(index, forknum) != 0)
+		elog(ERROR, "index \"%s\" already contains data", RelationGetRelationName(index));
+	buf = ReadBufferExtended(index, forknum, P_NEW, RBM_NORMAL, NULL);
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	Assert(BufferGetBlockNumber(buf) == VS_METAPAGE_BLKNO);
+	VsInitPage(BufferGetPage(buf), VS_PAGE_META);
+	MarkBufferDirty(buf);
+	UnlockReleaseBuffer(buf);
+}
+
+/*
+ * auto_lists - the number of clusters for "rows" rows when the lists
+ * option is 0: rows/1000 up to a million rows, sqrt(rows) beyond.
+ */
+static int
+auto_lists(double rows)
+{
+	double		lists;
+
+	if (rows <= 1000000)
+		lists = rows / 1000;
+	else
+		lists = sqrt(rows);
+	return (int) Max(1, Min(lists, VS_MAX_LISTS));
+}
+
+/* hooks for vskmeans.c: palloc, interrupts, progress */
+static void *
+kmeans_alloc(size_t size)
+{
+	return palloc_extended(Max(size, 1), MCXT_ALLOC_HUGE);
+}
+
+static void
+kmeans_free(void *ptr)
+{
+	pfree(ptr);
+}
+
+static void
+kmeans_check_interrupts(void)
+{
+	CHECK_FOR_INTERRUPTS();
+}
+
+static void
+kmeans_progress(void *arg, int iteration, int max_iterations)
+{
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, iteration);
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL, max_iterations);
+}
+
+/*
+ * vsbuild - CREATE INDEX.
+ */
+IndexBuildResult *
+vsbuild(Relation heap, Relation index, IndexInfo *indexInfo)
+{
+	IndexBuildResult *result;
+	VsBuildState bs;
+	VsMetaPageData meta;
+	int			lists_option = VsGetListsOption(index);
+	int			lists;
+	int			nsample;
+	double		reltuples;
+	Size		mem = (Size) maintenance_work_mem * 1024;
+	AttrNumber	attnum = 1;
+	Oid			sortop = Int4LessOperator;
+	Oid			collation = InvalidOid;
+	bool		nullsfirst = false;
+
+	memset(&bs, 0, sizeof(bs));
+	bs.heap = heap;
+	bs.index = index;
+	bs.metric = VsGetMetric(index);
+	bs.dims = get_dims(index);
+	bs.tmpCtx = AllocSetContextCreate(CurrentMemoryContext, "vecstore build temporary context",
+									  ALLOCSET_DEFAULT_SIZES);
+	pg_prng_seed(&bs.prng, VS_KMEANS_SEED);
+
+	/* the sample may use half of maintenance_work_mem */
+	bs.sample_cap = (int) Min((Size) INT_MAX / 2,
+							  (mem / 2) / (sizeof(float) * Max(bs.dims, 1)));
+	if (lists_option > 0)
+		bs.sample_cap = Min(bs.sample_cap, Max(VS_MIN_SAMPLE, VS_SAMPLES_PER_LIST * lists_option));
+	else
+		bs.sample_cap = Min(bs.sample_cap, VS_SAMPLES_PER_LIST * VS_MAX_LISTS);
+	bs.sample_cap = Max(bs.sample_cap, 1);
+
+	/* pass 1: count and sample */
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, VS_PHASE_SAMPLE);
+	reltuples = table_index_build_scan(heap, index, indexInfo, false, true,
+									   sample_callback, &bs, NULL);
+
+	if (bs.dims == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("column has no dimensions"),
+				 errdetail("The table has no rows to learn them from."),
+				 errhint("Declare the column as vector(n), or build the index after loading data.")));
+
+	/* how many clusters, and how much of the sample k-means uses */
+	lists = lists_option > 0 ? lists_option : auto_lists(bs.rows);
+	nsample = (int) Min((double) bs.nsample,
+						(double) Max(VS_MIN_SAMPLE, (int64) VS_SAMPLES_PER_LIST * lists));
+	if (bs.rows > nsample && nsample < (int64) VS_SAMPLES_PER_LIST * lists &&
+		nsample == bs.sample_cap)
+		ereport(NOTICE,
+				(errmsg("vecstore index trained on a sample of %d rows", nsample),
+				 errdetail("%d clusters would use %d sample rows, but maintenance_work_mem limits the sample.",
+						   lists, VS_SAMPLES_PER_LIST * lists),
+				 errhint("Increase maintenance_work_mem to at least %d MB for better clusters.",
+						 (int) (((Size) VS_SAMPLES_PER_LIST * lists * bs.dims * sizeof(float) * 2) / (1024 * 1024)) + 1)));
+
+	/* k-means; an empty table gets one cluster around the origin */
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, VS_PHASE_KMEANS);
+	bs.centroids = palloc_extended(sizeof(float) * bs.dims * (Size) Max(lists, 1),
+								   MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	if (nsample == 0)
+		bs.nclusters = 1;
+	else
+	{
+		VsKmeansOptions opt;
+
+		VsKmeansOptionsInit(&opt);
+		opt.seed = VS_KMEANS_SEED;
+		bs.nclusters = VsKmeansTrain(bs.sample, nsample, bs.dims, lists, bs.metric,
+									 &opt, &kmeans_hooks, bs.centroids, NULL);
+		if (bs.nclusters < 1 || bs.nclusters > lists)
+			elog(ERROR, "k-means produced %d clusters for %d lists", bs.nclusters, lists);
+		if (bs.nclusters < lists)
+			ereport(NOTICE,
+					(errmsg("vecstore index has %d clusters instead of %d", bs.nclusters, lists),
+					 errdetail("The table has too few distinct rows for %d clusters.", lists),
+					 errhint("Build the index after loading data.")));
+	}
+	if (bs.sample)
+		pfree(bs.sample);
+	bs.sample = NULL;
+
+	bs.centroid_norms = palloc(sizeof(float) * bs.nclusters);
+	VsKmeansCentroidNorms(bs.centroids, bs.nclusters, bs.dims, bs.centroid_norms);
+
+	/* pass 2: assign every row, sort by cluster */
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, VS_PHASE_ASSIGN);
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL, (int64) bs.rows);
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, 0);
+	bs.counts = palloc0(sizeof(int64) * bs.nclusters);
+	bs.batch = palloc(sizeof(float) * bs.dims * ASSIGN_BATCH);
+	bs.batch_tids = palloc(sizeof(ItemPointerData) * ASSIGN_BATCH);
+	bs.batch_assign = palloc(sizeof(int32) * ASSIGN_BATCH);
+	bs.sortdesc = CreateTemplateTupleDesc(3);
+	TupleDescInitEntry(bs.sortdesc, (AttrNumber) 1, "cluster", INT4OID, -1, 0);
+	TupleDescInitEntry(bs.sortdesc, (AttrNumber) 2, "tid", TIDOID, -1, 0);
+	TupleDescInitEntry(bs.sortdesc, (AttrNumber) 3, "vector",
+					   TupleDescAttr(RelationGetDescr(index), 0)->atttypid, -1, 0);
+	bs.slot = MakeSingleTupleTableSlot(bs.sortdesc, &TTSOpsMinimalTuple);
+	bs.sort = tuplesort_begin_heap(bs.sortdesc, 1, &attnum, &sortop, &collation, &nullsfirst,
+								   maintenance_work_mem, NULL, TUPLESORT_NONE);
+	if (bs.rows > 0)
+	{
+		table_index_build_scan(heap, index, indexInfo, false, true,
+							   assign_callback, &bs, NULL);
+		flush_batch(&bs);
+	}
+	tuplesort_performsort(bs.sort);
+
+	/* the fork, WAL-logged once in bulk */
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, VS_PHASE_WRITE);
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, 0);
+	reserve_metapage(index, MAIN_FORKNUM);
+	write_index(index, MAIN_FORKNUM, bs.metric, bs.dims, bs.nclusters, bs.centroids,
+				bs.counts, bs.sort, bs.slot, lists_option, &meta);
+	tuplesort_end(bs.sort);
+	ExecDropSingleTupleTableSlot(bs.slot);
+	if (RelationNeedsWAL(index))
+		log_newpage_range(index, MAIN_FORKNUM, 0, RelationGetNumberOfBlocks(index), true);
+
+	/* the segment file; then the files of the old relfilenode go at commit */
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, VS_PHASE_SEGMENT);
+	VsSegmentRemoveOnAbort(index->rd_node);
+	VsSegmentWrite(index, &meta);
+	VsSegmentForgetIndexFiles(index);
+	VsSegmentSweep();
+
+	MemoryContextDelete(bs.tmpCtx);
+
+	result = (IndexBuildResult *) palloc(sizeof(IndexBuildResult));
+	result->heap_tuples = reltuples;
+	result->index_tuples = bs.assigned;
+	return result;
+}
+
+/*
+ * vsbuildempty - the init fork of an unlogged index: the same centroids
+ * as the main fork (so rows inserted after a crash still spread over the
+ * clusters), no rows.
+ */
+void
+vsbuildempty(Relation index)
+{
+	VsMetaPageData meta;
+	VsMetaCache cache;
+	int64	   *counts;
+	float	   *centroids;
+	int			dims;
+	int			nclusters = 1;
+	VsMetric	metric = VsGetMetric(index);
+
+	/* the main fork is built first; without one (no rows, no typmod) fall back */
+	if (RelationGetNumberOfBlocks(index) > 0)
+	{
+		cache = VsGetMetaCache(index);
+		dims = cache->meta.dims;
+		nclusters = cache->meta.nclusters;
+		centroids = cache->centroids;
+	}
+	else
+	{
+		dims = get_dims(index);
+		if (dims == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("column has no dimensions"),
+					 errhint("Declare the column as vector(n).")));
+		centroids = palloc0(sizeof(float) * dims);
+	}
+	counts = palloc0(sizeof(int64) * nclusters);
+
+	reserve_metapage(index, INIT_FORKNUM);
+	write_index(index, INIT_FORKNUM, metric, dims, nclusters, centroids, counts,
+				NULL, NULL, VsGetListsOption(index), &meta);
+	/* init forks are always WAL-logged */
+	log_newpage_range(index, INIT_FORKNUM, 0,
+					  RelationGetNumberOfBlocksInFork(index, INIT_FORKNUM), true);
+	pfree(counts);
+}

@@ -1,0 +1,80 @@
+/*-------------------------------------------------------------------------
+ *
+ * vscost.c
+ *	  amcostestimate for vecstore.
+ *
+ * The index is useful only for ORDER BY distance: without an ORDER BY it
+ * is priced out.  With one, a scan examines about probes/lists of the rows
+ * (every row of the probed clusters), all before the first row comes
+ * back, so the startup cost is the whole cost; a LIMIT then makes the few
+ * heap fetches cheap.  The sealed rows are read through a memory mapping,
+ * sequentially within a cluster, so their pages are priced as sequential
+ * reads, not random ones.
+ *
+ * IDENTIFICATION
+ *	  src/vscost.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/genam.h"
+#include "optimizer/optimizer.h"
+#include "utils/float.h"
+#include "utils/rel.h"
+#include "utils/selfuncs.h"
+#include "utils/spccache.h"
+
+#include "vsam.h"
+
+/*
+ * vscostestimate - see the file header.
+ */
+void
+vscostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
+			   Cost *indexStartupCost, Cost *indexTotalCost,
+			   Selectivity *indexSelectivity, double *indexCorrelation,
+			   double *indexPages)
+{
+	GenericCosts costs;
+	Relation	index;
+	VsMetaPageData meta;
+	double		fraction;
+	double		spc_seq_page_cost;
+	double		spc_random_page_cost;
+
+	/* never an index for a plain WHERE: it has no search operators */
+	if (path->indexorderbys == NIL)
+	{
+		*indexStartupCost = get_float8_infinity();
+		*indexTotalCost = get_float8_infinity();
+		*indexSelectivity = 0;
+		*indexCorrelation = 0;
+		*indexPages = 0;
+		return;
+	}
+
+	index = index_open(path->indexinfo->indexoid, NoLock);
+	VsReadMeta(index, &meta);
+	index_close(index, NoLock);
+
+	fraction = (double) Min(vecstore_probes, (int) meta.nclusters) / Max(meta.nclusters, 1);
+
+	MemSet(&costs, 0, sizeof(costs));
+	costs.numIndexTuples = path->indexinfo->tuples * fraction;
+	genericcostestimate(root, path, loop_count, &costs);
+
+	/* genericcostestimate charged random reads; the mapping reads in order */
+	get_tablespace_page_costs(path->indexinfo->reltablespace,
+							  &spc_random_page_cost, &spc_seq_page_cost);
+	costs.indexTotalCost -= costs.numIndexPages * (spc_random_page_cost - spc_seq_page_cost);
+	costs.indexTotalCost = Max(costs.indexTotalCost, 0);
+
+	*indexStartupCost = costs.indexTotalCost;
+	*indexTotalCost = costs.indexTotalCost;
+	*indexSelectivity = costs.indexSelectivity;
+	*indexCorrelation = 0;
+	*indexPages = costs.numIndexPages;
+}

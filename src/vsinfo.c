@@ -1,0 +1,342 @@
+/*-------------------------------------------------------------------------
+ *
+ * vsinfo.c
+ *	  Introspection: vecstore_index_info() and vecstore_verify().
+ *
+ * Both take AccessShareLock on the index (and its table first, in the
+ * usual order) and read the fork through shared buffers.  Only
+ * vecstore_verify(..., repair => true) changes anything: it rewrites a bad
+ * segment file, which is a cache and never the only copy of anything.
+ *
+ * IDENTIFICATION
+ *	  src/vsinfo.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <sys/stat.h>
+
+#include "access/relation.h"
+#include "access/table.h"
+#include "catalog/index.h"
+#include "catalog/pg_am.h"
+#include "commands/defrem.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "port/pg_crc32c.h"
+#include "storage/bufmgr.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+
+#include "vsam.h"
+
+/*
+ * open_vecstore_index - lock and open a vecstore index by OID, or error.
+ * The caller closes it with close_vecstore_index.
+ */
+static Relation
+open_vecstore_index(Oid indexoid, Relation *heap)
+{
+	Oid			heapoid = IndexGetRelation(indexoid, true);
+	Relation	index;
+
+	*heap = NULL;
+	if (OidIsValid(heapoid))
+		*heap = table_open(heapoid, AccessShareLock);
+	index = relation_open(indexoid, AccessShareLock);
+	if (index->rd_rel->relkind != RELKIND_INDEX ||
+		index->rd_rel->relam != get_index_am_oid("vecstore", false))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a vecstore index", RelationGetRelationName(index))));
+	return index;
+}
+
+/*
+ * close_vecstore_index - undo open_vecstore_index.
+ */
+static void
+close_vecstore_index(Relation index, Relation heap)
+{
+	relation_close(index, AccessShareLock);
+	if (heap)
+		table_close(heap, AccessShareLock);
+}
+
+/*
+ * read_cluster_table - the VsClusterInfo array of the sealed region,
+ * palloc'd, read from the fork.
+ */
+static VsClusterInfo *
+read_cluster_table(Relation index, VsMetaPage meta)
+{
+	VsClusterInfo *info = palloc_extended(sizeof(VsClusterInfo) * Max(meta->nclusters, 1),
+										  MCXT_ALLOC_HUGE);
+
+	VsBlobRead(index, &meta->sealed, sizeof(VsSealedHeader), info,
+			   sizeof(VsClusterInfo) * meta->nclusters);
+	return info;
+}
+
+PG_FUNCTION_INFO_V1(vecstore_index_info);
+/*
+ * vecstore_index_info(regclass) - one row describing the index.
+ */
+Datum
+vecstore_index_info(PG_FUNCTION_ARGS)
+{
+	Oid			indexoid = PG_GETARG_OID(0);
+	Relation	heap;
+	Relation	index;
+	VsMetaPageData meta;
+	VsClusterInfo *info;
+	TupleDesc	tupdesc;
+	Datum		values[13];
+	bool		nulls[13];
+	int64		minrows = PG_INT64_MAX,
+				maxrows = 0,
+				delta_total = 0;
+	uint64		sealed_dead,
+				delta_live,
+				delta_dead;
+	char	   *path;
+	struct stat st;
+	bool		present;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	index = open_vecstore_index(indexoid, &heap);
+	VsReadMeta(index, &meta);
+	info = read_cluster_table(index, &meta);
+
+	for (uint32 c = 0; c < meta.nclusters; c++)
+	{
+		VsDirEntry	entry;
+		int64		rows;
+
+		VsBlobRead(index, &meta.directory, (uint64) c * sizeof(VsDirEntry), &entry, sizeof(entry));
+		rows = (int64) info[c].count + entry.delta_count;
+		minrows = Min(minrows, rows);
+		maxrows = Max(maxrows, rows);
+		delta_total += entry.delta_count;
+	}
+	VsCountRows(index, &meta, &sealed_dead, &delta_live, &delta_dead);
+
+	path = VsSegmentPath(index->rd_node, meta.generation);
+	present = (stat(path, &st) == 0);
+
+	memset(nulls, 0, sizeof(nulls));
+	values[0] = Int32GetDatum(meta.nclusters);
+	values[1] = Int32GetDatum(meta.dims);
+	values[2] = Int64GetDatum((int64) meta.sealed_rows);
+	values[3] = Int64GetDatum(meta.nclusters > 0 ? minrows : 0);
+	values[4] = Float8GetDatum(meta.nclusters > 0 ?
+							   (double) (meta.sealed_rows + delta_total) / meta.nclusters : 0);
+	values[5] = Int64GetDatum(maxrows);
+	values[6] = Int64GetDatum((int64) delta_live);
+	values[7] = Int64GetDatum((int64) (sealed_dead + delta_dead));
+	values[8] = CStringGetTextDatum(path);
+	values[9] = Int32GetDatum(meta.generation);
+	values[10] = Int64GetDatum(present ? (int64) st.st_size : 0);
+	nulls[10] = !present;
+	values[11] = Int64GetDatum((int64) VsSegmentBytesMapped(index));
+	values[12] = Int64GetDatum((int64) RelationGetNumberOfBlocks(index) * BLCKSZ);
+
+	close_vecstore_index(index, heap);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * add_problem - one output row of vecstore_verify.
+ */
+static void add_problem(ReturnSetInfo *rsinfo, bool repaired, const char *fmt,...) pg_attribute_printf(3, 4);
+
+static void
+add_problem(ReturnSetInfo *rsinfo, bool repaired, const char *fmt,...)
+{
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+	StringInfoData buf;
+	va_list		args;
+
+	initStringInfo(&buf);
+	for (;;)
+	{
+		int			needed;
+
+		va_start(args, fmt);
+		needed = appendStringInfoVA(&buf, fmt, args);
+		va_end(args);
+		if (needed == 0)
+			break;
+		enlargeStringInfo(&buf, needed);
+	}
+	values[0] = CStringGetTextDatum(buf.data);
+	values[1] = BoolGetDatum(repaired);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+/*
+ * check_delta_chain - walk one cluster's chain; report loops, wrong page
+ * types, a tail that is not the last page, a count that does not match.
+ */
+static void
+check_delta_chain(Relation index, ReturnSetInfo *rsinfo, uint32 cluster,
+				  const VsDirEntry *entry, BlockNumber nblocks)
+{
+	BlockNumber blkno = entry->delta_head;
+	BlockNumber last = InvalidBlockNumber;
+	uint64		rows = 0;
+	BlockNumber steps = 0;
+
+	while (BlockNumberIsValid(blkno))
+	{
+		Buffer		buf;
+		Page		page;
+		VsPageOpaque opaque;
+
+		CHECK_FOR_INTERRUPTS();
+		if (blkno >= nblocks || ++steps > nblocks)
+		{
+			add_problem(rsinfo, false, "delta chain of cluster %u %s at block %u",
+						cluster, blkno >= nblocks ? "points past the end of the index" : "loops", blkno);
+			return;
+		}
+		buf = ReadBuffer(index, blkno);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		opaque = VsPageGetOpaque(page);
+		if (PageIsNew(page) || opaque->page_id != VS_PAGE_ID || opaque->type != VS_PAGE_DELTA)
+		{
+			add_problem(rsinfo, false, "delta chain of cluster %u reaches block %u, which is not a delta page",
+						cluster, blkno);
+			UnlockReleaseBuffer(buf);
+			return;
+		}
+		rows += PageGetMaxOffsetNumber(page);
+		last = blkno;
+		blkno = opaque->nextblkno;
+		UnlockReleaseBuffer(buf);
+	}
+	if (last != entry->delta_tail)
+		add_problem(rsinfo, false, "delta chain of cluster %u ends at block %u but its tail is recorded as %u",
+					cluster, last, entry->delta_tail);
+	if (rows != entry->delta_count)
+		add_problem(rsinfo, false, "delta chain of cluster %u holds " UINT64_FORMAT " rows but its count is %u",
+					cluster, rows, entry->delta_count);
+}
+
+PG_FUNCTION_INFO_V1(vecstore_verify);
+/*
+ * vecstore_verify(regclass, repair boolean) - check the fork and the
+ * segment file; one row per problem (none when healthy).  With repair, a
+ * bad segment file is rebuilt from the fork.  Problems in the fork itself
+ * cannot be repaired here: REINDEX rebuilds the index.
+ */
+Datum
+vecstore_verify(PG_FUNCTION_ARGS)
+{
+	Oid			indexoid = PG_GETARG_OID(0);
+	bool		repair = PG_GETARG_BOOL(1);
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Relation	heap;
+	Relation	index;
+	VsMetaPageData meta;
+	VsClusterInfo *info;
+	BlockNumber nblocks;
+	const VsRegion *regions[4];
+	const char *region_names[4] = {"centroids", "directory", "bitmap", "sealed"};
+	pg_crc32c	crc;
+	uint64		offset;
+	uint64		rows = 0;
+	const char *problem;
+	bool		fork_ok = true;
+
+	SetSingleFuncCall(fcinfo, 0);
+	index = open_vecstore_index(indexoid, &heap);
+	if (repair && !pg_class_ownercheck(indexoid, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_INDEX, RelationGetRelationName(index));
+
+	VsReadMeta(index, &meta);
+	nblocks = RelationGetNumberOfBlocks(index);
+
+	/* regions inside the fork */
+	regions[0] = &meta.centroids;
+	regions[1] = &meta.directory;
+	regions[2] = &meta.bitmap;
+	regions[3] = &meta.sealed;
+	for (int r = 0; r < 4; r++)
+	{
+		if (regions[r]->start + regions[r]->nblocks > nblocks ||
+			regions[r]->nbytes > (uint64) regions[r]->nblocks * VS_BLOB_PAYLOAD)
+		{
+			add_problem(rsinfo, false, "%s region (blocks %u..%u, " UINT64_FORMAT " bytes) does not fit the index's %u blocks",
+						region_names[r], regions[r]->start,
+						regions[r]->start + regions[r]->nblocks, regions[r]->nbytes, nblocks);
+			fork_ok = false;
+		}
+	}
+
+	if (fork_ok)
+	{
+		/* the sealed region against the manifest's checksum */
+		INIT_CRC32C(crc);
+		for (offset = 0; offset < meta.sealed.nbytes; offset += VS_BLOB_PAYLOAD)
+		{
+			PGAlignedBlock chunk;
+			Size		len = Min((uint64) VS_BLOB_PAYLOAD, meta.sealed.nbytes - offset);
+
+			CHECK_FOR_INTERRUPTS();
+			VsBlobRead(index, &meta.sealed, offset, chunk.data, len);
+			COMP_CRC32C(crc, chunk.data, len);
+		}
+		FIN_CRC32C(crc);
+		if (crc != meta.sealed_crc)
+		{
+			add_problem(rsinfo, false, "sealed data in the index fails its checksum (%08X, metapage says %08X): REINDEX the index",
+						crc, meta.sealed_crc);
+			fork_ok = false;
+		}
+	}
+
+	if (fork_ok)
+	{
+		/* the cluster table, and each cluster's delta chain */
+		info = read_cluster_table(index, &meta);
+		for (uint32 c = 0; c < meta.nclusters; c++)
+		{
+			VsDirEntry	entry;
+
+			if (info[c].first_row != rows ||
+				info[c].vec_offset + (uint64) info[c].count * meta.dims * sizeof(float) > meta.sealed.nbytes ||
+				info[c].tid_offset + (uint64) info[c].count * sizeof(ItemPointerData) > meta.sealed.nbytes)
+				add_problem(rsinfo, false, "cluster %u has an inconsistent entry in the cluster table", c);
+			rows += info[c].count;
+			VsBlobRead(index, &meta.directory, (uint64) c * sizeof(VsDirEntry), &entry, sizeof(entry));
+			check_delta_chain(index, rsinfo, c, &entry, nblocks);
+		}
+		if (rows != meta.sealed_rows)
+			add_problem(rsinfo, false, "cluster table holds " UINT64_FORMAT " rows, the metapage says " UINT64_FORMAT,
+						rows, meta.sealed_rows);
+
+		/* the segment file */
+		problem = VsSegmentCheck(index, &meta);
+		if (problem != NULL)
+		{
+			char	   *path = VsSegmentPath(index->rd_node, meta.generation);
+
+			if (repair)
+				VsSegmentWrite(index, &meta);
+			add_problem(rsinfo, repair, "segment file \"%s\" %s", path, problem);
+		}
+		if (repair)
+			VsSegmentSweep();
+	}
+
+	close_vecstore_index(index, heap);
+	return (Datum) 0;
+}

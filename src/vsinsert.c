@@ -1,0 +1,140 @@
+/*-------------------------------------------------------------------------
+ *
+ * vsinsert.c
+ *	  aminsert for vecstore: route a new row to its nearest cluster and
+ *	  append it to that cluster's delta chain.
+ *
+ * Emits WAL: one GenericXLog record per insert, covering the directory
+ * page (when the chain's tail moves), the old tail page and a new page.
+ * Lock order, to stay deadlock-free with other inserts: the directory
+ * page, then the tail page, then a new page.  Scans and vacuum lock one
+ * page at a time.
+ *
+ * IDENTIFICATION
+ *	  src/vsinsert.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/generic_xlog.h"
+#include "storage/bufmgr.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "vsam.h"
+
+/*
+ * append_delta - add one row to the delta chain of "cluster".
+ */
+static void
+append_delta(Relation index, VsMetaPage meta, int cluster, ItemPointer heap_tid,
+			 const Vector *v)
+{
+	Size		itemsz = VS_DELTA_TUPLE_SIZE(meta->dims);
+	VsDeltaTuple tup = palloc0(itemsz);
+	uint32		poff;
+	BlockNumber dirblk = VsBlobBlock(&meta->directory,
+									 (uint64) cluster * sizeof(VsDirEntry), &poff);
+	Buffer		dirbuf;
+	Buffer		tailbuf = InvalidBuffer;
+	Buffer		newbuf = InvalidBuffer;
+	GenericXLogState *state;
+	Page		dirpage;
+	VsDirEntry *entry;
+	Page		target;
+
+	tup->tid = *heap_tid;
+	tup->flags = 0;
+	memcpy(tup->x, v->x, sizeof(float) * meta->dims);
+
+	dirbuf = ReadBuffer(index, dirblk);
+	LockBuffer(dirbuf, BUFFER_LOCK_EXCLUSIVE);
+	VsCheckPage(index, BufferGetPage(dirbuf), dirblk, VS_PAGE_BLOB);
+
+	state = GenericXLogStart(index);
+	dirpage = GenericXLogRegisterBuffer(state, dirbuf, 0);
+	entry = (VsDirEntry *) (PageGetContents(dirpage) + poff);
+
+	target = NULL;
+	if (BlockNumberIsValid(entry->delta_tail))
+	{
+		Page		tailpage;
+
+		tailbuf = ReadBuffer(index, entry->delta_tail);
+		LockBuffer(tailbuf, BUFFER_LOCK_EXCLUSIVE);
+		VsCheckPage(index, BufferGetPage(tailbuf), entry->delta_tail, VS_PAGE_DELTA);
+		if (PageGetFreeSpace(BufferGetPage(tailbuf)) >= itemsz)
+			target = GenericXLogRegisterBuffer(state, tailbuf, 0);
+		else
+		{
+			/* the tail is full: link a new page after it */
+			Page		newpage;
+
+			tailpage = GenericXLogRegisterBuffer(state, tailbuf, 0);
+			newbuf = VsNewBuffer(index);
+			newpage = GenericXLogRegisterBuffer(state, newbuf, GENERIC_XLOG_FULL_IMAGE);
+			VsInitPage(newpage, VS_PAGE_DELTA);
+			VsPageGetOpaque(tailpage)->nextblkno = BufferGetBlockNumber(newbuf);
+			entry->delta_tail = BufferGetBlockNumber(newbuf);
+			target = newpage;
+		}
+	}
+	else
+	{
+		/* the cluster's first delta row */
+		newbuf = VsNewBuffer(index);
+		target = GenericXLogRegisterBuffer(state, newbuf, GENERIC_XLOG_FULL_IMAGE);
+		VsInitPage(target, VS_PAGE_DELTA);
+		entry->delta_head = BufferGetBlockNumber(newbuf);
+		entry->delta_tail = BufferGetBlockNumber(newbuf);
+	}
+
+	if (PageAddItem(target, (Item) tup, itemsz, InvalidOffsetNumber, false, false) == InvalidOffsetNumber)
+		elog(ERROR, "failed to add delta row to index \"%s\"", RelationGetRelationName(index));
+	entry->delta_count++;
+
+	GenericXLogFinish(state);
+
+	if (BufferIsValid(newbuf))
+		UnlockReleaseBuffer(newbuf);
+	if (BufferIsValid(tailbuf))
+		UnlockReleaseBuffer(tailbuf);
+	UnlockReleaseBuffer(dirbuf);
+	pfree(tup);
+}
+
+/*
+ * vsinsert - index one new row (NULLs are not indexed).
+ *
+ * Runs in a temporary memory context, deleted on every return path.
+ */
+bool
+vsinsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
+		 Relation heap, IndexUniqueCheck checkUnique, bool indexUnchanged,
+		 IndexInfo *indexInfo)
+{
+	MemoryContext insertCtx;
+	MemoryContext oldcxt;
+	VsMetaCache cache;
+	VsMetaPageData meta;
+	Vector	   *v;
+	int			cluster;
+
+	if (isnull[0])
+		return false;
+
+	insertCtx = AllocSetContextCreate(CurrentMemoryContext, "vecstore insert context",
+									  ALLOCSET_SMALL_SIZES);
+	oldcxt = MemoryContextSwitchTo(insertCtx);
+
+	cache = VsGetMetaCache(index);
+	meta = cache->meta;			/* a copy: the cache may be rebuilt meanwhile */
+	v = VsDatumToVector(index, values[0], meta.dims);
+	cluster = VsNearestCluster(cache, v->x);
+	append_delta(index, &meta, cluster, heap_tid, v);
+
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextDelete(insertCtx);
+	return false;
+}

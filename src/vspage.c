@@ -1,0 +1,333 @@
+/*-------------------------------------------------------------------------
+ *
+ * vspage.c
+ *	  Page, metapage and blob-region helpers of the vecstore index, and
+ *	  the per-backend metadata cache.
+ *
+ * Everything here reads or initialises pages; WAL logging is the caller's
+ * business (bulk pages are logged with log_newpage_range at the end of a
+ * build, single-page changes go through GenericXLog).
+ *
+ * IDENTIFICATION
+ *	  src/vspage.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "storage/lmgr.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "vsam.h"
+
+/*
+ * VsInitPage - initialise an empty page of the given type.
+ *
+ * Blob pages mark their whole payload as used (pd_lower past it), so that
+ * a standard page image has no hole inside the payload.
+ */
+void
+VsInitPage(Page page, uint16 type)
+{
+	VsPageOpaque opaque;
+
+	PageInit(page, BLCKSZ, sizeof(VsPageOpaqueData));
+	opaque = VsPageGetOpaque(page);
+	opaque->nextblkno = InvalidBlockNumber;
+	opaque->type = type;
+	opaque->page_id = VS_PAGE_ID;
+	if (type == VS_PAGE_BLOB || type == VS_PAGE_META)
+		((PageHeader) page)->pd_lower = MAXALIGN(SizeOfPageHeaderData) + VS_BLOB_PAYLOAD;
+}
+
+/*
+ * VsCheckPage - error with ERRCODE_INDEX_CORRUPTED unless "page" is a
+ * vecstore page of the expected type.
+ */
+void
+VsCheckPage(Relation index, Page page, BlockNumber blkno, uint16 type)
+{
+	VsPageOpaque opaque;
+
+	if (PageIsNew(page) || PageGetSpecialSize(page) != MAXALIGN(sizeof(VsPageOpaqueData)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" contains an unexpected page at block %u",
+						RelationGetRelationName(index), blkno),
+				 errhint("Please REINDEX it.")));
+	opaque = VsPageGetOpaque(page);
+	if (opaque->page_id != VS_PAGE_ID || opaque->type != type)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" has a page of type %u at block %u where type %u was expected",
+						RelationGetRelationName(index), opaque->type, blkno, type),
+				 errhint("Please REINDEX it.")));
+}
+
+/*
+ * VsNewBuffer - extend the index by one page.
+ *
+ * Returns the new buffer pinned and exclusive-locked; the caller must
+ * initialise it.  Takes the relation extension lock briefly, so that
+ * concurrent inserts extending the index do not collide.
+ */
+Buffer
+VsNewBuffer(Relation index)
+{
+	Buffer		buf;
+	bool		needLock = !RELATION_IS_LOCAL(index);
+
+	if (needLock)
+		LockRelationForExtension(index, ExclusiveLock);
+	buf = ReadBufferExtended(index, MAIN_FORKNUM, P_NEW, RBM_NORMAL, NULL);
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	if (needLock)
+		UnlockRelationForExtension(index, ExclusiveLock);
+	return buf;
+}
+
+/*
+ * VsReadMeta - copy the metapage into "meta", checking magic and version.
+ */
+void
+VsReadMeta(Relation index, VsMetaPage meta)
+{
+	Buffer		buf;
+	Page		page;
+	VsMetaPage	m;
+
+	buf = ReadBuffer(index, VS_METAPAGE_BLKNO);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	VsCheckPage(index, page, VS_METAPAGE_BLKNO, VS_PAGE_META);
+	m = (VsMetaPage) PageGetContents(page);
+	if (m->magic != VS_MAGIC)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" is not a vecstore index", RelationGetRelationName(index)),
+				 errhint("Please REINDEX it.")));
+	if (m->version != VS_VERSION)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" has format version %u, this vecstore reads version %u",
+						RelationGetRelationName(index), m->version, VS_VERSION),
+				 errhint("Please REINDEX it.")));
+	memcpy(meta, m, sizeof(VsMetaPageData));
+	UnlockReleaseBuffer(buf);
+}
+
+/*
+ * VsBlobBlock - the block holding byte "offset" of a region, and the
+ * offset within that page's payload.
+ */
+BlockNumber
+VsBlobBlock(const VsRegion *region, uint64 offset, uint32 *page_offset)
+{
+	*page_offset = (uint32) (offset % VS_BLOB_PAYLOAD);
+	return region->start + (BlockNumber) (offset / VS_BLOB_PAYLOAD);
+}
+
+/*
+ * VsBlobRead - copy "len" bytes at "offset" of a region into "dst".
+ *
+ * Takes a share lock on each page in turn.  The caller holds a lock on
+ * the index that keeps the region in place.
+ */
+void
+VsBlobRead(Relation index, const VsRegion *region, uint64 offset, void *dst, Size len)
+{
+	char	   *out = dst;
+
+	if (offset + len > region->nbytes)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("read past the end of a region in index \"%s\"",
+						RelationGetRelationName(index)),
+				 errhint("Please REINDEX it.")));
+
+	while (len > 0)
+	{
+		uint32		poff;
+		BlockNumber blkno = VsBlobBlock(region, offset, &poff);
+		Size		chunk = Min(len, (Size) (VS_BLOB_PAYLOAD - poff));
+		Buffer		buf;
+		Page		page;
+
+		buf = ReadBuffer(index, blkno);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		VsCheckPage(index, page, blkno, VS_PAGE_BLOB);
+		memcpy(out, PageGetContents(page) + poff, chunk);
+		UnlockReleaseBuffer(buf);
+
+		out += chunk;
+		offset += chunk;
+		len -= chunk;
+	}
+}
+
+/*
+ * VsGetMetaCache - the metapage and centroids of the index's current
+ * generation, cached in rd_amcache (in rd_indexcxt, so a relcache rebuild
+ * frees it).  The metapage is re-read on every call, so a new generation
+ * is noticed; the centroids are reloaded only when it changes.
+ */
+VsMetaCache
+VsGetMetaCache(Relation index)
+{
+	VsMetaCache cache = (VsMetaCache) index->rd_amcache;
+	VsMetaPageData meta;
+	MemoryContext oldcxt;
+	Size		nfloats;
+
+	VsReadMeta(index, &meta);
+	if (cache != NULL && cache->meta.generation == meta.generation &&
+		cache->meta.nclusters == meta.nclusters)
+	{
+		cache->meta = meta;
+		return cache;
+	}
+
+	if (cache != NULL)
+	{
+		if (cache->centroids)
+			pfree(cache->centroids);
+		if (cache->centroid_norms)
+			pfree(cache->centroid_norms);
+		pfree(cache);
+		index->rd_amcache = NULL;
+	}
+
+	oldcxt = MemoryContextSwitchTo(index->rd_indexcxt);
+	cache = palloc0(sizeof(VsMetaCacheData));
+	cache->meta = meta;
+	nfloats = (Size) meta.nclusters * meta.dims;
+	cache->centroids = MemoryContextAllocHuge(index->rd_indexcxt, Max(nfloats, 1) * sizeof(float));
+	cache->centroid_norms = palloc(sizeof(float) * Max(meta.nclusters, 1));
+	MemoryContextSwitchTo(oldcxt);
+
+	VsBlobRead(index, &meta.centroids, 0, cache->centroids, nfloats * sizeof(float));
+	for (uint32 c = 0; c < meta.nclusters; c++)
+	{
+		const float *x = cache->centroids + (Size) c * meta.dims;
+
+		cache->centroid_norms[c] = VsKernels.inner_product(x, x, meta.dims);
+	}
+	index->rd_amcache = cache;
+	return cache;
+}
+
+/*
+ * VsDistance - the exact distance the ORDER BY operator of "metric"
+ * returns, computed as the SQL function computes it (same kernels, same
+ * casts), so that the index's order and values match the executor's.
+ */
+double
+VsDistance(VsMetric metric, const float *a, const float *b, int dims)
+{
+	switch (metric)
+	{
+		case VS_METRIC_L2:
+			return sqrt((double) VsKernels.l2_squared(a, b, dims));
+		case VS_METRIC_IP:
+			return -(double) VsKernels.inner_product(a, b, dims);
+		case VS_METRIC_COSINE:
+			{
+				float		dot,
+							na,
+							nb;
+
+				VsKernels.dot_norms(a, b, dims, &dot, &na, &nb);
+				return VsCosineFromSums(dot, na, nb);
+			}
+	}
+	elog(ERROR, "unknown vecstore metric %d", (int) metric);
+	return 0.0;					/* keep compiler quiet */
+}
+
+/*
+ * VsNormalize - scale "x" to unit length in place (a zero vector stays
+ * zero).  Used for cosine routing.
+ */
+void
+VsNormalize(float *x, int dims)
+{
+	double		norm = 0.0;
+
+	for (int i = 0; i < dims; i++)
+		norm += (double) x[i] * (double) x[i];
+	if (norm > 0.0)
+	{
+		norm = sqrt(norm);
+		for (int i = 0; i < dims; i++)
+			x[i] = (float) (x[i] / norm);
+	}
+}
+
+/*
+ * VsDatumToVector - detoast an indexed or query value and check that it
+ * has the index's "dims" dimensions.
+ *
+ * Result is palloc'd in the current context (or points into the datum).
+ */
+Vector *
+VsDatumToVector(Relation index, Datum value, int dims)
+{
+	Vector	   *v = DatumGetVector(value);
+
+	if (v->dim != dims)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("vector has %d dimensions but index \"%s\" has %d",
+						v->dim, RelationGetRelationName(index), dims),
+				 errhint("Cast the value to vector(%d).", dims)));
+	return v;
+}
+
+/*
+ * VsNearestCluster - the cluster a vector routes to: the nearest centroid
+ * under the index's metric (for cosine, by angle).  Ties go to the lowest
+ * cluster number.
+ */
+int
+VsNearestCluster(VsMetaCache cache, const float *x)
+{
+	int			dims = cache->meta.dims;
+	VsMetric	metric = (VsMetric) cache->meta.metric;
+	int			best = 0;
+	double		bestd = 0.0;
+	float	   *q = NULL;
+
+	if (cache->meta.nclusters <= 1)
+		return 0;
+	if (metric == VS_METRIC_COSINE)
+	{
+		/* centroids are unit length: rank by inner product with a unit query */
+		q = palloc(sizeof(float) * dims);
+		memcpy(q, x, sizeof(float) * dims);
+		VsNormalize(q, dims);
+		x = q;
+	}
+
+	for (uint32 c = 0; c < cache->meta.nclusters; c++)
+	{
+		const float *cx = cache->centroids + (Size) c * dims;
+		double		d;
+
+		if (metric == VS_METRIC_L2)
+			d = VsKernels.l2_squared(x, cx, dims);
+		else
+			d = -(double) VsKernels.inner_product(x, cx, dims);
+		if (c == 0 || d < bestd)
+		{
+			best = c;
+			bestd = d;
+		}
+	}
+	if (q)
+		pfree(q);
+	return best;
+}

@@ -1,0 +1,401 @@
+/*-------------------------------------------------------------------------
+ *
+ * vsscan.c
+ *	  Index scans of vecstore: route to the nearest clusters, compute exact
+ *	  distances through the segment mapping and the delta pages, stream
+ *	  rows in distance order.
+ *
+ * A scan works in batches of clusters.  The first batch is the
+ * vecstore.probes clusters nearest to the query; every row in them (sealed
+ * rows through the mapped segment, skipping those the deletion bitmap
+ * marks; delta rows from the fork) gets its exact distance, and the batch
+ * is sorted.  When the executor has taken every row of the batch and still
+ * asks for more (a WHERE clause discarded rows), the scan takes the next
+ * clusters in order of centroid distance, until vecstore.max_scan_tuples
+ * rows have been examined.  Rows of a later batch nearer than the last row
+ * returned are skipped, so the executor always sees non-decreasing
+ * distances: the order is exact, the set of rows is approximate, as for
+ * every IVF index.
+ *
+ * IDENTIFICATION
+ *	  src/vsscan.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/relscan.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "vsam.h"
+
+typedef struct VsScanOpaqueData
+{
+	MemoryContext scanCtx;		/* lives from rescan to rescan */
+	VsMetaPageData meta;
+	const char *body;			/* sealed region, mapped */
+	float	   *query;			/* dims floats; NULL for a NULL query */
+	int		   *order;			/* clusters, nearest centroid first */
+	int			next_cluster;	/* next position in "order" */
+	VsCandidate *cands;
+	int			ncands;
+	int			maxcands;
+	int			pos;			/* next candidate to return */
+	bool		started;
+	bool		have_last;
+	double		last_distance;
+	int64		scanned;		/* rows examined so far */
+	uint8	   *bitmap;			/* scratch for deletion bits */
+	Size		bitmap_size;
+} VsScanOpaqueData;
+
+typedef VsScanOpaqueData *VsScanOpaque;
+
+/* a cluster with its centroid distance, for ordering */
+typedef struct ClusterDist
+{
+	int			cluster;
+	double		distance;
+} ClusterDist;
+
+/*
+ * compare_distance - float8 order with NaN last (as ORDER BY sorts it).
+ */
+static inline int
+compare_distance(double a, double b)
+{
+	if (isnan(a))
+		return isnan(b) ? 0 : 1;
+	if (isnan(b))
+		return -1;
+	return (a > b) - (a < b);
+}
+
+/*
+ * compare_candidates - by distance, then TID (a stable, repeatable order).
+ */
+static int
+compare_candidates(const void *a, const void *b)
+{
+	const VsCandidate *ca = a;
+	const VsCandidate *cb = b;
+	int			c = compare_distance(ca->distance, cb->distance);
+
+	if (c != 0)
+		return c;
+	return ItemPointerCompare((ItemPointer) &ca->tid, (ItemPointer) &cb->tid);
+}
+
+/*
+ * compare_clusters - by centroid distance, then cluster number.
+ */
+static int
+compare_clusters(const void *a, const void *b)
+{
+	const ClusterDist *ca = a;
+	const ClusterDist *cb = b;
+	int			c = compare_distance(ca->distance, cb->distance);
+
+	if (c != 0)
+		return c;
+	return (ca->cluster > cb->cluster) - (ca->cluster < cb->cluster);
+}
+
+/*
+ * add_candidate - append a row to the batch, unless it is nearer than a
+ * row already returned (it would break the order).
+ */
+static inline void
+add_candidate(VsScanOpaque so, ItemPointer tid, double distance)
+{
+	if (so->have_last && compare_distance(distance, so->last_distance) < 0)
+		return;
+	if (so->ncands == so->maxcands)
+	{
+		so->maxcands *= 2;
+		so->cands = repalloc_huge(so->cands, sizeof(VsCandidate) * so->maxcands);
+	}
+	so->cands[so->ncands].tid = *tid;
+	so->cands[so->ncands].distance = distance;
+	so->ncands++;
+}
+
+/*
+ * row_distance - the distance of a row to the query (0 for a NULL query:
+ * every row is as near as any other).
+ */
+static inline double
+row_distance(VsScanOpaque so, const float *x)
+{
+	if (so->query == NULL)
+		return 0.0;
+	return VsDistance((VsMetric) so->meta.metric, so->query, x, so->meta.dims);
+}
+
+/*
+ * scan_cluster - every live row of one cluster into the batch.
+ */
+static void
+scan_cluster(IndexScanDesc scan, int cluster)
+{
+	VsScanOpaque so = (VsScanOpaque) scan->opaque;
+	Relation	index = scan->indexRelation;
+	int			dims = so->meta.dims;
+	const VsClusterInfo *info;
+	VsDirEntry	entry;
+	BlockNumber blkno;
+
+	/* sealed rows, through the mapping */
+	info = ((const VsClusterInfo *) (so->body + sizeof(VsSealedHeader))) + cluster;
+	if (info->count > 0)
+	{
+		const float *vecs = (const float *) (so->body + info->vec_offset);
+		const char *tids = so->body + info->tid_offset;
+		uint64		firstbyte = info->first_row / 8;
+		uint64		lastbyte = (info->first_row + info->count - 1) / 8;
+		Size		nbytes = lastbyte - firstbyte + 1;
+
+		/* the deletion bits of this cluster's rows */
+		if (nbytes > so->bitmap_size)
+		{
+			so->bitmap = so->bitmap ? repalloc(so->bitmap, nbytes) : palloc(nbytes);
+			so->bitmap_size = nbytes;
+		}
+		VsBlobRead(index, &so->meta.bitmap, firstbyte, so->bitmap, nbytes);
+
+		for (uint32 i = 0; i < info->count; i++)
+		{
+			uint64		row = info->first_row + i - firstbyte * 8;
+			ItemPointerData tid;
+
+			if (so->bitmap[row / 8] & (1 << (row % 8)))
+				continue;
+			memcpy(&tid, tids + sizeof(ItemPointerData) * i, sizeof(ItemPointerData));
+			add_candidate(so, &tid, row_distance(so, vecs + (Size) i * dims));
+		}
+		so->scanned += info->count;
+	}
+
+	/* delta rows, from the fork */
+	VsBlobRead(index, &so->meta.directory, (uint64) cluster * sizeof(VsDirEntry),
+			   &entry, sizeof(entry));
+	blkno = entry.delta_head;
+	while (BlockNumberIsValid(blkno))
+	{
+		Buffer		buf;
+		Page		page;
+		OffsetNumber maxoff;
+
+		CHECK_FOR_INTERRUPTS();
+		buf = ReadBuffer(index, blkno);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		VsCheckPage(index, page, blkno, VS_PAGE_DELTA);
+		maxoff = PageGetMaxOffsetNumber(page);
+		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off = OffsetNumberNext(off))
+		{
+			VsDeltaTuple tup = (VsDeltaTuple) PageGetItem(page, PageGetItemId(page, off));
+
+			if (tup->flags & VS_DELTA_DEAD)
+				continue;
+			add_candidate(so, &tup->tid, row_distance(so, tup->x));
+			so->scanned++;
+		}
+		blkno = VsPageGetOpaque(page)->nextblkno;
+		UnlockReleaseBuffer(buf);
+	}
+}
+
+/*
+ * load_batch - scan the next "n" clusters and sort what they hold.
+ */
+static void
+load_batch(IndexScanDesc scan, int n)
+{
+	VsScanOpaque so = (VsScanOpaque) scan->opaque;
+	MemoryContext oldcxt = MemoryContextSwitchTo(so->scanCtx);
+
+	so->ncands = 0;
+	so->pos = 0;
+	while (n-- > 0 && so->next_cluster < (int) so->meta.nclusters)
+	{
+		CHECK_FOR_INTERRUPTS();
+		scan_cluster(scan, so->order[so->next_cluster++]);
+	}
+	if (so->ncands > 1)
+		qsort(so->cands, so->ncands, sizeof(VsCandidate), compare_candidates);
+	MemoryContextSwitchTo(oldcxt);
+}
+
+/*
+ * route - order the clusters by the distance of their centroid to the
+ * query (by angle for cosine; any order for a NULL query).
+ */
+static void
+route(IndexScanDesc scan)
+{
+	VsScanOpaque so = (VsScanOpaque) scan->opaque;
+	VsMetaCache cache = VsGetMetaCache(scan->indexRelation);
+	int			nclusters = cache->meta.nclusters;
+	int			dims = cache->meta.dims;
+	ClusterDist *cd = palloc(sizeof(ClusterDist) * nclusters);
+	float	   *q = NULL;
+
+	if (so->query != NULL && cache->meta.metric == VS_METRIC_COSINE)
+	{
+		q = palloc(sizeof(float) * dims);
+		memcpy(q, so->query, sizeof(float) * dims);
+		VsNormalize(q, dims);
+	}
+	for (int c = 0; c < nclusters; c++)
+	{
+		const float *cx = cache->centroids + (Size) c * dims;
+
+		cd[c].cluster = c;
+		if (so->query == NULL)
+			cd[c].distance = 0.0;
+		else if (cache->meta.metric == VS_METRIC_L2)
+			cd[c].distance = VsKernels.l2_squared(so->query, cx, dims);
+		else if (cache->meta.metric == VS_METRIC_COSINE)
+			cd[c].distance = -(double) VsKernels.inner_product(q, cx, dims);
+		else
+			cd[c].distance = -(double) VsKernels.inner_product(so->query, cx, dims);
+	}
+	qsort(cd, nclusters, sizeof(ClusterDist), compare_clusters);
+	for (int c = 0; c < nclusters; c++)
+		so->order[c] = cd[c].cluster;
+	pfree(cd);
+	if (q)
+		pfree(q);
+}
+
+/*
+ * vsbeginscan - allocate the scan state.
+ */
+IndexScanDesc
+vsbeginscan(Relation index, int nkeys, int norderbys)
+{
+	IndexScanDesc scan = RelationGetIndexScan(index, nkeys, norderbys);
+	VsScanOpaque so = palloc0(sizeof(VsScanOpaqueData));
+
+	so->scanCtx = AllocSetContextCreate(CurrentMemoryContext, "vecstore scan context",
+										ALLOCSET_DEFAULT_SIZES);
+	scan->opaque = so;
+	scan->xs_orderbyvals = palloc0(sizeof(Datum) * Max(norderbys, 1));
+	scan->xs_orderbynulls = palloc(sizeof(bool) * Max(norderbys, 1));
+	for (int i = 0; i < Max(norderbys, 1); i++)
+		scan->xs_orderbynulls[i] = true;
+	return scan;
+}
+
+/*
+ * vsrescan - start (again) with a new query.  The work happens on the
+ * first vsgettuple, so a rescan that is never read costs nothing.
+ */
+void
+vsrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int norderbys)
+{
+	VsScanOpaque so = (VsScanOpaque) scan->opaque;
+
+	MemoryContextReset(so->scanCtx);
+	so->query = NULL;
+	so->order = NULL;
+	so->cands = NULL;
+	so->bitmap = NULL;
+	so->bitmap_size = 0;
+	so->ncands = so->maxcands = so->pos = 0;
+	so->next_cluster = 0;
+	so->started = false;
+	so->have_last = false;
+	so->scanned = 0;
+
+	if (orderbys && scan->numberOfOrderBys > 0)
+		memmove(scan->orderByData, orderbys, scan->numberOfOrderBys * sizeof(ScanKeyData));
+}
+
+/*
+ * vsgettuple - the next row in distance order.
+ */
+bool
+vsgettuple(IndexScanDesc scan, ScanDirection dir)
+{
+	VsScanOpaque so = (VsScanOpaque) scan->opaque;
+
+	if (!so->started)
+	{
+		MemoryContext oldcxt = MemoryContextSwitchTo(so->scanCtx);
+		VsMetaCache cache;
+
+		if (scan->numberOfOrderBys == 0 || scan->orderByData[0].sk_attno != 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("vecstore index scans need an ORDER BY distance operator")));
+
+		cache = VsGetMetaCache(scan->indexRelation);
+		so->meta = cache->meta;
+		if (!(scan->orderByData[0].sk_flags & SK_ISNULL))
+		{
+			Vector	   *q = VsDatumToVector(scan->indexRelation,
+											scan->orderByData[0].sk_argument,
+											so->meta.dims);
+
+			so->query = palloc(sizeof(float) * so->meta.dims);
+			memcpy(so->query, q->x, sizeof(float) * so->meta.dims);
+		}
+		so->order = palloc(sizeof(int) * so->meta.nclusters);
+		route(scan);
+		so->body = VsSegmentBody(scan->indexRelation, &so->meta);
+		so->maxcands = 1024;
+		so->cands = palloc_extended(sizeof(VsCandidate) * so->maxcands, MCXT_ALLOC_HUGE);
+		MemoryContextSwitchTo(oldcxt);
+
+		pgstat_count_index_scan(scan->indexRelation);
+		so->started = true;
+		load_batch(scan, Min(vecstore_probes, (int) so->meta.nclusters));
+	}
+
+	for (;;)
+	{
+		while (so->pos < so->ncands)
+		{
+			VsCandidate *c = &so->cands[so->pos++];
+
+			/* rows of a later batch nearer than the last returned are skipped */
+			if (so->have_last && compare_distance(c->distance, so->last_distance) < 0)
+				continue;
+			so->have_last = true;
+			so->last_distance = c->distance;
+
+			scan->xs_heaptid = c->tid;
+			scan->xs_recheck = false;
+			scan->xs_recheckorderby = false;
+			scan->xs_orderbyvals[0] = Float8GetDatum(c->distance);
+			scan->xs_orderbynulls[0] = (so->query == NULL);
+			return true;
+		}
+
+		/* the batch is used up: widen, within the bound */
+		if (so->next_cluster >= (int) so->meta.nclusters ||
+			so->scanned >= vecstore_max_scan_tuples)
+			return false;
+		load_batch(scan, Max(1, Min(vecstore_probes, (int) so->meta.nclusters)));
+	}
+}
+
+/*
+ * vsendscan - free the scan state.
+ */
+void
+vsendscan(IndexScanDesc scan)
+{
+	VsScanOpaque so = (VsScanOpaque) scan->opaque;
+
+	MemoryContextDelete(so->scanCtx);
+	pfree(so);
+	scan->opaque = NULL;
+}

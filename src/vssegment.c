@@ -1,0 +1,905 @@
+/*-------------------------------------------------------------------------
+ *
+ * vssegment.c
+ *	  Segment files: the memory-mapped copy of an index's sealed region.
+ *
+ * A segment file holds the sealed region of one generation of one index,
+ * byte for byte, behind a 4 kB header, under
+ * $PGDATA/pg_vecstore/<database oid>/<relfilenode>.<generation>.seg.
+ * It is a derived cache: the WAL-logged fork is the truth (DESIGN.md §2),
+ * so a file that is missing (a standby, a restored backup, CREATE DATABASE,
+ * a crash), stale or corrupt is rebuilt from the fork, never trusted.
+ *
+ * Owns:
+ *	- the file format and its checks (magic, version, identity, sizes,
+ *	  CRC-32C of header and body, the body CRC against the metapage's
+ *	  manifest);
+ *	- writing: temporary name, fsync, rename, fsync of the directory
+ *	  (durable_rename), so a reader never sees a partial file, and a file
+ *	  is never rewritten or truncated in place (a mapped file that shrinks
+ *	  kills its readers with SIGBUS);
+ *	- mapping: read-only MAP_SHARED, one mapping per index per backend,
+ *	  verified once per backend, kept until the index's relfilenode or
+ *	  generation changes;
+ *	- lifecycle: files of dropped indexes are removed at commit (kept on
+ *	  abort), files of an index's old relfilenode at the commit of the
+ *	  TRUNCATE/REINDEX that replaced it, files of a rolled-back build at
+ *	  abort, the directory of a dropped database right after DROP DATABASE,
+ *	  and orphans (crashes in between) by a sweep.  Unlinking a mapped file
+ *	  is safe: the mapping keeps the inode until it is unmapped.
+ *
+ * The DROP and DROP DATABASE hooks run only in backends that have loaded
+ * the library; with shared_preload_libraries = 'vecstore' that is every
+ * backend, otherwise the sweep catches what they missed.
+ *
+ * IDENTIFICATION
+ *	  src/vssegment.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "access/xlogrecovery.h"
+#include "catalog/objectaccess.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_database.h"
+#include "commands/dbcommands.h"
+#include "commands/defrem.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "port/pg_crc32c.h"
+#include "storage/fd.h"
+#include "tcop/utility.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+
+#include "vsam.h"
+
+#define VS_SEGMENT_MAGIC		0x56534731	/* "VSG1" */
+#define VS_SEGMENT_VERSION		1
+#define VS_SEGMENT_DIR			"pg_vecstore"
+#define VS_ELEM_FLOAT4			1
+
+/* an orphan must be this old before the sweep removes it (seconds) */
+#define VS_SWEEP_MIN_AGE		60
+
+/* the file header; the rest of its 4 kB is zero */
+typedef struct VsSegmentHeader
+{
+	uint32		magic;
+	uint32		version;
+	uint32		header_size;	/* VS_SEGMENT_HEADER_SIZE */
+	uint32		dims;
+	uint32		elemtype;		/* VS_ELEM_FLOAT4 */
+	uint32		nclusters;
+	uint64		nvectors;
+	Oid			dboid;
+	Oid			spcoid;
+	Oid			relfilenode;
+	Oid			indexoid;
+	uint32		generation;
+	uint32		body_crc;		/* CRC-32C of the body */
+	uint64		body_size;
+	XLogRecPtr	seal_lsn;		/* WAL position when the file was written */
+	uint32		header_crc;		/* CRC-32C of the fields above */
+} VsSegmentHeader;
+
+/* one mapped segment of this backend */
+typedef struct VsMapping
+{
+	Oid			indexoid;
+	RelFileNode node;
+	uint32		generation;
+	uint32		body_crc;
+	char	   *addr;
+	Size		len;
+	struct VsMapping *next;
+} VsMapping;
+
+/* a file removal waiting for the end of a (sub)transaction */
+typedef enum VsPendingKind
+{
+	VS_PENDING_NODE_ON_COMMIT,	/* all files of a relfilenode, at commit */
+	VS_PENDING_NODE_ON_ABORT,	/* all files of a relfilenode, at abort */
+	VS_PENDING_OTHERS_ON_COMMIT /* files of an index oid but another relfilenode */
+} VsPendingKind;
+
+typedef struct VsPending
+{
+	VsPendingKind kind;
+	RelFileNode node;
+	Oid			indexoid;
+	int			nestlevel;
+	struct VsPending *next;
+} VsPending;
+
+static VsMapping *mappings = NULL;
+static VsPending *pending = NULL;
+static object_access_hook_type prev_object_access_hook = NULL;
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+
+static void segment_dir(Oid dboid, char *buf, Size len);
+static bool read_header(const char *path, VsSegmentHeader *hdr);
+static bool header_matches(const VsSegmentHeader *hdr, Relation index, VsMetaPage meta);
+static void remove_files(Oid dboid, RelFileNode *node, Oid other_than_index, Oid keep_relfilenode);
+static void xact_callback(XactEvent event, void *arg);
+static void subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+							 SubTransactionId parentSubid, void *arg);
+static void object_access(ObjectAccessType access, Oid classId, Oid objectId,
+						  int subId, void *arg);
+static void process_utility(PlannedStmt *pstmt, const char *queryString,
+							bool readOnlyTree, ProcessUtilityContext context,
+							ParamListInfo params, QueryEnvironment *queryEnv,
+							DestReceiver *dest, QueryCompletion *qc);
+
+/*
+ * VsSegmentInit - install the transaction callbacks and hooks (from
+ * _PG_init).
+ */
+void
+VsSegmentInit(void)
+{
+	RegisterXactCallback(xact_callback, NULL);
+	RegisterSubXactCallback(subxact_callback, NULL);
+	prev_object_access_hook = object_access_hook;
+	object_access_hook = object_access;
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = process_utility;
+}
+
+/*
+ * segment_dir - "pg_vecstore/<dboid>", relative to the data directory
+ * (every backend's working directory).
+ */
+static void
+segment_dir(Oid dboid, char *buf, Size len)
+{
+	snprintf(buf, len, "%s/%u", VS_SEGMENT_DIR, dboid);
+}
+
+/*
+ * VsSegmentPath - the file of one generation of a relfilenode, palloc'd.
+ */
+char *
+VsSegmentPath(RelFileNode node, uint32 generation)
+{
+	return psprintf("%s/%u/%u.%u.seg", VS_SEGMENT_DIR, node.dbNode, node.relNode, generation);
+}
+
+/*
+ * header_crc - CRC-32C of a header's fields before header_crc.
+ */
+static uint32
+header_crc(const VsSegmentHeader *hdr)
+{
+	pg_crc32c	crc;
+
+	INIT_CRC32C(crc);
+	COMP_CRC32C(crc, hdr, offsetof(VsSegmentHeader, header_crc));
+	FIN_CRC32C(crc);
+	return crc;
+}
+
+/*
+ * make_dirs - create pg_vecstore/ and pg_vecstore/<db>/ if missing,
+ * durably.
+ */
+static void
+make_dirs(Oid dboid)
+{
+	char		dir[MAXPGPATH];
+
+	if (MakePGDirectory(VS_SEGMENT_DIR) < 0 && errno != EEXIST)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not create directory \"%s\": %m", VS_SEGMENT_DIR)));
+	segment_dir(dboid, dir, sizeof(dir));
+	if (MakePGDirectory(dir) < 0)
+	{
+		if (errno != EEXIST)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not create directory \"%s\": %m", dir)));
+	}
+	else
+	{
+		fsync_fname(dir, true);
+		fsync_fname(VS_SEGMENT_DIR, true);
+	}
+}
+
+/*
+ * write_all - write the whole buffer or raise an error.
+ */
+static void
+write_all(int fd, const char *path, const void *buf, Size len)
+{
+	const char *p = buf;
+
+	while (len > 0)
+	{
+		ssize_t		n = write(fd, p, len);
+
+		if (n < 0)
+		{
+			if (errno == EINTR)
+				continue;
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not write file \"%s\": %m", path)));
+		}
+		if (n == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DISK_FULL),
+					 errmsg("could not write file \"%s\": wrote no bytes", path)));
+		p += n;
+		len -= n;
+	}
+}
+
+/*
+ * VsSegmentWrite - (re)build the segment file of the index's current
+ * generation from the sealed region of the fork.
+ *
+ * Reads the region through shared buffers (share locks, one page at a
+ * time), writes "<file>.tmp.<pid>", fsyncs it, and renames it over the
+ * final name (durable_rename also fsyncs the directory).  A backend that
+ * has the old file mapped keeps its mapping.  If the bytes read from the
+ * fork fail the metapage's CRC, the fork itself is corrupt: that is an
+ * error with a REINDEX hint, and no file is written.  Works on a standby.
+ */
+void
+VsSegmentWrite(Relation index, VsMetaPage meta)
+{
+	char	   *path = VsSegmentPath(index->rd_node, meta->generation);
+	char	   *tmppath = psprintf("%s.tmp.%d", path, MyProcPid);
+	PGAlignedBlock hdrbuf;
+	VsSegmentHeader *hdr = (VsSegmentHeader *) hdrbuf.data;
+	pg_crc32c	crc;
+	int			fd;
+	uint64		offset = 0;
+
+	make_dirs(index->rd_node.dbNode);
+
+	fd = OpenTransientFile(tmppath, O_CREAT | O_TRUNC | O_WRONLY | PG_BINARY);
+	if (fd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not create file \"%s\": %m", tmppath)));
+
+	PG_TRY();
+	{
+		/* header first (its CRCs are filled in and rewritten at the end) */
+		memset(hdrbuf.data, 0, sizeof(hdrbuf.data));
+		write_all(fd, tmppath, hdrbuf.data, VS_SEGMENT_HEADER_SIZE);
+
+		INIT_CRC32C(crc);
+		while (offset < meta->sealed.nbytes)
+		{
+			uint32		poff;
+			BlockNumber blkno = VsBlobBlock(&meta->sealed, offset, &poff);
+			Size		chunk = Min(meta->sealed.nbytes - offset, (uint64) VS_BLOB_PAYLOAD);
+			Buffer		buf;
+			Page		page;
+			PGAlignedBlock copy;
+
+			CHECK_FOR_INTERRUPTS();
+			buf = ReadBuffer(index, blkno);
+			LockBuffer(buf, BUFFER_LOCK_SHARE);
+			page = BufferGetPage(buf);
+			VsCheckPage(index, page, blkno, VS_PAGE_BLOB);
+			memcpy(copy.data, PageGetContents(page), chunk);
+			UnlockReleaseBuffer(buf);
+
+			COMP_CRC32C(crc, copy.data, chunk);
+			write_all(fd, tmppath, copy.data, chunk);
+			offset += chunk;
+		}
+		FIN_CRC32C(crc);
+		if (crc != meta->sealed_crc)
+			ereport(ERROR,
+					(errcode(ERRCODE_INDEX_CORRUPTED),
+					 errmsg("sealed data of index \"%s\" fails its checksum", RelationGetRelationName(index)),
+					 errdetail("CRC-32C of the fork's sealed region is %08X, the metapage records %08X.",
+							   crc, meta->sealed_crc),
+					 errhint("Please REINDEX it.")));
+
+		hdr->magic = VS_SEGMENT_MAGIC;
+		hdr->version = VS_SEGMENT_VERSION;
+		hdr->header_size = VS_SEGMENT_HEADER_SIZE;
+		hdr->dims = meta->dims;
+		hdr->elemtype = VS_ELEM_FLOAT4;
+		hdr->nclusters = meta->nclusters;
+		hdr->nvectors = meta->sealed_rows;
+		hdr->dboid = index->rd_node.dbNode;
+		hdr->spcoid = index->rd_node.spcNode;
+		hdr->relfilenode = index->rd_node.relNode;
+		hdr->indexoid = RelationGetRelid(index);
+		hdr->generation = meta->generation;
+		hdr->body_crc = crc;
+		hdr->body_size = meta->sealed.nbytes;
+		hdr->seal_lsn = RecoveryInProgress() ? GetXLogReplayRecPtr(NULL) : GetXLogInsertRecPtr();
+		hdr->header_crc = header_crc(hdr);
+		if (pg_pwrite(fd, hdrbuf.data, VS_SEGMENT_HEADER_SIZE, 0) != VS_SEGMENT_HEADER_SIZE)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not write file \"%s\": %m", tmppath)));
+
+		if (pg_fsync(fd) != 0)
+			ereport(data_sync_elevel(ERROR),
+					(errcode_for_file_access(),
+					 errmsg("could not fsync file \"%s\": %m", tmppath)));
+		if (CloseTransientFile(fd) != 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not close file \"%s\": %m", tmppath)));
+		fd = -1;
+		durable_rename(tmppath, path, ERROR);
+	}
+	PG_CATCH();
+	{
+		if (fd >= 0)
+			CloseTransientFile(fd);
+		unlink(tmppath);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	pfree(tmppath);
+	pfree(path);
+}
+
+/*
+ * read_header - read and check a file's header (magic, version, size
+ * fields, header CRC).  False when the file is missing, short or bad.
+ */
+static bool
+read_header(const char *path, VsSegmentHeader *hdr)
+{
+	int			fd;
+	ssize_t		n;
+
+	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
+	if (fd < 0)
+		return false;
+	n = pg_pread(fd, hdr, sizeof(VsSegmentHeader), 0);
+	CloseTransientFile(fd);
+	if (n != sizeof(VsSegmentHeader))
+		return false;
+	return hdr->magic == VS_SEGMENT_MAGIC &&
+		hdr->version == VS_SEGMENT_VERSION &&
+		hdr->header_size == VS_SEGMENT_HEADER_SIZE &&
+		hdr->header_crc == header_crc(hdr);
+}
+
+/*
+ * header_matches - is this the file the metapage's manifest describes?
+ */
+static bool
+header_matches(const VsSegmentHeader *hdr, Relation index, VsMetaPage meta)
+{
+	return hdr->dims == meta->dims &&
+		hdr->elemtype == VS_ELEM_FLOAT4 &&
+		hdr->nclusters == meta->nclusters &&
+		hdr->nvectors == meta->sealed_rows &&
+		hdr->dboid == index->rd_node.dbNode &&
+		hdr->spcoid == index->rd_node.spcNode &&
+		hdr->relfilenode == index->rd_node.relNode &&
+		hdr->generation == meta->generation &&
+		hdr->body_crc == meta->sealed_crc &&
+		hdr->body_size == meta->sealed.nbytes;
+}
+
+/*
+ * unmap - drop a mapping.
+ */
+static void
+unmap(VsMapping *m)
+{
+	if (m->addr != NULL && munmap(m->addr, m->len) != 0)
+		elog(WARNING, "could not unmap segment of index %u: %m", m->indexoid);
+	m->addr = NULL;
+}
+
+/*
+ * try_map - map the segment file and check it completely: header against
+ * the manifest, file size, body CRC.  Returns the mapping or NULL (and
+ * why, in *problem) when the file must be rebuilt.
+ */
+static char *
+try_map(Relation index, VsMetaPage meta, Size *len, const char **problem)
+{
+	char	   *path = VsSegmentPath(index->rd_node, meta->generation);
+	VsSegmentHeader hdr;
+	struct stat st;
+	int			fd;
+	char	   *addr;
+	pg_crc32c	crc;
+
+	*problem = NULL;
+	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
+	if (fd < 0)
+	{
+		if (errno != ENOENT)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not open file \"%s\": %m", path)));
+		*problem = "missing";
+		return NULL;
+	}
+	if (fstat(fd, &st) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat file \"%s\": %m", path)));
+	CloseTransientFile(fd);
+
+	if (!read_header(path, &hdr))
+	{
+		*problem = "has a bad header";
+		return NULL;
+	}
+	if (!header_matches(&hdr, index, meta))
+	{
+		*problem = "is stale";
+		return NULL;
+	}
+	*len = VS_SEGMENT_HEADER_SIZE + meta->sealed.nbytes;
+	if ((uint64) st.st_size != *len)
+	{
+		*problem = "has the wrong size";
+		return NULL;
+	}
+
+	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
+	if (fd < 0)
+	{
+		*problem = "missing";
+		return NULL;
+	}
+	addr = mmap(NULL, *len, PROT_READ, MAP_SHARED, fd, 0);
+	CloseTransientFile(fd);
+	if (addr == MAP_FAILED)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not map file \"%s\": %m", path)));
+
+	INIT_CRC32C(crc);
+	COMP_CRC32C(crc, addr + VS_SEGMENT_HEADER_SIZE, meta->sealed.nbytes);
+	FIN_CRC32C(crc);
+	if (crc != meta->sealed_crc)
+	{
+		munmap(addr, *len);
+		*problem = "fails its checksum";
+		return NULL;
+	}
+	pfree(path);
+	return addr;
+}
+
+/*
+ * VsSegmentBody - the sealed region of the index's current generation,
+ * through this backend's mapping of the segment file.
+ *
+ * Maps (and verifies) the file on first use in this backend; rebuilds it
+ * from the fork when it is missing, stale or corrupt.  The pointer stays
+ * valid until the index's relfilenode or generation changes, which needs a
+ * lock that conflicts with the caller's (at least AccessShareLock on the
+ * index, or RowExclusiveLock for inserts).
+ */
+const char *
+VsSegmentBody(Relation index, VsMetaPage meta)
+{
+	VsMapping  *m;
+	char	   *addr;
+	Size		len = 0;
+	const char *problem;
+
+	for (m = mappings; m != NULL; m = m->next)
+	{
+		if (m->indexoid == RelationGetRelid(index))
+			break;
+	}
+	if (m != NULL && m->addr != NULL &&
+		RelFileNodeEquals(m->node, index->rd_node) &&
+		m->generation == meta->generation && m->body_crc == meta->sealed_crc)
+		return m->addr + VS_SEGMENT_HEADER_SIZE;
+
+	if (m != NULL)
+		unmap(m);
+	else
+	{
+		m = MemoryContextAllocZero(TopMemoryContext, sizeof(VsMapping));
+		m->indexoid = RelationGetRelid(index);
+		m->next = mappings;
+		mappings = m;
+	}
+
+	addr = try_map(index, meta, &len, &problem);
+	if (addr == NULL)
+	{
+		ereport(DEBUG1,
+				(errmsg("rebuilding segment of index \"%s\": the file %s",
+						RelationGetRelationName(index), problem)));
+		VsSegmentWrite(index, meta);
+		addr = try_map(index, meta, &len, &problem);
+		if (addr == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("segment file of index \"%s\" %s right after it was rebuilt",
+							RelationGetRelationName(index), problem),
+					 errhint("Check the file system under %s; REINDEX rebuilds the index.",
+							 VS_SEGMENT_DIR)));
+	}
+
+	m->node = index->rd_node;
+	m->generation = meta->generation;
+	m->body_crc = meta->sealed_crc;
+	m->addr = addr;
+	m->len = len;
+	return addr + VS_SEGMENT_HEADER_SIZE;
+}
+
+/*
+ * VsSegmentBytesMapped - bytes of the index's segment this backend maps.
+ */
+Size
+VsSegmentBytesMapped(Relation index)
+{
+	for (VsMapping *m = mappings; m != NULL; m = m->next)
+	{
+		if (m->indexoid == RelationGetRelid(index) && m->addr != NULL)
+			return m->len;
+	}
+	return 0;
+}
+
+/*
+ * VsSegmentCheck - check the segment file of the index's current
+ * generation without using or changing this backend's mapping.  Returns
+ * NULL when it is sound, else what is wrong with it.
+ */
+const char *
+VsSegmentCheck(Relation index, VsMetaPage meta)
+{
+	const char *problem;
+	Size		len;
+	char	   *addr = try_map(index, meta, &len, &problem);
+
+	if (addr != NULL)
+		munmap(addr, len);
+	return problem;
+}
+
+/*
+ * add_pending - remember a removal for the end of the (sub)transaction.
+ */
+static void
+add_pending(VsPendingKind kind, RelFileNode node, Oid indexoid)
+{
+	VsPending  *p = MemoryContextAlloc(TopMemoryContext, sizeof(VsPending));
+
+	p->kind = kind;
+	p->node = node;
+	p->indexoid = indexoid;
+	p->nestlevel = GetCurrentTransactionNestLevel();
+	p->next = pending;
+	pending = p;
+}
+
+/*
+ * VsSegmentRemoveOnAbort - the files of this (new) relfilenode go if the
+ * transaction that is building it aborts.
+ */
+void
+VsSegmentRemoveOnAbort(RelFileNode node)
+{
+	add_pending(VS_PENDING_NODE_ON_ABORT, node, InvalidOid);
+}
+
+/*
+ * VsSegmentForgetIndexFiles - at commit, remove the files of this index
+ * that belong to another relfilenode (the one a TRUNCATE, REINDEX or
+ * VACUUM FULL is replacing).
+ */
+void
+VsSegmentForgetIndexFiles(Relation index)
+{
+	add_pending(VS_PENDING_OTHERS_ON_COMMIT, index->rd_node, RelationGetRelid(index));
+}
+
+/*
+ * remove_files - unlink segment files in a database's directory: those of
+ * relfilenode "node" (when given), or those whose header names index
+ * "other_than_index" with a relfilenode other than "keep_relfilenode".
+ * Errors are only logged: the files are a cache, and this runs at commit.
+ */
+static void
+remove_files(Oid dboid, RelFileNode *node, Oid other_than_index, Oid keep_relfilenode)
+{
+	char		dir[MAXPGPATH];
+	DIR		   *d;
+	struct dirent *de;
+
+	segment_dir(dboid, dir, sizeof(dir));
+	d = AllocateDir(dir);
+	if (d == NULL)
+		return;
+	while ((de = ReadDirExtended(d, dir, LOG)) != NULL)
+	{
+		unsigned int relnode,
+					gen;
+		char		path[MAXPGPATH];
+		bool		doit = false;
+
+		if (sscanf(de->d_name, "%u.%u.seg", &relnode, &gen) != 2)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (node != NULL)
+			doit = (relnode == node->relNode);
+		else if (relnode != keep_relfilenode)
+		{
+			VsSegmentHeader hdr;
+
+			/* a temporary file's header is not final yet: leave it */
+			if (strstr(de->d_name, ".tmp.") == NULL &&
+				read_header(path, &hdr) && hdr.indexoid == other_than_index)
+				doit = true;
+		}
+		if (doit && unlink(path) != 0 && errno != ENOENT)
+			ereport(LOG,
+					(errcode_for_file_access(),
+					 errmsg("could not remove file \"%s\": %m", path)));
+	}
+	FreeDir(d);
+}
+
+/*
+ * xact_callback - carry out the removals at the end of the transaction.
+ */
+static void
+xact_callback(XactEvent event, void *arg)
+{
+	bool		commit;
+
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT)
+		commit = true;
+	else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		commit = false;
+	else
+		return;
+
+	while (pending != NULL)
+	{
+		VsPending  *p = pending;
+
+		pending = p->next;
+		switch (p->kind)
+		{
+			case VS_PENDING_NODE_ON_COMMIT:
+				if (commit)
+					remove_files(p->node.dbNode, &p->node, InvalidOid, InvalidOid);
+				break;
+			case VS_PENDING_NODE_ON_ABORT:
+				if (!commit)
+					remove_files(p->node.dbNode, &p->node, InvalidOid, InvalidOid);
+				break;
+			case VS_PENDING_OTHERS_ON_COMMIT:
+				if (commit)
+					remove_files(p->node.dbNode, NULL, p->indexoid, p->node.relNode);
+				break;
+		}
+		pfree(p);
+	}
+}
+
+/*
+ * subxact_callback - a subtransaction's removals move to its parent on
+ * commit; on abort, its builds' files go and its drops are forgotten.
+ */
+static void
+subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+				 SubTransactionId parentSubid, void *arg)
+{
+	int			level = GetCurrentTransactionNestLevel();
+	VsPending **link = &pending;
+
+	if (event != SUBXACT_EVENT_COMMIT_SUB && event != SUBXACT_EVENT_ABORT_SUB)
+		return;
+
+	while (*link != NULL)
+	{
+		VsPending  *p = *link;
+
+		if (p->nestlevel < level)
+		{
+			link = &p->next;
+			continue;
+		}
+		if (event == SUBXACT_EVENT_COMMIT_SUB)
+		{
+			p->nestlevel = level - 1;
+			link = &p->next;
+			continue;
+		}
+		/* aborting: act on build files now, forget the rest */
+		if (p->kind == VS_PENDING_NODE_ON_ABORT)
+			remove_files(p->node.dbNode, &p->node, InvalidOid, InvalidOid);
+		*link = p->next;
+		pfree(p);
+	}
+}
+
+/*
+ * object_access - on DROP of a vecstore index (directly, or through its
+ * table, schema or extension), remove its files at commit.
+ */
+static void
+object_access(ObjectAccessType access, Oid classId, Oid objectId,
+			  int subId, void *arg)
+{
+	if (prev_object_access_hook)
+		prev_object_access_hook(access, classId, objectId, subId, arg);
+
+	if (access == OAT_DROP && classId == RelationRelationId && subId == 0)
+	{
+		HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(objectId));
+
+		if (HeapTupleIsValid(tup))
+		{
+			Form_pg_class form = (Form_pg_class) GETSTRUCT(tup);
+			Oid			amoid = get_index_am_oid("vecstore", true);
+
+			if (form->relkind == RELKIND_INDEX && OidIsValid(amoid) && form->relam == amoid)
+			{
+				RelFileNode node;
+
+				node.spcNode = OidIsValid(form->reltablespace) ? form->reltablespace : MyDatabaseTableSpace;
+				node.dbNode = MyDatabaseId;
+				node.relNode = form->relfilenode;
+				add_pending(VS_PENDING_NODE_ON_COMMIT, node, objectId);
+			}
+			ReleaseSysCache(tup);
+		}
+	}
+}
+
+/*
+ * process_utility - after DROP DATABASE succeeds, remove the database's
+ * segment directory.  (DROP DATABASE cannot run in a transaction block,
+ * so once it returns the drop is committed.)
+ */
+static void
+process_utility(PlannedStmt *pstmt, const char *queryString,
+				bool readOnlyTree, ProcessUtilityContext context,
+				ParamListInfo params, QueryEnvironment *queryEnv,
+				DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+	Oid			dropped_db = InvalidOid;
+
+	if (IsA(parsetree, DropdbStmt))
+		dropped_db = get_database_oid(((DropdbStmt *) parsetree)->dbname, true);
+
+	if (prev_ProcessUtility)
+		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+							queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+								queryEnv, dest, qc);
+
+	if (OidIsValid(dropped_db))
+	{
+		char		dir[MAXPGPATH];
+
+		segment_dir(dropped_db, dir, sizeof(dir));
+		rmtree(dir, true);
+	}
+}
+
+/*
+ * file_age - seconds since a file was last modified (large when unknown).
+ */
+static double
+file_age(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0)
+		return 1e9;
+	return difftime(time(NULL), st.st_mtime);
+}
+
+/*
+ * VsSegmentSweep - remove orphans: in this database's directory, files
+ * whose header names no live index with that relfilenode (a crash between
+ * a build and its commit, a drop in a backend without the library), stale
+ * temporary files; and directories of databases that no longer exist.
+ * Files younger than VS_SWEEP_MIN_AGE are left alone, so a build in
+ * progress in another session keeps its file.  Returns the number of
+ * files and directories removed.
+ */
+int
+VsSegmentSweep(void)
+{
+	char		dir[MAXPGPATH];
+	DIR		   *d;
+	struct dirent *de;
+	int			removed = 0;
+
+	segment_dir(MyDatabaseId, dir, sizeof(dir));
+	d = AllocateDir(dir);
+	if (d != NULL)
+	{
+		while ((de = ReadDirExtended(d, dir, LOG)) != NULL)
+		{
+			char		path[MAXPGPATH];
+			unsigned int relnode,
+						gen;
+			bool		orphan = false;
+
+			if (de->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+			if (file_age(path) < VS_SWEEP_MIN_AGE)
+				continue;
+			if (strstr(de->d_name, ".tmp.") != NULL)
+				orphan = true;
+			else if (sscanf(de->d_name, "%u.%u.seg", &relnode, &gen) == 2)
+			{
+				VsSegmentHeader hdr;
+
+				if (!read_header(path, &hdr))
+					orphan = true;
+				else
+				{
+					HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(hdr.indexoid));
+
+					if (!HeapTupleIsValid(tup))
+						orphan = true;
+					else
+					{
+						orphan = ((Form_pg_class) GETSTRUCT(tup))->relfilenode != relnode;
+						ReleaseSysCache(tup);
+					}
+				}
+			}
+			if (orphan && unlink(path) == 0)
+				removed++;
+		}
+		FreeDir(d);
+	}
+
+	/* directories of dropped databases */
+	d = AllocateDir(VS_SEGMENT_DIR);
+	if (d != NULL)
+	{
+		while ((de = ReadDirExtended(d, VS_SEGMENT_DIR, LOG)) != NULL)
+		{
+			unsigned int dboid;
+			char		extra;
+
+			if (sscanf(de->d_name, "%u%c", &dboid, &extra) != 1)
+				continue;
+			if (!SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum((Oid) dboid)))
+			{
+				segment_dir(dboid, dir, sizeof(dir));
+				if (file_age(dir) >= VS_SWEEP_MIN_AGE && rmtree(dir, true))
+					removed++;
+			}
+		}
+		FreeDir(d);
+	}
+	return removed;
+}
