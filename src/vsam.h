@@ -251,6 +251,7 @@ extern int	VsNearestCluster(VsMetaCache cache, const float *x);
 /* vssegment.c */
 extern void VsSegmentInit(void);
 extern const char *VsSegmentBody(Relation index, VsMetaPage meta);
+extern void VsSegmentRelease(const char *body);
 extern char *VsSegmentPath(RelFileNode node, uint32 generation);
 extern void VsSegmentWrite(Relation index, VsMetaPage meta);
 extern void VsSegmentForgetIndexFiles(Relation index);

@@ -168,10 +168,9 @@ static void assign_small(AssignPlan *plan, const float *x, const float *norms,
 						 int32_t *out);
 static void pack_chunk(const float *centroids, int first, int count, int dim,
 					   float *pack);
-static void panels_scalar_rows(const float *x, int dim, int rows,
-							   const float *pack, int npanels, const float *bias,
-							   const float *scale, int32_t base, float *bestv,
-							   int32_t *besti);
+static void panels_scalar(const float *x, int dim, int rows, const float *pack,
+						  int npanels, const float *bias, const float *scale,
+						  int32_t base, float *bestv, int32_t *besti);
 static void small_scalar(const float *x, const float *centroids, int k, int dim,
 						 VsMetric metric, const float *norms, int32_t *out);
 
@@ -783,7 +782,7 @@ assign_block(AssignPlan *plan, const float *x, int rows, int32_t *out)
 					break;
 #endif
 				default:
-					panels_scalar_rows(xr, dim, nr, plan->pack, npanels,
+					panels_scalar(xr, dim, nr, plan->pack, npanels,
 								  plan->bias + c0, plan->scale + c0, c0,
 								  bestv + r, out + r);
 					break;
@@ -866,14 +865,14 @@ pack_chunk(const float *centroids, int first, int count, int dim, float *pack)
 }
 
 /*
- * panels_scalar - portable micro-kernel: "rows" (a constant after
- * inlining) vectors, at most ROWS_SCALAR, against npanels panels.  Lanes
- * are visited in index order with a strict comparison, so ties keep the
- * lowest index.  bestv/besti hold the running minimum of each row and are
- * updated in place.  Written so the compiler can vectorise the lanes.
+ * panels_scalar - portable micro-kernel: up to ROWS_SCALAR vectors
+ * against npanels panels.  Lanes are visited in index order with a strict
+ * comparison, so ties keep the lowest index.  bestv/besti hold the running
+ * minimum of each row and are updated in place.  The loop over lanes is
+ * left for the compiler to vectorise.
  */
-static inline __attribute__((always_inline)) void
-panels_scalar(const float *x, int dim, const int rows, const float *pack,
+static void
+panels_scalar(const float *x, int dim, int rows, const float *pack,
 			  int npanels, const float *bias, const float *scale,
 			  int32_t base, float *bestv, int32_t *besti)
 {
@@ -882,9 +881,7 @@ panels_scalar(const float *x, int dim, const int rows, const float *pack,
 		const float *pk = pack + (size_t) p * dim * PANEL;
 		float		acc[ROWS_SCALAR][PANEL];
 
-		for (int r = 0; r < rows; r++)
-			for (int l = 0; l < PANEL; l++)
-				acc[r][l] = 0.0f;
+		memset(acc, 0, sizeof(acc));
 		for (int d = 0; d < dim; d++)
 		{
 			const float *col = pk + (size_t) d * PANEL;
@@ -910,26 +907,6 @@ panels_scalar(const float *x, int dim, const int rows, const float *pack,
 				}
 			}
 		}
-	}
-}
-
-/*
- * panels_scalar_rows - panels_scalar with a constant row count.
- */
-static void
-panels_scalar_rows(const float *x, int dim, int rows, const float *pack,
-				   int npanels, const float *bias, const float *scale,
-				   int32_t base, float *bestv, int32_t *besti)
-{
-	switch (rows)
-	{
-#define CASE(R) case R: panels_scalar(x, dim, R, pack, npanels, bias, scale, base, bestv, besti); break
-			CASE(1);
-			CASE(2);
-			CASE(3);
-		default:
-			CASE(4);
-#undef CASE
 	}
 }
 

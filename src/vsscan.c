@@ -38,7 +38,7 @@ typedef struct VsScanOpaqueData
 {
 	MemoryContext scanCtx;		/* lives from rescan to rescan */
 	VsMetaPageData meta;
-	const char *body;			/* sealed region, mapped */
+	const char *body;			/* sealed region, mapped and pinned */
 	float	   *query;			/* dims floats; NULL for a NULL query */
 	int		   *order;			/* clusters, nearest centroid first */
 	int			next_cluster;	/* next position in "order" */
@@ -302,6 +302,9 @@ vsrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int nord
 {
 	VsScanOpaque so = (VsScanOpaque) scan->opaque;
 
+	if (so->body)
+		VsSegmentRelease(so->body);
+	so->body = NULL;
 	MemoryContextReset(so->scanCtx);
 	so->query = NULL;
 	so->order = NULL;
@@ -395,6 +398,8 @@ vsendscan(IndexScanDesc scan)
 {
 	VsScanOpaque so = (VsScanOpaque) scan->opaque;
 
+	if (so->body)
+		VsSegmentRelease(so->body);
 	MemoryContextDelete(so->scanCtx);
 	pfree(so);
 	scan->opaque = NULL;

@@ -61,6 +61,7 @@
 #include "port/pg_crc32c.h"
 #include "storage/fd.h"
 #include "tcop/utility.h"
+#include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
@@ -96,7 +97,17 @@ typedef struct VsSegmentHeader
 	uint32		header_crc;		/* CRC-32C of the fields above */
 } VsSegmentHeader;
 
-/* one mapped segment of this backend */
+/*
+ * One segment file this backend maps (or mapped: "addr" is NULL after an
+ * unmap, and the identity of the file last verified is kept, so that
+ * mapping the same unchanged file again skips the CRC pass).
+ *
+ * Scans and VACUUM pin the mapping while they use it.  A relcache
+ * invalidation of the index (DROP, REINDEX, TRUNCATE, but also VACUUM's
+ * statistics) unmaps an unpinned mapping at once, so the disk space of a
+ * removed file is freed, and marks a pinned one stale, to be unmapped when
+ * the last pin goes (at the latest at the end of the transaction).
+ */
 typedef struct VsMapping
 {
 	Oid			indexoid;
@@ -105,6 +116,14 @@ typedef struct VsMapping
 	uint32		body_crc;
 	char	   *addr;
 	Size		len;
+	int			pins;
+	bool		stale;
+	/* the file whose body CRC was last verified */
+	bool		verified;
+	dev_t		vdev;
+	ino_t		vino;
+	off_t		vsize;
+	time_t		vmtime;
 	struct VsMapping *next;
 } VsMapping;
 
@@ -135,6 +154,7 @@ static bool read_header(const char *path, VsSegmentHeader *hdr);
 static bool header_matches(const VsSegmentHeader *hdr, Relation index, VsMetaPage meta);
 static void remove_files(Oid dboid, RelFileNode *node, Oid other_than_index, Oid keep_relfilenode);
 static void xact_callback(XactEvent event, void *arg);
+static void relcache_callback(Datum arg, Oid relid);
 static void subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 							 SubTransactionId parentSubid, void *arg);
 static void object_access(ObjectAccessType access, Oid classId, Oid objectId,
@@ -153,6 +173,7 @@ VsSegmentInit(void)
 {
 	RegisterXactCallback(xact_callback, NULL);
 	RegisterSubXactCallback(subxact_callback, NULL);
+	CacheRegisterRelcacheCallback(relcache_callback, (Datum) 0);
 	prev_object_access_hook = object_access_hook;
 	object_access_hook = object_access;
 	prev_ProcessUtility = ProcessUtility_hook;
@@ -411,15 +432,18 @@ unmap(VsMapping *m)
 	if (m->addr != NULL && munmap(m->addr, m->len) != 0)
 		elog(WARNING, "could not unmap segment of index %u: %m", m->indexoid);
 	m->addr = NULL;
+	m->stale = false;
 }
 
 /*
  * try_map - map the segment file and check it completely: header against
- * the manifest, file size, body CRC.  Returns the mapping or NULL (and
- * why, in *problem) when the file must be rebuilt.
+ * the manifest, file size, body CRC.  The CRC pass is skipped when "m"
+ * (may be NULL) verified this very file before (same device, inode, size
+ * and modification time).  Returns the mapping or NULL (and why, in
+ * *problem) when the file must be rebuilt.
  */
 static char *
-try_map(Relation index, VsMetaPage meta, Size *len, const char **problem)
+try_map(Relation index, VsMetaPage meta, Size *len, const char **problem, VsMapping *m)
 {
 	char	   *path = VsSegmentPath(index->rd_node, meta->generation);
 	VsSegmentHeader hdr;
@@ -429,25 +453,9 @@ try_map(Relation index, VsMetaPage meta, Size *len, const char **problem)
 	pg_crc32c	crc;
 
 	*problem = NULL;
-	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
-	if (fd < 0)
-	{
-		if (errno != ENOENT)
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("could not open file \"%s\": %m", path)));
-		*problem = "missing";
-		return NULL;
-	}
-	if (fstat(fd, &st) != 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not stat file \"%s\": %m", path)));
-	CloseTransientFile(fd);
-
 	if (!read_header(path, &hdr))
 	{
-		*problem = "has a bad header";
+		*problem = (access(path, F_OK) != 0 && errno == ENOENT) ? "is missing" : "has a bad header";
 		return NULL;
 	}
 	if (!header_matches(&hdr, index, meta))
@@ -455,17 +463,22 @@ try_map(Relation index, VsMetaPage meta, Size *len, const char **problem)
 		*problem = "is stale";
 		return NULL;
 	}
-	*len = VS_SEGMENT_HEADER_SIZE + meta->sealed.nbytes;
-	if ((uint64) st.st_size != *len)
-	{
-		*problem = "has the wrong size";
-		return NULL;
-	}
 
 	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
 	if (fd < 0)
 	{
-		*problem = "missing";
+		*problem = "is missing";
+		return NULL;
+	}
+	if (fstat(fd, &st) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat file \"%s\": %m", path)));
+	*len = VS_SEGMENT_HEADER_SIZE + meta->sealed.nbytes;
+	if ((uint64) st.st_size != *len)
+	{
+		CloseTransientFile(fd);
+		*problem = "has the wrong size";
 		return NULL;
 	}
 	addr = mmap(NULL, *len, PROT_READ, MAP_SHARED, fd, 0);
@@ -474,6 +487,13 @@ try_map(Relation index, VsMetaPage meta, Size *len, const char **problem)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not map file \"%s\": %m", path)));
+
+	if (m != NULL && m->verified && m->vdev == st.st_dev && m->vino == st.st_ino &&
+		m->vsize == st.st_size && m->vmtime == st.st_mtime)
+	{
+		pfree(path);
+		return addr;
+	}
 
 	INIT_CRC32C(crc);
 	COMP_CRC32C(crc, addr + VS_SEGMENT_HEADER_SIZE, meta->sealed.nbytes);
@@ -484,40 +504,57 @@ try_map(Relation index, VsMetaPage meta, Size *len, const char **problem)
 		*problem = "fails its checksum";
 		return NULL;
 	}
+	if (m != NULL)
+	{
+		m->verified = true;
+		m->vdev = st.st_dev;
+		m->vino = st.st_ino;
+		m->vsize = st.st_size;
+		m->vmtime = st.st_mtime;
+	}
 	pfree(path);
 	return addr;
 }
 
 /*
  * VsSegmentBody - the sealed region of the index's current generation,
- * through this backend's mapping of the segment file.
+ * through this backend's mapping of the segment file, pinned.
  *
  * Maps (and verifies) the file on first use in this backend; rebuilds it
- * from the fork when it is missing, stale or corrupt.  The pointer stays
- * valid until the index's relfilenode or generation changes, which needs a
- * lock that conflicts with the caller's (at least AccessShareLock on the
- * index, or RowExclusiveLock for inserts).
+ * from the fork when it is missing, stale or corrupt.  The caller must
+ * call VsSegmentRelease() when done (an error ending the transaction
+ * releases every pin).  The pointer stays valid while pinned.
  */
 const char *
 VsSegmentBody(Relation index, VsMetaPage meta)
 {
 	VsMapping  *m;
+	VsMapping  *reuse = NULL;
 	char	   *addr;
 	Size		len = 0;
 	const char *problem;
 
 	for (m = mappings; m != NULL; m = m->next)
 	{
-		if (m->indexoid == RelationGetRelid(index))
-			break;
+		if (m->indexoid != RelationGetRelid(index))
+			continue;
+		if (m->addr != NULL && RelFileNodeEquals(m->node, index->rd_node) &&
+			m->generation == meta->generation && m->body_crc == meta->sealed_crc)
+		{
+			m->pins++;
+			return m->addr + VS_SEGMENT_HEADER_SIZE;
+		}
+		if (m->pins == 0 && reuse == NULL)
+			reuse = m;
 	}
-	if (m != NULL && m->addr != NULL &&
-		RelFileNodeEquals(m->node, index->rd_node) &&
-		m->generation == meta->generation && m->body_crc == meta->sealed_crc)
-		return m->addr + VS_SEGMENT_HEADER_SIZE;
 
+	m = reuse;
 	if (m != NULL)
+	{
 		unmap(m);
+		if (!RelFileNodeEquals(m->node, index->rd_node) || m->generation != meta->generation)
+			m->verified = false;
+	}
 	else
 	{
 		m = MemoryContextAllocZero(TopMemoryContext, sizeof(VsMapping));
@@ -525,15 +562,20 @@ VsSegmentBody(Relation index, VsMetaPage meta)
 		m->next = mappings;
 		mappings = m;
 	}
+	m->node = index->rd_node;
+	m->generation = meta->generation;
+	m->body_crc = meta->sealed_crc;
+	m->stale = false;
 
-	addr = try_map(index, meta, &len, &problem);
+	addr = try_map(index, meta, &len, &problem, m);
 	if (addr == NULL)
 	{
 		ereport(DEBUG1,
 				(errmsg("rebuilding segment of index \"%s\": the file %s",
 						RelationGetRelationName(index), problem)));
+		m->verified = false;
 		VsSegmentWrite(index, meta);
-		addr = try_map(index, meta, &len, &problem);
+		addr = try_map(index, meta, &len, &problem, m);
 		if (addr == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_CORRUPTED),
@@ -543,12 +585,49 @@ VsSegmentBody(Relation index, VsMetaPage meta)
 							 VS_SEGMENT_DIR)));
 	}
 
-	m->node = index->rd_node;
-	m->generation = meta->generation;
-	m->body_crc = meta->sealed_crc;
 	m->addr = addr;
 	m->len = len;
+	m->pins = 1;
 	return addr + VS_SEGMENT_HEADER_SIZE;
+}
+
+/*
+ * VsSegmentRelease - drop a pin taken by VsSegmentBody; a stale mapping
+ * is unmapped with its last pin.
+ */
+void
+VsSegmentRelease(const char *body)
+{
+	for (VsMapping *m = mappings; m != NULL; m = m->next)
+	{
+		if (m->addr != NULL && m->addr + VS_SEGMENT_HEADER_SIZE == body)
+		{
+			if (m->pins > 0)
+				m->pins--;
+			if (m->pins == 0 && m->stale)
+				unmap(m);
+			return;
+		}
+	}
+}
+
+/*
+ * relcache_callback - the index may have been dropped or given a new
+ * relfilenode: let go of its mapping (see VsMapping).  No catalog access
+ * here; a pinned mapping is only marked.
+ */
+static void
+relcache_callback(Datum arg, Oid relid)
+{
+	for (VsMapping *m = mappings; m != NULL; m = m->next)
+	{
+		if (m->addr == NULL || (OidIsValid(relid) && m->indexoid != relid))
+			continue;
+		if (m->pins == 0)
+			unmap(m);
+		else
+			m->stale = true;
+	}
 }
 
 /*
@@ -575,7 +654,7 @@ VsSegmentCheck(Relation index, VsMetaPage meta)
 {
 	const char *problem;
 	Size		len;
-	char	   *addr = try_map(index, meta, &len, &problem);
+	char	   *addr = try_map(index, meta, &len, &problem, NULL);
 
 	if (addr != NULL)
 		munmap(addr, len);
@@ -679,6 +758,14 @@ xact_callback(XactEvent event, void *arg)
 		commit = false;
 	else
 		return;
+
+	/* every scan of the transaction is over: drop pins, unmap the stale */
+	for (VsMapping *m = mappings; m != NULL; m = m->next)
+	{
+		m->pins = 0;
+		if (m->stale)
+			unmap(m);
+	}
 
 	while (pending != NULL)
 	{

@@ -179,6 +179,7 @@ vsbulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 						   info->strategy);
 	}
 
+	VsSegmentRelease(cur.body);
 	stats->num_pages = RelationGetNumberOfBlocks(index);
 	return stats;
 }
