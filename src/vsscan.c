@@ -9,7 +9,8 @@
  * vecstore.probes clusters nearest to the query; every row in them (sealed
  * rows through the mapped segment, skipping those the deletion bitmap
  * marks; delta rows from the fork) gets its exact distance, and the batch
- * is sorted.  When the executor has taken every row of the batch and still
+ * is kept as a min-heap, from which rows are returned nearest first.
+ * When the executor has taken every row of the batch and still
  * asks for more (a WHERE clause discarded rows), the scan takes the next
  * clusters in order of centroid distance, until vecstore.max_scan_tuples
  * rows have been examined.  Rows of a later batch nearer than the last row
@@ -42,10 +43,9 @@ typedef struct VsScanOpaqueData
 	float	   *query;			/* dims floats; NULL for a NULL query */
 	int		   *order;			/* clusters, nearest centroid first */
 	int			next_cluster;	/* next position in "order" */
-	VsCandidate *cands;
+	VsCandidate *cands;			/* a min-heap of the batch's rows */
 	int			ncands;
 	int			maxcands;
-	int			pos;			/* next candidate to return */
 	bool		started;
 	bool		have_last;
 	double		last_distance;
@@ -92,6 +92,47 @@ compare_candidates(const void *a, const void *b)
 }
 
 /*
+ * heap_sift_down - restore the min-heap property below position "i".
+ */
+static void
+heap_sift_down(VsCandidate *heap, int n, int i)
+{
+	VsCandidate item = heap[i];
+
+	for (;;)
+	{
+		int			child = 2 * i + 1;
+
+		if (child >= n)
+			break;
+		if (child + 1 < n && compare_candidates(&heap[child + 1], &heap[child]) < 0)
+			child++;
+		if (compare_candidates(&heap[child], &item) >= 0)
+			break;
+		heap[i] = heap[child];
+		i = child;
+	}
+	heap[i] = item;
+}
+
+/*
+ * heap_pop - remove and return the nearest candidate of a non-empty heap.
+ */
+static VsCandidate
+heap_pop(VsCandidate *heap, int *n)
+{
+	VsCandidate top = heap[0];
+
+	(*n)--;
+	if (*n > 0)
+	{
+		heap[0] = heap[*n];
+		heap_sift_down(heap, *n, 0);
+	}
+	return top;
+}
+
+/*
  * compare_clusters - by centroid distance, then cluster number.
  */
 static int
@@ -126,15 +167,31 @@ add_candidate(VsScanOpaque so, ItemPointer tid, double distance)
 }
 
 /*
- * row_distance - the distance of a row to the query (0 for a NULL query:
- * every row is as near as any other).
+ * row_distance - the ordering key of a row: for L2 the squared distance
+ * (the square root, which keeps the order, is taken when the row is
+ * returned, see key_to_distance), for the others the distance itself; 0
+ * for a NULL query (every row is as near as any other).
  */
 static inline double
 row_distance(VsScanOpaque so, const float *x)
 {
 	if (so->query == NULL)
 		return 0.0;
+	if (so->meta.metric == VS_METRIC_L2)
+		return (double) VsKernels.l2_squared(so->query, x, so->meta.dims);
 	return VsDistance((VsMetric) so->meta.metric, so->query, x, so->meta.dims);
+}
+
+/*
+ * key_to_distance - the operator's value from an ordering key: the same
+ * float8 l2_distance() returns, sqrt of the float sum.
+ */
+static inline double
+key_to_distance(VsScanOpaque so, double key)
+{
+	if (so->meta.metric == VS_METRIC_L2 && so->query != NULL)
+		return sqrt(key);
+	return key;
 }
 
 /*
@@ -212,7 +269,8 @@ scan_cluster(IndexScanDesc scan, int cluster)
 }
 
 /*
- * load_batch - scan the next "n" clusters and sort what they hold.
+ * load_batch - scan the next "n" clusters and heap what they hold (a heap
+ * rather than a sort: the executor usually wants only the first few).
  */
 static void
 load_batch(IndexScanDesc scan, int n)
@@ -221,14 +279,13 @@ load_batch(IndexScanDesc scan, int n)
 	MemoryContext oldcxt = MemoryContextSwitchTo(so->scanCtx);
 
 	so->ncands = 0;
-	so->pos = 0;
 	while (n-- > 0 && so->next_cluster < (int) so->meta.nclusters)
 	{
 		CHECK_FOR_INTERRUPTS();
 		scan_cluster(scan, so->order[so->next_cluster++]);
 	}
-	if (so->ncands > 1)
-		qsort(so->cands, so->ncands, sizeof(VsCandidate), compare_candidates);
+	for (int i = so->ncands / 2 - 1; i >= 0; i--)
+		heap_sift_down(so->cands, so->ncands, i);
 	MemoryContextSwitchTo(oldcxt);
 }
 
@@ -311,7 +368,7 @@ vsrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int nord
 	so->cands = NULL;
 	so->bitmap = NULL;
 	so->bitmap_size = 0;
-	so->ncands = so->maxcands = so->pos = 0;
+	so->ncands = so->maxcands = 0;
 	so->next_cluster = 0;
 	so->started = false;
 	so->have_last = false;
@@ -364,20 +421,20 @@ vsgettuple(IndexScanDesc scan, ScanDirection dir)
 
 	for (;;)
 	{
-		while (so->pos < so->ncands)
+		while (so->ncands > 0)
 		{
-			VsCandidate *c = &so->cands[so->pos++];
+			VsCandidate c = heap_pop(so->cands, &so->ncands);
 
 			/* rows of a later batch nearer than the last returned are skipped */
-			if (so->have_last && compare_distance(c->distance, so->last_distance) < 0)
+			if (so->have_last && compare_distance(c.distance, so->last_distance) < 0)
 				continue;
 			so->have_last = true;
-			so->last_distance = c->distance;
+			so->last_distance = c.distance;
 
-			scan->xs_heaptid = c->tid;
+			scan->xs_heaptid = c.tid;
 			scan->xs_recheck = false;
 			scan->xs_recheckorderby = false;
-			scan->xs_orderbyvals[0] = Float8GetDatum(c->distance);
+			scan->xs_orderbyvals[0] = Float8GetDatum(key_to_distance(so, c.distance));
 			scan->xs_orderbynulls[0] = (so->query == NULL);
 			return true;
 		}
