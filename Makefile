@@ -59,9 +59,28 @@ tools/fvecs2pg: tools/fvecs2pg.c
 .PHONY: test demo kernel-test
 kernel-test: test/kernels/test_kernels
 	./test/kernels/test_kernels
+	./test/kernels/test_kmeans
 
 test:
 	./test/run.sh
 
 demo:
 	./tools/demo.sh
+
+# ---------------------------------------------------------------------------
+# IVF training (src/vskmeans.c): stand-alone unit test and benchmark, linked
+# without the server like test_kernels above.  "make kernel-test" runs both
+# unit tests; "make bench/bench_kmeans && ./bench/bench_kmeans" benchmarks.
+# ---------------------------------------------------------------------------
+KMEANS_SRCS = src/vskmeans.c src/vsdistance.c
+KMEANS_DEPS = $(KMEANS_SRCS) src/vskmeans.h src/vsdistance.h
+
+test/kernels/test_kmeans: test/kernels/test_kmeans.c $(KMEANS_DEPS)
+	$(CC) $(STANDALONE_CFLAGS) -o $@ test/kernels/test_kmeans.c $(KMEANS_SRCS) -lm
+
+bench/bench_kmeans: bench/bench_kmeans.c $(KMEANS_DEPS)
+	$(CC) $(STANDALONE_CFLAGS) -o $@ bench/bench_kmeans.c $(KMEANS_SRCS) -lm
+
+kernel-test: test/kernels/test_kmeans
+
+EXTRA_CLEAN += test/kernels/test_kmeans bench/bench_kmeans
