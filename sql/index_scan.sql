@@ -54,9 +54,10 @@ DROP TABLE t;
 
 -- a larger table: with every cluster probed the index returns exactly
 -- what an exact scan returns, in the same order
-CREATE TABLE big (id int PRIMARY KEY, v vector(8));
+CREATE TABLE big (id int PRIMARY KEY, v vector(8), label int);
 INSERT INTO big
-SELECT i, ARRAY(SELECT ((i * 7919 + j * 104729) % 1000) / 100.0 FROM generate_series(1, 8) j)::vector
+SELECT i, ARRAY(SELECT ((i * 7919 + j * 104729) % 1000) / 100.0 FROM generate_series(1, 8) j)::vector,
+       i % 20
 FROM generate_series(1, 3000) i;
 CREATE INDEX big_idx ON big USING vecstore (v) WITH (lists = 16);
 CREATE TABLE queries AS
@@ -87,6 +88,26 @@ SELECT bool_and(ordered) AS always_ordered FROM (
         SELECT d, lag(d) OVER () AS prev FROM (
             SELECT v <-> q.v AS d FROM big ORDER BY v <-> q.v LIMIT 50) s) s2) AS ordered
     FROM queries q) s3;
+-- a filter that keeps 5% of the rows: the scan widens past the one probed
+-- cluster and still returns LIMIT rows, in order; a tight max_scan_tuples
+-- stops it early
+SELECT count(*) AS queries,
+       count(*) FILTER (WHERE n = 10) AS got_10,
+       bool_and(ordered) AS always_ordered
+FROM (SELECT q.q,
+             (SELECT count(*) FROM (SELECT id FROM big WHERE label = 3
+                                    ORDER BY v <-> q.v LIMIT 10) s) AS n,
+             (SELECT bool_and(d >= coalesce(prev, d)) FROM (
+                 SELECT d, lag(d) OVER () AS prev FROM (
+                     SELECT v <-> q.v AS d FROM big WHERE label = 3
+                     ORDER BY v <-> q.v LIMIT 10) s) s2) AS ordered
+      FROM queries q) r;
+SET vecstore.max_scan_tuples = 100;
+SELECT count(*) FILTER (WHERE n = 10) AS got_10
+FROM (SELECT (SELECT count(*) FROM (SELECT id FROM big WHERE label = 3
+                                    ORDER BY v <-> q.v LIMIT 10) s) AS n
+      FROM queries q) r;
+RESET vecstore.max_scan_tuples;
 RESET vecstore.probes;
 DROP TABLE big, queries, via_index, exact;
 RESET enable_seqscan;

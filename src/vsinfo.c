@@ -137,7 +137,7 @@ vecstore_index_info(PG_FUNCTION_ARGS)
 	values[4] = Float8GetDatum(meta.nclusters > 0 ?
 							   (double) (meta.sealed_rows + delta_total) / meta.nclusters : 0);
 	values[5] = Int64GetDatum(maxrows);
-	values[6] = Int64GetDatum((int64) delta_live);
+	values[6] = Int64GetDatum((int64) (delta_live + delta_dead));
 	values[7] = Int64GetDatum((int64) (sealed_dead + delta_dead));
 	values[8] = CStringGetTextDatum(path);
 	values[9] = Int32GetDatum(meta.generation);

@@ -130,9 +130,26 @@ typedef struct AssignPlan
 	void	   *pack_raw;		/* what to free for pack */
 	int			chunk;			/* centroids per chunk, a multiple of 32 */
 	int			packed_chunk;	/* first centroid of the packed chunk or -1 */
+	const float *prepacked;		/* all k packed (VsKmeansPrepared) or NULL */
 	float	   *bestv;			/* BLOCK_ROWS running minima */
 	int64_t		work;			/* multiply-adds since the last interrupt poll */
 } AssignPlan;
+
+/*
+ * Centroids packed once for many searches (VsKmeansPrepare): one block
+ * from hooks->alloc holding this header, bias and scale (kpad floats
+ * each) and the panels of all k centroids, 64-byte aligned.
+ */
+struct VsKmeansPrepared
+{
+	const float *centroids;		/* the caller's, for the exact distances */
+	int			k;
+	int			dim;
+	VsMetric	metric;
+	float	   *bias;
+	float	   *scale;
+	float	   *pack;
+};
 
 /* a training run's working state */
 typedef struct Trainer
@@ -160,6 +177,7 @@ static float exact_distance(VsMetric metric, const float *x, const float *c, int
 static void plan_init(AssignPlan *plan, const float *centroids, const float *norms,
 					  int k, int dim, VsMetric metric, int nrows,
 					  const VsKmeansHooks *hooks);
+static size_t chunk_size(int k, int dim);
 static void plan_free(AssignPlan *plan);
 static void assign_rows(AssignPlan *plan, const float *vectors, int n,
 						int32_t *out, float *out_dist);
@@ -261,6 +279,8 @@ VsKmeansTrain(const float *samples, int n, int dim, int k, VsMetric metric,
 		stats = &local_stats;
 	memset(stats, 0, sizeof(*stats));
 
+	if (k <= 0 || dim <= 0)
+		return 0;
 	train_setup(&tr, samples, n, dim, metric, opt, hooks, stats, &copy);
 	if (tr.n == 0)
 	{
@@ -308,6 +328,8 @@ VsKmeansRefine(const float *samples, int n, int dim, int k, VsMetric metric,
 		stats = &local_stats;
 	memset(stats, 0, sizeof(*stats));
 
+	if (k <= 0 || dim <= 0)
+		return 0;
 	train_setup(&tr, samples, n, dim, metric, opt, hooks, stats, &copy);
 	if (tr.n == 0)
 	{
@@ -397,6 +419,103 @@ VsKmeansAssign(const float *centroids, const float *centroid_norms, int k,
 }
 
 /*
+ * VsKmeansPrepare - pack k centroids once for VsKmeansAssignPrepared.
+ *
+ * For callers that search the same centroids again and again with one or
+ * a few vectors at a time (inserts, query routing): VsKmeansAssign packs
+ * or gathers the centroids on every call, which costs as much as the
+ * search itself for one vector.  The result is one block from
+ * hooks->alloc of VsKmeansPreparedSize(k, dim) bytes (free it with
+ * hooks->free); it keeps a pointer to "centroids" (for out_dist), which
+ * must stay valid and unchanged while it is used.  centroid_norms as for
+ * VsKmeansAssign.
+ */
+VsKmeansPrepared *
+VsKmeansPrepare(const float *centroids, const float *centroid_norms, int k,
+				int dim, VsMetric metric, const VsKmeansHooks *hooks)
+{
+	size_t		kpad = ((size_t) k + 31) / 32 * 32;
+	char	   *raw = alloc_array(hooks, VsKmeansPreparedSize(k, dim), 1);
+	VsKmeansPrepared *prep = (VsKmeansPrepared *) raw;
+	uintptr_t	at = (uintptr_t) (raw + sizeof(VsKmeansPrepared));
+
+	prep->centroids = centroids;
+	prep->k = k;
+	prep->dim = dim;
+	prep->metric = metric;
+	prep->bias = (float *) at;
+	prep->scale = prep->bias + kpad;
+	at = ((uintptr_t) (prep->scale + kpad) + 63) & ~(uintptr_t) 63;
+	prep->pack = (float *) at;
+	for (size_t j = 0; j < kpad; j++)
+	{
+		if (j < (size_t) k)
+			bias_scale(metric, metric == VS_METRIC_IP ? 0.0f : centroid_norms[j],
+					   &prep->bias[j], &prep->scale[j]);
+		else
+		{
+			prep->bias[j] = NEVER;
+			prep->scale[j] = 0.0f;
+		}
+	}
+	/* panel p of the whole set is panel p of chunk 0: one call does all */
+	pack_chunk(centroids, 0, k, dim, prep->pack);
+	/* pack_chunk zeroes only the last panel's padding; pad to kpad */
+	if (kpad / PANEL > ((size_t) k + PANEL - 1) / PANEL)
+		memset(prep->pack + ((size_t) k + PANEL - 1) / PANEL * PANEL * dim, 0,
+			   sizeof(float) * PANEL * dim);
+	return prep;
+}
+
+/*
+ * VsKmeansPreparedSize - bytes of the block VsKmeansPrepare allocates.
+ */
+size_t
+VsKmeansPreparedSize(int k, int dim)
+{
+	size_t		kpad = ((size_t) k + 31) / 32 * 32;
+
+	return sizeof(VsKmeansPrepared) + 2 * kpad * sizeof(float) + 64 +
+		kpad * (size_t) dim * sizeof(float);
+}
+
+/*
+ * VsKmeansAssignPrepared - VsKmeansAssign against prepared centroids.
+ *
+ * Same results, bit for bit, as VsKmeansAssign with the same centroids,
+ * norms and metric on the same kernel path.  Allocates only a little
+ * scratch (4 bytes per vector, at most 4 kB).
+ */
+void
+VsKmeansAssignPrepared(const VsKmeansPrepared *prep, const float *vectors,
+					   int n, int32_t *out, float *out_dist,
+					   const VsKmeansHooks *hooks)
+{
+	AssignPlan	plan;
+
+	if (n <= 0 || prep->k <= 0)
+		return;
+	memset(&plan, 0, sizeof(plan));
+	plan.centroids = prep->centroids;
+	plan.k = prep->k;
+	plan.dim = prep->dim;
+	plan.metric = prep->metric;
+	plan.path = VsKernelsActivePath;
+	plan.hooks = hooks;
+	plan.bias = prep->bias;
+	plan.scale = prep->scale;
+	plan.prepacked = prep->pack;
+	/* chunks are windows on the packed set, sized for the cache as usual */
+	plan.chunk = (int) chunk_size(prep->k, prep->dim);
+	plan.packed_chunk = -1;
+	plan.bestv = alloc_array(hooks, n < BLOCK_ROWS ? n : BLOCK_ROWS, sizeof(float));
+	assign_rows(&plan, vectors, n, out, out_dist);
+	hooks->free(plan.bestv);
+	if (n < SMALL_ROWS)
+		poll_interrupts(hooks);
+}
+
+/*
  * VsKmeansInertia - sum over the samples of the distance to the nearest
  * centroid (L2: squared distance; IP: negative inner product; COSINE:
  * 1 - cos, 1 for zero vectors), summed in double in sample order.
@@ -434,6 +553,29 @@ VsKmeansInertia(const float *samples, int n, int dim, const float *centroids,
 }
 
 /*
+ * VsKmeansRowMetric - the metric by which rows (index build, insert) pick
+ * their list, for an index of metric "metric" whose centroids were
+ * trained with "opt" (NULL: the defaults).
+ *
+ * L2 and COSINE: the metric itself.  IP: L2 with the default Euclidean
+ * training (rows go to their nearest centroid, so lists stay compact and
+ * the inner product of a query with a centroid predicts the best inner
+ * product in the list; routing rows by inner product instead empties
+ * most lists, see the file header), IP with spherical or mean training.
+ * Queries always rank the lists by the index's own metric.
+ */
+VsMetric
+VsKmeansRowMetric(VsMetric metric, const VsKmeansOptions *opt)
+{
+	if (metric != VS_METRIC_IP)
+		return metric;
+	if (opt == NULL || opt->ip_training == VS_KMEANS_IP_DEFAULT ||
+		opt->ip_training == VS_KMEANS_IP_EUCLIDEAN)
+		return VS_METRIC_L2;
+	return VS_METRIC_IP;
+}
+
+/*
  * VsKmeansTrainMemory - an upper bound on the bytes VsKmeansTrain
  * allocates at its peak (for sizing the sample by maintenance_work_mem).
  * Not counted: the samples and the centroids, which the caller owns.
@@ -458,27 +600,31 @@ VsKmeansTrainMemory(int n, int dim, int k, VsMetric metric,
 	}
 	spherical = (metric == VS_METRIC_COSINE ||
 				 (metric == VS_METRIC_IP &&
-				  (opt->ip_training == VS_KMEANS_IP_DEFAULT ||
-				   opt->ip_training == VS_KMEANS_IP_SPHERICAL)));
+				  opt->ip_training == VS_KMEANS_IP_SPHERICAL));
 	if (spherical)
 		copy = (size_t) n * dim * sizeof(float) + 64;
 	kpad = ((size_t) k + 31) / 32 * 32;
 	m = seed_sample_size(n, k, opt);
 
-	/* plan_init: bias, scale, packed chunk, running minima (+ slack) */
+	/* plan_init (inside every VsKmeansAssign of n >= SMALL_ROWS rows) */
 	assign_bytes = 2 * kpad * sizeof(float) +
-		(size_t) PACK_BYTES + (size_t) PANEL * 2 * dim * sizeof(float) + 64 +
-		BLOCK_ROWS * sizeof(float) + 6 * 64;
-	/* seeding: index list, distances, nearest, centre distances;
-	 * extending to all n samples needs distances and nearest for all */
+		chunk_size(k, dim) * dim * sizeof(float) + 64 +
+		BLOCK_ROWS * sizeof(float);
+	/*
+	 * Seeding: index list, distances and nearest centroid per subsampled
+	 * point, distances between centroids; or, when the seeding has to go
+	 * on over all samples (rare), distances and nearest for all of them
+	 * while an assignment runs.
+	 */
 	seed = (size_t) m * (sizeof(int32_t) + sizeof(float) + sizeof(int32_t)) +
-		(size_t) k * sizeof(float) +
-		(size_t) n * (sizeof(float) + sizeof(int32_t)) +
-		(size_t) k * sizeof(float) + assign_bytes + 8 * 64;
-	/* Lloyd: two assignments, distances, order; per-centroid arrays */
+		(size_t) k * sizeof(float);
+	if (seed < (size_t) n * (sizeof(float) + sizeof(int32_t)) + k * sizeof(float) + assign_bytes)
+		seed = (size_t) n * (sizeof(float) + sizeof(int32_t)) + k * sizeof(float) + assign_bytes;
+	/* Lloyd: two assignments, order, distances; per-centroid arrays */
 	lloyd_bytes = (size_t) n * (3 * sizeof(int32_t) + sizeof(float)) +
-		(size_t) (k + 1) * sizeof(int32_t) + (size_t) k * (sizeof(float) + sizeof(int32_t)) +
-		(size_t) dim * sizeof(double) + assign_bytes + 8 * 64;
+		(size_t) (k + 1) * sizeof(int32_t) +
+		(size_t) k * (sizeof(float) + sizeof(int32_t)) +
+		(size_t) dim * sizeof(double) + assign_bytes;
 	return copy + (seed > lloyd_bytes ? seed : lloyd_bytes);
 }
 
@@ -657,18 +803,30 @@ plan_init(AssignPlan *plan, const float *centroids, const float *norms,
 		}
 	}
 
-	/* as many whole panel pairs as fit in PACK_BYTES, at least one pair */
-	chunk = PACK_BYTES / ((size_t) dim * sizeof(float));
-	chunk = chunk / 32 * 32;
-	if (chunk < 32)
-		chunk = 32;
-	if (chunk > kpad)
-		chunk = kpad;
+	chunk = chunk_size(k, dim);
 	plan->chunk = (int) chunk;
 	plan->pack_raw = alloc_array(hooks, chunk * dim * sizeof(float) + 64, 1);
 	/* aligned panels: every 16-float load is exactly one cache line */
 	plan->pack = (float *) (((uintptr_t) plan->pack_raw + 63) & ~(uintptr_t) 63);
 	plan->bestv = alloc_array(hooks, BLOCK_ROWS, sizeof(float));
+}
+
+/*
+ * chunk_size - centroids per packed chunk: as many whole panel pairs as
+ * fit in PACK_BYTES, at least one pair, at most k rounded up to a pair.
+ */
+static size_t
+chunk_size(int k, int dim)
+{
+	size_t		kpad = ((size_t) k + 31) / 32 * 32;
+	size_t		chunk = PACK_BYTES / ((size_t) dim * sizeof(float));
+
+	chunk = chunk / 32 * 32;
+	if (chunk < 32)
+		chunk = 32;
+	if (chunk > kpad)
+		chunk = kpad;
+	return chunk;
 }
 
 /*
@@ -741,10 +899,18 @@ assign_block(AssignPlan *plan, const float *x, int rows, int32_t *out)
 		int			npanels = (count + PANEL - 1) / PANEL;
 		int			step;
 
-		if (plan->packed_chunk != c0)
+		const float *pack;
+
+		if (plan->prepacked)
+			pack = plan->prepacked + (size_t) c0 * dim;	/* panels in order */
+		else
 		{
-			pack_chunk(plan->centroids, c0, count, dim, plan->pack);
-			plan->packed_chunk = c0;
+			if (plan->packed_chunk != c0)
+			{
+				pack_chunk(plan->centroids, c0, count, dim, plan->pack);
+				plan->packed_chunk = c0;
+			}
+			pack = plan->pack;
 		}
 
 		switch (plan->path)
@@ -771,18 +937,18 @@ assign_block(AssignPlan *plan, const float *x, int rows, int32_t *out)
 			{
 #ifdef VS_HAVE_X86_SIMD
 				case VS_KERNEL_AVX512:
-					panels_avx512_rows(xr, dim, nr, plan->pack, npanels,
+					panels_avx512_rows(xr, dim, nr, pack, npanels,
 									   plan->bias + c0, plan->scale + c0, c0,
 									   bestv + r, out + r);
 					break;
 				case VS_KERNEL_AVX2:
-					panels_avx2_rows(xr, dim, nr, plan->pack, npanels,
+					panels_avx2_rows(xr, dim, nr, pack, npanels,
 									 plan->bias + c0, plan->scale + c0, c0,
 									 bestv + r, out + r);
 					break;
 #endif
 				default:
-					panels_scalar(xr, dim, nr, plan->pack, npanels,
+					panels_scalar(xr, dim, nr, pack, npanels,
 								  plan->bias + c0, plan->scale + c0, c0,
 								  bestv + r, out + r);
 					break;
@@ -1437,7 +1603,7 @@ train_setup(Trainer *tr, const float *samples, int n, int dim,
 	*copy = NULL;
 
 	if (ipt == VS_KMEANS_IP_DEFAULT)
-		ipt = VS_KMEANS_IP_SPHERICAL;
+		ipt = VS_KMEANS_IP_EUCLIDEAN;
 
 	if (metric == VS_METRIC_COSINE ||
 		(metric == VS_METRIC_IP && ipt == VS_KMEANS_IP_SPHERICAL))
@@ -1573,6 +1739,8 @@ seed_continue(Trainer *tr, const int32_t *idx, int m, float *dist,
 		{
 			dist[i] = VsKernels.l2_squared(POINT(i), centroids, dim);
 			near[i] = 0;
+			if ((i & 8191) == 8191)
+				poll_interrupts(hooks);
 		}
 		have = 1;
 	}
@@ -1620,6 +1788,9 @@ seed_continue(Trainer *tr, const int32_t *idx, int m, float *dist,
 				}
 			}
 			total += di;
+			/* the extension pass can cover millions of long vectors */
+			if ((i & 8191) == 8191)
+				poll_interrupts(hooks);
 		}
 		have++;
 		poll_interrupts(hooks);
@@ -1750,8 +1921,15 @@ update_centroids(Trainer *tr, int k, const int32_t *asg_in, const float *dist,
 
 			for (int d = 0; d < dim; d++)
 				sum[d] += x[d];
+			if (((t - start[j]) & 8191) == 8191)
+				poll_interrupts(tr->hooks);
 		}
-		if (tr->spherical)
+		if (tr->spherical && cnt == 1)
+		{
+			/* a unit sample already: renormalising would move its bits */
+			memcpy(c, tr->x + (size_t) order[start[j]] * dim, sizeof(float) * dim);
+		}
+		else if (tr->spherical)
 		{
 			double		s = 0.0;
 
@@ -1841,6 +2019,7 @@ update_centroids(Trainer *tr, int k, const int32_t *asg_in, const float *dist,
 				members[big]--;
 				members[j] = 1;
 				tr->stats->reseeded++;
+				poll_interrupts(tr->hooks);
 				break;
 			}
 			/* every member sits on the mean: all equal, cannot split */

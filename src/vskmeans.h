@@ -66,16 +66,18 @@ typedef struct VsKmeansHooks
 } VsKmeansHooks;
 
 /*
- * How an inner-product index trains its centroids (VsKmeansOptions).
- * Routing by inner product is the same for all three; see vskmeans.c for
- * the measurements behind the default.
+ * How an inner-product (IP) index trains its centroids and fills its lists
+ * (VsKmeansOptions.ip_training).  Queries rank the lists by inner product
+ * with the centroids in every case; VsKmeansRowMetric() says how rows
+ * (build, insert) pick their list.  vskmeans.c has the measurements
+ * behind the default.
  */
 typedef enum VsKmeansIpTraining
 {
-	VS_KMEANS_IP_DEFAULT = 0,	/* the measured best: currently SPHERICAL */
-	VS_KMEANS_IP_SPHERICAL,		/* spherical k-means: unit centroids */
-	VS_KMEANS_IP_EUCLIDEAN,		/* L2 k-means, centroid = mean */
-	VS_KMEANS_IP_MEAN			/* Lloyd with max-inner-product assignment */
+	VS_KMEANS_IP_DEFAULT = 0,	/* the measured best: EUCLIDEAN */
+	VS_KMEANS_IP_EUCLIDEAN,		/* L2 k-means on the raw vectors; rows by L2 */
+	VS_KMEANS_IP_SPHERICAL,		/* spherical k-means (as pgvector); rows by IP */
+	VS_KMEANS_IP_MEAN			/* Lloyd by max inner product; rows by IP */
 } VsKmeansIpTraining;
 
 typedef struct VsKmeansOptions
@@ -136,9 +138,24 @@ extern void VsKmeansAssign(const float *centroids, const float *centroid_norms,
 						   int32_t *out, float *out_dist,
 						   const VsKmeansHooks *hooks);
 
+/* centroids packed once for many one-vector searches (vskmeans.c) */
+typedef struct VsKmeansPrepared VsKmeansPrepared;
+
+extern VsKmeansPrepared *VsKmeansPrepare(const float *centroids,
+										 const float *centroid_norms,
+										 int k, int dim, VsMetric metric,
+										 const VsKmeansHooks *hooks);
+extern size_t VsKmeansPreparedSize(int k, int dim);
+extern void VsKmeansAssignPrepared(const VsKmeansPrepared *prep,
+								   const float *vectors, int n,
+								   int32_t *out, float *out_dist,
+								   const VsKmeansHooks *hooks);
+
 extern double VsKmeansInertia(const float *samples, int n, int dim,
 							  const float *centroids, int k, VsMetric metric,
 							  const VsKmeansHooks *hooks);
+
+extern VsMetric VsKmeansRowMetric(VsMetric metric, const VsKmeansOptions *opt);
 
 extern size_t VsKmeansTrainMemory(int n, int dim, int k, VsMetric metric,
 								  const VsKmeansOptions *opt);

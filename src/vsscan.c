@@ -8,15 +8,20 @@
  * A scan works in batches of clusters.  The first batch is the
  * vecstore.probes clusters nearest to the query; every row in them (sealed
  * rows through the mapped segment, skipping those the deletion bitmap
- * marks; delta rows from the fork) gets its exact distance, and the batch
- * is kept as a min-heap, from which rows are returned nearest first.
- * When the executor has taken every row of the batch and still
- * asks for more (a WHERE clause discarded rows), the scan takes the next
- * clusters in order of centroid distance, until vecstore.max_scan_tuples
- * rows have been examined.  Rows of a later batch nearer than the last row
- * returned are skipped, so the executor always sees non-decreasing
- * distances: the order is exact, the set of rows is approximate, as for
- * every IVF index.
+ * marks; delta rows from the fork) gets its exact distance and goes into a
+ * min-heap, from which rows are returned nearest first.
+ *
+ * When the executor keeps asking (a WHERE clause is discarding rows), the
+ * scan widens: the next clusters in order of centroid distance are added
+ * to the heap, until vecstore.max_scan_tuples rows have been examined.
+ * Rows of the new clusters that are nearer than a row already returned
+ * cannot be returned any more (the executor must see non-decreasing
+ * distances), so the scan widens early, once the rows returned reach
+ * 1/VS_WIDEN_FRACTION of the rows examined, rather than after draining the
+ * batch: draining a cluster would take the last distance out to its
+ * farthest row, past most rows of the clusters that follow.  A query with
+ * a small LIMIT and no filter never gets there.  The order is exact; the
+ * set of rows is approximate, as for every IVF index.
  *
  * IDENTIFICATION
  *	  src/vsscan.c
@@ -35,6 +40,9 @@
 
 #include "vsam.h"
 
+/* widen once the rows returned reach 1/VS_WIDEN_FRACTION of those examined */
+#define VS_WIDEN_FRACTION	8
+
 typedef struct VsScanOpaqueData
 {
 	MemoryContext scanCtx;		/* lives from rescan to rescan */
@@ -50,6 +58,7 @@ typedef struct VsScanOpaqueData
 	bool		have_last;
 	double		last_distance;
 	int64		scanned;		/* rows examined so far */
+	int64		returned;		/* rows returned so far */
 	uint8	   *bitmap;			/* scratch for deletion bits */
 	Size		bitmap_size;
 } VsScanOpaqueData;
@@ -269,8 +278,9 @@ scan_cluster(IndexScanDesc scan, int cluster)
 }
 
 /*
- * load_batch - scan the next "n" clusters and heap what they hold (a heap
- * rather than a sort: the executor usually wants only the first few).
+ * load_batch - scan the next "n" clusters and add their rows to the heap
+ * (a heap rather than a sort: the executor usually wants only the first
+ * few rows).
  */
 static void
 load_batch(IndexScanDesc scan, int n)
@@ -278,7 +288,6 @@ load_batch(IndexScanDesc scan, int n)
 	VsScanOpaque so = (VsScanOpaque) scan->opaque;
 	MemoryContext oldcxt = MemoryContextSwitchTo(so->scanCtx);
 
-	so->ncands = 0;
 	while (n-- > 0 && so->next_cluster < (int) so->meta.nclusters)
 	{
 		CHECK_FOR_INTERRUPTS();
@@ -373,6 +382,7 @@ vsrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int nord
 	so->started = false;
 	so->have_last = false;
 	so->scanned = 0;
+	so->returned = 0;
 
 	if (orderbys && scan->numberOfOrderBys > 0)
 		memmove(scan->orderByData, orderbys, scan->numberOfOrderBys * sizeof(ScanKeyData));
@@ -421,15 +431,27 @@ vsgettuple(IndexScanDesc scan, ScanDirection dir)
 
 	for (;;)
 	{
+		bool		more = so->next_cluster < (int) so->meta.nclusters &&
+			so->scanned < vecstore_max_scan_tuples;
+
+		/* widen before the heap runs low (see the file header), or when empty */
+		if (more && (so->ncands == 0 ||
+					 so->returned >= so->scanned / VS_WIDEN_FRACTION))
+		{
+			load_batch(scan, Max(1, Min(vecstore_probes, (int) so->meta.nclusters)));
+			continue;
+		}
+
 		while (so->ncands > 0)
 		{
 			VsCandidate c = heap_pop(so->cands, &so->ncands);
 
-			/* rows of a later batch nearer than the last returned are skipped */
+			/* rows nearer than the last returned came too late: skip them */
 			if (so->have_last && compare_distance(c.distance, so->last_distance) < 0)
 				continue;
 			so->have_last = true;
 			so->last_distance = c.distance;
+			so->returned++;
 
 			scan->xs_heaptid = c.tid;
 			scan->xs_recheck = false;
@@ -438,12 +460,8 @@ vsgettuple(IndexScanDesc scan, ScanDirection dir)
 			scan->xs_orderbynulls[0] = (so->query == NULL);
 			return true;
 		}
-
-		/* the batch is used up: widen, within the bound */
-		if (so->next_cluster >= (int) so->meta.nclusters ||
-			so->scanned >= vecstore_max_scan_tuples)
+		if (!more)
 			return false;
-		load_batch(scan, Max(1, Min(vecstore_probes, (int) so->meta.nclusters)));
 	}
 }
 

@@ -751,6 +751,8 @@ static void
 xact_callback(XactEvent event, void *arg)
 {
 	bool		commit;
+	Oid			handled[64];
+	int			nhandled = 0;
 
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT)
 		commit = true;
@@ -770,6 +772,7 @@ xact_callback(XactEvent event, void *arg)
 	while (pending != NULL)
 	{
 		VsPending  *p = pending;
+		bool		newer = false;
 
 		pending = p->next;
 		switch (p->kind)
@@ -783,8 +786,18 @@ xact_callback(XactEvent event, void *arg)
 					remove_files(p->node.dbNode, &p->node, InvalidOid, InvalidOid);
 				break;
 			case VS_PENDING_OTHERS_ON_COMMIT:
-				if (commit)
+
+				/*
+				 * Only the newest entry of an index knows its final
+				 * relfilenode (the list is newest first, and entries are
+				 * freed as they are handled, so look at what was handled).
+				 */
+				for (int i = 0; i < nhandled; i++)
+					newer |= (handled[i] == p->indexoid);
+				if (commit && !newer)
 					remove_files(p->node.dbNode, NULL, p->indexoid, p->node.relNode);
+				if (!newer && nhandled < lengthof(handled))
+					handled[nhandled++] = p->indexoid;
 				break;
 		}
 		pfree(p);
@@ -830,36 +843,41 @@ subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 
 /*
  * object_access - on DROP of a vecstore index (directly, or through its
- * table, schema or extension), remove its files at commit.
+ * table, schema or extension), remove its files at commit; after an ALTER
+ * of one (SET TABLESPACE copies it to a new relfilenode without a build),
+ * remove the files of its other relfilenodes at commit.
  */
 static void
 object_access(ObjectAccessType access, Oid classId, Oid objectId,
 			  int subId, void *arg)
 {
+	HeapTuple	tup;
+	Form_pg_class form;
+	Oid			amoid;
+
 	if (prev_object_access_hook)
 		prev_object_access_hook(access, classId, objectId, subId, arg);
 
-	if (access == OAT_DROP && classId == RelationRelationId && subId == 0)
+	if ((access != OAT_DROP && access != OAT_POST_ALTER) ||
+		classId != RelationRelationId || subId != 0)
+		return;
+
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(objectId));
+	if (!HeapTupleIsValid(tup))
+		return;
+	form = (Form_pg_class) GETSTRUCT(tup);
+	amoid = get_index_am_oid("vecstore", true);
+	if (form->relkind == RELKIND_INDEX && OidIsValid(amoid) && form->relam == amoid)
 	{
-		HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(objectId));
+		RelFileNode node;
 
-		if (HeapTupleIsValid(tup))
-		{
-			Form_pg_class form = (Form_pg_class) GETSTRUCT(tup);
-			Oid			amoid = get_index_am_oid("vecstore", true);
-
-			if (form->relkind == RELKIND_INDEX && OidIsValid(amoid) && form->relam == amoid)
-			{
-				RelFileNode node;
-
-				node.spcNode = OidIsValid(form->reltablespace) ? form->reltablespace : MyDatabaseTableSpace;
-				node.dbNode = MyDatabaseId;
-				node.relNode = form->relfilenode;
-				add_pending(VS_PENDING_NODE_ON_COMMIT, node, objectId);
-			}
-			ReleaseSysCache(tup);
-		}
+		node.spcNode = OidIsValid(form->reltablespace) ? form->reltablespace : MyDatabaseTableSpace;
+		node.dbNode = MyDatabaseId;
+		node.relNode = form->relfilenode;
+		add_pending(access == OAT_DROP ? VS_PENDING_NODE_ON_COMMIT : VS_PENDING_OTHERS_ON_COMMIT,
+					node, objectId);
 	}
+	ReleaseSysCache(tup);
 }
 
 /*
