@@ -754,6 +754,28 @@ xact_callback(XactEvent event, void *arg)
 	Oid			handled[64];
 	int			nhandled = 0;
 
+	if (event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PARALLEL_PRE_COMMIT)
+	{
+		/*
+		 * The catalog can still be read: learn each altered or rebuilt
+		 * index's final relfilenode (a hook that ran before the command's
+		 * catalog update became visible saw the old one).
+		 */
+		for (VsPending *p = pending; p != NULL; p = p->next)
+		{
+			HeapTuple	tup;
+
+			if (p->kind != VS_PENDING_OTHERS_ON_COMMIT)
+				continue;
+			tup = SearchSysCache1(RELOID, ObjectIdGetDatum(p->indexoid));
+			if (HeapTupleIsValid(tup))
+			{
+				p->node.relNode = ((Form_pg_class) GETSTRUCT(tup))->relfilenode;
+				ReleaseSysCache(tup);
+			}
+		}
+		return;
+	}
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT)
 		commit = true;
 	else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
