@@ -44,6 +44,9 @@ $(error pg_config not found: install postgresql-server-dev-15 (./tools/deps.sh d
 endif
 include $(PGXS)
 
+# PGXS tracks no header dependencies: rebuild every object when a header changes.
+$(OBJS): $(wildcard src/*.h)
+
 # Stand-alone programs that link the kernels without the server.
 STANDALONE_CFLAGS = -O2 -g -Wall -Wextra -Werror -I$(srcdir)/src
 

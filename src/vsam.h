@@ -41,6 +41,7 @@
 
 #include "vector.h"
 #include "vsdistance.h"
+#include "vskmeans.h"
 
 /* identification */
 #define VS_MAGIC				0x56535831	/* "VSX1" */
@@ -122,6 +123,8 @@ typedef struct VsMetaPageData
 	/* segment manifest: what the segment file of this generation holds */
 	uint32		generation;
 	uint32		sealed_crc;		/* CRC-32C of the sealed region's bytes */
+	uint32		row_metric;		/* VsMetric rows are assigned to clusters by
+								 * (VsKmeansRowMetric: L2 for an IP index) */
 } VsMetaPageData;
 
 typedef VsMetaPageData *VsMetaPage;
@@ -180,9 +183,10 @@ typedef struct VsOptions
  */
 typedef struct VsMetaCacheData
 {
+	MemoryContext cxt;			/* holds all of this; child of rd_indexcxt */
 	VsMetaPageData meta;
 	float	   *centroids;		/* nclusters * dims */
-	float	   *centroid_norms; /* nclusters squared norms (for routing) */
+	VsKmeansPrepared *prepared; /* centroids packed for routing rows */
 } VsMetaCacheData;
 
 typedef VsMetaCacheData *VsMetaCache;
@@ -247,6 +251,7 @@ extern double VsDistance(VsMetric metric, const float *a, const float *b, int di
 extern void VsNormalize(float *x, int dims);
 extern Vector *VsDatumToVector(Relation index, Datum value, int dims);
 extern int	VsNearestCluster(VsMetaCache cache, const float *x);
+extern const VsKmeansHooks VsKmeansServerHooks;
 
 /* vssegment.c */
 extern void VsSegmentInit(void);

@@ -50,6 +50,7 @@ typedef struct VsBuildState
 	Relation	heap;
 	Relation	index;
 	VsMetric	metric;
+	VsMetric	row_metric;		/* how rows pick their cluster */
 	int			dims;			/* 0 until known (column without typmod) */
 
 	/* pass 1: counting and sampling */
@@ -91,15 +92,7 @@ typedef struct VsBlobWriter
 	pg_crc32c	crc;
 } VsBlobWriter;
 
-static void kmeans_check_interrupts(void);
-static void *kmeans_alloc(size_t size);
-static void kmeans_free(void *ptr);
 static void kmeans_progress(void *arg, int iteration, int max_iterations);
-
-/* how vskmeans.c allocates, checks for interrupts and reports progress */
-static const VsKmeansHooks kmeans_hooks = {
-	kmeans_alloc, kmeans_free, kmeans_check_interrupts, kmeans_progress, NULL
-};
 
 /*
  * get_dims - the column's declared dimensions, or 0 when it has none.
@@ -202,6 +195,8 @@ sample_callback(Relation index, ItemPointer tid, Datum *values,
 static void
 flush_batch(VsBuildState *bs)
 {
+	VsKmeansHooks kmeans_hooks = VsKmeansServerHooks;
+
 	Vector	   *v;
 
 	if (bs->nbatch == 0)
@@ -211,7 +206,7 @@ flush_batch(VsBuildState *bs)
 		memset(bs->batch_assign, 0, sizeof(int32) * bs->nbatch);
 	else
 		VsKmeansAssign(bs->centroids, bs->centroid_norms, bs->nclusters, bs->dims,
-					   bs->metric, bs->batch, bs->nbatch, bs->batch_assign, NULL,
+					   bs->row_metric, bs->batch, bs->nbatch, bs->batch_assign, NULL,
 					   &kmeans_hooks);
 
 	v = VsInitVector(bs->dims);
@@ -408,8 +403,8 @@ sealed_layout(int nclusters, int dims, const int64 *counts, VsClusterInfo *info)
  * which the caller reserved; returns the metapage contents.
  */
 static void
-write_index(Relation index, ForkNumber forknum, VsMetric metric, int dims,
-			int nclusters, const float *centroids, const int64 *counts,
+write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_metric,
+			int dims, int nclusters, const float *centroids, const int64 *counts,
 			Tuplesortstate *sort, TupleTableSlot *slot, int lists_option,
 			VsMetaPage meta)
 {
@@ -434,6 +429,7 @@ write_index(Relation index, ForkNumber forknum, VsMetric metric, int dims,
 	meta->lists_option = lists_option;
 	meta->sealed_rows = nrows;
 	meta->generation = 1;
+	meta->row_metric = row_metric;
 
 	/* centroids */
 	blob_begin(&w, index, forknum, false);
@@ -553,25 +549,10 @@ auto_lists(double rows)
 	return (int) Max(1, Min(lists, VS_MAX_LISTS));
 }
 
-/* hooks for vskmeans.c: palloc, interrupts, progress */
-static void *
-kmeans_alloc(size_t size)
-{
-	return palloc_extended(Max(size, 1), MCXT_ALLOC_HUGE);
-}
-
-static void
-kmeans_free(void *ptr)
-{
-	pfree(ptr);
-}
-
-static void
-kmeans_check_interrupts(void)
-{
-	CHECK_FOR_INTERRUPTS();
-}
-
+/*
+ * kmeans_progress - k-means rounds as tuples done/total of the k-means
+ * phase.
+ */
 static void
 kmeans_progress(void *arg, int iteration, int max_iterations)
 {
@@ -592,12 +573,15 @@ vsbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	int			lists;
 	int			nsample;
 	double		reltuples;
+	VsKmeansOptions opt;
 	Size		mem = (Size) maintenance_work_mem * 1024;
 	AttrNumber	attnum = 1;
 	Oid			sortop = Int4LessOperator;
 	Oid			collation = InvalidOid;
 	bool		nullsfirst = false;
+	VsKmeansHooks kmeans_hooks = VsKmeansServerHooks;
 
+	kmeans_hooks.progress = kmeans_progress;
 	memset(&bs, 0, sizeof(bs));
 	bs.heap = heap;
 	bs.index = index;
@@ -641,27 +625,31 @@ vsbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 				 errhint("Increase maintenance_work_mem to at least %d MB for better clusters.",
 						 (int) (((Size) VS_SAMPLES_PER_LIST * lists * bs.dims * sizeof(float) * 2) / (1024 * 1024)) + 1)));
 
-	/* k-means; an empty table gets one cluster around the origin */
+	/* k-means; no rows (or only zero vectors, for cosine) give one cluster */
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, VS_PHASE_KMEANS);
+	VsKmeansOptionsInit(&opt);
+	opt.seed = VS_KMEANS_SEED;
+	bs.row_metric = VsKmeansRowMetric(bs.metric, &opt);
 	bs.centroids = palloc_extended(sizeof(float) * bs.dims * (Size) Max(lists, 1),
 								   MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	if (nsample == 0)
-		bs.nclusters = 1;
-	else
+	bs.nclusters = 0;
+	if (nsample > 0)
 	{
-		VsKmeansOptions opt;
-
-		VsKmeansOptionsInit(&opt);
-		opt.seed = VS_KMEANS_SEED;
 		bs.nclusters = VsKmeansTrain(bs.sample, nsample, bs.dims, lists, bs.metric,
 									 &opt, &kmeans_hooks, bs.centroids, NULL);
-		if (bs.nclusters < 1 || bs.nclusters > lists)
+		if (bs.nclusters < 0 || bs.nclusters > lists)
 			elog(ERROR, "k-means produced %d clusters for %d lists", bs.nclusters, lists);
-		if (bs.nclusters < lists)
+		if (bs.nclusters > 0 && bs.nclusters < lists)
 			ereport(NOTICE,
 					(errmsg("vecstore index has %d clusters instead of %d", bs.nclusters, lists),
 					 errdetail("The table has too few distinct rows for %d clusters.", lists),
 					 errhint("Build the index after loading data.")));
+	}
+	if (bs.nclusters == 0)
+	{
+		/* one cluster around the origin */
+		memset(bs.centroids, 0, sizeof(float) * bs.dims);
+		bs.nclusters = 1;
 	}
 	if (bs.sample)
 		pfree(bs.sample);
@@ -698,8 +686,8 @@ vsbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, VS_PHASE_WRITE);
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, 0);
 	reserve_metapage(index, MAIN_FORKNUM);
-	write_index(index, MAIN_FORKNUM, bs.metric, bs.dims, bs.nclusters, bs.centroids,
-				bs.counts, bs.sort, bs.slot, lists_option, &meta);
+	write_index(index, MAIN_FORKNUM, bs.metric, bs.row_metric, bs.dims, bs.nclusters,
+				bs.centroids, bs.counts, bs.sort, bs.slot, lists_option, &meta);
 	tuplesort_end(bs.sort);
 	ExecDropSingleTupleTableSlot(bs.slot);
 	if (RelationNeedsWAL(index))
@@ -735,6 +723,8 @@ vsbuildempty(Relation index)
 	int			dims;
 	int			nclusters = 1;
 	VsMetric	metric = VsGetMetric(index);
+	VsMetric	row_metric;
+	VsKmeansOptions opt;
 
 	/* the main fork is built first; without one (no rows, no typmod) fall back */
 	if (RelationGetNumberOfBlocks(index) > 0)
@@ -743,6 +733,7 @@ vsbuildempty(Relation index)
 		dims = cache->meta.dims;
 		nclusters = cache->meta.nclusters;
 		centroids = cache->centroids;
+		row_metric = (VsMetric) cache->meta.row_metric;
 	}
 	else
 	{
@@ -753,12 +744,14 @@ vsbuildempty(Relation index)
 					 errmsg("column has no dimensions"),
 					 errhint("Declare the column as vector(n).")));
 		centroids = palloc0(sizeof(float) * dims);
+		VsKmeansOptionsInit(&opt);
+		row_metric = VsKmeansRowMetric(metric, &opt);
 	}
 	counts = palloc0(sizeof(int64) * nclusters);
 
 	reserve_metapage(index, INIT_FORKNUM);
-	write_index(index, INIT_FORKNUM, metric, dims, nclusters, centroids, counts,
-				NULL, NULL, VsGetListsOption(index), &meta);
+	write_index(index, INIT_FORKNUM, metric, row_metric, dims, nclusters, centroids,
+				counts, NULL, NULL, VsGetListsOption(index), &meta);
 	/* init forks are always WAL-logged */
 	log_newpage_range(index, INIT_FORKNUM, 0,
 					  RelationGetNumberOfBlocksInFork(index, INIT_FORKNUM), true);

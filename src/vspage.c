@@ -17,6 +17,7 @@
 
 #include <math.h>
 
+#include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -169,19 +170,45 @@ VsBlobRead(Relation index, const VsRegion *region, uint64 offset, void *dst, Siz
 	}
 }
 
+/* palloc and CHECK_FOR_INTERRUPTS for vskmeans.c, without progress */
+static void *
+server_alloc(size_t size)
+{
+	return palloc_extended(Max(size, 1), MCXT_ALLOC_HUGE);
+}
+
+static void
+server_free(void *ptr)
+{
+	pfree(ptr);
+}
+
+static void
+server_check_interrupts(void)
+{
+	CHECK_FOR_INTERRUPTS();
+}
+
+const VsKmeansHooks VsKmeansServerHooks = {
+	server_alloc, server_free, server_check_interrupts, NULL, NULL
+};
+
 /*
  * VsGetMetaCache - the metapage and centroids of the index's current
- * generation, cached in rd_amcache (in rd_indexcxt, so a relcache rebuild
- * frees it).  The metapage is re-read on every call, so a new generation
- * is noticed; the centroids are reloaded only when it changes.
+ * generation, cached in rd_amcache (in a child of rd_indexcxt, so a
+ * relcache rebuild frees it).  The metapage is re-read on every call, so a
+ * new generation is noticed; the centroids are reloaded only when it
+ * changes.
  */
 VsMetaCache
 VsGetMetaCache(Relation index)
 {
 	VsMetaCache cache = (VsMetaCache) index->rd_amcache;
 	VsMetaPageData meta;
+	MemoryContext cxt;
 	MemoryContext oldcxt;
 	Size		nfloats;
+	float	   *norms;
 
 	VsReadMeta(index, &meta);
 	if (cache != NULL && cache->meta.generation == meta.generation &&
@@ -193,29 +220,27 @@ VsGetMetaCache(Relation index)
 
 	if (cache != NULL)
 	{
-		if (cache->centroids)
-			pfree(cache->centroids);
-		if (cache->centroid_norms)
-			pfree(cache->centroid_norms);
-		pfree(cache);
 		index->rd_amcache = NULL;
+		MemoryContextDelete(cache->cxt);
 	}
 
-	oldcxt = MemoryContextSwitchTo(index->rd_indexcxt);
+	cxt = AllocSetContextCreate(index->rd_indexcxt, "vecstore metadata cache",
+								ALLOCSET_SMALL_SIZES);
+	oldcxt = MemoryContextSwitchTo(cxt);
 	cache = palloc0(sizeof(VsMetaCacheData));
+	cache->cxt = cxt;
 	cache->meta = meta;
 	nfloats = (Size) meta.nclusters * meta.dims;
-	cache->centroids = MemoryContextAllocHuge(index->rd_indexcxt, Max(nfloats, 1) * sizeof(float));
-	cache->centroid_norms = palloc(sizeof(float) * Max(meta.nclusters, 1));
+	cache->centroids = palloc_extended(Max(nfloats, 1) * sizeof(float), MCXT_ALLOC_HUGE);
+	VsBlobRead(index, &meta.centroids, 0, cache->centroids, nfloats * sizeof(float));
+
+	/* the packed centroids that route rows exactly as the build did */
+	norms = palloc(sizeof(float) * Max(meta.nclusters, 1));
+	VsKmeansCentroidNorms(cache->centroids, meta.nclusters, meta.dims, norms);
+	cache->prepared = VsKmeansPrepare(cache->centroids, norms, meta.nclusters, meta.dims,
+									  (VsMetric) meta.row_metric, &VsKmeansServerHooks);
 	MemoryContextSwitchTo(oldcxt);
 
-	VsBlobRead(index, &meta.centroids, 0, cache->centroids, nfloats * sizeof(float));
-	for (uint32 c = 0; c < meta.nclusters; c++)
-	{
-		const float *x = cache->centroids + (Size) c * meta.dims;
-
-		cache->centroid_norms[c] = VsKernels.inner_product(x, x, meta.dims);
-	}
 	index->rd_amcache = cache;
 	return cache;
 }
@@ -288,46 +313,16 @@ VsDatumToVector(Relation index, Datum value, int dims)
 }
 
 /*
- * VsNearestCluster - the cluster a vector routes to: the nearest centroid
- * under the index's metric (for cosine, by angle).  Ties go to the lowest
- * cluster number.
+ * VsNearestCluster - the cluster a new row goes to: the one the build
+ * would have put it in (same centroids, same metric, same arithmetic).
  */
 int
 VsNearestCluster(VsMetaCache cache, const float *x)
 {
-	int			dims = cache->meta.dims;
-	VsMetric	metric = (VsMetric) cache->meta.metric;
-	int			best = 0;
-	double		bestd = 0.0;
-	float	   *q = NULL;
+	int32		cluster = 0;
 
 	if (cache->meta.nclusters <= 1)
 		return 0;
-	if (metric == VS_METRIC_COSINE)
-	{
-		/* centroids are unit length: rank by inner product with a unit query */
-		q = palloc(sizeof(float) * dims);
-		memcpy(q, x, sizeof(float) * dims);
-		VsNormalize(q, dims);
-		x = q;
-	}
-
-	for (uint32 c = 0; c < cache->meta.nclusters; c++)
-	{
-		const float *cx = cache->centroids + (Size) c * dims;
-		double		d;
-
-		if (metric == VS_METRIC_L2)
-			d = VsKernels.l2_squared(x, cx, dims);
-		else
-			d = -(double) VsKernels.inner_product(x, cx, dims);
-		if (c == 0 || d < bestd)
-		{
-			best = c;
-			bestd = d;
-		}
-	}
-	if (q)
-		pfree(q);
-	return best;
+	VsKmeansAssignPrepared(cache->prepared, x, 1, &cluster, NULL, &VsKmeansServerHooks);
+	return cluster;
 }
