@@ -327,6 +327,10 @@ sub index_info
 #
 # self_lookup - every inserted row (id > nbase) in a sample of 200 finds
 # itself (or an identical vector) as its nearest neighbour at probes = 1.
+# An ip index fills its lists by L2 but ranks them for a query by inner
+# product (vskmeans.c has the measurements), so a row's list need not be
+# the one its own vector ranks first: there every row must be found with
+# all lists probed.
 #
 sub self_lookup
 {
@@ -345,9 +349,10 @@ sub self_lookup
         $node->safe_psql('postgres', "SET enable_seqscan = off; EXPLAIN (COSTS OFF) $sql"),
         qr/Index Scan using ${t}_v_idx on $t t/,
         "$case->{name}: the self-lookup runs through the index");
+    my $probes = $case->{name} eq 'ip' ? $case->{lists} : 1;
     my (@missing, $n);
     for my $line (split /\n/,
-        $node->safe_psql('postgres', index_settings(1) . $sql))
+        $node->safe_psql('postgres', index_settings($probes) . $sql))
     {
         my ($id, $self, $rid, $d) = split /\|/, $line;
         $n++;
@@ -356,7 +361,7 @@ sub self_lookup
           unless $d <= $self + ($case->{op} eq '<->' ? 0 : 1e-5);
     }
     ok($n >= 100 && !@missing,
-        "$case->{name}: $n inserted rows each find themselves at probes = 1")
+        "$case->{name}: $n inserted rows each find themselves at probes = $probes")
       or diag(join("\n", @missing[ 0 .. ($#missing < 9 ? $#missing : 9) ]));
     return;
 }
