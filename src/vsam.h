@@ -122,7 +122,9 @@ typedef struct VsMetaPageData
 	VsRegion	sealed;
 	/* segment manifest: what the segment file of this generation holds */
 	uint32		generation;
-	uint32		sealed_crc;		/* CRC-32C of the sealed region's bytes */
+	uint32		sealed_crc;		/* CRC-32C of the sealed region's head: the
+								 * header and the cluster table, which holds
+								 * each cluster's own CRC-32C */
 	uint32		row_metric;		/* VsMetric rows are assigned to clusters by
 								 * (VsKmeansRowMetric: L2 for an IP index) */
 } VsMetaPageData;
@@ -147,15 +149,32 @@ typedef struct VsSealedHeader
 	uint8		pad[48];		/* to VS_SEGMENT_ALIGN */
 } VsSealedHeader;
 
-/* where one cluster's sealed rows are, offsets from the body start */
+/*
+ * Where one cluster's sealed rows are, offsets from the body start.  A
+ * cluster's bytes run from vec_offset to the next cluster's vec_offset (or
+ * the end of the region), and "crc" is their CRC-32C: so a backend checks
+ * only the clusters it reads, the first time it reads them, and the
+ * metapage's sealed_crc over the head covers every cluster's CRC.
+ */
 typedef struct VsClusterInfo
 {
 	uint64		vec_offset;		/* count * dims float4, aligned */
 	uint64		tid_offset;		/* count ItemPointerData, aligned */
 	uint64		first_row;		/* global row number of the first row */
 	uint32		count;
-	uint32		reserved;
+	uint32		crc;			/* CRC-32C of the cluster's bytes */
 } VsClusterInfo;
+
+/* bytes of the sealed region's head (header, cluster table, padding) */
+#define VsSealedHeadSize(nclusters) \
+	TYPEALIGN(VS_SEGMENT_ALIGN, sizeof(VsSealedHeader) + (uint64) (nclusters) * sizeof(VsClusterInfo))
+
+/* the end of cluster "c"'s bytes in a region of "total" bytes */
+static inline uint64
+VsClusterEnd(const VsClusterInfo *info, uint32 c, uint32 nclusters, uint64 total)
+{
+	return (c + 1 < nclusters) ? info[c + 1].vec_offset : total;
+}
 
 /* a row inserted after the build, on a delta page */
 typedef struct VsDeltaTupleData
@@ -257,6 +276,8 @@ extern const VsKmeansHooks VsKmeansServerHooks;
 extern void VsSegmentInit(void);
 extern const char *VsSegmentBody(Relation index, VsMetaPage meta);
 extern void VsSegmentRelease(const char *body);
+extern const char *VsSegmentCluster(Relation index, VsMetaPage meta, const char *body, uint32 cluster);
+extern char *VsSealedCheckFork(Relation index, VsMetaPage meta);
 extern char *VsSegmentPath(RelFileNode node, uint32 generation);
 extern void VsSegmentWrite(Relation index, VsMetaPage meta);
 extern void VsSegmentForgetIndexFiles(Relation index);

@@ -269,15 +269,61 @@ assign_callback(Relation index, ItemPointer tid, Datum *values,
  * blob_begin - start a region at the next block of the fork.
  */
 static void
-blob_begin(VsBlobWriter *w, Relation index, ForkNumber forknum, bool do_crc)
+blob_begin(VsBlobWriter *w, Relation index, ForkNumber forknum)
 {
 	memset(w, 0, sizeof(VsBlobWriter));
 	w->index = index;
 	w->forknum = forknum;
 	w->first = RelationGetNumberOfBlocksInFork(index, forknum);
-	w->do_crc = do_crc;
-	INIT_CRC32C(w->crc);
 	VsInitPage(w->page.data, VS_PAGE_BLOB);
+}
+
+/*
+ * blob_crc_start - start a CRC-32C over the bytes written from now on.
+ */
+static void
+blob_crc_start(VsBlobWriter *w)
+{
+	w->do_crc = true;
+	INIT_CRC32C(w->crc);
+}
+
+/*
+ * blob_crc_end - the CRC-32C of the bytes written since blob_crc_start.
+ */
+static uint32
+blob_crc_end(VsBlobWriter *w)
+{
+	w->do_crc = false;
+	FIN_CRC32C(w->crc);
+	return w->crc;
+}
+
+/*
+ * blob_patch - overwrite bytes already written to a region (through the
+ * buffer manager; the pages are WAL-logged with the rest at the end).
+ */
+static void
+blob_patch(Relation index, ForkNumber forknum, const VsRegion *region, uint64 offset,
+		   const void *data, Size len)
+{
+	const char *in = data;
+
+	while (len > 0)
+	{
+		uint32		poff;
+		BlockNumber blkno = VsBlobBlock(region, offset, &poff);
+		Size		chunk = Min(len, (Size) (VS_BLOB_PAYLOAD - poff));
+		Buffer		buf = ReadBufferExtended(index, forknum, blkno, RBM_NORMAL, NULL);
+
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		memcpy(PageGetContents(BufferGetPage(buf)) + poff, in, chunk);
+		MarkBufferDirty(buf);
+		UnlockReleaseBuffer(buf);
+		in += chunk;
+		offset += chunk;
+		len -= chunk;
+	}
 }
 
 /*
@@ -363,8 +409,6 @@ blob_end(VsBlobWriter *w)
 	r.start = w->first;
 	r.nblocks = w->nblocks;
 	r.nbytes = w->total;
-	if (w->do_crc)
-		FIN_CRC32C(w->crc);
 	return r;
 }
 
@@ -385,7 +429,7 @@ sealed_layout(int nclusters, int dims, const int64 *counts, VsClusterInfo *info)
 	{
 		info[c].count = (uint32) counts[c];
 		info[c].first_row = row;
-		info[c].reserved = 0;
+		info[c].crc = 0;		/* filled in as the cluster is written */
 		info[c].vec_offset = off;
 		off = TYPEALIGN(VS_SEGMENT_ALIGN, off + (uint64) counts[c] * dims * sizeof(float));
 		info[c].tid_offset = off;
@@ -432,12 +476,12 @@ write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_me
 	meta->row_metric = row_metric;
 
 	/* centroids */
-	blob_begin(&w, index, forknum, false);
+	blob_begin(&w, index, forknum);
 	blob_write(&w, centroids, sizeof(float) * dims * (Size) nclusters);
 	meta->centroids = blob_end(&w);
 
 	/* directory: no delta rows yet */
-	blob_begin(&w, index, forknum, false);
+	blob_begin(&w, index, forknum);
 	entry.delta_head = InvalidBlockNumber;
 	entry.delta_tail = InvalidBlockNumber;
 	entry.delta_count = 0;
@@ -447,14 +491,18 @@ write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_me
 	meta->directory = blob_end(&w);
 
 	/* deletion bitmap: nothing deleted */
-	blob_begin(&w, index, forknum, false);
+	blob_begin(&w, index, forknum);
 	blob_write(&w, NULL, (nrows + 7) / 8);
 	meta->bitmap = blob_end(&w);
 
-	/* sealed region: header, cluster table, then each cluster's arrays */
+	/*
+	 * Sealed region: header, cluster table, then each cluster's arrays.  The
+	 * table is written first with the clusters' CRCs still zero, and patched
+	 * once every cluster has been written.
+	 */
 	info = palloc_extended(sizeof(VsClusterInfo) * nclusters, MCXT_ALLOC_HUGE);
 	sealed_size = sealed_layout(nclusters, dims, counts, info);
-	blob_begin(&w, index, forknum, true);
+	blob_begin(&w, index, forknum);
 	memset(&sh, 0, sizeof(sh));
 	sh.nclusters = nclusters;
 	sh.dims = dims;
@@ -470,6 +518,7 @@ write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_me
 		if (counts[c] > 0)
 			tids = palloc_extended(sizeof(ItemPointerData) * counts[c], MCXT_ALLOC_HUGE);
 		Assert(w.total == info[c].vec_offset);
+		blob_crc_start(&w);
 		for (int64 i = 0; i < counts[c]; i++)
 		{
 			bool		isnull;
@@ -495,14 +544,31 @@ write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_me
 			pfree(tids);
 		}
 		blob_pad(&w, VS_SEGMENT_ALIGN);
+		info[c].crc = blob_crc_end(&w);
 		pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE,
 									 (int64) (info[c].first_row + counts[c]));
 	}
 	meta->sealed = blob_end(&w);
-	meta->sealed_crc = w.crc;
 	if (meta->sealed.nbytes != sealed_size)
 		elog(ERROR, "index \"%s\": sealed region is " UINT64_FORMAT " bytes, expected " UINT64_FORMAT,
 			 RelationGetRelationName(index), meta->sealed.nbytes, sealed_size);
+
+	/* the clusters' CRCs into the table, and the CRC of the whole head */
+	blob_patch(index, forknum, &meta->sealed, sizeof(VsSealedHeader), info,
+			   sizeof(VsClusterInfo) * nclusters);
+	{
+		uint64		headsize = VsSealedHeadSize(nclusters);
+		uint64		padding = headsize - sizeof(VsSealedHeader) - sizeof(VsClusterInfo) * (uint64) nclusters;
+		char		zeros[VS_SEGMENT_ALIGN] = {0};
+		pg_crc32c	crc;
+
+		INIT_CRC32C(crc);
+		COMP_CRC32C(crc, &sh, sizeof(sh));
+		COMP_CRC32C(crc, info, sizeof(VsClusterInfo) * nclusters);
+		COMP_CRC32C(crc, zeros, padding);
+		FIN_CRC32C(crc);
+		meta->sealed_crc = crc;
+	}
 	pfree(info);
 
 	/* the metapage, in the block reserved for it */

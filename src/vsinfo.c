@@ -24,7 +24,6 @@
 #include "commands/defrem.h"
 #include "funcapi.h"
 #include "miscadmin.h"
-#include "port/pg_crc32c.h"
 #include "storage/bufmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -246,13 +245,9 @@ vecstore_verify(PG_FUNCTION_ARGS)
 	Relation	heap;
 	Relation	index;
 	VsMetaPageData meta;
-	VsClusterInfo *info;
 	BlockNumber nblocks;
 	const VsRegion *regions[4];
 	const char *region_names[4] = {"centroids", "directory", "bitmap", "sealed"};
-	pg_crc32c	crc;
-	uint64		offset;
-	uint64		rows = 0;
 	const char *problem;
 	bool		fork_ok = true;
 
@@ -283,45 +278,26 @@ vecstore_verify(PG_FUNCTION_ARGS)
 
 	if (fork_ok)
 	{
-		/* the sealed region against the manifest's checksum */
-		INIT_CRC32C(crc);
-		for (offset = 0; offset < meta.sealed.nbytes; offset += VS_BLOB_PAYLOAD)
-		{
-			PGAlignedBlock chunk;
-			Size		len = Min((uint64) VS_BLOB_PAYLOAD, meta.sealed.nbytes - offset);
+		/* the sealed region: head against the manifest, clusters against it */
+		char	   *sealed_problem = VsSealedCheckFork(index, &meta);
 
-			CHECK_FOR_INTERRUPTS();
-			VsBlobRead(index, &meta.sealed, offset, chunk.data, len);
-			COMP_CRC32C(crc, chunk.data, len);
-		}
-		FIN_CRC32C(crc);
-		if (crc != meta.sealed_crc)
+		if (sealed_problem != NULL)
 		{
-			add_problem(rsinfo, false, "sealed data in the index fails its checksum (%08X, metapage says %08X): REINDEX the index",
-						crc, meta.sealed_crc);
+			add_problem(rsinfo, false, "sealed data in the index %s: REINDEX the index", sealed_problem);
 			fork_ok = false;
 		}
 	}
 
 	if (fork_ok)
 	{
-		/* the cluster table, and each cluster's delta chain */
-		info = read_cluster_table(index, &meta);
+		/* each cluster's delta chain */
 		for (uint32 c = 0; c < meta.nclusters; c++)
 		{
 			VsDirEntry	entry;
 
-			if (info[c].first_row != rows ||
-				info[c].vec_offset + (uint64) info[c].count * meta.dims * sizeof(float) > meta.sealed.nbytes ||
-				info[c].tid_offset + (uint64) info[c].count * sizeof(ItemPointerData) > meta.sealed.nbytes)
-				add_problem(rsinfo, false, "cluster %u has an inconsistent entry in the cluster table", c);
-			rows += info[c].count;
 			VsBlobRead(index, &meta.directory, (uint64) c * sizeof(VsDirEntry), &entry, sizeof(entry));
 			check_delta_chain(index, rsinfo, c, &entry, nblocks);
 		}
-		if (rows != meta.sealed_rows)
-			add_problem(rsinfo, false, "cluster table holds " UINT64_FORMAT " rows, the metapage says " UINT64_FORMAT,
-						rows, meta.sealed_rows);
 
 		/* the segment file */
 		problem = VsSegmentCheck(index, &meta);

@@ -216,7 +216,8 @@ scan_cluster(IndexScanDesc scan, int cluster)
 	VsDirEntry	entry;
 	BlockNumber blkno;
 
-	/* sealed rows, through the mapping */
+	/* sealed rows, through the mapping (checked the first time we read them) */
+	so->body = VsSegmentCluster(index, &so->meta, so->body, cluster);
 	info = ((const VsClusterInfo *) (so->body + sizeof(VsSealedHeader))) + cluster;
 	if (info->count > 0)
 	{

@@ -91,7 +91,7 @@ typedef struct VsSegmentHeader
 	Oid			relfilenode;
 	Oid			indexoid;
 	uint32		generation;
-	uint32		body_crc;		/* CRC-32C of the body */
+	uint32		body_crc;		/* CRC-32C of the body's head (the manifest's) */
 	uint64		body_size;
 	XLogRecPtr	seal_lsn;		/* WAL position when the file was written */
 	uint32		header_crc;		/* CRC-32C of the fields above */
@@ -100,7 +100,11 @@ typedef struct VsSegmentHeader
 /*
  * One segment file this backend maps (or mapped: "addr" is NULL after an
  * unmap, and the identity of the file last verified is kept, so that
- * mapping the same unchanged file again skips the CRC pass).
+ * mapping the same unchanged file again skips the checks already done).
+ * Mapping checks the header and the head of the body (the cluster table);
+ * each cluster is checked against its CRC the first time this backend
+ * reads it (VsSegmentCluster), so the first query of a new connection
+ * costs the clusters it probes, not the whole file.
  *
  * Scans and VACUUM pin the mapping while they use it.  A relcache
  * invalidation of the index (DROP, REINDEX, TRUNCATE, but also VACUUM's
@@ -118,8 +122,10 @@ typedef struct VsMapping
 	Size		len;
 	int			pins;
 	bool		stale;
-	/* the file whose body CRC was last verified */
+	/* the file whose head was last verified, and which of its clusters */
 	bool		verified;
+	uint8	   *verified_clusters;	/* nclusters bits, in TopMemoryContext */
+	uint32		nclusters;
 	dev_t		vdev;
 	ino_t		vino;
 	off_t		vsize;
@@ -271,6 +277,160 @@ write_all(int fd, const char *path, const void *buf, Size len)
 }
 
 /*
+ * The sealed-region checker: fed the bytes of a sealed region in order
+ * (from the fork or from a file), it checks the head against the
+ * metapage's CRC, the cluster table's offsets, and every cluster against
+ * its CRC in the table.
+ */
+typedef struct VsSealedChecker
+{
+	uint32		nclusters;
+	uint64		total;			/* bytes the region must have */
+	uint64		headsize;
+	uint32		head_crc;		/* what the metapage says */
+	char	   *head;			/* headsize bytes, as they arrive */
+	uint64		pos;			/* bytes fed so far */
+	uint32		cluster;		/* cluster being summed */
+	pg_crc32c	crc;
+	char	   *problem;		/* the first problem, palloc'd */
+} VsSealedChecker;
+
+/*
+ * table_problem - what is wrong with a (CRC-checked) cluster table, or
+ * NULL.  Offsets must rise, stay inside the region, and leave room for the
+ * rows they announce.
+ */
+static char *
+table_problem(const VsClusterInfo *info, uint32 nclusters, uint32 dims, uint64 headsize, uint64 total)
+{
+	uint64		row = 0;
+
+	for (uint32 c = 0; c < nclusters; c++)
+	{
+		uint64		end = VsClusterEnd(info, c, nclusters, total);
+
+		if ((c == 0 && info[c].vec_offset != headsize) ||
+			end < info[c].vec_offset || end > total ||
+			info[c].vec_offset + (uint64) info[c].count * dims * sizeof(float) > info[c].tid_offset ||
+			info[c].tid_offset + (uint64) info[c].count * sizeof(ItemPointerData) > end ||
+			info[c].first_row != row)
+			return psprintf("has an inconsistent entry for cluster %u in its cluster table", c);
+		row += info[c].count;
+	}
+	return NULL;
+}
+
+static void
+checker_begin(VsSealedChecker *ck, VsMetaPage meta)
+{
+	memset(ck, 0, sizeof(*ck));
+	ck->nclusters = meta->nclusters;
+	ck->total = meta->sealed.nbytes;
+	ck->headsize = VsSealedHeadSize(meta->nclusters);
+	ck->head_crc = meta->sealed_crc;
+	ck->head = palloc_extended(ck->headsize, MCXT_ALLOC_HUGE);
+	if (ck->headsize > ck->total)
+		ck->problem = psprintf("is shorter than its cluster table");
+}
+
+/*
+ * checker_feed - the next "len" bytes of the region.
+ */
+static void
+checker_feed(VsSealedChecker *ck, const char *data, uint64 len, uint32 dims)
+{
+	const VsClusterInfo *info = (const VsClusterInfo *) (ck->head + sizeof(VsSealedHeader));
+
+	while (len > 0 && ck->problem == NULL)
+	{
+		if (ck->pos < ck->headsize)
+		{
+			uint64		chunk = Min(len, ck->headsize - ck->pos);
+
+			memcpy(ck->head + ck->pos, data, chunk);
+			ck->pos += chunk;
+			data += chunk;
+			len -= chunk;
+			if (ck->pos == ck->headsize)
+			{
+				pg_crc32c	crc;
+
+				INIT_CRC32C(crc);
+				COMP_CRC32C(crc, ck->head, ck->headsize);
+				FIN_CRC32C(crc);
+				if (crc != ck->head_crc)
+					ck->problem = psprintf("fails the checksum of its cluster table (%08X, the metapage says %08X)",
+										   crc, ck->head_crc);
+				else
+					ck->problem = table_problem(info, ck->nclusters, dims, ck->headsize, ck->total);
+				INIT_CRC32C(ck->crc);
+			}
+			continue;
+		}
+		if (ck->cluster >= ck->nclusters)
+		{
+			ck->problem = psprintf("is longer than its clusters");
+			break;
+		}
+		else
+		{
+			uint64		end = VsClusterEnd(info, ck->cluster, ck->nclusters, ck->total);
+			uint64		chunk = Min(len, end - ck->pos);
+
+			COMP_CRC32C(ck->crc, data, chunk);
+			ck->pos += chunk;
+			data += chunk;
+			len -= chunk;
+		}
+		/* close every cluster that ends here (empty ones included) */
+		while (ck->problem == NULL && ck->cluster < ck->nclusters &&
+			   ck->pos == VsClusterEnd(info, ck->cluster, ck->nclusters, ck->total))
+		{
+			FIN_CRC32C(ck->crc);
+			if (ck->crc != info[ck->cluster].crc)
+				ck->problem = psprintf("fails the checksum of cluster %u", ck->cluster);
+			ck->cluster++;
+			INIT_CRC32C(ck->crc);
+		}
+	}
+}
+
+/*
+ * checker_end - NULL when every byte checked out, else what is wrong.
+ */
+static char *
+checker_end(VsSealedChecker *ck)
+{
+	if (ck->problem == NULL && ck->pos != ck->total)
+		ck->problem = psprintf("ends after " UINT64_FORMAT " of " UINT64_FORMAT " bytes", ck->pos, ck->total);
+	pfree(ck->head);
+	return ck->problem;
+}
+
+/*
+ * VsSealedCheckFork - check the sealed region in the index's fork
+ * (through shared buffers): NULL when sound, else what is wrong.
+ */
+char *
+VsSealedCheckFork(Relation index, VsMetaPage meta)
+{
+	VsSealedChecker ck;
+
+	checker_begin(&ck, meta);
+	for (uint64 offset = 0; offset < meta->sealed.nbytes && ck.problem == NULL;
+		 offset += VS_BLOB_PAYLOAD)
+	{
+		PGAlignedBlock chunk;
+		Size		len = Min((uint64) VS_BLOB_PAYLOAD, meta->sealed.nbytes - offset);
+
+		CHECK_FOR_INTERRUPTS();
+		VsBlobRead(index, &meta->sealed, offset, chunk.data, len);
+		checker_feed(&ck, chunk.data, len, meta->dims);
+	}
+	return checker_end(&ck);
+}
+
+/*
  * VsSegmentWrite - (re)build the segment file of the index's current
  * generation from the sealed region of the fork.
  *
@@ -278,8 +438,9 @@ write_all(int fd, const char *path, const void *buf, Size len)
  * time), writes "<file>.tmp.<pid>", fsyncs it, and renames it over the
  * final name (durable_rename also fsyncs the directory).  A backend that
  * has the old file mapped keeps its mapping.  If the bytes read from the
- * fork fail the metapage's CRC, the fork itself is corrupt: that is an
- * error with a REINDEX hint, and no file is written.  Works on a standby.
+ * fork fail their checksums (the head against the metapage, each cluster
+ * against the head), the fork itself is corrupt: that is an error with a
+ * REINDEX hint, and no file is written.  Works on a standby.
  */
 void
 VsSegmentWrite(Relation index, VsMetaPage meta)
@@ -288,7 +449,8 @@ VsSegmentWrite(Relation index, VsMetaPage meta)
 	char	   *tmppath = psprintf("%s.tmp.%d", path, MyProcPid);
 	PGAlignedBlock hdrbuf;
 	VsSegmentHeader *hdr = (VsSegmentHeader *) hdrbuf.data;
-	pg_crc32c	crc;
+	VsSealedChecker ck;
+	char	   *problem;
 	int			fd;
 	uint64		offset = 0;
 
@@ -306,7 +468,7 @@ VsSegmentWrite(Relation index, VsMetaPage meta)
 		memset(hdrbuf.data, 0, sizeof(hdrbuf.data));
 		write_all(fd, tmppath, hdrbuf.data, VS_SEGMENT_HEADER_SIZE);
 
-		INIT_CRC32C(crc);
+		checker_begin(&ck, meta);
 		while (offset < meta->sealed.nbytes)
 		{
 			uint32		poff;
@@ -324,17 +486,15 @@ VsSegmentWrite(Relation index, VsMetaPage meta)
 			memcpy(copy.data, PageGetContents(page), chunk);
 			UnlockReleaseBuffer(buf);
 
-			COMP_CRC32C(crc, copy.data, chunk);
+			checker_feed(&ck, copy.data, chunk, meta->dims);
 			write_all(fd, tmppath, copy.data, chunk);
 			offset += chunk;
 		}
-		FIN_CRC32C(crc);
-		if (crc != meta->sealed_crc)
+		problem = checker_end(&ck);
+		if (problem != NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_INDEX_CORRUPTED),
-					 errmsg("sealed data of index \"%s\" fails its checksum", RelationGetRelationName(index)),
-					 errdetail("CRC-32C of the fork's sealed region is %08X, the metapage records %08X.",
-							   crc, meta->sealed_crc),
+					 errmsg("sealed data of index \"%s\" %s", RelationGetRelationName(index), problem),
 					 errhint("Please REINDEX it.")));
 
 		hdr->magic = VS_SEGMENT_MAGIC;
@@ -349,7 +509,7 @@ VsSegmentWrite(Relation index, VsMetaPage meta)
 		hdr->relfilenode = index->rd_node.relNode;
 		hdr->indexoid = RelationGetRelid(index);
 		hdr->generation = meta->generation;
-		hdr->body_crc = crc;
+		hdr->body_crc = meta->sealed_crc;
 		hdr->body_size = meta->sealed.nbytes;
 		hdr->seal_lsn = RecoveryInProgress() ? GetXLogReplayRecPtr(NULL) : GetXLogInsertRecPtr();
 		hdr->header_crc = header_crc(hdr);
@@ -495,14 +655,29 @@ try_map(Relation index, VsMetaPage meta, Size *len, const char **problem, VsMapp
 		return addr;
 	}
 
-	INIT_CRC32C(crc);
-	COMP_CRC32C(crc, addr + VS_SEGMENT_HEADER_SIZE, meta->sealed.nbytes);
-	FIN_CRC32C(crc);
-	if (crc != meta->sealed_crc)
+	/* the head: its CRC against the manifest, then the table's offsets */
 	{
-		munmap(addr, *len);
-		*problem = "fails its checksum";
-		return NULL;
+		uint64		headsize = VsSealedHeadSize(meta->nclusters);
+		char	   *body = addr + VS_SEGMENT_HEADER_SIZE;
+
+		if (headsize > meta->sealed.nbytes)
+			*problem = "is shorter than its cluster table";
+		else
+		{
+			INIT_CRC32C(crc);
+			COMP_CRC32C(crc, body, headsize);
+			FIN_CRC32C(crc);
+			if (crc != meta->sealed_crc)
+				*problem = "fails the checksum of its cluster table";
+			else if (table_problem((const VsClusterInfo *) (body + sizeof(VsSealedHeader)),
+								   meta->nclusters, meta->dims, headsize, meta->sealed.nbytes))
+				*problem = "has an inconsistent cluster table";
+		}
+		if (*problem != NULL)
+		{
+			munmap(addr, *len);
+			return NULL;
+		}
 	}
 	if (m != NULL)
 	{
@@ -511,6 +686,11 @@ try_map(Relation index, VsMetaPage meta, Size *len, const char **problem, VsMapp
 		m->vino = st.st_ino;
 		m->vsize = st.st_size;
 		m->vmtime = st.st_mtime;
+		if (m->verified_clusters)
+			pfree(m->verified_clusters);
+		m->nclusters = meta->nclusters;
+		m->verified_clusters = MemoryContextAllocZero(TopMemoryContext,
+													  (meta->nclusters + 7) / 8);
 	}
 	pfree(path);
 	return addr;
@@ -538,7 +718,7 @@ VsSegmentBody(Relation index, VsMetaPage meta)
 	{
 		if (m->indexoid != RelationGetRelid(index))
 			continue;
-		if (m->addr != NULL && RelFileNodeEquals(m->node, index->rd_node) &&
+		if (m->addr != NULL && !m->stale && RelFileNodeEquals(m->node, index->rd_node) &&
 			m->generation == meta->generation && m->body_crc == meta->sealed_crc)
 		{
 			m->pins++;
@@ -612,6 +792,57 @@ VsSegmentRelease(const char *body)
 }
 
 /*
+ * VsSegmentCluster - make sure cluster "cluster" of a pinned mapping has
+ * been checked against its CRC; returns the body to read it from.
+ *
+ * Usually that is "body" itself.  When the cluster fails its check, the
+ * file is corrupt: it is rebuilt from the fork, the new file is mapped and
+ * pinned, the old mapping's pin is dropped (it is unmapped once nothing
+ * uses it), and the new body is returned: the caller must use it from now
+ * on (the layout is the same, so offsets it holds stay valid).
+ */
+const char *
+VsSegmentCluster(Relation index, VsMetaPage meta, const char *body, uint32 cluster)
+{
+	VsMapping  *m;
+	const VsClusterInfo *info = (const VsClusterInfo *) (body + sizeof(VsSealedHeader));
+	uint64		end;
+	pg_crc32c	crc;
+
+	for (m = mappings; m != NULL; m = m->next)
+	{
+		if (m->addr != NULL && m->addr + VS_SEGMENT_HEADER_SIZE == body)
+			break;
+	}
+	if (m == NULL || cluster >= m->nclusters || m->verified_clusters == NULL)
+		elog(ERROR, "segment of index \"%s\" is not mapped", RelationGetRelationName(index));
+	if (m->verified_clusters[cluster / 8] & (1 << (cluster % 8)))
+		return body;
+
+	end = VsClusterEnd(info, cluster, meta->nclusters, meta->sealed.nbytes);
+	INIT_CRC32C(crc);
+	COMP_CRC32C(crc, body + info[cluster].vec_offset, end - info[cluster].vec_offset);
+	FIN_CRC32C(crc);
+	if (crc == info[cluster].crc)
+	{
+		m->verified_clusters[cluster / 8] |= (1 << (cluster % 8));
+		return body;
+	}
+
+	/* corrupt: rebuild, map the new file, hand the caller over to it */
+	ereport(LOG,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("segment file of index \"%s\" fails the checksum of cluster %u; rebuilding it from the index",
+					RelationGetRelationName(index), cluster)));
+	m->stale = true;
+	m->verified = false;
+	VsSegmentWrite(index, meta);
+	VsSegmentRelease(body);
+	body = VsSegmentBody(index, meta);
+	return VsSegmentCluster(index, meta, body, cluster);
+}
+
+/*
  * relcache_callback - the index may have been dropped or given a new
  * relfilenode: let go of its mapping (see VsMapping).  No catalog access
  * here; a pinned mapping is only marked.
@@ -655,10 +886,14 @@ VsSegmentCheck(Relation index, VsMetaPage meta)
 	const char *problem;
 	Size		len;
 	char	   *addr = try_map(index, meta, &len, &problem, NULL);
+	VsSealedChecker ck;
 
-	if (addr != NULL)
-		munmap(addr, len);
-	return problem;
+	if (addr == NULL)
+		return problem;
+	checker_begin(&ck, meta);
+	checker_feed(&ck, addr + VS_SEGMENT_HEADER_SIZE, meta->sealed.nbytes, meta->dims);
+	munmap(addr, len);
+	return checker_end(&ck);
 }
 
 /*

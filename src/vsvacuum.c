@@ -32,7 +32,9 @@
 /* walks the sealed rows in row-number order, cluster by cluster */
 typedef struct SealedCursor
 {
-	const char *body;
+	Relation	index;
+	VsMetaPage	meta;
+	const char *body;			/* pinned mapping; may be replaced */
 	int			nclusters;
 	int			cluster;
 	uint32		i;				/* row within the cluster */
@@ -53,6 +55,12 @@ cursor_next_tid(SealedCursor *cur, ItemPointer tid)
 	}
 	if (cur->cluster >= cur->nclusters)
 		return false;
+	if (cur->i == 0)
+	{
+		/* a new cluster: check it the first time this backend reads it */
+		cur->body = VsSegmentCluster(cur->index, cur->meta, cur->body, cur->cluster);
+		info = (const VsClusterInfo *) (cur->body + sizeof(VsSealedHeader));
+	}
 	memcpy(tid, cur->body + info[cur->cluster].tid_offset + sizeof(ItemPointerData) * cur->i,
 		   sizeof(ItemPointerData));
 	cur->i++;
@@ -122,6 +130,8 @@ vsbulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 		stats = (IndexBulkDeleteResult *) palloc0(sizeof(IndexBulkDeleteResult));
 
 	meta = VsGetMetaCache(index)->meta;
+	cur.index = index;
+	cur.meta = &meta;
 	cur.body = VsSegmentBody(index, &meta);
 	cur.nclusters = meta.nclusters;
 	cur.cluster = 0;
