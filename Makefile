@@ -60,9 +60,9 @@ tools/fvecs2pg: tools/fvecs2pg.c
 	$(CC) $(STANDALONE_CFLAGS) -o $@ tools/fvecs2pg.c -lm
 
 .PHONY: test demo kernel-test
-kernel-test: test/kernels/test_kernels
-	./test/kernels/test_kernels
-	./test/kernels/test_kmeans
+# every stand-alone unit test; each block below adds its own, and the
+# kernel-test rule at the end runs them all
+KERNEL_TESTS = test/kernels/test_kernels
 
 test:
 	./test/run.sh
@@ -84,6 +84,42 @@ test/kernels/test_kmeans: test/kernels/test_kmeans.c $(KMEANS_DEPS)
 bench/bench_kmeans: bench/bench_kmeans.c $(KMEANS_DEPS)
 	$(CC) $(STANDALONE_CFLAGS) -o $@ bench/bench_kmeans.c $(KMEANS_SRCS) -lm
 
-kernel-test: test/kernels/test_kmeans
+KERNEL_TESTS += test/kernels/test_kmeans
 
 EXTRA_CLEAN += test/kernels/test_kmeans bench/bench_kmeans
+
+# ---------------------------------------------------------------------------
+# Graph search inside clusters (src/vshnsw.c) and compact codes
+# (src/vsquant.c): stand-alone modules with their own unit tests and
+# benchmarks, built once their sources exist.
+# ---------------------------------------------------------------------------
+ifneq ($(wildcard src/vshnsw.c),)
+HNSW_SRCS = src/vshnsw.c src/vsdistance.c
+HNSW_DEPS = $(HNSW_SRCS) src/vshnsw.h src/vsdistance.h
+
+test/kernels/test_hnsw: test/kernels/test_hnsw.c $(HNSW_DEPS)
+	$(CC) $(STANDALONE_CFLAGS) -o $@ test/kernels/test_hnsw.c $(HNSW_SRCS) -lm
+
+bench/bench_hnsw: bench/bench_hnsw.c $(HNSW_DEPS)
+	$(CC) $(STANDALONE_CFLAGS) -o $@ bench/bench_hnsw.c $(HNSW_SRCS) -lm
+
+KERNEL_TESTS += test/kernels/test_hnsw
+EXTRA_CLEAN += test/kernels/test_hnsw bench/bench_hnsw
+endif
+
+ifneq ($(wildcard src/vsquant.c),)
+QUANT_SRCS = src/vsquant.c src/vsdistance.c
+QUANT_DEPS = $(QUANT_SRCS) src/vsquant.h src/vsdistance.h
+
+test/kernels/test_quant: test/kernels/test_quant.c $(QUANT_DEPS)
+	$(CC) $(STANDALONE_CFLAGS) -o $@ test/kernels/test_quant.c $(QUANT_SRCS) -lm
+
+bench/bench_quant: bench/bench_quant.c $(QUANT_DEPS)
+	$(CC) $(STANDALONE_CFLAGS) -o $@ bench/bench_quant.c $(QUANT_SRCS) -lm
+
+KERNEL_TESTS += test/kernels/test_quant
+EXTRA_CLEAN += test/kernels/test_quant bench/bench_quant
+endif
+
+kernel-test: $(KERNEL_TESTS)
+	@rc=0; for t in $(KERNEL_TESTS); do ./$$t || rc=1; done; exit $$rc
