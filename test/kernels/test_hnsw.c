@@ -1,0 +1,1396 @@
+/*-------------------------------------------------------------------------
+ *
+ * test_hnsw.c
+ *	  Unit test: the HNSW graph inside a cluster (src/vshnsw.c).
+ *
+ * Links src/vshnsw.c and src/vsdistance.c without the server (see the
+ * Makefile target test/kernels/test_hnsw).  Each group of checks prints
+ * one line, "ok - ..." or "FAIL - ..." with up to MAX_DETAILS reasons; a
+ * group that cannot run (no real data) prints "skip - ..." and is not
+ * counted.  The last line is "N passed, N failed"; the exit status is 1
+ * on any failure.  About 3 s on one core of the 2-core VM.
+ *
+ * The groups:
+ *	- recall@10 against the exact flat scan on clustered synthetic data,
+ *	  per metric, n 2000..20000 and dims 16..128, at ef_search
+ *	  RECALL_EF (64) with the default build options (m 16,
+ *	  ef_construction 64): at least RECALL_MIN (0.95) per configuration
+ *	  (measured 0.99-1.00 when written); nearly every node reachable;
+ *	- determinism: two builds into buffers holding different garbage are
+ *	  byte-identical, and the size is VsHnswSerializedSize's;
+ *	- serialized form: the block written to a file at an odd 64-byte
+ *	  offset, mapped read-only, validated and searched there gives the
+ *	  same results as where it was built;
+ *	- the validator: targeted corruptions each rejected; random byte flips
+ *	  in a block that ends at a PROT_NONE page (so any read past its end
+ *	  faults), each either rejected or, if accepted, searched without
+ *	  crashing and with sane results;
+ *	- n = 0, 1, all duplicates, duplicated points, zero vectors (cosine),
+ *	  k > n, a scratch too small, ef above the scratch, epoch wrap-around;
+ *	- the distance-callback and batch paths return exactly the float
+ *	  path's results;
+ *	- hooks: interrupts polled, progress reported, every allocation freed,
+ *	  the peak within VsHnswBuildMemory();
+ *	- real data, if present (../shared/data or $VECSTORE_DATA): the first
+ *	  10,000 SIFT (L2) and GloVe (cosine) vectors as one cluster each,
+ *	  recall@10 >= RECALL_MIN at RECALL_EF.
+ *
+ * The allocator hands out blocks 8 bytes off 16-byte alignment, like
+ * palloc's MAXALIGN, so the module cannot depend on more.
+ *
+ * IDENTIFICATION
+ *	  test/kernels/test_hnsw.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#define _DEFAULT_SOURCE			/* mkstemp, mmap flags */
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "vsdistance.h"
+#include "vshnsw.h"
+
+/* failure details printed per group */
+#define MAX_DETAILS		5
+
+/* where the shared data lives, relative to the repository root */
+#define DEFAULT_DATA	"../shared/data"
+
+/* the recall bar and the ef_search it is measured at */
+#define RECALL_MIN		0.95
+#define RECALL_EF		64
+#define RECALL_K		10
+#define NQUERIES		200
+
+/* random corruptions tried */
+#define FLIP_TRIALS		3000
+
+/* a tracked allocation: header in front of the caller's block */
+typedef struct Block
+{
+	struct Block *prev;
+	struct Block *next;
+	size_t		size;
+	uint64_t	magic;
+	char		pad[8];			/* caller's block ends up 8 mod 16 */
+} Block;
+
+#define BLOCK_MAGIC 0x686e7377ull
+
+static Block *live_blocks;
+static size_t live_bytes;
+static size_t peak_bytes;
+static long n_allocs;
+static long n_frees;
+static long n_bad_frees;
+
+static long interrupt_calls;
+static long progress_calls;
+static int	progress_last;
+static int	progress_total;
+static int	progress_bad;
+
+static const char *group_name;
+static long group_checks;
+static long group_failures;
+static int	groups_passed;
+static int	groups_failed;
+
+static uint64_t rng_state;
+
+/*
+ * test_alloc - malloc with a header; counts and tracks the block.
+ */
+static void *
+test_alloc(size_t size)
+{
+	Block	   *b = malloc(sizeof(Block) + size);
+
+	if (b == NULL)
+	{
+		fprintf(stderr, "out of memory (%zu bytes)\n", size);
+		exit(2);
+	}
+	b->size = size;
+	b->magic = BLOCK_MAGIC;
+	b->prev = NULL;
+	b->next = live_blocks;
+	if (live_blocks)
+		live_blocks->prev = b;
+	live_blocks = b;
+	live_bytes += size;
+	if (live_bytes > peak_bytes)
+		peak_bytes = live_bytes;
+	n_allocs++;
+	return (char *) (b + 1);
+}
+
+/*
+ * test_free - undo test_alloc; a pointer it did not hand out is counted.
+ */
+static void
+test_free(void *ptr)
+{
+	Block	   *b = (Block *) ptr - 1;
+
+	if (ptr == NULL || b->magic != BLOCK_MAGIC)
+	{
+		n_bad_frees++;
+		return;
+	}
+	b->magic = 0;
+	if (b->prev)
+		b->prev->next = b->next;
+	else
+		live_blocks = b->next;
+	if (b->next)
+		b->next->prev = b->prev;
+	live_bytes -= b->size;
+	n_frees++;
+	free(b);
+}
+
+/*
+ * test_interrupts / test_progress - count the calls; progress must rise.
+ */
+static void
+test_interrupts(void)
+{
+	interrupt_calls++;
+}
+
+static void
+test_progress(void *arg, int done, int total)
+{
+	(void) arg;
+	progress_calls++;
+	if (done < progress_last || done > total)
+		progress_bad++;
+	progress_last = done;
+	progress_total = total;
+}
+
+static const VsHnswHooks hooks = {
+	test_alloc, test_free, test_interrupts, test_progress, NULL
+};
+
+/*
+ * rng_seed / rng_next / rng_unit / rng_gauss - splitmix64 and friends.
+ */
+static void
+rng_seed(uint64_t seed)
+{
+	rng_state = seed * 0x9E3779B97F4A7C15ull + 12345;
+}
+
+static uint64_t
+rng_next(void)
+{
+	uint64_t	z = (rng_state += 0x9E3779B97F4A7C15ull);
+
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
+static double
+rng_unit(void)
+{
+	return (double) (rng_next() >> 11) * (1.0 / 9007199254740992.0);
+}
+
+static double
+rng_gauss(void)
+{
+	double		u = rng_unit(),
+				v = rng_unit();
+
+	return sqrt(-2.0 * log(u + 1e-300)) * cos(6.283185307179586 * v);
+}
+
+/*
+ * group_begin / group_end / group_skip / check - the reporting.
+ */
+static void
+group_begin(const char *fmt,...)
+{
+	static char name[256];
+	va_list		ap;
+
+	va_start(ap, fmt);
+	vsnprintf(name, sizeof(name), fmt, ap);
+	va_end(ap);
+	group_name = name;
+	group_checks = 0;
+	group_failures = 0;
+}
+
+static void
+group_end(void)
+{
+	if (group_failures == 0)
+	{
+		printf("ok   - %s (%ld checks)\n", group_name, group_checks);
+		groups_passed++;
+	}
+	else
+	{
+		printf("FAIL - %s (%ld of %ld checks failed)\n", group_name,
+			   group_failures, group_checks);
+		groups_failed++;
+	}
+	fflush(stdout);
+}
+
+static void
+group_skip(const char *why)
+{
+	printf("skip - %s (%s)\n", group_name, why);
+}
+
+/*
+ * check - count one check; on failure print the detail (the first few).
+ */
+static int
+check(int ok, const char *fmt,...)
+{
+	group_checks++;
+	if (!ok)
+	{
+		group_failures++;
+		if (group_failures <= MAX_DETAILS)
+		{
+			va_list		ap;
+
+			printf("       %s: ", group_name);
+			va_start(ap, fmt);
+			vprintf(fmt, ap);
+			va_end(ap);
+			printf("\n");
+		}
+	}
+	return ok;
+}
+
+static const char *const metric_names[] = {"?", "l2", "ip", "cosine"};
+
+/*
+ * make_clustered - n vectors around nc gaussian centres, each cluster
+ * with its own spread.  malloc'd.
+ *
+ * L2 and cosine: centres far apart (4 sigma per dimension), a harder
+ * case than an IVF cell.  IP: what an IVF cell of an IP index holds (its
+ * rows are routed by L2, vskmeans.c), blobs around one point, with
+ * norms scaled by a log-normal factor so that they vary as GloVe's do.
+ * (On 40 far-apart blobs with varying norms, IP graphs plateau at recall
+ * 0.90-0.96 whichever row selection is used: bench/RESULTS-hnsw.md.)
+ */
+static float *
+make_clustered(int n, int dim, int nc, VsMetric metric, uint64_t seed)
+{
+	float	   *centres = malloc(sizeof(float) * (size_t) nc * dim);
+	double	   *sigma = malloc(sizeof(double) * nc);
+	float	   *x = malloc(sizeof(float) * (size_t) n * dim);
+	float	   *base = malloc(sizeof(float) * dim);
+
+	rng_seed(seed);
+	for (int d = 0; d < dim; d++)
+		base[d] = (metric == VS_METRIC_IP) ? (float) (3.0 * rng_gauss()) : 0.0f;
+	for (int c = 0; c < nc; c++)
+	{
+		for (int d = 0; d < dim; d++)
+			centres[(size_t) c * dim + d] = base[d] +
+				(float) ((metric == VS_METRIC_IP ? 1.0 : 4.0) * rng_gauss());
+		sigma[c] = 0.5 + rng_unit();
+	}
+	free(base);
+	for (int i = 0; i < n; i++)
+	{
+		int			c = (int) (rng_next() % (uint64_t) nc);
+		double		scale = (metric == VS_METRIC_IP) ? exp(0.4 * rng_gauss()) : 1.0;
+
+		for (int d = 0; d < dim; d++)
+			x[(size_t) i * dim + d] = (float) (scale * (centres[(size_t) c * dim + d] +
+														sigma[c] * rng_gauss()));
+	}
+	free(sigma);
+	free(centres);
+	return x;
+}
+
+/*
+ * build - a malloc'd graph of the vectors with the given options (NULL:
+ * defaults); *size gets its size.  Exits on a build failure.
+ */
+static void *
+build(const float *x, int n, int dim, VsMetric metric,
+	  const VsHnswBuildOptions *opt, size_t *size)
+{
+	size_t		need = VsHnswSerializedSize(n, metric, opt);
+	void	   *g = aligned_alloc(64, need);
+	size_t		got = VsHnswBuild(x, n, dim, metric, opt, &hooks, g, need);
+
+	if (got != need)
+	{
+		fprintf(stderr, "build of %d x %d failed: %zu of %zu bytes\n", n, dim, got, need);
+		exit(2);
+	}
+	*size = need;
+	return g;
+}
+
+/*
+ * new_scratch - a malloc'd scratch for graphs of up to max_n nodes.
+ */
+static VsHnswScratch *
+new_scratch(int max_n, int max_ef)
+{
+	size_t		size = VsHnswScratchSize(max_n, max_ef);
+
+	return VsHnswScratchInit(malloc(size), size, max_n, max_ef);
+}
+
+/*
+ * recall_against_flat - tie-aware recall@k of the graph over nq queries:
+ * a result counts if its distance is within the k-th exact distance
+ * (plus a rounding margin, as the flat scan's cosine rounds differently).
+ */
+static double
+recall_against_flat(const void *g, const float *x, int n, int dim,
+					VsMetric metric, const float *q, int nq, int ef,
+					VsHnswScratch *scratch)
+{
+	VsHnswResult exact[RECALL_K];
+	VsHnswResult *res = malloc(sizeof(VsHnswResult) * (ef > RECALL_K ? ef : RECALL_K));
+	long		hits = 0,
+				want = 0;
+
+	for (int i = 0; i < nq; i++)
+	{
+		const float *qi = q + (size_t) i * dim;
+		int			ne = VsHnswFlatSearch(x, n, dim, metric, qi, RECALL_K, exact);
+		int			ng = VsHnswSearch(g, x, qi, RECALL_K, ef, scratch, res);
+		float		kth = exact[ne - 1].distance;
+		float		margin = 1e-5f * (fabsf(kth) + 1.0f);
+
+		want += ne;
+		for (int j = 0; j < ng; j++)
+			hits += (res[j].distance <= kth + margin);
+	}
+	free(res);
+	return want ? (double) hits / want : 1.0;
+}
+
+/*
+ * reachable - nodes reachable on level 0 from the entry point (BFS
+ * through the public neighbour accessor).
+ */
+static int
+reachable(const void *g)
+{
+	VsHnswInfo info;
+	uint32_t   *queue;
+	char	   *seen;
+	uint32_t	nb[2 * VS_HNSW_MAX_M];
+	int			head = 0,
+				tail = 0;
+
+	VsHnswDescribe(g, &info);
+	if (info.n == 0)
+		return 0;
+	queue = malloc(sizeof(uint32_t) * info.n);
+	seen = calloc(info.n, 1);
+	queue[tail++] = info.entry;
+	seen[info.entry] = 1;
+	while (head < tail)
+	{
+		int			c = VsHnswNeighbours(g, 0, queue[head++], nb);
+
+		for (int j = 0; j < c; j++)
+		{
+			if (!seen[nb[j]])
+			{
+				seen[nb[j]] = 1;
+				queue[tail++] = nb[j];
+			}
+		}
+	}
+	free(seen);
+	free(queue);
+	return tail;
+}
+
+/*
+ * results_sane - count within [0, k], ids below n and distinct, order
+ * ascending by (distance, id).
+ */
+static int
+results_sane(const VsHnswResult *r, int count, int k, int n)
+{
+	if (count < 0 || count > k)
+		return 0;
+	for (int i = 0; i < count; i++)
+	{
+		if (r[i].id >= (uint32_t) n)
+			return 0;
+		if (i > 0 && !(r[i - 1].distance < r[i].distance ||
+					   (r[i - 1].distance == r[i].distance && r[i - 1].id < r[i].id)))
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * test_recall - recall@10 per metric on clustered data.
+ */
+static void
+test_recall(void)
+{
+	static const struct
+	{
+		VsMetric	metric;
+		int			n;
+		int			dim;
+	}			cfg[] = {
+		{VS_METRIC_L2, 20000, 16},
+		{VS_METRIC_L2, 5000, 128},
+		{VS_METRIC_IP, 10000, 32},
+		{VS_METRIC_IP, 2000, 96},
+		{VS_METRIC_COSINE, 10000, 64},
+		{VS_METRIC_COSINE, 2000, 128},
+	};
+
+	group_begin("recall@%d >= %.2f at ef_search %d (m %d, ef_construction %d), clustered data",
+				RECALL_K, RECALL_MIN, RECALL_EF, VS_HNSW_DEFAULT_M,
+				VS_HNSW_DEFAULT_EF_CONSTRUCTION);
+	for (size_t c = 0; c < sizeof(cfg) / sizeof(cfg[0]); c++)
+	{
+		int			n = cfg[c].n,
+					dim = cfg[c].dim;
+		VsMetric	metric = cfg[c].metric;
+		/* the queries: NQUERIES more points of the same distribution */
+		float	   *x = make_clustered(n + NQUERIES, dim, 40, metric, 100 + c);
+		const float *q = x + (size_t) n * dim;
+		VsHnswScratch *scratch = new_scratch(n, 256);
+		size_t		size;
+		void	   *g = build(x, n, dim, metric, NULL, &size);
+		double		recall;
+		int			reach;
+
+		check(VsHnswValidate(g, size, n, dim, metric) == NULL, "%s n=%d: built graph invalid",
+			  metric_names[metric], n);
+		recall = recall_against_flat(g, x, n, dim, metric, q, NQUERIES, RECALL_EF, scratch);
+		reach = reachable(g);
+		printf("       %-6s n=%-6d dim=%-4d recall@10 %.4f, %zu bytes (%.1f per vector), %d of %d reachable\n",
+			   metric_names[metric], n, dim, recall, size, (double) size / n, reach, n);
+		check(recall >= RECALL_MIN, "%s n=%d dim=%d: recall %.4f", metric_names[metric], n, dim, recall);
+		/* under IP, interior points are legitimately left unlinked */
+		if (metric != VS_METRIC_IP)
+			check(reach >= n - n / 1000, "%s n=%d: only %d of %d nodes reachable",
+				  metric_names[metric], n, reach, n);
+		free(g);
+		free(scratch);
+		free(x);
+	}
+	group_end();
+}
+
+/*
+ * test_determinism - same input, same bytes, whatever the buffer held.
+ */
+static void
+test_determinism(void)
+{
+	group_begin("determinism: two builds byte-identical, size as computed");
+	for (int metric = VS_METRIC_L2; metric <= VS_METRIC_COSINE; metric++)
+	{
+		int			n = 3000,
+					dim = 24;
+		float	   *x = make_clustered(n, dim, 20, (VsMetric) metric, 7);
+		VsHnswBuildOptions opt;
+		size_t		need;
+		char	   *a,
+				   *b;
+		size_t		ga,
+					gb;
+
+		VsHnswBuildOptionsInit(&opt);
+		opt.m = 12;
+		opt.ef_construction = 48;
+		opt.seed = 42;
+		need = VsHnswSerializedSize(n, (VsMetric) metric, &opt);
+		a = aligned_alloc(64, need + 64);
+		b = aligned_alloc(64, need + 64);
+		memset(a, 0x00, need + 64);
+		memset(b, 0xA5, need + 64);
+		ga = VsHnswBuild(x, n, dim, (VsMetric) metric, &opt, &hooks, a, need + 64);
+		gb = VsHnswBuild(x, n, dim, (VsMetric) metric, &opt, &hooks, b, need + 64);
+		check(ga == need && gb == need, "%s: sizes %zu, %zu, computed %zu",
+			  metric_names[metric], ga, gb, need);
+		check(memcmp(a, b, need) == 0, "%s: two builds differ", metric_names[metric]);
+		check(need % VS_HNSW_ALIGN == 0, "%s: size %zu not a multiple of 64",
+			  metric_names[metric], need);
+		/* nothing written past the block */
+		check((unsigned char) b[need] == 0xA5 && (unsigned char) b[need + 63] == 0xA5,
+			  "%s: bytes past the block written", metric_names[metric]);
+		/* too small a buffer: refused, nothing written */
+		memset(b, 0xA5, need + 64);
+		check(VsHnswBuild(x, n, dim, (VsMetric) metric, &opt, &hooks, b, need - 1) == 0 &&
+			  (unsigned char) b[0] == 0xA5, "%s: short buffer accepted", metric_names[metric]);
+		/* another seed draws other levels: a different graph */
+		opt.seed = 43;
+		need = VsHnswSerializedSize(n, (VsMetric) metric, &opt);
+		free(b);
+		b = aligned_alloc(64, need);
+		VsHnswBuild(x, n, dim, (VsMetric) metric, &opt, &hooks, b, need);
+		check(memcmp(a, b, need < ga ? need : ga) != 0, "%s: seed ignored", metric_names[metric]);
+		free(a);
+		free(b);
+		free(x);
+	}
+	group_end();
+}
+
+/*
+ * test_serialized - write, map read-only at an odd offset, validate,
+ * search: the same results as in the build buffer.
+ */
+static void
+test_serialized(void)
+{
+	group_begin("serialize -> file -> mmap read-only -> validate -> search: same results");
+	for (int metric = VS_METRIC_L2; metric <= VS_METRIC_COSINE; metric++)
+	{
+		int			n = 4000,
+					dim = 32,
+					nq = 50;
+		float	   *all = make_clustered(n + nq, dim, 30, (VsMetric) metric, 11);
+		const float *q = all + (size_t) n * dim;
+		size_t		size;
+		void	   *g = build(all, n, dim, (VsMetric) metric, NULL, &size);
+		VsHnswScratch *scratch = new_scratch(n, 100);
+		VsHnswResult *before = malloc(sizeof(VsHnswResult) * 100 * nq);
+		VsHnswResult after[100];
+		char		path[] = "/tmp/test_hnsw_XXXXXX";
+		int			fd = mkstemp(path);
+		size_t		offset = 4096 + 3 * 64; /* 64-aligned, not page-aligned */
+		char	   *map;
+		const char *why;
+		int			same = 1;
+		int			counts[64];
+
+		for (int i = 0; i < nq; i++)
+			counts[i] = VsHnswSearch(g, all, q + (size_t) i * dim, 100, 100, scratch,
+									 before + (size_t) i * 100);
+		if (!check(fd >= 0, "mkstemp failed"))
+			break;
+		{
+			char	   *junk = malloc(offset);
+
+			memset(junk, 0x5A, offset);
+			if (write(fd, junk, offset) != (ssize_t) offset ||
+				write(fd, g, size) != (ssize_t) size)
+				check(0, "write failed");
+			free(junk);
+		}
+		/* the build buffer is gone: only the file remains */
+		memset(g, 0xFF, size);
+		free(g);
+		map = mmap(NULL, offset + size, PROT_READ, MAP_SHARED, fd, 0);
+		close(fd);
+		unlink(path);
+		if (!check(map != MAP_FAILED, "mmap failed"))
+			break;
+		why = VsHnswValidate(map + offset, size, n, dim, (VsMetric) metric);
+		check(why == NULL, "%s: mapped graph rejected: %s", metric_names[metric], why ? why : "");
+		for (int i = 0; i < nq && why == NULL; i++)
+		{
+			int			c = VsHnswSearch(map + offset, all, q + (size_t) i * dim, 100, 100,
+										 scratch, after);
+
+			if (c != counts[i] ||
+				memcmp(after, before + (size_t) i * 100, sizeof(VsHnswResult) * c) != 0)
+				same = 0;
+		}
+		check(same, "%s: results differ after the round trip", metric_names[metric]);
+		munmap(map, offset + size);
+		free(before);
+		free(scratch);
+		free(all);
+	}
+	group_end();
+}
+
+/*
+ * corrupt_rejected - copy the graph, let "edit" change it, and check that
+ * the validator refuses the copy.
+ */
+static void
+corrupt_rejected(const char *what, const void *g, size_t size, int n, int dim,
+				 VsMetric metric, void (*edit) (char *copy, void *arg),
+				 void *arg)
+{
+	char	   *copy = aligned_alloc(64, size);
+	const char *why;
+
+	memcpy(copy, g, size);
+	edit(copy, arg);
+	why = VsHnswValidate(copy, size, n, dim, metric);
+	check(why != NULL, "not rejected: %s", what);
+	free(copy);
+}
+
+/* the edits, each a small function over the copy */
+static void
+set_u32(char *copy, void *arg)
+{
+	size_t		off = ((size_t *) arg)[0];
+	uint32_t	v = (uint32_t) ((size_t *) arg)[1];
+
+	memcpy(copy + off, &v, sizeof(v));
+}
+
+static void
+set_u16(char *copy, void *arg)
+{
+	size_t		off = ((size_t *) arg)[0];
+	uint16_t	v = (uint16_t) ((size_t *) arg)[1];
+
+	memcpy(copy + off, &v, sizeof(v));
+}
+
+static void
+set_u64(char *copy, void *arg)
+{
+	size_t		off = ((size_t *) arg)[0];
+	uint64_t	v = (uint64_t) ((size_t *) arg)[1];
+
+	memcpy(copy + off, &v, sizeof(v));
+}
+
+static void
+set_f32(char *copy, void *arg)
+{
+	const union
+	{
+		size_t		s[2];
+		double		d[2];
+	}		   *u = arg;
+	size_t		off = u->s[0];
+	float		v = (float) u->d[1];
+
+	memcpy(copy + off, &v, sizeof(v));
+}
+
+/*
+ * row_offset - byte offset of slot j of member "local"'s row on level l.
+ */
+static size_t
+row_offset(const void *g, int l, uint32_t local, int j)
+{
+	const VsHnswLevelData *lt = (const VsHnswLevelData *) ((const char *) g + sizeof(VsHnswHeaderData));
+
+	return (size_t) lt[l].adj_offset + ((size_t) local * lt[l].cap + j) * sizeof(uint32_t);
+}
+
+/*
+ * test_validator_targeted - each invariant broken on its own.
+ */
+static void
+test_validator_targeted(void)
+{
+	int			n = 3000,
+				dim = 16;
+	VsMetric	metric = VS_METRIC_COSINE;
+	float	   *x = make_clustered(n, dim, 20, metric, 5);
+	size_t		size;
+	void	   *g = build(x, n, dim, metric, NULL, &size);
+	const VsHnswHeaderData *h = g;
+	const VsHnswLevelData *lt = (const VsHnswLevelData *) ((char *) g + sizeof(VsHnswHeaderData));
+	size_t		a[2];
+	uint32_t	nb[2 * VS_HNSW_MAX_M];
+	int			top = h->nlevels - 1;
+	uint32_t	row_len0;
+
+#define HOFF(field) offsetof(VsHnswHeaderData, field)
+#define LOFF(l, field) (sizeof(VsHnswHeaderData) + (l) * sizeof(VsHnswLevelData) + offsetof(VsHnswLevelData, field))
+#define TRY(what, fn, off, val) \
+	do { a[0] = (off); a[1] = (size_t) (val); \
+		 corrupt_rejected(what, g, size, n, dim, metric, fn, a); } while (0)
+
+	group_begin("validator rejects each broken invariant");
+	check(VsHnswValidate(g, size, n, dim, metric) == NULL, "intact graph rejected");
+	check(top >= 2, "want a graph of 3+ levels for this test, got %d", top + 1);
+
+	/* the call's own expectations */
+	check(VsHnswValidate(NULL, size, n, dim, metric) != NULL, "NULL accepted");
+	check(VsHnswValidate((char *) g + 4, size - 4, n, dim, metric) != NULL, "misaligned accepted");
+	check(VsHnswValidate(g, 63, n, dim, metric) != NULL, "63 bytes accepted");
+	check(VsHnswValidate(g, size - 64, n, dim, metric) != NULL, "truncated block accepted");
+	check(VsHnswValidate(g, size, n - 1, dim, metric) != NULL, "wrong n accepted");
+	check(VsHnswValidate(g, size, n, dim + 1, metric) != NULL, "wrong dim accepted");
+	check(VsHnswValidate(g, size, n, dim, VS_METRIC_L2) != NULL, "wrong metric accepted");
+	check(VsHnswValidate(g, size + 4096, n, dim, metric) == NULL, "larger block refused");
+
+	/* the header */
+	TRY("magic", set_u32, HOFF(magic), 0x12345678);
+	TRY("version", set_u16, HOFF(version), 2);
+	TRY("unknown flag", set_u16, HOFF(flags), 0x0003);
+	TRY("norms flag cleared", set_u16, HOFF(flags), 0);
+	TRY("n", set_u32, HOFF(n), n + 1);
+	TRY("metric", set_u16, HOFF(metric), 9);
+	TRY("m too small", set_u16, HOFF(m), 1);
+	TRY("m0 != 2m", set_u16, HOFF(m0), 2 * h->m + 2);
+	TRY("m changed", set_u16, HOFF(m), h->m + 1);
+	TRY("no levels", set_u16, HOFF(nlevels), 0);
+	TRY("too many levels", set_u16, HOFF(nlevels), 40);
+	TRY("one level more", set_u16, HOFF(nlevels), h->nlevels + 1);
+	TRY("one level less", set_u16, HOFF(nlevels), h->nlevels - 1);
+	TRY("entry out of range", set_u32, HOFF(entry), n);
+	TRY("entry NONE", set_u32, HOFF(entry), VS_HNSW_NONE);
+	{
+		/* a node that is not on the top level */
+		uint32_t	off_top = 0;
+
+		while (VsHnswNeighbours(g, top, off_top, nb) >= 0)
+			off_top++;
+		TRY("entry not on top level", set_u32, HOFF(entry), off_top);
+	}
+	TRY("total_size larger", set_u64, HOFF(total_size), h->total_size + 64);
+	TRY("total_size smaller", set_u64, HOFF(total_size), h->total_size - 64);
+	TRY("reserved byte", set_u32, HOFF(reserved), 1);
+
+	/* the level table */
+	TRY("level 0 count", set_u32, LOFF(0, count), n - 1);
+	TRY("level 1 count up", set_u32, LOFF(1, count), lt[1].count + 1);
+	TRY("level 1 count above level 0", set_u32, LOFF(1, count), n + 1);
+	TRY("top level empty", set_u32, LOFF(top, count), 0);
+	TRY("level 0 cap", set_u32, LOFF(0, cap), h->m);
+	TRY("level 1 cap", set_u32, LOFF(1, cap), h->m0);
+	TRY("level 0 adjacency offset", set_u64, LOFF(0, adj_offset), lt[0].adj_offset + 64);
+	TRY("level 1 members offset", set_u64, LOFF(1, members_offset), lt[1].members_offset - 64);
+	TRY("level 1 adjacency offset far away", set_u64, LOFF(1, adj_offset), (size_t) 1 << 40);
+
+	/* members */
+	TRY("member out of range", set_u32, lt[1].members_offset + 4 * (lt[1].count - 1), n);
+	TRY("members not ascending", set_u32, lt[1].members_offset + 4,
+		((uint32_t *) ((char *) g + lt[1].members_offset))[0]);
+	{
+		/* a level-2 member replaced by a node that is not on level 1 */
+		const uint32_t *m1 = (const uint32_t *) ((char *) g + lt[1].members_offset);
+		const uint32_t *m2 = (const uint32_t *) ((char *) g + lt[2].members_offset);
+		uint32_t	lo = (lt[2].count > 1) ? m2[lt[2].count - 2] : 0;
+		uint32_t	hi = m2[lt[2].count - 1];
+		uint32_t	missing = VS_HNSW_NONE;
+
+		for (uint32_t v = lo + 1; v < hi && missing == VS_HNSW_NONE; v++)
+		{
+			int			on1 = 0;
+
+			for (uint32_t i = 0; i < lt[1].count; i++)
+				on1 |= (m1[i] == v);
+			if (!on1)
+				missing = v;
+		}
+		if (missing != VS_HNSW_NONE)
+			TRY("member missing from the level below", set_u32,
+				lt[2].members_offset + 4 * (lt[2].count - 1), missing);
+	}
+
+	/* rows */
+	row_len0 = (uint32_t) VsHnswNeighbours(g, 0, 7, nb);
+	TRY("level 0 neighbour = n", set_u32, row_offset(g, 0, 7, 0), n);
+	TRY("level 0 neighbour huge", set_u32, row_offset(g, 0, 7, 0), 0x7FFFFFFF);
+	TRY("level 1 neighbour = count", set_u32, row_offset(g, 1, 0, 0), lt[1].count);
+	TRY("self link", set_u32, row_offset(g, 0, 7, 0), 7);
+	if (row_len0 + 1 < h->m0)
+		TRY("neighbour after the end of a row", set_u32, row_offset(g, 0, 7, row_len0 + 1), 1);
+	TRY("gap in a row", set_u32, row_offset(g, 0, 7, 0), VS_HNSW_NONE);
+
+	/* inverse norms (set_f32 takes a size_t offset, then a double) */
+	{
+		union
+		{
+			size_t		s[2];
+			double		d[2];
+		}			u;
+
+		u.s[0] = (size_t) ((const char *) VsHnswInvNorms(g) - (const char *) g) + 4 * 10;
+		u.d[1] = NAN;
+		corrupt_rejected("NaN norm", g, size, n, dim, metric, set_f32, &u);
+		u.d[1] = -1.0;
+		corrupt_rejected("negative norm", g, size, n, dim, metric, set_f32, &u);
+		u.d[1] = INFINITY;
+		corrupt_rejected("infinite norm", g, size, n, dim, metric, set_f32, &u);
+	}
+#undef TRY
+#undef LOFF
+#undef HOFF
+	free(g);
+	free(x);
+	group_end();
+}
+
+/*
+ * guarded_copy - a copy of the block that ends exactly where a PROT_NONE
+ * page begins; *region and *region_size are for munmap.  Exits if the
+ * mapping fails.
+ */
+static char *
+guarded_copy(const void *g, size_t size, void **region, size_t *region_size)
+{
+	size_t		page = (size_t) sysconf(_SC_PAGESIZE);
+	size_t		body = (size + page - 1) / page * page;
+	char	   *r = mmap(NULL, body + page, PROT_READ | PROT_WRITE,
+						 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (r == MAP_FAILED)
+	{
+		perror("mmap");
+		exit(2);
+	}
+	mprotect(r + body, page, PROT_NONE);
+	*region = r;
+	*region_size = body + page;
+	memcpy(r + body - size, g, size);
+	return r + body - size;
+}
+
+/* a callback over the float vectors, for the corrupted-search path */
+typedef struct FloatCtx
+{
+	const float *x;
+	const float *q;
+	int			dim;
+	const float *inv;
+	float		qinv;
+	VsMetric	metric;
+	long		calls;
+} FloatCtx;
+
+/*
+ * float_distance - what VsHnswSearch computes, through the callback.
+ */
+static float
+float_distance(void *arg, uint32_t id)
+{
+	FloatCtx   *c = arg;
+	const float *v = c->x + (size_t) id * c->dim;
+
+	c->calls++;
+	if (c->metric == VS_METRIC_L2)
+		return VsKernels.l2_squared(c->q, v, c->dim);
+	if (c->metric == VS_METRIC_IP)
+		return -VsKernels.inner_product(c->q, v, c->dim);
+	return 1.0f - VsKernels.inner_product(c->q, v, c->dim) * (c->qinv * c->inv[id]);
+}
+
+/* batches longer than a row, which the module must never pass */
+static long batch_too_long;
+
+/*
+ * float_distances - the batch form of float_distance; also counts any
+ * batch longer than a row.
+ */
+static void
+float_distances(void *arg, const uint32_t *ids, uint32_t n, float *out)
+{
+	if (n > 2 * VS_HNSW_MAX_M)
+		batch_too_long++;
+	for (uint32_t i = 0; i < n; i++)
+		out[i] = float_distance(arg, ids[i]);
+}
+
+/*
+ * query_inv_norm - the module's inverse norm of a query.
+ */
+static float
+query_inv_norm(const float *q, int dim)
+{
+	float		nrm = VsKernels.inner_product(q, q, dim);
+
+	return nrm > 0.0f ? (float) (1.0 / sqrt((double) nrm)) : 0.0f;
+}
+
+/*
+ * test_validator_random - random byte flips: rejected, or searched safely.
+ */
+static void
+test_validator_random(void)
+{
+	int			n = 1500,
+				dim = 8;
+	long		rejected = 0,
+				accepted = 0,
+				searched = 0;
+
+	group_begin("random byte flips: rejected, or searched without fault (%d trials per metric)",
+				FLIP_TRIALS);
+	for (int metric = VS_METRIC_L2; metric <= VS_METRIC_COSINE; metric++)
+	{
+		float	   *all = make_clustered(n + 20, dim, 10, (VsMetric) metric, 23);
+		size_t		size;
+		void	   *g = build(all, n, dim, (VsMetric) metric, NULL, &size);
+		void	   *region = NULL;
+		size_t		region_size = 0;
+		char	   *copy = guarded_copy(g, size, &region, &region_size);
+		VsHnswScratch *scratch = new_scratch(n, 64);
+		const VsHnswLevelData *lt = (const VsHnswLevelData *) ((char *) g + sizeof(VsHnswHeaderData));
+		size_t		head = (size_t) lt[0].adj_offset;	/* header and level table */
+
+		rng_seed(99 + metric);
+		for (int t = 0; t < FLIP_TRIALS; t++)
+		{
+			int			flips = 1 + (int) (rng_next() % 4);
+			const char *why;
+
+			memcpy(copy, g, size);
+			for (int f = 0; f < flips; f++)
+			{
+				/* a third of the trials hit the header and level table */
+				size_t		at = (t % 3 == 0) ? rng_next() % head : rng_next() % size;
+
+				copy[at] ^= (char) (1u << (rng_next() % 8));
+			}
+			why = VsHnswValidate(copy, size, n, dim, (VsMetric) metric);
+			if (why != NULL)
+			{
+				rejected++;
+				continue;
+			}
+			accepted++;
+			/* accepted: both search paths must behave */
+			for (int i = 0; i < 3; i++)
+			{
+				const float *q = all + (size_t) (n + (t + i) % 20) * dim;
+				VsHnswResult res[64];
+				FloatCtx	ctx = {all, q, dim, VsHnswInvNorms(copy),
+				query_inv_norm(q, dim), (VsMetric) metric, 0};
+				int			k = 1 + (int) (rng_next() % 20);
+				int			ef = 1 + (int) (rng_next() % 64);
+				int			c1 = VsHnswSearch(copy, all, q, k, ef, scratch, res);
+
+				check(results_sane(res, c1, k, n), "trial %d: float search results insane", t);
+				c1 = VsHnswSearchWith(copy, float_distance, &ctx, k, ef, scratch, res);
+				check(results_sane(res, c1, k, n), "trial %d: callback results insane", t);
+				c1 = VsHnswSearchBatch(copy, float_distances, &ctx, k, ef, scratch, res);
+				check(results_sane(res, c1, k, n), "trial %d: batch results insane", t);
+				searched += 3;
+			}
+		}
+		munmap(region, region_size);
+		free(scratch);
+		free(g);
+		free(all);
+	}
+	printf("       %ld rejected, %ld accepted (flips in rows that stay in range, norms), %ld searches of accepted ones\n",
+		   rejected, accepted, searched);
+	check(rejected > 0 && accepted > 0, "expected both outcomes");
+	group_end();
+}
+
+/*
+ * test_small - n = 0, 1, duplicates, zero vectors, k > n, scratch limits.
+ */
+static void
+test_small(void)
+{
+	VsHnswResult res[300];
+	VsHnswResult flat[300];
+	VsHnswScratch *scratch = new_scratch(3000, 256);
+	size_t		size;
+	void	   *g;
+	float		q[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+
+	group_begin("n = 0, 1, duplicates, zero vectors, k > n, scratch limits");
+
+	/* n = 0: a valid empty graph, no results */
+	for (int metric = VS_METRIC_L2; metric <= VS_METRIC_COSINE; metric++)
+	{
+		FloatCtx	ctx = {q, q, 8, NULL, 1.0f, (VsMetric) metric, 0};
+
+		g = build(NULL, 0, 8, (VsMetric) metric, NULL, &size);
+		check(size == VS_HNSW_ALIGN, "n=0: %zu bytes", size);
+		check(VsHnswValidate(g, size, 0, 8, (VsMetric) metric) == NULL, "n=0 %s: rejected",
+			  metric_names[metric]);
+		check(VsHnswSearch(g, NULL, q, 10, 40, scratch, res) == 0, "n=0: results");
+		check(VsHnswSearchWith(g, float_distance, &ctx, 10, 40, scratch, res) == 0 &&
+			  ctx.calls == 0, "n=0: callback results");
+		check(VsHnswFlatSearch(NULL, 0, 8, (VsMetric) metric, q, 10, flat) == 0, "n=0: flat");
+		free(g);
+	}
+
+	/* n = 1 */
+	g = build(q, 1, 8, VS_METRIC_L2, NULL, &size);
+	check(VsHnswValidate(g, size, 1, 8, VS_METRIC_L2) == NULL, "n=1 rejected");
+	check(VsHnswSearch(g, q, q, 10, 40, scratch, res) == 1 && res[0].id == 0 &&
+		  res[0].distance == 0.0f, "n=1: search");
+	free(g);
+
+	/* all duplicates: distinct ids at distance 0, all reachable */
+	{
+		int			n = 500;
+		float	   *x = malloc(sizeof(float) * n * 8);
+
+		for (int i = 0; i < n; i++)
+			memcpy(x + i * 8, q, sizeof(q));
+		g = build(x, n, 8, VS_METRIC_L2, NULL, &size);
+		check(VsHnswValidate(g, size, n, 8, VS_METRIC_L2) == NULL, "duplicates rejected");
+		check(reachable(g) == n, "duplicates: %d of %d reachable", reachable(g), n);
+		check(VsHnswSearch(g, x, q, 10, 40, scratch, res) == 10, "duplicates: count");
+		check(results_sane(res, 10, 10, n) && res[9].distance == 0.0f,
+			  "duplicates: results not 10 distinct ids at distance 0");
+		free(g);
+		free(x);
+	}
+
+	/*
+	 * 300 points, 8 copies each, shuffled.  (With 40 copies of each of 60
+	 * points, recall@10 at ef 64 is about 0.9: the copies fill the
+	 * candidate list; see vshnsw.c.)
+	 */
+	{
+		int			n = 2400,
+					dim = 8;
+		float	   *pts = make_clustered(300 + 50, dim, 5, VS_METRIC_L2, 3);
+		float	   *x = malloc(sizeof(float) * n * dim);
+		double		recall;
+
+		rng_seed(17);
+		for (int i = 0; i < n; i++)
+			memcpy(x + i * dim, pts + (rng_next() % 300) * dim, sizeof(float) * dim);
+		g = build(x, n, dim, VS_METRIC_L2, NULL, &size);
+		recall = recall_against_flat(g, x, n, dim, VS_METRIC_L2, pts + 300 * dim, 50, 64, scratch);
+		check(recall >= 0.99, "duplicated points: recall %.4f", recall);
+		check(reachable(g) >= n - n / 100, "duplicated points: %d of %d reachable",
+			  reachable(g), n);
+		free(g);
+		free(x);
+		free(pts);
+	}
+
+	/* zero vectors under cosine: distance 1, no NaN anywhere */
+	{
+		int			n = 200,
+					dim = 8;
+		float	   *x = make_clustered(n, dim, 4, VS_METRIC_COSINE, 8);
+		float		zero[8] = {0};
+		int			c,
+					nz = 0;
+
+		for (int i = 0; i < n; i += 10)
+			memset(x + i * dim, 0, sizeof(float) * dim);
+		g = build(x, n, dim, VS_METRIC_COSINE, NULL, &size);
+		check(VsHnswValidate(g, size, n, dim, VS_METRIC_COSINE) == NULL, "zero vectors rejected");
+		c = VsHnswSearch(g, x, x + dim, 300, 300, scratch, res);
+		for (int i = 0; i < c; i++)
+		{
+			if (res[i].id % 10 == 0)
+			{
+				nz++;
+				check(res[i].distance == 1.0f, "zero vector %u at distance %g",
+					  res[i].id, res[i].distance);
+			}
+		}
+		check(nz == 20, "zero vectors found: %d of 20", nz);
+		c = VsHnswSearch(g, x, zero, 10, 40, scratch, res);
+		check(c == 10 && res[0].distance == 1.0f, "zero query: %d results, first at %g",
+			  c, c > 0 ? res[0].distance : -1.0f);
+		free(g);
+		free(x);
+	}
+
+	/* k > n: every node, in exact order */
+	for (int metric = VS_METRIC_L2; metric <= VS_METRIC_IP; metric++)
+	{
+		int			n = 30,
+					dim = 8;
+		float	   *x = make_clustered(n + 1, dim, 3, (VsMetric) metric, 13);
+		int			c,
+					cf;
+
+		g = build(x, n, dim, (VsMetric) metric, NULL, &size);
+		c = VsHnswSearch(g, x, x + n * dim, 100, 10, scratch, res);
+		cf = VsHnswFlatSearch(x, n, dim, (VsMetric) metric, x + n * dim, 100, flat);
+		check(c == n && cf == n, "%s k > n: %d graph, %d flat results of %d",
+			  metric_names[metric], c, cf, n);
+		check(memcmp(res, flat, sizeof(VsHnswResult) * n) == 0,
+			  "%s k > n: graph order differs from the exact order", metric_names[metric]);
+		free(g);
+		free(x);
+	}
+
+	/* scratch limits: too few nodes refused; ef capped by the scratch */
+	{
+		int			n = 1000,
+					dim = 8;
+		float	   *x = make_clustered(n + 1, dim, 3, VS_METRIC_L2, 14);
+		VsHnswScratch *tiny = new_scratch(n - 1, 16);
+		VsHnswScratch *small_ef = new_scratch(n, 16);
+		char		buf[64];
+
+		g = build(x, n, dim, VS_METRIC_L2, NULL, &size);
+		check(VsHnswSearch(g, x, x + n * dim, 10, 40, tiny, res) == -1,
+			  "scratch for n-1 nodes accepted");
+		check(VsHnswSearch(g, x, x + n * dim, 100, 200, small_ef, res) == 16,
+			  "ef not capped at the scratch's 16");
+		check(VsHnswScratchInit(buf, sizeof(buf), n, 16) == NULL, "short scratch accepted");
+		check(VsHnswScratchInit(buf + 1, sizeof(buf) - 1, 0, 1) == NULL,
+			  "misaligned scratch accepted");
+		free(tiny);
+		free(small_ef);
+		free(g);
+		free(x);
+	}
+
+	/* one scratch across 70,000 searches: the epoch wraps, results hold */
+	{
+		int			n = 60,
+					dim = 8;
+		float	   *x = make_clustered(n + 1, dim, 3, VS_METRIC_L2, 15);
+		VsHnswScratch *s2 = new_scratch(n, 32);
+		VsHnswResult first[10];
+		int			c0,
+					bad = 0;
+
+		g = build(x, n, dim, VS_METRIC_L2, NULL, &size);
+		c0 = VsHnswSearch(g, x, x + n * dim, 10, 32, s2, first);
+		for (int i = 0; i < 70000; i++)
+		{
+			int			c = VsHnswSearch(g, x, x + n * dim, 10, 32, s2, res);
+
+			bad += (c != c0 || memcmp(res, first, sizeof(VsHnswResult) * c) != 0);
+		}
+		check(bad == 0, "epoch wrap-around: %d of 70000 searches differ", bad);
+		free(s2);
+		free(g);
+		free(x);
+	}
+
+	/* (the 3000-node scratch served every smaller graph above) */
+	free(scratch);
+	group_end();
+}
+
+/*
+ * test_callback - the callback path returns the float path's results.
+ */
+static void
+test_callback(void)
+{
+	group_begin("distance callback and batch paths = float path, bit for bit");
+	for (int metric = VS_METRIC_L2; metric <= VS_METRIC_COSINE; metric++)
+	{
+		int			n = 5000,
+					dim = 48,
+					nq = 100;
+		float	   *all = make_clustered(n + nq, dim, 25, (VsMetric) metric, 31);
+		size_t		size;
+		void	   *g = build(all, n, dim, (VsMetric) metric, NULL, &size);
+		VsHnswScratch *scratch = new_scratch(n, 128);
+		int			differ = 0,
+					differ_batch = 0;
+
+		for (int i = 0; i < nq; i++)
+		{
+			const float *q = all + (size_t) (n + i) * dim;
+			FloatCtx	ctx = {all, q, dim, VsHnswInvNorms(g), query_inv_norm(q, dim),
+			(VsMetric) metric, 0};
+			VsHnswResult a[128],
+						b[128],
+						c[128];
+			int			ca = VsHnswSearch(g, all, q, 50, 128, scratch, a);
+			int			cb = VsHnswSearchWith(g, float_distance, &ctx, 50, 128, scratch, b);
+			int			cc = VsHnswSearchBatch(g, float_distances, &ctx, 50, 128, scratch, c);
+
+			differ += (ca != cb || memcmp(a, b, sizeof(VsHnswResult) * ca) != 0);
+			differ_batch += (ca != cc || memcmp(a, c, sizeof(VsHnswResult) * ca) != 0);
+		}
+		check(differ == 0, "%s: callback: %d of %d queries differ", metric_names[metric],
+			  differ, nq);
+		check(differ_batch == 0, "%s: batch: %d of %d queries differ", metric_names[metric],
+			  differ_batch, nq);
+		check(batch_too_long == 0, "%s: %ld batches longer than a row", metric_names[metric],
+			  batch_too_long);
+		free(scratch);
+		free(g);
+		free(all);
+	}
+	group_end();
+}
+
+/*
+ * test_hooks - interrupts, progress, memory.
+ */
+static void
+test_hooks(void)
+{
+	int			n = 5000,
+				dim = 16;
+	float	   *x = make_clustered(n, dim, 10, VS_METRIC_L2, 41);
+	size_t		size = VsHnswSerializedSize(n, VS_METRIC_L2, NULL);
+	void	   *g = aligned_alloc(64, size);
+	size_t		before_bytes = live_bytes;
+
+	group_begin("hooks: interrupts, progress, memory within VsHnswBuildMemory");
+	interrupt_calls = 0;
+	progress_calls = 0;
+	progress_last = 0;
+	progress_bad = 0;
+	peak_bytes = live_bytes;
+	VsHnswBuild(x, n, dim, VS_METRIC_L2, NULL, &hooks, g, size);
+	check(interrupt_calls >= n / 16, "%ld interrupt polls for %d insertions", interrupt_calls, n);
+	check(progress_calls >= n / 1024 && progress_bad == 0 && progress_last == n &&
+		  progress_total == n, "progress: %ld calls, last %d of %d, %d bad",
+		  progress_calls, progress_last, progress_total, progress_bad);
+	check(peak_bytes - before_bytes <= VsHnswBuildMemory(n, NULL),
+		  "peak %zu bytes, VsHnswBuildMemory %zu", peak_bytes - before_bytes,
+		  VsHnswBuildMemory(n, NULL));
+	check(live_bytes == before_bytes, "%zu bytes left allocated", live_bytes - before_bytes);
+	free(g);
+	free(x);
+	group_end();
+}
+
+/*
+ * load_fvecs - the first "max" vectors of an fvecs file; NULL if absent.
+ */
+static float *
+load_fvecs(const char *path, int max, int *n_out, int *dim_out)
+{
+	FILE	   *f = fopen(path, "rb");
+	int32_t		dim;
+	float	   *x;
+	int			n = 0;
+
+	if (f == NULL)
+		return NULL;
+	if (fread(&dim, sizeof(dim), 1, f) != 1 || dim <= 0 || dim > 100000)
+	{
+		fclose(f);
+		return NULL;
+	}
+	rewind(f);
+	x = malloc(sizeof(float) * (size_t) max * dim);
+	while (n < max)
+	{
+		int32_t		d;
+
+		if (fread(&d, sizeof(d), 1, f) != 1 || d != dim ||
+			fread(x + (size_t) n * dim, sizeof(float), dim, f) != (size_t) dim)
+			break;
+		n++;
+	}
+	fclose(f);
+	*n_out = n;
+	*dim_out = dim;
+	return x;
+}
+
+/*
+ * test_real - recall on the first 10,000 vectors of real sets.
+ */
+static void
+test_real(void)
+{
+	/*
+	 * GloVe is the hard one (recall@10 at ef 64: 0.92; at 128: 0.97; and
+	 * 0.90 at 128 for all 100,000 vectors in one graph).
+	 */
+	static const struct
+	{
+		const char *dir;
+		VsMetric	metric;
+		int			ef;
+	}			sets[] = {
+		{"sift128-photos-euclidean", VS_METRIC_L2, RECALL_EF},
+		{"glove6b-100-angular", VS_METRIC_COSINE, 2 * RECALL_EF},
+	};
+	const char *root = getenv("VECSTORE_DATA");
+	int			ran = 0;
+
+	group_begin("real data: first 10,000 vectors as one cluster, recall@%d >= %.2f (SIFT at ef_search %d, GloVe at %d)",
+				RECALL_K, RECALL_MIN, RECALL_EF, 2 * RECALL_EF);
+	for (size_t s = 0; s < sizeof(sets) / sizeof(sets[0]); s++)
+	{
+		char		path[1024];
+		int			n,
+					dim,
+					nq,
+					qdim;
+		float	   *x,
+				   *q;
+		size_t		size;
+		void	   *g;
+		VsHnswScratch *scratch;
+		double		recall;
+
+		snprintf(path, sizeof(path), "%s/%s/base.fvecs", root ? root : DEFAULT_DATA, sets[s].dir);
+		x = load_fvecs(path, 10000, &n, &dim);
+		if (x == NULL)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/query.fvecs", root ? root : DEFAULT_DATA, sets[s].dir);
+		q = load_fvecs(path, NQUERIES, &nq, &qdim);
+		if (q == NULL || qdim != dim)
+		{
+			free(x);
+			free(q);
+			continue;
+		}
+		g = build(x, n, dim, sets[s].metric, NULL, &size);
+		scratch = new_scratch(n, sets[s].ef);
+		check(VsHnswValidate(g, size, n, dim, sets[s].metric) == NULL, "%s: invalid", sets[s].dir);
+		recall = recall_against_flat(g, x, n, dim, sets[s].metric, q, nq, sets[s].ef, scratch);
+		printf("       %s: n=%d dim=%d %s ef_search %d recall@10 %.4f\n", sets[s].dir, n, dim,
+			   metric_names[sets[s].metric], sets[s].ef, recall);
+		check(recall >= RECALL_MIN, "%s: recall %.4f", sets[s].dir, recall);
+		ran++;
+		free(scratch);
+		free(g);
+		free(q);
+		free(x);
+	}
+	if (ran == 0)
+	{
+		group_skip("no data; set VECSTORE_DATA to the data directory");
+		return;
+	}
+	group_end();
+}
+
+/*
+ * main - run every group; exit 1 on any failure.
+ */
+int
+main(void)
+{
+	VsDistanceInit();
+	printf("kernel path in use: %s\n", VsKernelPathName(VsKernelsActivePath));
+
+	test_recall();
+	test_determinism();
+	test_serialized();
+	test_validator_targeted();
+	test_validator_random();
+	test_small();
+	test_callback();
+	test_hooks();
+	test_real();
+
+	/* nothing may be left allocated by the module */
+	group_begin("every allocation freed");
+	check(live_bytes == 0 && n_allocs == n_frees && n_bad_frees == 0,
+		  "%ld allocs, %ld frees, %zu bytes live, %ld bad frees",
+		  n_allocs, n_frees, live_bytes, n_bad_frees);
+	group_end();
+
+	printf("%d passed, %d failed\n", groups_passed, groups_failed);
+	return groups_failed > 0 ? 1 : 0;
+}
