@@ -532,7 +532,7 @@ vs_l2_distance(PG_FUNCTION_ARGS)
 	Vector	   *b = PG_GETARG_VECTOR_P(1);
 
 	VsCheckDims(a, b);
-	PG_RETURN_FLOAT8(sqrt((double) VsKernels.l2_squared(a->x, b->x, a->dim)));
+	PG_RETURN_FLOAT8(VsMetricDistance(VS_METRIC_L2, a->x, b->x, a->dim));
 }
 
 PG_FUNCTION_INFO_V1(vs_vector_l2_squared_distance);
@@ -576,7 +576,7 @@ vs_vector_negative_inner_product(PG_FUNCTION_ARGS)
 	Vector	   *b = PG_GETARG_VECTOR_P(1);
 
 	VsCheckDims(a, b);
-	PG_RETURN_FLOAT8(-(double) VsKernels.inner_product(a->x, b->x, a->dim));
+	PG_RETURN_FLOAT8(VsMetricDistance(VS_METRIC_IP, a->x, b->x, a->dim));
 }
 
 PG_FUNCTION_INFO_V1(vs_cosine_distance);
@@ -589,13 +589,9 @@ vs_cosine_distance(PG_FUNCTION_ARGS)
 {
 	Vector	   *a = PG_GETARG_VECTOR_P(0);
 	Vector	   *b = PG_GETARG_VECTOR_P(1);
-	float		dot,
-				na,
-				nb;
 
 	VsCheckDims(a, b);
-	VsKernels.dot_norms(a->x, b->x, a->dim, &dot, &na, &nb);
-	PG_RETURN_FLOAT8(VsCosineFromSums(dot, na, nb));
+	PG_RETURN_FLOAT8(VsMetricDistance(VS_METRIC_COSINE, a->x, b->x, a->dim));
 }
 
 PG_FUNCTION_INFO_V1(vs_l1_distance);

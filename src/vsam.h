@@ -261,12 +261,11 @@ extern bool vsvalidate(Oid opclassoid);
 /* vspage.c */
 extern void VsInitPage(Page page, uint16 type);
 extern void VsCheckPage(Relation index, Page page, BlockNumber blkno, uint16 type);
-extern Buffer VsNewBuffer(Relation index);
+extern Buffer VsNewBuffer(Relation index, ForkNumber forknum);
 extern void VsReadMeta(Relation index, VsMetaPage meta);
 extern VsMetaCache VsGetMetaCache(Relation index);
 extern void VsBlobRead(Relation index, const VsRegion *region, uint64 offset, void *dst, Size len);
 extern BlockNumber VsBlobBlock(const VsRegion *region, uint64 offset, uint32 *page_offset);
-extern double VsDistance(VsMetric metric, const float *a, const float *b, int dims);
 extern void VsNormalize(float *x, int dims);
 extern Vector *VsDatumToVector(Relation index, Datum value, int dims);
 extern int	VsNearestCluster(VsMetaCache cache, const float *x);

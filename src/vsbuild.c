@@ -33,7 +33,6 @@
 #include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "port/pg_crc32c.h"
-#include "storage/lmgr.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/tuplesort.h"
@@ -333,15 +332,8 @@ blob_patch(Relation index, ForkNumber forknum, const VsRegion *region, uint64 of
 static void
 blob_flush_page(VsBlobWriter *w)
 {
-	Buffer		buf;
-	bool		needLock = !RELATION_IS_LOCAL(w->index);
+	Buffer		buf = VsNewBuffer(w->index, w->forknum);
 
-	if (needLock)
-		LockRelationForExtension(w->index, ExclusiveLock);
-	buf = ReadBufferExtended(w->index, w->forknum, P_NEW, RBM_NORMAL, NULL);
-	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-	if (needLock)
-		UnlockRelationForExtension(w->index, ExclusiveLock);
 	if (BufferGetBlockNumber(buf) != w->first + w->nblocks)
 		elog(ERROR, "unexpected block %u while building index \"%s\"",
 			 BufferGetBlockNumber(buf), RelationGetRelationName(w->index));
@@ -591,8 +583,7 @@ reserve_metapage(Relation index, ForkNumber forknum)
 
 	if (RelationGetNumberOfBlocksInFork(index, forknum) != 0)
 		elog(ERROR, "index \"%s\" already contains data", RelationGetRelationName(index));
-	buf = ReadBufferExtended(index, forknum, P_NEW, RBM_NORMAL, NULL);
-	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	buf = VsNewBuffer(index, forknum);
 	Assert(BufferGetBlockNumber(buf) == VS_METAPAGE_BLKNO);
 	VsInitPage(BufferGetPage(buf), VS_PAGE_META);
 	MarkBufferDirty(buf);

@@ -87,4 +87,30 @@ VsCosineFromSums(float dot, float norm_a, float norm_b)
 	return 1.0 - similarity;
 }
 
+/*
+ * VsMetricDistance - the value the ORDER BY operator of "metric" returns
+ * (l2_distance, vector_negative_inner_product, cosine_distance), computed
+ * the one way both the SQL functions and the index use, so that the
+ * index's order and values are exactly the operators'.
+ */
+static inline double
+VsMetricDistance(VsMetric metric, const float *a, const float *b, int n)
+{
+	float		dot,
+				norm_a,
+				norm_b;
+
+	switch (metric)
+	{
+		case VS_METRIC_L2:
+			return __builtin_sqrt((double) VsKernels.l2_squared(a, b, n));
+		case VS_METRIC_IP:
+			return -(double) VsKernels.inner_product(a, b, n);
+		case VS_METRIC_COSINE:
+			VsKernels.dot_norms(a, b, n, &dot, &norm_a, &norm_b);
+			return VsCosineFromSums(dot, norm_a, norm_b);
+	}
+	return __builtin_nan("");	/* not a metric: callers pass only these */
+}
+
 #endif							/* VSDISTANCE_H */

@@ -72,7 +72,7 @@ append_delta(Relation index, VsMetaPage meta, int cluster, ItemPointer heap_tid,
 			Page		newpage;
 
 			tailpage = GenericXLogRegisterBuffer(state, tailbuf, 0);
-			newbuf = VsNewBuffer(index);
+			newbuf = VsNewBuffer(index, MAIN_FORKNUM);
 			newpage = GenericXLogRegisterBuffer(state, newbuf, GENERIC_XLOG_FULL_IMAGE);
 			VsInitPage(newpage, VS_PAGE_DELTA);
 			VsPageGetOpaque(tailpage)->nextblkno = BufferGetBlockNumber(newbuf);
@@ -83,7 +83,7 @@ append_delta(Relation index, VsMetaPage meta, int cluster, ItemPointer heap_tid,
 	else
 	{
 		/* the cluster's first delta row */
-		newbuf = VsNewBuffer(index);
+		newbuf = VsNewBuffer(index, MAIN_FORKNUM);
 		target = GenericXLogRegisterBuffer(state, newbuf, GENERIC_XLOG_FULL_IMAGE);
 		VsInitPage(target, VS_PAGE_DELTA);
 		entry->delta_head = BufferGetBlockNumber(newbuf);

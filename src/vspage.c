@@ -69,21 +69,21 @@ VsCheckPage(Relation index, Page page, BlockNumber blkno, uint16 type)
 }
 
 /*
- * VsNewBuffer - extend the index by one page.
+ * VsNewBuffer - extend a fork of the index by one page.
  *
  * Returns the new buffer pinned and exclusive-locked; the caller must
  * initialise it.  Takes the relation extension lock briefly, so that
  * concurrent inserts extending the index do not collide.
  */
 Buffer
-VsNewBuffer(Relation index)
+VsNewBuffer(Relation index, ForkNumber forknum)
 {
 	Buffer		buf;
 	bool		needLock = !RELATION_IS_LOCAL(index);
 
 	if (needLock)
 		LockRelationForExtension(index, ExclusiveLock);
-	buf = ReadBufferExtended(index, MAIN_FORKNUM, P_NEW, RBM_NORMAL, NULL);
+	buf = ReadBufferExtended(index, forknum, P_NEW, RBM_NORMAL, NULL);
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 	if (needLock)
 		UnlockRelationForExtension(index, ExclusiveLock);
@@ -243,34 +243,6 @@ VsGetMetaCache(Relation index)
 
 	index->rd_amcache = cache;
 	return cache;
-}
-
-/*
- * VsDistance - the exact distance the ORDER BY operator of "metric"
- * returns, computed as the SQL function computes it (same kernels, same
- * casts), so that the index's order and values match the executor's.
- */
-double
-VsDistance(VsMetric metric, const float *a, const float *b, int dims)
-{
-	switch (metric)
-	{
-		case VS_METRIC_L2:
-			return sqrt((double) VsKernels.l2_squared(a, b, dims));
-		case VS_METRIC_IP:
-			return -(double) VsKernels.inner_product(a, b, dims);
-		case VS_METRIC_COSINE:
-			{
-				float		dot,
-							na,
-							nb;
-
-				VsKernels.dot_norms(a, b, dims, &dot, &na, &nb);
-				return VsCosineFromSums(dot, na, nb);
-			}
-	}
-	elog(ERROR, "unknown vecstore metric %d", (int) metric);
-	return 0.0;					/* keep compiler quiet */
 }
 
 /*

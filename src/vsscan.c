@@ -188,7 +188,7 @@ row_distance(VsScanOpaque so, const float *x)
 		return 0.0;
 	if (so->meta.metric == VS_METRIC_L2)
 		return (double) VsKernels.l2_squared(so->query, x, so->meta.dims);
-	return VsDistance((VsMetric) so->meta.metric, so->query, x, so->meta.dims);
+	return VsMetricDistance((VsMetric) so->meta.metric, so->query, x, so->meta.dims);
 }
 
 /*
