@@ -13,6 +13,7 @@ EXTVERSION = $(shell grep default_version $(EXTENSION).control | sed -e "s/defau
 
 MODULE_big = vecstore
 OBJS = src/vecstore.o src/vector.o src/vsdistance.o src/vskmeans.o \
+	src/vsquant.o src/vshnsw.o \
 	src/vsam.o src/vsbuild.o src/vscost.o src/vsinfo.o src/vsinsert.o \
 	src/vspage.o src/vsscan.o src/vssegment.o src/vsvacuum.o src/vsvalidate.o
 HEADERS = src/vector.h src/vsdistance.h

@@ -15,6 +15,21 @@ SELECT clusters FROM vecstore_index_info('o_max');
 ALTER INDEX o_min SET (lists = 40000);
 DROP INDEX o_min, o_max;
 
+-- m: 2 .. 100; ef_construction: 4 .. 1000; quantizer: sq8 | none
+CREATE INDEX ON o USING vecstore (v) WITH (m = 1);
+CREATE INDEX ON o USING vecstore (v) WITH (m = 101);
+CREATE INDEX ON o USING vecstore (v) WITH (ef_construction = 3);
+CREATE INDEX ON o USING vecstore (v) WITH (ef_construction = 1001);
+CREATE INDEX ON o USING vecstore (v) WITH (quantizer = 'pq');
+CREATE INDEX ON o USING vecstore (v) WITH (quantizer = '');
+CREATE INDEX o_g1 ON o USING vecstore (v) WITH (m = 2, ef_construction = 4, quantizer = 'none');
+CREATE INDEX o_g2 ON o USING vecstore (v) WITH (m = 100, ef_construction = 1000, quantizer = sq8);
+SELECT quantizer, graph_clusters FROM vecstore_index_info('o_g1');
+SELECT quantizer, graph_clusters, code_bytes > 0 AS has_codes FROM vecstore_index_info('o_g2');
+ALTER INDEX o_g1 SET (m = 0);
+ALTER INDEX o_g1 SET (quantizer = 'binary');
+DROP INDEX o_g1, o_g2;
+
 -- vecstore.probes: 1 .. 32768
 SET vecstore.probes = 0;
 SET vecstore.probes = 1;
@@ -30,6 +45,22 @@ SET vecstore.max_scan_tuples = 2147483647;
 SET vecstore.max_scan_tuples = 2147483648;
 RESET vecstore.max_scan_tuples;
 SHOW vecstore.max_scan_tuples;
+
+-- vecstore.ef_search: 1 .. 1000
+SET vecstore.ef_search = 0;
+SET vecstore.ef_search = 1;
+SET vecstore.ef_search = 1000;
+SET vecstore.ef_search = 1001;
+RESET vecstore.ef_search;
+SHOW vecstore.ef_search;
+
+-- vecstore.rerank_window: 1 .. 100000
+SET vecstore.rerank_window = 0;
+SET vecstore.rerank_window = 1;
+SET vecstore.rerank_window = 100000;
+SET vecstore.rerank_window = 100001;
+RESET vecstore.rerank_window;
+SHOW vecstore.rerank_window;
 
 -- a misspelt setting in the reserved prefix
 SET vecstore.probe = 3;

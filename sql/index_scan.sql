@@ -111,3 +111,98 @@ RESET vecstore.max_scan_tuples;
 RESET vecstore.probes;
 DROP TABLE big, queries, via_index, exact;
 RESET enable_seqscan;
+
+-- a cluster big enough for a graph (VS_HNSW_FLAT_THRESHOLD = 1000 rows):
+-- the scan searches its graph over the codes and reranks; with a wide
+-- enough search the result equals the exact one, and a long LIMIT, which
+-- makes the scan search deeper, still comes in exact order without
+-- duplicates, for every operator class and for both quantizers
+CREATE TABLE g (id int PRIMARY KEY, v vector(16));
+INSERT INTO g
+SELECT i, ARRAY(SELECT ('x' || substr(md5(i || ':' || j), 1, 8))::bit(32)::int / 2147483648.0
+                FROM generate_series(1, 16) j)::vector
+FROM generate_series(1, 4000) i;
+CREATE TABLE gq AS
+SELECT q, ARRAY(SELECT ('x' || substr(md5('q' || q || ':' || j), 1, 8))::bit(32)::int / 2147483648.0
+                FROM generate_series(1, 16) j)::vector AS v
+FROM generate_series(1, 10) q;
+CREATE FUNCTION g_check(op text, lim int) RETURNS TABLE (queries bigint, identical bigint, ordered bool, distinct_rows bool)
+LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+    via int[];
+    ex int[];
+    ds float8[];
+BEGIN
+    queries := 0; identical := 0; ordered := true; distinct_rows := true;
+    FOR r IN SELECT * FROM gq ORDER BY q LOOP
+        SET LOCAL enable_seqscan = off;
+        EXECUTE format('SELECT array_agg(id ORDER BY n), array_agg(d ORDER BY n) FROM
+                        (SELECT id, v %s $1 AS d, row_number() OVER () AS n FROM
+                         (SELECT id, v FROM g ORDER BY v %s $1 LIMIT %s) s) s2', op, op, lim)
+            INTO via, ds USING r.v;
+        SET LOCAL enable_seqscan = on;
+        SET LOCAL enable_indexscan = off;
+        EXECUTE format('SELECT array_agg(id ORDER BY n) FROM
+                        (SELECT id, row_number() OVER () AS n FROM
+                         (SELECT id FROM g ORDER BY v %s $1, id LIMIT %s) s) s2', op, lim)
+            INTO ex USING r.v;
+        SET LOCAL enable_indexscan = on;
+        queries := queries + 1;
+        IF via = ex THEN identical := identical + 1; END IF;
+        IF EXISTS (SELECT 1 FROM generate_series(2, cardinality(ds)) i WHERE ds[i] < ds[i - 1]) THEN
+            ordered := false;
+        END IF;
+        IF (SELECT count(DISTINCT x) FROM unnest(via) x) <> lim THEN
+            distinct_rows := false;
+        END IF;
+    END LOOP;
+    RETURN NEXT;
+END $$;
+CREATE INDEX g_l2 ON g USING vecstore (v vector_l2_ops) WITH (lists = 1);
+SELECT clusters, graph_clusters, quantizer, code_bytes > 0 AS has_codes, graph_bytes > 0 AS has_graph
+FROM vecstore_index_info('g_l2');
+BEGIN;
+SET LOCAL vecstore.ef_search = 1000;
+SELECT * FROM g_check('<->', 10);
+COMMIT;
+BEGIN;
+SELECT * FROM g_check('<->', 10);
+SELECT ordered, distinct_rows FROM g_check('<->', 500);
+SET LOCAL vecstore.rerank_window = 1;
+SELECT ordered, distinct_rows FROM g_check('<->', 500);
+-- the graph search is what finds the rows: a tiny ef_search misses some
+SET LOCAL vecstore.ef_search = 1;
+SELECT identical < queries AS ef_search_matters, ordered, distinct_rows FROM g_check('<->', 10);
+COMMIT;
+DROP INDEX g_l2;
+CREATE INDEX g_ip ON g USING vecstore (v vector_ip_ops) WITH (lists = 1);
+BEGIN;
+SET LOCAL vecstore.ef_search = 1000;
+SELECT * FROM g_check('<#>', 10);
+SELECT ordered, distinct_rows FROM g_check('<#>', 500);
+COMMIT;
+DROP INDEX g_ip;
+CREATE INDEX g_cos ON g USING vecstore (v vector_cosine_ops) WITH (lists = 1);
+BEGIN;
+SET LOCAL vecstore.ef_search = 1000;
+SELECT * FROM g_check('<=>', 10);
+SELECT ordered, distinct_rows FROM g_check('<=>', 500);
+COMMIT;
+DROP INDEX g_cos;
+CREATE INDEX g_none ON g USING vecstore (v) WITH (lists = 1, quantizer = none, m = 8);
+SELECT graph_clusters, quantizer, code_bytes FROM vecstore_index_info('g_none');
+BEGIN;
+SET LOCAL vecstore.ef_search = 1000;
+SELECT * FROM g_check('<->', 10);
+SELECT ordered, distinct_rows FROM g_check('<->', 500);
+COMMIT;
+-- rows deleted from the table stay out; rows inserted after the build are found
+DELETE FROM g WHERE id % 2 = 0;
+VACUUM g;
+INSERT INTO g SELECT id + 10000, v FROM g WHERE id <= 100;
+SELECT count(*) AS even_rows FROM (SELECT id FROM g ORDER BY v <-> (SELECT v FROM gq WHERE q = 1) LIMIT 200) s
+WHERE id % 2 = 0 AND id < 10000;
+SELECT count(*) AS copies_found FROM (SELECT id FROM g ORDER BY v <-> (SELECT v FROM g WHERE id = 7) LIMIT 2) s;
+DROP TABLE g, gq;
+DROP FUNCTION g_check(text, int);

@@ -351,12 +351,17 @@ CREATE FUNCTION vecstore_index_info(index regclass,
     OUT segment_generation integer,
     OUT segment_bytes bigint,
     OUT bytes_mapped bigint,
-    OUT fork_bytes bigint)
+    OUT fork_bytes bigint,
+    OUT quantizer text,
+    OUT graph_clusters integer,
+    OUT code_bytes bigint,
+    OUT graph_bytes bigint,
+    OUT routing_graph_bytes bigint)
     AS 'MODULE_PATHNAME', 'vecstore_index_info' LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
 
 CREATE FUNCTION vecstore_verify(index regclass, repair boolean DEFAULT false)
     RETURNS TABLE (problem text, repaired boolean)
     AS 'MODULE_PATHNAME', 'vecstore_verify' LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
 
-COMMENT ON FUNCTION vecstore_index_info(regclass) IS 'clusters, rows per cluster, delta and dead rows, segment file and bytes mapped by this session, of a vecstore index';
+COMMENT ON FUNCTION vecstore_index_info(regclass) IS 'clusters, rows per cluster, delta and dead rows, segment file and bytes mapped by this session, codes and graphs, of a vecstore index';
 COMMENT ON FUNCTION vecstore_verify(regclass, boolean) IS 'checks a vecstore index (fork checksums, delta chains, segment file); one row per problem; repair => true rebuilds a bad segment file';

@@ -23,6 +23,7 @@
 #include "vector.h"
 #include "vsam.h"
 #include "vsdistance.h"
+#include "vsquant.h"
 
 PG_MODULE_MAGIC;
 
@@ -114,6 +115,7 @@ _PG_init(void)
 							 0,
 							 check_simd, assign_simd, show_simd);
 
+	VsQuantInit();
 	VsAmInit();
 	VsSegmentInit();
 

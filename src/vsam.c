@@ -22,8 +22,16 @@
 
 int			vecstore_probes = VS_DEFAULT_PROBES;
 int			vecstore_max_scan_tuples = VS_DEFAULT_MAX_SCAN_TUPLES;
+int			vecstore_ef_search = VS_HNSW_DEFAULT_EF_SEARCH;
+int			vecstore_rerank_window = VS_DEFAULT_RERANK_WINDOW;
 
 static relopt_kind vs_relopt_kind;
+
+static relopt_enum_elt_def quantizer_values[] = {
+	{"sq8", VS_QUANTIZER_SQ8},
+	{"none", VS_QUANTIZER_NONE},
+	{(const char *) NULL}
+};
 
 /* the distance function of each operator class, to tell the metric */
 extern Datum vs_l2_distance(PG_FUNCTION_ARGS);
@@ -41,6 +49,19 @@ VsAmInit(void)
 					  "Number of IVF clusters (0 chooses from the row count)",
 					  VS_DEFAULT_LISTS, VS_MIN_LISTS, VS_MAX_LISTS,
 					  AccessExclusiveLock);
+	add_int_reloption(vs_relopt_kind, "m",
+					  "Neighbours per node of the graph inside each cluster (twice as many on its bottom level)",
+					  VS_HNSW_DEFAULT_M, VS_HNSW_MIN_M, VS_HNSW_MAX_M,
+					  AccessExclusiveLock);
+	add_int_reloption(vs_relopt_kind, "ef_construction",
+					  "Size of the candidate list while building the graph inside each cluster",
+					  VS_HNSW_DEFAULT_EF_CONSTRUCTION, VS_HNSW_MIN_EF_CONSTRUCTION,
+					  VS_HNSW_MAX_EF_CONSTRUCTION, AccessExclusiveLock);
+	add_enum_reloption(vs_relopt_kind, "quantizer",
+					   "Compact codes the graph search reads",
+					   quantizer_values, VS_QUANTIZER_SQ8,
+					   "Valid values are \"sq8\" and \"none\".",
+					   AccessExclusiveLock);
 
 	DefineCustomIntVariable("vecstore.probes",
 							"Sets the number of IVF clusters searched per query",
@@ -55,6 +76,20 @@ VsAmInit(void)
 							&vecstore_max_scan_tuples,
 							VS_DEFAULT_MAX_SCAN_TUPLES, VS_MIN_MAX_SCAN_TUPLES, VS_MAX_MAX_SCAN_TUPLES,
 							PGC_USERSET, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("vecstore.ef_search",
+							"Sets the size of the candidate list of the graph search inside each probed cluster",
+							"Larger values find more of the true nearest neighbours and cost more time.",
+							&vecstore_ef_search,
+							VS_HNSW_DEFAULT_EF_SEARCH, VS_HNSW_MIN_EF_SEARCH, VS_HNSW_MAX_EF_SEARCH,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("vecstore.rerank_window",
+							"Sets how many graph candidates get their exact distance at a time",
+							"The candidates nearest by their compact codes are reranked on the full vectors; more are reranked when the scan runs low.",
+							&vecstore_rerank_window,
+							VS_DEFAULT_RERANK_WINDOW, VS_MIN_RERANK_WINDOW, VS_MAX_RERANK_WINDOW,
+							PGC_USERSET, 0, NULL, NULL, NULL);
 }
 
 /*
@@ -65,6 +100,9 @@ vsoptions(Datum reloptions, bool validate)
 {
 	static const relopt_parse_elt tab[] = {
 		{"lists", RELOPT_TYPE_INT, offsetof(VsOptions, lists)},
+		{"m", RELOPT_TYPE_INT, offsetof(VsOptions, m)},
+		{"ef_construction", RELOPT_TYPE_INT, offsetof(VsOptions, ef_construction)},
+		{"quantizer", RELOPT_TYPE_ENUM, offsetof(VsOptions, quantizer)},
 	};
 
 	return (bytea *) build_reloptions(reloptions, validate, vs_relopt_kind,
@@ -80,6 +118,19 @@ VsGetListsOption(Relation index)
 	VsOptions  *opts = (VsOptions *) index->rd_options;
 
 	return opts ? opts->lists : VS_DEFAULT_LISTS;
+}
+
+/*
+ * VsGetGraphOptions - the reloptions of the graphs and codes.
+ */
+void
+VsGetGraphOptions(Relation index, int *m, int *ef_construction, int *quantizer)
+{
+	VsOptions  *opts = (VsOptions *) index->rd_options;
+
+	*m = opts ? opts->m : VS_HNSW_DEFAULT_M;
+	*ef_construction = opts ? opts->ef_construction : VS_HNSW_DEFAULT_EF_CONSTRUCTION;
+	*quantizer = opts ? opts->quantizer : VS_QUANTIZER_SQ8;
 }
 
 /*
@@ -123,7 +174,7 @@ vsbuildphasename(int64 phasenum)
 		case VS_PHASE_ASSIGN:
 			return "assigning rows to clusters";
 		case VS_PHASE_WRITE:
-			return "writing index pages";
+			return "writing clusters: vectors, codes, graphs";
 		case VS_PHASE_SEGMENT:
 			return "writing segment file";
 		default:

@@ -41,11 +41,13 @@
 
 #include "vector.h"
 #include "vsdistance.h"
+#include "vshnsw.h"
 #include "vskmeans.h"
+#include "vsquant.h"
 
 /* identification */
 #define VS_MAGIC				0x56535831	/* "VSX1" */
-#define VS_VERSION				1
+#define VS_VERSION				2
 #define VS_PAGE_ID				0xFF8C		/* lets pg_filedump recognise our pages */
 #define VS_METAPAGE_BLKNO		0
 
@@ -69,6 +71,23 @@
 #define VS_DEFAULT_MAX_SCAN_TUPLES 20000
 #define VS_MIN_MAX_SCAN_TUPLES	1
 #define VS_MAX_MAX_SCAN_TUPLES	INT_MAX
+
+/* GUC vecstore.rerank_window: candidates reranked on full vectors at a time */
+#define VS_DEFAULT_RERANK_WINDOW	40
+#define VS_MIN_RERANK_WINDOW	1
+#define VS_MAX_RERANK_WINDOW	100000
+
+/* reloption quantizer: the codes the graph search reads */
+#define VS_QUANTIZER_NONE		0	/* the graph reads the full vectors */
+#define VS_QUANTIZER_SQ8		1	/* 8-bit scalar codes (vsquant.h) */
+
+/*
+ * Route through an HNSW graph over the centroids (built with the index,
+ * kept in the "routing" region of the fork) when there are at least this
+ * many clusters; below it, comparing the query with every centroid is as
+ * fast.
+ */
+#define VS_ROUTE_GRAPH_THRESHOLD	4096
 
 /* k-means: training sample per list, and the sample's floor */
 #define VS_SAMPLES_PER_LIST		50
@@ -127,6 +146,14 @@ typedef struct VsMetaPageData
 								 * each cluster's own CRC-32C */
 	uint32		row_metric;		/* VsMetric rows are assigned to clusters by
 								 * (VsKmeansRowMetric: L2 for an IP index) */
+	/* version 2: codes and graphs */
+	uint32		quantizer;		/* VS_QUANTIZER_* */
+	uint32		params_size;	/* bytes of the VsQuantParams in the sealed
+								 * head (0 without codes) */
+	uint16		m;				/* graph options the clusters were built with */
+	uint16		ef_construction;
+	uint32		graph_threshold;	/* clusters of fewer rows have no graph */
+	VsRegion	routing;		/* HNSW graph over the centroids, or empty */
 } VsMetaPageData;
 
 typedef VsMetaPageData *VsMetaPage;
@@ -146,7 +173,11 @@ typedef struct VsSealedHeader
 	uint32		nclusters;
 	uint32		dims;
 	uint64		nrows;
-	uint8		pad[48];		/* to VS_SEGMENT_ALIGN */
+	uint32		quantizer;		/* VS_QUANTIZER_* */
+	uint32		params_size;	/* bytes of the VsQuantParams after the table */
+	uint32		record_size;	/* bytes of one code record (0: none) */
+	uint32		reserved;
+	uint8		pad[32];		/* to VS_SEGMENT_ALIGN */
 } VsSealedHeader;
 
 /*
@@ -155,19 +186,30 @@ typedef struct VsSealedHeader
  * the end of the region), and "crc" is their CRC-32C: so a backend checks
  * only the clusters it reads, the first time it reads them, and the
  * metapage's sealed_crc over the head covers every cluster's CRC.
+ *
+ * In order, each 64-byte aligned: the full vectors, the TIDs, the code
+ * records (VsQuantBlockSize bytes; absent without a quantizer), the HNSW
+ * graph (graph_size bytes; absent below the graph threshold).
  */
 typedef struct VsClusterInfo
 {
 	uint64		vec_offset;		/* count * dims float4, aligned */
 	uint64		tid_offset;		/* count ItemPointerData, aligned */
+	uint64		code_offset;	/* count code records, or 0 */
+	uint64		graph_offset;	/* serialized VsHnsw graph, or 0 */
+	uint64		graph_size;		/* its bytes, or 0 */
 	uint64		first_row;		/* global row number of the first row */
 	uint32		count;
 	uint32		crc;			/* CRC-32C of the cluster's bytes */
 } VsClusterInfo;
 
-/* bytes of the sealed region's head (header, cluster table, padding) */
-#define VsSealedHeadSize(nclusters) \
+/* offset of the quantizer's parameters in the sealed region */
+#define VsSealedParamsOffset(nclusters) \
 	TYPEALIGN(VS_SEGMENT_ALIGN, sizeof(VsSealedHeader) + (uint64) (nclusters) * sizeof(VsClusterInfo))
+
+/* bytes of the sealed region's head (header, cluster table, parameters) */
+#define VsSealedHeadSize(nclusters, params_size) \
+	(VsSealedParamsOffset(nclusters) + TYPEALIGN(VS_SEGMENT_ALIGN, (uint64) (params_size)))
 
 /* the end of cluster "c"'s bytes in a region of "total" bytes */
 static inline uint64
@@ -194,6 +236,9 @@ typedef struct VsOptions
 {
 	int32		vl_len_;		/* varlena header (do not touch directly!) */
 	int			lists;
+	int			m;
+	int			ef_construction;
+	int			quantizer;		/* VS_QUANTIZER_* */
 } VsOptions;
 
 /*
@@ -206,6 +251,7 @@ typedef struct VsMetaCacheData
 	VsMetaPageData meta;
 	float	   *centroids;		/* nclusters * dims */
 	VsKmeansPrepared *prepared; /* centroids packed for routing rows */
+	void	   *routing;		/* HNSW graph over the centroids, or NULL */
 } VsMetaCacheData;
 
 typedef VsMetaCacheData *VsMetaCache;
@@ -220,11 +266,14 @@ typedef struct VsCandidate
 /* GUCs */
 extern int	vecstore_probes;
 extern int	vecstore_max_scan_tuples;
+extern int	vecstore_ef_search;
+extern int	vecstore_rerank_window;
 
 /* vsam.c */
 extern void VsAmInit(void);
 extern VsMetric VsGetMetric(Relation index);
 extern int	VsGetListsOption(Relation index);
+extern void VsGetGraphOptions(Relation index, int *m, int *ef_construction, int *quantizer);
 extern Datum vs_handler(PG_FUNCTION_ARGS);
 
 /* vsbuild.c */
@@ -284,5 +333,6 @@ extern void VsSegmentRemoveOnAbort(RelFileNode node);
 extern int	VsSegmentSweep(void);
 extern Size VsSegmentBytesMapped(Relation index);
 extern const char *VsSegmentCheck(Relation index, VsMetaPage meta);
+extern const VsQuantParams *VsSegmentParams(VsMetaPage meta, const char *body);
 
 #endif							/* VSAM_H */

@@ -404,21 +404,46 @@ blob_end(VsBlobWriter *w)
 	return r;
 }
 
+/* what write_index puts into every cluster besides vectors and TIDs */
+typedef struct VsClusterExtras
+{
+	const VsQuantParams *params;	/* codes, or NULL */
+	VsMetric	metric;			/* of the graphs */
+	int			graph_threshold;	/* clusters of at least this many rows get
+									 * a graph */
+	int			m;
+	int			ef_construction;
+} VsClusterExtras;
+
+/*
+ * graph_options - the build options of cluster "c"'s graph.  The seed
+ * depends on the cluster, so the same input always gives the same bytes.
+ */
+static void
+graph_options(const VsClusterExtras *ex, int c, VsHnswBuildOptions *opt)
+{
+	VsHnswBuildOptionsInit(opt);
+	opt->m = ex->m;
+	opt->ef_construction = ex->ef_construction;
+	opt->seed = VS_KMEANS_SEED ^ ((uint64) c * UINT64CONST(0x9E3779B97F4A7C15));
+}
+
 /*
  * sealed_layout - offsets of every cluster's arrays in the sealed region,
  * from the row counts.  Fills "info" (nclusters entries); returns the
  * region's size.
  */
 static uint64
-sealed_layout(int nclusters, int dims, const int64 *counts, VsClusterInfo *info)
+sealed_layout(int nclusters, int dims, const int64 *counts, const VsClusterExtras *ex,
+			  VsClusterInfo *info)
 {
 	uint64		off;
 	uint64		row = 0;
 
-	off = sizeof(VsSealedHeader) + (uint64) nclusters * sizeof(VsClusterInfo);
-	off = TYPEALIGN(VS_SEGMENT_ALIGN, off);
+	off = VsSealedHeadSize(nclusters, ex->params ? ex->params->size : 0);
 	for (int c = 0; c < nclusters; c++)
 	{
+		memset(&info[c], 0, sizeof(VsClusterInfo));
 		info[c].count = (uint32) counts[c];
 		info[c].first_row = row;
 		info[c].crc = 0;		/* filled in as the cluster is written */
@@ -426,23 +451,68 @@ sealed_layout(int nclusters, int dims, const int64 *counts, VsClusterInfo *info)
 		off = TYPEALIGN(VS_SEGMENT_ALIGN, off + (uint64) counts[c] * dims * sizeof(float));
 		info[c].tid_offset = off;
 		off = TYPEALIGN(VS_SEGMENT_ALIGN, off + (uint64) counts[c] * sizeof(ItemPointerData));
+		if (ex->params && counts[c] > 0)
+		{
+			info[c].code_offset = off;
+			off = TYPEALIGN(VS_SEGMENT_ALIGN, off + VsQuantBlockSize(ex->params, counts[c]));
+		}
+		if (counts[c] >= ex->graph_threshold)
+		{
+			VsHnswBuildOptions opt;
+
+			graph_options(ex, c, &opt);
+			info[c].graph_offset = off;
+			info[c].graph_size = VsHnswSerializedSize((int) counts[c], ex->metric, &opt);
+			off = TYPEALIGN(VS_SEGMENT_ALIGN, off + info[c].graph_size);
+		}
 		row += counts[c];
 	}
 	return off;
 }
 
 /*
+ * write_routing - the HNSW graph over the centroids, as its own region
+ * (nothing when there are too few clusters for it to pay).  The metric is
+ * the one routing ranks clusters by: L2, or the inner product (the
+ * centroids of a cosine index are unit vectors).
+ */
+static void
+write_routing(VsBlobWriter *w, Relation index, ForkNumber forknum, VsMetric metric,
+			  int dims, int nclusters, const float *centroids)
+{
+	VsHnswBuildOptions opt;
+	VsMetric	gmetric = metric == VS_METRIC_L2 ? VS_METRIC_L2 : VS_METRIC_IP;
+	size_t		size;
+	void	   *graph;
+
+	blob_begin(w, index, forknum);
+	if (nclusters < VS_ROUTE_GRAPH_THRESHOLD)
+		return;
+	VsHnswBuildOptionsInit(&opt);
+	opt.seed = VS_KMEANS_SEED;
+	size = VsHnswSerializedSize(nclusters, gmetric, &opt);
+	graph = palloc_extended(size, MCXT_ALLOC_HUGE);
+	if (VsHnswBuild(centroids, nclusters, dims, gmetric, &opt, &VsKmeansServerHooks,
+					graph, size) != size)
+		elog(ERROR, "could not build the routing graph of index \"%s\"",
+			 RelationGetRelationName(index));
+	blob_write(w, graph, size);
+	pfree(graph);
+}
+
+/*
  * write_index - lay out and write every region of a fork.
  *
  * "sort" is NULL for an index with no rows (an empty table, or the init
- * fork of an unlogged index).  Writes the metapage last, into block 0,
+ * fork of an unlogged index).  "ex" says what goes into each cluster
+ * beside its vectors and TIDs.  Writes the metapage last, into block 0,
  * which the caller reserved; returns the metapage contents.
  */
 static void
 write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_metric,
 			int dims, int nclusters, const float *centroids, const int64 *counts,
 			Tuplesortstate *sort, TupleTableSlot *slot, int lists_option,
-			VsMetaPage meta)
+			const VsClusterExtras *ex, VsMetaPage meta)
 {
 	VsBlobWriter w;
 	VsClusterInfo *info;
@@ -450,8 +520,11 @@ write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_me
 	VsDirEntry	entry;
 	uint64		nrows = 0;
 	uint64		sealed_size;
+	uint32		params_size = ex->params ? ex->params->size : 0;
 	Buffer		buf;
 	Page		page;
+	MemoryContext clusterCtx;
+	MemoryContext oldcxt;
 
 	for (int c = 0; c < nclusters; c++)
 		nrows += counts[c];
@@ -466,11 +539,20 @@ write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_me
 	meta->sealed_rows = nrows;
 	meta->generation = 1;
 	meta->row_metric = row_metric;
+	meta->quantizer = ex->params ? VS_QUANTIZER_SQ8 : VS_QUANTIZER_NONE;
+	meta->params_size = params_size;
+	meta->m = (uint16) ex->m;
+	meta->ef_construction = (uint16) ex->ef_construction;
+	meta->graph_threshold = (uint32) ex->graph_threshold;
 
 	/* centroids */
 	blob_begin(&w, index, forknum);
 	blob_write(&w, centroids, sizeof(float) * dims * (Size) nclusters);
 	meta->centroids = blob_end(&w);
+
+	/* the routing graph over them */
+	write_routing(&w, index, forknum, metric, dims, nclusters, centroids);
+	meta->routing = blob_end(&w);
 
 	/* directory: no delta rows yet */
 	blob_begin(&w, index, forknum);
@@ -488,29 +570,42 @@ write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_me
 	meta->bitmap = blob_end(&w);
 
 	/*
-	 * Sealed region: header, cluster table, then each cluster's arrays.  The
-	 * table is written first with the clusters' CRCs still zero, and patched
-	 * once every cluster has been written.
+	 * Sealed region: header, cluster table, quantizer parameters, then each
+	 * cluster's arrays.  The table is written first with the clusters' CRCs
+	 * still zero, and patched once every cluster has been written.
 	 */
 	info = palloc_extended(sizeof(VsClusterInfo) * nclusters, MCXT_ALLOC_HUGE);
-	sealed_size = sealed_layout(nclusters, dims, counts, info);
+	sealed_size = sealed_layout(nclusters, dims, counts, ex, info);
 	blob_begin(&w, index, forknum);
 	memset(&sh, 0, sizeof(sh));
 	sh.nclusters = nclusters;
 	sh.dims = dims;
 	sh.nrows = nrows;
+	sh.quantizer = meta->quantizer;
+	sh.params_size = params_size;
+	sh.record_size = ex->params ? ex->params->record_size : 0;
 	blob_write(&w, &sh, sizeof(sh));
 	blob_write(&w, info, sizeof(VsClusterInfo) * nclusters);
 	blob_pad(&w, VS_SEGMENT_ALIGN);
+	if (ex->params)
+	{
+		blob_write(&w, ex->params, params_size);
+		blob_pad(&w, VS_SEGMENT_ALIGN);
+	}
 
+	clusterCtx = AllocSetContextCreate(CurrentMemoryContext, "vecstore cluster",
+									   ALLOCSET_DEFAULT_SIZES);
 	for (int c = 0; c < nclusters; c++)
 	{
 		ItemPointerData *tids = NULL;
+		float	   *vecs = NULL;
 
+		oldcxt = MemoryContextSwitchTo(clusterCtx);
 		if (counts[c] > 0)
+		{
 			tids = palloc_extended(sizeof(ItemPointerData) * counts[c], MCXT_ALLOC_HUGE);
-		Assert(w.total == info[c].vec_offset);
-		blob_crc_start(&w);
+			vecs = palloc_extended(sizeof(float) * dims * (Size) counts[c], MCXT_ALLOC_HUGE);
+		}
 		for (int64 i = 0; i < counts[c]; i++)
 		{
 			bool		isnull;
@@ -526,20 +621,49 @@ write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_me
 					 DatumGetInt32(slot_getattr(slot, 1, &isnull)), c);
 			tids[i] = *((ItemPointer) DatumGetPointer(slot_getattr(slot, 2, &isnull)));
 			v = DatumGetVector(slot_getattr(slot, 3, &isnull));
-			blob_write(&w, v->x, sizeof(float) * dims);
+			memcpy(vecs + (Size) i * dims, v->x, sizeof(float) * dims);
 		}
+
+		Assert(w.total == info[c].vec_offset);
+		blob_crc_start(&w);
+		if (counts[c] > 0)
+			blob_write(&w, vecs, sizeof(float) * dims * (Size) counts[c]);
 		blob_pad(&w, VS_SEGMENT_ALIGN);
 		Assert(w.total == info[c].tid_offset);
 		if (counts[c] > 0)
-		{
 			blob_write(&w, tids, sizeof(ItemPointerData) * counts[c]);
-			pfree(tids);
-		}
 		blob_pad(&w, VS_SEGMENT_ALIGN);
+		if (info[c].code_offset != 0)
+		{
+			Size		codesize = VsQuantBlockSize(ex->params, counts[c]);
+			uint8	   *codes = palloc_extended(codesize, MCXT_ALLOC_HUGE);
+
+			Assert(w.total == info[c].code_offset);
+			VsQuantEncodeBlock(ex->params, vecs, counts[c], NULL, codes);
+			blob_write(&w, codes, codesize);
+			blob_pad(&w, VS_SEGMENT_ALIGN);
+		}
+		if (info[c].graph_offset != 0)
+		{
+			VsHnswBuildOptions opt;
+			void	   *graph = palloc_extended(info[c].graph_size, MCXT_ALLOC_HUGE);
+
+			Assert(w.total == info[c].graph_offset);
+			graph_options(ex, c, &opt);
+			if (VsHnswBuild(vecs, (int) counts[c], dims, ex->metric, &opt,
+							&VsKmeansServerHooks, graph, info[c].graph_size) != info[c].graph_size)
+				elog(ERROR, "could not build the graph of cluster %d of index \"%s\"",
+					 c, RelationGetRelationName(index));
+			blob_write(&w, graph, info[c].graph_size);
+			blob_pad(&w, VS_SEGMENT_ALIGN);
+		}
 		info[c].crc = blob_crc_end(&w);
+		MemoryContextSwitchTo(oldcxt);
+		MemoryContextReset(clusterCtx);
 		pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE,
 									 (int64) (info[c].first_row + counts[c]));
 	}
+	MemoryContextDelete(clusterCtx);
 	meta->sealed = blob_end(&w);
 	if (meta->sealed.nbytes != sealed_size)
 		elog(ERROR, "index \"%s\": sealed region is " UINT64_FORMAT " bytes, expected " UINT64_FORMAT,
@@ -549,8 +673,10 @@ write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_me
 	blob_patch(index, forknum, &meta->sealed, sizeof(VsSealedHeader), info,
 			   sizeof(VsClusterInfo) * nclusters);
 	{
-		uint64		headsize = VsSealedHeadSize(nclusters);
-		uint64		padding = headsize - sizeof(VsSealedHeader) - sizeof(VsClusterInfo) * (uint64) nclusters;
+		uint64		tablesize = sizeof(VsSealedHeader) + sizeof(VsClusterInfo) * (uint64) nclusters;
+		uint64		padding = VsSealedParamsOffset(nclusters) - tablesize;
+		uint64		ppadding = VsSealedHeadSize(nclusters, params_size) -
+			VsSealedParamsOffset(nclusters) - params_size;
 		char		zeros[VS_SEGMENT_ALIGN] = {0};
 		pg_crc32c	crc;
 
@@ -558,6 +684,9 @@ write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_me
 		COMP_CRC32C(crc, &sh, sizeof(sh));
 		COMP_CRC32C(crc, info, sizeof(VsClusterInfo) * nclusters);
 		COMP_CRC32C(crc, zeros, padding);
+		if (ex->params)
+			COMP_CRC32C(crc, ex->params, params_size);
+		COMP_CRC32C(crc, zeros, ppadding);
 		FIN_CRC32C(crc);
 		meta->sealed_crc = crc;
 	}
@@ -637,6 +766,9 @@ vsbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	Oid			collation = InvalidOid;
 	bool		nullsfirst = false;
 	VsKmeansHooks kmeans_hooks = VsKmeansServerHooks;
+	VsClusterExtras ex;
+	VsQuantParams *params = NULL;
+	int			quantizer;
 
 	kmeans_hooks.progress = kmeans_progress;
 	memset(&bs, 0, sizeof(bs));
@@ -708,6 +840,27 @@ vsbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 		memset(bs.centroids, 0, sizeof(float) * bs.dims);
 		bs.nclusters = 1;
 	}
+
+	/* the codes' ranges, from the same sample */
+	memset(&ex, 0, sizeof(ex));
+	ex.metric = bs.metric;
+	ex.graph_threshold = VS_HNSW_FLAT_THRESHOLD;
+	VsGetGraphOptions(index, &ex.m, &ex.ef_construction, &quantizer);
+	if (quantizer == VS_QUANTIZER_SQ8 && nsample > 0)
+	{
+		VsQuantOptions qopt;
+		VsQuantHooks qhooks = {VsKmeansServerHooks.alloc, VsKmeansServerHooks.free,
+		VsKmeansServerHooks.check_interrupts};
+
+		VsQuantOptionsInit(&qopt);
+		params = palloc0(VsQuantParamsSize(bs.dims));
+		if (VsQuantTrain(bs.sample, nsample, bs.dims, bs.metric, NULL, NULL, &qopt,
+						 &qhooks, params) != 0)
+			elog(ERROR, "could not train the codes of index \"%s\"",
+				 RelationGetRelationName(index));
+		ex.params = params;
+	}
+
 	if (bs.sample)
 		pfree(bs.sample);
 	bs.sample = NULL;
@@ -744,7 +897,7 @@ vsbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, 0);
 	reserve_metapage(index, MAIN_FORKNUM);
 	write_index(index, MAIN_FORKNUM, bs.metric, bs.row_metric, bs.dims, bs.nclusters,
-				bs.centroids, bs.counts, bs.sort, bs.slot, lists_option, &meta);
+				bs.centroids, bs.counts, bs.sort, bs.slot, lists_option, &ex, &meta);
 	tuplesort_end(bs.sort);
 	ExecDropSingleTupleTableSlot(bs.slot);
 	if (RelationNeedsWAL(index))
@@ -782,6 +935,8 @@ vsbuildempty(Relation index)
 	VsMetric	metric = VsGetMetric(index);
 	VsMetric	row_metric;
 	VsKmeansOptions opt;
+	VsClusterExtras ex;
+	int			quantizer;
 
 	/* the main fork is built first; without one (no rows, no typmod) fall back */
 	if (RelationGetNumberOfBlocks(index) > 0)
@@ -806,9 +961,15 @@ vsbuildempty(Relation index)
 	}
 	counts = palloc0(sizeof(int64) * nclusters);
 
+	/* no rows: no codes and no graphs, only the options for the record */
+	memset(&ex, 0, sizeof(ex));
+	ex.metric = metric;
+	ex.graph_threshold = VS_HNSW_FLAT_THRESHOLD;
+	VsGetGraphOptions(index, &ex.m, &ex.ef_construction, &quantizer);
+
 	reserve_metapage(index, INIT_FORKNUM);
 	write_index(index, INIT_FORKNUM, metric, row_metric, dims, nclusters, centroids,
-				counts, NULL, NULL, VsGetListsOption(index), &meta);
+				counts, NULL, NULL, VsGetListsOption(index), &ex, &meta);
 	/* init forks are always WAL-logged */
 	log_newpage_range(index, INIT_FORKNUM, 0,
 					  RelationGetNumberOfBlocksInFork(index, INIT_FORKNUM), true);

@@ -93,8 +93,11 @@ vecstore_index_info(PG_FUNCTION_ARGS)
 	VsMetaPageData meta;
 	VsClusterInfo *info;
 	TupleDesc	tupdesc;
-	Datum		values[13];
-	bool		nulls[13];
+	Datum		values[18];
+	bool		nulls[18];
+	int32		graph_clusters = 0;
+	int64		code_bytes = 0;
+	int64		graph_bytes = 0;
 	int64		minrows = PG_INT64_MAX,
 				maxrows = 0,
 				delta_total = 0;
@@ -122,6 +125,15 @@ vecstore_index_info(PG_FUNCTION_ARGS)
 		minrows = Min(minrows, rows);
 		maxrows = Max(maxrows, rows);
 		delta_total += entry.delta_count;
+		if (info[c].graph_offset != 0)
+		{
+			graph_clusters++;
+			graph_bytes += (int64) info[c].graph_size;
+		}
+		if (info[c].code_offset != 0)
+			code_bytes += (int64) TYPEALIGN(VS_SEGMENT_ALIGN,
+											(uint64) info[c].count * (meta.params_size > 0 ?
+																	  VsQuantRecordSize(meta.dims) : 0));
 	}
 	VsCountRows(index, &meta, &sealed_dead, &delta_live, &delta_dead);
 
@@ -144,6 +156,11 @@ vecstore_index_info(PG_FUNCTION_ARGS)
 	nulls[10] = !present;
 	values[11] = Int64GetDatum((int64) VsSegmentBytesMapped(index));
 	values[12] = Int64GetDatum((int64) RelationGetNumberOfBlocks(index) * BLCKSZ);
+	values[13] = CStringGetTextDatum(meta.quantizer == VS_QUANTIZER_SQ8 ? "sq8" : "none");
+	values[14] = Int32GetDatum(graph_clusters);
+	values[15] = Int64GetDatum(code_bytes);
+	values[16] = Int64GetDatum(graph_bytes);
+	values[17] = Int64GetDatum((int64) meta.routing.nbytes);
 
 	close_vecstore_index(index, heap);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));

@@ -239,6 +239,26 @@ VsGetMetaCache(Relation index)
 	VsKmeansCentroidNorms(cache->centroids, meta.nclusters, meta.dims, norms);
 	cache->prepared = VsKmeansPrepare(cache->centroids, norms, meta.nclusters, meta.dims,
 									  (VsMetric) meta.row_metric, &VsKmeansServerHooks);
+
+	/* the graph over the centroids, checked once as it is loaded */
+	if (meta.routing.nbytes > 0)
+	{
+		VsMetric	gmetric = meta.metric == VS_METRIC_L2 ? VS_METRIC_L2 : VS_METRIC_IP;
+		char	   *mem = palloc_extended(meta.routing.nbytes + VS_HNSW_ALIGN, MCXT_ALLOC_HUGE);
+		char	   *graph = (char *) TYPEALIGN(VS_HNSW_ALIGN, mem);
+		const char *problem;
+
+		VsBlobRead(index, &meta.routing, 0, graph, meta.routing.nbytes);
+		problem = VsHnswValidate(graph, meta.routing.nbytes, meta.nclusters, meta.dims, gmetric);
+		if (problem != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INDEX_CORRUPTED),
+					 errmsg("routing graph of index \"%s\" is not usable",
+							RelationGetRelationName(index)),
+					 errdetail("%s", problem),
+					 errhint("Please REINDEX it.")));
+		cache->routing = graph;
+	}
 	MemoryContextSwitchTo(oldcxt);
 
 	index->rd_amcache = cache;

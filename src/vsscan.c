@@ -1,27 +1,47 @@
 /*-------------------------------------------------------------------------
  *
  * vsscan.c
- *	  Index scans of vecstore: route to the nearest clusters, compute exact
- *	  distances through the segment mapping and the delta pages, stream
- *	  rows in distance order.
+ *	  Index scans of vecstore: route to the nearest clusters, search each
+ *	  cluster's graph over compact codes, rerank the candidates on the full
+ *	  vectors of the mapped segment, stream rows in exact distance order.
  *
- * A scan works in batches of clusters.  The first batch is the
- * vecstore.probes clusters nearest to the query; every row in them (sealed
- * rows through the mapped segment, skipping those the deletion bitmap
- * marks; delta rows from the fork) gets its exact distance and goes into a
- * min-heap, from which rows are returned nearest first.
+ * The pipeline of one query (../shared/DESIGN.md section 3):
  *
- * When the executor keeps asking (a WHERE clause is discarding rows), the
- * scan widens: the next clusters in order of centroid distance are added
- * to the heap, until vecstore.max_scan_tuples rows have been examined.
- * Rows of the new clusters that are nearer than a row already returned
- * cannot be returned any more (the executor must see non-decreasing
- * distances), so the scan widens early, once the rows returned reach
- * 1/VS_WIDEN_FRACTION of the rows examined, rather than after draining the
- * batch: draining a cluster would take the last distance out to its
- * farthest row, past most rows of the clusters that follow.  A query with
- * a small LIMIT and no filter never gets there.  The order is exact; the
- * set of rows is approximate, as for every IVF index.
+ *	1. Routing.  The clusters are ordered by the distance of their centroid
+ *	   to the query: through the HNSW graph over the centroids when the
+ *	   index has one (VS_ROUTE_GRAPH_THRESHOLD clusters or more; the full
+ *	   order is computed only if the scan goes past what the graph gave),
+ *	   else by comparing with every centroid.
+ *	2. Probing.  The vecstore.probes nearest clusters are opened.  A cluster
+ *	   with a graph (VS_HNSW_FLAT_THRESHOLD rows or more, and at least
+ *	   VS_DEEPEN_FLAT * ef_search) is searched with vecstore.ef_search over
+ *	   its codes (or its full vectors with quantizer = none): the ef_search
+ *	   nearest by code distance become "pending" candidates.  A smaller
+ *	   cluster is scanned flat, exactly; so is every cluster when probes
+ *	   covers all of several clusters (an exact search, as in a plain IVF
+ *	   index).  Every
+ *	   cluster's delta rows (inserted after the build, on fork pages) get
+ *	   exact distances.  Rows with exact distances go into the "ready" heap.
+ *	3. Rerank.  Pending candidates are taken nearest-code first,
+ *	   vecstore.rerank_window at a time, and given their exact distance on
+ *	   the full vector.  A row leaves the ready heap only once no pending
+ *	   candidate has a code distance below its exact distance (code and
+ *	   exact distances share a scale: squared L2, negative inner product,
+ *	   1 - cosine), so a window's worth of slack absorbs the codes' error.
+ *	4. Extension.  When the executor keeps asking (a WHERE clause discards
+ *	   rows, or a large LIMIT), the scan looks further: first deeper in the
+ *	   clusters it has opened (the graph search again with twice the ef,
+ *	   then, past a quarter of the cluster or ef 1000, every remaining row
+ *	   flat), then the next vecstore.probes clusters in routing order, until
+ *	   vecstore.max_scan_tuples rows have been examined.  It extends before
+ *	   it runs dry, once the rows returned reach 1/VS_WIDEN_FRACTION of the
+ *	   rows examined flat plus 1/VS_WIDEN_FRACTION_GRAPH of the graph
+ *	   candidates.
+ *
+ * The executor always sees non-decreasing distances: a row found after a
+ * farther row was returned is dropped, never returned out of order (it
+ * can only come from an extension, and costs recall, not correctness).
+ * The order is exact; the set of rows is approximate.
  *
  * IDENTIFICATION
  *	  src/vsscan.c
@@ -40,8 +60,38 @@
 
 #include "vsam.h"
 
-/* widen once the rows returned reach 1/VS_WIDEN_FRACTION of those examined */
+/*
+ * Extend once the rows returned reach 1/VS_WIDEN_FRACTION of the rows
+ * examined flat, plus 1/VS_WIDEN_FRACTION_GRAPH of the graph candidates
+ * (which are already the nearest of their cluster).  Kept in eighths of a
+ * row, in "cover".
+ */
 #define VS_WIDEN_FRACTION	8
+#define VS_WIDEN_FRACTION_GRAPH	2
+#define VS_COVER_FLAT		(8 / VS_WIDEN_FRACTION)
+#define VS_COVER_GRAPH		(8 / VS_WIDEN_FRACTION_GRAPH)
+
+/* a graph search deeper than 1/VS_DEEPEN_FLAT of its cluster scans it flat */
+#define VS_DEEPEN_FLAT		4
+
+/* a cluster the scan has opened */
+typedef struct VsProbe
+{
+	int			cluster;
+	int			ef;				/* ef of its last graph search */
+	bool		full;			/* every row has been examined */
+	uint8	   *deleted;		/* the deletion bits of its rows ... */
+	uint32		delshift;		/* ... row i is bit delshift + i */
+	uint8	   *seen;			/* graph clusters: rows already examined */
+} VsProbe;
+
+/* a graph candidate waiting for its exact distance */
+typedef struct VsPending
+{
+	float		distance;		/* code distance */
+	int32		probe;			/* index into "probes" */
+	uint32		row;			/* row of the cluster */
+} VsPending;
 
 typedef struct VsScanOpaqueData
 {
@@ -49,18 +99,43 @@ typedef struct VsScanOpaqueData
 	VsMetaPageData meta;
 	const char *body;			/* sealed region, mapped and pinned */
 	float	   *query;			/* dims floats; NULL for a NULL query */
+	bool		use_graphs;		/* a query the graphs can search for */
+
+	/* routing */
 	int		   *order;			/* clusters, nearest centroid first */
+	int			norder;			/* valid entries of "order" */
+	bool		ordered_all;	/* "order" holds every cluster */
 	int			next_cluster;	/* next position in "order" */
-	VsCandidate *cands;			/* a min-heap of the batch's rows */
+
+	/* opened clusters */
+	VsProbe    *probes;
+	int			nprobes;
+	int			maxprobes;
+
+	/* codes */
+	const VsQuantParams *params;	/* NULL: graphs search the full vectors */
+	VsQuantQuery *qquery;		/* the query, prepared for the codes */
+
+	/* graph search */
+	VsHnswScratch *scratch;		/* in the scan's long-lived context */
+	int			scratch_n;
+	VsHnswResult *results;		/* VS_HNSW_MAX_EF_SEARCH entries */
+
+	/* candidates */
+	VsPending  *pending;		/* min-heap by code distance */
+	int			npending;
+	int			maxpending;
+	VsCandidate *cands;			/* min-heap of exact distances ("ready") */
 	int			ncands;
+	int			ncands_heap;	/* entries [0, ncands_heap) form a heap */
 	int			maxcands;
+
 	bool		started;
 	bool		have_last;
 	double		last_distance;
 	int64		scanned;		/* rows examined so far */
+	int64		cover;			/* eighths of a row: when to extend */
 	int64		returned;		/* rows returned so far */
-	uint8	   *bitmap;			/* scratch for deletion bits */
-	Size		bitmap_size;
 } VsScanOpaqueData;
 
 typedef VsScanOpaqueData *VsScanOpaque;
@@ -88,11 +163,9 @@ compare_distance(double a, double b)
 /*
  * compare_candidates - by distance, then TID (a stable, repeatable order).
  */
-static int
-compare_candidates(const void *a, const void *b)
+static inline int
+compare_candidates(const VsCandidate *ca, const VsCandidate *cb)
 {
-	const VsCandidate *ca = a;
-	const VsCandidate *cb = b;
 	int			c = compare_distance(ca->distance, cb->distance);
 
 	if (c != 0)
@@ -101,7 +174,24 @@ compare_candidates(const void *a, const void *b)
 }
 
 /*
- * heap_sift_down - restore the min-heap property below position "i".
+ * compare_pending - by code distance, then position (repeatable).
+ */
+static inline int
+compare_pending(const VsPending *a, const VsPending *b)
+{
+	int			c = compare_distance(a->distance, b->distance);
+
+	if (c != 0)
+		return c;
+	if (a->probe != b->probe)
+		return (a->probe > b->probe) - (a->probe < b->probe);
+	return (a->row > b->row) - (a->row < b->row);
+}
+
+/*
+ * Binary min-heaps of candidates and of pending candidates: sift down,
+ * sift up, pop.  Written out twice rather than through a comparator
+ * pointer: they are the hottest loops of a scan after the distances.
  */
 static void
 heap_sift_down(VsCandidate *heap, int n, int i)
@@ -124,41 +214,89 @@ heap_sift_down(VsCandidate *heap, int n, int i)
 	heap[i] = item;
 }
 
-/*
- * heap_pop - remove and return the nearest candidate of a non-empty heap.
- */
-static VsCandidate
-heap_pop(VsCandidate *heap, int *n)
+static void
+heap_sift_up(VsCandidate *heap, int i)
 {
-	VsCandidate top = heap[0];
+	VsCandidate item = heap[i];
 
-	(*n)--;
-	if (*n > 0)
+	while (i > 0)
 	{
-		heap[0] = heap[*n];
-		heap_sift_down(heap, *n, 0);
+		int			parent = (i - 1) / 2;
+
+		if (compare_candidates(&heap[parent], &item) <= 0)
+			break;
+		heap[i] = heap[parent];
+		i = parent;
 	}
-	return top;
+	heap[i] = item;
 }
 
-/*
- * compare_clusters - by centroid distance, then cluster number.
- */
-static int
-compare_clusters(const void *a, const void *b)
+static void
+pending_sift_down(VsPending *heap, int n, int i)
 {
-	const ClusterDist *ca = a;
-	const ClusterDist *cb = b;
-	int			c = compare_distance(ca->distance, cb->distance);
+	VsPending	item = heap[i];
 
-	if (c != 0)
-		return c;
-	return (ca->cluster > cb->cluster) - (ca->cluster < cb->cluster);
+	for (;;)
+	{
+		int			child = 2 * i + 1;
+
+		if (child >= n)
+			break;
+		if (child + 1 < n && compare_pending(&heap[child + 1], &heap[child]) < 0)
+			child++;
+		if (compare_pending(&heap[child], &item) >= 0)
+			break;
+		heap[i] = heap[child];
+		i = child;
+	}
+	heap[i] = item;
+}
+
+static void
+pending_sift_up(VsPending *heap, int i)
+{
+	VsPending	item = heap[i];
+
+	while (i > 0)
+	{
+		int			parent = (i - 1) / 2;
+
+		if (compare_pending(&heap[parent], &item) <= 0)
+			break;
+		heap[i] = heap[parent];
+		i = parent;
+	}
+	heap[i] = item;
 }
 
 /*
- * add_candidate - append a row to the batch, unless it is nearer than a
- * row already returned (it would break the order).
+ * ready_fix - make every candidate appended since the last call part of
+ * the heap: one by one when they are few, else by rebuilding the heap.
+ */
+static void
+ready_fix(VsScanOpaque so)
+{
+	int			added = so->ncands - so->ncands_heap;
+
+	if (added <= 0)
+		return;
+	if (added <= so->ncands / 8)
+	{
+		for (int i = so->ncands_heap; i < so->ncands; i++)
+			heap_sift_up(so->cands, i);
+	}
+	else
+	{
+		for (int i = so->ncands / 2 - 1; i >= 0; i--)
+			heap_sift_down(so->cands, so->ncands, i);
+	}
+	so->ncands_heap = so->ncands;
+}
+
+/*
+ * add_candidate - a row with its exact distance, into the ready heap
+ * (appended; ready_fix orders it), unless it is nearer than a row already
+ * returned (it would break the order).
  */
 static inline void
 add_candidate(VsScanOpaque so, ItemPointer tid, double distance)
@@ -173,6 +311,24 @@ add_candidate(VsScanOpaque so, ItemPointer tid, double distance)
 	so->cands[so->ncands].tid = *tid;
 	so->cands[so->ncands].distance = distance;
 	so->ncands++;
+}
+
+/*
+ * add_pending - a graph candidate with its code distance.
+ */
+static inline void
+add_pending(VsScanOpaque so, int probe, uint32 row, float distance)
+{
+	if (so->npending == so->maxpending)
+	{
+		so->maxpending *= 2;
+		so->pending = repalloc_huge(so->pending, sizeof(VsPending) * so->maxpending);
+	}
+	so->pending[so->npending].distance = distance;
+	so->pending[so->npending].probe = probe;
+	so->pending[so->npending].row = row;
+	pending_sift_up(so->pending, so->npending);
+	so->npending++;
 }
 
 /*
@@ -203,50 +359,179 @@ key_to_distance(VsScanOpaque so, double key)
 	return key;
 }
 
+/* the cluster table entry of cluster "c" in the current mapping */
+static inline const VsClusterInfo *
+cluster_info(VsScanOpaque so, int c)
+{
+	return ((const VsClusterInfo *) (so->body + sizeof(VsSealedHeader))) + c;
+}
+
+/* is row "i" of an opened cluster deleted? */
+static inline bool
+probe_deleted(const VsProbe *p, uint32 i)
+{
+	uint64		bit = (uint64) p->delshift + i;
+
+	return (p->deleted[bit / 8] & (1 << (bit % 8))) != 0;
+}
+
 /*
- * scan_cluster - every live row of one cluster into the batch.
+ * sealed_tid - the heap TID of row "i" of a cluster.
+ */
+static inline void
+sealed_tid(VsScanOpaque so, const VsClusterInfo *info, uint32 i, ItemPointer tid)
+{
+	memcpy(tid, so->body + info->tid_offset + sizeof(ItemPointerData) * i,
+		   sizeof(ItemPointerData));
+}
+
+/*
+ * scan_rows_flat - exact distances of every live row of an opened cluster
+ * not examined yet, into the ready heap.
  */
 static void
-scan_cluster(IndexScanDesc scan, int cluster)
+scan_rows_flat(VsScanOpaque so, VsProbe *p)
+{
+	const VsClusterInfo *info = cluster_info(so, p->cluster);
+	const float *vecs = (const float *) (so->body + info->vec_offset);
+	int			dims = so->meta.dims;
+
+	for (uint32 i = 0; i < info->count; i++)
+	{
+		ItemPointerData tid;
+
+		if (p->seen != NULL && (p->seen[i / 8] & (1 << (i % 8))))
+			continue;
+		so->scanned++;
+		so->cover += VS_COVER_FLAT;
+		if (probe_deleted(p, i))
+			continue;
+		sealed_tid(so, info, i, &tid);
+		add_candidate(so, &tid, row_distance(so, vecs + (Size) i * dims));
+	}
+	p->full = true;
+}
+
+/* the HNSW distance callback over a cluster's code block */
+static void
+code_distances(void *ctx, const uint32_t *ids, uint32_t n, float *out)
+{
+	VsQuantScan *qs = (VsQuantScan *) ctx;
+
+	VsQuantDistancesIds(qs->query, qs->block, ids, n, out);
+}
+
+/*
+ * search_graph - the "ef" nearest rows of an opened cluster by its graph,
+ * those not examined yet into the pending heap.
+ */
+static void
+search_graph(IndexScanDesc scan, VsProbe *p, int ef)
+{
+	VsScanOpaque so = (VsScanOpaque) scan->opaque;
+	const VsClusterInfo *info = cluster_info(so, p->cluster);
+	const void *graph = so->body + info->graph_offset;
+	int			found;
+
+	/* the scratch covers the largest cluster seen so far */
+	if (so->scratch == NULL || (int) info->count > so->scratch_n)
+	{
+		MemoryContext cxt = GetMemoryChunkContext(so);
+		Size		size = VsHnswScratchSize((int) info->count, VS_HNSW_MAX_EF_SEARCH);
+		void	   *mem;
+
+		if (so->scratch)
+			pfree(so->scratch);
+		so->scratch = NULL;
+		mem = MemoryContextAllocHuge(cxt, size);
+		so->scratch = VsHnswScratchInit(mem, size, (int) info->count, VS_HNSW_MAX_EF_SEARCH);
+		if (so->scratch == NULL)
+			elog(ERROR, "could not set up a graph search of %u rows", info->count);
+		so->scratch_n = (int) info->count;
+	}
+
+	ef = Min(ef, VS_HNSW_MAX_EF_SEARCH);
+	if (so->params != NULL)
+	{
+		VsQuantScan qs;
+
+		qs.query = so->qquery;
+		qs.block = (const uint8 *) (so->body + info->code_offset);
+		found = VsHnswSearchBatch(graph, code_distances, &qs, ef, ef, so->scratch, so->results);
+	}
+	else
+		found = VsHnswSearch(graph, (const float *) (so->body + info->vec_offset), so->query,
+							 ef, ef, so->scratch, so->results);
+	if (found < 0)
+		elog(ERROR, "graph search of cluster %d of index \"%s\" failed",
+			 p->cluster, RelationGetRelationName(scan->indexRelation));
+
+	for (int i = 0; i < found; i++)
+	{
+		uint32		row = so->results[i].id;
+
+		if (p->seen[row / 8] & (1 << (row % 8)))
+			continue;
+		p->seen[row / 8] |= (1 << (row % 8));
+		so->scanned++;
+		so->cover += VS_COVER_GRAPH;
+		if (probe_deleted(p, row))
+			continue;
+		add_pending(so, (int) (p - so->probes), row, so->results[i].distance);
+	}
+	p->ef = ef;
+}
+
+/*
+ * open_cluster - start on a cluster: its delta rows exactly, then its
+ * sealed rows through the graph (when it has one and the query can use
+ * it) or flat.
+ */
+static void
+open_cluster(IndexScanDesc scan, int cluster)
 {
 	VsScanOpaque so = (VsScanOpaque) scan->opaque;
 	Relation	index = scan->indexRelation;
-	int			dims = so->meta.dims;
 	const VsClusterInfo *info;
+	VsProbe    *p;
 	VsDirEntry	entry;
 	BlockNumber blkno;
 
-	/* sealed rows, through the mapping (checked the first time we read them) */
+	if (so->nprobes == so->maxprobes)
+	{
+		so->maxprobes *= 2;
+		so->probes = repalloc_huge(so->probes, sizeof(VsProbe) * so->maxprobes);
+	}
+	p = &so->probes[so->nprobes++];
+	memset(p, 0, sizeof(VsProbe));
+	p->cluster = cluster;
+
+	/* the mapping, checked the first time we read the cluster */
 	so->body = VsSegmentCluster(index, &so->meta, so->body, cluster);
-	info = ((const VsClusterInfo *) (so->body + sizeof(VsSealedHeader))) + cluster;
+	info = cluster_info(so, cluster);
+
+	/* the deletion bits of its rows */
 	if (info->count > 0)
 	{
-		const float *vecs = (const float *) (so->body + info->vec_offset);
-		const char *tids = so->body + info->tid_offset;
 		uint64		firstbyte = info->first_row / 8;
 		uint64		lastbyte = (info->first_row + info->count - 1) / 8;
 		Size		nbytes = lastbyte - firstbyte + 1;
 
-		/* the deletion bits of this cluster's rows */
-		if (nbytes > so->bitmap_size)
-		{
-			so->bitmap = so->bitmap ? repalloc(so->bitmap, nbytes) : palloc(nbytes);
-			so->bitmap_size = nbytes;
-		}
-		VsBlobRead(index, &so->meta.bitmap, firstbyte, so->bitmap, nbytes);
-
-		for (uint32 i = 0; i < info->count; i++)
-		{
-			uint64		row = info->first_row + i - firstbyte * 8;
-			ItemPointerData tid;
-
-			if (so->bitmap[row / 8] & (1 << (row % 8)))
-				continue;
-			memcpy(&tid, tids + sizeof(ItemPointerData) * i, sizeof(ItemPointerData));
-			add_candidate(so, &tid, row_distance(so, vecs + (Size) i * dims));
-		}
-		so->scanned += info->count;
+		p->deleted = palloc(nbytes);
+		p->delshift = (uint32) (info->first_row - firstbyte * 8);
+		VsBlobRead(index, &so->meta.bitmap, firstbyte, p->deleted, nbytes);
 	}
+
+	if (info->count == 0)
+		p->full = true;
+	else if (so->use_graphs && info->graph_offset != 0 &&
+			 (int64) vecstore_ef_search * VS_DEEPEN_FLAT <= info->count)
+	{
+		p->seen = palloc0((info->count + 7) / 8);
+		search_graph(scan, p, vecstore_ef_search);
+	}
+	else
+		scan_rows_flat(so, p);
 
 	/* delta rows, from the fork */
 	VsBlobRead(index, &so->meta.directory, (uint64) cluster * sizeof(VsDirEntry),
@@ -272,6 +557,7 @@ scan_cluster(IndexScanDesc scan, int cluster)
 				continue;
 			add_candidate(so, &tup->tid, row_distance(so, tup->x));
 			so->scanned++;
+			so->cover += VS_COVER_FLAT;
 		}
 		blkno = VsPageGetOpaque(page)->nextblkno;
 		UnlockReleaseBuffer(buf);
@@ -279,66 +565,270 @@ scan_cluster(IndexScanDesc scan, int cluster)
 }
 
 /*
- * load_batch - scan the next "n" clusters and add their rows to the heap
- * (a heap rather than a sort: the executor usually wants only the first
- * few rows).
+ * deepen - look further into an opened cluster: the graph search again
+ * with twice the ef, or, once that would cover a good part of the
+ * cluster, every remaining row.
  */
 static void
-load_batch(IndexScanDesc scan, int n)
+deepen(IndexScanDesc scan, VsProbe *p)
 {
 	VsScanOpaque so = (VsScanOpaque) scan->opaque;
-	MemoryContext oldcxt = MemoryContextSwitchTo(so->scanCtx);
+	const VsClusterInfo *info = cluster_info(so, p->cluster);
+	int			ef = p->ef * 2;
 
-	while (n-- > 0 && so->next_cluster < (int) so->meta.nclusters)
-	{
-		CHECK_FOR_INTERRUPTS();
-		scan_cluster(scan, so->order[so->next_cluster++]);
-	}
-	for (int i = so->ncands / 2 - 1; i >= 0; i--)
-		heap_sift_down(so->cands, so->ncands, i);
-	MemoryContextSwitchTo(oldcxt);
+	if (ef > VS_HNSW_MAX_EF_SEARCH || (int64) ef * VS_DEEPEN_FLAT > info->count)
+		scan_rows_flat(so, p);
+	else
+		search_graph(scan, p, ef);
 }
 
 /*
- * route - order the clusters by the distance of their centroid to the
- * query (by angle for cosine; any order for a NULL query).
+ * compare_clusters - by centroid distance, then cluster number.
+ */
+static int
+compare_clusters(const void *a, const void *b)
+{
+	const ClusterDist *ca = a;
+	const ClusterDist *cb = b;
+	int			c = compare_distance(ca->distance, cb->distance);
+
+	if (c != 0)
+		return c;
+	return (ca->cluster > cb->cluster) - (ca->cluster < cb->cluster);
+}
+
+/*
+ * route_query - the query as routing compares it with centroids:
+ * normalised for cosine (the centroids are unit vectors); NULL for a NULL
+ * query.
+ */
+static float *
+route_query(VsScanOpaque so)
+{
+	float	   *q;
+
+	if (so->query == NULL || so->meta.metric != VS_METRIC_COSINE)
+		return so->query;
+	q = palloc(sizeof(float) * so->meta.dims);
+	memcpy(q, so->query, sizeof(float) * so->meta.dims);
+	VsNormalize(q, so->meta.dims);
+	return q;
+}
+
+/*
+ * order_all - append every cluster not yet in "order", nearest centroid
+ * first (any order for a NULL query).
+ */
+static void
+order_all(IndexScanDesc scan)
+{
+	VsScanOpaque so = (VsScanOpaque) scan->opaque;
+	VsMetaCache cache = VsGetMetaCache(scan->indexRelation);
+	int			nclusters = so->meta.nclusters;
+	int			dims = so->meta.dims;
+	ClusterDist *cd = palloc(sizeof(ClusterDist) * nclusters);
+	bool	   *taken = palloc0(sizeof(bool) * nclusters);
+	float	   *q = route_query(so);
+	int			n = 0;
+
+	for (int i = 0; i < so->norder; i++)
+		taken[so->order[i]] = true;
+	for (int c = 0; c < nclusters; c++)
+	{
+		const float *cx = cache->centroids + (Size) c * dims;
+
+		if (taken[c])
+			continue;
+		cd[n].cluster = c;
+		if (q == NULL)
+			cd[n].distance = 0.0;
+		else if (so->meta.metric == VS_METRIC_L2)
+			cd[n].distance = VsKernels.l2_squared(q, cx, dims);
+		else
+			cd[n].distance = -(double) VsKernels.inner_product(q, cx, dims);
+		n++;
+	}
+	qsort(cd, n, sizeof(ClusterDist), compare_clusters);
+	for (int i = 0; i < n; i++)
+		so->order[so->norder++] = cd[i].cluster;
+	so->ordered_all = true;
+	pfree(cd);
+	pfree(taken);
+}
+
+/*
+ * route - the first clusters to probe: from the routing graph when the
+ * index has one (enough for the probes and a few extensions; order_all
+ * adds the rest if the scan gets there), else every cluster in order.
  */
 static void
 route(IndexScanDesc scan)
 {
 	VsScanOpaque so = (VsScanOpaque) scan->opaque;
 	VsMetaCache cache = VsGetMetaCache(scan->indexRelation);
-	int			nclusters = cache->meta.nclusters;
-	int			dims = cache->meta.dims;
-	ClusterDist *cd = palloc(sizeof(ClusterDist) * nclusters);
-	float	   *q = NULL;
+	int			nclusters = so->meta.nclusters;
 
-	if (so->query != NULL && cache->meta.metric == VS_METRIC_COSINE)
+	so->norder = 0;
+	so->ordered_all = false;
+	if (cache->routing != NULL && so->query != NULL)
 	{
-		q = palloc(sizeof(float) * dims);
-		memcpy(q, so->query, sizeof(float) * dims);
-		VsNormalize(q, dims);
-	}
-	for (int c = 0; c < nclusters; c++)
-	{
-		const float *cx = cache->centroids + (Size) c * dims;
+		int			k = Min(nclusters, Max(4 * vecstore_probes, 64));
+		int			ef = Min(Max(k, vecstore_ef_search), VS_HNSW_MAX_EF_SEARCH);
+		Size		size = VsHnswScratchSize(nclusters, ef);
+		VsHnswScratch *scratch = VsHnswScratchInit(palloc_extended(size, MCXT_ALLOC_HUGE),
+												   size, nclusters, ef);
+		VsHnswResult *res = palloc(sizeof(VsHnswResult) * ef);
+		float	   *q = route_query(so);
+		int			found;
 
-		cd[c].cluster = c;
-		if (so->query == NULL)
-			cd[c].distance = 0.0;
-		else if (cache->meta.metric == VS_METRIC_L2)
-			cd[c].distance = VsKernels.l2_squared(so->query, cx, dims);
-		else if (cache->meta.metric == VS_METRIC_COSINE)
-			cd[c].distance = -(double) VsKernels.inner_product(q, cx, dims);
-		else
-			cd[c].distance = -(double) VsKernels.inner_product(so->query, cx, dims);
+		k = Min(k, ef);
+		found = VsHnswSearch(cache->routing, cache->centroids, q, k, ef, scratch, res);
+		for (int i = 0; i < found; i++)
+			so->order[so->norder++] = (int) res[i].id;
+		if (so->norder >= nclusters)
+			so->ordered_all = true;
+		if (found > 0)
+			return;
 	}
-	qsort(cd, nclusters, sizeof(ClusterDist), compare_clusters);
-	for (int c = 0; c < nclusters; c++)
-		so->order[c] = cd[c].cluster;
-	pfree(cd);
-	if (q)
-		pfree(q);
+	order_all(scan);
+}
+
+/*
+ * open_next - open up to "n" more clusters in routing order; false when
+ * every cluster is open.
+ */
+static bool
+open_next(IndexScanDesc scan, int n)
+{
+	VsScanOpaque so = (VsScanOpaque) scan->opaque;
+	bool		opened = false;
+
+	while (n-- > 0)
+	{
+		if (so->next_cluster >= so->norder && !so->ordered_all)
+			order_all(scan);
+		if (so->next_cluster >= so->norder)
+			break;
+		CHECK_FOR_INTERRUPTS();
+		open_cluster(scan, so->order[so->next_cluster++]);
+		opened = true;
+	}
+	return opened;
+}
+
+/*
+ * extend - look further: deeper into every opened cluster not examined
+ * fully, else into the next clusters.  False when there is nothing left.
+ */
+static bool
+extend(IndexScanDesc scan)
+{
+	VsScanOpaque so = (VsScanOpaque) scan->opaque;
+	bool		deepened = false;
+
+	for (int i = 0; i < so->nprobes; i++)
+	{
+		if (!so->probes[i].full)
+		{
+			CHECK_FOR_INTERRUPTS();
+			deepen(scan, &so->probes[i]);
+			deepened = true;
+		}
+	}
+	if (deepened)
+		return true;
+	return open_next(scan, Max(1, Min(vecstore_probes, (int) so->meta.nclusters)));
+}
+
+/*
+ * rerank - exact distances for the "n" pending candidates nearest by code.
+ */
+static void
+rerank(VsScanOpaque so, int n)
+{
+	int			dims = so->meta.dims;
+
+	while (n-- > 0 && so->npending > 0)
+	{
+		VsPending	top = so->pending[0];
+		const VsProbe *p = &so->probes[top.probe];
+		const VsClusterInfo *info = cluster_info(so, p->cluster);
+		const float *x = (const float *) (so->body + info->vec_offset) + (Size) top.row * dims;
+		ItemPointerData tid;
+
+		so->npending--;
+		if (so->npending > 0)
+		{
+			so->pending[0] = so->pending[so->npending];
+			pending_sift_down(so->pending, so->npending, 0);
+		}
+		sealed_tid(so, info, top.row, &tid);
+		add_candidate(so, &tid, row_distance(so, x));
+	}
+}
+
+/*
+ * start_scan - the work of the first vsgettuple after a rescan.
+ */
+static void
+start_scan(IndexScanDesc scan)
+{
+	VsScanOpaque so = (VsScanOpaque) scan->opaque;
+	MemoryContext oldcxt = MemoryContextSwitchTo(so->scanCtx);
+	VsMetaCache cache;
+
+	if (scan->numberOfOrderBys == 0 || scan->orderByData[0].sk_attno != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("vecstore index scans need an ORDER BY distance operator")));
+
+	cache = VsGetMetaCache(scan->indexRelation);
+	so->meta = cache->meta;
+	if (!(scan->orderByData[0].sk_flags & SK_ISNULL))
+	{
+		Vector	   *q = VsDatumToVector(scan->indexRelation,
+										scan->orderByData[0].sk_argument,
+										so->meta.dims);
+
+		so->query = palloc(sizeof(float) * so->meta.dims);
+		memcpy(so->query, q->x, sizeof(float) * so->meta.dims);
+	}
+
+	/*
+	 * Probing every one of several clusters asks for an exact search: every
+	 * row gets its exact distance, and the graphs are not used (with one
+	 * cluster the index is a plain graph index, and the graph serves).  Nor
+	 * are they for a NULL query, or a zero query under cosine (it has no
+	 * angle to rank by).
+	 */
+	so->use_graphs = so->query != NULL &&
+		(so->meta.nclusters == 1 || vecstore_probes < (int) so->meta.nclusters);
+	if (so->use_graphs && so->meta.metric == VS_METRIC_COSINE)
+		so->use_graphs = VsKernels.inner_product(so->query, so->query, so->meta.dims) > 0.0f;
+
+	so->order = palloc(sizeof(int) * so->meta.nclusters);
+	route(scan);
+	so->body = VsSegmentBody(scan->indexRelation, &so->meta);
+	so->params = VsSegmentParams(&so->meta, so->body);
+	if (so->params != NULL && so->use_graphs)
+	{
+		so->qquery = VsQuantPrepareQuery(so->params, so->query, NULL,
+										 palloc(VsQuantQuerySize(so->params)));
+		if (so->qquery == NULL)
+			elog(ERROR, "could not prepare the query for the codes");
+	}
+	so->results = palloc(sizeof(VsHnswResult) * VS_HNSW_MAX_EF_SEARCH);
+	so->maxprobes = 16;
+	so->probes = palloc(sizeof(VsProbe) * so->maxprobes);
+	so->maxcands = 1024;
+	so->cands = palloc_extended(sizeof(VsCandidate) * so->maxcands, MCXT_ALLOC_HUGE);
+	so->maxpending = 256;
+	so->pending = palloc_extended(sizeof(VsPending) * so->maxpending, MCXT_ALLOC_HUGE);
+
+	pgstat_count_index_scan(scan->indexRelation);
+	so->started = true;
+	open_next(scan, Min(vecstore_probes, (int) so->meta.nclusters));
+	MemoryContextSwitchTo(oldcxt);
 }
 
 /*
@@ -375,14 +865,22 @@ vsrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int nord
 	MemoryContextReset(so->scanCtx);
 	so->query = NULL;
 	so->order = NULL;
+	so->norder = 0;
+	so->ordered_all = false;
+	so->probes = NULL;
+	so->nprobes = so->maxprobes = 0;
+	so->params = NULL;
+	so->qquery = NULL;
+	so->results = NULL;
+	so->pending = NULL;
+	so->npending = so->maxpending = 0;
 	so->cands = NULL;
-	so->bitmap = NULL;
-	so->bitmap_size = 0;
-	so->ncands = so->maxcands = 0;
+	so->ncands = so->ncands_heap = so->maxcands = 0;
 	so->next_cluster = 0;
 	so->started = false;
 	so->have_last = false;
 	so->scanned = 0;
+	so->cover = 0;
 	so->returned = 0;
 
 	if (orderbys && scan->numberOfOrderBys > 0)
@@ -396,56 +894,52 @@ bool
 vsgettuple(IndexScanDesc scan, ScanDirection dir)
 {
 	VsScanOpaque so = (VsScanOpaque) scan->opaque;
+	MemoryContext oldcxt;
+	bool		found = false;
 
 	if (!so->started)
-	{
-		MemoryContext oldcxt = MemoryContextSwitchTo(so->scanCtx);
-		VsMetaCache cache;
+		start_scan(scan);
 
-		if (scan->numberOfOrderBys == 0 || scan->orderByData[0].sk_attno != 1)
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("vecstore index scans need an ORDER BY distance operator")));
-
-		cache = VsGetMetaCache(scan->indexRelation);
-		so->meta = cache->meta;
-		if (!(scan->orderByData[0].sk_flags & SK_ISNULL))
-		{
-			Vector	   *q = VsDatumToVector(scan->indexRelation,
-											scan->orderByData[0].sk_argument,
-											so->meta.dims);
-
-			so->query = palloc(sizeof(float) * so->meta.dims);
-			memcpy(so->query, q->x, sizeof(float) * so->meta.dims);
-		}
-		so->order = palloc(sizeof(int) * so->meta.nclusters);
-		route(scan);
-		so->body = VsSegmentBody(scan->indexRelation, &so->meta);
-		so->maxcands = 1024;
-		so->cands = palloc_extended(sizeof(VsCandidate) * so->maxcands, MCXT_ALLOC_HUGE);
-		MemoryContextSwitchTo(oldcxt);
-
-		pgstat_count_index_scan(scan->indexRelation);
-		so->started = true;
-		load_batch(scan, Min(vecstore_probes, (int) so->meta.nclusters));
-	}
-
+	oldcxt = MemoryContextSwitchTo(so->scanCtx);
 	for (;;)
 	{
-		bool		more = so->next_cluster < (int) so->meta.nclusters &&
-			so->scanned < vecstore_max_scan_tuples;
+		bool		more = so->scanned < vecstore_max_scan_tuples;
 
-		/* widen before the heap runs low (see the file header), or when empty */
-		if (more && (so->ncands == 0 ||
-					 so->returned >= so->scanned / VS_WIDEN_FRACTION))
+		/* look further before the candidates run low, or when they ran out */
+		if (more && ((so->ncands == 0 && so->npending == 0) ||
+					 so->returned * 8 >= so->cover))
 		{
-			load_batch(scan, Max(1, Min(vecstore_probes, (int) so->meta.nclusters)));
+			if (extend(scan))
+				continue;
+			/* nothing left to open: keep "returned" from asking again */
+			so->scanned = Max(so->scanned, (int64) vecstore_max_scan_tuples);
 			continue;
 		}
 
-		while (so->ncands > 0)
+		/*
+		 * Rerank until the nearest pending candidate by code is farther than
+		 * the nearest exact one.
+		 */
+		ready_fix(so);
+		while (so->npending > 0 &&
+			   (so->ncands == 0 ||
+				compare_distance(so->pending[0].distance, so->cands[0].distance) <= 0))
 		{
-			VsCandidate c = heap_pop(so->cands, &so->ncands);
+			rerank(so, vecstore_rerank_window);
+			ready_fix(so);
+		}
+
+		if (so->ncands > 0)
+		{
+			VsCandidate c = so->cands[0];
+
+			so->ncands--;
+			so->ncands_heap--;
+			if (so->ncands > 0)
+			{
+				so->cands[0] = so->cands[so->ncands];
+				heap_sift_down(so->cands, so->ncands, 0);
+			}
 
 			/* rows nearer than the last returned came too late: skip them */
 			if (so->have_last && compare_distance(c.distance, so->last_distance) < 0)
@@ -459,11 +953,14 @@ vsgettuple(IndexScanDesc scan, ScanDirection dir)
 			scan->xs_recheckorderby = false;
 			scan->xs_orderbyvals[0] = Float8GetDatum(key_to_distance(so, c.distance));
 			scan->xs_orderbynulls[0] = (so->query == NULL);
-			return true;
+			found = true;
+			break;
 		}
 		if (!more)
-			return false;
+			break;
 	}
+	MemoryContextSwitchTo(oldcxt);
+	return found;
 }
 
 /*
@@ -477,6 +974,8 @@ vsendscan(IndexScanDesc scan)
 	if (so->body)
 		VsSegmentRelease(so->body);
 	MemoryContextDelete(so->scanCtx);
+	if (so->scratch)
+		pfree(so->scratch);
 	pfree(so);
 	scan->opaque = NULL;
 }

@@ -285,6 +285,7 @@ write_all(int fd, const char *path, const void *buf, Size len)
 typedef struct VsSealedChecker
 {
 	uint32		nclusters;
+	VsMetaPageData meta;
 	uint64		total;			/* bytes the region must have */
 	uint64		headsize;
 	uint32		head_crc;		/* what the metapage says */
@@ -296,28 +297,80 @@ typedef struct VsSealedChecker
 } VsSealedChecker;
 
 /*
- * table_problem - what is wrong with a (CRC-checked) cluster table, or
- * NULL.  Offsets must rise, stay inside the region, and leave room for the
- * rows they announce.
+ * table_problem - what is wrong with a (CRC-checked) head, or NULL.  The
+ * header must agree with the metapage, the quantizer's parameters must
+ * pass their own check, and the cluster table's offsets must rise, stay
+ * inside the region, and leave room for the rows, codes and graphs they
+ * announce.
  */
 static char *
-table_problem(const VsClusterInfo *info, uint32 nclusters, uint32 dims, uint64 headsize, uint64 total)
+table_problem(const char *head, VsMetaPage meta, uint64 headsize, uint64 total)
 {
+	const VsSealedHeader *sh = (const VsSealedHeader *) head;
+	const VsClusterInfo *info = (const VsClusterInfo *) (head + sizeof(VsSealedHeader));
+	uint32		nclusters = meta->nclusters;
+	uint32		dims = meta->dims;
 	uint64		row = 0;
 
+	if (sh->nclusters != nclusters || sh->dims != dims || sh->nrows != meta->sealed_rows ||
+		sh->params_size != meta->params_size || sh->quantizer != meta->quantizer)
+		return psprintf("has a header that does not match the metapage");
+	if (sh->params_size > 0)
+	{
+		const VsQuantParams *params = (const VsQuantParams *) (head + VsSealedParamsOffset(nclusters));
+		const char *problem = VsQuantValidate(params, sh->params_size);
+
+		if (problem != NULL)
+			return psprintf("has unusable code parameters: %s", problem);
+		if (params->dims != dims || params->metric != meta->metric ||
+			params->record_size != sh->record_size)
+			return psprintf("has code parameters for another index");
+	}
 	for (uint32 c = 0; c < nclusters; c++)
 	{
 		uint64		end = VsClusterEnd(info, c, nclusters, total);
+		uint64		pos;
 
 		if ((c == 0 && info[c].vec_offset != headsize) ||
 			end < info[c].vec_offset || end > total ||
+			info[c].vec_offset % VS_SEGMENT_ALIGN != 0 ||
 			info[c].vec_offset + (uint64) info[c].count * dims * sizeof(float) > info[c].tid_offset ||
-			info[c].tid_offset + (uint64) info[c].count * sizeof(ItemPointerData) > end ||
 			info[c].first_row != row)
+			return psprintf("has an inconsistent entry for cluster %u in its cluster table", c);
+		pos = info[c].tid_offset + (uint64) info[c].count * sizeof(ItemPointerData);
+		if (info[c].code_offset != 0)
+		{
+			if (sh->record_size == 0 || info[c].code_offset < pos ||
+				info[c].code_offset % VS_SEGMENT_ALIGN != 0)
+				return psprintf("has an inconsistent entry for cluster %u in its cluster table", c);
+			pos = info[c].code_offset + (uint64) info[c].count * sh->record_size;
+		}
+		if (info[c].graph_offset != 0)
+		{
+			if (info[c].graph_offset < pos || info[c].graph_size == 0 ||
+				info[c].graph_offset % VS_SEGMENT_ALIGN != 0)
+				return psprintf("has an inconsistent entry for cluster %u in its cluster table", c);
+			pos = info[c].graph_offset + info[c].graph_size;
+		}
+		else if (info[c].graph_size != 0)
+			return psprintf("has an inconsistent entry for cluster %u in its cluster table", c);
+		if (pos > end)
 			return psprintf("has an inconsistent entry for cluster %u in its cluster table", c);
 		row += info[c].count;
 	}
 	return NULL;
+}
+
+/*
+ * VsSegmentParams - the quantizer's parameters in a sealed region whose
+ * head has been checked, or NULL when the index has no codes.
+ */
+const VsQuantParams *
+VsSegmentParams(VsMetaPage meta, const char *body)
+{
+	if (meta->params_size == 0)
+		return NULL;
+	return (const VsQuantParams *) (body + VsSealedParamsOffset(meta->nclusters));
 }
 
 static void
@@ -326,7 +379,8 @@ checker_begin(VsSealedChecker *ck, VsMetaPage meta)
 	memset(ck, 0, sizeof(*ck));
 	ck->nclusters = meta->nclusters;
 	ck->total = meta->sealed.nbytes;
-	ck->headsize = VsSealedHeadSize(meta->nclusters);
+	ck->meta = *meta;
+	ck->headsize = VsSealedHeadSize(meta->nclusters, meta->params_size);
 	ck->head_crc = meta->sealed_crc;
 	ck->head = palloc_extended(ck->headsize, MCXT_ALLOC_HUGE);
 	if (ck->headsize > ck->total)
@@ -362,7 +416,7 @@ checker_feed(VsSealedChecker *ck, const char *data, uint64 len, uint32 dims)
 					ck->problem = psprintf("fails the checksum of its cluster table (%08X, the metapage says %08X)",
 										   crc, ck->head_crc);
 				else
-					ck->problem = table_problem(info, ck->nclusters, dims, ck->headsize, ck->total);
+					ck->problem = table_problem(ck->head, &ck->meta, ck->headsize, ck->total);
 				INIT_CRC32C(ck->crc);
 			}
 			continue;
@@ -657,7 +711,7 @@ try_map(Relation index, VsMetaPage meta, Size *len, const char **problem, VsMapp
 
 	/* the head: its CRC against the manifest, then the table's offsets */
 	{
-		uint64		headsize = VsSealedHeadSize(meta->nclusters);
+		uint64		headsize = VsSealedHeadSize(meta->nclusters, meta->params_size);
 		char	   *body = addr + VS_SEGMENT_HEADER_SIZE;
 
 		if (headsize > meta->sealed.nbytes)
@@ -669,8 +723,7 @@ try_map(Relation index, VsMetaPage meta, Size *len, const char **problem, VsMapp
 			FIN_CRC32C(crc);
 			if (crc != meta->sealed_crc)
 				*problem = "fails the checksum of its cluster table";
-			else if (table_problem((const VsClusterInfo *) (body + sizeof(VsSealedHeader)),
-								   meta->nclusters, meta->dims, headsize, meta->sealed.nbytes))
+			else if (table_problem(body, meta, headsize, meta->sealed.nbytes))
 				*problem = "has an inconsistent cluster table";
 		}
 		if (*problem != NULL)
@@ -825,6 +878,27 @@ VsSegmentCluster(Relation index, VsMetaPage meta, const char *body, uint32 clust
 	FIN_CRC32C(crc);
 	if (crc == info[cluster].crc)
 	{
+		/*
+		 * The graph is searched where it lies, following the offsets it
+		 * holds: check them once, as for any bytes read from disk.  The CRC
+		 * matched, so the fork holds the same bytes and a rebuild would not
+		 * help.
+		 */
+		if (info[cluster].graph_offset != 0)
+		{
+			const char *problem = VsHnswValidate(body + info[cluster].graph_offset,
+												 info[cluster].graph_size,
+												 (int) info[cluster].count,
+												 (int) meta->dims, (VsMetric) meta->metric);
+
+			if (problem != NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_INDEX_CORRUPTED),
+						 errmsg("graph of cluster %u of index \"%s\" is not usable",
+								cluster, RelationGetRelationName(index)),
+						 errdetail("%s", problem),
+						 errhint("Please REINDEX it.")));
+		}
 		m->verified_clusters[cluster / 8] |= (1 << (cluster % 8));
 		return body;
 	}
