@@ -27,9 +27,9 @@ CREATE INDEX f_idx ON f USING vecstore (v) WITH (lists = 10);
 SELECT clusters, sealed_rows FROM vecstore_index_info('f_idx');
 DROP TABLE f;
 
--- automatic lists follow the row count (rows / 1000 up to a million)
+-- automatic lists follow the row count (rows / 5000)
 CREATE TABLE a (v vector(2));
-INSERT INTO a SELECT ARRAY[i % 97, i % 89]::vector FROM generate_series(1, 5000) i;
+INSERT INTO a SELECT ARRAY[i % 97, i % 89]::vector FROM generate_series(1, 10000) i;
 CREATE INDEX a_idx ON a USING vecstore (v);
 SELECT clusters, sealed_rows, min_cluster_rows > 0 AS no_empty_cluster,
        segment_bytes > 0 AS segment_written, fork_bytes > segment_bytes AS fork_holds_more

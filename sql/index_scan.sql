@@ -167,7 +167,7 @@ SET LOCAL vecstore.ef_search = 1000;
 SELECT * FROM g_check('<->', 10);
 COMMIT;
 BEGIN;
-SELECT * FROM g_check('<->', 10);
+SELECT identical >= 8 AS nearly_all_exact, ordered, distinct_rows FROM g_check('<->', 10);
 SELECT ordered, distinct_rows FROM g_check('<->', 500);
 SET LOCAL vecstore.rerank_window = 1;
 SELECT ordered, distinct_rows FROM g_check('<->', 500);
@@ -206,3 +206,33 @@ WHERE id % 2 = 0 AND id < 10000;
 SELECT count(*) AS copies_found FROM (SELECT id FROM g ORDER BY v <-> (SELECT v FROM g WHERE id = 7) LIMIT 2) s;
 DROP TABLE g, gq;
 DROP FUNCTION g_check(text, int);
+
+-- routing at scale: with 4096 clusters or more the index routes through
+-- an HNSW graph over the centroids; the results are still those of an
+-- exact scan for these well-separated small clusters
+CREATE TABLE r (id int PRIMARY KEY, v vector(4));
+INSERT INTO r
+SELECT i, ARRAY(SELECT ('x' || substr(md5(i || '/' || j), 1, 8))::bit(32)::int / 2147483648.0
+                FROM generate_series(1, 4) j)::vector
+FROM generate_series(1, 41000) i;
+SET maintenance_work_mem = '64MB';
+CREATE INDEX r_idx ON r USING vecstore (v) WITH (lists = 4096);
+RESET maintenance_work_mem;
+SELECT clusters, routing_graph_bytes > 0 AS has_routing_graph FROM vecstore_index_info('r_idx');
+CREATE TABLE rq AS
+SELECT q, ARRAY(SELECT ('x' || substr(md5('rq' || q || '/' || j), 1, 8))::bit(32)::int / 2147483648.0
+                FROM generate_series(1, 4) j)::vector AS v
+FROM generate_series(1, 20) q;
+SET enable_indexscan = off;
+CREATE TABLE rex AS
+SELECT q.q, (SELECT array_agg(id) FROM (SELECT id FROM r ORDER BY v <-> q.v, id LIMIT 10) s) AS ex
+FROM rq q;
+RESET enable_indexscan;
+SET enable_seqscan = off;
+EXPLAIN (COSTS OFF) SELECT id FROM r ORDER BY v <-> '[0,0,0,0]' LIMIT 10;
+SELECT count(*) AS queries, count(*) FILTER (WHERE via = ex) AS identical
+FROM (SELECT q.q,
+             (SELECT array_agg(id) FROM (SELECT id FROM r ORDER BY v <-> q.v LIMIT 10) s) AS via
+      FROM rq q) t JOIN rex USING (q);
+RESET enable_seqscan;
+DROP TABLE r, rq, rex;

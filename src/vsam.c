@@ -11,6 +11,8 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "access/amapi.h"
 #include "access/reloptions.h"
 #include "commands/progress.h"
@@ -65,7 +67,7 @@ VsAmInit(void)
 
 	DefineCustomIntVariable("vecstore.probes",
 							"Sets the number of IVF clusters searched per query",
-							"More probes find more of the true nearest neighbours and cost more time.",
+							"More probes find more of the true nearest neighbours and cost more time; 0 probes the square root of the number of clusters, rounded up.",
 							&vecstore_probes,
 							VS_DEFAULT_PROBES, VS_MIN_PROBES, VS_MAX_PROBES,
 							PGC_USERSET, 0, NULL, NULL, NULL);
@@ -118,6 +120,22 @@ VsGetListsOption(Relation index)
 	VsOptions  *opts = (VsOptions *) index->rd_options;
 
 	return opts ? opts->lists : VS_DEFAULT_LISTS;
+}
+
+/*
+ * VsEffectiveProbes - how many of "nclusters" clusters a scan probes:
+ * vecstore.probes, or with 0 (the default) the square root of the number
+ * of clusters, rounded up, the usual IVF rule (bench/RESULTS.md measures
+ * it); at least 1, at most nclusters.
+ */
+int
+VsEffectiveProbes(uint32 nclusters)
+{
+	int			probes = vecstore_probes;
+
+	if (probes == 0)
+		probes = (int) ceil(sqrt((double) nclusters));
+	return Max(1, Min(probes, (int) Max(nclusters, 1)));
 }
 
 /*

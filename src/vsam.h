@@ -63,10 +63,18 @@
 /* index limits and option ranges */
 #define VS_MAX_DIM				2000
 #define VS_DEFAULT_LISTS		0	/* 0: follow the row count */
+
+/*
+ * Rows per cluster when lists = 0: big enough that the graph inside a
+ * cluster does most of the search, small enough that the default probes,
+ * ceil(sqrt(lists)), keep recall@10 above 0.95 (bench/RESULTS.md,
+ * "Choosing the defaults").
+ */
+#define VS_AUTO_CLUSTER_ROWS	5000
 #define VS_MIN_LISTS			0
 #define VS_MAX_LISTS			32768
-#define VS_DEFAULT_PROBES		10
-#define VS_MIN_PROBES			1
+#define VS_DEFAULT_PROBES		0	/* 0: ceil(sqrt(clusters)) */
+#define VS_MIN_PROBES			0
 #define VS_MAX_PROBES			32768
 #define VS_DEFAULT_MAX_SCAN_TUPLES 20000
 #define VS_MIN_MAX_SCAN_TUPLES	1
@@ -274,6 +282,7 @@ extern void VsAmInit(void);
 extern VsMetric VsGetMetric(Relation index);
 extern int	VsGetListsOption(Relation index);
 extern void VsGetGraphOptions(Relation index, int *m, int *ef_construction, int *quantizer);
+extern int	VsEffectiveProbes(uint32 nclusters);
 extern Datum vs_handler(PG_FUNCTION_ARGS);
 
 /* vsbuild.c */

@@ -721,17 +721,13 @@ reserve_metapage(Relation index, ForkNumber forknum)
 
 /*
  * auto_lists - the number of clusters for "rows" rows when the lists
- * option is 0: rows/1000 up to a million rows, sqrt(rows) beyond.
+ * option is 0: one per VS_AUTO_CLUSTER_ROWS rows (see vsam.h).
  */
 static int
 auto_lists(double rows)
 {
-	double		lists;
+	double		lists = rows / VS_AUTO_CLUSTER_ROWS;
 
-	if (rows <= 1000000)
-		lists = rows / 1000;
-	else
-		lists = sqrt(rows);
 	return (int) Max(1, Min(lists, VS_MAX_LISTS));
 }
 

@@ -5,9 +5,10 @@
  *
  * The index is useful only for ORDER BY distance: without an ORDER BY it
  * is priced out.  With one, a scan examines about probes/lists of the rows
- * (every row of the probed clusters), all before the first row comes
- * back, so the startup cost is the whole cost; a LIMIT then makes the few
- * heap fetches cheap.
+ * (every row of the probed clusters; for clusters with a graph, only what
+ * the graph search visits), all before the first row comes back, so the
+ * startup cost is the whole cost; a LIMIT then makes the few heap fetches
+ * cheap.
  *
  * The sealed rows are read through a memory mapping, sequentially within
  * a cluster, from a page cache that every backend shares, and nothing is
@@ -42,6 +43,9 @@
 /* the cost of a page of the mapped segment, in seq_page_cost units */
 #define VS_MAPPED_PAGE_COST		0.1
 
+/* code distances a graph search computes per unit of ef_search */
+#define VS_GRAPH_VISITS			8
+
 /*
  * vscostestimate - see the file header.
  */
@@ -55,6 +59,8 @@ vscostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	Relation	index;
 	VsMetaPageData meta;
 	double		fraction;
+	double		avg_rows;
+	int			probes;
 	double		spc_seq_page_cost;
 	double		spc_random_page_cost;
 
@@ -73,10 +79,22 @@ vscostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	VsReadMeta(index, &meta);
 	index_close(index, NoLock);
 
-	fraction = (double) Min(vecstore_probes, (int) meta.nclusters) / Max(meta.nclusters, 1);
+	probes = VsEffectiveProbes(meta.nclusters);
+	fraction = (double) probes / Max(meta.nclusters, 1);
+	avg_rows = path->indexinfo->tuples / Max(meta.nclusters, 1);
 
 	MemSet(&costs, 0, sizeof(costs));
 	costs.numIndexTuples = path->indexinfo->tuples * fraction;
+
+	/*
+	 * A probed cluster with a graph costs the code distances of its graph
+	 * search, about VS_GRAPH_VISITS per ef_search, not its rows (and every
+	 * cluster is scanned flat when probes covers them all).
+	 */
+	if (avg_rows >= meta.graph_threshold && meta.graph_threshold > 0 &&
+		(probes < (int) meta.nclusters || meta.nclusters == 1))
+		costs.numIndexTuples = Min(costs.numIndexTuples,
+								   (double) probes * vecstore_ef_search * VS_GRAPH_VISITS);
 	genericcostestimate(root, path, loop_count, &costs);
 
 	/* genericcostestimate charged random reads; the mapping reads in order */

@@ -29,14 +29,16 @@
  *	   exact distances share a scale: squared L2, negative inner product,
  *	   1 - cosine), so a window's worth of slack absorbs the codes' error.
  *	4. Extension.  When the executor keeps asking (a WHERE clause discards
- *	   rows, or a large LIMIT), the scan looks further: first deeper in the
- *	   clusters it has opened (the graph search again with twice the ef,
- *	   then, past a quarter of the cluster or ef 1000, every remaining row
- *	   flat), then the next vecstore.probes clusters in routing order, until
- *	   vecstore.max_scan_tuples rows have been examined.  It extends before
- *	   it runs dry, once the rows returned reach 1/VS_WIDEN_FRACTION of the
- *	   rows examined flat plus 1/VS_WIDEN_FRACTION_GRAPH of the graph
- *	   candidates.
+ *	   rows, or a large LIMIT), the scan looks further, within
+ *	   vecstore.max_scan_tuples rows examined.  Deeper: a cluster's graph
+ *	   search found its rows up to a "frontier" (the code distance of its
+ *	   farthest result); before a row beyond a cluster's frontier is
+ *	   returned, that cluster is searched again with twice the ef (past a
+ *	   quarter of the cluster or ef 1000, every remaining row flat), since
+ *	   it may hold nearer rows.  Wider: the next vecstore.probes clusters
+ *	   in routing order, opened before the scan runs dry, once the rows
+ *	   returned reach 1/VS_WIDEN_FRACTION of the rows examined flat plus
+ *	   1/VS_WIDEN_FRACTION_GRAPH of the graph candidates.
  *
  * The executor always sees non-decreasing distances: a row found after a
  * farther row was returned is dropped, never returned out of order (it
@@ -79,6 +81,9 @@ typedef struct VsProbe
 {
 	int			cluster;
 	int			ef;				/* ef of its last graph search */
+	float		frontier;		/* code distance of that search's farthest
+								 * result: rows nearer than it were likely
+								 * found, rows beyond it may not have been */
 	bool		full;			/* every row has been examined */
 	uint8	   *deleted;		/* the deletion bits of its rows ... */
 	uint32		delshift;		/* ... row i is bit delshift + i */
@@ -480,6 +485,8 @@ search_graph(IndexScanDesc scan, VsProbe *p, int ef)
 		add_pending(so, (int) (p - so->probes), row, so->results[i].distance);
 	}
 	p->ef = ef;
+	/* a search that found fewer than ef rows has run out of graph */
+	p->frontier = (found < ef) ? INFINITY : so->results[found - 1].distance;
 }
 
 /*
@@ -672,7 +679,7 @@ route(IndexScanDesc scan)
 	so->ordered_all = false;
 	if (cache->routing != NULL && so->query != NULL)
 	{
-		int			k = Min(nclusters, Max(4 * vecstore_probes, 64));
+		int			k = Min(nclusters, Max(4 * VsEffectiveProbes(nclusters), 64));
 		int			ef = Min(Max(k, vecstore_ef_search), VS_HNSW_MAX_EF_SEARCH);
 		Size		size = VsHnswScratchSize(nclusters, ef);
 		VsHnswScratch *scratch = VsHnswScratchInit(palloc_extended(size, MCXT_ALLOC_HUGE),
@@ -717,8 +724,34 @@ open_next(IndexScanDesc scan, int n)
 }
 
 /*
- * extend - look further: deeper into every opened cluster not examined
- * fully, else into the next clusters.  False when there is nothing left.
+ * deepen_before - before a row at ordering key "key" is returned, search
+ * deeper every opened cluster whose graph search stopped short of it: its
+ * unexamined rows may be nearer.  True when it deepened any.
+ */
+static bool
+deepen_before(IndexScanDesc scan, double key)
+{
+	VsScanOpaque so = (VsScanOpaque) scan->opaque;
+	bool		deepened = false;
+
+	for (int i = 0; i < so->nprobes; i++)
+	{
+		VsProbe    *p = &so->probes[i];
+
+		if (!p->full && compare_distance(p->frontier, key) < 0)
+		{
+			CHECK_FOR_INTERRUPTS();
+			deepen(scan, p);
+			deepened = true;
+		}
+	}
+	return deepened;
+}
+
+/*
+ * extend - look further when the candidates run low: the next clusters in
+ * routing order, else deeper into every opened cluster not examined
+ * fully.  False when there is nothing left.
  */
 static bool
 extend(IndexScanDesc scan)
@@ -726,6 +759,8 @@ extend(IndexScanDesc scan)
 	VsScanOpaque so = (VsScanOpaque) scan->opaque;
 	bool		deepened = false;
 
+	if (open_next(scan, VsEffectiveProbes(so->meta.nclusters)))
+		return true;
 	for (int i = 0; i < so->nprobes; i++)
 	{
 		if (!so->probes[i].full)
@@ -735,9 +770,7 @@ extend(IndexScanDesc scan)
 			deepened = true;
 		}
 	}
-	if (deepened)
-		return true;
-	return open_next(scan, Max(1, Min(vecstore_probes, (int) so->meta.nclusters)));
+	return deepened;
 }
 
 /*
@@ -802,7 +835,7 @@ start_scan(IndexScanDesc scan)
 	 * angle to rank by).
 	 */
 	so->use_graphs = so->query != NULL &&
-		(so->meta.nclusters == 1 || vecstore_probes < (int) so->meta.nclusters);
+		(so->meta.nclusters == 1 || VsEffectiveProbes(so->meta.nclusters) < (int) so->meta.nclusters);
 	if (so->use_graphs && so->meta.metric == VS_METRIC_COSINE)
 		so->use_graphs = VsKernels.inner_product(so->query, so->query, so->meta.dims) > 0.0f;
 
@@ -827,7 +860,7 @@ start_scan(IndexScanDesc scan)
 
 	pgstat_count_index_scan(scan->indexRelation);
 	so->started = true;
-	open_next(scan, Min(vecstore_probes, (int) so->meta.nclusters));
+	open_next(scan, VsEffectiveProbes(so->meta.nclusters));
 	MemoryContextSwitchTo(oldcxt);
 }
 
@@ -928,6 +961,15 @@ vsgettuple(IndexScanDesc scan, ScanDirection dir)
 			rerank(so, vecstore_rerank_window);
 			ready_fix(so);
 		}
+
+		/*
+		 * An opened cluster whose graph search stopped short of the next row
+		 * may hold nearer rows: search it deeper first (within
+		 * max_scan_tuples).
+		 */
+		if (so->ncands > 0 && so->scanned < vecstore_max_scan_tuples &&
+			deepen_before(scan, so->cands[0].distance))
+			continue;
 
 		if (so->ncands > 0)
 		{

@@ -561,15 +561,15 @@ for my $case (@CASES)
         '0', "$name: vecstore_verify finds no problem");
 }
 
-# lists = 0 (the default) follows the row count: about rows / 1000
+# lists = 0 (the default) follows the row count: about rows / 5000
 {
     my $rows = $node->safe_psql('postgres', 'SELECT count(*) FROM items_l2');
     $node->safe_psql('postgres',
         'CREATE INDEX items_l2_auto ON items_l2 USING vecstore (v vector_l2_ops)');
     my $clusters = $node->safe_psql('postgres',
         "SELECT clusters FROM vecstore_index_info('items_l2_auto'::regclass)");
-    ok($clusters >= $rows / 2000 && $clusters <= $rows / 500,
-        "default lists on $rows rows gives $clusters clusters (about rows / 1000)");
+    ok($clusters >= $rows / 10000 && $clusters <= $rows / 2500,
+        "default lists on $rows rows gives $clusters clusters (about rows / 5000)");
     $node->safe_psql('postgres', 'DROP INDEX items_l2_auto');
 }
 
