@@ -415,6 +415,34 @@ typedef struct VsClusterExtras
 	int			ef_construction;
 } VsClusterExtras;
 
+/* the graph build's distances over a cluster's codes */
+typedef struct VsCodeSource
+{
+	const VsQuantParams *params;
+	const float *vecs;			/* the cluster's vectors */
+	const uint8 *codes;			/* and their code records */
+	int			dims;
+	VsQuantQuery *query;		/* the node being inserted, prepared */
+	void	   *querybuf;
+} VsCodeSource;
+
+static void
+code_set_query(void *ctx, uint32_t node)
+{
+	VsCodeSource *cs = (VsCodeSource *) ctx;
+
+	cs->query = VsQuantPrepareQuery(cs->params, cs->vecs + (Size) node * cs->dims,
+									NULL, cs->querybuf);
+}
+
+static void
+code_batch(void *ctx, const uint32_t *ids, uint32_t n, float *out)
+{
+	VsCodeSource *cs = (VsCodeSource *) ctx;
+
+	VsQuantDistancesIds(cs->query, cs->codes, ids, n, out);
+}
+
 /*
  * graph_options - the build options of cluster "c"'s graph.  The seed
  * depends on the cluster, so the same input always gives the same bytes.
@@ -599,6 +627,8 @@ write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_me
 	{
 		ItemPointerData *tids = NULL;
 		float	   *vecs = NULL;
+		uint8	   *codes = NULL;
+		Size		codesize;
 
 		oldcxt = MemoryContextSwitchTo(clusterCtx);
 		if (counts[c] > 0)
@@ -635,9 +665,8 @@ write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_me
 		blob_pad(&w, VS_SEGMENT_ALIGN);
 		if (info[c].code_offset != 0)
 		{
-			Size		codesize = VsQuantBlockSize(ex->params, counts[c]);
-			uint8	   *codes = palloc_extended(codesize, MCXT_ALLOC_HUGE);
-
+			codesize = VsQuantBlockSize(ex->params, counts[c]);
+			codes = palloc_extended(codesize, MCXT_ALLOC_HUGE);
 			Assert(w.total == info[c].code_offset);
 			VsQuantEncodeBlock(ex->params, vecs, counts[c], NULL, codes);
 			blob_write(&w, codes, codesize);
@@ -646,10 +675,27 @@ write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_me
 		if (info[c].graph_offset != 0)
 		{
 			VsHnswBuildOptions opt;
+			VsHnswBuildSource source;
+			VsCodeSource cs;
 			void	   *graph = palloc_extended(info[c].graph_size, MCXT_ALLOC_HUGE);
 
 			Assert(w.total == info[c].graph_offset);
 			graph_options(ex, c, &opt);
+
+			/* the insertions search over the codes, as queries will */
+			if (codes != NULL)
+			{
+				cs.params = ex->params;
+				cs.vecs = vecs;
+				cs.codes = codes;
+				cs.dims = dims;
+				cs.query = NULL;
+				cs.querybuf = palloc(VsQuantQuerySize(ex->params));
+				source.ctx = &cs;
+				source.set_query = code_set_query;
+				source.batch = code_batch;
+				opt.source = &source;
+			}
 			if (VsHnswBuild(vecs, (int) counts[c], dims, ex->metric, &opt,
 							&VsKmeansServerHooks, graph, info[c].graph_size) != info[c].graph_size)
 				elog(ERROR, "could not build the graph of cluster %d of index \"%s\"",

@@ -208,6 +208,9 @@ typedef struct Builder
 	uint32_t   *selnode;		/* MAX_ROW: their node ids */
 	float	   *seldist;		/* MAX_ROW: their distances to the base */
 	uint32_t   *row;			/* MAX_ROW: unvisited neighbours */
+	const VsHnswBuildSource *source;	/* or NULL: float distances */
+	uint32_t   *src_ids;		/* MAX_ROW: for source->batch */
+	float	   *src_dists;		/* MAX_ROW: for source->batch */
 	const VsHnswHooks *hooks;
 } Builder;
 
@@ -314,7 +317,7 @@ VsHnswBuildMemory(int n, const VsHnswBuildOptions *opt)
 		n = 0;
 	return (size_t) n * (sizeof(uint8_t) + sizeof(uint16_t)) +
 		(size_t) efc * sizeof(PoolEntry) +
-		(MAX_ROW + 1) * sizeof(PoolEntry) + 4 * MAX_ROW * sizeof(uint32_t);
+		(MAX_ROW + 1) * sizeof(PoolEntry) + 6 * MAX_ROW * sizeof(uint32_t);
 }
 
 /*
@@ -390,6 +393,7 @@ VsHnswBuild(const float *vectors, int n, int dim, VsMetric metric,
 
 	builder_init(&b, vectors, n, dim, metric, m, efc, seed, hooks,
 				 (char *) dst, counts, &lay);
+	b.source = opt ? opt->source : NULL;
 	for (uint32_t q = 0; q < (uint32_t) n; q++)
 	{
 		insert_node(&b, q);
@@ -1519,6 +1523,8 @@ builder_init(Builder *b, const float *vectors, int n, int dim,
 	b->selnode = hooks->alloc(MAX_ROW * sizeof(uint32_t));
 	b->seldist = hooks->alloc(MAX_ROW * sizeof(float));
 	b->row = hooks->alloc(MAX_ROW * sizeof(uint32_t));
+	b->src_ids = hooks->alloc(MAX_ROW * sizeof(uint32_t));
+	b->src_dists = hooks->alloc(MAX_ROW * sizeof(float));
 	memset(b->tags, 0, (size_t) n * sizeof(uint16_t));
 
 	/* the same draw as the caller's size computation */
@@ -1570,6 +1576,8 @@ builder_free(Builder *b)
 {
 	const VsHnswHooks *hooks = b->hooks;
 
+	hooks->free(b->src_dists);
+	hooks->free(b->src_ids);
 	hooks->free(b->row);
 	hooks->free(b->seldist);
 	hooks->free(b->selnode);
@@ -1792,20 +1800,26 @@ insert_node(Builder *b, uint32_t q)
 	src.query = b->vectors + (size_t) q * b->dim;
 	src.vectors = b->vectors;
 	src.dim = b->dim;
-	switch (b->metric)
+	if (b->source != NULL)
 	{
-		case VS_METRIC_IP:
-			src.kind = SRC_IP;
-			break;
-		case VS_METRIC_COSINE:
-			src.kind = SRC_COSINE;
-			src.inv_norms = b->inv_norms;
-			src.query_inv = b->inv_norms[q];
-			break;
-		default:
-			src.kind = SRC_L2;
-			break;
+		/* the caller's distances (codes), with q as their query */
+		b->source->set_query(b->source->ctx, q);
+		src.kind = SRC_BATCH;
+		src.batch = b->source->batch;
+		src.ctx = b->source->ctx;
+		src.ids = b->src_ids;
+		src.dists = b->src_dists;
 	}
+	else if (b->metric == VS_METRIC_IP)
+		src.kind = SRC_IP;
+	else if (b->metric == VS_METRIC_COSINE)
+	{
+		src.kind = SRC_COSINE;
+		src.inv_norms = b->inv_norms;
+		src.query_inv = b->inv_norms[q];
+	}
+	else
+		src.kind = SRC_L2;
 
 	/* greedy descent through the levels above q's own */
 	cur = b->entry;
