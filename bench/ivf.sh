@@ -78,16 +78,8 @@ warm=10
 vsdb=bench_vecstore
 pvdb=bench_pgvector
 
-# sqld DB ARGS... - psql on database DB, quiet, stop at the first error.
-sqld() {
-    local db=$1
-    shift
-    psql -X -q -v ON_ERROR_STOP=1 -d "$db" "$@"
-}
-# now / since T0 - wall clock in seconds, elapsed seconds (2 decimals).
-now() { echo "$EPOCHREALTIME"; }
-since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'; }
-mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
+# shellcheck source=bench/lib.sh
+. "$repo/bench/lib.sh"
 
 ./tools/deps.sh >/dev/null
 # shellcheck source=tools/pgserver.sh
@@ -133,26 +125,6 @@ fi
 echo "- build: CREATE INDEX wall time, max_parallel_maintenance_workers = 0, maintenance_work_mem = $(sqld postgres -tAc 'SHOW maintenance_work_mem'); index MiB = vecstore fork + segment file (ivfflat: relation size)"
 echo
 
-# setup_db DB DIM - (re)create the per-dataset tables in DB.
-setup_db() {
-    sqld "$1" <<EOF
-SET client_min_messages = warning;
-DROP TABLE IF EXISTS items, queries, groundtruth, timings, plans;
-CREATE TABLE items (id int PRIMARY KEY, embedding vector($2));
-CREATE TABLE queries (id int PRIMARY KEY, embedding vector($2));
-CREATE TABLE groundtruth (query_id int PRIMARY KEY, neighbors int[]);
-CREATE TABLE timings (run int, query_id int, ids int[], ms float8);
-CREATE TABLE plans (run int, plan text);
-EOF
-}
-
-# copy_table TABLE - copy TABLE from the vecstore database to the pgvector
-# one in the binary COPY format.
-copy_table() {
-    sqld "$vsdb" -c "\\copy $1 to pstdout (format binary)" |
-        sqld "$pvdb" -c "\\copy $1 from pstdin (format binary)"
-}
-
 run=0
 force_sql=
 if [ "$force_index" = 1 ]; then
@@ -166,43 +138,12 @@ measure() {
     local db=$1 engine=$2 label=$3 nlists=$4 probes=$5 settings=$6 build_s=$7 bytes=$8
     local row plan mark='' pgb='' tps
     run=$((run + 1))
-    sqld "$db" <<EOF
-SET max_parallel_workers_per_gather = 0;
-$settings
-DO \$\$
-DECLARE
-    q record;
-    t0 timestamptz;
-    r int[];
-    line text;
-    p text;
-BEGIN
-    -- the plan the first query gets (its value as a parameter)
-    FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) SELECT id FROM items ORDER BY embedding $op \$1 LIMIT $k'
-            USING (SELECT embedding FROM queries ORDER BY id LIMIT 1) LOOP
-        p := coalesce(p || E'\n', '') || line;
-    END LOOP;
-    INSERT INTO plans VALUES ($run, p);
-    -- warm-up: maps the segment, loads the centroids, fills the caches
-    FOR q IN SELECT id, embedding FROM queries ORDER BY id LIMIT $warm LOOP
-        SELECT array_agg(id) INTO r
-          FROM (SELECT id FROM items ORDER BY embedding $op q.embedding LIMIT $k) n;
-    END LOOP;
-    FOR q IN SELECT id, embedding FROM queries ORDER BY id LOOP
-        t0 := clock_timestamp();
-        SELECT array_agg(id) INTO r
-          FROM (SELECT id FROM items ORDER BY embedding $op q.embedding LIMIT $k) n;
-        INSERT INTO timings VALUES ($run, q.id, r,
-            extract(epoch FROM clock_timestamp() - t0) * 1000);
-    END LOOP;
-END
-\$\$;
-EOF
-    plan=$(sqld "$db" -tAc "SELECT plan FROM plans WHERE run = $run")
+    run_queries "$db" "$run" "$settings"
+    plan=$(run_plan "$db" "$run")
     if [ "$engine" != exact ] && ! grep -q 'Index Scan using' <<<"$plan"; then
         mark=' (no index scan!)'
         echo "$engine lists=$label probes=$probes: the planner chose" \
-            "$(grep -v 'Key:' <<<"$plan" | sed 's/^ *\(-> *\)\{0,1\}//' | cut -c1-60 | paste -sd '>' | sed 's/>/ > /g')" \
+            "$(plan_summary "$plan")" \
             >>"$work/plan_notes"
     fi
     if [ "$use_pgbench" = 1 ]; then
@@ -217,24 +158,7 @@ EOF
     fi
     # a returned id is a hit when it is a true neighbour or as near as the
     # k-th one (under the benchmark's own operator)
-    row=$(sqld "$db" -tA -F $'\t' <<EOF
-WITH per AS (
-    SELECT t.ms,
-           (SELECT count(*) FROM unnest(t.ids) i
-             WHERE i = ANY (g.neighbors)
-                OR (SELECT it.embedding $op q.embedding FROM items it WHERE it.id = i)
-                   <= (SELECT it.embedding $op q.embedding FROM items it WHERE it.id = g.neighbors[$k]) + 1e-6
-           ) AS hits
-      FROM timings t JOIN groundtruth g ON g.query_id = t.query_id
-      JOIN queries q ON q.id = t.query_id
-     WHERE t.run = $run)
-SELECT round((avg(hits) / $k)::numeric, 3),
-       round((count(*) / (sum(ms) / 1000))::numeric, 1),
-       round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 2),
-       round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 2)
-  FROM per;
-EOF
-)
+    row=$(query_stats "$db" "$run")
     local recall qps p50 p99
     IFS=$'\t' read -r recall qps p50 p99 <<<"$row"
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$engine" "$label" "$nlists" \
@@ -271,59 +195,11 @@ build() {
     sqld "$db" -c 'ANALYZE items'
 }
 
-# probes_for LISTS - the probes sweep, capped at LISTS.
-probes_for() {
-    local p out='' capped=0
-    for p in $probes_spec; do
-        if [ "$p" -ge "$1" ]; then
-            [ "$capped" = 1 ] || out="$out $1"
-            capped=1
-        else
-            out="$out $p"
-        fi
-    done
-    echo "$out"
-}
-
-selected() {
-    local want
-    [ -n "$datasets" ] || return 0
-    for want in ${datasets//,/ }; do
-        case $1 in *"$want"*) return 0 ;; esac
-    done
-    return 1
-}
-
 for dir in "$data_root"/*/; do
-    name=$(basename "$dir")
     [ -f "$dir/base.fvecs" ] || continue
-    selected "$name" || continue
-    case $name in
-        *angular*) op='<=>' opclass=vector_cosine_ops ;;
-        *) op='<->' opclass=vector_l2_ops ;;
-    esac
-    dim=$(od -An -t d4 -N4 "$dir/base.fvecs" | tr -d ' ')
-    rows=$(($(stat -c %s "$dir/base.fvecs") / (4 + 4 * dim)))
-
-    t0=$(now)
-    setup_db "$vsdb" "$dim"
-    ./tools/fvecs2pg "$dir/base.fvecs" | sqld "$vsdb" -c '\copy items from pstdin'
-    ./tools/fvecs2pg --limit "$nq" "$dir/query.fvecs" | sqld "$vsdb" -c '\copy queries from pstdin'
-    ./tools/fvecs2pg --ivecs --k "$k" --limit "$nq" "$dir/groundtruth.ivecs" |
-        sqld "$vsdb" -c '\copy groundtruth from pstdin'
-    dbs=$vsdb
-    if [ "$have_pgvector" = 1 ]; then
-        setup_db "$pvdb" "$dim"
-        copy_table items
-        copy_table queries
-        copy_table groundtruth
-        dbs="$vsdb $pvdb"
-    fi
-    for db in $dbs; do
-        sqld "$db" -c 'VACUUM ANALYZE items' -c 'ANALYZE queries'
-        sqld "$db" -tAc "SELECT count(*) FROM items WHERE vector_dims(embedding) = $dim" >/dev/null
-    done
-    load_s=$(since "$t0")
+    selected "$(basename "$dir")" || continue
+    dataset_params "$dir"
+    load_dataset "$dir"
 
     echo "### $name ($rows x $dim, $op, $opclass)"
     echo

@@ -88,25 +88,25 @@ use Test::More;
 #                                   min        IVF    default graph
 my %MIN_RECALL = (
     'l2'                    => 0.93,    # 1.000  0.962
-    'cosine'                => 0.85,    # 1.000  0.894
+    'cosine'                => 0.85,    # 1.000  0.886
     'ip'                    => 0.95,    # 1.000  0.998
     'l2 inserted'           => 0.93,    # 1.000  0.968
-    'cosine inserted'       => 0.85,    # 1.000  0.908
+    'cosine inserted'       => 0.85,    # 1.000  0.902
     'ip inserted'           => 0.95,    # 1.000  0.998
     'filtered'              => 0.95,    # 1.000  0.994
     'l2 graph'              => 0.95,    #                0.988
-    'cosine graph'          => 0.90,    #                0.940
+    'cosine graph'          => 0.90,    #                0.932
     'ip graph'              => 0.95,    #                0.998
     'l2 inserted graph'     => 0.95,    #                0.992
-    'cosine inserted graph' => 0.90,    #                0.952
+    'cosine inserted graph' => 0.90,    #                0.946
     'ip inserted graph'     => 0.95,    #                0.998
     'filtered graph'        => 0.95,    #                0.994
 );
 # Minimum recall@100 of LIMIT 100 (a scan that goes past the first graph
 # search of each cluster: it must search deeper before it returns rows
 # beyond what that search covered, or it drops nearer rows it finds
-# later).  Measured 0.947 / 0.799 / 0.992 (l2 / cosine / ip, default
-# settings), 0.972 / 0.853 / 0.992 at probes = lists - 1; 1.000 on the
+# later).  Measured 0.948 / 0.797 / 0.992 (l2 / cosine / ip, default
+# settings), 0.973 / 0.849 / 0.992 at probes = lists - 1; 1.000 on the
 # build without the graph; 0.707 / 0.661 / 0.448 before the scan searched
 # deeper by frontier.
 my %MIN_RECALL100 = (
