@@ -30,7 +30,7 @@ ALTER INDEX o_g1 SET (m = 0);
 ALTER INDEX o_g1 SET (quantizer = 'binary');
 DROP INDEX o_g1, o_g2;
 
--- vecstore.probes: 0 (automatic: ceil(sqrt(clusters))) .. 32768
+-- vecstore.probes: 0 (automatic) .. 32768
 SET vecstore.probes = 0;
 SET vecstore.probes = 1;
 SET vecstore.probes = 32768;

@@ -24,7 +24,7 @@
 
 int			vecstore_probes = VS_DEFAULT_PROBES;
 int			vecstore_max_scan_tuples = VS_DEFAULT_MAX_SCAN_TUPLES;
-int			vecstore_ef_search = VS_HNSW_DEFAULT_EF_SEARCH;
+int			vecstore_ef_search = VS_DEFAULT_EF_SEARCH;
 int			vecstore_rerank_window = VS_DEFAULT_RERANK_WINDOW;
 
 static relopt_kind vs_relopt_kind;
@@ -67,7 +67,7 @@ VsAmInit(void)
 
 	DefineCustomIntVariable("vecstore.probes",
 							"Sets the number of IVF clusters searched per query",
-							"More probes find more of the true nearest neighbours and cost more time; 0 probes the square root of the number of clusters, rounded up.",
+							"More probes find more of the true nearest neighbours and cost more time; 0 chooses from the number of clusters.",
 							&vecstore_probes,
 							VS_DEFAULT_PROBES, VS_MIN_PROBES, VS_MAX_PROBES,
 							PGC_USERSET, 0, NULL, NULL, NULL);
@@ -83,7 +83,7 @@ VsAmInit(void)
 							"Sets the size of the candidate list of the graph search inside each probed cluster",
 							"Larger values find more of the true nearest neighbours and cost more time.",
 							&vecstore_ef_search,
-							VS_HNSW_DEFAULT_EF_SEARCH, VS_HNSW_MIN_EF_SEARCH, VS_HNSW_MAX_EF_SEARCH,
+							VS_DEFAULT_EF_SEARCH, VS_HNSW_MIN_EF_SEARCH, VS_HNSW_MAX_EF_SEARCH,
 							PGC_USERSET, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("vecstore.rerank_window",
@@ -124,9 +124,10 @@ VsGetListsOption(Relation index)
 
 /*
  * VsEffectiveProbes - how many of "nclusters" clusters a scan probes:
- * vecstore.probes, or with 0 (the default) the square root of the number
- * of clusters, rounded up, the usual IVF rule (bench/RESULTS.md measures
- * it); at least 1, at most nclusters.
+ * vecstore.probes, or with 0 (the default) VS_AUTO_PROBES_FACTOR times the
+ * square root of the number of clusters, rounded up, but not every one of
+ * several clusters (that would be an exact search); at least 1, at most
+ * nclusters.
  */
 int
 VsEffectiveProbes(uint32 nclusters)
@@ -134,7 +135,11 @@ VsEffectiveProbes(uint32 nclusters)
 	int			probes = vecstore_probes;
 
 	if (probes == 0)
-		probes = (int) ceil(sqrt((double) nclusters));
+	{
+		probes = (int) ceil(VS_AUTO_PROBES_FACTOR * sqrt((double) nclusters));
+		if (nclusters > 1)
+			probes = Min(probes, (int) nclusters - 1);
+	}
 	return Max(1, Min(probes, (int) Max(nclusters, 1)));
 }
 
