@@ -19,9 +19,9 @@
  *	   nearest by code distance become "pending" candidates.  A smaller
  *	   cluster is scanned flat, exactly; so is every cluster when probes
  *	   covers all of several clusters (an exact search, as in a plain IVF
- *	   index).  Every
- *	   cluster's delta rows (inserted after the build, on fork pages) get
- *	   exact distances.  Rows with exact distances go into the "ready" heap.
+ *	   index).  Every cluster's delta rows (inserted after the build, on
+ *	   fork pages) get exact distances.  Rows with exact distances go into
+ *	   the "ready" heap.
  *	3. Rerank.  Pending candidates are taken nearest-code first,
  *	   vecstore.rerank_window at a time, and given their exact distance on
  *	   the full vector.  A row leaves the ready heap only once no pending
