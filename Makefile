@@ -5,8 +5,8 @@
 #   ./test/run.sh                the whole suite on a throwaway server (README)
 #   ./tools/demo.sh              the demo on a throwaway server (README)
 #
-# WERROR=1 adds -Werror (the test script sets it).  WITH_CUDA is reserved for
-# the GPU helper in cuda/; it is off unless asked for.
+# WERROR=1 adds -Werror (the test script sets it).  WITH_CUDA (auto, yes,
+# no) says how to build the GPU helper in cuda/, see below.
 
 EXTENSION = vecstore
 EXTVERSION = $(shell grep default_version $(EXTENSION).control | sed -e "s/default_version[[:space:]]*=[[:space:]]*'\([^']*\)'/\1/")
@@ -15,7 +15,8 @@ MODULE_big = vecstore
 OBJS = src/vecstore.o src/vector.o src/vsdistance.o src/vskmeans.o \
 	src/vsquant.o src/vshnsw.o \
 	src/vsam.o src/vsbuild.o src/vscost.o src/vsinfo.o src/vsinsert.o \
-	src/vspage.o src/vsscan.o src/vssegment.o src/vsvacuum.o src/vsvalidate.o
+	src/vspage.o src/vsscan.o src/vssegment.o src/vsvacuum.o src/vsvalidate.o \
+	src/vsgpu.o
 HEADERS = src/vector.h src/vsdistance.h
 
 DATA = sql/$(EXTENSION)--$(EXTVERSION).sql
@@ -31,12 +32,33 @@ ifeq ($(WERROR),1)
 PG_CFLAGS += -Werror
 endif
 
-WITH_CUDA ?= 0
-ifneq ($(WITH_CUDA),0)
-$(error WITH_CUDA=$(WITH_CUDA): there is no GPU helper to build yet (cuda/ arrives with the GPU service))
+# The GPU helper, cuda/vecstore-gpu-helper: the only program that links the
+# CUDA runtime and cuBLAS (vecstore.so never does).  WITH_CUDA=auto (the
+# default) builds it with nvcc when the toolkit is found (in PATH or
+# CUDA_HOME), for sm_80 and sm_90 plus PTX; yes insists on it; no builds
+# it without CUDA (it then reports no device, and serves only the CPU
+# emulation the tests use).
+WITH_CUDA ?= auto
+CUDA_HOME ?= /usr/local/cuda
+NVCC ?= $(or $(shell command -v nvcc 2>/dev/null),$(wildcard $(CUDA_HOME)/bin/nvcc))
+ifeq ($(WITH_CUDA),auto)
+VS_CUDA := $(if $(NVCC),yes,no)
+else ifeq ($(WITH_CUDA),yes)
+VS_CUDA := yes
+ifeq ($(NVCC),)
+$(error WITH_CUDA=yes but nvcc was not found (set NVCC or CUDA_HOME))
 endif
+else ifeq ($(WITH_CUDA),no)
+VS_CUDA := no
+else
+$(error WITH_CUDA must be auto, yes or no, not "$(WITH_CUDA)")
+endif
+GPU_HELPER = cuda/vecstore-gpu-helper
+NVCC_GENCODE = -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+	-gencode arch=compute_90,code=compute_90
 
-EXTRA_CLEAN = test/kernels/test_kernels bench/bench_kernels tools/fvecs2pg
+EXTRA_CLEAN = test/kernels/test_kernels bench/bench_kernels tools/fvecs2pg \
+	$(GPU_HELPER) cuda/vsgpu_helper.o cuda/vsgpu_device.o cuda/vsgpu_nocuda.o
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
@@ -47,6 +69,36 @@ include $(PGXS)
 
 # PGXS tracks no header dependencies: rebuild every object when a header changes.
 $(OBJS): $(wildcard src/*.h)
+
+# The GPU helper (see WITH_CUDA above), built with "all", installed beside
+# vecstore.so where the background worker looks for it.
+all: $(GPU_HELPER)
+
+cuda/vsgpu_helper.o: cuda/vsgpu_helper.c cuda/vsgpu_helper.h
+	$(CC) -O2 -g -Wall -Wextra -Werror -Icuda -c -o $@ cuda/vsgpu_helper.c
+
+cuda/vsgpu_nocuda.o: cuda/vsgpu_nocuda.c cuda/vsgpu_helper.h
+	$(CC) -O2 -g -Wall -Wextra -Werror -Icuda -c -o $@ cuda/vsgpu_nocuda.c
+
+cuda/vsgpu_device.o: cuda/vsgpu_device.cu cuda/vsgpu_helper.h
+	$(NVCC) -O2 -Icuda $(NVCC_GENCODE) -c -o $@ cuda/vsgpu_device.cu
+
+ifeq ($(VS_CUDA),yes)
+$(GPU_HELPER): cuda/vsgpu_helper.o cuda/vsgpu_device.o
+	$(NVCC) -o $@ cuda/vsgpu_helper.o cuda/vsgpu_device.o -L$(CUDA_HOME)/lib64 -lcublas \
+		-Xlinker -rpath=$(CUDA_HOME)/lib64
+else
+$(GPU_HELPER): cuda/vsgpu_helper.o cuda/vsgpu_nocuda.o
+	$(CC) -o $@ cuda/vsgpu_helper.o cuda/vsgpu_nocuda.o
+endif
+
+install: install-gpu-helper
+install-gpu-helper: $(GPU_HELPER)
+	$(INSTALL_PROGRAM) $(GPU_HELPER) '$(DESTDIR)$(pkglibdir)/vecstore-gpu-helper'
+uninstall: uninstall-gpu-helper
+uninstall-gpu-helper:
+	rm -f '$(DESTDIR)$(pkglibdir)/vecstore-gpu-helper'
+.PHONY: install-gpu-helper uninstall-gpu-helper
 
 # Stand-alone programs that link the kernels without the server.
 STANDALONE_CFLAGS = -O2 -g -Wall -Wextra -Werror -I$(srcdir)/src

@@ -359,9 +359,25 @@ CREATE FUNCTION vecstore_index_info(index regclass,
     OUT routing_graph_bytes bigint)
     AS 'MODULE_PATHNAME', 'vecstore_index_info' LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
 
+CREATE FUNCTION vecstore_gpu_status(
+    OUT state text,
+    OUT device text,
+    OUT memory_total bigint,
+    OUT memory_limit bigint,
+    OUT memory_used bigint,
+    OUT helper_pid integer,
+    OUT restarts integer,
+    OUT state_since timestamptz,
+    OUT fallbacks bigint,
+    OUT fallback_reason text,
+    OUT resident_clusters integer,
+    OUT last_error text)
+    AS 'MODULE_PATHNAME', 'vecstore_gpu_status' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+
 CREATE FUNCTION vecstore_verify(index regclass, repair boolean DEFAULT false)
     RETURNS TABLE (problem text, repaired boolean)
     AS 'MODULE_PATHNAME', 'vecstore_verify' LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
 
 COMMENT ON FUNCTION vecstore_index_info(regclass) IS 'clusters, rows per cluster, delta and dead rows, segment file and bytes mapped by this session, codes and graphs, of a vecstore index';
+COMMENT ON FUNCTION vecstore_gpu_status() IS 'the GPU service: state, device, memory, helper process and restarts, work that ran on the CPU instead and why, last error';
 COMMENT ON FUNCTION vecstore_verify(regclass, boolean) IS 'checks a vecstore index (fork checksums, delta chains, segment file); one row per problem; repair => true rebuilds a bad segment file';

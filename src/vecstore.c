@@ -23,6 +23,7 @@
 #include "vector.h"
 #include "vsam.h"
 #include "vsdistance.h"
+#include "vsgpu.h"
 #include "vsquant.h"
 
 PG_MODULE_MAGIC;
@@ -117,6 +118,7 @@ _PG_init(void)
 
 	VsQuantInit();
 	VsAmInit();
+	VsGpuInit();
 	VsSegmentInit();
 
 	MarkGUCPrefixReserved("vecstore");

@@ -39,6 +39,7 @@
 #include "pgstat.h"
 
 #include "vsam.h"
+#include "vsgpu.h"
 #include "vskmeans.h"
 
 /* rows assigned to clusters per VsKmeansAssign call */
@@ -813,6 +814,7 @@ vsbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	int			quantizer;
 
 	kmeans_hooks.progress = kmeans_progress;
+	VsGpuCheck("CREATE INDEX", true);
 	memset(&bs, 0, sizeof(bs));
 	bs.heap = heap;
 	bs.index = index;

@@ -61,6 +61,7 @@
 #include "utils/rel.h"
 
 #include "vsam.h"
+#include "vsgpu.h"
 
 /*
  * Extend once the rows returned reach 1/VS_WIDEN_FRACTION of the rows
@@ -815,6 +816,7 @@ start_scan(IndexScanDesc scan)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("vecstore index scans need an ORDER BY distance operator")));
 
+	VsGpuCheck("index scans", false);
 	cache = VsGetMetaCache(scan->indexRelation);
 	so->meta = cache->meta;
 	if (!(scan->orderByData[0].sk_flags & SK_ISNULL))

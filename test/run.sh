@@ -10,8 +10,10 @@
 #   build         make clean; make WERROR=1; tools/fvecs2pg, bench/bench_kernels
 #   install       make install
 #   server        initdb + start a private server (tools/pgserver.sh)
-#   installcheck  make installcheck against it (pg_regress, the REGRESS list);
-#                 regression.diffs is printed when it fails
+#   installcheck  make installcheck against it (pg_regress, the REGRESS list),
+#                 twice: with vecstore.gpu at its default (auto) and off, so
+#                 the output must not depend on it; regression.diffs is
+#                 printed when it fails
 #   isolation     pg_isolation_regress for test/isolation/specs/*.spec, if any
 #   kernel-test   make kernel-test (the distance kernels, no server)
 #   tap           prove, one test/t/*.pl at a time, as the unprivileged user
@@ -130,8 +132,10 @@ if ok server; then
     header installcheck
     # ISOLATION and TAP_TESTS are run below (TAP as the unprivileged user),
     # so keep PGXS from running them here should the Makefile name them.
-    if make installcheck ISOLATION= TAP_TESTS= 2>&1 | tee "$logdir/installcheck.log"; then
-        record installcheck PASS "$(grep -Eo '(All )?[0-9]+ (of [0-9]+ )?tests (passed|failed)[^.]*' "$logdir/installcheck.log" | tail -n 1)"
+    if make installcheck ISOLATION= TAP_TESTS= 2>&1 | tee "$logdir/installcheck.log" &&
+        PGOPTIONS="${PGOPTIONS:-} -c vecstore.gpu=off" make installcheck ISOLATION= TAP_TESTS= 2>&1 |
+        tee -a "$logdir/installcheck.log"; then
+        record installcheck PASS "$(grep -Eo '(All )?[0-9]+ (of [0-9]+ )?tests (passed|failed)[^.]*' "$logdir/installcheck.log" | tail -n 1), with vecstore.gpu auto and off"
     else
         if [ -f regression.diffs ]; then
             echo "--- regression.diffs (first 400 lines; all of it in $repo/regression.diffs) ---"

@@ -1,0 +1,55 @@
+/*-------------------------------------------------------------------------
+ *
+ * vsgpu_helper.h
+ *	  The GPU helper's device layer: what the host program (vsgpu_helper.c,
+ *	  plain C) asks of the CUDA code (vsgpu_device.cu), or of the stub that
+ *	  replaces it when the toolkit is absent.
+ *
+ * IDENTIFICATION
+ *	  cuda/vsgpu_helper.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef VSGPU_HELPER_H
+#define VSGPU_HELPER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C"
+{
+#endif
+
+/* what the device probe found */
+typedef struct VsGpuDeviceInfo
+{
+	char		name[256];		/* device name, or empty */
+	uint64_t	total_bytes;	/* device memory */
+	uint64_t	free_bytes;		/* free at the probe */
+	int			major;			/* compute capability */
+	int			minor;
+} VsGpuDeviceInfo;
+
+/*
+ * vsgpu_device_open - find and initialise the first usable device (CUDA
+ * runtime and cuBLAS).  0 on success; else -1 with a one-line reason in
+ * "err" (no driver, no device, an old driver, cuBLAS not loadable, or a
+ * helper built without CUDA).
+ */
+extern int	vsgpu_device_open(VsGpuDeviceInfo *info, char *err, size_t errlen);
+
+/* vsgpu_device_used - bytes of device memory in use (for the status). */
+extern uint64_t vsgpu_device_used(void);
+
+/* vsgpu_device_close - release what vsgpu_device_open set up. */
+extern void vsgpu_device_close(void);
+
+/* vsgpu_built_with_cuda - 1 when this helper links the CUDA runtime */
+extern int	vsgpu_built_with_cuda(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif							/* VSGPU_HELPER_H */

@@ -1,0 +1,41 @@
+/*-------------------------------------------------------------------------
+ *
+ * vsgpu_nocuda.c
+ *	  The device layer of a helper built without the CUDA toolkit
+ *	  (WITH_CUDA=no): it finds no device, and says why.  Such a helper
+ *	  still serves the CPU emulation mode the tests use.
+ *
+ * IDENTIFICATION
+ *	  cuda/vsgpu_nocuda.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "vsgpu_helper.h"
+
+int
+vsgpu_built_with_cuda(void)
+{
+	return 0;
+}
+
+int
+vsgpu_device_open(VsGpuDeviceInfo *info, char *err, size_t errlen)
+{
+	memset(info, 0, sizeof(*info));
+	snprintf(err, errlen, "the GPU helper was built without CUDA");
+	return -1;
+}
+
+uint64_t
+vsgpu_device_used(void)
+{
+	return 0;
+}
+
+void
+vsgpu_device_close(void)
+{
+}

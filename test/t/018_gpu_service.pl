@@ -1,0 +1,190 @@
+#-------------------------------------------------------------------------
+#
+# 018_gpu_service.pl
+#     TAP test: the GPU service (src/vsgpu.c) supervising the helper
+#     process (cuda/vecstore-gpu-helper), on any machine.
+#
+# 1. With vecstore in shared_preload_libraries the background worker
+#    starts the helper.  Without a usable GPU (CI: no driver; or a helper
+#    built without CUDA) vecstore_gpu_status() says "no device" (or "no
+#    helper") with the reason, the log says so once, vecstore.gpu = on
+#    makes CREATE INDEX and index scans fail with a clear error, and
+#    "auto" runs them on the CPU and counts the fallback.  Where a GPU is
+#    usable, the state is "running" and "on" works; the no-device checks
+#    are skipped.
+# 2. Results are the same with vecstore.gpu off and auto (both EXCEPT
+#    directions empty).
+# 3. The helper killed with kill -9 while queries run: the queries are
+#    answered, the worker starts a new helper (new pid, restarts counted,
+#    the signal in last_error and the log).  This uses the helper's CPU
+#    emulation (vecstore.gpu_emulate), which keeps a helper up without a
+#    device.
+# 4. vecstore.gpu = off in the server's configuration stops the helper;
+#    stopping the server leaves no helper behind.
+# 5. Without shared_preload_libraries the status says "not loaded" and
+#    "on" is an error.
+#
+# IDENTIFICATION
+#     test/t/018_gpu_service.pl
+#
+#-------------------------------------------------------------------------
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('gpu');
+$node->init;
+$node->append_conf(
+    'postgresql.conf', qq{
+shared_preload_libraries = 'vecstore'
+statement_timeout = '120s'
+});
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION vecstore');
+
+sub status
+{
+    my ($col) = @_;
+    return $node->safe_psql('postgres', "SELECT $col FROM vecstore_gpu_status()");
+}
+
+sub pid_alive
+{
+    my ($pid) = @_;
+    return kill(0, $pid) ? 1 : 0;
+}
+
+# the service settles: the helper answered, or is known to be missing
+ok( $node->poll_query_until(
+        'postgres',
+        "SELECT state NOT IN ('starting', 'restarting', 'disabled') FROM vecstore_gpu_status()"),
+    'the GPU service settles');
+my $state = status('state');
+note "GPU service: $state; " . status("coalesce(device, '-') || ' / ' || coalesce(last_error, '-')");
+
+$node->safe_psql(
+    'postgres', q{
+CREATE TABLE items (id int PRIMARY KEY, v vector(8));
+INSERT INTO items
+SELECT i, ARRAY(SELECT ('x' || substr(md5(i || ':' || j), 1, 8))::bit(32)::int / 2147483648.0
+                FROM generate_series(1, 8) j)::vector
+FROM generate_series(1, 3000) i;
+CREATE TABLE queries AS
+SELECT q, ARRAY(SELECT ('x' || substr(md5('q' || q || ':' || j), 1, 8))::bit(32)::int / 2147483648.0
+                FROM generate_series(1, 8) j)::vector AS v
+FROM generate_series(1, 20) q;
+});
+
+# 1. no usable GPU: said once, "on" fails clearly, "auto" falls back
+SKIP:
+{
+    skip "a GPU is usable here (state running): the no-device checks do not apply", 7
+      if $state eq 'running';
+
+    like($state, qr/^(no device|no helper)$/, "without a GPU the state is \"$state\"");
+    isnt(status("coalesce(last_error, '')"), '', 'the status says why');
+    my $log = slurp_file($node->logfile);
+    my @said = ($log =~ /vecstore: (?:no usable GPU|the GPU helper program is missing)/g);
+    is(scalar @said, 1, 'the log says it once');
+
+    my ($ret, $out, $err) = $node->psql('postgres',
+        'SET vecstore.gpu = on; CREATE INDEX items_on ON items USING vecstore (v)');
+    isnt($ret, 0, 'vecstore.gpu = on: CREATE INDEX fails');
+    like($err, qr/vecstore\.gpu is "on" but no GPU is usable for CREATE INDEX/,
+        'with a clear error');
+
+    $node->safe_psql('postgres', 'CREATE INDEX items_v ON items USING vecstore (v)');
+    ($ret, $out, $err) = $node->psql('postgres',
+        q{SET vecstore.gpu = on; SET enable_seqscan = off;
+          SELECT id FROM items ORDER BY v <-> (SELECT v FROM queries WHERE q = 1) LIMIT 5});
+    like($err, qr/no GPU is usable for index scans/, 'vecstore.gpu = on: an index scan fails too');
+    like(status('fallbacks || \' \' || fallback_reason'),
+        qr/^[1-9]\d* CREATE INDEX ran on the CPU/, 'auto counts the fallback and says why');
+}
+$node->safe_psql('postgres', 'CREATE INDEX IF NOT EXISTS items_v ON items USING vecstore (v)');
+
+# 2. the same results with the GPU off and auto
+my $knn = q{SELECT q.q, n.id, n.rank FROM queries q,
+            LATERAL (SELECT id, row_number() OVER () AS rank FROM
+                     (SELECT id FROM items ORDER BY v <-> q.v LIMIT 10) s) n};
+$node->safe_psql(
+    'postgres', qq{
+SET enable_seqscan = off;
+SET vecstore.gpu = off;
+CREATE TABLE res_off AS $knn;
+SET vecstore.gpu = auto;
+CREATE TABLE res_auto AS $knn;
+});
+is( $node->safe_psql(
+        'postgres',
+        'SELECT (SELECT count(*) FROM (TABLE res_off EXCEPT ALL TABLE res_auto) a) + '
+          . '(SELECT count(*) FROM (TABLE res_auto EXCEPT ALL TABLE res_off) b)'),
+    '0',
+    'results with vecstore.gpu off and auto are the same (EXCEPT ALL both ways)');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM res_auto'), '200', '20 queries x 10 rows');
+
+# 3. the helper killed under load is replaced
+$node->safe_psql('postgres',
+    'ALTER SYSTEM SET vecstore.gpu_emulate = on; SELECT pg_reload_conf()');
+ok( $node->poll_query_until(
+        'postgres',
+        "SELECT state = 'running' AND device = 'CPU emulation' FROM vecstore_gpu_status()"),
+    'with vecstore.gpu_emulate a helper runs without a device');
+my $pid = status('helper_pid');
+my $restarts = status('restarts');
+ok(pid_alive($pid), "the helper (pid $pid) is alive");
+
+my $load = q{SET enable_seqscan = off;
+             SELECT count(*) FROM queries q,
+             LATERAL (SELECT id FROM items ORDER BY v <-> q.v LIMIT 10) s};
+is($node->safe_psql('postgres', $load), '200', 'queries before the kill');
+kill 'KILL', $pid;
+my $answered = 0;
+for my $i (1 .. 20)
+{
+    $answered++ if $node->safe_psql('postgres', $load) eq '200';
+}
+is($answered, 20, 'queries during and after the kill are all answered');
+ok( $node->poll_query_until(
+        'postgres',
+        "SELECT state = 'running' AND helper_pid IS NOT NULL AND helper_pid <> $pid "
+          . "AND restarts > $restarts FROM vecstore_gpu_status()"),
+    'the worker started a new helper');
+like(status('last_error'), qr/terminated by signal 9/, 'last_error says how the helper ended');
+like(slurp_file($node->logfile), qr/GPU helper \(pid $pid\) was terminated by signal 9/,
+    'and so does the log');
+ok(!pid_alive($pid), 'the killed helper is gone (reaped)');
+
+# 4. vecstore.gpu = off in the configuration stops the helper; so does a
+# server stop
+$pid = status('helper_pid');
+$node->safe_psql('postgres', 'ALTER SYSTEM SET vecstore.gpu = off; SELECT pg_reload_conf()');
+ok( $node->poll_query_until(
+        'postgres', "SELECT state = 'disabled' AND helper_pid IS NULL FROM vecstore_gpu_status()"),
+    'vecstore.gpu = off in the server: the service is disabled');
+ok(!pid_alive($pid), 'and its helper has stopped');
+$node->safe_psql('postgres', 'ALTER SYSTEM RESET vecstore.gpu; SELECT pg_reload_conf()');
+ok( $node->poll_query_until(
+        'postgres', "SELECT state = 'running' FROM vecstore_gpu_status()"),
+    'back to auto: a helper runs again');
+$pid = status('helper_pid');
+$node->stop;
+ok(!pid_alive($pid), 'after a server stop no helper is left');
+
+# 5. without shared_preload_libraries
+my $plain = PostgreSQL::Test::Cluster->new('nogpu');
+$plain->init;
+$plain->start;
+$plain->safe_psql('postgres', 'CREATE EXTENSION vecstore');
+is($plain->safe_psql('postgres', 'SELECT state FROM vecstore_gpu_status()'),
+    'not loaded', 'without shared_preload_libraries: "not loaded"');
+my ($ret, $out, $err) = $plain->psql('postgres',
+    q{SET vecstore.gpu = on; CREATE TABLE t (v vector(2));
+      INSERT INTO t VALUES ('[1,2]'); CREATE INDEX ON t USING vecstore (v)});
+like($err, qr/GPU service is not running/, 'and vecstore.gpu = on is an error there');
+$plain->stop;
+
+done_testing();
