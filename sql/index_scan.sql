@@ -162,6 +162,7 @@ END $$;
 CREATE INDEX g_l2 ON g USING vecstore (v vector_l2_ops) WITH (lists = 1);
 SELECT clusters, graph_clusters, quantizer, code_bytes > 0 AS has_codes, graph_bytes > 0 AS has_graph
 FROM vecstore_index_info('g_l2');
+SELECT * FROM vecstore_verify('g_l2');
 BEGIN;
 SET LOCAL vecstore.ef_search = 1000;
 SELECT * FROM g_check('<->', 10);
@@ -219,6 +220,7 @@ SET maintenance_work_mem = '64MB';
 CREATE INDEX r_idx ON r USING vecstore (v) WITH (lists = 4096);
 RESET maintenance_work_mem;
 SELECT clusters, routing_graph_bytes > 0 AS has_routing_graph FROM vecstore_index_info('r_idx');
+SELECT * FROM vecstore_verify('r_idx');
 CREATE TABLE rq AS
 SELECT q, ARRAY(SELECT ('x' || substr(md5('rq' || q || '/' || j), 1, 8))::bit(32)::int / 2147483648.0
                 FROM generate_series(1, 4) j)::vector AS v

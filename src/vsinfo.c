@@ -197,6 +197,61 @@ add_problem(ReturnSetInfo *rsinfo, bool repaired, const char *fmt,...)
 }
 
 /*
+ * read_graph - "size" bytes of a graph at "offset" of a region, into a
+ * palloc'd buffer aligned as a graph must be (*mem is what to pfree).
+ */
+static const void *
+read_graph(Relation index, const VsRegion *region, uint64 offset, uint64 size, char **mem)
+{
+	char	   *graph;
+
+	*mem = palloc_extended(size + VS_HNSW_ALIGN, MCXT_ALLOC_HUGE);
+	graph = (char *) TYPEALIGN(VS_HNSW_ALIGN, *mem);
+	VsBlobRead(index, region, offset, graph, size);
+	return graph;
+}
+
+/*
+ * check_graphs - the structure of every cluster's graph and of the routing
+ * graph, as the index holds them (scans check each again, lazily, in the
+ * segment file).  Their bytes passed the CRC checks already; this catches
+ * a graph that was written wrong.
+ */
+static void
+check_graphs(Relation index, VsMetaPage meta, ReturnSetInfo *rsinfo)
+{
+	VsClusterInfo *info = read_cluster_table(index, meta);
+	char	   *mem;
+	const void *graph;
+	const char *problem;
+
+	for (uint32 c = 0; c < meta->nclusters; c++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (info[c].graph_offset == 0)
+			continue;
+		graph = read_graph(index, &meta->sealed, info[c].graph_offset, info[c].graph_size, &mem);
+		problem = VsHnswValidate(graph, info[c].graph_size, (int) info[c].count,
+								 (int) meta->dims, (VsMetric) meta->metric);
+		if (problem != NULL)
+			add_problem(rsinfo, false, "graph of cluster %u in the index is unusable (%s): REINDEX the index",
+						c, problem);
+		pfree(mem);
+	}
+	if (meta->routing.nbytes > 0)
+	{
+		graph = read_graph(index, &meta->routing, 0, meta->routing.nbytes, &mem);
+		problem = VsHnswValidate(graph, meta->routing.nbytes, (int) meta->nclusters, (int) meta->dims,
+								 meta->metric == VS_METRIC_L2 ? VS_METRIC_L2 : VS_METRIC_IP);
+		if (problem != NULL)
+			add_problem(rsinfo, false, "routing graph in the index is unusable (%s): REINDEX the index",
+						problem);
+		pfree(mem);
+	}
+	pfree(info);
+}
+
+/*
  * check_delta_chain - walk one cluster's chain; report loops, wrong page
  * types, a tail that is not the last page, a count that does not match.
  */
@@ -263,8 +318,8 @@ vecstore_verify(PG_FUNCTION_ARGS)
 	Relation	index;
 	VsMetaPageData meta;
 	BlockNumber nblocks;
-	const VsRegion *regions[4];
-	const char *region_names[4] = {"centroids", "directory", "bitmap", "sealed"};
+	const VsRegion *regions[5];
+	const char *region_names[5] = {"centroids", "directory", "bitmap", "sealed", "routing"};
 	const char *problem;
 	bool		fork_ok = true;
 
@@ -281,7 +336,8 @@ vecstore_verify(PG_FUNCTION_ARGS)
 	regions[1] = &meta.directory;
 	regions[2] = &meta.bitmap;
 	regions[3] = &meta.sealed;
-	for (int r = 0; r < 4; r++)
+	regions[4] = &meta.routing;
+	for (int r = 0; r < 5; r++)
 	{
 		if (regions[r]->start + regions[r]->nblocks > nblocks ||
 			regions[r]->nbytes > (uint64) regions[r]->nblocks * VS_BLOB_PAYLOAD)
@@ -304,6 +360,9 @@ vecstore_verify(PG_FUNCTION_ARGS)
 			fork_ok = false;
 		}
 	}
+
+	if (fork_ok)
+		check_graphs(index, &meta, rsinfo);
 
 	if (fork_ok)
 	{
