@@ -131,7 +131,7 @@ demo:
 KMEANS_SRCS = src/vskmeans.c src/vsdistance.c
 KMEANS_DEPS = $(KMEANS_SRCS) src/vskmeans.h src/vsdistance.h
 
-test/kernels/test_kmeans: test/kernels/test_kmeans.c $(KMEANS_DEPS)
+test/kernels/test_kmeans: test/kernels/test_kmeans.c test/kernels/vstest.h $(KMEANS_DEPS)
 	$(CC) $(STANDALONE_CFLAGS) -o $@ test/kernels/test_kmeans.c $(KMEANS_SRCS) -lm
 
 bench/bench_kmeans: bench/bench_kmeans.c $(KMEANS_DEPS)
@@ -150,7 +150,7 @@ ifneq ($(wildcard src/vshnsw.c),)
 HNSW_SRCS = src/vshnsw.c src/vsdistance.c
 HNSW_DEPS = $(HNSW_SRCS) src/vshnsw.h src/vsdistance.h
 
-test/kernels/test_hnsw: test/kernels/test_hnsw.c $(HNSW_DEPS)
+test/kernels/test_hnsw: test/kernels/test_hnsw.c test/kernels/vstest.h $(HNSW_DEPS)
 	$(CC) $(STANDALONE_CFLAGS) -o $@ test/kernels/test_hnsw.c $(HNSW_SRCS) -lm
 
 bench/bench_hnsw: bench/bench_hnsw.c $(HNSW_DEPS)
@@ -164,7 +164,7 @@ ifneq ($(wildcard src/vsquant.c),)
 QUANT_SRCS = src/vsquant.c src/vsdistance.c
 QUANT_DEPS = $(QUANT_SRCS) src/vsquant.h src/vsdistance.h
 
-test/kernels/test_quant: test/kernels/test_quant.c $(QUANT_DEPS)
+test/kernels/test_quant: test/kernels/test_quant.c test/kernels/vstest.h $(QUANT_DEPS)
 	$(CC) $(STANDALONE_CFLAGS) -o $@ test/kernels/test_quant.c $(QUANT_SRCS) -lm
 
 bench/bench_quant: bench/bench_quant.c $(QUANT_DEPS)

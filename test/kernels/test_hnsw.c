@@ -60,6 +60,8 @@
 /* failure details printed per group */
 #define MAX_DETAILS		5
 
+#include "vstest.h"
+
 /* where the shared data lives, relative to the repository root */
 #define DEFAULT_DATA	"../shared/data"
 
@@ -97,13 +99,7 @@ static int	progress_last;
 static int	progress_total;
 static int	progress_bad;
 
-static const char *group_name;
-static long group_checks;
-static long group_failures;
-static int	groups_passed;
-static int	groups_failed;
 
-static uint64_t rng_state;
 
 /*
  * test_alloc - malloc with a header; counts and tracks the block.
@@ -180,104 +176,6 @@ test_progress(void *arg, int done, int total)
 static const VsHnswHooks hooks = {
 	test_alloc, test_free, test_interrupts, test_progress, NULL
 };
-
-/*
- * rng_seed / rng_next / rng_unit / rng_gauss - splitmix64 and friends.
- */
-static void
-rng_seed(uint64_t seed)
-{
-	rng_state = seed * 0x9E3779B97F4A7C15ull + 12345;
-}
-
-static uint64_t
-rng_next(void)
-{
-	uint64_t	z = (rng_state += 0x9E3779B97F4A7C15ull);
-
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
-}
-
-static double
-rng_unit(void)
-{
-	return (double) (rng_next() >> 11) * (1.0 / 9007199254740992.0);
-}
-
-static double
-rng_gauss(void)
-{
-	double		u = rng_unit(),
-				v = rng_unit();
-
-	return sqrt(-2.0 * log(u + 1e-300)) * cos(6.283185307179586 * v);
-}
-
-/*
- * group_begin / group_end / group_skip / check - the reporting.
- */
-static void
-group_begin(const char *fmt,...)
-{
-	static char name[256];
-	va_list		ap;
-
-	va_start(ap, fmt);
-	vsnprintf(name, sizeof(name), fmt, ap);
-	va_end(ap);
-	group_name = name;
-	group_checks = 0;
-	group_failures = 0;
-}
-
-static void
-group_end(void)
-{
-	if (group_failures == 0)
-	{
-		printf("ok   - %s (%ld checks)\n", group_name, group_checks);
-		groups_passed++;
-	}
-	else
-	{
-		printf("FAIL - %s (%ld of %ld checks failed)\n", group_name,
-			   group_failures, group_checks);
-		groups_failed++;
-	}
-	fflush(stdout);
-}
-
-static void
-group_skip(const char *why)
-{
-	printf("skip - %s (%s)\n", group_name, why);
-}
-
-/*
- * check - count one check; on failure print the detail (the first few).
- */
-static int
-check(int ok, const char *fmt,...)
-{
-	group_checks++;
-	if (!ok)
-	{
-		group_failures++;
-		if (group_failures <= MAX_DETAILS)
-		{
-			va_list		ap;
-
-			printf("       %s: ", group_name);
-			va_start(ap, fmt);
-			vprintf(fmt, ap);
-			va_end(ap);
-			printf("\n");
-		}
-	}
-	return ok;
-}
 
 static const char *const metric_names[] = {"?", "l2", "ip", "cosine"};
 

@@ -54,6 +54,8 @@
 /* failure details printed per group */
 #define MAX_DETAILS		5
 
+#include "vstest.h"
+
 /*
  * Recall@10 after reranking the best 40 by code distance, synthetic
  * clustered data (see test_ranking).  Measured 0.999-1.000 for every
@@ -62,14 +64,7 @@
 #define RECALL_MIN		0.99
 #define RECALL_R		40
 
-static const char *group_name;
-static char group_note[256];	/* figures appended to the group's line */
-static long group_checks;
-static long group_failures;
-static int	groups_passed;
-static int	groups_failed;
 
-static uint64_t rng_state;
 
 static long n_allocs;
 static long n_frees;
@@ -108,102 +103,6 @@ test_interrupts(void)
 }
 
 static const VsQuantHooks hooks = {test_alloc, test_free, test_interrupts};
-
-/*
- * rng_seed / rng_next / rng_unit / rng_gauss - splitmix64 and friends.
- */
-static void
-rng_seed(uint64_t seed)
-{
-	rng_state = seed * 0x9E3779B97F4A7C15ull + 12345;
-}
-
-static uint64_t
-rng_next(void)
-{
-	uint64_t	z = (rng_state += 0x9E3779B97F4A7C15ull);
-
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
-}
-
-static double
-rng_unit(void)
-{
-	return (double) (rng_next() >> 11) * (1.0 / 9007199254740992.0);
-}
-
-static double
-rng_gauss(void)
-{
-	double		u = rng_unit(),
-				v = rng_unit();
-
-	return sqrt(-2.0 * log(u + 1e-300)) * cos(6.283185307179586 * v);
-}
-
-/*
- * group_begin / group_end / group_skip / check - the reporting.
- */
-static void
-group_begin(const char *fmt,...)
-{
-	static char name[256];
-	va_list		ap;
-
-	va_start(ap, fmt);
-	vsnprintf(name, sizeof(name), fmt, ap);
-	va_end(ap);
-	group_name = name;
-	group_note[0] = '\0';
-	group_checks = 0;
-	group_failures = 0;
-}
-
-static void
-group_end(void)
-{
-	if (group_failures == 0)
-	{
-		printf("ok   - %s (%ld checks%s)\n", group_name, group_checks, group_note);
-		groups_passed++;
-	}
-	else
-	{
-		printf("FAIL - %s (%ld of %ld checks failed%s)\n", group_name,
-			   group_failures, group_checks, group_note);
-		groups_failed++;
-	}
-	fflush(stdout);
-}
-
-static void
-group_skip(const char *why)
-{
-	printf("skip - %s (%s)\n", group_name, why);
-}
-
-static int
-check(int ok, const char *fmt,...)
-{
-	group_checks++;
-	if (!ok)
-	{
-		group_failures++;
-		if (group_failures <= MAX_DETAILS)
-		{
-			va_list		ap;
-
-			printf("       %s: ", group_name);
-			va_start(ap, fmt);
-			vprintf(fmt, ap);
-			va_end(ap);
-			printf("\n");
-		}
-	}
-	return ok;
-}
 
 /*
  * xmalloc - malloc or exit.

@@ -1,0 +1,143 @@
+/*-------------------------------------------------------------------------
+ *
+ * vstest.h
+ *	  What the stand-alone unit tests share (test/kernels/test_*.c): a
+ *	  seeded splitmix64 generator for reproducible data, and the "ok /
+ *	  FAIL / skip" reporting by groups of checks.
+ *
+ * A header of static functions, included by each test program once; no
+ * postgres.h.  A program defines MAX_DETAILS (how many failed checks of a
+ * group it prints) before including it, or gets 5.
+ *
+ * IDENTIFICATION
+ *	  test/kernels/vstest.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef VSTEST_H
+#define VSTEST_H
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifndef MAX_DETAILS
+#define MAX_DETAILS		5
+#endif
+
+static uint64_t rng_state;
+
+static const char *group_name;
+static char group_note[256];	/* appended to the group's line, or empty */
+static long group_checks;
+static long group_failures;
+static int	groups_passed;
+static int	groups_failed;
+
+/*
+ * rng_seed / rng_next / rng_unit / rng_gauss - splitmix64 and friends.
+ */
+static inline void
+rng_seed(uint64_t seed)
+{
+	rng_state = seed * 0x9E3779B97F4A7C15ull + 12345;
+}
+
+static inline uint64_t
+rng_next(void)
+{
+	uint64_t	z = (rng_state += 0x9E3779B97F4A7C15ull);
+
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
+static inline double
+rng_unit(void)
+{
+	return (double) (rng_next() >> 11) * (1.0 / 9007199254740992.0);
+}
+
+static inline double
+rng_gauss(void)
+{
+	double		u = rng_unit(),
+				v = rng_unit();
+
+	return sqrt(-2.0 * log(u + 1e-300)) * cos(6.283185307179586 * v);
+}
+
+/*
+ * group_begin / group_end / group_skip / check - the reporting.
+ */
+static inline void
+group_begin(const char *fmt,...) __attribute__((format(printf, 1, 2)));
+
+static inline void
+group_begin(const char *fmt,...)
+{
+	static char name[256];
+	va_list		ap;
+
+	va_start(ap, fmt);
+	vsnprintf(name, sizeof(name), fmt, ap);
+	va_end(ap);
+	group_name = name;
+	group_note[0] = '\0';
+	group_checks = 0;
+	group_failures = 0;
+}
+
+static inline void
+group_end(void)
+{
+	if (group_failures == 0)
+	{
+		printf("ok   - %s (%ld checks%s)\n", group_name, group_checks, group_note);
+		groups_passed++;
+	}
+	else
+	{
+		printf("FAIL - %s (%ld of %ld checks failed%s)\n", group_name,
+			   group_failures, group_checks, group_note);
+		groups_failed++;
+	}
+	fflush(stdout);
+}
+
+static inline void
+group_skip(const char *why)
+{
+	printf("skip - %s (%s)\n", group_name, why);
+}
+
+/*
+ * check - count one check; on failure print the detail (the first few).
+ */
+static inline int
+check(int ok, const char *fmt,...) __attribute__((format(printf, 2, 3)));
+
+static inline int
+check(int ok, const char *fmt,...)
+{
+	group_checks++;
+	if (!ok)
+	{
+		group_failures++;
+		if (group_failures <= MAX_DETAILS)
+		{
+			va_list		ap;
+
+			printf("       %s: ", group_name);
+			va_start(ap, fmt);
+			vprintf(fmt, ap);
+			va_end(ap);
+			printf("\n");
+		}
+	}
+	return ok;
+}
+
+#endif							/* VSTEST_H */
