@@ -33,12 +33,12 @@
 use strict;
 use warnings;
 
-use Cwd qw(abs_path);
 use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
+use VsTest qw(crash_node);
 
 my $LISTS = 20;
 
@@ -102,65 +102,6 @@ sub write_workload
     }
     close $fh;
     return $id - $first;
-}
-
-#
-# server_pids - pids of every process whose working directory is the
-# node's data directory (from 001_restart.pl).
-#
-sub server_pids
-{
-    my ($node) = @_;
-    my $datadir = abs_path($node->data_dir);
-    my @pids;
-
-    opendir(my $dh, '/proc') or return ();
-    while (my $entry = readdir $dh)
-    {
-        next unless $entry =~ /^\d+$/;
-        my $cwd = readlink("/proc/$entry/cwd");
-        push @pids, $entry if defined $cwd && $cwd eq $datadir;
-    }
-    closedir $dh;
-    return @pids;
-}
-
-#
-# crash_node - SIGKILL the postmaster, then every other server process, and
-# wait until all of them are gone (from 001_restart.pl).
-#
-sub crash_node
-{
-    my ($node) = @_;
-    my $can_see = -d '/proc/self' && defined readlink('/proc/self/cwd');
-    my $postmaster_pid;
-
-    open my $fh, '<', $node->data_dir . '/postmaster.pid'
-      or die "could not read postmaster.pid: $!";
-    chomp($postmaster_pid = <$fh>);
-    close $fh;
-    my @killed = ($postmaster_pid, server_pids($node));
-
-    $node->kill9;
-    kill 'KILL', @killed;
-
-    if (!$can_see)
-    {
-        sleep 5;
-        return;
-    }
-    my $deadline = time() + $PostgreSQL::Test::Utils::timeout_default;
-    while (1)
-    {
-        my @orphans = server_pids($node);
-        kill 'KILL', @orphans;
-        my @left = grep { kill 0, $_ } (@killed, @orphans);
-        last unless @left;
-        die "server processes @left still present after SIGKILL"
-          if time() > $deadline;
-        usleep(50_000);
-    }
-    return;
 }
 
 #
