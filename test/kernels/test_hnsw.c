@@ -74,24 +74,7 @@
 /* random corruptions tried */
 #define FLIP_TRIALS		3000
 
-/* a tracked allocation: header in front of the caller's block */
-typedef struct Block
-{
-	struct Block *prev;
-	struct Block *next;
-	size_t		size;
-	uint64_t	magic;
-	char		pad[8];			/* caller's block ends up 8 mod 16 */
-} Block;
 
-#define BLOCK_MAGIC 0x686e7377ull
-
-static Block *live_blocks;
-static size_t live_bytes;
-static size_t peak_bytes;
-static long n_allocs;
-static long n_frees;
-static long n_bad_frees;
 
 static long interrupt_calls;
 static long progress_calls;
@@ -100,58 +83,6 @@ static int	progress_total;
 static int	progress_bad;
 
 
-
-/*
- * test_alloc - malloc with a header; counts and tracks the block.
- */
-static void *
-test_alloc(size_t size)
-{
-	Block	   *b = malloc(sizeof(Block) + size);
-
-	if (b == NULL)
-	{
-		fprintf(stderr, "out of memory (%zu bytes)\n", size);
-		exit(2);
-	}
-	b->size = size;
-	b->magic = BLOCK_MAGIC;
-	b->prev = NULL;
-	b->next = live_blocks;
-	if (live_blocks)
-		live_blocks->prev = b;
-	live_blocks = b;
-	live_bytes += size;
-	if (live_bytes > peak_bytes)
-		peak_bytes = live_bytes;
-	n_allocs++;
-	return (char *) (b + 1);
-}
-
-/*
- * test_free - undo test_alloc; a pointer it did not hand out is counted.
- */
-static void
-test_free(void *ptr)
-{
-	Block	   *b = (Block *) ptr - 1;
-
-	if (ptr == NULL || b->magic != BLOCK_MAGIC)
-	{
-		n_bad_frees++;
-		return;
-	}
-	b->magic = 0;
-	if (b->prev)
-		b->prev->next = b->next;
-	else
-		live_blocks = b->next;
-	if (b->next)
-		b->next->prev = b->prev;
-	live_bytes -= b->size;
-	n_frees++;
-	free(b);
-}
 
 /*
  * test_interrupts / test_progress - count the calls; progress must rise.

@@ -66,36 +66,13 @@
 
 
 
-static long n_allocs;
-static long n_frees;
 static long interrupt_calls;
 
 static const char *const metric_names[] = {"?", "l2", "ip", "cosine"};
 
 /*
- * test_alloc / test_free / test_interrupts - counting hooks.
+ * test_interrupts - count the calls (memory: vstest.h's tracking allocator).
  */
-static void *
-test_alloc(size_t size)
-{
-	void	   *p = malloc(size);
-
-	if (p == NULL)
-	{
-		fprintf(stderr, "out of memory (%zu bytes)\n", size);
-		exit(2);
-	}
-	n_allocs++;
-	return p;
-}
-
-static void
-test_free(void *ptr)
-{
-	n_frees++;
-	free(ptr);
-}
-
 static void
 test_interrupts(void)
 {

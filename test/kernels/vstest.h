@@ -21,12 +21,36 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #ifndef MAX_DETAILS
 #define MAX_DETAILS		5
 #endif
 
 static uint64_t rng_state;
+
+/*
+ * The tracking allocator: a header in front of every block, all live
+ * blocks listed.  The padding leaves the caller's block 8 mod 16, so code
+ * that assumes more alignment than malloc promises shows up.
+ */
+typedef struct Block
+{
+	struct Block *prev;
+	struct Block *next;
+	size_t		size;
+	uint64_t	magic;
+	char		pad[8];
+} Block;
+
+#define BLOCK_MAGIC 0x7673746573746d6dull
+
+static Block *live_blocks;
+static size_t live_bytes;
+static size_t peak_bytes;
+static long n_allocs;
+static long n_frees;
+static long n_bad_frees;
 
 static const char *group_name;
 static char group_note[256];	/* appended to the group's line, or empty */
@@ -67,6 +91,69 @@ rng_gauss(void)
 				v = rng_unit();
 
 	return sqrt(-2.0 * log(u + 1e-300)) * cos(6.283185307179586 * v);
+}
+
+/*
+ * test_alloc - malloc with a header; counts and tracks the block (the
+ * modules' alloc hook: it never returns NULL).
+ */
+static inline void *
+test_alloc(size_t size)
+{
+	Block	   *b = malloc(sizeof(Block) + size);
+
+	if (b == NULL)
+	{
+		fprintf(stderr, "out of memory (%zu bytes)\n", size);
+		exit(2);
+	}
+	b->size = size;
+	b->magic = BLOCK_MAGIC;
+	b->prev = NULL;
+	b->next = live_blocks;
+	if (live_blocks)
+		live_blocks->prev = b;
+	live_blocks = b;
+	live_bytes += size;
+	if (live_bytes > peak_bytes)
+		peak_bytes = live_bytes;
+	n_allocs++;
+	return (char *) (b + 1);
+}
+
+/*
+ * test_free - undo test_alloc; a pointer it did not hand out is counted.
+ */
+static inline void
+test_free(void *ptr)
+{
+	Block	   *b = (Block *) ptr - 1;
+
+	if (ptr == NULL || b->magic != BLOCK_MAGIC)
+	{
+		n_bad_frees++;
+		return;
+	}
+	b->magic = 0;
+	if (b->prev)
+		b->prev->next = b->next;
+	else
+		live_blocks = b->next;
+	if (b->next)
+		b->next->prev = b->prev;
+	live_bytes -= b->size;
+	n_frees++;
+	free(b);
+}
+
+/*
+ * free_all_live - what a memory context reset does after an error.
+ */
+static inline void
+free_all_live(void)
+{
+	while (live_blocks)
+		test_free((char *) (live_blocks + 1));
 }
 
 /*
