@@ -2,7 +2,8 @@
 #
 # VsTest.pm
 #     What several TAP tests (test/t/*.pl) share: killing a server the hard
-#     way.  test/run.sh puts test/ on prove's include path (-I).
+#     way, and judging kNN results against an exact scan.  test/run.sh puts
+#     test/ on prove's include path (-I).
 #
 # IDENTIFICATION
 #     test/VsTest.pm
@@ -16,9 +17,11 @@ use warnings;
 use Cwd qw(abs_path);
 use Exporter 'import';
 use PostgreSQL::Test::Utils;
+use Test::More;
 use Time::HiRes qw(usleep);
 
-our @EXPORT_OK = qw(server_pids crash_node);
+our @EXPORT_OK =
+  qw(server_pids crash_node check_results report_bad same_distances index_info);
 
 #
 # server_pids - pids of every process whose working directory is the
@@ -83,6 +86,135 @@ sub crash_node
         usleep(50_000);
     }
     return;
+}
+
+#
+# Results: { query key => [ [id, label, distance], ... ] } in the order the
+# server returned them, the distance computed by the SQL operator in the
+# select list.
+#
+
+# key_name - how a query key reads in a diagnostic
+sub key_name
+{
+    my ($key) = @_;
+    return $key =~ /^\d+$/ ? "q$key" : $key;
+}
+
+# sorted_keys - query keys in order: numerically when they are numbers
+sub sorted_keys
+{
+    my %keys = map { $_ => 1 } @_;
+    my @k = keys %keys;
+    return (grep { !/^\d+$/ } @k) ? sort @k : sort { $a <=> $b } @k;
+}
+
+#
+# check_results - index results against the exact ones.  Returns the
+# tie-aware recall@k (k = rows of the exact answer; a returned row is a
+# hit when it is no farther than the exact k-th) and a hash of the
+# problems: a query (of either side) that did not return $want rows,
+# returned a row twice, returned rows out of distance order, or (with
+# $label: one label for every query, or a hash of them by key) returned a
+# row of another label.  $exact may be undef: no recall, only the checks.
+#
+sub check_results
+{
+    my ($res, $exact, $want, $label) = @_;
+    my ($hits, $total) = (0, 0);
+    my %bad = (count => [], dup => [], order => [], label => []);
+
+    for my $key (sorted_keys(keys %$res, $exact ? keys %$exact : ()))
+    {
+        my $name = key_name($key);
+        my @got  = @{ $res->{$key} // [] };
+        my $want_label = ref $label ? $label->{$key} : $label;
+        push @{ $bad{count} }, "$name: " . scalar(@got) . " rows" if @got != $want;
+        my %seen;
+        for my $r (@got)
+        {
+            push @{ $bad{dup} }, "$name: id $r->[0] twice" if $seen{ $r->[0] }++;
+            push @{ $bad{label} }, "$name: id $r->[0] has label $r->[1]"
+              if defined $want_label && $r->[1] != $want_label;
+        }
+        for my $i (1 .. $#got)
+        {
+            push @{ $bad{order} },
+              "$name: rank $i distance $got[$i][2] < rank " . ($i - 1) . " distance $got[$i-1][2]"
+              if $got[$i][2] < $got[ $i - 1 ][2];
+        }
+        next unless defined $exact;
+        my @ex = @{ $exact->{$key} // [] };
+        next unless @ex;
+        my $kth = $ex[-1][2];
+        $hits += grep { $_->[2] <= $kth } @got[ 0 .. ($#got < $#ex ? $#got : $#ex) ];
+        $total += @ex;
+    }
+    return ($total ? $hits / $total : 0, \%bad);
+}
+
+#
+# report_bad - one test per kind of problem check_results found, with the
+# first few instances; the label test only when $filtered.
+#
+sub report_bad
+{
+    my ($what, $bad, $want, $filtered) = @_;
+    for my $kind (qw(count dup order), $filtered ? ('label') : ())
+    {
+        my @b   = @{ $bad->{$kind} };
+        my $msg = {
+            count => "every query returns $want rows",
+            dup   => 'no row is returned twice',
+            order => 'distances are non-decreasing (exact order)',
+            label => 'every row has the label of the filter'
+        }->{$kind};
+        ok(!@b, "$what: $msg")
+          or diag(scalar(@b) . " problems, first ones:\n  "
+              . join("\n  ", @b[ 0 .. ($#b < 9 ? $#b : 9) ]));
+    }
+    return;
+}
+
+#
+# same_distances - do the index results carry the exact scan's distances,
+# rank by rank?  (Ties may come in any id order.)
+#
+sub same_distances
+{
+    my ($what, $res, $exact) = @_;
+    my @diff;
+
+    for my $key (sorted_keys(keys %$exact))
+    {
+        my @g = map { $_->[2] } @{ $res->{$key} // [] };
+        my @e = map { $_->[2] } @{ $exact->{$key} };
+        next if join(',', @g) eq join(',', @e);
+        my $i = 0;
+        $i++ while $i < @g && $i < @e && $g[$i] eq $e[$i];
+        push @diff, sprintf('%s: %d rows (exact %d), first difference at rank %d: '
+              . 'index %s, exact %s', key_name($key), scalar(@g), scalar(@e), $i,
+            $g[$i] // '(none)', $e[$i] // '(none)');
+    }
+    ok(!@diff, "$what: distances equal the exact scan's rank by rank")
+      or diag(scalar(@diff) . " of " . scalar(keys %$exact) . " queries differ:\n  "
+          . join("\n  ", @diff[ 0 .. ($#diff < 9 ? $#diff : 9) ]));
+    return;
+}
+
+#
+# index_info - columns @cols of the vecstore_index_info row of an index on
+# $node, as a hash ('' for NULL).
+#
+sub index_info
+{
+    my ($node, $index, @cols) = @_;
+    my $row = $node->safe_psql('postgres',
+        'SELECT ' . join(', ', map { "coalesce(${_}::text, '')" } @cols)
+          . " FROM vecstore_index_info('$index'::regclass)");
+    my %info;
+    @info{@cols} = split /\|/, $row, -1;
+    return \%info;
 }
 
 1;

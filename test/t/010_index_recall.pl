@@ -57,6 +57,10 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use VsTest qw(check_results report_bad same_distances index_info);
+
+# the vecstore_index_info columns the checks read
+my @INFO_COLS = qw(clusters sealed_rows delta_rows dead_rows segment_file segment_bytes);
 
 my $NQUERIES = 50;
 my $K        = 10;
@@ -225,104 +229,9 @@ sub index_settings
     return "SET enable_seqscan = off; SET vecstore.probes = $probes;";
 }
 
-#
-# check_results - compare index results with the exact ones.  Returns the
-# tie-aware recall and a hash of the problems found: queries that did not
-# return $want rows, returned a row twice, returned rows out of distance
-# order, or (when $filter_label is defined) returned a row of another label.
-#
-sub check_results
-{
-    my ($res, $exact, $want, $filter_label) = @_;
-    my ($hits, $total) = (0, 0);
-    my %bad = (count => [], dup => [], order => [], label => []);
 
-    for my $qid (sort { $a <=> $b } keys %$exact)
-    {
-        my @got = @{ $res->{$qid} };
-        my @ex  = @{ $exact->{$qid} };
-        push @{ $bad{count} }, "q$qid: " . scalar(@got) . " rows"
-          if @got != $want;
-        my %seen;
-        for my $r (@got)
-        {
-            push @{ $bad{dup} }, "q$qid: id $r->[0] twice" if $seen{ $r->[0] }++;
-            push @{ $bad{label} }, "q$qid: id $r->[0] has label $r->[1]"
-              if defined $filter_label && $r->[1] != $filter_label;
-        }
-        for my $i (1 .. $#got)
-        {
-            push @{ $bad{order} },
-              "q$qid: rank $i distance $got[$i][2] < rank "
-              . ($i - 1)
-              . " distance $got[$i-1][2]"
-              if $got[$i][2] < $got[ $i - 1 ][2];
-        }
-        next unless @ex;
-        my $kth = $ex[-1][2];
-        $hits += grep { $_->[2] <= $kth } @got[ 0 .. ($#got < $#ex ? $#got : $#ex) ];
-        $total += @ex;
-    }
-    return ($total ? $hits / $total : 0, \%bad);
-}
 
-#
-# report_bad - one test per kind of problem, with the first few instances.
-#
-sub report_bad
-{
-    my ($what, $bad, $want, $filtered) = @_;
-    for my $kind (qw(count dup order), $filtered ? ('label') : ())
-    {
-        my @b = @{ $bad->{$kind} };
-        my $msg = {
-            count => "every query returns $want rows",
-            dup   => 'no row is returned twice',
-            order => 'distances are non-decreasing (exact order)',
-            label => 'every row satisfies the filter'
-        }->{$kind};
-        ok(!@b, "$what: $msg")
-          or diag(scalar(@b) . " problems, first ones:\n  "
-              . join("\n  ", @b[ 0 .. ($#b < 9 ? $#b : 9) ]));
-    }
-    return;
-}
 
-#
-# same_distances - do the index results carry exactly the exact scan's
-# distances, rank by rank?  (Ties may come in any id order.)
-#
-sub same_distances
-{
-    my ($what, $res, $exact) = @_;
-    my @diff;
-
-    for my $qid (sort { $a <=> $b } keys %$exact)
-    {
-        my $g = join(',', map { $_->[2] } @{ $res->{$qid} });
-        my $e = join(',', map { $_->[2] } @{ $exact->{$qid} });
-        push @diff, "q$qid:\n    index: $g\n    exact: $e" if $g ne $e;
-    }
-    ok(!@diff, "$what: results equal the exact scan's")
-      or diag(scalar(@diff) . " queries differ, first ones:\n  "
-          . join("\n  ", @diff[ 0 .. ($#diff < 4 ? $#diff : 4) ]));
-    return;
-}
-
-#
-# index_info - the vecstore_index_info row of an index, as a hash.
-#
-sub index_info
-{
-    my ($index) = @_;
-    my @cols = qw(clusters sealed_rows delta_rows dead_rows segment_file segment_bytes);
-    my $row = $node->safe_psql('postgres',
-        'SELECT ' . join(', ', map { "coalesce(${_}::text, '')" } @cols)
-          . " FROM vecstore_index_info('$index'::regclass)");
-    my %info;
-    @info{@cols} = split /\|/, $row, -1;
-    return \%info;
-}
 
 #
 # self_lookup - every inserted row (id > nbase) in a sample of 200 finds
@@ -420,7 +329,7 @@ for my $case (@CASES)
     note "$name: built the index on $nbase rows of $dim dimensions in about "
       . (time() - $t0) . " s";
 
-    my $info = index_info($idx);
+    my $info = index_info($node, $idx, @INFO_COLS);
     is($info->{clusters},    $lists, "$name: index has $lists clusters");
     is($info->{sealed_rows}, $nbase, "$name: every row is sealed after the build");
     is($info->{delta_rows},  0,      "$name: no delta rows after the build");
@@ -466,7 +375,7 @@ for my $case (@CASES)
     $node->safe_psql('postgres',
         "INSERT INTO $t SELECT id, id % 20, $expr FROM stage_$name WHERE id > $nbase; ANALYZE $t;");
     my $total = $nbase + $nins;
-    $info = index_info($idx);
+    $info = index_info($node, $idx, @INFO_COLS);
     is($info->{sealed_rows} + $info->{delta_rows}, $total,
         "$name: sealed_rows + delta_rows = $total after $nins inserts "
           . "($info->{sealed_rows} + $info->{delta_rows})");
@@ -533,7 +442,7 @@ for my $case (@CASES)
             ANALYZE $t;
         });
         my $count = $node->safe_psql('postgres', "SELECT count(*) FROM $t");
-        $info = index_info($idx);
+        $info = index_info($node, $idx, @INFO_COLS);
         is($info->{sealed_rows} + $info->{delta_rows} - $info->{dead_rows}, $count,
             "$name after VACUUM: sealed_rows + delta_rows - dead_rows = $count live rows "
               . "($info->{sealed_rows} + $info->{delta_rows} - $info->{dead_rows})");

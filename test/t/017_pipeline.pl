@@ -70,6 +70,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use VsTest qw(check_results report_bad same_distances index_info);
 
 #
 # Minimum recall@10 (50 queries; "filtered": 20 queries x 10 labels).
@@ -86,6 +87,9 @@ use Test::More;
 # over many lists, so 2 of 8 lists bound recall (bench/RESULTS.md).
 #
 #                                   min        IVF    default fast
+# the vecstore_index_info columns the checks read
+my @INFO_COLS = qw(clusters sealed_rows min_cluster_rows max_cluster_rows delta_rows dead_rows);
+
 my %MIN_RECALL = (
     'l2'                    => 0.95,    # 1.000  0.998
     'cosine'                => 0.95,    # 1.000  0.986
@@ -293,106 +297,9 @@ sub run_queries
     return \%res;
 }
 
-#
-# check_results - index results against the exact ones.  Returns the
-# tie-aware recall@k (k = rows of the exact answer) and the problems: a
-# query that did not return $want rows, returned a row twice, returned
-# rows out of distance order or (with $label) a row of another label.
-#
-sub check_results
-{
-    my ($res, $exact, $want, $label) = @_;
-    my ($hits, $total) = (0, 0);
-    my %bad = (count => [], dup => [], order => [], label => []);
 
-    for my $key (sort keys %$res)
-    {
-        my @got = @{ $res->{$key} };
-        push @{ $bad{count} }, "$key: " . scalar(@got) . " rows" if @got != $want;
-        my %seen;
-        for my $r (@got)
-        {
-            push @{ $bad{dup} }, "$key: id $r->[0] twice" if $seen{ $r->[0] }++;
-            push @{ $bad{label} }, "$key: id $r->[0] has label $r->[1]"
-              if defined $label && $r->[1] != $label->{$key};
-        }
-        for my $i (1 .. $#got)
-        {
-            push @{ $bad{order} },
-              "$key: rank $i distance $got[$i][2] < rank " . ($i - 1) . " distance $got[$i-1][2]"
-              if $got[$i][2] < $got[ $i - 1 ][2];
-        }
-        next unless defined $exact;
-        my @ex = @{ $exact->{$key} };
-        next unless @ex;
-        my $kth = $ex[-1][2];
-        $hits += grep { $_->[2] <= $kth } @got[ 0 .. ($#got < $#ex ? $#got : $#ex) ];
-        $total += @ex;
-    }
-    return ($total ? $hits / $total : 0, \%bad);
-}
 
-#
-# report_bad - one test per kind of problem, with the first few instances.
-#
-sub report_bad
-{
-    my ($what, $bad, $want, $filtered) = @_;
-    for my $kind (qw(count dup order), $filtered ? ('label') : ())
-    {
-        my @b   = @{ $bad->{$kind} };
-        my $msg = {
-            count => "every query returns $want rows",
-            dup   => 'no row is returned twice',
-            order => 'distances are non-decreasing',
-            label => 'every row has the label of the filter'
-        }->{$kind};
-        ok(!@b, "$what: $msg")
-          or diag(scalar(@b) . " problems, first ones:\n  "
-              . join("\n  ", @b[ 0 .. ($#b < 9 ? $#b : 9) ]));
-    }
-    return;
-}
 
-#
-# same_distances - do the index results carry the exact scan's distances,
-# rank by rank?  (Ties may come in any id order.)
-#
-sub same_distances
-{
-    my ($what, $res, $exact) = @_;
-    my @diff;
-
-    for my $key (sort keys %$exact)
-    {
-        my @g = map { $_->[2] } @{ $res->{$key} };
-        my @e = map { $_->[2] } @{ $exact->{$key} };
-        next if join(',', @g) eq join(',', @e);
-        my $i = 0;
-        $i++ while $i < @g && $i < @e && $g[$i] eq $e[$i];
-        push @diff, sprintf('%s: %d rows (exact %d), first difference at rank %d: '
-              . 'index %s, exact %s', $key, scalar(@g), scalar(@e), $i,
-            $g[$i] // '(none)', $e[$i] // '(none)');
-    }
-    ok(!@diff, "$what: distances equal the exact scan's rank by rank")
-      or diag(scalar(@diff) . " of " . scalar(keys %$exact) . " queries differ:\n  "
-          . join("\n  ", @diff[ 0 .. ($#diff < 9 ? $#diff : 9) ]));
-    return;
-}
-
-#
-# index_info - the vecstore_index_info row of an index, as a hash.
-#
-sub index_info
-{
-    my ($index) = @_;
-    my @cols = qw(clusters sealed_rows min_cluster_rows max_cluster_rows delta_rows dead_rows);
-    my $row = $node->safe_psql('postgres',
-        'SELECT ' . join(', ', @cols) . " FROM vecstore_index_info('$index'::regclass)");
-    my %info;
-    @info{@cols} = split /\|/, $row, -1;
-    return \%info;
-}
 
 sub elapsed { return sprintf('%d s', time() - $started); }
 
@@ -447,7 +354,7 @@ for my $case (@CASES)
     $node->safe_psql('postgres',
         "CREATE INDEX $idx ON $t USING vecstore (v $case->{opclass}) WITH (lists = $lists)");
     note "$name: index built in about " . (time() - $t0) . ' s';
-    my $info = index_info($idx);
+    my $info = index_info($node, $idx, @INFO_COLS);
     is($info->{clusters}, $lists, "$name: the index has $lists clusters");
     cmp_ok($info->{min_cluster_rows}, '>=', 1000,
         "$name: every cluster has >= 1000 rows (min $info->{min_cluster_rows}, "
@@ -497,7 +404,7 @@ for my $case (@CASES)
     # 3. the other 20% of the rows, inserted after the build
     $node->safe_psql('postgres',
         "INSERT INTO $t SELECT id, 0, $expr FROM stage_$name WHERE id > $nbase; ANALYZE $t;");
-    $info = index_info($idx);
+    $info = index_info($node, $idx, @INFO_COLS);
     is($info->{delta_rows}, $nins, "$name: the $nins inserted rows are in the delta chains");
     $exact10 = run_queries($EXACT, $queries->($K));
     for my $m (modes($lists))
@@ -578,7 +485,7 @@ for my $case (@CASES)
     });
     is($node->safe_psql('postgres', "SELECT count(*), count(DISTINCT label) FROM $t"),
         "$nrows|10", "filters: $nrows rows with 10 labels loaded");
-    my $info = index_info($idx);
+    my $info = index_info($node, $idx, @INFO_COLS);
     cmp_ok($info->{min_cluster_rows}, '>=', 1000,
         "filters: every cluster has >= 1000 rows (min $info->{min_cluster_rows}, "
           . "max $info->{max_cluster_rows})");
