@@ -131,10 +131,10 @@ demo:
 KMEANS_SRCS = src/vskmeans.c src/vsdistance.c
 KMEANS_DEPS = $(KMEANS_SRCS) src/vskmeans.h src/vsdistance.h
 
-test/kernels/test_kmeans: test/kernels/test_kmeans.c test/kernels/vstest.h $(KMEANS_DEPS)
+test/kernels/test_kmeans: test/kernels/test_kmeans.c test/kernels/vstest.h test/kernels/vsrng.h $(KMEANS_DEPS)
 	$(CC) $(STANDALONE_CFLAGS) -o $@ test/kernels/test_kmeans.c $(KMEANS_SRCS) -lm
 
-bench/bench_kmeans: bench/bench_kmeans.c $(KMEANS_DEPS)
+bench/bench_kmeans: bench/bench_kmeans.c test/kernels/vsrng.h $(KMEANS_DEPS)
 	$(CC) $(STANDALONE_CFLAGS) -o $@ bench/bench_kmeans.c $(KMEANS_SRCS) -lm
 
 KERNEL_TESTS += test/kernels/test_kmeans
@@ -150,10 +150,10 @@ ifneq ($(wildcard src/vshnsw.c),)
 HNSW_SRCS = src/vshnsw.c src/vsdistance.c
 HNSW_DEPS = $(HNSW_SRCS) src/vshnsw.h src/vsdistance.h
 
-test/kernels/test_hnsw: test/kernels/test_hnsw.c test/kernels/vstest.h $(HNSW_DEPS)
+test/kernels/test_hnsw: test/kernels/test_hnsw.c test/kernels/vstest.h test/kernels/vsrng.h $(HNSW_DEPS)
 	$(CC) $(STANDALONE_CFLAGS) -o $@ test/kernels/test_hnsw.c $(HNSW_SRCS) -lm
 
-bench/bench_hnsw: bench/bench_hnsw.c $(HNSW_DEPS)
+bench/bench_hnsw: bench/bench_hnsw.c test/kernels/vsrng.h $(HNSW_DEPS)
 	$(CC) $(STANDALONE_CFLAGS) -o $@ bench/bench_hnsw.c $(HNSW_SRCS) -lm
 
 KERNEL_TESTS += test/kernels/test_hnsw
@@ -164,10 +164,10 @@ ifneq ($(wildcard src/vsquant.c),)
 QUANT_SRCS = src/vsquant.c src/vsdistance.c
 QUANT_DEPS = $(QUANT_SRCS) src/vsquant.h src/vsdistance.h
 
-test/kernels/test_quant: test/kernels/test_quant.c test/kernels/vstest.h $(QUANT_DEPS)
+test/kernels/test_quant: test/kernels/test_quant.c test/kernels/vstest.h test/kernels/vsrng.h $(QUANT_DEPS)
 	$(CC) $(STANDALONE_CFLAGS) -o $@ test/kernels/test_quant.c $(QUANT_SRCS) -lm
 
-bench/bench_quant: bench/bench_quant.c $(QUANT_DEPS)
+bench/bench_quant: bench/bench_quant.c test/kernels/vsrng.h $(QUANT_DEPS)
 	$(CC) $(STANDALONE_CFLAGS) -o $@ bench/bench_quant.c $(QUANT_SRCS) -lm
 
 KERNEL_TESTS += test/kernels/test_quant

@@ -60,6 +60,7 @@
 
 #include "vsdistance.h"
 #include "vshnsw.h"
+#include "../test/kernels/vsrng.h"
 
 #define MAX_RUNS		15
 #define K				10
@@ -98,8 +99,6 @@ static int	big;
 static int	runs = 3;
 static double min_time = 0.1;
 static const char *data_dir;
-static uint64_t rng_state = 12345;
-
 static const char *const metric_names[] = {"?", "L2", "IP", "cosine"};
 
 /*
@@ -112,34 +111,6 @@ now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-/*
- * rng_next / rng_unit / rng_gauss - splitmix64 and friends.
- */
-static uint64_t
-rng_next(void)
-{
-	uint64_t	z = (rng_state += 0x9E3779B97F4A7C15ull);
-
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
-}
-
-static double
-rng_unit(void)
-{
-	return (double) (rng_next() >> 11) * (1.0 / 9007199254740992.0);
-}
-
-static double
-rng_gauss(void)
-{
-	double		u = rng_unit(),
-				v = rng_unit();
-
-	return sqrt(-2.0 * log(u + 1e-300)) * cos(6.283185307179586 * v);
 }
 
 /*

@@ -45,6 +45,7 @@
 
 #include "vsdistance.h"
 #include "vskmeans.h"
+#include "../test/kernels/vsrng.h"
 
 #define MAX_RUNS		15
 #define SYNTH_N			1000000
@@ -138,34 +139,6 @@ median(double *v, int n)
 {
 	qsort(v, n, sizeof(double), cmp_double);
 	return (n % 2) ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-/* splitmix64 for the synthetic data */
-static uint64_t rng_state = 12345;
-
-static uint64_t
-rng_next(void)
-{
-	uint64_t	z = (rng_state += 0x9E3779B97F4A7C15ull);
-
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
-}
-
-static double
-rng_unit(void)
-{
-	return (double) (rng_next() >> 11) * (1.0 / 9007199254740992.0);
-}
-
-static double
-rng_gauss(void)
-{
-	double		u = rng_unit(),
-				v = rng_unit();
-
-	return sqrt(-2.0 * log(u + 1e-300)) * cos(6.283185307179586 * v);
 }
 
 /*

@@ -55,6 +55,8 @@
 
 #include "vsdistance.h"
 #include "vsquant.h"
+#define VSRNG_INITIAL	42
+#include "../test/kernels/vsrng.h"
 
 #define MAX_RUNS		31
 #define SCAN_N			4096
@@ -98,8 +100,6 @@ static const char *data_dir;
 static const char *sections = "123";
 
 static volatile float sink;
-static uint64_t rng_state = 42;
-
 /* a candidate: estimated distance and row */
 typedef struct Cand
 {
@@ -136,34 +136,6 @@ now_seconds(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double) ts.tv_sec + (double) ts.tv_nsec * 1e-9;
-}
-
-/*
- * rng_next / rng_unit - splitmix64.
- */
-static uint64_t
-rng_next(void)
-{
-	uint64_t	z = (rng_state += 0x9E3779B97F4A7C15ull);
-
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
-}
-
-static double
-rng_unit(void)
-{
-	return (double) (rng_next() >> 11) * (1.0 / 9007199254740992.0);
-}
-
-static double
-rng_gauss(void)
-{
-	double		u = rng_unit(),
-				v = rng_unit();
-
-	return sqrt(-2.0 * log(u + 1e-300)) * cos(6.283185307179586 * v);
 }
 
 /*

@@ -2,7 +2,7 @@
  *
  * vstest.h
  *	  What the stand-alone unit tests share (test/kernels/test_*.c): a
- *	  seeded splitmix64 generator for reproducible data, and the "ok /
+ *	  seeded generator for reproducible data (vsrng.h), and the "ok /
  *	  FAIL / skip" reporting by groups of checks.
  *
  * A header of static functions, included by each test program once; no
@@ -23,11 +23,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* the tests seed before they draw; unseeded, the state starts at 0 */
+#define VSRNG_INITIAL	0
+#include "vsrng.h"
+
 #ifndef MAX_DETAILS
 #define MAX_DETAILS		5
 #endif
 
-static uint64_t rng_state;
 
 /*
  * The tracking allocator: a header in front of every block, all live
@@ -60,37 +63,12 @@ static int	groups_passed;
 static int	groups_failed;
 
 /*
- * rng_seed / rng_next / rng_unit / rng_gauss - splitmix64 and friends.
+ * rng_seed - restart the generator (vsrng.h) from "seed".
  */
 static inline void
 rng_seed(uint64_t seed)
 {
 	rng_state = seed * 0x9E3779B97F4A7C15ull + 12345;
-}
-
-static inline uint64_t
-rng_next(void)
-{
-	uint64_t	z = (rng_state += 0x9E3779B97F4A7C15ull);
-
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
-}
-
-static inline double
-rng_unit(void)
-{
-	return (double) (rng_next() >> 11) * (1.0 / 9007199254740992.0);
-}
-
-static inline double
-rng_gauss(void)
-{
-	double		u = rng_unit(),
-				v = rng_unit();
-
-	return sqrt(-2.0 * log(u + 1e-300)) * cos(6.283185307179586 * v);
 }
 
 /*
