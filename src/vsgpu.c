@@ -235,7 +235,8 @@ VsGpuCheck(const char *what, bool count)
 	VsGpuState state;
 	char		error[256];
 
-	if (vecstore_gpu == VS_GPU_OFF)
+	/* under auto, only counted work needs the shared state: scans skip it */
+	if (vecstore_gpu == VS_GPU_OFF || (vecstore_gpu == VS_GPU_AUTO && !count))
 		return;
 	if (gpu_shared == NULL)
 	{
