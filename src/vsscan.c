@@ -665,15 +665,15 @@ order_all(IndexScanDesc scan)
 }
 
 /*
- * route - the first clusters to probe: from the routing graph when the
- * index has one (enough for the probes and a few extensions; order_all
- * adds the rest if the scan gets there), else every cluster in order.
+ * route - the first clusters to probe ("cache": the metadata the scan
+ * just read): from the routing graph when the index has one (enough for
+ * the probes and a few extensions; order_all adds the rest if the scan
+ * gets there), else every cluster in order.
  */
 static void
-route(IndexScanDesc scan)
+route(IndexScanDesc scan, VsMetaCache cache)
 {
 	VsScanOpaque so = (VsScanOpaque) scan->opaque;
-	VsMetaCache cache = VsGetMetaCache(scan->indexRelation);
 	int			nclusters = so->meta.nclusters;
 
 	so->norder = 0;
@@ -842,7 +842,7 @@ start_scan(IndexScanDesc scan)
 		so->use_graphs = VsKernels.inner_product(so->query, so->query, so->meta.dims) > 0.0f;
 
 	so->order = palloc(sizeof(int) * so->meta.nclusters);
-	route(scan);
+	route(scan, cache);
 	so->body = VsSegmentBody(scan->indexRelation, &so->meta);
 	so->params = VsSegmentParams(&so->meta, so->body);
 	if (so->params != NULL && so->use_graphs)
