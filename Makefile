@@ -26,7 +26,7 @@ REGRESS = vector_type vector_functions cast copy aggregates errors \
 	index_options index_build index_scan index_vacuum
 REGRESS_OPTS = --inputdir=. --load-extension=$(EXTENSION)
 
-PG_CPPFLAGS = -I$(srcdir)/src
+PG_CPPFLAGS = -I$(srcdir)/src -I$(srcdir)/cuda
 PG_CFLAGS = -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers
 ifeq ($(WERROR),1)
 PG_CFLAGS += -Werror
@@ -58,7 +58,8 @@ NVCC_GENCODE = -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code
 	-gencode arch=compute_90,code=compute_90
 
 EXTRA_CLEAN = test/kernels/test_kernels bench/bench_kernels tools/fvecs2pg \
-	$(GPU_HELPER) cuda/vsgpu_helper.o cuda/vsgpu_device.o cuda/vsgpu_nocuda.o
+	$(GPU_HELPER) cuda/vsgpu_helper.o cuda/vsgpu_device.o cuda/vsgpu_nocuda.o \
+	cuda/vskmeans_helper.o cuda/vsdistance_helper.o
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
@@ -74,22 +75,34 @@ $(OBJS): $(wildcard src/*.h)
 # vecstore.so where the background worker looks for it.
 all: $(GPU_HELPER)
 
-cuda/vsgpu_helper.o: cuda/vsgpu_helper.c cuda/vsgpu_helper.h
-	$(CC) -O2 -g -Wall -Wextra -Werror -Icuda -c -o $@ cuda/vsgpu_helper.c
+# The helper runs vecstore's own CPU code for its emulation mode and for
+# the exact distances it returns: src/vskmeans.c and src/vsdistance.c,
+# compiled here as separate objects (without the server's flags).
+GPU_HELPER_CFLAGS = -O2 -g -Wall -Wextra -Wno-unused-parameter -Werror -Icuda -I$(srcdir)/src
+GPU_HELPER_OBJS = cuda/vsgpu_helper.o cuda/vskmeans_helper.o cuda/vsdistance_helper.o
+
+cuda/vsgpu_helper.o: cuda/vsgpu_helper.c cuda/vsgpu_helper.h cuda/vsgpu_protocol.h src/vskmeans.h src/vsdistance.h
+	$(CC) $(GPU_HELPER_CFLAGS) -c -o $@ cuda/vsgpu_helper.c
+
+cuda/vskmeans_helper.o: src/vskmeans.c src/vskmeans.h src/vsdistance.h
+	$(CC) $(GPU_HELPER_CFLAGS) -c -o $@ src/vskmeans.c
+
+cuda/vsdistance_helper.o: src/vsdistance.c src/vsdistance.h
+	$(CC) $(GPU_HELPER_CFLAGS) -c -o $@ src/vsdistance.c
 
 cuda/vsgpu_nocuda.o: cuda/vsgpu_nocuda.c cuda/vsgpu_helper.h
-	$(CC) -O2 -g -Wall -Wextra -Werror -Icuda -c -o $@ cuda/vsgpu_nocuda.c
+	$(CC) $(GPU_HELPER_CFLAGS) -c -o $@ cuda/vsgpu_nocuda.c
 
 cuda/vsgpu_device.o: cuda/vsgpu_device.cu cuda/vsgpu_helper.h
 	$(NVCC) -O2 -Icuda $(NVCC_GENCODE) -c -o $@ cuda/vsgpu_device.cu
 
 ifeq ($(VS_CUDA),yes)
-$(GPU_HELPER): cuda/vsgpu_helper.o cuda/vsgpu_device.o
-	$(NVCC) -o $@ cuda/vsgpu_helper.o cuda/vsgpu_device.o -L$(CUDA_HOME)/lib64 -lcublas \
-		-Xlinker -rpath=$(CUDA_HOME)/lib64
+$(GPU_HELPER): $(GPU_HELPER_OBJS) cuda/vsgpu_device.o
+	$(NVCC) -o $@ $(GPU_HELPER_OBJS) cuda/vsgpu_device.o -L$(CUDA_HOME)/lib64 -lcublas \
+		-Xlinker -rpath=$(CUDA_HOME)/lib64 -lm -lrt
 else
-$(GPU_HELPER): cuda/vsgpu_helper.o cuda/vsgpu_nocuda.o
-	$(CC) -o $@ cuda/vsgpu_helper.o cuda/vsgpu_nocuda.o
+$(GPU_HELPER): $(GPU_HELPER_OBJS) cuda/vsgpu_nocuda.o
+	$(CC) -o $@ $(GPU_HELPER_OBJS) cuda/vsgpu_nocuda.o -lm -lrt
 endif
 
 install: install-gpu-helper

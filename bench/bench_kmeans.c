@@ -120,7 +120,7 @@ bench_interrupts(void)
 {
 }
 
-static const VsKmeansHooks hooks = {bench_alloc, bench_free, bench_interrupts, NULL, NULL};
+static const VsKmeansHooks hooks = {bench_alloc, bench_free, bench_interrupts, NULL, NULL, NULL, NULL};
 
 /*
  * median - of n doubles (sorts them).

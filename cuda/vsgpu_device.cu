@@ -8,11 +8,19 @@
  * without the toolkit or a driver.  Compiled by nvcc for sm_80 and sm_90,
  * with PTX for newer devices (Makefile).
  *
+ * Assignment (vsgpu_device_assign): the distance matrix of a slice of
+ * vectors against all centroids is one cuBLAS SGEMM (FP32, no TF32: the
+ * ranking must match the CPU's up to near-ties); a warp per vector then
+ * takes the arg-min of bias + scale * dot, lowest index on ties, as the
+ * CPU kernels rank (src/vskmeans.c).  Device buffers grow to the largest
+ * job seen and stay allocated for the next one.
+ *
  * IDENTIFICATION
  *	  cuda/vsgpu_device.cu
  *
  *-------------------------------------------------------------------------
  */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -23,6 +31,104 @@
 
 static cublasHandle_t handle;
 static int	opened;
+
+/* device buffers, kept between jobs (grow only) */
+typedef struct DevBuf
+{
+	void	   *ptr;
+	size_t		size;
+} DevBuf;
+
+static DevBuf d_centroids,
+			d_bias,
+			d_scale,
+			d_x,
+			d_g,
+			d_out;
+
+/*
+ * fail - describe a CUDA error; -2 for an error that leaves the context
+ * unusable (the helper then exits and the worker starts a fresh one), -1
+ * for one the next job may not meet (out of memory).
+ */
+static int
+fail(cudaError_t rc, const char *what, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "%s: %s", what, cudaGetErrorString(rc));
+	return rc == cudaErrorMemoryAllocation ? -1 : -2;
+}
+
+/* reserve - make b hold at least size bytes */
+static cudaError_t
+reserve(DevBuf *b, size_t size)
+{
+	cudaError_t rc;
+
+	if (b->size >= size)
+		return cudaSuccess;
+	if (b->ptr)
+		cudaFree(b->ptr);
+	b->ptr = NULL;
+	b->size = 0;
+	rc = cudaMalloc(&b->ptr, size);
+	if (rc == cudaSuccess)
+		b->size = size;
+	else
+		(void) cudaGetLastError();	/* clear a non-sticky allocation error */
+	return rc;
+}
+
+static void
+release(DevBuf *b)
+{
+	if (b->ptr)
+		cudaFree(b->ptr);
+	b->ptr = NULL;
+	b->size = 0;
+}
+
+/*
+ * argmin_rows - one warp per row of g (rows x k, row-major): out[row] =
+ * the j minimising bias[j] + scale[j] * g[row][j]; ties and rows with no
+ * finite value go to the lowest j (0).
+ */
+__global__ void
+argmin_rows(const float *g, const float *bias, const float *scale, int k,
+			int rows, int32_t *out)
+{
+	int			row = (int) ((blockIdx.x * (size_t) blockDim.x + threadIdx.x) / 32);
+	int			lane = threadIdx.x & 31;
+	const float *gr;
+	float		best = INFINITY;
+	int			bi = k;
+
+	if (row >= rows)
+		return;
+	gr = g + (size_t) row * k;
+	for (int j = lane; j < k; j += 32)
+	{
+		float		v = fmaf(scale[j], gr[j], bias[j]);
+
+		if (v < best)
+		{
+			best = v;
+			bi = j;
+		}
+	}
+	for (int off = 16; off > 0; off >>= 1)
+	{
+		float		ov = __shfl_down_sync(0xffffffffu, best, off);
+		int			oi = __shfl_down_sync(0xffffffffu, bi, off);
+
+		if (ov < best || (ov == best && oi < bi))
+		{
+			best = ov;
+			bi = oi;
+		}
+	}
+	if (lane == 0)
+		out[row] = (bi < k) ? bi : 0;
+}
 
 extern "C" int
 vsgpu_built_with_cuda(void)
@@ -81,6 +187,86 @@ vsgpu_device_open(VsGpuDeviceInfo *info, char *err, size_t errlen)
 	return 0;
 }
 
+extern "C" int
+vsgpu_device_assign(const float *centroids, const float *bias, const float *scale,
+					int k, int dim, const float *x, int n, int32_t *out,
+					uint64_t memory_limit, char *err, size_t errlen)
+{
+	const float one = 1.0f,
+				zero = 0.0f;
+	size_t		cbytes = (size_t) k * dim * sizeof(float);
+	size_t		per_row = ((size_t) dim + k + 1) * sizeof(float);
+	size_t		budget;
+	size_t		slice;
+	cudaError_t rc;
+
+	if (!opened)
+	{
+		snprintf(err, errlen, "no device is open");
+		return -1;
+	}
+	/* what the vectors, the distance matrix and the answers may take */
+	budget = (size_t) 1 << 30;
+	if (memory_limit > 0)
+	{
+		size_t		fixed = cbytes + 2 * (size_t) k * sizeof(float);
+		size_t		avail = memory_limit > fixed ? memory_limit - fixed : 0;
+
+		if (avail < budget)
+			budget = avail;
+	}
+	slice = budget / per_row;
+	if (slice < 1)
+		slice = 1;
+	if (slice > (size_t) n)
+		slice = n;
+
+	if ((rc = reserve(&d_centroids, cbytes)) != cudaSuccess ||
+		(rc = reserve(&d_bias, k * sizeof(float))) != cudaSuccess ||
+		(rc = reserve(&d_scale, k * sizeof(float))) != cudaSuccess ||
+		(rc = reserve(&d_x, slice * dim * sizeof(float))) != cudaSuccess ||
+		(rc = reserve(&d_g, slice * k * sizeof(float))) != cudaSuccess ||
+		(rc = reserve(&d_out, slice * sizeof(int32_t))) != cudaSuccess)
+		return fail(rc, "allocating device memory", err, errlen);
+
+	if ((rc = cudaMemcpy(d_centroids.ptr, centroids, cbytes, cudaMemcpyHostToDevice)) != cudaSuccess ||
+		(rc = cudaMemcpy(d_bias.ptr, bias, k * sizeof(float), cudaMemcpyHostToDevice)) != cudaSuccess ||
+		(rc = cudaMemcpy(d_scale.ptr, scale, k * sizeof(float), cudaMemcpyHostToDevice)) != cudaSuccess)
+		return fail(rc, "copying centroids", err, errlen);
+
+	for (size_t first = 0; first < (size_t) n; first += slice)
+	{
+		int			rows = (int) (((size_t) n - first) < slice ? (size_t) n - first : slice);
+		cublasStatus_t st;
+		unsigned	blocks = (unsigned) (((size_t) rows * 32 + 255) / 256);
+
+		rc = cudaMemcpy(d_x.ptr, x + first * dim, (size_t) rows * dim * sizeof(float),
+						cudaMemcpyHostToDevice);
+		if (rc != cudaSuccess)
+			return fail(rc, "copying vectors", err, errlen);
+		/* g^T (k x rows, column-major) = C (k x dim) * X^T (dim x rows) */
+		st = cublasSgemm(handle, CUBLAS_OP_T, CUBLAS_OP_N, k, rows, dim, &one,
+						 (const float *) d_centroids.ptr, dim,
+						 (const float *) d_x.ptr, dim, &zero,
+						 (float *) d_g.ptr, k);
+		if (st != CUBLAS_STATUS_SUCCESS)
+		{
+			snprintf(err, errlen, "cublasSgemm failed with status %d", (int) st);
+			return st == CUBLAS_STATUS_ALLOC_FAILED ? -1 : -2;
+		}
+		argmin_rows<<<blocks, 256>>>((const float *) d_g.ptr, (const float *) d_bias.ptr,
+									 (const float *) d_scale.ptr, k, rows,
+									 (int32_t *) d_out.ptr);
+		rc = cudaGetLastError();
+		if (rc == cudaSuccess)
+			rc = cudaMemcpy(out + first, d_out.ptr, (size_t) rows * sizeof(int32_t),
+							cudaMemcpyDeviceToHost);
+		if (rc != cudaSuccess)
+			return fail(rc, "arg-min kernel", err, errlen);
+	}
+	return 0;
+}
+
 extern "C" uint64_t
 vsgpu_device_used(void)
 {
@@ -97,6 +283,12 @@ vsgpu_device_close(void)
 {
 	if (opened)
 	{
+		release(&d_centroids);
+		release(&d_bias);
+		release(&d_scale);
+		release(&d_x);
+		release(&d_g);
+		release(&d_out);
 		cublasDestroy(handle);
 		opened = 0;
 	}

@@ -39,6 +39,20 @@ typedef struct VsGpuDeviceInfo
  */
 extern int	vsgpu_device_open(VsGpuDeviceInfo *info, char *err, size_t errlen);
 
+/*
+ * vsgpu_device_assign - for each of n vectors x (row-major, dim floats),
+ * out[i] = the j minimising bias[j] + scale[j] * (x_i . c_j) over the k
+ * centroids c (ties and non-finite rows: the lowest j), from one GEMM of
+ * the vectors against the centroids.  Device memory stays within
+ * memory_limit bytes (the vectors go in slices that fit).  0 on success;
+ * else a one-line reason in "err" and -1 (out of memory: the next job may
+ * fare better) or -2 (the device context is lost: the helper must exit).
+ */
+extern int	vsgpu_device_assign(const float *centroids, const float *bias,
+								const float *scale, int k, int dim,
+								const float *x, int n, int32_t *out,
+								uint64_t memory_limit, char *err, size_t errlen);
+
 /* vsgpu_device_used - bytes of device memory in use (for the status). */
 extern uint64_t vsgpu_device_used(void);
 

@@ -29,6 +29,15 @@ vsgpu_device_open(VsGpuDeviceInfo *info, char *err, size_t errlen)
 	return -1;
 }
 
+int
+vsgpu_device_assign(const float *centroids, const float *bias, const float *scale,
+					int k, int dim, const float *x, int n, int32_t *out,
+					uint64_t memory_limit, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "the GPU helper was built without CUDA");
+	return -1;
+}
+
 uint64_t
 vsgpu_device_used(void)
 {

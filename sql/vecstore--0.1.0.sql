@@ -371,6 +371,9 @@ CREATE FUNCTION vecstore_gpu_status(
     OUT fallbacks bigint,
     OUT fallback_reason text,
     OUT resident_clusters integer,
+    OUT requests bigint,
+    OUT batches bigint,
+    OUT avg_batch_size float8,
     OUT last_error text)
     AS 'MODULE_PATHNAME', 'vecstore_gpu_status' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
 
@@ -379,5 +382,5 @@ CREATE FUNCTION vecstore_verify(index regclass, repair boolean DEFAULT false)
     AS 'MODULE_PATHNAME', 'vecstore_verify' LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
 
 COMMENT ON FUNCTION vecstore_index_info(regclass) IS 'clusters, rows per cluster, delta and dead rows, segment file and bytes mapped by this session, codes and graphs, of a vecstore index';
-COMMENT ON FUNCTION vecstore_gpu_status() IS 'the GPU service: state, device, memory, helper process and restarts, work that ran on the CPU instead and why, last error';
+COMMENT ON FUNCTION vecstore_gpu_status() IS 'the GPU service: state, device, memory, helper process and restarts, work that ran on the CPU instead and why, requests and batches, last error';
 COMMENT ON FUNCTION vecstore_verify(regclass, boolean) IS 'checks a vecstore index (fork checksums, delta chains, segment file); one row per problem; repair => true rebuilds a bad segment file';

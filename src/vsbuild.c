@@ -70,6 +70,8 @@ typedef struct VsBuildState
 	ItemPointerData *batch_tids;
 	int32	   *batch_assign;
 	int			nbatch;
+	int			batch_cap;		/* ASSIGN_BATCH, or a GPU transfer's worth */
+	VsGpuOffload *offload;		/* assignment on the GPU, when it can */
 	double		assigned;
 	Tuplesortstate *sort;
 	TupleDesc	sortdesc;
@@ -201,6 +203,8 @@ flush_batch(VsBuildState *bs)
 
 	if (bs->nbatch == 0)
 		return;
+	kmeans_hooks.offload_assign = VsGpuOffloadAssign;
+	kmeans_hooks.offload_arg = bs->offload;
 
 	if (bs->nclusters == 1)
 		memset(bs->batch_assign, 0, sizeof(int32) * bs->nbatch);
@@ -261,7 +265,7 @@ assign_callback(Relation index, ItemPointer tid, Datum *values,
 	MemoryContextSwitchTo(oldcxt);
 	MemoryContextReset(bs->tmpCtx);
 
-	if (bs->nbatch == ASSIGN_BATCH)
+	if (bs->nbatch == bs->batch_cap)
 		flush_batch(bs);
 }
 
@@ -812,10 +816,16 @@ vsbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	VsClusterExtras ex;
 	VsQuantParams *params = NULL;
 	int			quantizer;
+	VsGpuOffload offload;
 
 	kmeans_hooks.progress = kmeans_progress;
 	VsGpuCheck("CREATE INDEX", true);
+	memset(&offload, 0, sizeof(offload));
+	offload.what = "CREATE INDEX";
+	kmeans_hooks.offload_assign = VsGpuOffloadAssign;
+	kmeans_hooks.offload_arg = &offload;
 	memset(&bs, 0, sizeof(bs));
+	bs.offload = &offload;
 	bs.heap = heap;
 	bs.index = index;
 	bs.metric = VsGetMetric(index);
@@ -868,8 +878,14 @@ vsbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	bs.nclusters = 0;
 	if (nsample > 0)
 	{
+		VsKmeansStats stats;
+
 		bs.nclusters = VsKmeansTrain(bs.sample, nsample, bs.dims, lists, bs.metric,
-									 &opt, &kmeans_hooks, bs.centroids, NULL);
+									 &opt, &kmeans_hooks, bs.centroids, &stats);
+		/* the GPU test compares the inertia of GPU and CPU builds */
+		elog(DEBUG1, "vecstore k-means: %d samples, %d clusters, %d rounds, inertia %.9g, %lld jobs on the GPU",
+			 nsample, stats.centroids, stats.iterations, stats.inertia,
+			 (long long) offload.jobs);
 		if (bs.nclusters < 0 || bs.nclusters > lists)
 			elog(ERROR, "k-means produced %d clusters for %d lists", bs.nclusters, lists);
 		if (bs.nclusters > 0 && bs.nclusters < lists)
@@ -917,9 +933,11 @@ vsbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL, (int64) bs.rows);
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, 0);
 	bs.counts = palloc0(sizeof(int64) * bs.nclusters);
-	bs.batch = palloc(sizeof(float) * bs.dims * ASSIGN_BATCH);
-	bs.batch_tids = palloc(sizeof(ItemPointerData) * ASSIGN_BATCH);
-	bs.batch_assign = palloc(sizeof(int32) * ASSIGN_BATCH);
+	/* the GPU takes the rows a transfer segment holds at a time */
+	bs.batch_cap = Max(ASSIGN_BATCH, VsGpuAssignRows(bs.nclusters, bs.dims));
+	bs.batch = palloc(sizeof(float) * bs.dims * bs.batch_cap);
+	bs.batch_tids = palloc(sizeof(ItemPointerData) * bs.batch_cap);
+	bs.batch_assign = palloc(sizeof(int32) * bs.batch_cap);
 	bs.sortdesc = CreateTemplateTupleDesc(3);
 	TupleDescInitEntry(bs.sortdesc, (AttrNumber) 1, "cluster", INT4OID, -1, 0);
 	TupleDescInitEntry(bs.sortdesc, (AttrNumber) 2, "tid", TIDOID, -1, 0);
@@ -934,6 +952,8 @@ vsbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 							   assign_callback, &bs, NULL);
 		flush_batch(&bs);
 	}
+	elog(DEBUG1, "vecstore assignment: %lld rows, %lld jobs on the GPU in all",
+		 (long long) bs.assigned, (long long) offload.jobs);
 	tuplesort_performsort(bs.sort);
 
 	/* the fork, WAL-logged once in bulk */

@@ -39,6 +39,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -48,6 +49,8 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "storage/dsm.h"
+#include "storage/dsm_impl.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
@@ -58,6 +61,46 @@
 #include "utils/timestamp.h"
 
 #include "vsgpu.h"
+#include "vsgpu_protocol.h"
+
+/* request slots in the ring: more backends than this wait on the CPU */
+#define VS_GPU_SLOTS			32
+
+/*
+ * Bytes of one transfer segment: the centroids and a slice of vectors of
+ * an assignment job.  Small enough for a container's default /dev/shm
+ * (64 MB) with the server's own segments beside it.
+ */
+#define VS_GPU_SEGMENT_BYTES	((Size) 8 * 1024 * 1024)
+
+/*
+ * Assignments smaller than this many multiply-adds stay on the CPU: they
+ * take there (about 0.3 ms on one core) what the round trip through the
+ * worker and the helper costs.
+ */
+#define VS_GPU_MIN_ASSIGN_WORK	((double) (1 << 22))
+
+typedef enum VsGpuSlotState
+{
+	VS_SLOT_FREE = 0,
+	VS_SLOT_QUEUED,				/* filled by a backend, not yet sent */
+	VS_SLOT_SENT,				/* with the helper */
+	VS_SLOT_DONE,				/* answered: ok / error */
+	VS_SLOT_ABANDONED			/* its backend stopped waiting; the answer is dropped */
+} VsGpuSlotState;
+
+/* one request in the ring, under VsGpuShared.mutex */
+typedef struct VsGpuSlot
+{
+	VsGpuSlotState state;
+	uint32		seq;			/* tells a late answer from the slot's next use */
+	Latch	   *latch;			/* the waiting backend's */
+	char		verb[16];		/* "ASSIGN" */
+	char		segment[64];	/* the job's shared memory segment */
+	uint64		token;			/* also in the job's header */
+	bool		ok;
+	char		error[160];
+} VsGpuSlot;
 
 /* helper states, as vecstore_gpu_status() names them */
 typedef enum VsGpuState
@@ -89,12 +132,22 @@ typedef struct VsGpuShared
 	int64		fallbacks;
 	char		fallback_reason[128];
 	char		last_error[256];
+	/* the request ring */
+	Latch	   *worker_latch;	/* set by backends that queue a request */
+	uint32		next_seq;
+	int64		requests;		/* queued by backends */
+	int64		answered;		/* answered OK by the helper */
+	int64		batches;		/* batches the helper took them in */
+	int64		batched;		/* requests in those batches */
+	VsGpuSlot	slots[VS_GPU_SLOTS];
 } VsGpuShared;
 
 /* GUCs */
 int			vecstore_gpu = VS_GPU_AUTO;
 static int	vecstore_gpu_memory = 0;	/* MB; 0: 80% of the device */
 static bool vecstore_gpu_emulate = false;
+static int	vecstore_gpu_batch_delay = 100;	/* microseconds */
+static int	vecstore_gpu_timeout = 10000;	/* milliseconds */
 
 static const struct config_enum_entry gpu_options[] = {
 	{"off", VS_GPU_OFF, false},
@@ -121,6 +174,7 @@ typedef struct Helper
 	bool		ready;
 	int			memory_mb;		/* the settings it was started with */
 	bool		emulate;
+	int			batch_delay;
 } Helper;
 
 static volatile sig_atomic_t got_sigterm = false;
@@ -205,6 +259,23 @@ VsGpuInit(void)
 							 GUC_NOT_IN_SAMPLE,
 							 NULL, NULL, NULL);
 
+	DefineCustomIntVariable("vecstore.gpu_batch_delay",
+							"Sets how long the GPU helper waits to batch requests, in microseconds",
+							"After the first request of a batch, the helper waits this long for requests from other backends to run with it.",
+							&vecstore_gpu_batch_delay,
+							100, 0, 100000,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("vecstore.gpu_timeout",
+							"Sets how long a backend waits for the GPU service to answer",
+							"A request not answered in time is done on the CPU, with the same result.",
+							&vecstore_gpu_timeout,
+							10000, 10, INT_MAX,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 
@@ -269,6 +340,330 @@ VsGpuCheck(const char *what, bool count)
 				 errhint("Set vecstore.gpu to \"auto\" to run on the CPU when no GPU is usable.")));
 }
 
+/* ---- requests from backends ---- */
+
+/*
+ * VsGpuUsable - whether work may go to the GPU now: vecstore.gpu is not
+ * off and the service has a running helper.
+ */
+bool
+VsGpuUsable(void)
+{
+	VsGpuState	state;
+
+	if (vecstore_gpu == VS_GPU_OFF || gpu_shared == NULL)
+		return false;
+	SpinLockAcquire(&gpu_shared->mutex);
+	state = gpu_shared->state;
+	SpinLockRelease(&gpu_shared->mutex);
+	return state == VS_GPU_STATE_RUNNING;
+}
+
+/*
+ * count_fallback - record (under auto) that work ran on the CPU, and why.
+ */
+static void
+count_fallback(const char *what, const char *why)
+{
+	if (gpu_shared == NULL)
+		return;
+	SpinLockAcquire(&gpu_shared->mutex);
+	gpu_shared->fallbacks++;
+	snprintf(gpu_shared->fallback_reason, sizeof(gpu_shared->fallback_reason),
+			 "%s ran on the CPU: %s", what, why);
+	SpinLockRelease(&gpu_shared->mutex);
+}
+
+/*
+ * gpu_request - queue one request (verb, job segment and the token in its
+ * header), wake the worker,
+ * and wait for the answer.  True when the helper did the job; false with
+ * the reason in "why" (no free slot, the service not running, the
+ * helper's error, or no answer within vecstore.gpu_timeout).  An error
+ * (a cancel) while waiting leaves the slot to the worker, which drops the
+ * late answer.
+ */
+static bool
+gpu_request(const char *verb, const char *segment, uint64 token, char *why, size_t whylen)
+{
+	volatile int slotno = -1;
+	volatile uint32 seq = 0;
+	Latch	   *worker_latch;
+	TimestampTz deadline;
+	volatile bool done = false;
+	volatile bool ok = false;
+
+	SpinLockAcquire(&gpu_shared->mutex);
+	worker_latch = gpu_shared->worker_latch;
+	if (gpu_shared->state == VS_GPU_STATE_RUNNING && worker_latch != NULL)
+	{
+		for (int i = 0; i < VS_GPU_SLOTS; i++)
+		{
+			VsGpuSlot  *slot = &gpu_shared->slots[i];
+
+			if (slot->state != VS_SLOT_FREE)
+				continue;
+			slotno = i;
+			seq = ++gpu_shared->next_seq;
+			slot->seq = seq;
+			slot->latch = MyLatch;
+			strlcpy(slot->verb, verb, sizeof(slot->verb));
+			strlcpy(slot->segment, segment, sizeof(slot->segment));
+			slot->token = token;
+			slot->ok = false;
+			slot->error[0] = '\0';
+			slot->state = VS_SLOT_QUEUED;
+			gpu_shared->requests++;
+			break;
+		}
+		if (slotno < 0)
+			snprintf(why, whylen, "all %d GPU request slots are busy", VS_GPU_SLOTS);
+	}
+	else
+		snprintf(why, whylen, "the GPU service is \"%s\"", state_names[gpu_shared->state]);
+	SpinLockRelease(&gpu_shared->mutex);
+	if (slotno < 0)
+		return false;
+
+	SetLatch(worker_latch);
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), vecstore_gpu_timeout);
+	PG_TRY();
+	{
+		for (;;)
+		{
+			VsGpuSlot  *slot = &gpu_shared->slots[slotno];
+			long		left;
+
+			SpinLockAcquire(&gpu_shared->mutex);
+			if (slot->state == VS_SLOT_DONE && slot->seq == seq)
+			{
+				ok = slot->ok;
+				if (!ok)
+					snprintf(why, whylen, "the GPU helper failed: %s", slot->error);
+				slot->state = VS_SLOT_FREE;
+				done = true;
+			}
+			SpinLockRelease(&gpu_shared->mutex);
+			if (done)
+				break;
+
+			left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+			if (left <= 0)
+			{
+				snprintf(why, whylen, "no answer from the GPU service within %d ms",
+						 vecstore_gpu_timeout);
+				break;
+			}
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 left, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+	PG_FINALLY();
+	{
+		if (!done)
+		{
+			VsGpuSlot  *slot = &gpu_shared->slots[slotno];
+
+			/* not answered: a queued request is withdrawn, a sent one dropped */
+			SpinLockAcquire(&gpu_shared->mutex);
+			if (slot->seq == seq)
+			{
+				if (slot->state == VS_SLOT_QUEUED || slot->state == VS_SLOT_DONE)
+					slot->state = VS_SLOT_FREE;
+				else if (slot->state == VS_SLOT_SENT)
+					slot->state = VS_SLOT_ABANDONED;
+			}
+			SpinLockRelease(&gpu_shared->mutex);
+		}
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/*
+ * next_token - a token no other job of this cluster's lifetime carries:
+ * the backend's pid and a counter.
+ */
+static uint64
+next_token(void)
+{
+	static uint32 counter = 0;
+
+	return ((uint64) MyProcPid << 32) | ++counter;
+}
+
+/*
+ * job_segment - a dynamic shared memory segment of "size" bytes that the
+ * helper can map by name (into *name), or NULL with the reason in "why".
+ * The helper opens POSIX shared memory, so other implementations (and
+ * segments carved from the main shared memory by min_dynamic_shared_memory)
+ * cannot carry jobs.
+ */
+static dsm_segment *
+job_segment(Size size, char *name, size_t namelen, char *why, size_t whylen)
+{
+	struct statvfs vfs;
+	dsm_segment *seg;
+	dsm_handle	handle;
+
+	if (dynamic_shared_memory_type != DSM_IMPL_POSIX)
+	{
+		snprintf(why, whylen, "dynamic_shared_memory_type is not \"posix\"");
+		return NULL;
+	}
+	/* a full /dev/shm would make dsm_create fail the whole statement */
+	if (statvfs("/dev/shm", &vfs) == 0 &&
+		(double) vfs.f_bavail * vfs.f_frsize < 2.0 * size)
+	{
+		snprintf(why, whylen, "/dev/shm has less than %zu MB free", (2 * size) >> 20);
+		return NULL;
+	}
+	seg = dsm_create(size, DSM_CREATE_NULL_IF_MAXSEGMENTS);
+	if (seg == NULL)
+	{
+		snprintf(why, whylen, "too many dynamic shared memory segments");
+		return NULL;
+	}
+	handle = dsm_segment_handle(seg);
+	if (handle & 1)
+	{
+		/* from the main region (min_dynamic_shared_memory): no file */
+		dsm_detach(seg);
+		snprintf(why, whylen, "min_dynamic_shared_memory is in use");
+		return NULL;
+	}
+	snprintf(name, namelen, "/PostgreSQL.%u", handle);
+	return seg;
+}
+
+/*
+ * assign_slice - how many vectors of "dim" dimensions one transfer segment
+ * carries along with k centroids; 0 when the centroids alone do not fit.
+ */
+static int
+assign_slice(int k, int dim)
+{
+	Size		cbytes = (Size) k * dim * sizeof(float);
+	Size		row_bytes = (Size) dim * sizeof(float) + sizeof(int32) + sizeof(float);
+
+	if (cbytes + 8192 + row_bytes > VS_GPU_SEGMENT_BYTES)
+		return 0;
+	return (int) Min((Size) INT_MAX, (VS_GPU_SEGMENT_BYTES - cbytes - 8192) / row_bytes);
+}
+
+/*
+ * VsGpuAssignRows - the batch of vectors an assignment should hand to
+ * VsKmeansAssign for the GPU to do it well: a transfer segment's worth,
+ * or 0 when no GPU is usable.
+ */
+int
+VsGpuAssignRows(int k, int dim)
+{
+	if (!VsGpuUsable())
+		return 0;
+	return assign_slice(k, dim);
+}
+
+/*
+ * VsGpuOffloadAssign - VsKmeansHooks.offload_assign for index builds: the
+ * nearest centroid of each vector, computed by the GPU helper (cuBLAS GEMM
+ * and an arg-min; in emulation, the same CPU code as VsKmeansAssign).  The
+ * vectors go in slices of one transfer segment.  0 when the helper
+ * answered all of them; -1 sends the caller to the CPU: vecstore.gpu off,
+ * no service, a small job, or a failure.  A failure turns the offload off
+ * for the rest of the build (it is counted as a fallback, with its reason)
+ * under auto, and is an error under on.
+ */
+int
+VsGpuOffloadAssign(void *arg, const float *centroids, int k, int dim,
+				   VsMetric metric, const float *vectors, int n,
+				   int32_t *out, float *out_dist)
+{
+	VsGpuOffload *off = (VsGpuOffload *) arg;
+	Size		cbytes = (Size) k * dim * sizeof(float);
+	char		why[256] = "";
+	char		name[64];
+	dsm_segment *seg = NULL;
+	VsGpuAssignJob job;
+	int			slice;
+	int			done = 0;
+
+	if (off == NULL || off->disabled || vecstore_gpu == VS_GPU_OFF || gpu_shared == NULL ||
+		n <= 0 || (double) n * k * dim < VS_GPU_MIN_ASSIGN_WORK)
+		return -1;
+
+	slice = Min(assign_slice(k, dim), n);
+	if (slice == 0)
+		snprintf(why, sizeof(why), "%d centroids of %d dimensions do not fit a transfer segment",
+				 k, dim);
+	else
+	{
+		memset(&job, 0, sizeof(job));
+		job.magic = VSGPU_ASSIGN_MAGIC;
+		job.metric = (int32) metric;
+		job.k = k;
+		job.dim = dim;
+		job.n = slice;
+		job.want_dist = (out_dist != NULL);
+		job.kernel_path = (int32) VsKernelsActivePath;
+		VsGpuAssignLayout(&job);
+		seg = job_segment(job.total, name, sizeof(name), why, sizeof(why));
+	}
+
+	if (seg != NULL)
+	{
+		char	   *base = dsm_segment_address(seg);
+
+		memcpy(base + job.centroids_off, centroids, cbytes);
+		for (done = 0; done < n; done += slice)
+		{
+			int			rows = Min(slice, n - done);
+
+			job.n = rows;
+			job.token = next_token();
+			VsGpuAssignLayout(&job);
+			memcpy(base, &job, sizeof(job));
+			memcpy(base + job.vectors_off, vectors + (Size) done * dim,
+				   (Size) rows * dim * sizeof(float));
+			if (!gpu_request("ASSIGN", name, job.token, why, sizeof(why)))
+				break;
+			memcpy(out + done, base + job.out_off, (Size) rows * sizeof(int32));
+			if (out_dist)
+				memcpy(out_dist + done, base + job.dist_off, (Size) rows * sizeof(float));
+			/* the answer is the helper's: check it before anyone uses it */
+			for (int i = 0; i < rows; i++)
+			{
+				if (out[done + i] < 0 || out[done + i] >= k)
+				{
+					snprintf(why, sizeof(why), "the GPU helper assigned a vector to centroid %d of %d",
+							 out[done + i], k);
+					rows = -1;
+					break;
+				}
+			}
+			if (rows < 0)
+				break;
+			off->jobs++;
+		}
+		dsm_detach(seg);
+	}
+	if (seg != NULL && done >= n)
+		return 0;
+
+	/* the CPU answers; later calls of this build do not try again */
+	off->disabled = true;
+	if (vecstore_gpu == VS_GPU_ON)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("vecstore.gpu is \"on\" but the GPU could not do the work of %s", off->what),
+				 errdetail("%s.", why),
+				 errhint("Set vecstore.gpu to \"auto\" to run on the CPU when the GPU cannot.")));
+	count_fallback(off->what, why);
+	return -1;
+}
+
 /* ---- the worker ---- */
 
 static void
@@ -303,6 +698,7 @@ helper_start(Helper *h)
 {
 	char		path[MAXPGPATH];
 	char		limit[32];
+	char		delay[32];
 	int			in[2],
 				out[2];
 	pid_t		pid;
@@ -321,6 +717,7 @@ helper_start(Helper *h)
 	}
 	snprintf(limit, sizeof(limit), "%llu",
 			 (unsigned long long) vecstore_gpu_memory * 1024 * 1024);
+	snprintf(delay, sizeof(delay), "%d", vecstore_gpu_batch_delay);
 
 	if (pipe(in) != 0 || pipe(out) != 0)
 	{
@@ -349,9 +746,11 @@ helper_start(Helper *h)
 		dup2(out[1], STDOUT_FILENO);
 		closefrom(STDERR_FILENO + 1);
 		if (vecstore_gpu_emulate)
-			execl(path, path, "--memory-limit", limit, "--emulate", (char *) NULL);
+			execl(path, path, "--memory-limit", limit, "--batch-delay", delay,
+				  "--emulate", (char *) NULL);
 		else
-			execl(path, path, "--memory-limit", limit, (char *) NULL);
+			execl(path, path, "--memory-limit", limit, "--batch-delay", delay,
+				  (char *) NULL);
 		_exit(127);
 	}
 	close(in[0]);
@@ -365,12 +764,115 @@ helper_start(Helper *h)
 	h->started = GetCurrentTimestamp();
 	h->memory_mb = vecstore_gpu_memory;
 	h->emulate = vecstore_gpu_emulate;
+	h->batch_delay = vecstore_gpu_batch_delay;
 
 	SpinLockAcquire(&gpu_shared->mutex);
 	gpu_shared->helper_pid = (int) pid;
 	SpinLockRelease(&gpu_shared->mutex);
 	set_state(VS_GPU_STATE_STARTING, NULL);
 	return true;
+}
+
+/*
+ * slot_finish - answer a slot (caller holds the mutex) and wake its
+ * backend; an abandoned slot is freed instead.
+ */
+static void
+slot_finish(VsGpuSlot *slot, bool ok, const char *error)
+{
+	if (slot->state == VS_SLOT_ABANDONED)
+	{
+		slot->state = VS_SLOT_FREE;
+		return;
+	}
+	slot->ok = ok;
+	strlcpy(slot->error, error ? error : "", sizeof(slot->error));
+	slot->state = VS_SLOT_DONE;
+	if (ok)
+		gpu_shared->answered++;
+	if (slot->latch)
+		SetLatch(slot->latch);
+}
+
+/*
+ * slot_answer - the helper's "DONE <slot> <seq> OK|ERROR <why>".
+ */
+static void
+slot_answer(const char *rest)
+{
+	int			i;
+	unsigned	seq;
+	int			n = 0;
+
+	if (sscanf(rest, "%d %u %n", &i, &seq, &n) < 2 || i < 0 || i >= VS_GPU_SLOTS)
+	{
+		ereport(LOG, (errmsg("vecstore: GPU helper sent a bad answer: %s", rest)));
+		return;
+	}
+	rest += n;
+	SpinLockAcquire(&gpu_shared->mutex);
+	if (gpu_shared->slots[i].seq == seq &&
+		(gpu_shared->slots[i].state == VS_SLOT_SENT ||
+		 gpu_shared->slots[i].state == VS_SLOT_ABANDONED))
+	{
+		bool		ok = (strncmp(rest, "OK", 2) == 0);
+
+		slot_finish(&gpu_shared->slots[i], ok,
+					ok ? NULL : (strncmp(rest, "ERROR ", 6) == 0 ? rest + 6 : rest));
+		if (!ok)
+			strlcpy(gpu_shared->last_error, rest, sizeof(gpu_shared->last_error));
+	}
+	SpinLockRelease(&gpu_shared->mutex);
+}
+
+/*
+ * slots_fail - answer every slot in "from" state (queued or sent) with an
+ * error: the helper is gone or not running.
+ */
+static void
+slots_fail(VsGpuSlotState from, const char *why)
+{
+	SpinLockAcquire(&gpu_shared->mutex);
+	for (int i = 0; i < VS_GPU_SLOTS; i++)
+	{
+		VsGpuSlot  *slot = &gpu_shared->slots[i];
+
+		if (slot->state == from ||
+			(from == VS_SLOT_SENT && slot->state == VS_SLOT_ABANDONED))
+			slot_finish(slot, false, why);
+	}
+	SpinLockRelease(&gpu_shared->mutex);
+}
+
+/*
+ * slots_dispatch - send the queued requests to a ready helper.  The lines
+ * are short and at most VS_GPU_SLOTS are outstanding, far below what a
+ * pipe buffers, so the writes do not block.
+ */
+static void
+slots_dispatch(Helper *h)
+{
+	char		lines[VS_GPU_SLOTS][128];
+	int			nlines = 0;
+
+	SpinLockAcquire(&gpu_shared->mutex);
+	for (int i = 0; i < VS_GPU_SLOTS; i++)
+	{
+		VsGpuSlot  *slot = &gpu_shared->slots[i];
+
+		if (slot->state != VS_SLOT_QUEUED)
+			continue;
+		snprintf(lines[nlines++], sizeof(lines[0]), "%s %d %u %s " UINT64_FORMAT "\n",
+				 slot->verb, i, slot->seq, slot->segment, slot->token);
+		slot->state = VS_SLOT_SENT;
+	}
+	SpinLockRelease(&gpu_shared->mutex);
+
+	for (int i = 0; i < nlines; i++)
+	{
+		if (write(h->to_fd, lines[i], strlen(lines[i])) < 0)
+			break;				/* the helper is gone: its slots fail when reaped */
+	}
 }
 
 /*
@@ -407,6 +909,17 @@ helper_line(Helper *h, char *line, bool *nodevice_logged)
 							line + 9)));
 		*nodevice_logged = true;
 		set_state(VS_GPU_STATE_NO_DEVICE, line + 9);
+	}
+	else if (strncmp(line, "DONE ", 5) == 0)
+		slot_answer(line + 5);
+	else if (strncmp(line, "BATCH ", 6) == 0)
+	{
+		long		n = strtol(line + 6, NULL, 10);
+
+		SpinLockAcquire(&gpu_shared->mutex);
+		gpu_shared->batches++;
+		gpu_shared->batched += Max(n, 0);
+		SpinLockRelease(&gpu_shared->mutex);
 	}
 	else if (strncmp(line, "STATUS ", 7) == 0)
 	{
@@ -478,6 +991,7 @@ helper_reap(Helper *h, char *why, size_t whylen, bool *nodevice_logged)
 	SpinLockAcquire(&gpu_shared->mutex);
 	gpu_shared->helper_pid = 0;
 	SpinLockRelease(&gpu_shared->mutex);
+	slots_fail(VS_SLOT_SENT, why);
 	return true;
 }
 
@@ -525,6 +1039,13 @@ vs_gpu_worker_main(Datum arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	BackgroundWorkerUnblockSignals();
 
+	/* a previous worker's requests died with its helper */
+	slots_fail(VS_SLOT_SENT, "the GPU service restarted");
+	slots_fail(VS_SLOT_QUEUED, "the GPU service restarted");
+	SpinLockAcquire(&gpu_shared->mutex);
+	gpu_shared->worker_latch = MyLatch;
+	SpinLockRelease(&gpu_shared->mutex);
+
 	for (;;)
 	{
 		char		why[256];
@@ -540,7 +1061,8 @@ vs_gpu_worker_main(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 			gave_up = false;	/* a reload retries a device or helper */
 			if (h.pid != 0 && (h.memory_mb != vecstore_gpu_memory ||
-							   h.emulate != vecstore_gpu_emulate))
+							   h.emulate != vecstore_gpu_emulate ||
+							   h.batch_delay != vecstore_gpu_batch_delay))
 				helper_stop(&h);	/* restarted below with the new settings */
 			backoff_ms = 1000;
 			next_start = 0;
@@ -589,6 +1111,21 @@ vs_gpu_worker_main(Datum arg)
 			}
 		}
 
+		/* requests: to a ready helper, else answered with the reason */
+		if (h.pid != 0 && h.ready)
+			slots_dispatch(&h);
+		else if (h.pid == 0 || !want)
+		{
+			char		msg[64];
+			VsGpuState	state;
+
+			SpinLockAcquire(&gpu_shared->mutex);
+			state = gpu_shared->state;
+			SpinLockRelease(&gpu_shared->mutex);
+			snprintf(msg, sizeof(msg), "the GPU service is \"%s\"", state_names[state]);
+			slots_fail(VS_SLOT_QUEUED, msg);
+		}
+
 		/* the device memory in use, every few seconds */
 		if (h.pid != 0 && h.ready && TimestampDifferenceExceeds(last_status, now, 5000))
 		{
@@ -606,23 +1143,28 @@ vs_gpu_worker_main(Datum arg)
 		ResetLatch(MyLatch);
 	}
 
+	SpinLockAcquire(&gpu_shared->mutex);
+	gpu_shared->worker_latch = NULL;
+	SpinLockRelease(&gpu_shared->mutex);
 	helper_stop(&h);
 	set_state(VS_GPU_STATE_DISABLED, NULL);
+	slots_fail(VS_SLOT_QUEUED, "the GPU service stopped");
 	proc_exit(0);
 }
 
 PG_FUNCTION_INFO_V1(vecstore_gpu_status);
 /*
  * vecstore_gpu_status() - one row: the GPU service as the worker last saw
- * it.
+ * it, and the requests backends sent it.
  */
+#define GPU_STATUS_COLS 15
 Datum
 vecstore_gpu_status(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
-	Datum		values[12];
-	bool		nulls[12];
-	VsGpuShared snap;
+	Datum		values[GPU_STATUS_COLS];
+	bool		nulls[GPU_STATUS_COLS];
+	VsGpuShared *snap;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -631,35 +1173,41 @@ vecstore_gpu_status(PG_FUNCTION_ARGS)
 	if (gpu_shared == NULL)
 	{
 		values[0] = CStringGetTextDatum("not loaded");
-		for (int i = 1; i < 12; i++)
+		for (int i = 1; i < GPU_STATUS_COLS; i++)
 			nulls[i] = true;
-		values[11] = CStringGetTextDatum("vecstore is not in shared_preload_libraries");
-		nulls[11] = false;
+		values[GPU_STATUS_COLS - 1] = CStringGetTextDatum("vecstore is not in shared_preload_libraries");
+		nulls[GPU_STATUS_COLS - 1] = false;
 		PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 	}
 
+	snap = palloc(sizeof(VsGpuShared));
 	SpinLockAcquire(&gpu_shared->mutex);
-	memcpy(&snap, gpu_shared, sizeof(snap));
+	memcpy(snap, gpu_shared, sizeof(VsGpuShared));
 	SpinLockRelease(&gpu_shared->mutex);
 
-	values[0] = CStringGetTextDatum(state_names[snap.state]);
-	values[1] = CStringGetTextDatum(snap.device);
-	nulls[1] = (snap.device[0] == '\0');
-	values[2] = Int64GetDatum((int64) snap.memory_total);
-	nulls[2] = (snap.device[0] == '\0');
-	values[3] = Int64GetDatum((int64) snap.memory_limit);
-	nulls[3] = (snap.device[0] == '\0');
-	values[4] = Int64GetDatum((int64) snap.memory_used);
-	nulls[4] = (snap.state != VS_GPU_STATE_RUNNING);
-	values[5] = Int32GetDatum(snap.helper_pid);
-	nulls[5] = (snap.helper_pid == 0);
-	values[6] = Int32GetDatum(snap.restarts);
-	values[7] = TimestampTzGetDatum(snap.state_since);
-	values[8] = Int64GetDatum(snap.fallbacks);
-	values[9] = CStringGetTextDatum(snap.fallback_reason);
-	nulls[9] = (snap.fallback_reason[0] == '\0');
+	values[0] = CStringGetTextDatum(state_names[snap->state]);
+	values[1] = CStringGetTextDatum(snap->device);
+	nulls[1] = (snap->device[0] == '\0');
+	values[2] = Int64GetDatum((int64) snap->memory_total);
+	nulls[2] = (snap->device[0] == '\0');
+	values[3] = Int64GetDatum((int64) snap->memory_limit);
+	nulls[3] = (snap->device[0] == '\0');
+	values[4] = Int64GetDatum((int64) snap->memory_used);
+	nulls[4] = (snap->state != VS_GPU_STATE_RUNNING);
+	values[5] = Int32GetDatum(snap->helper_pid);
+	nulls[5] = (snap->helper_pid == 0);
+	values[6] = Int32GetDatum(snap->restarts);
+	values[7] = TimestampTzGetDatum(snap->state_since);
+	values[8] = Int64GetDatum(snap->fallbacks);
+	values[9] = CStringGetTextDatum(snap->fallback_reason);
+	nulls[9] = (snap->fallback_reason[0] == '\0');
 	values[10] = Int32GetDatum(0);	/* resident clusters: none in this version */
-	values[11] = CStringGetTextDatum(snap.last_error);
-	nulls[11] = (snap.last_error[0] == '\0');
+	values[11] = Int64GetDatum(snap->requests);
+	values[12] = Int64GetDatum(snap->batches);
+	values[13] = Float8GetDatum(snap->batches > 0 ?
+								(double) snap->batched / snap->batches : 0.0);
+	nulls[13] = (snap->batches == 0);
+	values[14] = CStringGetTextDatum(snap->last_error);
+	nulls[14] = (snap->last_error[0] == '\0');
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

@@ -12,6 +12,8 @@
 #ifndef VSGPU_H
 #define VSGPU_H
 
+#include "vsdistance.h"
+
 /* vecstore.gpu */
 typedef enum VsGpuMode
 {
@@ -22,7 +24,20 @@ typedef enum VsGpuMode
 
 extern int	vecstore_gpu;
 
+/* the state of one operation's offload (VsKmeansHooks.offload_arg) */
+typedef struct VsGpuOffload
+{
+	const char *what;			/* "CREATE INDEX": for messages */
+	bool		disabled;		/* a request failed: the CPU does the rest */
+	int64		jobs;			/* jobs the GPU did */
+} VsGpuOffload;
+
 extern void VsGpuInit(void);
 extern void VsGpuCheck(const char *what, bool count);
+extern int	VsGpuOffloadAssign(void *arg, const float *centroids, int k, int dim,
+							   VsMetric metric, const float *vectors, int n,
+							   int32_t *out, float *out_dist);
+extern bool VsGpuUsable(void);
+extern int	VsGpuAssignRows(int k, int dim);
 
 #endif							/* VSGPU_H */

@@ -199,8 +199,6 @@ static uint64_t rng_below(Rng *rng, uint64_t bound);
 
 static void *alloc_array(const VsKmeansHooks *hooks, size_t count, size_t size);
 static void poll_interrupts(const VsKmeansHooks *hooks);
-static void bias_scale(VsMetric metric, float norm, float *bias, float *scale);
-static float exact_distance(VsMetric metric, const float *x, const float *c, int dim);
 
 static void plan_init(AssignPlan *plan, const float *centroids, const float *norms,
 					  int k, int dim, VsMetric metric, int nrows,
@@ -426,6 +424,10 @@ VsKmeansAssign(const float *centroids, const float *centroid_norms, int k,
 
 	if (n <= 0 || k <= 0)
 		return;
+	if (hooks->offload_assign &&
+		hooks->offload_assign(hooks->offload_arg, centroids, k, dim, metric,
+							  vectors, n, out, out_dist) == 0)
+		return;
 	plan_init(&plan, centroids, centroid_norms, k, dim, metric, n, hooks);
 	if (plan.bias == NULL)
 	{
@@ -436,7 +438,7 @@ VsKmeansAssign(const float *centroids, const float *centroid_norms, int k,
 
 			assign_small(&plan, x, centroid_norms, &out[i]);
 			if (out_dist)
-				out_dist[i] = exact_distance(metric, x,
+				out_dist[i] = VsKmeansDistance(metric, x,
 											 centroids + (size_t) out[i] * dim,
 											 dim);
 		}
@@ -479,7 +481,7 @@ VsKmeansPrepare(const float *centroids, const float *centroid_norms, int k,
 	for (size_t j = 0; j < kpad; j++)
 	{
 		if (j < (size_t) k)
-			bias_scale(metric, metric == VS_METRIC_IP ? 0.0f : centroid_norms[j],
+			VsKmeansRankTransform(metric, metric == VS_METRIC_IP ? 0.0f : centroid_norms[j],
 					   &prep->bias[j], &prep->scale[j]);
 		else
 		{
@@ -725,12 +727,14 @@ poll_interrupts(const VsKmeansHooks *hooks)
 }
 
 /*
- * bias_scale - the ranking transform of one centroid (see the file
- * header).  One scalar function for every path, so they all rank with
- * identical biases and scales.
+ * VsKmeansRankTransform - the ranking transform of one centroid (see the
+ * file header): the nearest centroid minimises bias + scale * (x . c).
+ * "norm" is the centroid's squared norm (VsKmeansCentroidNorms; ignored
+ * for IP).  One scalar function for every path, and for the GPU helper,
+ * so they all rank with identical biases and scales.
  */
-static void
-bias_scale(VsMetric metric, float norm, float *bias, float *scale)
+void
+VsKmeansRankTransform(VsMetric metric, float norm, float *bias, float *scale)
 {
 	switch (metric)
 	{
@@ -760,11 +764,11 @@ bias_scale(VsMetric metric, float norm, float *bias, float *scale)
 }
 
 /*
- * exact_distance - the metric's distance from x to c through VsKernels
+ * VsKmeansDistance - the metric's distance from x to c through VsKernels
  * (the same kernels as the SQL operators), for out_dist.
  */
-static float
-exact_distance(VsMetric metric, const float *x, const float *c, int dim)
+float
+VsKmeansDistance(VsMetric metric, const float *x, const float *c, int dim)
 {
 	switch (metric)
 	{
@@ -822,7 +826,7 @@ plan_init(AssignPlan *plan, const float *centroids, const float *norms,
 	for (size_t j = 0; j < kpad; j++)
 	{
 		if (j < (size_t) k)
-			bias_scale(metric, metric == VS_METRIC_IP ? 0.0f : norms[j],
+			VsKmeansRankTransform(metric, metric == VS_METRIC_IP ? 0.0f : norms[j],
 					   &plan->bias[j], &plan->scale[j]);
 		else
 		{
@@ -894,7 +898,7 @@ assign_rows(AssignPlan *plan, const float *vectors, int n, int32_t *out,
 		{
 			for (int i = 0; i < rows; i++)
 				out_dist[i0 + i] =
-					exact_distance(plan->metric, x + (size_t) i * dim,
+					VsKmeansDistance(plan->metric, x + (size_t) i * dim,
 								   plan->centroids + (size_t) out[i0 + i] * dim,
 								   dim);
 		}
@@ -1126,7 +1130,7 @@ small_scalar(const float *x, const float *centroids, int k, int dim,
 
 		for (int d = 0; d < dim; d++)
 			acc += x[d] * c[d];
-		bias_scale(metric, metric == VS_METRIC_IP ? 0.0f : norms[j], &b, &s);
+		VsKmeansRankTransform(metric, metric == VS_METRIC_IP ? 0.0f : norms[j], &b, &s);
 		v = acc * s + b;
 		if (v < best)
 		{
@@ -1362,7 +1366,7 @@ small_avx512(const float *x, const float *centroids, int k, int dim,
 		for (int l = 0; l < 16; l++)
 		{
 			if (l < count)
-				bias_scale(metric, metric == VS_METRIC_IP ? 0.0f : norms[j0 + l],
+				VsKmeansRankTransform(metric, metric == VS_METRIC_IP ? 0.0f : norms[j0 + l],
 						   &bb[l], &ss[l]);
 			else
 			{
@@ -1526,7 +1530,7 @@ small_avx2(const float *x, const float *centroids, int k, int dim,
 		for (int l = 0; l < 8; l++)
 		{
 			if (l < count)
-				bias_scale(metric, metric == VS_METRIC_IP ? 0.0f : norms[j0 + l],
+				VsKmeansRankTransform(metric, metric == VS_METRIC_IP ? 0.0f : norms[j0 + l],
 						   &bb[l], &ss[l]);
 			else
 			{

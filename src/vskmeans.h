@@ -63,6 +63,18 @@ typedef struct VsKmeansHooks
 	/* once per Lloyd round, iteration counting from 1; may be NULL */
 	void		(*progress) (void *arg, int iteration, int max_iterations);
 	void	   *progress_arg;
+
+	/*
+	 * Optional: VsKmeansAssign offers its work here first (the server's
+	 * GPU service, src/vsgpu.c).  Returns 0 when it filled out (and
+	 * out_dist, when not NULL) as VsKmeansAssign would, up to near-ties;
+	 * anything else, and VsKmeansAssign computes on the CPU.  May be NULL.
+	 */
+	int			(*offload_assign) (void *arg, const float *centroids, int k,
+								   int dim, VsMetric metric,
+								   const float *vectors, int n,
+								   int32_t *out, float *out_dist);
+	void	   *offload_arg;
 } VsKmeansHooks;
 
 /*
@@ -154,6 +166,11 @@ extern void VsKmeansAssignPrepared(const VsKmeansPrepared *prep,
 extern double VsKmeansInertia(const float *samples, int n, int dim,
 							  const float *centroids, int k, VsMetric metric,
 							  const VsKmeansHooks *hooks);
+
+extern void VsKmeansRankTransform(VsMetric metric, float norm, float *bias,
+								  float *scale);
+extern float VsKmeansDistance(VsMetric metric, const float *x, const float *c,
+							  int dim);
 
 extern VsMetric VsKmeansRowMetric(VsMetric metric, const VsKmeansOptions *opt);
 

@@ -190,7 +190,7 @@ server_check_interrupts(void)
 }
 
 const VsKmeansHooks VsKmeansServerHooks = {
-	server_alloc, server_free, server_check_interrupts, NULL, NULL
+	server_alloc, server_free, server_check_interrupts, NULL, NULL, NULL, NULL
 };
 
 /*

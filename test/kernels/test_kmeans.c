@@ -97,7 +97,7 @@ test_progress(void *arg, int iteration, int max_iterations)
 }
 
 static const VsKmeansHooks hooks = {
-	test_alloc, test_free, test_interrupts, test_progress, NULL
+	test_alloc, test_free, test_interrupts, test_progress, NULL, NULL, NULL
 };
 
 /*

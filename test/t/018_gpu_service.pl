@@ -19,9 +19,18 @@
 #    the signal in last_error and the log).  This uses the helper's CPU
 #    emulation (vecstore.gpu_emulate), which keeps a helper up without a
 #    device.
-# 4. vecstore.gpu = off in the server's configuration stops the helper;
+# 4. CREATE INDEX through the request ring (emulation: the helper runs the
+#    same CPU code, so the results must be bit-for-bit those of the CPU
+#    path): k-means rounds and the row assignment go to the helper
+#    (requests and batches counted, no fallback), the k-means inertia and
+#    the index's clusters are those of a build with vecstore.gpu = off,
+#    and so are the results of queries probing one cluster.  A helper
+#    that stops answering (SIGSTOP) costs a build vecstore.gpu_timeout
+#    once: the build finishes on the CPU with the same index, the
+#    fallback is counted with its reason, and under "on" it is an error.
+# 5. vecstore.gpu = off in the server's configuration stops the helper;
 #    stopping the server leaves no helper behind.
-# 5. Without shared_preload_libraries the status says "not loaded" and
+# 6. Without shared_preload_libraries the status says "not loaded" and
 #    "on" is an error.
 #
 # IDENTIFICATION
@@ -158,7 +167,82 @@ like(slurp_file($node->logfile), qr/GPU helper \(pid $pid\) was terminated by si
     'and so does the log');
 ok(!pid_alive($pid), 'the killed helper is gone (reaped)');
 
-# 4. vecstore.gpu = off in the configuration stops the helper; so does a
+# 4. builds through the request ring
+$node->safe_psql(
+    'postgres', q{
+SELECT setseed(0.25);
+CREATE TABLE big (id int PRIMARY KEY, v vector(32));
+INSERT INTO big
+SELECT i, ARRAY(SELECT (random() * (1 + i % 5))::real FROM generate_series(1, 32) WHERE i > 0)::vector
+FROM generate_series(1, 20000) i;
+CREATE TABLE bigq AS SELECT id AS q, v FROM big WHERE id % 1000 = 0;
+});
+
+# build with "gpu", run the one-cluster queries, report the k-means line
+sub ring_build
+{
+    my ($gpu, $extra) = @_;
+    $extra //= '';
+    my ($ret, $out, $err) = $node->psql(
+        'postgres', qq{
+SET vecstore.gpu = $gpu; $extra
+SET client_min_messages = debug1;
+DROP INDEX IF EXISTS big_v;
+CREATE INDEX big_v ON big USING vecstore (v) WITH (lists = 20);
+RESET client_min_messages;
+SET enable_seqscan = off; SET vecstore.probes = 1;
+SELECT string_agg(q::text || ':' || ids, ' ' ORDER BY q) FROM bigq,
+  LATERAL (SELECT string_agg(id::text, ',') AS ids FROM
+           (SELECT id FROM big ORDER BY v <-> bigq.v LIMIT 10) s) n;
+SELECT clusters || ' ' || min_cluster_rows || ' ' || max_cluster_rows || ' ' || code_bytes
+  || ' ' || graph_bytes FROM vecstore_index_info('big_v');
+});
+    my ($kmeans) = $err =~ /vecstore k-means: (.*)/;
+    my ($jobs) = $err =~ /vecstore assignment: \d+ rows, (\d+) jobs on the GPU in all/;
+    return { ret => $ret, out => $out, err => $err, kmeans => $kmeans // '', jobs => $jobs // -1 };
+}
+
+my $cpu = ring_build('off');
+is($cpu->{ret}, 0, 'a CPU build (vecstore.gpu = off)');
+like($cpu->{kmeans}, qr/, 0 jobs on the GPU$/, 'no job went to the GPU');
+my ($req0, $bat0, $fb0) = split /\|/, status('requests || \'|\' || batches || \'|\' || fallbacks');
+
+my $gpu = ring_build('auto');
+is($gpu->{ret}, 0, 'a build through the GPU service (vecstore.gpu = auto, emulated)');
+my ($req1, $bat1, $fb1) = split /\|/, status('requests || \'|\' || batches || \'|\' || fallbacks');
+cmp_ok($gpu->{jobs}, '>=', 16, "k-means rounds and the assignment went to the helper ($gpu->{jobs} jobs)");
+is($req1 - $req0, $gpu->{jobs}, 'the status counts every request');
+cmp_ok($bat1 - $bat0, '>=', 1, 'and the batches they ran in');
+is($fb1, $fb0, 'no fallback');
+(my $cpu_inertia = $cpu->{kmeans}) =~ s/, \d+ jobs on the GPU$//;
+(my $gpu_inertia = $gpu->{kmeans}) =~ s/, \d+ jobs on the GPU$//;
+isnt($cpu_inertia, '', "k-means reported: $cpu_inertia");
+is($gpu_inertia, $cpu_inertia, 'the same k-means rounds and inertia as on the CPU');
+is($gpu->{out}, $cpu->{out}, 'the same clusters and one-cluster query results as the CPU build');
+
+# a helper that stops answering: the timeout, then the CPU
+my $stopped = status('helper_pid');
+kill 'STOP', $stopped;
+my $late = ring_build('auto', 'SET vecstore.gpu_timeout = 200;');
+is($late->{ret}, 0, 'a build while the helper does not answer completes');
+is($late->{out}, $cpu->{out}, 'on the CPU, with the same index');
+like(status('fallbacks || \' \' || fallback_reason'),
+    qr/^\Q@{[$fb1 + 1]}\E CREATE INDEX ran on the CPU: no answer from the GPU service within 200 ms$/,
+    'the fallback is counted once, with its reason');
+my $on = ring_build('on', 'SET vecstore.gpu_timeout = 200;');
+isnt($on->{ret}, 0, 'under vecstore.gpu = on the same build fails');
+like($on->{err}, qr/vecstore\.gpu is "on" but the GPU could not do the work of CREATE INDEX/,
+    'with a clear error');
+kill 'KILL', $stopped;
+ok( $node->poll_query_until(
+        'postgres',
+        "SELECT state = 'running' AND helper_pid <> $stopped FROM vecstore_gpu_status()"),
+    'the stopped helper, killed, is replaced');
+my $again = ring_build('auto');
+cmp_ok($again->{jobs}, '>=', 16, 'and the next build uses it again');
+is($again->{out}, $cpu->{out}, 'with the same results');
+
+# 5. vecstore.gpu = off in the configuration stops the helper; so does a
 # server stop
 $pid = status('helper_pid');
 $node->safe_psql('postgres', 'ALTER SYSTEM SET vecstore.gpu = off; SELECT pg_reload_conf()');
@@ -174,7 +258,7 @@ $pid = status('helper_pid');
 $node->stop;
 ok(!pid_alive($pid), 'after a server stop no helper is left');
 
-# 5. without shared_preload_libraries
+# 6. without shared_preload_libraries
 my $plain = PostgreSQL::Test::Cluster->new('nogpu');
 $plain->init;
 $plain->start;

@@ -1,0 +1,98 @@
+/*-------------------------------------------------------------------------
+ *
+ * vsgpu_protocol.h
+ *	  What the backends, the GPU service's worker and the helper program
+ *	  agree on: the job layouts in the shared memory segments that carry a
+ *	  request's data.
+ *
+ * A request travels in three hops (src/vsgpu.c has the whole picture):
+ * the backend puts its data in a dynamic shared memory segment and a line
+ * naming it in a slot of the service's request ring; the worker passes the
+ * line to the helper on its standard input; the helper maps the segment by
+ * name (POSIX shared memory), does the work, writes the results into the
+ * same segment and answers with a line.  Lines, worker -> helper:
+ *
+ *	ASSIGN <slot> <seq> <segment name> <token>
+ *
+ * and helper -> worker, for every request, after a line announcing each
+ * batch of requests it took from its input together:
+ *
+ *	BATCH <requests>
+ *	DONE <slot> <seq> OK
+ *	DONE <slot> <seq> ERROR <one-line reason>
+ *
+ * The token is also in the job's header: a segment name that a late
+ * helper opens after its backend gave up may by then name another job, and
+ * the token tells them apart.
+ *
+ * This header is plain C (no postgres.h), included by src/vsgpu.c and the
+ * helper.
+ *
+ * IDENTIFICATION
+ *	  cuda/vsgpu_protocol.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef VSGPU_PROTOCOL_H
+#define VSGPU_PROTOCOL_H
+
+#include <stdint.h>
+
+/* "VSGA": an assignment job */
+#define VSGPU_ASSIGN_MAGIC		0x56534741u
+
+/* arrays in a job segment start on this boundary */
+#define VSGPU_ALIGN				64
+
+/*
+ * ASSIGN: the nearest of k centroids for each of n vectors, as
+ * VsKmeansAssign (src/vskmeans.h) computes it.  The segment holds this
+ * header, then the arrays at the offsets VsGpuAssignLayout gives.  The
+ * backend fills the header and the inputs; the helper writes out[] and,
+ * when want_dist, dist[] (the exact distance to the chosen centroid).
+ */
+typedef struct VsGpuAssignJob
+{
+	uint32_t	magic;
+	uint32_t	reserved;
+	uint64_t	token;			/* the request line's token */
+	int32_t		metric;			/* VsMetric: 1 L2, 2 IP, 3 cosine */
+	int32_t		k;
+	int32_t		dim;
+	int32_t		n;
+	int32_t		want_dist;
+	int32_t		kernel_path;	/* VsKernelPath of the backend (emulation) */
+	uint64_t	centroids_off;	/* float[k * dim] */
+	uint64_t	vectors_off;	/* float[n * dim] */
+	uint64_t	out_off;		/* int32[n] */
+	uint64_t	dist_off;		/* float[n] */
+	uint64_t	total;			/* bytes of the whole job */
+} VsGpuAssignJob;
+
+static inline uint64_t
+vsgpu_align(uint64_t x)
+{
+	return (x + VSGPU_ALIGN - 1) & ~((uint64_t) VSGPU_ALIGN - 1);
+}
+
+/*
+ * VsGpuAssignLayout - fill the offsets and total of a job from k, dim and
+ * n (the backend to build it, the helper to check it).
+ */
+static inline void
+VsGpuAssignLayout(VsGpuAssignJob *job)
+{
+	uint64_t	off = vsgpu_align(sizeof(VsGpuAssignJob));
+
+	job->centroids_off = off;
+	off = vsgpu_align(off + (uint64_t) job->k * job->dim * sizeof(float));
+	job->vectors_off = off;
+	off = vsgpu_align(off + (uint64_t) job->n * job->dim * sizeof(float));
+	job->out_off = off;
+	off = vsgpu_align(off + (uint64_t) job->n * sizeof(int32_t));
+	job->dist_off = off;
+	off = vsgpu_align(off + (uint64_t) job->n * sizeof(float));
+	job->total = off;
+}
+
+#endif							/* VSGPU_PROTOCOL_H */
