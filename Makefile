@@ -189,3 +189,9 @@ endif
 
 kernel-test: $(KERNEL_TESTS)
 	@rc=0; for t in $(KERNEL_TESTS); do ./$$t || rc=1; done; exit $$rc
+
+# The GPU tests (test/gpu/run.sh): for a machine with a GPU, after "make
+# install"; they skip cleanly where no GPU is usable.
+.PHONY: test-gpu
+test-gpu:
+	./test/gpu/run.sh
