@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# bench/gpu.sh - the GPU service's figures, side by side in one run:
+# CREATE INDEX with vecstore.gpu = off and on, and query throughput and
+# latency with vecstore.gpu off and auto at several client counts.
+#
+#   make install && ./bench/gpu.sh            (on a machine with a GPU)
+#   VECSTORE_GPU_EMULATE=1 ./bench/gpu.sh     (anywhere: the helper's CPU
+#                                              emulation, to test the script)
+#
+# Needs vecstore installed, psql, pgbench and tools/fvecs2pg (built here if
+# make can); no Perl.  Prints Markdown for bench/RESULTS.md.
+#
+# Sets: a synthetic clustered BENCH_GPU_ROWS x 128 set (tools/fvecs2pg
+# --random, default 1,000,000 rows) and every set under ../shared/data
+# that BENCH_DATASETS selects (empty: all; "none": only the synthetic one).
+# Per set:
+#   - builds: BENCH_GPU_RUNS (default 1) builds with vecstore.gpu = off
+#     and on, alternating; total seconds and, from the build's DEBUG1
+#     lines, the k-means and assignment milliseconds and the inertia;
+#   - throughput: pgbench, each client running kNN queries (LIMIT 10, a
+#     random one of the set's queries each time) for BENCH_GPU_SECONDS
+#     (default 15) at each of BENCH_GPU_CLIENTS (default "1 8 32") clients,
+#     with vecstore.gpu off and auto; TPS and mean latency.  One client's
+#     latency is the single-query latency.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+data_root=${VECSTORE_DATA:-$(dirname "$repo")/shared/data}
+rows_syn=${BENCH_GPU_ROWS:-1000000}
+datasets=${BENCH_DATASETS:-}
+runs=${BENCH_GPU_RUNS:-1}
+seconds=${BENCH_GPU_SECONDS:-15}
+clients_spec=${BENCH_GPU_CLIENTS:-1 8 32}
+mwm=${BENCH_GPU_MWM:-2GB}
+export VECSTORE_PGPORT=${VECSTORE_PGPORT:-54393}
+
+# shellcheck source=tools/pgserver.sh
+. "$repo/tools/pgserver.sh"
+vs_init "$repo"
+if [ ! -f "$VS_PG_PKGLIBDIR/vecstore.so" ]; then
+    echo "gpu.sh: vecstore is not installed in $VS_PG_PKGLIBDIR: run make install first" >&2
+    exit 1
+fi
+if [ ! -x tools/fvecs2pg ] || [ tools/fvecs2pg.c -nt tools/fvecs2pg ]; then
+    make -s tools/fvecs2pg
+fi
+vs_server_start bench-gpu >/dev/null
+work=$(mktemp -d /tmp/vecstore-gpu.XXXXXX)
+VS_TMPDIRS+=("$work")
+chmod 755 "$work"
+
+sql() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+status() { sql -c "SELECT $1 FROM vecstore_gpu_status()"; }
+
+sql -c "ALTER SYSTEM SET max_connections = 100" >/dev/null
+[ "${VECSTORE_GPU_EMULATE:-0}" = 1 ] && sql -c "ALTER SYSTEM SET vecstore.gpu_emulate = on" >/dev/null
+vs_as_user pg_ctl -D "$VS_PGDATA" -l "$VS_PGLOG" -w restart >/dev/null
+sql -c 'CREATE EXTENSION vecstore'
+for _ in $(seq 1 120); do
+    case $(status state) in starting | restarting | disabled) sleep 0.5 ;; *) break ;; esac
+done
+
+echo "## GPU service (bench/gpu.sh)"
+echo
+echo "Machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)," \
+    "GPU service: $(status "state || coalesce(' on ' || device, '') || coalesce(' (' || last_error || ')', '')")."
+echo "Command: BENCH_GPU_ROWS=$rows_syn BENCH_DATASETS=${datasets:-all} BENCH_GPU_RUNS=$runs" \
+    "BENCH_GPU_SECONDS=$seconds BENCH_GPU_CLIENTS=\"$clients_spec\" ./bench/gpu.sh"
+echo
+gpu_ok=$([ "$(status state)" = running ] && echo 1 || echo 0)
+
+# build MODE - CREATE INDEX items_v with vecstore.gpu = MODE; sets b_s,
+# km_ms, as_ms, inertia, jobs.
+build() {
+    local out t0
+    sql -c 'SET client_min_messages = warning' -c 'DROP INDEX IF EXISTS items_v' -c CHECKPOINT
+    t0=$EPOCHREALTIME
+    out=$(sql 2>&1 -c "SET maintenance_work_mem = '$mwm'" -c "SET vecstore.gpu = $1" \
+        -c 'SET client_min_messages = debug1' \
+        -c "CREATE INDEX items_v ON items USING vecstore (embedding $opclass)")
+    b_s=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')
+    km_ms=$(echo "$out" | sed -n 's/.*vecstore k-means: .*, \([0-9.]*\) ms$/\1/p')
+    as_ms=$(echo "$out" | sed -n 's/.*vecstore assignment: .*, \([0-9.]*\) ms with the table scan$/\1/p')
+    inertia=$(echo "$out" | sed -n 's/.*vecstore k-means: .* inertia \([0-9.e+]*\),.*/\1/p')
+    jobs=$(echo "$out" | sed -n 's/.*vecstore assignment: [0-9]* rows, \([0-9]*\) jobs.*/\1/p')
+}
+
+# throughput - pgbench at each client count, vecstore.gpu off and auto
+throughput() {
+    local nq c mode out tps lat
+    nq=$(sql -c 'SELECT count(*) FROM queries')
+    cat >"$work/knn.sql" <<EOF
+\\set q random(0, $nq - 1)
+SELECT id FROM items ORDER BY embedding $op (SELECT embedding FROM queries WHERE id = :q) LIMIT 10;
+EOF
+    echo
+    echo "| clients | gpu | TPS | mean latency ms | auto / off |"
+    echo "|---|---|---|---|---|"
+    for c in $clients_spec; do
+        local off_tps=
+        for mode in off auto; do
+            out=$(PGOPTIONS="-c vecstore.gpu=$mode -c max_parallel_workers_per_gather=0" \
+                pgbench -n -f "$work/knn.sql" -c "$c" -j "$(( c < $(nproc) ? c : $(nproc) ))" \
+                -T "$seconds" 2>&1) || { echo "| $c | $mode | pgbench failed: $(echo "$out" | tail -n 1) | | |"; continue; }
+            tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+            lat=$(echo "$out" | sed -n 's/^latency average = \([0-9.]*\) ms/\1/p')
+            if [ "$mode" = off ]; then
+                off_tps=$tps
+                echo "| $c | off | $tps | $lat | |"
+            else
+                echo "| $c | auto | $tps | $lat | $(awk -v a="$tps" -v b="$off_tps" 'BEGIN { printf "%.2fx", (b > 0 ? a / b : 0) }') |"
+            fi
+        done
+    done
+}
+
+# one_set NAME ROWS DIM - the builds and the throughput of the loaded set
+one_set() {
+    local name=$1 r i
+    echo "### $name ($2 x $3, $opclass)"
+    echo
+    echo "| run | gpu | build s | k-means ms | assignment ms (with the table scan) | k-means inertia | GPU jobs |"
+    echo "|---|---|---|---|---|---|---|"
+    declare -A tot=()
+    for r in $(seq 1 "$runs"); do
+        for i in off on; do
+            [ "$i" = on ] && [ "$gpu_ok" != 1 ] && continue
+            build "$i"
+            echo "| $r | $i | $b_s | $km_ms | $as_ms | $inertia | $jobs |"
+            tot[$i]="${tot[$i]:-} $b_s"
+        done
+    done
+    if [ -n "${tot[on]:-}" ]; then
+        echo
+        echo "Median build: off $(echo "${tot[off]}" | tr ' ' '\n' | sed '/^$/d' | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }') s," \
+            "on $(echo "${tot[on]}" | tr ' ' '\n' | sed '/^$/d' | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }') s."
+    fi
+    throughput
+    echo
+}
+
+load() {
+    sql -c 'SET client_min_messages = warning' -c 'DROP TABLE IF EXISTS items, queries' \
+        -c "CREATE TABLE items (id int PRIMARY KEY, embedding vector($1))" \
+        -c "CREATE TABLE queries (id int PRIMARY KEY, embedding vector($1))"
+}
+
+# the synthetic set; its queries are 1000 rows of another seed
+if [ "$rows_syn" -gt 0 ]; then
+    opclass=vector_l2_ops op='<->'
+    load 128
+    ./tools/fvecs2pg --random "$rows_syn" 128 42 | sql -c '\copy items from pstdin'
+    ./tools/fvecs2pg --random 1000 128 43 | sql -c '\copy queries (id, embedding) from pstdin'
+    sql -c 'VACUUM ANALYZE items' -c 'ANALYZE queries'
+    one_set "synthetic" "$rows_syn" 128
+fi
+
+if [ "$datasets" != none ] && [ -d "$data_root" ]; then
+    for dir in "$data_root"/*/; do
+        [ -f "$dir/base.fvecs" ] || continue
+        name=$(basename "$dir")
+        if [ -n "$datasets" ]; then
+            case ",$datasets," in *",$name,"* | *"$datasets"*) ;; *) continue ;; esac
+        fi
+        case $name in *angular*) op='<=>' opclass=vector_cosine_ops ;; *) op='<->' opclass=vector_l2_ops ;; esac
+        dim=$(od -An -t d4 -N4 "$dir/base.fvecs" | tr -d ' ')
+        load "$dim"
+        ./tools/fvecs2pg "$dir/base.fvecs" | sql -c '\copy items from pstdin'
+        ./tools/fvecs2pg --limit 1000 "$dir/query.fvecs" | sql -c '\copy queries from pstdin'
+        sql -c 'VACUUM ANALYZE items' -c 'ANALYZE queries'
+        one_set "$name" "$(sql -c 'SELECT count(*) FROM items')" "$dim"
+    done
+fi
+
+echo "Status after the run: $(status "'requests ' || requests || ', batches ' || batches || ', average batch ' || coalesce(round(avg_batch_size::numeric, 2)::text, '-') || ', fallbacks ' || fallbacks || coalesce(' (' || fallback_reason || ')', '')")."
