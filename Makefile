@@ -161,7 +161,7 @@ EXTRA_CLEAN += test/kernels/test_kmeans bench/bench_kmeans
 # ---------------------------------------------------------------------------
 ifneq ($(wildcard src/vshnsw.c),)
 HNSW_SRCS = src/vshnsw.c src/vsdistance.c
-HNSW_DEPS = $(HNSW_SRCS) src/vshnsw.h src/vsdistance.h
+HNSW_DEPS = $(HNSW_SRCS) src/vshnsw.h src/vskmeans.h src/vsdistance.h
 
 test/kernels/test_hnsw: test/kernels/test_hnsw.c test/kernels/vstest.h test/kernels/vsrng.h $(HNSW_DEPS)
 	$(CC) $(STANDALONE_CFLAGS) -o $@ test/kernels/test_hnsw.c $(HNSW_SRCS) -lm

@@ -135,7 +135,7 @@ plain_free(void *p)
 	free(p);
 }
 
-static const VsHnswHooks hooks = {plain_alloc, plain_free, NULL, NULL, NULL};
+static const VsHnswHooks hooks = {plain_alloc, plain_free, NULL, NULL, NULL, NULL, NULL};
 
 /*
  * compare_doubles - for qsort.

@@ -24,10 +24,21 @@
  *
  * Backends read the state from shared memory: vecstore.gpu = on makes an
  * index build or scan fail with a clear error when no GPU is usable;
- * "auto" (the default) runs on the CPU then, with the same results.  This
- * version runs all index work on the CPU: the helper is supervised and
- * reported, the GPU kernels (k-means, resident clusters, batched rerank)
- * are not in it yet.
+ * "auto" (the default) runs on the CPU then, with the same results.
+ *
+ * Requests.  A backend puts a job's data in a dynamic shared memory
+ * segment (POSIX: the helper maps it by name), takes a free slot of the
+ * ring in VsGpuShared, sets the worker's latch and waits on its own, up to
+ * vecstore.gpu_timeout.  The worker sends queued slots to a ready helper
+ * as lines (cuda/vsgpu_protocol.h) and, on the helper's DONE line, marks
+ * the slot answered and sets the backend's latch.  A helper that dies
+ * fails its outstanding slots at once; a backend that stops waiting
+ * (timeout, cancel) withdraws a queued slot or abandons a sent one, whose
+ * late answer the worker then drops.  Every failure sends the work back to
+ * the CPU (VsGpuOffloadAssign).  What goes to the GPU so far: the
+ * nearest-centroid searches of CREATE INDEX (k-means rounds and row
+ * assignment).  Index scans run on the CPU; resident clusters and batched
+ * reranking are not built yet.
  *
  * IDENTIFICATION
  *	  src/vsgpu.c
@@ -136,7 +147,6 @@ typedef struct VsGpuShared
 	Latch	   *worker_latch;	/* set by backends that queue a request */
 	uint32		next_seq;
 	int64		requests;		/* queued by backends */
-	int64		answered;		/* answered OK by the helper */
 	int64		batches;		/* batches the helper took them in */
 	int64		batched;		/* requests in those batches */
 	VsGpuSlot	slots[VS_GPU_SLOTS];
@@ -590,9 +600,16 @@ VsGpuOffloadAssign(void *arg, const float *centroids, int k, int dim,
 	int			slice;
 	int			done = 0;
 
-	if (off == NULL || off->disabled || vecstore_gpu == VS_GPU_OFF || gpu_shared == NULL ||
-		n <= 0 || (double) n * k * dim < VS_GPU_MIN_ASSIGN_WORK)
+	if (off == NULL || off->disabled || n <= 0 || (double) n * k * dim < VS_GPU_MIN_ASSIGN_WORK)
 		return -1;
+	if (vecstore_gpu == VS_GPU_OFF || gpu_shared == NULL)
+		return -1;
+	if (!VsGpuUsable() && off->jobs == 0 && vecstore_gpu == VS_GPU_AUTO)
+	{
+		/* unusable from the start: VsGpuCheck counted it already */
+		off->disabled = true;
+		return -1;
+	}
 
 	slice = Min(assign_slice(k, dim), n);
 	if (slice == 0)
@@ -788,8 +805,6 @@ slot_finish(VsGpuSlot *slot, bool ok, const char *error)
 	slot->ok = ok;
 	strlcpy(slot->error, error ? error : "", sizeof(slot->error));
 	slot->state = VS_SLOT_DONE;
-	if (ok)
-		gpu_shared->answered++;
 	if (slot->latch)
 		SetLatch(slot->latch);
 }

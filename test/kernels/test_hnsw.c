@@ -105,7 +105,7 @@ test_progress(void *arg, int done, int total)
 }
 
 static const VsHnswHooks hooks = {
-	test_alloc, test_free, test_interrupts, test_progress, NULL
+	test_alloc, test_free, test_interrupts, test_progress, NULL, NULL, NULL
 };
 
 static const char *const metric_names[] = {"?", "l2", "ip", "cosine"};
