@@ -78,7 +78,7 @@ all: $(GPU_HELPER)
 # The helper runs vecstore's own CPU code for its emulation mode and for
 # the exact distances it returns: src/vskmeans.c and src/vsdistance.c,
 # compiled here as separate objects (without the server's flags).
-GPU_HELPER_CFLAGS = -O2 -g -Wall -Wextra -Wno-unused-parameter -Werror -Icuda -I$(srcdir)/src
+GPU_HELPER_CFLAGS = -O2 -g -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation -Werror -Icuda -I$(srcdir)/src
 GPU_HELPER_OBJS = cuda/vsgpu_helper.o cuda/vskmeans_helper.o cuda/vsdistance_helper.o
 
 cuda/vsgpu_helper.o: cuda/vsgpu_helper.c cuda/vsgpu_helper.h cuda/vsgpu_protocol.h src/vskmeans.h src/vsdistance.h

@@ -15,13 +15,22 @@
  * CPU kernels rank (src/vskmeans.c).  Device buffers grow to the largest
  * job seen and stay allocated for the next one.
  *
+ * Resident clusters (vsgpu_device_upload/_bounds): a cluster's rows and
+ * their squared norms stay in device memory; the helper decides which
+ * (LRU within vecstore.gpu_memory).  A batch of queries against one
+ * cluster is one SGEMM (queries x rows), then a kernel turns each dot
+ * product into the ordering key minus its worst-case FP32 error, so that
+ * the backend's exact rerank can keep the exact order.
+ *
  * IDENTIFICATION
  *	  cuda/vsgpu_device.cu
  *
  *-------------------------------------------------------------------------
  */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cuda_runtime.h>
@@ -267,6 +276,196 @@ vsgpu_device_assign(const float *centroids, const float *bias, const float *scal
 	return 0;
 }
 
+/* a resident cluster */
+typedef struct DevCluster
+{
+	float	   *x;				/* n x dim */
+	float	   *norms;			/* n squared norms */
+	int			n;
+	int			dim;
+} DevCluster;
+
+static DevBuf d_q,
+			d_qn,
+			d_keys;
+
+/* row_norms - norms[i] = ||x_i||^2, one warp per row */
+__global__ void
+row_norms(const float *x, int n, int dim, float *norms)
+{
+	int			row = (int) ((blockIdx.x * (size_t) blockDim.x + threadIdx.x) / 32);
+	int			lane = threadIdx.x & 31;
+	float		s = 0.0f;
+
+	if (row >= n)
+		return;
+	for (int d = lane; d < dim; d += 32)
+	{
+		float		v = x[(size_t) row * dim + d];
+
+		s = fmaf(v, v, s);
+	}
+	for (int off = 16; off > 0; off >>= 1)
+		s += __shfl_down_sync(0xffffffffu, s, off);
+	if (lane == 0)
+		norms[row] = s;
+}
+
+/*
+ * lower_keys - g holds dot products, column-major n x nq (row i of query q
+ * at g[q * n + i]); turn each into its ordering key minus "slack" times
+ * the scale of its rounding error (see vsgpu_helper.h).
+ */
+__global__ void
+lower_keys(float *g, const float *norms, const float *qnorms, int n, int nq,
+		   int metric, float slack)
+{
+	size_t		idx = blockIdx.x * (size_t) blockDim.x + threadIdx.x;
+	int			i,
+				q;
+	float		dot,
+				xn,
+				qn,
+				key;
+
+	if (idx >= (size_t) n * nq)
+		return;
+	i = (int) (idx % n);
+	q = (int) (idx / n);
+	dot = g[idx];
+	xn = norms[i];
+	qn = qnorms[q];
+	if (metric == 1)			/* L2: squared distance */
+		key = (xn + qn - 2.0f * dot) - slack * (xn + qn);
+	else if (metric == 2)		/* inner product: its negative */
+		key = -dot - slack * sqrtf(xn * qn);
+	else
+	{
+		/* cosine: 1 - similarity, NaN for a zero vector as on the CPU */
+		float		denom = sqrtf(xn) * sqrtf(qn);
+		float		sim = dot / denom;
+
+		if (denom > 0.0f)
+			sim = fminf(1.0f, fmaxf(-1.0f, sim));
+		key = (1.0f - sim) - slack;
+	}
+	g[idx] = key;
+}
+
+extern "C" void *
+vsgpu_device_upload(const float *x, int n, int dim, char *err, size_t errlen)
+{
+	DevCluster *c;
+	cudaError_t rc;
+
+	if (!opened)
+	{
+		snprintf(err, errlen, "no device is open");
+		return NULL;
+	}
+	c = (DevCluster *) calloc(1, sizeof(DevCluster));
+	if (c == NULL)
+	{
+		snprintf(err, errlen, "out of host memory");
+		return NULL;
+	}
+	c->n = n;
+	c->dim = dim;
+	rc = cudaMalloc((void **) &c->x, (size_t) n * dim * sizeof(float));
+	if (rc == cudaSuccess)
+		rc = cudaMalloc((void **) &c->norms, (size_t) n * sizeof(float));
+	if (rc == cudaSuccess)
+		rc = cudaMemcpy(c->x, x, (size_t) n * dim * sizeof(float), cudaMemcpyHostToDevice);
+	if (rc == cudaSuccess)
+	{
+		row_norms<<<(unsigned) (((size_t) n * 32 + 255) / 256), 256>>>(c->x, n, dim, c->norms);
+		rc = cudaGetLastError();
+	}
+	if (rc != cudaSuccess)
+	{
+		(void) cudaGetLastError();
+		snprintf(err, errlen, "uploading a cluster: %s", cudaGetErrorString(rc));
+		vsgpu_device_release(c);
+		return NULL;
+	}
+	return c;
+}
+
+extern "C" void
+vsgpu_device_release(void *cluster)
+{
+	DevCluster *c = (DevCluster *) cluster;
+
+	if (c == NULL)
+		return;
+	if (c->x)
+		cudaFree(c->x);
+	if (c->norms)
+		cudaFree(c->norms);
+	free(c);
+}
+
+extern "C" int
+vsgpu_device_bounds(void *cluster, int metric, const float *queries, int nq,
+					float *out, char *err, size_t errlen)
+{
+	DevCluster *c = (DevCluster *) cluster;
+	const float one = 1.0f,
+				zero = 0.0f;
+	float	   *qn;
+	float		slack = 4.0f * (float) (c->dim + 4) * FLT_EPSILON;
+	size_t		cells = (size_t) c->n * nq;
+	cublasStatus_t st;
+	cudaError_t rc;
+
+	qn = (float *) malloc(sizeof(float) * nq);
+	if (qn == NULL)
+	{
+		snprintf(err, errlen, "out of host memory");
+		return -1;
+	}
+	for (int q = 0; q < nq; q++)
+	{
+		double		s = 0.0;
+
+		for (int d = 0; d < c->dim; d++)
+			s += (double) queries[(size_t) q * c->dim + d] * queries[(size_t) q * c->dim + d];
+		qn[q] = (float) s;
+	}
+	if ((rc = reserve(&d_q, (size_t) nq * c->dim * sizeof(float))) != cudaSuccess ||
+		(rc = reserve(&d_qn, (size_t) nq * sizeof(float))) != cudaSuccess ||
+		(rc = reserve(&d_keys, cells * sizeof(float))) != cudaSuccess)
+	{
+		free(qn);
+		return fail(rc, "allocating device memory", err, errlen);
+	}
+	rc = cudaMemcpy(d_q.ptr, queries, (size_t) nq * c->dim * sizeof(float), cudaMemcpyHostToDevice);
+	if (rc == cudaSuccess)
+		rc = cudaMemcpy(d_qn.ptr, qn, (size_t) nq * sizeof(float), cudaMemcpyHostToDevice);
+	free(qn);
+	if (rc != cudaSuccess)
+		return fail(rc, "copying queries", err, errlen);
+
+	/* keys^T (n x nq, column-major) = X (n x dim) * Q^T (dim x nq) */
+	st = cublasSgemm(handle, CUBLAS_OP_T, CUBLAS_OP_N, c->n, nq, c->dim, &one,
+					 c->x, c->dim, (const float *) d_q.ptr, c->dim, &zero,
+					 (float *) d_keys.ptr, c->n);
+	if (st != CUBLAS_STATUS_SUCCESS)
+	{
+		snprintf(err, errlen, "cublasSgemm failed with status %d", (int) st);
+		return st == CUBLAS_STATUS_ALLOC_FAILED ? -1 : -2;
+	}
+	lower_keys<<<(unsigned) ((cells + 255) / 256), 256>>>((float *) d_keys.ptr, c->norms,
+														(const float *) d_qn.ptr, c->n, nq,
+														metric, slack);
+	rc = cudaGetLastError();
+	if (rc == cudaSuccess)
+		rc = cudaMemcpy(out, d_keys.ptr, cells * sizeof(float), cudaMemcpyDeviceToHost);
+	if (rc != cudaSuccess)
+		return fail(rc, "computing keys", err, errlen);
+	return 0;
+}
+
 extern "C" uint64_t
 vsgpu_device_used(void)
 {
@@ -289,6 +488,9 @@ vsgpu_device_close(void)
 		release(&d_x);
 		release(&d_g);
 		release(&d_out);
+		release(&d_q);
+		release(&d_qn);
+		release(&d_keys);
 		cublasDestroy(handle);
 		opened = 0;
 	}

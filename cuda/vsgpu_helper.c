@@ -13,14 +13,18 @@
  * (after NODEVICE it exits).  Then it answers the worker's requests until
  * its input ends (the worker stopped or died) or QUIT:
  *
- *	STATUS		->	STATUS <device bytes in use>
+ *	STATUS		->	STATUS <device bytes in use> <resident clusters> <their bytes>
  *	QUIT		->	(exits 0)
  *
  * and the requests that carry work, with their data in a shared memory
  * segment the helper maps by name (cuda/vsgpu_protocol.h):
  *
  *	ASSIGN <slot> <seq> <segment> <token>
+ *	SCAN <slot> <seq> <segment> <token>
  *		->	DONE <slot> <seq> OK | DONE <slot> <seq> ERROR <why>
+ *
+ * A batch's scans are grouped by cluster: each resident cluster meets all
+ * of the batch's queries for it at once (one GEMM on the device).
  *
  * It reads requests in batches: after the first line of a batch it waits
  * up to the batching delay for more, and announces each batch of work
@@ -50,6 +54,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -73,6 +78,33 @@
 static int	emulate = 0;
 static uint64_t memory_limit = 0;
 static long batch_delay_us = 100;
+
+/* the CPU emulation's memory when --memory-limit says nothing */
+#define EMULATED_MEMORY		((uint64_t) 1 << 30)
+
+/*
+ * A cluster kept resident: its rows on the device (CUDA), or a copy in
+ * this process (emulation), found by the file and the offset of its rows.
+ * Least recently used ones go first when memory_limit would be passed.
+ */
+typedef struct Resident
+{
+	char		path[VSGPU_PATH_LEN];
+	uint64_t	ino;
+	uint64_t	offset;
+	uint32_t	count;
+	int			dim;
+	void	   *dev;			/* vsgpu_device_upload's handle */
+	float	   *host;			/* the emulation's copy */
+	uint64_t	bytes;
+	uint64_t	last_used;
+} Resident;
+
+static Resident *residents = NULL;
+static int	nresidents = 0;
+static int	maxresidents = 0;
+static uint64_t resident_bytes = 0;
+static uint64_t use_clock = 0;
 
 /* standard input, read in lines without stdio (poll needs the raw fd) */
 static char inbuf[64 * 1024];
@@ -269,6 +301,460 @@ run_assign(char *base, uint64_t size, uint64_t token, char *err, size_t errlen)
 	return rc;
 }
 
+
+/*
+ * resident_drop - forget resident i (the last one takes its place).
+ */
+static void
+resident_drop(int i)
+{
+	Resident   *r = &residents[i];
+
+	if (r->dev)
+		vsgpu_device_release(r->dev);
+	free(r->host);
+	resident_bytes -= r->bytes;
+	residents[i] = residents[--nresidents];
+}
+
+/*
+ * evict_for - drop least recently used residents until "bytes" more fit
+ * in memory_limit; 0 when they do.
+ */
+static int
+evict_for(uint64_t bytes)
+{
+	while (nresidents > 0 && resident_bytes + bytes > memory_limit)
+	{
+		int			lru = 0;
+
+		for (int i = 1; i < nresidents; i++)
+			if (residents[i].last_used < residents[lru].last_used)
+				lru = i;
+		resident_drop(lru);
+	}
+	return resident_bytes + bytes <= memory_limit ? 0 : -1;
+}
+
+/*
+ * resident_get - the resident copy of a cluster, loaded from the segment
+ * file (which must still be the inode and size the backend verified) when
+ * it is not resident yet.  NULL with the reason in err.
+ */
+static Resident *
+resident_get(const VsGpuScanJob *job, const VsGpuScanCluster *cl, char *err, size_t errlen)
+{
+	uint64_t	rowbytes = (uint64_t) job->dim * sizeof(float);
+	uint64_t	bytes = (uint64_t) cl->count * (rowbytes + sizeof(float));
+	struct stat st;
+	Resident   *r;
+	char	   *map;
+	int			fd;
+
+	for (int i = 0; i < nresidents; i++)
+	{
+		r = &residents[i];
+		if (r->offset == cl->offset && r->ino == job->file_ino && r->count == cl->count &&
+			r->dim == job->dim && strcmp(r->path, job->file) == 0)
+		{
+			r->last_used = ++use_clock;
+			return r;
+		}
+	}
+
+	if (bytes > memory_limit || evict_for(bytes) != 0)
+	{
+		snprintf(err, errlen, "a cluster of %" PRIu64 " bytes does not fit in GPU memory limit %" PRIu64,
+				 bytes, memory_limit);
+		return NULL;
+	}
+	fd = open(job->file, O_RDONLY);
+	if (fd < 0)
+	{
+		snprintf(err, errlen, "cannot open %s: %s", job->file, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) != 0 || (uint64_t) st.st_ino != job->file_ino ||
+		(uint64_t) st.st_size != job->file_size ||
+		cl->offset + (uint64_t) cl->count * rowbytes > (uint64_t) st.st_size)
+	{
+		close(fd);
+		snprintf(err, errlen, "%s is not the file the backend mapped", job->file);
+		return NULL;
+	}
+	map = mmap(NULL, st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	if (map == MAP_FAILED)
+	{
+		snprintf(err, errlen, "cannot map %s: %s", job->file, strerror(errno));
+		return NULL;
+	}
+	if (nresidents == maxresidents)
+	{
+		maxresidents = maxresidents ? maxresidents * 2 : 64;
+		residents = realloc(residents, sizeof(Resident) * maxresidents);
+		if (residents == NULL)
+		{
+			fprintf(stderr, "vecstore-gpu-helper: out of memory\n");
+			exit(1);
+		}
+	}
+	r = &residents[nresidents];
+	memset(r, 0, sizeof(*r));
+	snprintf(r->path, sizeof(r->path), "%s", job->file);
+	r->ino = job->file_ino;
+	r->offset = cl->offset;
+	r->count = cl->count;
+	r->dim = job->dim;
+	r->bytes = bytes;
+	if (emulate)
+	{
+		r->host = emu_alloc(cl->count * rowbytes);
+		memcpy(r->host, map + cl->offset, cl->count * rowbytes);
+	}
+	else
+	{
+		for (;;)
+		{
+			r->dev = vsgpu_device_upload((const float *) (map + cl->offset), (int) cl->count,
+										 job->dim, err, errlen);
+			if (r->dev != NULL || nresidents == 0)
+				break;
+			/* the device is fuller than our count says: make room, retry */
+			resident_drop(0);
+			r = &residents[nresidents];
+		}
+	}
+	munmap(map, st.st_size);
+	if (!emulate && r->dev == NULL)
+		return NULL;
+	r->last_used = ++use_clock;
+	resident_bytes += bytes;
+	nresidents++;
+	return r;
+}
+
+/* a (job, cluster) pair of a batch of scans */
+typedef struct ScanPair
+{
+	int			work;			/* index into the batch's works */
+	int			cluster;		/* index into that job's clusters */
+} ScanPair;
+
+/* one scan request of a batch */
+typedef struct ScanWork
+{
+	int			slot;
+	unsigned	seq;
+	char	   *base;			/* the mapped job segment */
+	size_t		size;
+	VsGpuScanJob *job;
+	int			failed;
+	char		err[256];
+} ScanWork;
+
+static ScanWork *sort_works;
+
+/* pairs by file, offset, then request order (for deterministic batches) */
+static int
+compare_pairs(const void *a, const void *b)
+{
+	const ScanPair *pa = a,
+			   *pb = b;
+	const VsGpuScanJob *ja = sort_works[pa->work].job,
+			   *jb = sort_works[pb->work].job;
+	const VsGpuScanCluster *ca = (const VsGpuScanCluster *) ((char *) ja + ja->clusters_off) + pa->cluster;
+	const VsGpuScanCluster *cb = (const VsGpuScanCluster *) ((char *) jb + jb->clusters_off) + pb->cluster;
+	int			c = strcmp(ja->file, jb->file);
+
+	if (c != 0)
+		return c;
+	if (ja->file_ino != jb->file_ino)
+		return ja->file_ino < jb->file_ino ? -1 : 1;
+	if (ca->offset != cb->offset)
+		return ca->offset < cb->offset ? -1 : 1;
+	if (ja->metric != jb->metric)
+		return ja->metric < jb->metric ? -1 : 1;
+	return pa->work - pb->work;
+}
+
+/* hits by key (NaN last), then row */
+static int
+hit_before(const VsGpuScanHit *a, const VsGpuScanHit *b)
+{
+	if (a->key != b->key)
+	{
+		if (isnan(a->key))
+			return 0;
+		if (isnan(b->key))
+			return 1;
+		return a->key < b->key;
+	}
+	return a->row < b->row;
+}
+
+static int
+compare_hits(const void *a, const void *b)
+{
+	return hit_before(a, b) ? -1 : (hit_before(b, a) ? 1 : 0);
+}
+
+/*
+ * select_top - the k smallest of n keys into out (sorted); returns how
+ * many.  A max-heap of k entries over the keys.
+ */
+static int
+select_top(const float *keys, uint32_t n, int k, VsGpuScanHit *out)
+{
+	int			m = 0;
+
+	for (uint32_t i = 0; i < n; i++)
+	{
+		VsGpuScanHit h = {i, keys[i]};
+
+		if (m < k)
+		{
+			int			j = m++;
+
+			/* sift up */
+			while (j > 0 && hit_before(&out[(j - 1) / 2], &h))
+			{
+				out[j] = out[(j - 1) / 2];
+				j = (j - 1) / 2;
+			}
+			out[j] = h;
+		}
+		else if (hit_before(&h, &out[0]))
+		{
+			int			j = 0;
+
+			/* replace the largest, sift down */
+			for (;;)
+			{
+				int			l = 2 * j + 1,
+							big = j;
+				VsGpuScanHit *cur = (big == j) ? &h : &out[big];
+
+				if (l < m && hit_before(cur, &out[l]))
+					big = l, cur = &out[l];
+				if (l + 1 < m && hit_before(cur, &out[l + 1]))
+					big = l + 1;
+				if (big == j)
+					break;
+				out[j] = out[big];
+				j = big;
+			}
+			out[j] = h;
+		}
+	}
+	qsort(out, m, sizeof(VsGpuScanHit), compare_hits);
+	return m;
+}
+
+/* emulated_key - the exact ordering key, rounded down to a float */
+static float
+emulated_key(int metric, const float *q, const float *x, int dim)
+{
+	double		d;
+	float		f;
+
+	if (metric == VS_METRIC_L2)
+		return VsKernels.l2_squared(q, x, dim);
+	d = VsMetricDistance((VsMetric) metric, q, x, dim);
+	f = (float) d;
+	if ((double) f > d)
+		f = nextafterf(f, -INFINITY);
+	return f;
+}
+
+/*
+ * check_scan - a scan job's header against its segment; NULL when sound.
+ */
+static const char *
+check_scan(const VsGpuScanJob *job, size_t size, uint64_t token)
+{
+	VsGpuScanJob check;
+
+	if (size < sizeof(VsGpuScanJob) || job->magic != VSGPU_SCAN_MAGIC)
+		return "not a scan job";
+	if (job->token != token)
+		return "the segment holds another job";
+	if (job->dim < 1 || job->topk < 1 || job->topk > 100000 || job->nclusters < 0 ||
+		job->nclusters > 1000000 ||
+		(job->metric != VS_METRIC_L2 && job->metric != VS_METRIC_IP &&
+		 job->metric != VS_METRIC_COSINE))
+		return "bad scan job";
+	if (memchr(job->file, '\0', sizeof(job->file)) == NULL || job->file[0] == '/' ||
+		strstr(job->file, "..") != NULL)
+		return "bad segment file name";
+	check = *job;
+	VsGpuScanLayout(&check);
+	if (check.total > size || memcmp(&check, job, sizeof(check)) != 0)
+		return "scan job layout does not match its segment";
+	return NULL;
+}
+
+/*
+ * run_scans - a batch of SCAN requests: every (query, cluster) pair,
+ * grouped by cluster so that each resident cluster meets all the batch's
+ * queries for it in one computation.
+ */
+static void
+run_scans(ScanWork *works, int nworks)
+{
+	ScanPair   *pairs;
+	int			npairs = 0;
+	int			fatal = 0;
+
+	for (int w = 0; w < nworks; w++)
+		if (!works[w].failed)
+			npairs += works[w].job->nclusters;
+	pairs = emu_alloc(sizeof(ScanPair) * (npairs ? npairs : 1));
+	npairs = 0;
+	for (int w = 0; w < nworks; w++)
+	{
+		if (works[w].failed)
+			continue;
+		for (int c = 0; c < works[w].job->nclusters; c++)
+		{
+			pairs[npairs].work = w;
+			pairs[npairs].cluster = c;
+			npairs++;
+		}
+	}
+	sort_works = works;
+	qsort(pairs, npairs, sizeof(ScanPair), compare_pairs);
+
+	for (int g = 0; g < npairs;)
+	{
+		int			end = g + 1;
+		ScanWork   *w0 = &works[pairs[g].work];
+		VsGpuScanJob *j0 = w0->job;
+		VsGpuScanCluster *c0 = (VsGpuScanCluster *) (w0->base + j0->clusters_off) + pairs[g].cluster;
+		int			nq;
+		float	   *queries;
+		float	   *keys;
+		Resident   *r;
+		char		err[256] = "";
+		int			rc = 0;
+
+		/* the pairs of the same cluster (sorted together) form a group */
+		while (end < npairs)
+		{
+			ScanWork   *we = &works[pairs[end].work];
+			VsGpuScanCluster *ce = (VsGpuScanCluster *) (we->base + we->job->clusters_off) + pairs[end].cluster;
+
+			if (ce->offset != c0->offset || we->job->file_ino != j0->file_ino ||
+				we->job->metric != j0->metric || we->job->dim != j0->dim ||
+				ce->count != c0->count || strcmp(we->job->file, j0->file) != 0)
+				break;
+			end++;
+		}
+		nq = end - g;
+
+		if (c0->count == 0)
+		{
+			for (int i = g; i < end; i++)
+				((VsGpuScanCluster *) (works[pairs[i].work].base +
+									   works[pairs[i].work].job->clusters_off))[pairs[i].cluster].found = 0;
+			g = end;
+			continue;
+		}
+		r = resident_get(j0, c0, err, sizeof(err));
+		queries = emu_alloc(sizeof(float) * (size_t) nq * j0->dim);
+		keys = emu_alloc(sizeof(float) * (size_t) nq * c0->count);
+		for (int i = g; i < end; i++)
+			memcpy(queries + (size_t) (i - g) * j0->dim,
+				   works[pairs[i].work].base + works[pairs[i].work].job->query_off,
+				   sizeof(float) * j0->dim);
+		if (r == NULL)
+			rc = -1;
+		else if (emulate)
+		{
+			for (int q = 0; q < nq; q++)
+				for (uint32_t x = 0; x < c0->count; x++)
+					keys[(size_t) q * c0->count + x] =
+						emulated_key(j0->metric, queries + (size_t) q * j0->dim,
+									 r->host + (size_t) x * j0->dim, j0->dim);
+		}
+		else
+			rc = vsgpu_device_bounds(r->dev, j0->metric, queries, nq, keys, err, sizeof(err));
+
+		for (int i = g; i < end; i++)
+		{
+			ScanWork   *w = &works[pairs[i].work];
+			VsGpuScanCluster *cl = (VsGpuScanCluster *) (w->base + w->job->clusters_off) + pairs[i].cluster;
+
+			if (rc != 0)
+			{
+				if (!w->failed)
+					snprintf(w->err, sizeof(w->err), "%s", err);
+				w->failed = 1;
+				continue;
+			}
+			cl->found = select_top(keys + (size_t) (i - g) * c0->count, c0->count, w->job->topk,
+								   (VsGpuScanHit *) (w->base + w->job->hits_off) +
+								   (size_t) pairs[i].cluster * w->job->topk);
+		}
+		if (rc == -2)
+			fatal = 1;
+		free(keys);
+		free(queries);
+		g = end;
+	}
+	free(pairs);
+
+	for (int w = 0; w < nworks; w++)
+	{
+		if (works[w].failed)
+		{
+			for (char *p = works[w].err; *p; p++)
+				if (*p == '\n' || *p == '\r')
+					*p = ' ';
+			reply("DONE %d %u ERROR %s", works[w].slot, works[w].seq, works[w].err);
+		}
+		else
+			reply("DONE %d %u OK", works[w].slot, works[w].seq);
+	}
+	if (fatal)
+	{
+		fprintf(stderr, "vecstore-gpu-helper: the device context is lost; exiting\n");
+		exit(1);
+	}
+}
+
+/*
+ * map_job - map a job segment by name; NULL with the reason in err.
+ */
+static char *
+map_job(const char *name, size_t *size, char *err, size_t errlen)
+{
+	struct stat st;
+	char	   *base;
+	int			fd = shm_open(name, O_RDWR, 0);
+
+	if (fd < 0)
+	{
+		snprintf(err, errlen, "cannot open segment %.64s: %s", name, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) != 0 || st.st_size <= 0)
+	{
+		close(fd);
+		snprintf(err, errlen, "cannot size segment %.64s", name);
+		return NULL;
+	}
+	base = mmap(NULL, st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (base == MAP_FAILED)
+	{
+		snprintf(err, errlen, "cannot map segment %.64s: %s", name, strerror(errno));
+		return NULL;
+	}
+	*size = st.st_size;
+	return base;
+}
+
 /*
  * run_job - map the segment a request names and run its job.
  */
@@ -276,34 +762,18 @@ static void
 run_job(int slot, unsigned seq, const char *name, uint64_t token)
 {
 	char		err[256] = "";
-	struct stat st;
+	size_t		size;
 	char	   *base;
-	int			fd;
 	int			rc;
 
-	fd = shm_open(name, O_RDWR, 0);
-	if (fd < 0)
+	base = map_job(name, &size, err, sizeof(err));
+	if (base == NULL)
 	{
-		reply("DONE %d %u ERROR cannot open segment %.64s: %s", slot, seq, name,
-			  strerror(errno));
+		reply("DONE %d %u ERROR %s", slot, seq, err);
 		return;
 	}
-	if (fstat(fd, &st) != 0 || st.st_size <= 0)
-	{
-		close(fd);
-		reply("DONE %d %u ERROR cannot size segment %.64s", slot, seq, name);
-		return;
-	}
-	base = mmap(NULL, st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	close(fd);
-	if (base == MAP_FAILED)
-	{
-		reply("DONE %d %u ERROR cannot map segment %.64s: %s", slot, seq, name,
-			  strerror(errno));
-		return;
-	}
-	rc = run_assign(base, (uint64_t) st.st_size, token, err, sizeof(err));
-	munmap(base, st.st_size);
+	rc = run_assign(base, (uint64_t) size, token, err, sizeof(err));
+	munmap(base, size);
 	if (rc == 0)
 		reply("DONE %d %u OK", slot, seq);
 	else
@@ -324,15 +794,24 @@ run_job(int slot, unsigned seq, const char *name, uint64_t token)
 /*
  * serve - answer the worker until its input ends or it says QUIT.
  */
+static int
+is_work(const char *line)
+{
+	return strncmp(line, "ASSIGN ", 7) == 0 || strncmp(line, "SCAN ", 5) == 0;
+}
+
 static void
 serve(void)
 {
 	static char lines[BATCH_MAX][LINE_MAX_LEN];
+	static ScanWork works[BATCH_MAX];
+	int			quit = 0;
 
 	for (;;)
 	{
 		int			nlines = 0;
 		int			work = 0;
+		int			nworks;
 		int64_t		deadline = 0;
 
 		/* the first line of a batch: wait for it */
@@ -343,7 +822,7 @@ serve(void)
 			fill(-1);
 		}
 		nlines = 1;
-		if (strncmp(lines[0], "ASSIGN ", 7) == 0)
+		if (is_work(lines[0]))
 		{
 			work = 1;
 			deadline = now_us() + batch_delay_us;
@@ -356,7 +835,7 @@ serve(void)
 
 			if (next_line(lines[nlines], LINE_MAX_LEN))
 			{
-				work += (strncmp(lines[nlines], "ASSIGN ", 7) == 0);
+				work += is_work(lines[nlines]);
 				nlines++;
 				continue;
 			}
@@ -367,6 +846,7 @@ serve(void)
 
 		if (work > 0)
 			reply("BATCH %d", work);
+		nworks = 0;
 		for (int i = 0; i < nlines; i++)
 		{
 			char	   *line = lines[i];
@@ -376,14 +856,50 @@ serve(void)
 			unsigned long long token;
 
 			if (strcmp(line, "STATUS") == 0)
-				reply("STATUS %" PRIu64, emulate ? (uint64_t) 0 : vsgpu_device_used());
+				reply("STATUS %" PRIu64 " %d %" PRIu64,
+					  emulate ? resident_bytes : vsgpu_device_used(), nresidents, resident_bytes);
 			else if (strcmp(line, "QUIT") == 0)
-				return;
+				quit = 1;
 			else if (sscanf(line, "ASSIGN %d %u %255s %llu", &slot, &seq, name, &token) == 4)
 				run_job(slot, seq, name, (uint64_t) token);
+			else if (sscanf(line, "SCAN %d %u %255s %llu", &slot, &seq, name, &token) == 4)
+			{
+				ScanWork   *w = &works[nworks++];
+				const char *bad;
+
+				memset(w, 0, sizeof(*w));
+				w->slot = slot;
+				w->seq = seq;
+				w->base = map_job(name, &w->size, w->err, sizeof(w->err));
+				if (w->base == NULL)
+					w->failed = 1;
+				else
+				{
+					w->job = (VsGpuScanJob *) w->base;
+					if ((bad = check_scan(w->job, w->size, token)) != NULL)
+					{
+						snprintf(w->err, sizeof(w->err), "%s", bad);
+						w->failed = 1;
+					}
+					else if (emulate &&
+							 VsKernelsForPath((VsKernelPath) w->job->kernel_path) != NULL)
+					{
+						/* the backend's kernels, so that the keys are its own */
+						VsKernels = *VsKernelsForPath((VsKernelPath) w->job->kernel_path);
+						VsKernelsActivePath = (VsKernelPath) w->job->kernel_path;
+					}
+				}
+			}
 			else
 				reply("ERROR unknown request \"%.64s\"", line);
 		}
+		if (nworks > 0)
+			run_scans(works, nworks);
+		for (int i = 0; i < nworks; i++)
+			if (works[i].base)
+				munmap(works[i].base, works[i].size);
+		if (quit)
+			return;
 	}
 }
 
@@ -422,6 +938,7 @@ main(int argc, char **argv)
 	{
 		memset(&info, 0, sizeof(info));
 		snprintf(info.name, sizeof(info.name), "CPU emulation");
+		info.total_bytes = EMULATED_MEMORY;
 	}
 	else if (vsgpu_device_open(&info, err, sizeof(err)) != 0)
 	{

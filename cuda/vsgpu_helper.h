@@ -53,6 +53,29 @@ extern int	vsgpu_device_assign(const float *centroids, const float *bias,
 								const float *x, int n, int32_t *out,
 								uint64_t memory_limit, char *err, size_t errlen);
 
+/*
+ * vsgpu_device_upload - copy a cluster's n rows (row-major, dim floats)
+ * to the device, with their squared norms, to stay resident.  Returns an
+ * opaque handle, or NULL with a one-line reason in "err" (out of memory:
+ * the caller may evict others and try again).
+ */
+extern void *vsgpu_device_upload(const float *x, int n, int dim, char *err, size_t errlen);
+
+/* vsgpu_device_release - free what vsgpu_device_upload allocated. */
+extern void vsgpu_device_release(void *cluster);
+
+/*
+ * vsgpu_device_bounds - out[q * n + i] = a lower bound of the ordering key
+ * (VsMetric "metric": squared L2, negative inner product, 1 - cosine) of
+ * row i of the resident cluster for query q, for nq queries (row-major,
+ * dim floats each), from one GEMM of the queries against the cluster.  The
+ * bound subtracts the worst-case FP32 rounding of that computation, so the
+ * exact key (computed later on the CPU) is never below it.  0 on success,
+ * else -1 (or -2: context lost) with a reason in "err".
+ */
+extern int	vsgpu_device_bounds(void *cluster, int metric, const float *queries, int nq,
+								float *out, char *err, size_t errlen);
+
 /* vsgpu_device_used - bytes of device memory in use (for the status). */
 extern uint64_t vsgpu_device_used(void);
 

@@ -38,6 +38,26 @@ vsgpu_device_assign(const float *centroids, const float *bias, const float *scal
 	return -1;
 }
 
+void *
+vsgpu_device_upload(const float *x, int n, int dim, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "the GPU helper was built without CUDA");
+	return NULL;
+}
+
+void
+vsgpu_device_release(void *cluster)
+{
+}
+
+int
+vsgpu_device_bounds(void *cluster, int metric, const float *queries, int nq,
+					float *out, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "the GPU helper was built without CUDA");
+	return -1;
+}
+
 uint64_t
 vsgpu_device_used(void)
 {

@@ -13,6 +13,7 @@
  * same segment and answers with a line.  Lines, worker -> helper:
  *
  *	ASSIGN <slot> <seq> <segment name> <token>
+ *	SCAN <slot> <seq> <segment name> <token>
  *
  * and helper -> worker, for every request, after a line announcing each
  * batch of requests it took from its input together:
@@ -92,6 +93,69 @@ VsGpuAssignLayout(VsGpuAssignJob *job)
 	off = vsgpu_align(off + (uint64_t) job->n * sizeof(int32_t));
 	job->dist_off = off;
 	off = vsgpu_align(off + (uint64_t) job->n * sizeof(float));
+	job->total = off;
+}
+
+/* "VSGS": a scan job */
+#define VSGPU_SCAN_MAGIC		0x56534753u
+
+/* longest segment file path a scan job carries */
+#define VSGPU_PATH_LEN			256
+
+/*
+ * SCAN: for one query, the "topk" rows of each listed cluster of an index
+ * segment file with the smallest distance keys (squared L2, negative inner
+ * product, 1 - cosine: the index scan's ordering keys).  The helper reads
+ * the clusters' vectors from the file itself (its working directory is the
+ * data directory) and keeps them resident, so a query moves only itself
+ * and its answers.  Each answer's key is a lower bound of the exact key
+ * the backend computes (the GPU's rounding is bounded and subtracted; the
+ * emulation's keys are exact, rounded down to float), so the backend can
+ * rerank the rows exactly and still return them in exact order.
+ */
+typedef struct VsGpuScanCluster
+{
+	uint64_t	offset;			/* of the cluster's vectors in the file */
+	uint32_t	count;			/* rows */
+	int32_t		found;			/* out: answers written, <= topk */
+} VsGpuScanCluster;
+
+typedef struct VsGpuScanHit
+{
+	uint32_t	row;			/* row of the cluster */
+	float		key;			/* lower bound of its ordering key */
+} VsGpuScanHit;
+
+typedef struct VsGpuScanJob
+{
+	uint32_t	magic;
+	int32_t		kernel_path;	/* VsKernelPath of the backend (emulation) */
+	uint64_t	token;			/* the request line's token */
+	int32_t		metric;			/* VsMetric */
+	int32_t		dim;
+	int32_t		topk;
+	int32_t		nclusters;
+	uint64_t	file_ino;		/* the file the backend verified ... */
+	uint64_t	file_size;		/* ... (a rewritten file is another inode) */
+	char		file[VSGPU_PATH_LEN];	/* relative to the data directory */
+	uint64_t	query_off;		/* float[dim] */
+	uint64_t	clusters_off;	/* VsGpuScanCluster[nclusters] */
+	uint64_t	hits_off;		/* VsGpuScanHit[nclusters * topk], per
+								 * cluster nearest first */
+	uint64_t	total;
+} VsGpuScanJob;
+
+static inline void
+VsGpuScanLayout(VsGpuScanJob *job)
+{
+	uint64_t	off = vsgpu_align(sizeof(VsGpuScanJob));
+
+	job->query_off = off;
+	off = vsgpu_align(off + (uint64_t) job->dim * sizeof(float));
+	job->clusters_off = off;
+	off = vsgpu_align(off + (uint64_t) job->nclusters * sizeof(VsGpuScanCluster));
+	job->hits_off = off;
+	off = vsgpu_align(off + (uint64_t) job->nclusters * job->topk * sizeof(VsGpuScanHit));
 	job->total = off;
 }
 

@@ -71,6 +71,7 @@
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 
+#include "vsam.h"
 #include "vsgpu.h"
 #include "vsgpu_protocol.h"
 
@@ -147,6 +148,7 @@ typedef struct VsGpuShared
 	Latch	   *worker_latch;	/* set by backends that queue a request */
 	uint32		next_seq;
 	int64		requests;		/* queued by backends */
+	int			resident_clusters;	/* as the helper last said */
 	int64		batches;		/* batches the helper took them in */
 	int64		batched;		/* requests in those batches */
 	VsGpuSlot	slots[VS_GPU_SLOTS];
@@ -203,7 +205,10 @@ set_state(VsGpuState state, const char *error)
 	if (error)
 		strlcpy(gpu_shared->last_error, error, sizeof(gpu_shared->last_error));
 	if (state != VS_GPU_STATE_RUNNING)
+	{
 		gpu_shared->memory_used = 0;
+		gpu_shared->resident_clusters = 0;
+	}
 	SpinLockRelease(&gpu_shared->mutex);
 }
 
@@ -681,6 +686,116 @@ VsGpuOffloadAssign(void *arg, const float *centroids, int k, int dim,
 	return -1;
 }
 
+/*
+ * VsGpuScan - the "topk" rows with the smallest ordering keys of each of
+ * "ncl" clusters of the segment file behind "body", for one query, from
+ * the GPU helper (resident clusters; see VsGpuScanJob for what the keys
+ * are).  offsets: where each cluster's vectors start in the file; counts:
+ * its rows.  found[i] answers go to hits + i * topk, nearest first.  0 on
+ * success; -1 sends the caller to the CPU (a failure is counted and ends
+ * the offload for the scan under auto, and is an error under on).
+ */
+int
+VsGpuScan(VsGpuOffload *off, const char *body, int metric, int dim, const float *query,
+		  int topk, int ncl, const uint64 *offsets, const uint32 *counts,
+		  int32 *found, VsGpuScanHit *hits)
+{
+	char		why[256] = "";
+	char		name[64];
+	char	   *path;
+	uint64		ino = 0,
+				size = 0;
+	dsm_segment *seg = NULL;
+	VsGpuScanJob job;
+	bool		ok = false;
+
+	if (off->disabled || ncl <= 0)
+		return -1;
+
+	path = VsSegmentFile(body, &ino, &size);
+	memset(&job, 0, sizeof(job));
+	if (path == NULL)
+		snprintf(why, sizeof(why), "the segment file is not mapped");
+	else if (strlen(path) >= VSGPU_PATH_LEN)
+		snprintf(why, sizeof(why), "the segment file's path is too long");
+	else
+	{
+		job.magic = VSGPU_SCAN_MAGIC;
+		job.kernel_path = (int32) VsKernelsActivePath;
+		job.token = next_token();
+		job.metric = metric;
+		job.dim = dim;
+		job.topk = topk;
+		job.nclusters = ncl;
+		job.file_ino = ino;
+		job.file_size = size;
+		strlcpy(job.file, path, sizeof(job.file));
+		VsGpuScanLayout(&job);
+		seg = job_segment(job.total, name, sizeof(name), why, sizeof(why));
+	}
+
+	if (seg != NULL)
+	{
+		char	   *base = dsm_segment_address(seg);
+		VsGpuScanCluster *cl = (VsGpuScanCluster *) (base + job.clusters_off);
+		const VsGpuScanHit *h = (const VsGpuScanHit *) (base + job.hits_off);
+
+		memcpy(base, &job, sizeof(job));
+		memcpy(base + job.query_off, query, sizeof(float) * dim);
+		for (int i = 0; i < ncl; i++)
+		{
+			cl[i].offset = offsets[i];
+			cl[i].count = counts[i];
+			cl[i].found = -1;
+		}
+		ok = gpu_request("SCAN", name, job.token, why, sizeof(why));
+		/* the answers are the helper's: check them before the scan uses them */
+		for (int i = 0; ok && i < ncl; i++)
+		{
+			if (cl[i].found < 0 || cl[i].found > Min((int64) topk, (int64) counts[i]) ||
+				(cl[i].found < topk && (uint32) cl[i].found < counts[i]))
+			{
+				snprintf(why, sizeof(why), "the GPU helper answered %d rows for a cluster of %u",
+						 cl[i].found, counts[i]);
+				ok = false;
+				break;
+			}
+			found[i] = cl[i].found;
+			for (int j = 0; j < found[i]; j++)
+			{
+				const VsGpuScanHit *x = &h[(Size) i * topk + j];
+
+				if (x->row >= counts[i])
+				{
+					snprintf(why, sizeof(why), "the GPU helper answered row %u of a cluster of %u",
+							 x->row, counts[i]);
+					ok = false;
+					break;
+				}
+				hits[(Size) i * topk + j] = *x;
+			}
+		}
+		dsm_detach(seg);
+	}
+	if (path)
+		pfree(path);
+	if (ok)
+	{
+		off->jobs++;
+		return 0;
+	}
+
+	off->disabled = true;
+	if (vecstore_gpu == VS_GPU_ON)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("vecstore.gpu is \"on\" but the GPU could not do the work of %s", off->what),
+				 errdetail("%s.", why),
+				 errhint("Set vecstore.gpu to \"auto\" to run on the CPU when the GPU cannot.")));
+	count_fallback(off->what, why);
+	return -1;
+}
+
 /* ---- the worker ---- */
 
 static void
@@ -938,10 +1053,14 @@ helper_line(Helper *h, char *line, bool *nodevice_logged)
 	}
 	else if (strncmp(line, "STATUS ", 7) == 0)
 	{
-		unsigned long long used = strtoull(line + 7, NULL, 10);
+		unsigned long long used = 0,
+					resident_bytes = 0;
+		int			resident = 0;
 
+		(void) sscanf(line + 7, "%llu %d %llu", &used, &resident, &resident_bytes);
 		SpinLockAcquire(&gpu_shared->mutex);
 		gpu_shared->memory_used = used;
+		gpu_shared->resident_clusters = resident;
 		SpinLockRelease(&gpu_shared->mutex);
 	}
 	else
@@ -1216,7 +1335,7 @@ vecstore_gpu_status(PG_FUNCTION_ARGS)
 	values[8] = Int64GetDatum(snap->fallbacks);
 	values[9] = CStringGetTextDatum(snap->fallback_reason);
 	nulls[9] = (snap->fallback_reason[0] == '\0');
-	values[10] = Int32GetDatum(0);	/* resident clusters: none in this version */
+	values[10] = Int32GetDatum(snap->resident_clusters);
 	values[11] = Int64GetDatum(snap->requests);
 	values[12] = Int64GetDatum(snap->batches);
 	values[13] = Float8GetDatum(snap->batches > 0 ?

@@ -13,6 +13,7 @@
 #define VSGPU_H
 
 #include "vsdistance.h"
+#include "vsgpu_protocol.h"
 
 /* vecstore.gpu */
 typedef enum VsGpuMode
@@ -37,6 +38,9 @@ extern void VsGpuCheck(const char *what, bool count);
 extern int	VsGpuOffloadAssign(void *arg, const float *centroids, int k, int dim,
 							   VsMetric metric, const float *vectors, int n,
 							   int32_t *out, float *out_dist);
+extern int	VsGpuScan(VsGpuOffload *off, const char *body, int metric, int dim,
+					  const float *query, int topk, int ncl, const uint64 *offsets,
+					  const uint32 *counts, int32 *found, VsGpuScanHit *hits);
 extern bool VsGpuUsable(void);
 extern int	VsGpuAssignRows(int k, int dim);
 

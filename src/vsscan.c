@@ -62,6 +62,7 @@
 
 #include "vsam.h"
 #include "vsgpu.h"
+#include "vsgpu_protocol.h"
 
 /*
  * Extend once the rows returned reach 1/VS_WIDEN_FRACTION of the rows
@@ -89,6 +90,8 @@ typedef struct VsProbe
 	uint8	   *deleted;		/* the deletion bits of its rows ... */
 	uint32		delshift;		/* ... row i is bit delshift + i */
 	uint8	   *seen;			/* graph clusters: rows already examined */
+	bool		gpu;			/* its nearest rows came from the GPU */
+	bool		counted;		/* every row counted as examined already */
 } VsProbe;
 
 /* a graph candidate waiting for its exact distance */
@@ -106,6 +109,8 @@ typedef struct VsScanOpaqueData
 	const char *body;			/* sealed region, mapped and pinned */
 	float	   *query;			/* dims floats; NULL for a NULL query */
 	bool		use_graphs;		/* a query the graphs can search for */
+	bool		use_gpu;		/* ... and the GPU service searches instead */
+	VsGpuOffload gpu;			/* the scan's requests to it */
 
 	/* routing */
 	int		   *order;			/* clusters, nearest centroid first */
@@ -408,8 +413,11 @@ scan_rows_flat(VsScanOpaque so, VsProbe *p)
 
 		if (p->seen != NULL && (p->seen[i / 8] & (1 << (i % 8))))
 			continue;
-		so->scanned++;
-		so->cover += VS_COVER_FLAT;
+		if (!p->counted)
+		{
+			so->scanned++;
+			so->cover += VS_COVER_FLAT;
+		}
 		if (probe_deleted(p, i))
 			continue;
 		sealed_tid(so, info, i, &tid);
@@ -491,12 +499,61 @@ search_graph(IndexScanDesc scan, VsProbe *p, int ef)
 }
 
 /*
- * open_cluster - start on a cluster: its delta rows exactly, then its
- * sealed rows through the graph (when it has one and the query can use
- * it) or flat.
+ * gpu_rows - the GPU service's answers for an opened cluster: its "topk"
+ * rows with the smallest lower bounds of their keys (fewer only when the
+ * cluster has no more), into the pending heap like a graph search's, to be
+ * reranked exactly.  Every row not answered has a bound, and so an exact
+ * key, of at least the last answer's: that is the cluster's frontier.
  */
 static void
-open_cluster(IndexScanDesc scan, int cluster)
+gpu_rows(VsScanOpaque so, VsProbe *p, const VsGpuScanHit *hits, int nhits, int topk)
+{
+	const VsClusterInfo *info = cluster_info(so, p->cluster);
+
+	p->gpu = true;
+	p->seen = palloc0((info->count + 7) / 8);
+
+	/*
+	 * A cluster the CPU would scan flat is counted as examined in full, as
+	 * the CPU counts it, so that the scan widens at the same moments and
+	 * returns the same rows; the others count as graph candidates.
+	 */
+	if (info->graph_offset == 0 || (int64) vecstore_ef_search * VS_DEEPEN_FLAT > info->count)
+	{
+		p->counted = true;
+		so->scanned += info->count;
+		so->cover += (int64) info->count * VS_COVER_FLAT;
+	}
+	for (int i = 0; i < nhits; i++)
+	{
+		uint32		row = hits[i].row;
+
+		if (p->seen[row / 8] & (1 << (row % 8)))
+			continue;
+		p->seen[row / 8] |= (1 << (row % 8));
+		if (!p->counted)
+		{
+			so->scanned++;
+			so->cover += VS_COVER_GRAPH;
+		}
+		if (probe_deleted(p, row))
+			continue;
+		add_pending(so, (int) (p - so->probes), row, hits[i].key);
+	}
+	p->ef = topk;
+	if ((uint32) nhits >= info->count)
+		p->full = true;
+	else
+		p->frontier = hits[nhits - 1].key;
+}
+
+/*
+ * open_cluster - start on a cluster: its delta rows exactly, then its
+ * sealed rows: the GPU's answers ("hits", when not NULL), through the
+ * graph (when it has one and the query can use it) or flat.
+ */
+static void
+open_cluster(IndexScanDesc scan, int cluster, const VsGpuScanHit *hits, int nhits, int topk)
 {
 	VsScanOpaque so = (VsScanOpaque) scan->opaque;
 	Relation	index = scan->indexRelation;
@@ -532,6 +589,8 @@ open_cluster(IndexScanDesc scan, int cluster)
 
 	if (info->count == 0)
 		p->full = true;
+	else if (hits != NULL)
+		gpu_rows(so, p, hits, nhits, topk);
 	else if (so->use_graphs && info->graph_offset != 0 &&
 			 (int64) vecstore_ef_search * VS_DEEPEN_FLAT <= info->count)
 	{
@@ -584,7 +643,8 @@ deepen(IndexScanDesc scan, VsProbe *p)
 	const VsClusterInfo *info = cluster_info(so, p->cluster);
 	int			ef = p->ef * 2;
 
-	if (ef > VS_HNSW_MAX_EF_SEARCH || (int64) ef * VS_DEEPEN_FLAT > info->count)
+	/* the GPU answered exactly: the rest of the cluster, exactly too */
+	if (p->gpu || ef > VS_HNSW_MAX_EF_SEARCH || (int64) ef * VS_DEEPEN_FLAT > info->count)
 		scan_rows_flat(so, p);
 	else
 		search_graph(scan, p, ef);
@@ -702,6 +762,46 @@ route(IndexScanDesc scan, VsMetaCache cache)
 }
 
 /*
+ * gpu_open - open "n" clusters with the GPU service's answers (one request
+ * for all of them); false, with nothing opened, when the CPU must do it.
+ */
+static bool
+gpu_open(IndexScanDesc scan, const int *clusters, int n)
+{
+	VsScanOpaque so = (VsScanOpaque) scan->opaque;
+	Relation	index = scan->indexRelation;
+	int			topk = Min(vecstore_ef_search, VS_HNSW_MAX_EF_SEARCH);
+	uint64	   *offsets = palloc(sizeof(uint64) * n);
+	uint32	   *counts = palloc(sizeof(uint32) * n);
+	int32	   *found = palloc(sizeof(int32) * n);
+	VsGpuScanHit *hits = palloc_extended(sizeof(VsGpuScanHit) * n * (Size) topk, MCXT_ALLOC_HUGE);
+	bool		ok;
+
+	/* each cluster's bytes checked here before another process reads them */
+	for (int i = 0; i < n; i++)
+		so->body = VsSegmentCluster(index, &so->meta, so->body, clusters[i]);
+	for (int i = 0; i < n; i++)
+	{
+		const VsClusterInfo *info = cluster_info(so, clusters[i]);
+
+		offsets[i] = VS_SEGMENT_HEADER_SIZE + info->vec_offset;
+		counts[i] = info->count;
+	}
+	ok = VsGpuScan(&so->gpu, so->body, so->meta.metric, so->meta.dims, so->query, topk, n,
+				   offsets, counts, found, hits) == 0;
+	for (int i = 0; ok && i < n; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		open_cluster(scan, clusters[i], hits + (Size) i * topk, found[i], topk);
+	}
+	pfree(hits);
+	pfree(found);
+	pfree(counts);
+	pfree(offsets);
+	return ok;
+}
+
+/*
  * open_next - open up to "n" more clusters in routing order; false when
  * every cluster is open.
  */
@@ -709,19 +809,28 @@ static bool
 open_next(IndexScanDesc scan, int n)
 {
 	VsScanOpaque so = (VsScanOpaque) scan->opaque;
-	bool		opened = false;
+	int		   *clusters;
+	int			ncl = 0;
 
-	while (n-- > 0)
+	clusters = palloc(sizeof(int) * Max(n, 1));
+	while (ncl < n)
 	{
 		if (so->next_cluster >= so->norder && !so->ordered_all)
 			order_all(scan);
 		if (so->next_cluster >= so->norder)
 			break;
-		CHECK_FOR_INTERRUPTS();
-		open_cluster(scan, so->order[so->next_cluster++]);
-		opened = true;
+		clusters[ncl++] = so->order[so->next_cluster++];
 	}
-	return opened;
+	if (ncl > 0 && !(so->use_gpu && !so->gpu.disabled && gpu_open(scan, clusters, ncl)))
+	{
+		for (int i = 0; i < ncl; i++)
+		{
+			CHECK_FOR_INTERRUPTS();
+			open_cluster(scan, clusters[i], NULL, 0, 0);
+		}
+	}
+	pfree(clusters);
+	return ncl > 0;
 }
 
 /*
@@ -840,6 +949,11 @@ start_scan(IndexScanDesc scan)
 		(so->meta.nclusters == 1 || VsEffectiveProbes(so->meta.nclusters) < (int) so->meta.nclusters);
 	if (so->use_graphs && so->meta.metric == VS_METRIC_COSINE)
 		so->use_graphs = VsKernels.inner_product(so->query, so->query, so->meta.dims) > 0.0f;
+
+	/* an approximate search the GPU service can do (exactly, per cluster) */
+	memset(&so->gpu, 0, sizeof(so->gpu));
+	so->gpu.what = "index scans";
+	so->use_gpu = so->use_graphs && VsGpuUsable();
 
 	so->order = palloc(sizeof(int) * so->meta.nclusters);
 	route(scan, cache);

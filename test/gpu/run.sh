@@ -20,8 +20,11 @@
 #      with FP32 GEMM: near-ties may go the other way, nothing more);
 #   3. its recall@10 (50 queries, default settings) is within 0.02 of the
 #      CPU-built index's;
-#   4. on one index, results with vecstore.gpu on and off are the same
-#      (EXCEPT ALL both ways empty);
+#   4. index scans on the GPU (resident clusters answered exactly, then
+#      reranked): recall@10 at least the CPU's graph search; on an index
+#      whose clusters the CPU scans flat, the same results with
+#      vecstore.gpu on and off (EXCEPT ALL both ways empty); clusters are
+#      resident;
 #   5. the helper killed with kill -9 while a build waits for it: the
 #      build completes (on the CPU), the worker starts another helper, and
 #      the fallback is counted;
@@ -107,9 +110,10 @@ EOF
     [ "$build_ok" = 1 ] || echo "$out" | tail -n 5 | sed 's/^/# /'
 }
 
-# recall - mean recall@10 of the index at the default settings
+# recall - mean recall@10 of the index at the default settings, scanned
+# on the CPU (this compares builds)
 recall() {
-    sql -c "SET enable_seqscan = off;
+    sql -c "SET enable_seqscan = off; SET vecstore.gpu = off;
             SELECT round(avg((SELECT count(*) FROM unnest(t.ids) i
                               WHERE i = ANY (ARRAY(SELECT id FROM items
                                                    ORDER BY items.v <-> q.v LIMIT 10))))::numeric / 10, 3)
@@ -133,13 +137,44 @@ check "recall@10 within 0.02 of the CPU-built index ($gpu_recall vs $cpu_recall)
     is_true "$(sql -c "SELECT $gpu_recall >= $cpu_recall - 0.02")"
 echo "# CREATE INDEX: CPU $cpu_ms ms, GPU $build_ms ms ($(awk -v a="$cpu_ms" -v b="$build_ms" 'BEGIN { printf "%.2fx", a / b }'))"
 
-knn="SELECT q.q, n.id, n.rank FROM queries q, LATERAL (SELECT id, row_number() OVER () AS rank
-     FROM (SELECT id FROM items ORDER BY v <-> q.v LIMIT 10) s) n"
-sql -c "SET enable_seqscan = off; SET vecstore.gpu = on; CREATE TABLE res_on AS $knn" \
-    -c "SET enable_seqscan = off; SET vecstore.gpu = off; CREATE TABLE res_off AS $knn"
-check "results with vecstore.gpu on and off are the same (EXCEPT ALL both ways)" \
+# scans: the helper answers each probed cluster exactly (resident
+# clusters, one GEMM per batch), the CPU reranks
+recall_scan() {
+    sql -c "SET enable_seqscan = off; SET vecstore.gpu = $1;
+            SELECT round(avg((SELECT count(*) FROM unnest(t.ids) i
+                              WHERE i = ANY (ARRAY(SELECT id FROM items
+                                                   ORDER BY items.v <-> q.v LIMIT 10))))::numeric / 10, 3)
+            FROM queries q JOIN truth t USING (q)"
+}
+req0=$(status requests)
+off_recall=$(recall_scan off)
+on_recall=$(recall_scan on)
+echo "# recall@10 of the GPU-built index: scans on the CPU $off_recall, on the GPU $on_recall"
+check "scans on the GPU: recall@10 at least the CPU's ($on_recall vs $off_recall)" \
+    is_true "$(sql -c "SELECT $on_recall >= $off_recall")"
+check "every query went to the GPU" [ "$(( $(status requests) - req0 ))" -ge 50 ]
+
+# where the CPU scans clusters flat (exactly), the same rows in the same order
+sql >/dev/null <<EOF
+SELECT setseed(0.3);
+CREATE TABLE flat (id int PRIMARY KEY, v vector(16));
+INSERT INTO flat SELECT i, ARRAY(SELECT random()::real FROM generate_series(1, 16) WHERE i > 0)::vector
+FROM generate_series(1, 20000) i;
+CREATE TABLE flatq AS SELECT id AS q, v FROM flat WHERE id % 400 = 0;
+CREATE INDEX flat_v ON flat USING vecstore (v) WITH (lists = 40);
+EOF
+knn="SELECT q.q, n.id, n.rank FROM flatq q, LATERAL (SELECT id, row_number() OVER () AS rank
+     FROM (SELECT id FROM flat ORDER BY v <-> q.v LIMIT 200) s) n"
+sql -c "SET enable_seqscan = off; SET vecstore.probes = 3; SET vecstore.gpu = on; CREATE TABLE res_on AS $knn" \
+    -c "SET enable_seqscan = off; SET vecstore.probes = 3; SET vecstore.gpu = off; CREATE TABLE res_off AS $knn"
+check "flat clusters: results with vecstore.gpu on and off are the same (EXCEPT ALL both ways)" \
     [ "$(sql -c "SELECT (SELECT count(*) FROM (TABLE res_on EXCEPT ALL TABLE res_off) a)
                       + (SELECT count(*) FROM (TABLE res_off EXCEPT ALL TABLE res_on) b)")" = 0 ]
+for _ in $(seq 1 20); do
+    [ "$(status "resident_clusters > 0")" = t ] && break
+    sleep 0.5
+done
+check "clusters are resident on the device ($(status resident_clusters))" is_true "$(status "resident_clusters > 0")"
 
 # kill -9 of the helper during a build: stopped first (SIGSTOP), so that
 # the build's first request is surely with it when it dies

@@ -28,9 +28,19 @@
 #    that stops answering (SIGSTOP) costs a build vecstore.gpu_timeout
 #    once: the build finishes on the CPU with the same index, the
 #    fallback is counted with its reason, and under "on" it is an error.
-# 5. vecstore.gpu = off in the server's configuration stops the helper;
+# 5. Index scans through the ring (emulation): the probed clusters' nearest
+#    rows come from the helper, which keeps the clusters resident, and are
+#    reranked exactly.  Where the CPU scans clusters flat (exact), results
+#    are identical with vecstore.gpu off and auto, LIMIT 200 included (the
+#    scan searches past the helper's answers when it must); where the CPU
+#    searches graphs (approximate), the helper's exact answers give at
+#    least the CPU's recall.  Concurrent sessions are batched together
+#    (a long vecstore.gpu_batch_delay) with the same results; a 1 MB
+#    vecstore.gpu_memory keeps fewer clusters resident, still the same
+#    results.
+# 6. vecstore.gpu = off in the server's configuration stops the helper;
 #    stopping the server leaves no helper behind.
-# 6. Without shared_preload_libraries the status says "not loaded" and
+# 7. Without shared_preload_libraries the status says "not loaded" and
 #    "on" is an error.
 #
 # IDENTIFICATION
@@ -178,7 +188,8 @@ FROM generate_series(1, 20000) i;
 CREATE TABLE bigq AS SELECT id AS q, v FROM big WHERE id % 1000 = 0;
 });
 
-# build with "gpu", run the one-cluster queries, report the k-means line
+# build with "gpu", run the one-cluster queries (on the CPU: the build is
+# what this compares), report the k-means line
 sub ring_build
 {
     my ($gpu, $extra) = @_;
@@ -190,7 +201,7 @@ SET client_min_messages = debug1;
 DROP INDEX IF EXISTS big_v;
 CREATE INDEX big_v ON big USING vecstore (v) WITH (lists = 20);
 RESET client_min_messages;
-SET enable_seqscan = off; SET vecstore.probes = 1;
+SET vecstore.gpu = off; SET enable_seqscan = off; SET vecstore.probes = 1;
 SELECT string_agg(q::text || ':' || ids, ' ' ORDER BY q) FROM bigq,
   LATERAL (SELECT string_agg(id::text, ',') AS ids FROM
            (SELECT id FROM big ORDER BY v <-> bigq.v LIMIT 10) s) n;
@@ -242,7 +253,126 @@ my $again = ring_build('auto');
 cmp_ok($again->{jobs}, '>=', 16, 'and the next build uses it again');
 is($again->{out}, $cpu->{out}, 'with the same results');
 
-# 5. vecstore.gpu = off in the configuration stops the helper; so does a
+# 5. index scans through the ring
+$node->safe_psql(
+    'postgres', q{
+SELECT setseed(0.3);
+CREATE TABLE flat (id int PRIMARY KEY, v vector(16));
+INSERT INTO flat
+SELECT i, ARRAY(SELECT random()::real FROM generate_series(1, 16) WHERE i > 0)::vector
+FROM generate_series(1, 20000) i;
+CREATE TABLE flatq AS SELECT id AS q, v FROM flat WHERE id % 400 = 0;
+CREATE INDEX flat_v ON flat USING vecstore (v) WITH (lists = 40);
+});
+is($node->safe_psql('postgres', 'SELECT graph_clusters FROM vecstore_index_info(\'flat_v\')'),
+    '0', 'an index whose clusters the CPU scans flat');
+
+# run the flat queries under "settings" into table "name"
+sub flat_knn
+{
+    my ($name, $settings) = @_;
+    $node->safe_psql(
+        'postgres', qq{
+SET enable_seqscan = off; SET vecstore.probes = 3; $settings
+CREATE TABLE $name AS SELECT q.q, n.id, n.rank FROM flatq q,
+  LATERAL (SELECT id, row_number() OVER () AS rank FROM
+           (SELECT id FROM flat ORDER BY v <-> q.v LIMIT 200) s) n;
+});
+}
+
+sub same_tables
+{
+    my ($a, $b) = @_;
+    return $node->safe_psql('postgres',
+            "SELECT (SELECT count(*) FROM (TABLE $a EXCEPT ALL TABLE $b) x) + "
+          . "(SELECT count(*) FROM (TABLE $b EXCEPT ALL TABLE $a) y)");
+}
+
+my ($sreq0, $sfb0) = split /\|/, status('requests || \'|\' || fallbacks');
+flat_knn('flat_off', 'SET vecstore.gpu = off;');
+my ($sreq1) = status('requests');
+is($sreq1, $sreq0, 'no request with vecstore.gpu = off');
+flat_knn('flat_auto', 'SET vecstore.gpu = auto;');
+my ($sreq2, $sfb2) = split /\|/, status('requests || \'|\' || fallbacks');
+cmp_ok($sreq2 - $sreq1, '>=', 50, 'every query sent its clusters to the helper (' . ($sreq2 - $sreq1) . ' requests)');
+is($sfb2, $sfb0, 'no fallback');
+is(same_tables('flat_off', 'flat_auto'), '0',
+    'flat clusters: the same 200 rows in the same order with vecstore.gpu off and auto (EXCEPT ALL both ways)');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM flat_auto'), '10000', '50 queries x 200 rows');
+ok( $node->poll_query_until('postgres', 'SELECT resident_clusters > 0 FROM vecstore_gpu_status()'),
+    'the helper keeps clusters resident');
+
+# graph clusters: the helper's exact answers against the CPU's graph search
+my $truth = $node->safe_psql(
+    'postgres', q{
+SET enable_seqscan = off; SET vecstore.gpu = off; SET vecstore.probes = 20;
+CREATE TABLE big_truth AS SELECT q.q, ARRAY(SELECT id FROM big ORDER BY v <-> q.v LIMIT 10) AS ids FROM bigq q;
+SELECT graph_clusters FROM vecstore_index_info('big_v')});
+cmp_ok($truth, '>', 0, "an index with graph clusters ($truth)");
+my %recall;
+for my $gpu ('off', 'auto')
+{
+    $recall{$gpu} = $node->safe_psql(
+        'postgres', qq{
+SET enable_seqscan = off; SET vecstore.probes = 2; SET vecstore.ef_search = 20; SET vecstore.gpu = $gpu;
+SELECT sum((SELECT count(*) FROM unnest(ARRAY(SELECT id FROM big ORDER BY v <-> q.v LIMIT 10)) i
+            WHERE i = ANY (t.ids)))
+FROM bigq q JOIN big_truth t USING (q)});
+}
+cmp_ok($recall{auto}, '>=', $recall{off},
+    "graph clusters: recall with the helper's exact answers ($recall{auto}/200) at least the CPU's ($recall{off}/200)");
+
+# concurrent sessions, batched
+$node->safe_psql('postgres',
+    'ALTER SYSTEM SET vecstore.gpu_batch_delay = 20000; SELECT pg_reload_conf()');
+ok( $node->poll_query_until(
+        'postgres', "SELECT state = 'running' FROM vecstore_gpu_status()"),
+    'the helper restarts with a 20 ms batching delay');
+sleep 1;
+my ($breq0, $bbat0) = split /\|/, status('requests || \'|\' || batches');
+my @procs;
+for my $i (1 .. 4)
+{
+    my ($in, $out, $err) = ('', '', '');
+    push @procs,
+      IPC::Run::start(
+        [
+            'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres'), '-c',
+            "SET enable_seqscan = off; SET vecstore.probes = 3; SET vecstore.gpu = auto;
+             CREATE TABLE flat_c$i AS SELECT q.q, n.id, n.rank FROM flatq q,
+               LATERAL (SELECT id, row_number() OVER () AS rank FROM
+                        (SELECT id FROM flat ORDER BY v <-> q.v LIMIT 200) s) n"
+        ],
+        \$in, \$out, \$err);
+}
+my $finished = 0;
+for my $p (@procs)
+{
+    $finished++ if $p->finish;
+}
+is($finished, 4, 'four concurrent sessions finished');
+my ($breq1, $bbat1) = split /\|/, status('requests || \'|\' || batches');
+my $same = 0;
+$same += (same_tables('flat_off', "flat_c$_") eq '0') for 1 .. 4;
+is($same, 4, 'each with the same results as the CPU');
+cmp_ok($bbat1 - $bbat0, '<', $breq1 - $breq0,
+    'requests from several sessions were batched (' . ($breq1 - $breq0) . ' requests in '
+      . ($bbat1 - $bbat0) . ' batches)');
+
+# little GPU memory: fewer clusters resident, same results
+$node->safe_psql('postgres',
+    'ALTER SYSTEM RESET vecstore.gpu_batch_delay; ALTER SYSTEM SET vecstore.gpu_memory = 1; SELECT pg_reload_conf()');
+ok( $node->poll_query_until(
+        'postgres', "SELECT state = 'running' AND memory_limit = 1048576 FROM vecstore_gpu_status()"),
+    'the helper restarts with 1 MB of GPU memory');
+flat_knn('flat_small', 'SET vecstore.gpu = auto;');
+is(same_tables('flat_off', 'flat_small'), '0', 'with 1 MB the results are the same');
+ok( $node->poll_query_until(
+        'postgres', 'SELECT resident_clusters BETWEEN 1 AND 30 AND memory_used <= 1048576 FROM vecstore_gpu_status()'),
+    'and at most 1 MB of clusters stays resident (LRU)');
+$node->safe_psql('postgres', 'ALTER SYSTEM RESET vecstore.gpu_memory; SELECT pg_reload_conf()');
+
+# 6. vecstore.gpu = off in the configuration stops the helper; so does a
 # server stop
 $pid = status('helper_pid');
 $node->safe_psql('postgres', 'ALTER SYSTEM SET vecstore.gpu = off; SELECT pg_reload_conf()');
@@ -258,7 +388,7 @@ $pid = status('helper_pid');
 $node->stop;
 ok(!pid_alive($pid), 'after a server stop no helper is left');
 
-# 6. without shared_preload_libraries
+# 7. without shared_preload_libraries
 my $plain = PostgreSQL::Test::Cluster->new('nogpu');
 $plain->init;
 $plain->start;
