@@ -35,10 +35,10 @@
  * fails its outstanding slots at once; a backend that stops waiting
  * (timeout, cancel) withdraws a queued slot or abandons a sent one, whose
  * late answer the worker then drops.  Every failure sends the work back to
- * the CPU (VsGpuOffloadAssign).  What goes to the GPU so far: the
- * nearest-centroid searches of CREATE INDEX (k-means rounds and row
- * assignment).  Index scans run on the CPU; resident clusters and batched
- * reranking are not built yet.
+ * the CPU.  What goes to the GPU: the nearest-centroid searches of CREATE
+ * INDEX (k-means rounds and row assignment, VsGpuOffloadAssign), and the
+ * probed clusters of approximate index scans (VsGpuScan), which the helper
+ * keeps resident and answers in batches grouped by cluster.
  *
  * IDENTIFICATION
  *	  src/vsgpu.c

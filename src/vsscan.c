@@ -28,6 +28,13 @@
  *	   candidate has a code distance below its exact distance (code and
  *	   exact distances share a scale: squared L2, negative inner product,
  *	   1 - cosine), so a window's worth of slack absorbs the codes' error.
+ *	   With a usable GPU service (vecstore.gpu), an approximate scan sends
+ *	   the clusters it opens to the helper in one request instead: each
+ *	   cluster's ef_search rows with the smallest lower bounds of their
+ *	   keys, computed exactly on resident clusters (src/vsgpu.c), become
+ *	   the pending candidates, and the last answer's bound is the
+ *	   cluster's frontier; deepening such a cluster reads the rest of it
+ *	   flat.
  *	4. Extension.  When the executor keeps asking (a WHERE clause discards
  *	   rows, or a large LIMIT), the scan looks further, within
  *	   vecstore.max_scan_tuples rows examined.  Deeper: a cluster's graph
