@@ -73,7 +73,7 @@
 #define LINE_MAX_LEN	1024
 
 /* requests read together at most */
-#define BATCH_MAX		64
+#define BATCH_MAX		128
 
 static int	emulate = 0;
 static uint64_t memory_limit = 0;

@@ -75,8 +75,8 @@
 #include "vsgpu.h"
 #include "vsgpu_protocol.h"
 
-/* request slots in the ring: more backends than this wait on the CPU */
-#define VS_GPU_SLOTS			32
+/* request slots in the ring: more concurrent requests than this go to the CPU */
+#define VS_GPU_SLOTS			128
 
 /*
  * Bytes of one transfer segment: the centroids and a slice of vectors of
