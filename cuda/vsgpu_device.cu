@@ -187,6 +187,8 @@ vsgpu_device_open(VsGpuDeviceInfo *info, char *err, size_t errlen)
 		snprintf(err, errlen, "cuBLAS could not be initialised");
 		return -1;
 	}
+	/* FP32 throughout: the scan's error bounds assume it (no TF32) */
+	cublasSetMathMode(handle, CUBLAS_DEFAULT_MATH);
 	opened = 1;
 	snprintf(info->name, sizeof(info->name), "%s", prop.name);
 	info->total_bytes = totalb;

@@ -348,6 +348,7 @@ resident_get(const VsGpuScanJob *job, const VsGpuScanCluster *cl, char *err, siz
 	uint64_t	bytes = (uint64_t) cl->count * (rowbytes + sizeof(float));
 	struct stat st;
 	Resident   *r;
+	Resident	nr;
 	char	   *map;
 	int			fd;
 
@@ -389,6 +390,41 @@ resident_get(const VsGpuScanJob *job, const VsGpuScanCluster *cl, char *err, siz
 		snprintf(err, errlen, "cannot map %s: %s", job->file, strerror(errno));
 		return NULL;
 	}
+	memset(&nr, 0, sizeof(nr));
+	snprintf(nr.path, sizeof(nr.path), "%s", job->file);
+	nr.ino = job->file_ino;
+	nr.offset = cl->offset;
+	nr.count = cl->count;
+	nr.dim = job->dim;
+	nr.bytes = bytes;
+	if (emulate)
+	{
+		nr.host = emu_alloc(cl->count * rowbytes);
+		memcpy(nr.host, map + cl->offset, cl->count * rowbytes);
+	}
+	else
+	{
+		for (;;)
+		{
+			nr.dev = vsgpu_device_upload((const float *) (map + cl->offset), (int) cl->count,
+										 job->dim, err, errlen);
+			if (nr.dev != NULL || nresidents == 0)
+				break;
+			/* the device is fuller than our count says: make room, retry */
+			{
+				int			lru = 0;
+
+				for (int i = 1; i < nresidents; i++)
+					if (residents[i].last_used < residents[lru].last_used)
+						lru = i;
+				resident_drop(lru);
+			}
+		}
+	}
+	munmap(map, st.st_size);
+	if (!emulate && nr.dev == NULL)
+		return NULL;
+
 	if (nresidents == maxresidents)
 	{
 		maxresidents = maxresidents ? maxresidents * 2 : 64;
@@ -399,38 +435,10 @@ resident_get(const VsGpuScanJob *job, const VsGpuScanCluster *cl, char *err, siz
 			exit(1);
 		}
 	}
-	r = &residents[nresidents];
-	memset(r, 0, sizeof(*r));
-	snprintf(r->path, sizeof(r->path), "%s", job->file);
-	r->ino = job->file_ino;
-	r->offset = cl->offset;
-	r->count = cl->count;
-	r->dim = job->dim;
-	r->bytes = bytes;
-	if (emulate)
-	{
-		r->host = emu_alloc(cl->count * rowbytes);
-		memcpy(r->host, map + cl->offset, cl->count * rowbytes);
-	}
-	else
-	{
-		for (;;)
-		{
-			r->dev = vsgpu_device_upload((const float *) (map + cl->offset), (int) cl->count,
-										 job->dim, err, errlen);
-			if (r->dev != NULL || nresidents == 0)
-				break;
-			/* the device is fuller than our count says: make room, retry */
-			resident_drop(0);
-			r = &residents[nresidents];
-		}
-	}
-	munmap(map, st.st_size);
-	if (!emulate && r->dev == NULL)
-		return NULL;
+	r = &residents[nresidents++];
+	*r = nr;
 	r->last_used = ++use_clock;
 	resident_bytes += bytes;
-	nresidents++;
 	return r;
 }
 
