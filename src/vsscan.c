@@ -843,7 +843,9 @@ open_next(IndexScanDesc scan, int n)
 /*
  * deepen_before - before a row at ordering key "key" is returned, search
  * deeper every opened cluster whose graph search stopped short of it: its
- * unexamined rows may be nearer.  True when it deepened any.
+ * unexamined rows may be nearer.  Within max_scan_tuples, except for
+ * clusters already counted in full (answered by the GPU where the CPU
+ * would have scanned them flat).  True when it deepened any.
  */
 static bool
 deepen_before(IndexScanDesc scan, double key)
@@ -855,7 +857,9 @@ deepen_before(IndexScanDesc scan, double key)
 	{
 		VsProbe    *p = &so->probes[i];
 
-		if (!p->full && compare_distance(p->frontier, key) < 0)
+		/* a cluster counted as examined in full is read whatever the budget */
+		if (!p->full && compare_distance(p->frontier, key) < 0 &&
+			(p->counted || so->scanned < vecstore_max_scan_tuples))
 		{
 			CHECK_FOR_INTERRUPTS();
 			deepen(scan, p);
@@ -1090,8 +1094,7 @@ vsgettuple(IndexScanDesc scan, ScanDirection dir)
 		 * may hold nearer rows: search it deeper first (within
 		 * max_scan_tuples).
 		 */
-		if (so->ncands > 0 && so->scanned < vecstore_max_scan_tuples &&
-			deepen_before(scan, so->cands[0].distance))
+		if (so->ncands > 0 && deepen_before(scan, so->cands[0].distance))
 			continue;
 
 		if (so->ncands > 0)

@@ -299,6 +299,10 @@ is($sfb2, $sfb0, 'no fallback');
 is(same_tables('flat_off', 'flat_auto'), '0',
     'flat clusters: the same 200 rows in the same order with vecstore.gpu off and auto (EXCEPT ALL both ways)');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM flat_auto'), '10000', '50 queries x 200 rows');
+flat_knn('flat_off_small', 'SET vecstore.gpu = off; SET vecstore.max_scan_tuples = 1000;');
+flat_knn('flat_auto_small', 'SET vecstore.gpu = auto; SET vecstore.max_scan_tuples = 1000;');
+is(same_tables('flat_off_small', 'flat_auto_small'), '0',
+    'and the same when vecstore.max_scan_tuples is smaller than the probed clusters');
 ok( $node->poll_query_until('postgres', 'SELECT resident_clusters > 0 FROM vecstore_gpu_status()'),
     'the helper keeps clusters resident');
 
