@@ -72,7 +72,7 @@ typedef struct VsBuildState
 	int32	   *batch_assign;
 	int			nbatch;
 	int			batch_cap;		/* ASSIGN_BATCH, or a GPU transfer's worth */
-	VsGpuOffload *offload;		/* assignment on the GPU, when it can */
+	const VsKmeansHooks *hooks; /* k-means' hooks: the GPU offload with them */
 	double		assigned;
 	Tuplesortstate *sort;
 	TupleDesc	sortdesc;
@@ -198,21 +198,17 @@ sample_callback(Relation index, ItemPointer tid, Datum *values,
 static void
 flush_batch(VsBuildState *bs)
 {
-	VsKmeansHooks kmeans_hooks = VsKmeansServerHooks;
-
 	Vector	   *v;
 
 	if (bs->nbatch == 0)
 		return;
-	kmeans_hooks.offload_assign = VsGpuOffloadAssign;
-	kmeans_hooks.offload_arg = bs->offload;
 
 	if (bs->nclusters == 1)
 		memset(bs->batch_assign, 0, sizeof(int32) * bs->nbatch);
 	else
 		VsKmeansAssign(bs->centroids, bs->centroid_norms, bs->nclusters, bs->dims,
 					   bs->row_metric, bs->batch, bs->nbatch, bs->batch_assign, NULL,
-					   &kmeans_hooks);
+					   bs->hooks);
 
 	v = VsInitVector(bs->dims);
 	for (int i = 0; i < bs->nbatch; i++)
@@ -828,7 +824,7 @@ vsbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	kmeans_hooks.offload_assign = VsGpuOffloadAssign;
 	kmeans_hooks.offload_arg = &offload;
 	memset(&bs, 0, sizeof(bs));
-	bs.offload = &offload;
+	bs.hooks = &kmeans_hooks;
 	bs.heap = heap;
 	bs.index = index;
 	bs.metric = VsGetMetric(index);

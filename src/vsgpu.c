@@ -360,18 +360,19 @@ VsGpuCheck(const char *what, bool count)
 /*
  * VsGpuUsable - whether work may go to the GPU now: vecstore.gpu is not
  * off and the service has a running helper.
+ *
+ * Every approximate index scan asks, so this reads the state without the
+ * spinlock (one aligned int; every querying backend taking the lock would
+ * share one cache line, see VsGpuCheck).  A stale answer costs nothing:
+ * gpu_request checks the state again under the lock, and a scan that finds
+ * the service gone falls back to the CPU.
  */
 bool
 VsGpuUsable(void)
 {
-	VsGpuState	state;
-
 	if (vecstore_gpu == VS_GPU_OFF || gpu_shared == NULL)
 		return false;
-	SpinLockAcquire(&gpu_shared->mutex);
-	state = gpu_shared->state;
-	SpinLockRelease(&gpu_shared->mutex);
-	return state == VS_GPU_STATE_RUNNING;
+	return *((volatile VsGpuState *) &gpu_shared->state) == VS_GPU_STATE_RUNNING;
 }
 
 /*
@@ -387,6 +388,25 @@ count_fallback(const char *what, const char *why)
 	snprintf(gpu_shared->fallback_reason, sizeof(gpu_shared->fallback_reason),
 			 "%s ran on the CPU: %s", what, why);
 	SpinLockRelease(&gpu_shared->mutex);
+}
+
+/*
+ * offload_failed - an operation's request failed for "why": under on an
+ * error; under auto the fallback is counted and the rest of the operation
+ * stays on the CPU.  Returns -1, for the caller to return.
+ */
+static int
+offload_failed(VsGpuOffload *off, const char *why)
+{
+	off->disabled = true;
+	if (vecstore_gpu == VS_GPU_ON)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("vecstore.gpu is \"on\" but the GPU could not do the work of %s", off->what),
+				 errdetail("%s.", why),
+				 errhint("Set vecstore.gpu to \"auto\" to run on the CPU when the GPU cannot.")));
+	count_fallback(off->what, why);
+	return -1;
 }
 
 /*
@@ -674,16 +694,7 @@ VsGpuOffloadAssign(void *arg, const float *centroids, int k, int dim,
 	if (seg != NULL && done >= n)
 		return 0;
 
-	/* the CPU answers; later calls of this build do not try again */
-	off->disabled = true;
-	if (vecstore_gpu == VS_GPU_ON)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("vecstore.gpu is \"on\" but the GPU could not do the work of %s", off->what),
-				 errdetail("%s.", why),
-				 errhint("Set vecstore.gpu to \"auto\" to run on the CPU when the GPU cannot.")));
-	count_fallback(off->what, why);
-	return -1;
+	return offload_failed(off, why);
 }
 
 /*
@@ -785,15 +796,7 @@ VsGpuScan(VsGpuOffload *off, const char *body, int metric, int dim, const float 
 		return 0;
 	}
 
-	off->disabled = true;
-	if (vecstore_gpu == VS_GPU_ON)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("vecstore.gpu is \"on\" but the GPU could not do the work of %s", off->what),
-				 errdetail("%s.", why),
-				 errhint("Set vecstore.gpu to \"auto\" to run on the CPU when the GPU cannot.")));
-	count_fallback(off->what, why);
-	return -1;
+	return offload_failed(off, why);
 }
 
 /* ---- the worker ---- */
