@@ -130,6 +130,15 @@ reply(const char *fmt,...)
 		exit(0);
 }
 
+/* one_line - a reason made fit for one protocol line */
+static void
+one_line(char *text)
+{
+	for (char *p = text; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+}
+
 /*
  * next_line - the next complete line of input into "line", if one is
  * buffered (1), else 0.
@@ -213,6 +222,23 @@ static const VsKmeansHooks emu_hooks = {
 };
 
 /*
+ * use_backend_kernels - run the emulation on the backend's kernel path
+ * (vecstore.simd), so that its results are bit for bit the backend's; the
+ * best path here if this CPU lacks it.
+ */
+static void
+use_backend_kernels(int path)
+{
+	if (VsKernelsForPath((VsKernelPath) path) != NULL)
+	{
+		VsKernels = *VsKernelsForPath((VsKernelPath) path);
+		VsKernelsActivePath = (VsKernelPath) path;
+	}
+	else
+		VsDistanceInit();
+}
+
+/*
  * run_assign - one ASSIGN job in a mapped segment of "size" bytes.  0 on
  * success, else -1 with the reason in err.
  */
@@ -264,14 +290,7 @@ run_assign(char *base, uint64_t size, uint64_t token, char *err, size_t errlen)
 	VsKmeansCentroidNorms(c, job->k, job->dim, norms);
 	if (emulate)
 	{
-		/* the backend's kernels, so that the results are its own */
-		if (VsKernelsForPath((VsKernelPath) job->kernel_path) != NULL)
-		{
-			VsKernels = *VsKernelsForPath((VsKernelPath) job->kernel_path);
-			VsKernelsActivePath = (VsKernelPath) job->kernel_path;
-		}
-		else
-			VsDistanceInit();
+		use_backend_kernels(job->kernel_path);
 		VsKmeansAssign(c, norms, job->k, job->dim, (VsMetric) job->metric, x, job->n,
 					   out, dist, &emu_hooks);
 	}
@@ -317,6 +336,18 @@ resident_drop(int i)
 	residents[i] = residents[--nresidents];
 }
 
+/* drop_lru - forget the least recently used resident (there is one) */
+static void
+drop_lru(void)
+{
+	int			lru = 0;
+
+	for (int i = 1; i < nresidents; i++)
+		if (residents[i].last_used < residents[lru].last_used)
+			lru = i;
+	resident_drop(lru);
+}
+
 /*
  * evict_for - drop least recently used residents until "bytes" more fit
  * in memory_limit; 0 when they do.
@@ -325,14 +356,7 @@ static int
 evict_for(uint64_t bytes)
 {
 	while (nresidents > 0 && resident_bytes + bytes > memory_limit)
-	{
-		int			lru = 0;
-
-		for (int i = 1; i < nresidents; i++)
-			if (residents[i].last_used < residents[lru].last_used)
-				lru = i;
-		resident_drop(lru);
-	}
+		drop_lru();
 	return resident_bytes + bytes <= memory_limit ? 0 : -1;
 }
 
@@ -411,14 +435,7 @@ resident_get(const VsGpuScanJob *job, const VsGpuScanCluster *cl, char *err, siz
 			if (nr.dev != NULL || nresidents == 0)
 				break;
 			/* the device is fuller than our count says: make room, retry */
-			{
-				int			lru = 0;
-
-				for (int i = 1; i < nresidents; i++)
-					if (residents[i].last_used < residents[lru].last_used)
-						lru = i;
-				resident_drop(lru);
-			}
+			drop_lru();
 		}
 	}
 	munmap(map, st.st_size);
@@ -463,27 +480,49 @@ typedef struct ScanWork
 
 static ScanWork *sort_works;
 
-/* pairs by file, offset, then request order (for deterministic batches) */
-static int
-compare_pairs(const void *a, const void *b)
+/* pair_cluster - the cluster a pair names */
+static const VsGpuScanCluster *
+pair_cluster(const ScanPair *p)
 {
-	const ScanPair *pa = a,
-			   *pb = b;
+	const VsGpuScanJob *j = sort_works[p->work].job;
+
+	return (const VsGpuScanCluster *) ((const char *) j + j->clusters_off) + p->cluster;
+}
+
+/*
+ * compare_cluster - whether two pairs need the same computation: the same
+ * rows (file, inode, offset, count, dimensions) under the same metric and
+ * kernels; 0 when they do.
+ */
+static int
+compare_cluster(const ScanPair *pa, const ScanPair *pb)
+{
 	const VsGpuScanJob *ja = sort_works[pa->work].job,
 			   *jb = sort_works[pb->work].job;
-	const VsGpuScanCluster *ca = (const VsGpuScanCluster *) ((char *) ja + ja->clusters_off) + pa->cluster;
-	const VsGpuScanCluster *cb = (const VsGpuScanCluster *) ((char *) jb + jb->clusters_off) + pb->cluster;
+	const VsGpuScanCluster *ca = pair_cluster(pa),
+			   *cb = pair_cluster(pb);
 	int			c = strcmp(ja->file, jb->file);
 
 	if (c != 0)
 		return c;
-	if (ja->file_ino != jb->file_ino)
-		return ja->file_ino < jb->file_ino ? -1 : 1;
-	if (ca->offset != cb->offset)
-		return ca->offset < cb->offset ? -1 : 1;
-	if (ja->metric != jb->metric)
-		return ja->metric < jb->metric ? -1 : 1;
-	return pa->work - pb->work;
+#define CMP(a, b) if ((a) != (b)) return (a) < (b) ? -1 : 1
+	CMP(ja->file_ino, jb->file_ino);
+	CMP(ca->offset, cb->offset);
+	CMP(ca->count, cb->count);
+	CMP(ja->dim, jb->dim);
+	CMP(ja->metric, jb->metric);
+	CMP(ja->kernel_path, jb->kernel_path);
+#undef CMP
+	return 0;
+}
+
+/* pairs by cluster, then request order (for deterministic batches) */
+static int
+compare_pairs(const void *a, const void *b)
+{
+	int			c = compare_cluster(a, b);
+
+	return c != 0 ? c : ((const ScanPair *) a)->work - ((const ScanPair *) b)->work;
 }
 
 /* hits by key (NaN last), then row */
@@ -647,17 +686,8 @@ run_scans(ScanWork *works, int nworks)
 		int			rc = 0;
 
 		/* the pairs of the same cluster (sorted together) form a group */
-		while (end < npairs)
-		{
-			ScanWork   *we = &works[pairs[end].work];
-			VsGpuScanCluster *ce = (VsGpuScanCluster *) (we->base + we->job->clusters_off) + pairs[end].cluster;
-
-			if (ce->offset != c0->offset || we->job->file_ino != j0->file_ino ||
-				we->job->metric != j0->metric || we->job->dim != j0->dim ||
-				ce->count != c0->count || strcmp(we->job->file, j0->file) != 0)
-				break;
+		while (end < npairs && compare_cluster(&pairs[g], &pairs[end]) == 0)
 			end++;
-		}
 		nq = end - g;
 
 		if (c0->count == 0)
@@ -679,6 +709,7 @@ run_scans(ScanWork *works, int nworks)
 			rc = -1;
 		else if (emulate)
 		{
+			use_backend_kernels(j0->kernel_path);
 			for (int q = 0; q < nq; q++)
 				for (uint32_t x = 0; x < c0->count; x++)
 					keys[(size_t) q * c0->count + x] =
@@ -716,9 +747,7 @@ run_scans(ScanWork *works, int nworks)
 	{
 		if (works[w].failed)
 		{
-			for (char *p = works[w].err; *p; p++)
-				if (*p == '\n' || *p == '\r')
-					*p = ' ';
+			one_line(works[w].err);
 			reply("DONE %d %u ERROR %s", works[w].slot, works[w].seq, works[w].err);
 		}
 		else
@@ -786,9 +815,7 @@ run_job(int slot, unsigned seq, const char *name, uint64_t token)
 		reply("DONE %d %u OK", slot, seq);
 	else
 	{
-		for (char *p = err; *p; p++)
-			if (*p == '\n' || *p == '\r')
-				*p = ' ';
+		one_line(err);
 		reply("DONE %d %u ERROR %s", slot, seq, err);
 		if (rc == -2)
 		{
@@ -889,13 +916,6 @@ serve(void)
 						snprintf(w->err, sizeof(w->err), "%s", bad);
 						w->failed = 1;
 					}
-					else if (emulate &&
-							 VsKernelsForPath((VsKernelPath) w->job->kernel_path) != NULL)
-					{
-						/* the backend's kernels, so that the keys are its own */
-						VsKernels = *VsKernelsForPath((VsKernelPath) w->job->kernel_path);
-						VsKernelsActivePath = (VsKernelPath) w->job->kernel_path;
-					}
 				}
 			}
 			else
@@ -950,10 +970,7 @@ main(int argc, char **argv)
 	}
 	else if (vsgpu_device_open(&info, err, sizeof(err)) != 0)
 	{
-		/* one line, no newlines inside */
-		for (char *p = err; *p; p++)
-			if (*p == '\n' || *p == '\r')
-				*p = ' ';
+		one_line(err);
 		reply("NODEVICE %s", err);
 		return 0;
 	}
