@@ -115,6 +115,12 @@ EOF
     done
 }
 
+# median X... - the median of the numbers (the lower middle one of an even
+# count)
+median() {
+    printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'
+}
+
 # one_set NAME ROWS DIM - the builds and the throughput of the loaded set
 one_set() {
     local name=$1 r i
@@ -133,8 +139,7 @@ one_set() {
     done
     if [ -n "${tot[on]:-}" ]; then
         echo
-        echo "Median build: off $(echo "${tot[off]}" | tr ' ' '\n' | sed '/^$/d' | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }') s," \
-            "on $(echo "${tot[on]}" | tr ' ' '\n' | sed '/^$/d' | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }') s."
+        echo "Median build: off $(median ${tot[off]}) s, on $(median ${tot[on]}) s."
     fi
     throughput
     echo

@@ -110,10 +110,10 @@ EOF
     [ "$build_ok" = 1 ] || echo "$out" | tail -n 5 | sed 's/^/# /'
 }
 
-# recall - mean recall@10 of the index at the default settings, scanned
-# on the CPU (this compares builds)
+# recall MODE - mean recall@10 of the index at the default settings, the
+# scans run with vecstore.gpu = MODE (off compares builds)
 recall() {
-    sql -c "SET enable_seqscan = off; SET vecstore.gpu = off;
+    sql -c "SET enable_seqscan = off; SET vecstore.gpu = $1;
             SELECT round(avg((SELECT count(*) FROM unnest(t.ids) i
                               WHERE i = ANY (ARRAY(SELECT id FROM items
                                                    ORDER BY items.v <-> q.v LIMIT 10))))::numeric / 10, 3)
@@ -122,33 +122,26 @@ recall() {
 
 build off
 cpu_ok=$build_ok cpu_ms=$build_ms cpu_inertia=$inertia
-cpu_recall=$(recall)
+cpu_recall=$(recall off)
 echo "# CPU build: ${cpu_ms} ms, inertia $cpu_inertia, recall@10 $cpu_recall"
 
 build on
-echo "# GPU build: ${build_ms} ms, inertia $inertia, $jobs jobs, recall@10 $(recall)"
+gpu_recall=$(recall off)
+echo "# GPU build: ${build_ms} ms, inertia $inertia, $jobs jobs, recall@10 $gpu_recall"
 check "a CPU build (vecstore.gpu = off)" [ "$cpu_ok" = 1 ]
 check "a build with vecstore.gpu = on succeeds" [ "$build_ok" = 1 ]
 check "its k-means and assignment ran on the GPU ($jobs jobs)" [ "${jobs:-0}" -gt 0 ]
 check "k-means inertia within 1% of the CPU's ($inertia vs $cpu_inertia)" \
     is_true "$(sql -c "SELECT abs($inertia - $cpu_inertia) <= 0.01 * $cpu_inertia")"
-gpu_recall=$(recall)
 check "recall@10 within 0.02 of the CPU-built index ($gpu_recall vs $cpu_recall)" \
     is_true "$(sql -c "SELECT $gpu_recall >= $cpu_recall - 0.02")"
 echo "# CREATE INDEX: CPU $cpu_ms ms, GPU $build_ms ms ($(awk -v a="$cpu_ms" -v b="$build_ms" 'BEGIN { printf "%.2fx", a / b }'))"
 
 # scans: the helper answers each probed cluster exactly (resident
 # clusters, one GEMM per batch), the CPU reranks
-recall_scan() {
-    sql -c "SET enable_seqscan = off; SET vecstore.gpu = $1;
-            SELECT round(avg((SELECT count(*) FROM unnest(t.ids) i
-                              WHERE i = ANY (ARRAY(SELECT id FROM items
-                                                   ORDER BY items.v <-> q.v LIMIT 10))))::numeric / 10, 3)
-            FROM queries q JOIN truth t USING (q)"
-}
 req0=$(status requests)
-off_recall=$(recall_scan off)
-on_recall=$(recall_scan on)
+off_recall=$gpu_recall
+on_recall=$(recall on)
 echo "# recall@10 of the GPU-built index: scans on the CPU $off_recall, on the GPU $on_recall"
 check "scans on the GPU: recall@10 at least the CPU's ($on_recall vs $off_recall)" \
     is_true "$(sql -c "SELECT $on_recall >= $off_recall")"

@@ -267,17 +267,22 @@ CREATE INDEX flat_v ON flat USING vecstore (v) WITH (lists = 40);
 is($node->safe_psql('postgres', 'SELECT graph_clusters FROM vecstore_index_info(\'flat_v\')'),
     '0', 'an index whose clusters the CPU scans flat');
 
-# run the flat queries under "settings" into table "name"
-sub flat_knn
+# the flat queries under "settings" into table "name", as SQL
+sub flat_knn_sql
 {
     my ($name, $settings) = @_;
-    $node->safe_psql(
-        'postgres', qq{
+    return qq{
 SET enable_seqscan = off; SET vecstore.probes = 3; $settings
 CREATE TABLE $name AS SELECT q.q, n.id, n.rank FROM flatq q,
   LATERAL (SELECT id, row_number() OVER () AS rank FROM
            (SELECT id FROM flat ORDER BY v <-> q.v LIMIT 200) s) n;
-});
+};
+}
+
+# run them
+sub flat_knn
+{
+    $node->safe_psql('postgres', flat_knn_sql(@_));
 }
 
 sub same_tables
@@ -342,10 +347,7 @@ for my $i (1 .. 4)
       IPC::Run::start(
         [
             'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres'), '-c',
-            "SET enable_seqscan = off; SET vecstore.probes = 3; SET vecstore.gpu = auto;
-             CREATE TABLE flat_c$i AS SELECT q.q, n.id, n.rank FROM flatq q,
-               LATERAL (SELECT id, row_number() OVER () AS rank FROM
-                        (SELECT id FROM flat ORDER BY v <-> q.v LIMIT 200) s) n"
+            flat_knn_sql("flat_c$i", 'SET vecstore.gpu = auto;')
         ],
         \$in, \$out, \$err);
 }
