@@ -44,7 +44,7 @@
  * three (each seed's smallest ef reaching 0.95).
  *
  * Usage: bench_hnsw [--quick] [--big] [--runs N] [--data DIR]
- *					 [--sections 12345]
+ *					 [--sections 123456]
  *
  * IDENTIFICATION
  *	  bench/bench_hnsw.c
@@ -266,7 +266,8 @@ typedef struct Built
  * build_graph - build with timing; m/efc <= 0 mean the defaults.
  */
 static Built
-build_graph(const float *x, int n, int dim, VsMetric metric, int m, int efc)
+build_graph_lists(const float *x, int n, int dim, VsMetric metric, int m,
+				  int efc, const uint32_t *lists, int nlists)
 {
 	VsHnswBuildOptions opt;
 	Built		b;
@@ -277,12 +278,20 @@ build_graph(const float *x, int n, int dim, VsMetric metric, int m, int efc)
 		opt.m = m;
 	if (efc > 0)
 		opt.ef_construction = efc;
+	opt.neighbours = lists;
+	opt.nneighbours = nlists;
 	b.size = VsHnswSerializedSize(n, metric, &opt);
 	b.graph = aligned_alloc(64, (b.size + 63) / 64 * 64);
 	t0 = now();
 	VsHnswBuild(x, n, dim, metric, &opt, &hooks, b.graph, b.size);
 	b.seconds = now() - t0;
 	return b;
+}
+
+static Built
+build_graph(const float *x, int n, int dim, VsMetric metric, int m, int efc)
+{
+	return build_graph_lists(x, n, dim, metric, m, efc, NULL, 0);
 }
 
 /* a set of queries with its exact answers */
@@ -906,12 +915,75 @@ section_paths(void)
 }
 
 /*
+ * section_lists - section 6: graphs built from exact neighbour lists
+ * (VsHnswBuildOptions.neighbours, the GPU build's path) against the
+ * incremental build, on IVF-cell-shaped clusters of the real sets.
+ */
+static void
+section_lists(void)
+{
+	static const int sizes[] = {2000, 5000, 20000};
+	static const int efs[] = {10, 16, 24, 32, 40, 64, 96, 128};
+	int			nsizes = quick ? 2 : 3;
+
+	printf("\n## 6. Level 0 from exact neighbour lists (the GPU build) against the incremental build (m 16, ef_construction 64)\n\n");
+	printf("| set | cluster size | incremental build s | exact lists s (CPU reference) | build from lists s | ef_search | recall@10 incremental | recall@10 from lists | us/query incremental | us/query from lists |\n");
+	printf("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+	for (int s = 0; s < N_SETS; s++)
+	{
+		DataSet    *d = &sets[s];
+
+		if (d->base == NULL)
+			continue;
+		for (int z = 0; z < nsizes && sizes[z] <= d->n; z++)
+		{
+			int			n = sizes[z];
+			const float *seed = d->base + (size_t) (13 % d->n) * d->dim;
+			float	   *x = ball(d->base, d->n, d->dim, d->metric, seed, n);
+			int			nq = d->nq < NQ_CROSS ? d->nq : NQ_CROSS;
+			float	   *q = ball(d->query, d->nq, d->dim, d->metric, seed, nq);
+			int			kl = VS_HNSW_DEFAULT_EF_CONSTRUCTION;
+			uint32_t   *lists = malloc(sizeof(uint32_t) * (size_t) n * kl);
+			Built		bi = build_graph(x, n, d->dim, d->metric, 0, 0);
+			Built		bl;
+			double		t0 = now(),
+						tlists;
+			size_t		ss = VsHnswScratchSize(n, MAX_EF);
+			VsHnswScratch *scratch = VsHnswScratchInit(malloc(ss), ss, n, MAX_EF);
+			Truth		t;
+
+			VsHnswExactNeighbours(x, n, d->dim, d->metric, kl, &hooks, lists);
+			tlists = now() - t0;
+			bl = build_graph_lists(x, n, d->dim, d->metric, 0, 0, lists, kl);
+			truth_init(&t, x, n, d->dim, d->metric, q, nq);
+			for (int e = 0; e < (int) (sizeof(efs) / sizeof(efs[0])); e++)
+			{
+				printf("| %s | %d | %.3f | %.3f | %.3f | %d | %.4f | %.4f | %.1f | %.1f |\n",
+					   d->name, n, bi.seconds, tlists, bl.seconds, efs[e],
+					   graph_recall(&t, bi.graph, efs[e], scratch),
+					   graph_recall(&t, bl.graph, efs[e], scratch),
+					   time_per_query(&t, bi.graph, efs[e], scratch, MODE_GRAPH) * 1e6,
+					   time_per_query(&t, bl.graph, efs[e], scratch, MODE_GRAPH) * 1e6);
+				fflush(stdout);
+			}
+			free(t.kth);
+			free(scratch);
+			free(bl.graph);
+			free(bi.graph);
+			free(lists);
+			free(q);
+			free(x);
+		}
+	}
+}
+
+/*
  * main - parse the options and run the chosen sections.
  */
 int
 main(int argc, char **argv)
 {
-	const char *sections = "12345";
+	const char *sections = "123456";
 
 	data_dir = getenv("VECSTORE_DATA") ? getenv("VECSTORE_DATA") : "../shared/data";
 	for (int i = 1; i < argc; i++)
@@ -928,7 +1000,7 @@ main(int argc, char **argv)
 			sections = argv[++i];
 		else
 		{
-			fprintf(stderr, "usage: %s [--quick] [--big] [--runs N] [--data DIR] [--sections 12345]\n",
+			fprintf(stderr, "usage: %s [--quick] [--big] [--runs N] [--data DIR] [--sections 123456]\n",
 					argv[0]);
 			return 2;
 		}
@@ -955,5 +1027,7 @@ main(int argc, char **argv)
 		section_crossover();
 	if (strchr(sections, '5'))
 		section_paths();
+	if (strchr(sections, '6'))
+		section_lists();
 	return 0;
 }

@@ -149,6 +149,22 @@ typedef struct VsHnswBuildOptions
 								 * and kernel path => identical bytes */
 	const struct VsHnswBuildSource *source; /* NULL: search the float
 											 * vectors (see below) */
+
+	/*
+	 * Candidate lists for level 0, or NULL.  When given, level 0 is not
+	 * built by searching the graph: each node's neighbours are selected
+	 * (the same heuristic) from its row of "neighbours": n rows of
+	 * "nneighbours" node ids, the node's approximately nearest others in
+	 * any order (ids >= n, the node itself, repeats and VS_HNSW_NONE are
+	 * skipped, so a list from elsewhere cannot make the build misbehave),
+	 * and back links are added afterwards.  The levels above are built
+	 * as usual, by searching.  This is how a GPU, which finds exact
+	 * k-nearest-neighbour lists with one matrix product per cluster,
+	 * builds a graph (vshnsw.c, build_from_lists, says more).  "source"
+	 * is then used only above level 0.
+	 */
+	const uint32_t *neighbours;
+	int			nneighbours;	/* 1 .. VS_HNSW_MAX_EF_CONSTRUCTION */
 } VsHnswBuildOptions;
 
 /* one search result; results come nearest first, ties by id */
@@ -219,6 +235,10 @@ extern size_t VsHnswBuildMemory(int n, const VsHnswBuildOptions *opt);
 extern size_t VsHnswBuild(const float *vectors, int n, int dim,
 						  VsMetric metric, const VsHnswBuildOptions *opt,
 						  const VsHnswHooks *hooks, void *dst, size_t dst_size);
+
+extern void VsHnswExactNeighbours(const float *vectors, int n, int dim,
+								  VsMetric metric, int k,
+								  const VsHnswHooks *hooks, uint32_t *out);
 
 /* vshnsw.c: checking a block that came from disk */
 extern const char *VsHnswValidate(const void *graph, size_t size, int n,

@@ -16,6 +16,10 @@
  *	  RECALL_EF (64) with the default build options (m 16,
  *	  ef_construction 64): at least RECALL_MIN (0.95) per configuration
  *	  (measured 0.99-1.00 when written); nearly every node reachable;
+ *	- level 0 from neighbour lists (the GPU build): with exact lists the
+ *	  same recall and reachability bars, on every metric, and identical
+ *	  bytes twice; lists of garbage give a valid, sanely searched graph;
+ *	  the memory bound; a bad list length refused;
  *	- determinism: two builds into buffers holding different garbage are
  *	  byte-identical, and the size is VsHnswSerializedSize's;
  *	- serialized form: the block written to a file at an odd 64-byte
@@ -325,6 +329,134 @@ test_recall(void)
 			check(reach >= n - n / 1000, "%s n=%d: only %d of %d nodes reachable",
 				  metric_names[metric], n, reach, n);
 		free(g);
+		free(scratch);
+		free(x);
+	}
+	group_end();
+}
+
+/*
+ * test_lists - graphs whose level 0 comes from neighbour lists
+ * (VsHnswBuildOptions.neighbours, the GPU build): with exact lists, the
+ * recall and reachability the incremental build must reach, on every
+ * metric, and identical bytes twice; with lists of garbage (out of range
+ * ids, the node itself, repeats, VS_HNSW_NONE, random others) a graph
+ * that validates and searches sanely; memory within VsHnswBuildMemory;
+ * a bad list length refused.
+ */
+static void
+test_lists(void)
+{
+	static const struct
+	{
+		VsMetric	metric;
+		int			n;
+		int			dim;
+	}			cfg[] = {
+		{VS_METRIC_L2, 5000, 32},
+		{VS_METRIC_IP, 3000, 32},
+		{VS_METRIC_COSINE, 3000, 64},
+	};
+	int			k = VS_HNSW_DEFAULT_EF_CONSTRUCTION;
+
+	group_begin("level 0 from neighbour lists: recall@%d >= %.2f at ef_search %d with exact lists, garbage lists harmless",
+				RECALL_K, RECALL_MIN, RECALL_EF);
+	for (size_t c = 0; c < sizeof(cfg) / sizeof(cfg[0]); c++)
+	{
+		int			n = cfg[c].n,
+					dim = cfg[c].dim;
+		VsMetric	metric = cfg[c].metric;
+		float	   *x = make_clustered(n + NQUERIES, dim, 40, metric, 300 + c);
+		const float *q = x + (size_t) n * dim;
+		VsHnswScratch *scratch = new_scratch(n, 256);
+		uint32_t   *lists = malloc(sizeof(uint32_t) * (size_t) n * k);
+		VsHnswBuildOptions opt;
+		size_t		size,
+					size2,
+					before_bytes;
+		void	   *g,
+				   *g2;
+		double		recall;
+		int			reach;
+		VsHnswResult res[RECALL_K];
+
+		VsHnswExactNeighbours(x, n, dim, metric, k, &hooks, lists);
+		VsHnswBuildOptionsInit(&opt);
+		opt.neighbours = lists;
+		opt.nneighbours = k;
+		before_bytes = live_bytes;
+		peak_bytes = live_bytes;
+		g = build(x, n, dim, metric, &opt, &size);
+		check(peak_bytes - before_bytes <= VsHnswBuildMemory(n, &opt),
+			  "%s: peak %zu bytes, VsHnswBuildMemory %zu", metric_names[metric],
+			  peak_bytes - before_bytes, VsHnswBuildMemory(n, &opt));
+		check(size == VsHnswSerializedSize(n, metric, NULL),
+			  "%s: size %zu differs from the incremental build's", metric_names[metric], size);
+		check(VsHnswValidate(g, size, n, dim, metric) == NULL, "%s: graph from lists invalid",
+			  metric_names[metric]);
+		recall = recall_against_flat(g, x, n, dim, metric, q, NQUERIES, RECALL_EF, scratch);
+		reach = reachable(g);
+		printf("       %-6s n=%-6d dim=%-4d from exact lists: recall@10 %.4f, %d of %d reachable\n",
+			   metric_names[metric], n, dim, recall, reach, n);
+		check(recall >= RECALL_MIN, "%s: recall %.4f from exact lists", metric_names[metric], recall);
+		if (metric != VS_METRIC_IP)
+			check(reach >= n - n / 1000, "%s: only %d of %d nodes reachable",
+				  metric_names[metric], reach, n);
+		g2 = build(x, n, dim, metric, &opt, &size2);
+		check(size2 == size && memcmp(g, g2, size) == 0, "%s: two builds from the same lists differ",
+			  metric_names[metric]);
+		free(g2);
+
+		/* garbage: every kind of bad entry, and random ids */
+		for (int i = 0; i < n; i++)
+		{
+			uint32_t   *row = lists + (size_t) i * k;
+
+			for (int j = 0; j < k; j++)
+			{
+				switch (rng_next() % 6)
+				{
+					case 0:
+						row[j] = (uint32_t) i;
+						break;
+					case 1:
+						row[j] = VS_HNSW_NONE;
+						break;
+					case 2:
+						row[j] = (uint32_t) n + (uint32_t) (rng_next() % 1000);
+						break;
+					case 3:
+						row[j] = j > 0 ? row[j - 1] : 0;
+						break;
+					default:
+						row[j] = (uint32_t) (rng_next() % (uint64_t) n);
+						break;
+				}
+			}
+		}
+		g2 = build(x, n, dim, metric, &opt, &size2);
+		check(VsHnswValidate(g2, size2, n, dim, metric) == NULL, "%s: graph from garbage lists invalid",
+			  metric_names[metric]);
+		for (int i = 0; i < 20; i++)
+		{
+			int			got = VsHnswSearch(g2, x, q + (size_t) i * dim, RECALL_K, RECALL_EF,
+										   scratch, res);
+
+			check(results_sane(res, got, RECALL_K, n) && got > 0,
+				  "%s: search of a graph from garbage lists gave %d insane results",
+				  metric_names[metric], got);
+		}
+		free(g2);
+
+		/* a list length out of range builds nothing */
+		opt.nneighbours = 0;
+		check(VsHnswBuild(x, n, dim, metric, &opt, &hooks, g, size) == 0,
+			  "%s: nneighbours 0 accepted", metric_names[metric]);
+		opt.nneighbours = VS_HNSW_MAX_EF_CONSTRUCTION + 1;
+		check(VsHnswBuild(x, n, dim, metric, &opt, &hooks, g, size) == 0,
+			  "%s: nneighbours above the maximum accepted", metric_names[metric]);
+		free(g);
+		free(lists);
 		free(scratch);
 		free(x);
 	}
@@ -1238,6 +1370,7 @@ main(void)
 	printf("kernel path in use: %s\n", VsKernelPathName(VsKernelsActivePath));
 
 	test_recall();
+	test_lists();
 	test_determinism();
 	test_serialized();
 	test_validator_targeted();
