@@ -59,7 +59,7 @@ NVCC_GENCODE = -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code
 
 EXTRA_CLEAN = test/kernels/test_kernels bench/bench_kernels tools/fvecs2pg \
 	$(GPU_HELPER) cuda/vsgpu_helper.o cuda/vsgpu_device.o cuda/vsgpu_nocuda.o \
-	cuda/vskmeans_helper.o cuda/vsdistance_helper.o
+	cuda/vskmeans_helper.o cuda/vsdistance_helper.o cuda/vshnsw_helper.o
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
@@ -79,13 +79,17 @@ all: $(GPU_HELPER)
 # the exact distances it returns: src/vskmeans.c and src/vsdistance.c,
 # compiled here as separate objects (without the server's flags).
 GPU_HELPER_CFLAGS = -O2 -g -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation -Werror -Icuda -I$(srcdir)/src
-GPU_HELPER_OBJS = cuda/vsgpu_helper.o cuda/vskmeans_helper.o cuda/vsdistance_helper.o
+GPU_HELPER_OBJS = cuda/vsgpu_helper.o cuda/vskmeans_helper.o cuda/vsdistance_helper.o \
+	cuda/vshnsw_helper.o
 
-cuda/vsgpu_helper.o: cuda/vsgpu_helper.c cuda/vsgpu_helper.h cuda/vsgpu_protocol.h src/vskmeans.h src/vsdistance.h
+cuda/vsgpu_helper.o: cuda/vsgpu_helper.c cuda/vsgpu_helper.h cuda/vsgpu_protocol.h src/vskmeans.h src/vsdistance.h src/vshnsw.h
 	$(CC) $(GPU_HELPER_CFLAGS) -c -o $@ cuda/vsgpu_helper.c
 
 cuda/vskmeans_helper.o: src/vskmeans.c src/vskmeans.h src/vsdistance.h
 	$(CC) $(GPU_HELPER_CFLAGS) -c -o $@ src/vskmeans.c
+
+cuda/vshnsw_helper.o: src/vshnsw.c src/vshnsw.h src/vskmeans.h src/vsdistance.h
+	$(CC) $(GPU_HELPER_CFLAGS) -c -o $@ src/vshnsw.c
 
 cuda/vsdistance_helper.o: src/vsdistance.c src/vsdistance.h
 	$(CC) $(GPU_HELPER_CFLAGS) -c -o $@ src/vsdistance.c

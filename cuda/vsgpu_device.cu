@@ -15,6 +15,11 @@
  * CPU kernels rank (src/vskmeans.c).  Device buffers grow to the largest
  * job seen and stay allocated for the next one.
  *
+ * Neighbour lists (vsgpu_device_knn): a cluster's rows against themselves
+ * in one SGEMM per slice of rows, then a block per row selects its k
+ * smallest keys exactly by radix selection (knn_select); the graph of the
+ * cluster is then built from those lists on the host (src/vshnsw.c).
+ *
  * Resident clusters (vsgpu_device_upload/_bounds): a cluster's rows and
  * their squared norms stay in device memory; the helper decides which
  * (LRU within vecstore.gpu_memory).  A batch of queries against one
@@ -465,6 +470,222 @@ vsgpu_device_bounds(void *cluster, int metric, const float *queries, int nq,
 		rc = cudaMemcpy(out, d_keys.ptr, cells * sizeof(float), cudaMemcpyDeviceToHost);
 	if (rc != cudaSuccess)
 		return fail(rc, "computing keys", err, errlen);
+	return 0;
+}
+
+/*
+ * order_key - a float's bits as an unsigned key in the float order
+ * (negatives flipped, positives with the sign bit set); NaN last.
+ */
+__device__ __forceinline__ uint32_t
+order_key(float v)
+{
+	uint32_t	u = __float_as_uint(v);
+
+	if (v != v)
+		return 0xFFFFFFFFu;
+	return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+#define KNN_THREADS		256
+#define KNN_WARPS		(KNN_THREADS / 32)
+
+/*
+ * knn_select - one block of KNN_THREADS per row of g (rows x n,
+ * row-major; row r is vector first + r): out[r * k ..] = the k columns
+ * j != first + r with the smallest bias[j] + scale[j] * g[r][j].
+ *
+ * An exact radix selection: four passes of an 8-bit histogram (in shared
+ * memory) over the row's keys narrow down the k-th smallest key T and how
+ * many keys equal to it are needed; one more pass writes the columns
+ * below T, then the first needed ones equal to T, in column order (warp
+ * ballots and per-warp counts give each its place), so the lists do not
+ * depend on thread timing.  Padded with 0xFFFFFFFF past n - 1.
+ */
+__global__ void
+knn_select(const float *g, const float *bias, const float *scale, int n, int k,
+		   int first, uint32_t *out)
+{
+	__shared__ unsigned hist[256];
+	__shared__ uint32_t s_prefix;
+	__shared__ unsigned s_left;
+	__shared__ unsigned w_less[KNN_WARPS],
+				w_eq[KNN_WARPS];
+	int			row = blockIdx.x;
+	int			self = first + row;
+	int			tid = threadIdx.x;
+	int			lane = tid & 31;
+	int			warp = tid >> 5;
+	const float *gr = g + (size_t) row * n;
+	uint32_t   *o = out + (size_t) row * k;
+	int			want = (n - 1 < k) ? n - 1 : k;
+	uint32_t	prefix = 0,
+				mask = 0;
+	unsigned	left = (unsigned) want;
+	unsigned	base_less = 0,
+				base_eq = 0,
+				nless;
+
+	for (int j = want + tid; j < k; j += KNN_THREADS)
+		o[j] = 0xFFFFFFFFu;
+	if (want <= 0)
+		return;
+
+	for (int shift = 24; shift >= 0; shift -= 8)
+	{
+		for (int i = tid; i < 256; i += KNN_THREADS)
+			hist[i] = 0;
+		__syncthreads();
+		for (int j = tid; j < n; j += KNN_THREADS)
+		{
+			uint32_t	key;
+
+			if (j == self)
+				continue;
+			key = order_key(fmaf(scale[j], gr[j], bias[j]));
+			if ((key & mask) == prefix)
+				atomicAdd(&hist[(key >> shift) & 255u], 1u);
+		}
+		__syncthreads();
+		if (tid == 0)
+		{
+			unsigned	cum = 0;
+			int			b;
+
+			/* the keys matching the prefix number at least "left" */
+			for (b = 0; b < 255; b++)
+			{
+				if (cum + hist[b] >= left)
+					break;
+				cum += hist[b];
+			}
+			s_prefix = prefix | ((uint32_t) b << shift);
+			s_left = left - cum;
+		}
+		__syncthreads();
+		prefix = s_prefix;
+		left = s_left;
+		mask |= 0xFFu << shift;
+		__syncthreads();
+	}
+
+	/* prefix is the k-th smallest key; "left" of the keys equal to it go */
+	nless = (unsigned) want - left;
+	for (int chunk = 0; chunk < n; chunk += KNN_THREADS)
+	{
+		int			j = chunk + tid;
+		uint32_t	key = 0xFFFFFFFFu;
+		int			valid = (j < n && j != self);
+		int			isless,
+					iseq;
+		unsigned	bl,
+					be,
+					lt = (1u << lane) - 1u,
+					off_less = base_less,
+					off_eq = base_eq;
+
+		if (valid)
+			key = order_key(fmaf(scale[j], gr[j], bias[j]));
+		isless = valid && key < prefix;
+		iseq = valid && key == prefix;
+		bl = __ballot_sync(0xffffffffu, isless);
+		be = __ballot_sync(0xffffffffu, iseq);
+		if (lane == 0)
+		{
+			w_less[warp] = __popc(bl);
+			w_eq[warp] = __popc(be);
+		}
+		__syncthreads();
+		for (int w = 0; w < warp; w++)
+		{
+			off_less += w_less[w];
+			off_eq += w_eq[w];
+		}
+		if (isless)
+			o[off_less + __popc(bl & lt)] = (uint32_t) j;
+		if (iseq && off_eq + __popc(be & lt) < left)
+			o[nless + off_eq + __popc(be & lt)] = (uint32_t) j;
+		for (int w = 0; w < KNN_WARPS; w++)
+		{
+			base_less += w_less[w];
+			base_eq += w_eq[w];
+		}
+		__syncthreads();
+	}
+}
+
+extern "C" int
+vsgpu_device_knn(const float *x, int n, int dim, const float *bias,
+				 const float *scale, int k, uint32_t *out,
+				 uint64_t memory_limit, char *err, size_t errlen)
+{
+	const float one = 1.0f,
+				zero = 0.0f;
+	size_t		xbytes = (size_t) n * dim * sizeof(float);
+	size_t		per_row = ((size_t) n + k) * sizeof(float);
+	size_t		budget = (size_t) 1 << 30;
+	size_t		slice;
+	cudaError_t rc;
+
+	if (!opened)
+	{
+		snprintf(err, errlen, "no device is open");
+		return -1;
+	}
+	if (memory_limit > 0)
+	{
+		size_t		fixed = xbytes + 2 * (size_t) n * sizeof(float);
+		size_t		avail = memory_limit > fixed ? memory_limit - fixed : 0;
+
+		if (avail < budget)
+			budget = avail;
+	}
+	slice = budget / per_row;
+	if (slice < 1)
+	{
+		snprintf(err, errlen, "a cluster of %d rows does not fit vecstore.gpu_memory", n);
+		return -1;
+	}
+	if (slice > (size_t) n)
+		slice = n;
+
+	if ((rc = reserve(&d_x, xbytes)) != cudaSuccess ||
+		(rc = reserve(&d_bias, n * sizeof(float))) != cudaSuccess ||
+		(rc = reserve(&d_scale, n * sizeof(float))) != cudaSuccess ||
+		(rc = reserve(&d_g, slice * n * sizeof(float))) != cudaSuccess ||
+		(rc = reserve(&d_out, slice * k * sizeof(uint32_t))) != cudaSuccess)
+		return fail(rc, "allocating device memory", err, errlen);
+	if ((rc = cudaMemcpy(d_x.ptr, x, xbytes, cudaMemcpyHostToDevice)) != cudaSuccess ||
+		(rc = cudaMemcpy(d_bias.ptr, bias, n * sizeof(float), cudaMemcpyHostToDevice)) != cudaSuccess ||
+		(rc = cudaMemcpy(d_scale.ptr, scale, n * sizeof(float), cudaMemcpyHostToDevice)) != cudaSuccess)
+		return fail(rc, "copying the cluster", err, errlen);
+
+	for (size_t first = 0; first < (size_t) n; first += slice)
+	{
+		int			rows = (int) (((size_t) n - first) < slice ? (size_t) n - first : slice);
+		cublasStatus_t st;
+
+		/* g^T (n x rows, column-major) = X (n x dim) * X_slice^T (dim x rows) */
+		st = cublasSgemm(handle, CUBLAS_OP_T, CUBLAS_OP_N, n, rows, dim, &one,
+						 (const float *) d_x.ptr, dim,
+						 (const float *) d_x.ptr + first * dim, dim, &zero,
+						 (float *) d_g.ptr, n);
+		if (st != CUBLAS_STATUS_SUCCESS)
+		{
+			snprintf(err, errlen, "cublasSgemm failed with status %d", (int) st);
+			return st == CUBLAS_STATUS_ALLOC_FAILED ? -1 : -2;
+		}
+		knn_select<<<rows, KNN_THREADS>>>((const float *) d_g.ptr,
+										  (const float *) d_bias.ptr,
+										  (const float *) d_scale.ptr, n, k,
+										  (int) first, (uint32_t *) d_out.ptr);
+		rc = cudaGetLastError();
+		if (rc == cudaSuccess)
+			rc = cudaMemcpy(out + first * k, d_out.ptr, (size_t) rows * k * sizeof(uint32_t),
+							cudaMemcpyDeviceToHost);
+		if (rc != cudaSuccess)
+			return fail(rc, "neighbour selection kernel", err, errlen);
+	}
 	return 0;
 }
 

@@ -20,6 +20,7 @@
  * segment the helper maps by name (cuda/vsgpu_protocol.h):
  *
  *	ASSIGN <slot> <seq> <segment> <token>
+ *	KNN <slot> <seq> <segment> <token>
  *	SCAN <slot> <seq> <segment> <token>
  *		->	DONE <slot> <seq> OK | DONE <slot> <seq> ERROR <why>
  *
@@ -39,7 +40,7 @@
  *							(vecstore.gpu_memory; 0: 80% of the device)
  *	--emulate				no device: announce "CPU emulation" and serve
  *							requests on the CPU, with vecstore's own CPU
- *							code (src/vskmeans.c), so that the service and
+ *							code (src/vskmeans.c, src/vshnsw.c), so that the service and
  *							its whole request path can be tested without a
  *							GPU: results are then bit-for-bit those of the
  *							CPU path
@@ -68,6 +69,7 @@
 
 #include "vsgpu_helper.h"
 #include "vsgpu_protocol.h"
+#include "vshnsw.h"
 #include "vskmeans.h"
 
 #define LINE_MAX_LEN	1024
@@ -320,6 +322,78 @@ run_assign(char *base, uint64_t size, uint64_t token, char *err, size_t errlen)
 	return rc;
 }
 
+
+/*
+ * run_knn - one KNN job (a cluster's neighbour lists) in a mapped segment
+ * of "size" bytes.  0 on success, else -1 (or -2: context lost) with the
+ * reason in err.
+ */
+static int
+run_knn(char *base, uint64_t size, uint64_t token, char *err, size_t errlen)
+{
+	VsGpuKnnJob *job = (VsGpuKnnJob *) base;
+	VsGpuKnnJob check;
+	const float *x;
+	uint32_t   *out;
+	float	   *norms;
+	float	   *bias;
+	float	   *scale;
+	int			rc = 0;
+
+	if (size < sizeof(VsGpuKnnJob) || job->magic != VSGPU_KNN_MAGIC)
+	{
+		snprintf(err, errlen, "not a neighbour-list job");
+		return -1;
+	}
+	if (job->token != token)
+	{
+		snprintf(err, errlen, "the segment holds another job");
+		return -1;
+	}
+	if (job->k < 1 || job->k > VS_HNSW_MAX_EF_CONSTRUCTION || job->dim < 1 || job->n < 0 ||
+		(job->metric != VS_METRIC_L2 && job->metric != VS_METRIC_IP &&
+		 job->metric != VS_METRIC_COSINE))
+	{
+		snprintf(err, errlen, "bad neighbour-list job (k %d, dim %d, n %d, metric %d)",
+				 job->k, job->dim, job->n, job->metric);
+		return -1;
+	}
+	check = *job;
+	VsGpuKnnLayout(&check);
+	if (check.total > size || memcmp(&check, job, sizeof(check)) != 0)
+	{
+		snprintf(err, errlen, "neighbour-list job layout does not match its segment");
+		return -1;
+	}
+	x = (const float *) (base + job->vectors_off);
+	out = (uint32_t *) (base + job->out_off);
+	if (job->n == 0)
+		return 0;
+
+	if (emulate)
+	{
+		use_backend_kernels(job->kernel_path);
+		VsHnswExactNeighbours(x, job->n, job->dim, (VsMetric) job->metric, job->k,
+							  &emu_hooks, out);
+		return 0;
+	}
+
+	/* every row is a "centroid" of the others: the assignment's ranking */
+	norms = emu_alloc(sizeof(float) * job->n);
+	bias = emu_alloc(sizeof(float) * job->n);
+	scale = emu_alloc(sizeof(float) * job->n);
+	VsKmeansCentroidNorms(x, job->n, job->dim, norms);
+	for (int j = 0; j < job->n; j++)
+		VsKmeansRankTransform((VsMetric) job->metric,
+							  job->metric == VS_METRIC_IP ? 0.0f : norms[j],
+							  &bias[j], &scale[j]);
+	rc = vsgpu_device_knn(x, job->n, job->dim, bias, scale, job->k, out,
+						  memory_limit, err, errlen);
+	free(scale);
+	free(bias);
+	free(norms);
+	return rc;
+}
 
 /*
  * resident_drop - forget resident i (the last one takes its place).
@@ -795,8 +869,11 @@ map_job(const char *name, size_t *size, char *err, size_t errlen)
 /*
  * run_job - map the segment a request names and run its job.
  */
+typedef int (*JobRunner) (char *base, uint64_t size, uint64_t token,
+						  char *err, size_t errlen);
+
 static void
-run_job(int slot, unsigned seq, const char *name, uint64_t token)
+run_job(int slot, unsigned seq, const char *name, uint64_t token, JobRunner runner)
 {
 	char		err[256] = "";
 	size_t		size;
@@ -809,7 +886,7 @@ run_job(int slot, unsigned seq, const char *name, uint64_t token)
 		reply("DONE %d %u ERROR %s", slot, seq, err);
 		return;
 	}
-	rc = run_assign(base, (uint64_t) size, token, err, sizeof(err));
+	rc = runner(base, (uint64_t) size, token, err, sizeof(err));
 	munmap(base, size);
 	if (rc == 0)
 		reply("DONE %d %u OK", slot, seq);
@@ -832,7 +909,8 @@ run_job(int slot, unsigned seq, const char *name, uint64_t token)
 static int
 is_work(const char *line)
 {
-	return strncmp(line, "ASSIGN ", 7) == 0 || strncmp(line, "SCAN ", 5) == 0;
+	return strncmp(line, "ASSIGN ", 7) == 0 || strncmp(line, "SCAN ", 5) == 0 ||
+		strncmp(line, "KNN ", 4) == 0;
 }
 
 static void
@@ -896,7 +974,9 @@ serve(void)
 			else if (strcmp(line, "QUIT") == 0)
 				quit = 1;
 			else if (sscanf(line, "ASSIGN %d %u %255s %llu", &slot, &seq, name, &token) == 4)
-				run_job(slot, seq, name, (uint64_t) token);
+				run_job(slot, seq, name, (uint64_t) token, run_assign);
+			else if (sscanf(line, "KNN %d %u %255s %llu", &slot, &seq, name, &token) == 4)
+				run_job(slot, seq, name, (uint64_t) token, run_knn);
 			else if (sscanf(line, "SCAN %d %u %255s %llu", &slot, &seq, name, &token) == 4)
 			{
 				ScanWork   *w = &works[nworks++];

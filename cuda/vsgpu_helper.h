@@ -76,6 +76,18 @@ extern void vsgpu_device_release(void *cluster);
 extern int	vsgpu_device_bounds(void *cluster, int metric, const float *queries, int nq,
 								float *out, char *err, size_t errlen);
 
+/*
+ * vsgpu_device_knn - out[i * k + j] = the k rows r != i of x (n rows,
+ * row-major, dim floats) with the smallest bias[r] + scale[r] * (x_i .
+ * x_r), in any order; VS_HNSW_NONE for j >= n - 1.  One GEMM of the rows
+ * against themselves per slice of rows that fits memory_limit, then a
+ * radix selection per row on the device.  0 on success, else -1 (or -2:
+ * context lost) with a reason in "err".
+ */
+extern int	vsgpu_device_knn(const float *x, int n, int dim, const float *bias,
+							 const float *scale, int k, uint32_t *out,
+							 uint64_t memory_limit, char *err, size_t errlen);
+
 /* vsgpu_device_used - bytes of device memory in use (for the status). */
 extern uint64_t vsgpu_device_used(void);
 

@@ -38,6 +38,15 @@ vsgpu_device_assign(const float *centroids, const float *bias, const float *scal
 	return -1;
 }
 
+int
+vsgpu_device_knn(const float *x, int n, int dim, const float *bias,
+				 const float *scale, int k, uint32_t *out,
+				 uint64_t memory_limit, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "the GPU helper was built without CUDA");
+	return -1;
+}
+
 void *
 vsgpu_device_upload(const float *x, int n, int dim, char *err, size_t errlen)
 {

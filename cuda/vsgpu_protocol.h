@@ -14,6 +14,7 @@
  *
  *	ASSIGN <slot> <seq> <segment name> <token>
  *	SCAN <slot> <seq> <segment name> <token>
+ *	KNN <slot> <seq> <segment name> <token>
  *
  * and helper -> worker, for every request, after a line announcing each
  * batch of requests it took from its input together:
@@ -156,6 +157,44 @@ VsGpuScanLayout(VsGpuScanJob *job)
 	off = vsgpu_align(off + (uint64_t) job->nclusters * sizeof(VsGpuScanCluster));
 	job->hits_off = off;
 	off = vsgpu_align(off + (uint64_t) job->nclusters * job->topk * sizeof(VsGpuScanHit));
+	job->total = off;
+}
+
+/* "VSGK": a neighbour-list job */
+#define VSGPU_KNN_MAGIC			0x5653474Bu
+
+/*
+ * KNN: for each of the n vectors of one cluster, the k others with the
+ * smallest ranking distance (squared L2, negative inner product, 1 -
+ * cosine), in any order, VS_HNSW_NONE (0xFFFFFFFF) where the cluster has
+ * fewer than k others: the lists a graph's level 0 is built from
+ * (VsHnswBuildOptions.neighbours, src/vshnsw.h).  The backend checks
+ * every id and ranks the lists by exact distance itself, so the GPU's
+ * float32 rounding can change which near-tie makes a list, nothing more.
+ */
+typedef struct VsGpuKnnJob
+{
+	uint32_t	magic;
+	int32_t		kernel_path;	/* VsKernelPath of the backend (emulation) */
+	uint64_t	token;			/* the request line's token */
+	int32_t		metric;			/* VsMetric */
+	int32_t		dim;
+	int32_t		n;
+	int32_t		k;
+	uint64_t	vectors_off;	/* float[n * dim] */
+	uint64_t	out_off;		/* uint32[n * k] */
+	uint64_t	total;
+} VsGpuKnnJob;
+
+static inline void
+VsGpuKnnLayout(VsGpuKnnJob *job)
+{
+	uint64_t	off = vsgpu_align(sizeof(VsGpuKnnJob));
+
+	job->vectors_off = off;
+	off = vsgpu_align(off + (uint64_t) job->n * job->dim * sizeof(float));
+	job->out_off = off;
+	off = vsgpu_align(off + (uint64_t) job->n * job->k * sizeof(uint32_t));
 	job->total = off;
 }
 

@@ -415,6 +415,7 @@ typedef struct VsClusterExtras
 									 * a graph */
 	int			m;
 	int			ef_construction;
+	VsGpuOffload *offload;		/* the build's GPU offload, or NULL */
 } VsClusterExtras;
 
 /* the graph build's distances over a cluster's codes */
@@ -680,9 +681,28 @@ write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_me
 			VsHnswBuildSource source;
 			VsCodeSource cs;
 			void	   *graph = palloc_extended(info[c].graph_size, MCXT_ALLOC_HUGE);
+			int			nlists = Max(ex->ef_construction, ex->m);
+			uint32	   *lists = NULL;
 
 			Assert(w.total == info[c].graph_offset);
 			graph_options(ex, c, &opt);
+
+			/*
+			 * With a GPU, level 0 comes from the cluster's exact neighbour
+			 * lists (one GEMM there) instead of a search per row: the same
+			 * size and layout, measured the same recall (vshnsw.c,
+			 * build_from_lists); otherwise every row is inserted.
+			 */
+			if (ex->offload != NULL && !ex->offload->disabled && VsGpuUsable())
+				lists = palloc_extended(sizeof(uint32) * nlists * (Size) counts[c],
+										MCXT_ALLOC_HUGE);
+			if (lists != NULL &&
+				VsGpuNeighbours(ex->offload, vecs, (int) counts[c], dims, ex->metric,
+								nlists, lists) == 0)
+			{
+				opt.neighbours = lists;
+				opt.nneighbours = nlists;
+			}
 
 			/* the insertions search over the codes, as queries will */
 			if (codes != NULL)
@@ -909,6 +929,7 @@ vsbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	memset(&ex, 0, sizeof(ex));
 	ex.metric = bs.metric;
 	ex.graph_threshold = VS_HNSW_FLAT_THRESHOLD;
+	ex.offload = &offload;
 	VsGetGraphOptions(index, &ex.m, &ex.ef_construction, &quantizer);
 	if (quantizer == VS_QUANTIZER_SQ8 && nsample > 0)
 	{
@@ -967,8 +988,13 @@ vsbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, VS_PHASE_WRITE);
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, 0);
 	reserve_metapage(index, MAIN_FORKNUM);
+	INSTR_TIME_SET_CURRENT(phase_start);
 	write_index(index, MAIN_FORKNUM, bs.metric, bs.row_metric, bs.dims, bs.nclusters,
 				bs.centroids, bs.counts, bs.sort, bs.slot, lists_option, &ex, &meta);
+	INSTR_TIME_SET_CURRENT(phase_time);
+	INSTR_TIME_SUBTRACT(phase_time, phase_start);
+	elog(DEBUG1, "vecstore clusters: %d, %lld graphs from GPU neighbour lists, %.1f ms with codes, graphs and the fork",
+		 bs.nclusters, (long long) offload.graphs, INSTR_TIME_GET_MILLISEC(phase_time));
 	tuplesort_end(bs.sort);
 	ExecDropSingleTupleTableSlot(bs.slot);
 	if (RelationNeedsWAL(index))

@@ -92,6 +92,14 @@
  */
 #define VS_GPU_MIN_ASSIGN_WORK	((double) (1 << 22))
 
+/*
+ * A cluster whose neighbour-list job (its vectors and its lists) would
+ * take more than this builds its graph on the CPU.  The job must fit
+ * /dev/shm twice over (job_segment checks); 1 GB is a cluster of about
+ * 2 million 128-dimensional rows.
+ */
+#define VS_GPU_MAX_KNN_BYTES	((Size) 1024 * 1024 * 1024)
+
 typedef enum VsGpuSlotState
 {
 	VS_SLOT_FREE = 0,
@@ -695,6 +703,71 @@ VsGpuOffloadAssign(void *arg, const float *centroids, int k, int dim,
 		return 0;
 
 	return offload_failed(off, why);
+}
+
+/*
+ * VsGpuNeighbours - for each of the n vectors of one cluster, the k others
+ * nearest to it by the metric's ranking distance, from the GPU helper (one
+ * GEMM of the cluster against itself and a selection per row; in
+ * emulation, VsHnswExactNeighbours): the lists a graph's level 0 is built
+ * from (VsHnswBuildOptions.neighbours).  out: n * k node ids, any order,
+ * VS_HNSW_NONE where there are fewer than k others; the graph build checks
+ * every id, so the helper's answer cannot make it misbehave.
+ *
+ * 0 on success; -1 means the CPU builds this graph by insertion: GPU off
+ * or unusable, a cluster too large for one job (not counted), or a
+ * failure, which ends the offload for the rest of the build and is
+ * counted under auto (an error under on), as for the assignment.
+ */
+int
+VsGpuNeighbours(VsGpuOffload *off, const float *vectors, int n, int dim,
+				VsMetric metric, int k, uint32 *out)
+{
+	char		why[256] = "";
+	char		name[64];
+	dsm_segment *seg;
+	VsGpuKnnJob job;
+	bool		ok;
+
+	if (off == NULL || off->disabled || n < 2 || k < 1)
+		return -1;
+	if (vecstore_gpu == VS_GPU_OFF || gpu_shared == NULL)
+		return -1;
+	if (!VsGpuUsable() && off->jobs == 0 && vecstore_gpu == VS_GPU_AUTO)
+	{
+		/* unusable from the start: VsGpuCheck counted it already */
+		off->disabled = true;
+		return -1;
+	}
+
+	memset(&job, 0, sizeof(job));
+	job.magic = VSGPU_KNN_MAGIC;
+	job.kernel_path = (int32) VsKernelsActivePath;
+	job.metric = (int32) metric;
+	job.dim = dim;
+	job.n = n;
+	job.k = k;
+	VsGpuKnnLayout(&job);
+	if (job.total > VS_GPU_MAX_KNN_BYTES)
+		return -1;
+	seg = job_segment(job.total, name, sizeof(name), why, sizeof(why));
+	if (seg == NULL)
+		return offload_failed(off, why);
+
+	job.token = next_token();
+	memcpy(dsm_segment_address(seg), &job, sizeof(job));
+	memcpy((char *) dsm_segment_address(seg) + job.vectors_off, vectors,
+		   (Size) n * dim * sizeof(float));
+	ok = gpu_request("KNN", name, job.token, why, sizeof(why));
+	if (ok)
+		memcpy(out, (char *) dsm_segment_address(seg) + job.out_off,
+			   (Size) n * k * sizeof(uint32));
+	dsm_detach(seg);
+	if (!ok)
+		return offload_failed(off, why);
+	off->jobs++;
+	off->graphs++;
+	return 0;
 }
 
 /*
