@@ -16,7 +16,8 @@
 # Per set:
 #   - builds: BENCH_GPU_RUNS (default 1) builds with vecstore.gpu = off
 #     and on, alternating; total seconds and, from the build's DEBUG1
-#     lines, the k-means and assignment milliseconds and the inertia;
+#     lines, the k-means, assignment and cluster-writing milliseconds,
+#     the graphs built from GPU neighbour lists and the inertia;
 #   - throughput: pgbench, each client running kNN queries (LIMIT 10, a
 #     random one of the set's queries each time) for BENCH_GPU_SECONDS
 #     (default 15) at each of BENCH_GPU_CLIENTS (default "1 8 32") clients,
@@ -71,7 +72,7 @@ echo
 gpu_ok=$([ "$(status state)" = running ] && echo 1 || echo 0)
 
 # build MODE - CREATE INDEX items_v with vecstore.gpu = MODE; sets b_s,
-# km_ms, as_ms, inertia, jobs.
+# km_ms, as_ms, cl_ms, graphs, inertia, jobs.
 build() {
     local out t0
     sql -c 'SET client_min_messages = warning' -c 'DROP INDEX IF EXISTS items_v' -c CHECKPOINT
@@ -84,6 +85,8 @@ build() {
     as_ms=$(echo "$out" | sed -n 's/.*vecstore assignment: .*, \([0-9.]*\) ms with the table scan$/\1/p')
     inertia=$(echo "$out" | sed -n 's/.*vecstore k-means: .* inertia \([0-9.e+]*\),.*/\1/p')
     jobs=$(echo "$out" | sed -n 's/.*vecstore assignment: [0-9]* rows, \([0-9]*\) jobs.*/\1/p')
+    graphs=$(echo "$out" | sed -n 's/.*vecstore clusters: [0-9]*, \([0-9]*\) graphs from GPU neighbour lists.*/\1/p')
+    cl_ms=$(echo "$out" | sed -n 's/.*graphs from GPU neighbour lists, \([0-9.]*\) ms.*/\1/p')
 }
 
 # throughput - pgbench at each client count, vecstore.gpu off and auto
@@ -126,14 +129,14 @@ one_set() {
     local name=$1 r i
     echo "### $name ($2 x $3, $opclass)"
     echo
-    echo "| run | gpu | build s | k-means ms | assignment ms (with the table scan) | k-means inertia | GPU jobs |"
-    echo "|---|---|---|---|---|---|---|"
+    echo "| run | gpu | build s | k-means ms | assignment ms (with the table scan) | clusters ms (codes, graphs, fork) | graphs from GPU lists | k-means inertia | GPU jobs |"
+    echo "|---|---|---|---|---|---|---|---|---|"
     declare -A tot=()
     for r in $(seq 1 "$runs"); do
         for i in off on; do
             [ "$i" = on ] && [ "$gpu_ok" != 1 ] && continue
             build "$i"
-            echo "| $r | $i | $b_s | $km_ms | $as_ms | $inertia | $jobs |"
+            echo "| $r | $i | $b_s | $km_ms | $as_ms | $cl_ms | $graphs | $inertia | $jobs |"
             tot[$i]="${tot[$i]:-} $b_s"
         done
     done
