@@ -418,6 +418,26 @@ offload_failed(VsGpuOffload *off, const char *why)
 }
 
 /*
+ * offload_open - whether an operation's next job may go to the GPU:
+ * vecstore.gpu is not off, the service exists, and it is usable or was
+ * when the operation's first job went (a failure since then is the
+ * request's to report).  An operation that finds it unusable from the
+ * start stays on the CPU (VsGpuCheck counted that already).
+ */
+static bool
+offload_open(VsGpuOffload *off)
+{
+	if (vecstore_gpu == VS_GPU_OFF || gpu_shared == NULL)
+		return false;
+	if (!VsGpuUsable() && off->jobs == 0 && vecstore_gpu == VS_GPU_AUTO)
+	{
+		off->disabled = true;
+		return false;
+	}
+	return true;
+}
+
+/*
  * gpu_request - queue one request (verb, job segment and the token in its
  * header), wake the worker,
  * and wait for the answer.  True when the helper did the job; false with
@@ -635,14 +655,8 @@ VsGpuOffloadAssign(void *arg, const float *centroids, int k, int dim,
 
 	if (off == NULL || off->disabled || n <= 0 || (double) n * k * dim < VS_GPU_MIN_ASSIGN_WORK)
 		return -1;
-	if (vecstore_gpu == VS_GPU_OFF || gpu_shared == NULL)
+	if (!offload_open(off))
 		return -1;
-	if (!VsGpuUsable() && off->jobs == 0 && vecstore_gpu == VS_GPU_AUTO)
-	{
-		/* unusable from the start: VsGpuCheck counted it already */
-		off->disabled = true;
-		return -1;
-	}
 
 	slice = Min(assign_slice(k, dim), n);
 	if (slice == 0)
@@ -731,14 +745,8 @@ VsGpuNeighbours(VsGpuOffload *off, const float *vectors, int n, int dim,
 
 	if (off == NULL || off->disabled || n < 2 || k < 1)
 		return -1;
-	if (vecstore_gpu == VS_GPU_OFF || gpu_shared == NULL)
+	if (!offload_open(off))
 		return -1;
-	if (!VsGpuUsable() && off->jobs == 0 && vecstore_gpu == VS_GPU_AUTO)
-	{
-		/* unusable from the start: VsGpuCheck counted it already */
-		off->disabled = true;
-		return -1;
-	}
 
 	memset(&job, 0, sizeof(job));
 	job.magic = VSGPU_KNN_MAGIC;
