@@ -2078,8 +2078,13 @@ build_from_lists(Builder *b, const uint32_t *lists, int k)
 	 * clusters).  The first node not reached is linked in from its
 	 * nearest reached nodes, found by a search from the entry point as an
 	 * insertion would find them, and everything it reaches is marked;
-	 * then the next.  One search per island, not per node.
+	 * then the next.  One search per island, not per node.  Not under
+	 * inner product: there about half the nodes can never be a
+	 * near-maximum and stay unreachable in any build (the file header),
+	 * so this would cost a search per such node and the rows' heuristic
+	 * would drop most of the links again.
 	 */
+	if (b->metric != VS_METRIC_IP)
 	{
 		uint8_t    *seen = hooks->alloc((size_t) n);
 		uint32_t   *queue = hooks->alloc((size_t) n * sizeof(uint32_t));
@@ -2138,7 +2143,7 @@ mark_reachable(const Builder *b, uint32_t from, uint8_t *seen,
  * a link from a node that is: search level 0 from the entry point for
  * u's nearest (a search only reaches reachable nodes) and link the
  * nearest whose row keeps u (add_link may re-select it away).  If every
- * row drops it, u takes the last slot of the nearest's row.
+ * row drops it, u takes the nearest's first free slot, or its last.
  */
 static void
 link_in(Builder *b, uint32_t u)
@@ -2167,7 +2172,15 @@ link_in(Builder *b, uint32_t u)
 				return;
 		}
 	}
-	writable_row(b, 0, b->pool[0].id & ID_MASK)[lv->cap - 1] = u;
+	{
+		/* the first free slot (a re-selection can leave some), else the last */
+		uint32_t   *row = writable_row(b, 0, b->pool[0].id & ID_MASK);
+		uint32_t	j = 0;
+
+		while (j < lv->cap - 1 && row[j] != VS_HNSW_NONE)
+			j++;
+		row[j] = u;
+	}
 }
 
 /*
