@@ -255,7 +255,7 @@ static float node_distance(const Builder *b, uint32_t a, uint32_t c);
 static uint32_t *writable_row(Builder *b, int l, uint32_t local);
 static int	select_neighbours(Builder *b, const Level *lv,
 							  const PoolEntry *cand, int ncand, int max);
-static void add_link(Builder *b, int l, uint32_t e, uint32_t q, float dist);
+static int	add_link(Builder *b, int l, uint32_t e, uint32_t q, float dist);
 static void insert_node(Builder *b, uint32_t q, int lowest);
 static void build_from_lists(Builder *b, const uint32_t *lists, int k);
 static void node_source(Builder *b, uint32_t q, int codes, Source *src);
@@ -1790,9 +1790,10 @@ select_neighbours(Builder *b, const Level *lv, const PoolEntry *cand,
 /*
  * add_link - link member e to the new member q on level l (q is at
  * distance "dist" from e).  A full row is re-selected from its members
- * and q by the heuristic, from e's point of view; q may lose.
+ * and q by the heuristic, from e's point of view; q may lose.  Returns
+ * whether e's row links q afterwards.
  */
-static void
+static int
 add_link(Builder *b, int l, uint32_t e, uint32_t q, float dist)
 {
 	const Level *lv = &b->levels[l];
@@ -1807,10 +1808,10 @@ add_link(Builder *b, int l, uint32_t e, uint32_t q, float dist)
 		if (row[j] == VS_HNSW_NONE)
 		{
 			row[j] = q;
-			return;
+			return 1;
 		}
 		if (row[j] == q)
-			return;				/* already linked (build_from_lists) */
+			return 1;			/* already linked (build_from_lists) */
 	}
 
 	/* full: rank the members and q by distance to e, insertion sort */
@@ -1832,6 +1833,12 @@ add_link(Builder *b, int l, uint32_t e, uint32_t q, float dist)
 	nsel = select_neighbours(b, lv, b->cand, (int) cap + 1, (int) cap);
 	for (uint32_t j = 0; j < cap; j++)
 		row[j] = (j < (uint32_t) nsel) ? b->sel[j] : VS_HNSW_NONE;
+	for (int j = 0; j < nsel; j++)
+	{
+		if (b->sel[j] == q)
+			return 1;
+	}
+	return 0;
 }
 
 /*
@@ -2162,15 +2169,8 @@ link_in(Builder *b, uint32_t u)
 						b->row, salt);
 	for (int i = 0; i < size; i++)
 	{
-		uint32_t	c = b->pool[i].id & ID_MASK;
-		const uint32_t *row = lv->adj + (size_t) c * lv->cap;
-
-		add_link(b, 0, c, u, b->pool[i].dist);
-		for (uint32_t j = 0; j < lv->cap && row[j] != VS_HNSW_NONE; j++)
-		{
-			if (row[j] == u)
-				return;
-		}
+		if (add_link(b, 0, b->pool[i].id & ID_MASK, u, b->pool[i].dist))
+			return;
 	}
 	{
 		/* the first free slot (a re-selection can leave some), else the last */
