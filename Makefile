@@ -59,7 +59,7 @@ NVCC_GENCODE = -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code
 
 EXTRA_CLEAN = test/kernels/test_kernels bench/bench_kernels tools/fvecs2pg \
 	$(GPU_HELPER) cuda/vsgpu_helper.o cuda/vsgpu_device.o cuda/vsgpu_nocuda.o \
-	cuda/vskmeans_helper.o cuda/vsdistance_helper.o cuda/vshnsw_helper.o
+	cuda/vskmeans_helper.o cuda/vsdistance_helper.o cuda/vshnsw_helper.o cuda/vsgpu_pool.o
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
@@ -75,14 +75,15 @@ $(OBJS): $(wildcard src/*.h)
 # vecstore.so where the background worker looks for it.
 all: $(GPU_HELPER)
 
-# The helper runs vecstore's own CPU code for its emulation mode and for
-# the exact distances it returns: src/vskmeans.c and src/vsdistance.c,
-# compiled here as separate objects (without the server's flags).
+# The helper runs vecstore's own CPU code for its emulation mode, for the
+# exact distances it returns and for the graphs it assembles:
+# src/vskmeans.c, src/vsdistance.c and src/vshnsw.c, compiled here as
+# separate objects (without the server's flags), and its thread pool.
 GPU_HELPER_CFLAGS = -O2 -g -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation -Werror -Icuda -I$(srcdir)/src
 GPU_HELPER_OBJS = cuda/vsgpu_helper.o cuda/vskmeans_helper.o cuda/vsdistance_helper.o \
-	cuda/vshnsw_helper.o
+	cuda/vshnsw_helper.o cuda/vsgpu_pool.o
 
-cuda/vsgpu_helper.o: cuda/vsgpu_helper.c cuda/vsgpu_helper.h cuda/vsgpu_protocol.h src/vskmeans.h src/vsdistance.h src/vshnsw.h
+cuda/vsgpu_helper.o: cuda/vsgpu_helper.c cuda/vsgpu_helper.h cuda/vsgpu_pool.h cuda/vsgpu_protocol.h src/vskmeans.h src/vsdistance.h src/vshnsw.h
 	$(CC) $(GPU_HELPER_CFLAGS) -c -o $@ cuda/vsgpu_helper.c
 
 cuda/vskmeans_helper.o: src/vskmeans.c src/vskmeans.h src/vsdistance.h
@@ -90,6 +91,9 @@ cuda/vskmeans_helper.o: src/vskmeans.c src/vskmeans.h src/vsdistance.h
 
 cuda/vshnsw_helper.o: src/vshnsw.c src/vshnsw.h src/vskmeans.h src/vsdistance.h
 	$(CC) $(GPU_HELPER_CFLAGS) -c -o $@ src/vshnsw.c
+
+cuda/vsgpu_pool.o: cuda/vsgpu_pool.c cuda/vsgpu_pool.h
+	$(CC) $(GPU_HELPER_CFLAGS) -pthread -c -o $@ cuda/vsgpu_pool.c
 
 cuda/vsdistance_helper.o: src/vsdistance.c src/vsdistance.h
 	$(CC) $(GPU_HELPER_CFLAGS) -c -o $@ src/vsdistance.c
@@ -103,10 +107,10 @@ cuda/vsgpu_device.o: cuda/vsgpu_device.cu cuda/vsgpu_helper.h
 ifeq ($(VS_CUDA),yes)
 $(GPU_HELPER): $(GPU_HELPER_OBJS) cuda/vsgpu_device.o
 	$(NVCC) -o $@ $(GPU_HELPER_OBJS) cuda/vsgpu_device.o -L$(CUDA_HOME)/lib64 -lcublas \
-		-Xlinker -rpath=$(CUDA_HOME)/lib64 -lm -lrt
+		-Xlinker -rpath=$(CUDA_HOME)/lib64 -lm -lrt -lpthread
 else
 $(GPU_HELPER): $(GPU_HELPER_OBJS) cuda/vsgpu_nocuda.o
-	$(CC) -o $@ $(GPU_HELPER_OBJS) cuda/vsgpu_nocuda.o -lm -lrt
+	$(CC) -pthread -o $@ $(GPU_HELPER_OBJS) cuda/vsgpu_nocuda.o -lm -lrt
 endif
 
 install: install-gpu-helper
@@ -167,11 +171,15 @@ ifneq ($(wildcard src/vshnsw.c),)
 HNSW_SRCS = src/vshnsw.c src/vsdistance.c
 HNSW_DEPS = $(HNSW_SRCS) src/vshnsw.h src/vskmeans.h src/vsdistance.h
 
-test/kernels/test_hnsw: test/kernels/test_hnsw.c test/kernels/vstest.h test/kernels/vsrng.h $(HNSW_DEPS)
-	$(CC) $(STANDALONE_CFLAGS) -o $@ test/kernels/test_hnsw.c $(HNSW_SRCS) -lm
+# with the GPU helper's thread pool, for the parallel builds from lists
+POOL_SRCS = cuda/vsgpu_pool.c
+POOL_DEPS = $(POOL_SRCS) cuda/vsgpu_pool.h
 
-bench/bench_hnsw: bench/bench_hnsw.c test/kernels/vsrng.h $(HNSW_DEPS)
-	$(CC) $(STANDALONE_CFLAGS) -o $@ bench/bench_hnsw.c $(HNSW_SRCS) -lm
+test/kernels/test_hnsw: test/kernels/test_hnsw.c test/kernels/vstest.h test/kernels/vsrng.h $(HNSW_DEPS) $(POOL_DEPS)
+	$(CC) $(STANDALONE_CFLAGS) -Icuda -pthread -o $@ test/kernels/test_hnsw.c $(HNSW_SRCS) $(POOL_SRCS) -lm
+
+bench/bench_hnsw: bench/bench_hnsw.c test/kernels/vsrng.h $(HNSW_DEPS) $(POOL_DEPS)
+	$(CC) $(STANDALONE_CFLAGS) -Icuda -pthread -o $@ bench/bench_hnsw.c $(HNSW_SRCS) $(POOL_SRCS) -lm
 
 KERNEL_TESTS += test/kernels/test_hnsw
 EXTRA_CLEAN += test/kernels/test_hnsw bench/bench_hnsw

@@ -3,7 +3,8 @@
  * bench_hnsw.c
  *	  Benchmark: the HNSW graph inside a cluster (src/vshnsw.c).
  *
- * Not a test: it checks nothing and exits 0 (2 on bad usage).  It prints
+ * Not a test: it exits 0 (2 on bad usage; 1 if section 6's parallel
+ * build gives other bytes than the sequential one).  It prints
  * markdown tables (bench/RESULTS-hnsw.md is made from them):
  *
  *	1. synthetic clusters of 1,000 to 100,000 vectors (1,000,000 with
@@ -25,7 +26,14 @@
  *	5. the distance-callback and batch paths against the float path (with
  *	   callbacks that compute the same float distances), and inner
  *	   product graphs (raw Fashion-MNIST and SIFT, GloVe with log-normal
- *	   norms).
+ *	   norms);
+ *	6. graphs whose level 0 comes from exact neighbour lists (the GPU
+ *	   service's build) against the incremental build, on IVF-cell-shaped
+ *	   clusters (below) of 2,000, 5,000 and 20,000 rows of each real set:
+ *	   build times (the lists' CPU reference time apart), the same build
+ *	   on a pool of one thread per CPU (cuda/vsgpu_pool.c, as the helper
+ *	   runs it; it must give the same bytes, or the benchmark exits 1),
+ *	   recall@10 and time per query at each ef_search.
  *
  * Method.  CLOCK_MONOTONIC.  A timing runs every query of the set once to
  * warm the caches, then whole passes over the queries until at least
@@ -34,7 +42,8 @@
  * are in memory and warm (the index reads them from a mapped segment in
  * the page cache, which after the first touch is the same).  Recall@10 is
  * tie-aware: a result counts if its distance is within the 10th exact
- * distance (plus 1e-6 relative, for cosine's rounding).  One thread.
+ * distance (plus 1e-6 relative, for cosine's rounding).  One thread,
+ * except section 6's parallel builds.
  *
  * Section 4's clusters are the n base vectors nearest (by the set's
  * metric) to a seed vector of the base set, which is the shape of an IVF
@@ -57,8 +66,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "vsdistance.h"
+#include "vsgpu_pool.h"
 #include "vshnsw.h"
 #include "../test/kernels/vsrng.h"
 
@@ -266,8 +277,9 @@ typedef struct Built
  * build_graph - build with timing; m/efc <= 0 mean the defaults.
  */
 static Built
-build_graph_lists(const float *x, int n, int dim, VsMetric metric, int m,
-				  int efc, const uint32_t *lists, int nlists)
+build_graph_par(const float *x, int n, int dim, VsMetric metric, int m,
+				int efc, const uint32_t *lists, int nlists,
+				const VsHnswParallel *parallel)
 {
 	VsHnswBuildOptions opt;
 	Built		b;
@@ -280,6 +292,7 @@ build_graph_lists(const float *x, int n, int dim, VsMetric metric, int m,
 		opt.ef_construction = efc;
 	opt.neighbours = lists;
 	opt.nneighbours = nlists;
+	opt.parallel = parallel;
 	b.size = VsHnswSerializedSize(n, metric, &opt);
 	b.graph = aligned_alloc(64, (b.size + 63) / 64 * 64);
 	t0 = now();
@@ -289,9 +302,23 @@ build_graph_lists(const float *x, int n, int dim, VsMetric metric, int m,
 }
 
 static Built
+build_graph_lists(const float *x, int n, int dim, VsMetric metric, int m,
+				  int efc, const uint32_t *lists, int nlists)
+{
+	return build_graph_par(x, n, dim, metric, m, efc, lists, nlists, NULL);
+}
+
+static Built
 build_graph(const float *x, int n, int dim, VsMetric metric, int m, int efc)
 {
 	return build_graph_lists(x, n, dim, metric, m, efc, NULL, 0);
+}
+
+/* a VsHnswParallel on a thread pool, as the GPU helper runs builds */
+static void
+pool_run(void *ctx, int ntasks, VsHnswTaskFn fn, void *arg)
+{
+	vs_pool_run((VsPool *) ctx, 0, ntasks, fn, arg);
 }
 
 /* a set of queries with its exact answers */
@@ -926,9 +953,16 @@ section_lists(void)
 	static const int efs[] = {10, 16, 24, 32, 40, 64, 96, 128};
 	int			nsizes = quick ? 2 : 3;
 
+	long		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	VsPool	   *pool = vs_pool_create(ncpu > 1 ? (int) ncpu : 1);
+	VsHnswParallel par = {pool, 4 * vs_pool_threads(pool), pool_run};
+
 	printf("\n## 6. Level 0 from exact neighbour lists (the GPU build) against the incremental build (m 16, ef_construction 64)\n\n");
-	printf("| set | cluster size | incremental build s | exact lists s (CPU reference) | build from lists s | ef_search | recall@10 incremental | recall@10 from lists | us/query incremental | us/query from lists |\n");
-	printf("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+	printf("\"From lists on %d threads\" is the same build with its passes on a pool of threads (cuda/vsgpu_pool.c), as the GPU helper runs it; it gives the same bytes.\n\n",
+		   vs_pool_threads(pool));
+	printf("| set | cluster size | incremental build s | exact lists s (CPU reference) | build from lists s | from lists on %d threads s | ef_search | recall@10 incremental | recall@10 from lists | us/query incremental | us/query from lists |\n",
+		   vs_pool_threads(pool));
+	printf("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
 	for (int s = 0; s < N_SETS; s++)
 	{
 		DataSet    *d = &sets[s];
@@ -945,21 +979,28 @@ section_lists(void)
 			int			kl = VS_HNSW_DEFAULT_EF_CONSTRUCTION;
 			uint32_t   *lists = malloc(sizeof(uint32_t) * (size_t) n * kl);
 			Built		bi = build_graph(x, n, d->dim, d->metric, 0, 0);
-			Built		bl;
+			Built		bl,
+						bp;
 			double		t0 = now(),
 						tlists;
 			size_t		ss = VsHnswScratchSize(n, MAX_EF);
 			VsHnswScratch *scratch = VsHnswScratchInit(malloc(ss), ss, n, MAX_EF);
 			Truth		t;
 
-			VsHnswExactNeighbours(x, n, d->dim, d->metric, kl, &hooks, lists);
+			VsHnswExactNeighbours(x, n, d->dim, d->metric, kl, &hooks, NULL, lists);
 			tlists = now() - t0;
 			bl = build_graph_lists(x, n, d->dim, d->metric, 0, 0, lists, kl);
+			bp = build_graph_par(x, n, d->dim, d->metric, 0, 0, lists, kl, &par);
+			if (bp.size != bl.size || memcmp(bp.graph, bl.graph, bl.size) != 0)
+			{
+				fprintf(stderr, "bench_hnsw: the parallel build differs from the sequential one\n");
+				exit(1);
+			}
 			truth_init(&t, x, n, d->dim, d->metric, q, nq);
 			for (int e = 0; e < (int) (sizeof(efs) / sizeof(efs[0])); e++)
 			{
-				printf("| %s | %d | %.3f | %.3f | %.3f | %d | %.4f | %.4f | %.1f | %.1f |\n",
-					   d->name, n, bi.seconds, tlists, bl.seconds, efs[e],
+				printf("| %s | %d | %.3f | %.3f | %.3f | %.3f | %d | %.4f | %.4f | %.1f | %.1f |\n",
+					   d->name, n, bi.seconds, tlists, bl.seconds, bp.seconds, efs[e],
 					   graph_recall(&t, bi.graph, efs[e], scratch),
 					   graph_recall(&t, bl.graph, efs[e], scratch),
 					   time_per_query(&t, bi.graph, efs[e], scratch, MODE_GRAPH) * 1e6,
@@ -968,6 +1009,7 @@ section_lists(void)
 			}
 			free(t.kth);
 			free(scratch);
+			free(bp.graph);
 			free(bl.graph);
 			free(bi.graph);
 			free(lists);
@@ -975,6 +1017,7 @@ section_lists(void)
 			free(x);
 		}
 	}
+	vs_pool_destroy(pool);
 }
 
 /*

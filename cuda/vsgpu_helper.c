@@ -374,7 +374,7 @@ run_knn(char *base, uint64_t size, uint64_t token, char *err, size_t errlen)
 	{
 		use_backend_kernels(job->kernel_path);
 		VsHnswExactNeighbours(x, job->n, job->dim, (VsMetric) job->metric, job->k,
-							  &emu_hooks, out);
+							  &emu_hooks, NULL, out);
 		return 0;
 	}
 

@@ -111,6 +111,26 @@
 /* allocation and interrupt hooks: the same shape and rules as k-means */
 typedef VsKmeansHooks VsHnswHooks;
 
+/*
+ * Running the independent steps of a build from lists in parallel (on
+ * the GPU helper's threads; a backend never has any).  run(ctx, ntasks,
+ * fn, arg) must call fn(arg, t) exactly once for each t in 0 .. ntasks -
+ * 1, in any order, on any threads, and return when all calls have
+ * returned.  The build cuts each step into at most "ntasks" tasks (fewer
+ * for small clusters) and its result does not depend on how many or in
+ * what order they ran.  Tasks call only the hooks' alloc and free, which
+ * must then be thread-safe; check_interrupts and progress are called
+ * only from the build's own thread, between steps.
+ */
+typedef void (*VsHnswTaskFn) (void *arg, int task);
+
+typedef struct VsHnswParallel
+{
+	void	   *ctx;
+	int			ntasks;			/* how many tasks to cut a step into */
+	void		(*run) (void *ctx, int ntasks, VsHnswTaskFn fn, void *arg);
+} VsHnswParallel;
+
 /* the first 64 bytes of a serialized graph */
 typedef struct VsHnswHeaderData
 {
@@ -165,6 +185,12 @@ typedef struct VsHnswBuildOptions
 	 */
 	const uint32_t *neighbours;
 	int			nneighbours;	/* 1 .. VS_HNSW_MAX_EF_CONSTRUCTION */
+
+	/*
+	 * With "neighbours": the runner for level 0's passes (see
+	 * VsHnswParallel), or NULL to run them on the calling thread.
+	 */
+	const VsHnswParallel *parallel;
 } VsHnswBuildOptions;
 
 /* one search result; results come nearest first, ties by id */
@@ -238,7 +264,9 @@ extern size_t VsHnswBuild(const float *vectors, int n, int dim,
 
 extern void VsHnswExactNeighbours(const float *vectors, int n, int dim,
 								  VsMetric metric, int k,
-								  const VsHnswHooks *hooks, uint32_t *out);
+								  const VsHnswHooks *hooks,
+								  const VsHnswParallel *parallel,
+								  uint32_t *out);
 
 /* vshnsw.c: checking a block that came from disk */
 extern const char *VsHnswValidate(const void *graph, size_t size, int n,

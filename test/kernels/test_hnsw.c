@@ -18,8 +18,10 @@
  *	  (measured 0.99-1.00 when written); nearly every node reachable;
  *	- level 0 from neighbour lists (the GPU build): with exact lists the
  *	  same recall and reachability bars, on every metric, and identical
- *	  bytes twice; lists of garbage give a valid, sanely searched graph;
- *	  the memory bound; a bad list length refused;
+ *	  bytes twice; the same lists and the same bytes when the passes run
+ *	  as tasks on threads (cuda/vsgpu_pool.c) or in reverse order; lists
+ *	  of garbage give a valid, sanely searched graph; the memory bound; a
+ *	  bad list length refused;
  *	- determinism: two builds into buffers holding different garbage are
  *	  byte-identical, and the size is VsHnswSerializedSize's;
  *	- serialized form: the block written to a file at an odd 64-byte
@@ -59,10 +61,14 @@
 #include <unistd.h>
 
 #include "vsdistance.h"
+#include "vsgpu_pool.h"
 #include "vshnsw.h"
 
 /* failure details printed per group */
 #define MAX_DETAILS		5
+
+/* the parallel builds allocate from the pool's threads */
+#define VSTEST_THREADS
 
 #include "vstest.h"
 
@@ -336,10 +342,29 @@ test_recall(void)
 }
 
 /*
+ * A VsHnswParallel runner that runs the tasks last first, on this thread:
+ * a pass whose tasks depended on one another's order would differ.
+ */
+static void
+run_reversed(void *ctx __attribute__((unused)), int ntasks, VsHnswTaskFn fn, void *arg)
+{
+	for (int t = ntasks - 1; t >= 0; t--)
+		fn(arg, t);
+}
+
+/* ... and one on a pool of threads, as the GPU helper runs them */
+static void
+run_pool(void *ctx, int ntasks, VsHnswTaskFn fn, void *arg)
+{
+	vs_pool_run((VsPool *) ctx, 0, ntasks, fn, arg);
+}
+
+/*
  * test_lists - graphs whose level 0 comes from neighbour lists
  * (VsHnswBuildOptions.neighbours, the GPU build): with exact lists, the
  * recall and reachability the incremental build must reach, on every
- * metric, and identical bytes twice; with lists of garbage (out of range
+ * metric, and identical bytes twice, also with the passes run as tasks
+ * (on 4 threads, or in reverse order); with lists of garbage (out of range
  * ids, the node itself, repeats, VS_HNSW_NONE, random others) a graph
  * that validates and searches sanely; memory within VsHnswBuildMemory;
  * a bad list length refused.
@@ -358,9 +383,13 @@ test_lists(void)
 		{VS_METRIC_COSINE, 3000, 64},
 	};
 	int			k = VS_HNSW_DEFAULT_EF_CONSTRUCTION;
+	VsPool	   *pool = vs_pool_create(4);
+	VsHnswParallel threads = {pool, 7, run_pool};
+	VsHnswParallel reversed = {NULL, 5, run_reversed};
 
-	group_begin("level 0 from neighbour lists: recall@%d >= %.2f at ef_search %d with exact lists, garbage lists harmless",
+	group_begin("level 0 from neighbour lists: recall@%d >= %.2f at ef_search %d with exact lists, the same bytes in parallel, garbage lists harmless",
 				RECALL_K, RECALL_MIN, RECALL_EF);
+	check(vs_pool_threads(pool) == 4, "the pool started %d of 4 threads", vs_pool_threads(pool));
 	for (size_t c = 0; c < sizeof(cfg) / sizeof(cfg[0]); c++)
 	{
 		int			n = cfg[c].n,
@@ -380,7 +409,7 @@ test_lists(void)
 		int			reach;
 		VsHnswResult res[RECALL_K];
 
-		VsHnswExactNeighbours(x, n, dim, metric, k, &hooks, lists);
+		VsHnswExactNeighbours(x, n, dim, metric, k, &hooks, NULL, lists);
 		VsHnswBuildOptionsInit(&opt);
 		opt.neighbours = lists;
 		opt.nneighbours = k;
@@ -406,6 +435,33 @@ test_lists(void)
 		check(size2 == size && memcmp(g, g2, size) == 0, "%s: two builds from the same lists differ",
 			  metric_names[metric]);
 		free(g2);
+
+		/* tasks on threads, or in reverse order: the same lists and bytes */
+		{
+			uint32_t   *lists2 = malloc(sizeof(uint32_t) * (size_t) n * k);
+
+			VsHnswExactNeighbours(x, n, dim, metric, k, &hooks, &threads, lists2);
+			check(memcmp(lists, lists2, sizeof(uint32_t) * (size_t) n * k) == 0,
+				  "%s: exact lists on 4 threads differ", metric_names[metric]);
+			free(lists2);
+		}
+		opt.parallel = &threads;
+		before_bytes = live_bytes;
+		peak_bytes = live_bytes;
+		g2 = build(x, n, dim, metric, &opt, &size2);
+		check(peak_bytes - before_bytes <= VsHnswBuildMemory(n, &opt),
+			  "%s: on 4 threads, peak %zu bytes, VsHnswBuildMemory %zu", metric_names[metric],
+			  peak_bytes - before_bytes, VsHnswBuildMemory(n, &opt));
+		check(size2 == size && memcmp(g, g2, size) == 0,
+			  "%s: the build on 4 threads differs from the sequential one", metric_names[metric]);
+		free(g2);
+		opt.parallel = &reversed;
+		g2 = build(x, n, dim, metric, &opt, &size2);
+		check(size2 == size && memcmp(g, g2, size) == 0,
+			  "%s: the build with its tasks reversed differs from the sequential one",
+			  metric_names[metric]);
+		free(g2);
+		opt.parallel = NULL;
 
 		/* garbage: every kind of bad entry, and random ids */
 		for (int i = 0; i < n; i++)
@@ -460,6 +516,7 @@ test_lists(void)
 		free(scratch);
 		free(x);
 	}
+	vs_pool_destroy(pool);
 	group_end();
 }
 

@@ -48,6 +48,21 @@ typedef struct Block
 
 #define BLOCK_MAGIC 0x7673746573746d6dull
 
+/*
+ * A test whose modules allocate from several threads defines VSTEST_THREADS
+ * before including this file (and links with -pthread): the allocator's
+ * list and counters are then kept under a mutex.
+ */
+#ifdef VSTEST_THREADS
+#include <pthread.h>
+static pthread_mutex_t alloc_mutex = PTHREAD_MUTEX_INITIALIZER;
+#define ALLOC_LOCK()	pthread_mutex_lock(&alloc_mutex)
+#define ALLOC_UNLOCK()	pthread_mutex_unlock(&alloc_mutex)
+#else
+#define ALLOC_LOCK()	((void) 0)
+#define ALLOC_UNLOCK()	((void) 0)
+#endif
+
 static Block *live_blocks;
 static size_t live_bytes;
 static size_t peak_bytes;
@@ -87,6 +102,7 @@ test_alloc(size_t size)
 	}
 	b->size = size;
 	b->magic = BLOCK_MAGIC;
+	ALLOC_LOCK();
 	b->prev = NULL;
 	b->next = live_blocks;
 	if (live_blocks)
@@ -96,6 +112,7 @@ test_alloc(size_t size)
 	if (live_bytes > peak_bytes)
 		peak_bytes = live_bytes;
 	n_allocs++;
+	ALLOC_UNLOCK();
 	return (char *) (b + 1);
 }
 
@@ -107,9 +124,11 @@ test_free(void *ptr)
 {
 	Block	   *b = (Block *) ptr - 1;
 
+	ALLOC_LOCK();
 	if (ptr == NULL || b->magic != BLOCK_MAGIC)
 	{
 		n_bad_frees++;
+		ALLOC_UNLOCK();
 		return;
 	}
 	b->magic = 0;
@@ -121,6 +140,7 @@ test_free(void *ptr)
 		b->next->prev = b->prev;
 	live_bytes -= b->size;
 	n_frees++;
+	ALLOC_UNLOCK();
 	free(b);
 }
 
