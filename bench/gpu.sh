@@ -14,10 +14,14 @@
 # --random, default 1,000,000 rows) and every set under ../shared/data
 # that BENCH_DATASETS selects (empty: all; "none": only the synthetic one).
 # Per set:
-#   - builds: BENCH_GPU_RUNS (default 1) builds with vecstore.gpu = off
-#     and on, alternating; total seconds and, from the build's DEBUG1
-#     lines, the k-means, assignment and cluster-writing milliseconds,
-#     the graphs built from GPU neighbour lists and the inertia;
+#   - builds: BENCH_GPU_RUNS (default 1) rounds of builds with
+#     vecstore.gpu = off, on, and on with the table's parallel_workers set
+#     to the machine's cores - 1 (the GPU service assembles graphs on as
+#     many threads as PostgreSQL would give a parallel B-tree build, plus
+#     one: plan_create_index_workers; the CPU build uses one core either
+#     way); total seconds and, from the build's DEBUG1 lines, the k-means,
+#     assignment, cluster-writing and graph milliseconds, the graphs the
+#     GPU service built and on how many threads, and the inertia;
 #   - throughput: pgbench, each client running kNN queries (LIMIT 10, a
 #     random one of the set's queries each time) for BENCH_GPU_SECONDS
 #     (default 15) at each of BENCH_GPU_CLIENTS (default "1 8 32") clients,
@@ -71,13 +75,21 @@ echo "Command: BENCH_GPU_ROWS=$rows_syn BENCH_DATASETS=${datasets:-all} BENCH_GP
 echo
 gpu_ok=$([ "$(status state)" = running ] && echo 1 || echo 0)
 
-# build MODE - CREATE INDEX items_v with vecstore.gpu = MODE; sets b_s,
-# km_ms, as_ms, cl_ms, graphs, inertia, jobs.
+# build MODE [WORKERS] - CREATE INDEX items_v with vecstore.gpu = MODE and,
+# when given, the table's parallel_workers = WORKERS (and as many
+# max_parallel_maintenance_workers); sets b_s, km_ms, as_ms, cl_ms, gr_ms,
+# graphs, threads, inertia, jobs.
 build() {
-    local out t0
+    local out t0 workers=${2:-}
     sql -c 'SET client_min_messages = warning' -c 'DROP INDEX IF EXISTS items_v' -c CHECKPOINT
+    if [ -n "$workers" ]; then
+        sql -c "ALTER TABLE items SET (parallel_workers = $workers)"
+    else
+        sql -c "ALTER TABLE items RESET (parallel_workers)"
+    fi
     t0=$EPOCHREALTIME
     out=$(sql 2>&1 -c "SET maintenance_work_mem = '$mwm'" -c "SET vecstore.gpu = $1" \
+        -c "SET max_parallel_maintenance_workers = ${workers:-2}" \
         -c 'SET client_min_messages = debug1' \
         -c "CREATE INDEX items_v ON items USING vecstore (embedding $opclass)")
     b_s=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')
@@ -85,8 +97,10 @@ build() {
     as_ms=$(echo "$out" | sed -n 's/.*vecstore assignment: .*, \([0-9.]*\) ms with the table scan$/\1/p')
     inertia=$(echo "$out" | sed -n 's/.*vecstore k-means: .* inertia \([0-9.e+]*\),.*/\1/p')
     jobs=$(echo "$out" | sed -n 's/.*vecstore assignment: [0-9]* rows, \([0-9]*\) jobs.*/\1/p')
-    graphs=$(echo "$out" | sed -n 's/.*vecstore clusters: [0-9]*, \([0-9]*\) graphs from GPU neighbour lists.*/\1/p')
-    cl_ms=$(echo "$out" | sed -n 's/.*graphs from GPU neighbour lists, \([0-9.]*\) ms.*/\1/p')
+    graphs=$(echo "$out" | sed -n 's/.*vecstore clusters: [0-9]*, \([0-9]*\) graphs built by the GPU service.*/\1/p')
+    threads=$(echo "$out" | sed -n 's/.*graphs built by the GPU service on \([0-9]*\) threads.*/\1/p')
+    cl_ms=$(echo "$out" | sed -n 's/.* threads, \([0-9.]*\) ms with codes, graphs and the fork.*/\1/p')
+    gr_ms=$(echo "$out" | sed -n 's/.*, \([0-9.]*\) ms of it in graphs.*/\1/p')
 }
 
 # throughput - pgbench at each client count, vecstore.gpu off and auto
@@ -129,20 +143,26 @@ one_set() {
     local name=$1 r i
     echo "### $name ($2 x $3, $opclass)"
     echo
-    echo "| run | gpu | build s | k-means ms | assignment ms (with the table scan) | clusters ms (codes, graphs, fork) | graphs from GPU lists | k-means inertia | GPU jobs |"
-    echo "|---|---|---|---|---|---|---|---|---|"
+    echo "| run | gpu | build s | k-means ms | assignment ms (with the table scan) | clusters ms (codes, graphs, fork) | of it graphs ms | graphs by the GPU service | on threads | k-means inertia | GPU jobs |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
     declare -A tot=()
+    local all=$(( $(nproc) - 1 ))
     for r in $(seq 1 "$runs"); do
-        for i in off on; do
-            [ "$i" = on ] && [ "$gpu_ok" != 1 ] && continue
-            build "$i"
-            echo "| $r | $i | $b_s | $km_ms | $as_ms | $cl_ms | $graphs | $inertia | $jobs |"
+        for i in off on on-all; do
+            [ "$i" != off ] && [ "$gpu_ok" != 1 ] && continue
+            case $i in
+                on-all) build on "$all" ;;
+                *) build "$i" ;;
+            esac
+            echo "| $r | $i | $b_s | $km_ms | $as_ms | $cl_ms | $gr_ms | $graphs | $threads | $inertia | $jobs |"
             tot[$i]="${tot[$i]:-} $b_s"
         done
     done
     if [ -n "${tot[on]:-}" ]; then
         echo
-        echo "Median build: off $(median ${tot[off]}) s, on $(median ${tot[on]}) s."
+        echo "Median build: off $(median ${tot[off]}) s, on $(median ${tot[on]}) s" \
+            "($(awk -v a="$(median ${tot[off]})" -v b="$(median ${tot[on]})" 'BEGIN { printf "%.1fx", a / b }')), on with parallel_workers = $all $(median ${tot[on-all]}) s" \
+            "($(awk -v a="$(median ${tot[off]})" -v b="$(median ${tot[on-all]})" 'BEGIN { printf "%.1fx", a / b }'))."
     fi
     throughput
     echo

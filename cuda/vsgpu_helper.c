@@ -20,12 +20,15 @@
  * segment the helper maps by name (cuda/vsgpu_protocol.h):
  *
  *	ASSIGN <slot> <seq> <segment> <token>
- *	KNN <slot> <seq> <segment> <token>
+ *	GRAPH <slot> <seq> <segment> <token>
  *	SCAN <slot> <seq> <segment> <token>
  *		->	DONE <slot> <seq> OK | DONE <slot> <seq> ERROR <why>
  *
  * A batch's scans are grouped by cluster: each resident cluster meets all
- * of the batch's queries for it at once (one GEMM on the device).
+ * of the batch's queries for it at once (one GEMM on the device).  A
+ * graph is assembled from its neighbour lists on a pool of threads
+ * (cuda/vsgpu_pool.c, started at the first GRAPH job, one per CPU this
+ * process may run on), as many of them as the job allows.
  *
  * It reads requests in batches: after the first line of a batch it waits
  * up to the batching delay for more, and announces each batch of work
@@ -52,10 +55,13 @@
  *
  *-------------------------------------------------------------------------
  */
+#define _GNU_SOURCE				/* sched_getaffinity */
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
+#include <sched.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -68,6 +74,7 @@
 #include <unistd.h>
 
 #include "vsgpu_helper.h"
+#include "vsgpu_pool.h"
 #include "vsgpu_protocol.h"
 #include "vshnsw.h"
 #include "vskmeans.h"
@@ -78,6 +85,7 @@
 #define BATCH_MAX		128
 
 static int	emulate = 0;
+static VsPool *pool = NULL;		/* for GRAPH jobs; started by the first */
 static uint64_t memory_limit = 0;
 static long batch_delay_us = 100;
 
@@ -323,26 +331,57 @@ run_assign(char *base, uint64_t size, uint64_t token, char *err, size_t errlen)
 }
 
 
+/* a VsHnswParallel on the pool, "width" threads wide */
+typedef struct PoolRunner
+{
+	VsPool	   *pool;
+	int			width;
+} PoolRunner;
+
+static void
+pool_runner(void *ctx, int ntasks, VsHnswTaskFn fn, void *arg)
+{
+	PoolRunner *pr = (PoolRunner *) ctx;
+
+	vs_pool_run(pr->pool, pr->width, ntasks, fn, arg);
+}
+
 /*
- * run_knn - one KNN job (a cluster's neighbour lists) in a mapped segment
- * of "size" bytes.  0 on success, else -1 (or -2: context lost) with the
+ * cpu_count - the CPUs this process may run on.
+ */
+static int
+cpu_count(void)
+{
+	cpu_set_t	set;
+	long		online;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+		return CPU_COUNT(&set);
+	online = sysconf(_SC_NPROCESSORS_ONLN);
+	return online > 0 ? (int) online : 1;
+}
+
+/*
+ * run_graph - one GRAPH job (a cluster's graph) in a mapped segment of
+ * "size" bytes.  0 on success, else -1 (or -2: context lost) with the
  * reason in err.
  */
 static int
-run_knn(char *base, uint64_t size, uint64_t token, char *err, size_t errlen)
+run_graph(char *base, uint64_t size, uint64_t token, char *err, size_t errlen)
 {
-	VsGpuKnnJob *job = (VsGpuKnnJob *) base;
-	VsGpuKnnJob check;
+	VsGpuGraphJob *job = (VsGpuGraphJob *) base;
+	VsGpuGraphJob check;
+	VsHnswBuildOptions opt;
+	PoolRunner	runner;
+	VsHnswParallel parallel;
 	const float *x;
-	uint32_t   *out;
-	float	   *norms;
-	float	   *bias;
-	float	   *scale;
+	uint32_t   *lists;
+	size_t		built;
 	int			rc = 0;
 
-	if (size < sizeof(VsGpuKnnJob) || job->magic != VSGPU_KNN_MAGIC)
+	if (size < sizeof(VsGpuGraphJob) || job->magic != VSGPU_GRAPH_MAGIC)
 	{
-		snprintf(err, errlen, "not a neighbour-list job");
+		snprintf(err, errlen, "not a graph job");
 		return -1;
 	}
 	if (job->token != token)
@@ -350,48 +389,87 @@ run_knn(char *base, uint64_t size, uint64_t token, char *err, size_t errlen)
 		snprintf(err, errlen, "the segment holds another job");
 		return -1;
 	}
-	if (job->k < 1 || job->k > VS_HNSW_MAX_EF_CONSTRUCTION || job->dim < 1 || job->n < 0 ||
+	if (job->k < 1 || job->k > VS_HNSW_MAX_EF_CONSTRUCTION || job->dim < 1 || job->n < 2 ||
+		job->m < VS_HNSW_MIN_M || job->m > VS_HNSW_MAX_M ||
+		job->ef_construction < VS_HNSW_MIN_EF_CONSTRUCTION ||
+		job->ef_construction > VS_HNSW_MAX_EF_CONSTRUCTION || job->threads < 1 ||
 		(job->metric != VS_METRIC_L2 && job->metric != VS_METRIC_IP &&
 		 job->metric != VS_METRIC_COSINE))
 	{
-		snprintf(err, errlen, "bad neighbour-list job (k %d, dim %d, n %d, metric %d)",
-				 job->k, job->dim, job->n, job->metric);
+		snprintf(err, errlen, "bad graph job (n %d, dim %d, m %d, ef_construction %d, k %d, threads %d, metric %d)",
+				 job->n, job->dim, job->m, job->ef_construction, job->k, job->threads,
+				 job->metric);
 		return -1;
 	}
 	check = *job;
-	VsGpuKnnLayout(&check);
+	VsGpuGraphLayout(&check);
 	if (check.total > size || memcmp(&check, job, sizeof(check)) != 0)
 	{
-		snprintf(err, errlen, "neighbour-list job layout does not match its segment");
+		snprintf(err, errlen, "graph job layout does not match its segment");
+		return -1;
+	}
+	VsHnswBuildOptionsInit(&opt);
+	opt.m = job->m;
+	opt.ef_construction = job->ef_construction;
+	opt.seed = job->seed;
+	if (VsHnswSerializedSize(job->n, (VsMetric) job->metric, &opt) != job->graph_size)
+	{
+		snprintf(err, errlen, "graph job expects %" PRIu64 " bytes, the options give %zu",
+				 job->graph_size, VsHnswSerializedSize(job->n, (VsMetric) job->metric, &opt));
 		return -1;
 	}
 	x = (const float *) (base + job->vectors_off);
-	out = (uint32_t *) (base + job->out_off);
-	if (job->n == 0)
-		return 0;
 
+	if (pool == NULL)
+		pool = vs_pool_create(cpu_count());
+	runner.pool = pool;
+	runner.width = job->threads;
+	parallel.ctx = &runner;
+	parallel.run = pool_runner;
+	/* more tasks than threads, so that an uneven task holds no one up */
+	parallel.ntasks = 4 * (job->threads < vs_pool_threads(pool) ? job->threads : vs_pool_threads(pool));
+
+	/* the lists: the work the device takes over */
+	lists = emu_alloc(sizeof(uint32_t) * (size_t) job->n * job->k);
+	use_backend_kernels(job->kernel_path);
 	if (emulate)
-	{
-		use_backend_kernels(job->kernel_path);
 		VsHnswExactNeighbours(x, job->n, job->dim, (VsMetric) job->metric, job->k,
-							  &emu_hooks, NULL, out);
-		return 0;
+							  &emu_hooks, &parallel, lists);
+	else
+	{
+		/* every row is a "centroid" of the others: the assignment's ranking */
+		float	   *norms = emu_alloc(sizeof(float) * job->n);
+		float	   *bias = emu_alloc(sizeof(float) * job->n);
+		float	   *scale = emu_alloc(sizeof(float) * job->n);
+
+		VsKmeansCentroidNorms(x, job->n, job->dim, norms);
+		for (int j = 0; j < job->n; j++)
+			VsKmeansRankTransform((VsMetric) job->metric,
+								  job->metric == VS_METRIC_IP ? 0.0f : norms[j],
+								  &bias[j], &scale[j]);
+		rc = vsgpu_device_knn(x, job->n, job->dim, bias, scale, job->k, lists,
+							  memory_limit, err, errlen);
+		free(scale);
+		free(bias);
+		free(norms);
 	}
 
-	/* every row is a "centroid" of the others: the assignment's ranking */
-	norms = emu_alloc(sizeof(float) * job->n);
-	bias = emu_alloc(sizeof(float) * job->n);
-	scale = emu_alloc(sizeof(float) * job->n);
-	VsKmeansCentroidNorms(x, job->n, job->dim, norms);
-	for (int j = 0; j < job->n; j++)
-		VsKmeansRankTransform((VsMetric) job->metric,
-							  job->metric == VS_METRIC_IP ? 0.0f : norms[j],
-							  &bias[j], &scale[j]);
-	rc = vsgpu_device_knn(x, job->n, job->dim, bias, scale, job->k, out,
-						  memory_limit, err, errlen);
-	free(scale);
-	free(bias);
-	free(norms);
+	/* then the graph, on the pool */
+	if (rc == 0)
+	{
+		opt.neighbours = lists;
+		opt.nneighbours = job->k;
+		opt.parallel = &parallel;
+		built = VsHnswBuild(x, job->n, job->dim, (VsMetric) job->metric, &opt, &emu_hooks,
+							base + job->graph_off, job->graph_size);
+		if (built != job->graph_size)
+		{
+			snprintf(err, errlen, "the graph build gave %zu bytes of %" PRIu64,
+					 built, job->graph_size);
+			rc = -1;
+		}
+	}
+	free(lists);
 	return rc;
 }
 
@@ -910,7 +988,7 @@ static int
 is_work(const char *line)
 {
 	return strncmp(line, "ASSIGN ", 7) == 0 || strncmp(line, "SCAN ", 5) == 0 ||
-		strncmp(line, "KNN ", 4) == 0;
+		strncmp(line, "GRAPH ", 6) == 0;
 }
 
 static void
@@ -975,8 +1053,8 @@ serve(void)
 				quit = 1;
 			else if (sscanf(line, "ASSIGN %d %u %255s %llu", &slot, &seq, name, &token) == 4)
 				run_job(slot, seq, name, (uint64_t) token, run_assign);
-			else if (sscanf(line, "KNN %d %u %255s %llu", &slot, &seq, name, &token) == 4)
-				run_job(slot, seq, name, (uint64_t) token, run_knn);
+			else if (sscanf(line, "GRAPH %d %u %255s %llu", &slot, &seq, name, &token) == 4)
+				run_job(slot, seq, name, (uint64_t) token, run_graph);
 			else if (sscanf(line, "SCAN %d %u %255s %llu", &slot, &seq, name, &token) == 4)
 			{
 				ScanWork   *w = &works[nworks++];
@@ -1059,6 +1137,7 @@ main(int argc, char **argv)
 	reply("READY %" PRIu64 " %" PRIu64 " %s", info.total_bytes, memory_limit, info.name);
 
 	serve();
+	vs_pool_destroy(pool);
 	if (!emulate)
 		vsgpu_device_close();
 	return 0;

@@ -14,7 +14,7 @@
  *
  *	ASSIGN <slot> <seq> <segment name> <token>
  *	SCAN <slot> <seq> <segment name> <token>
- *	KNN <slot> <seq> <segment name> <token>
+ *	GRAPH <slot> <seq> <segment name> <token>
  *
  * and helper -> worker, for every request, after a line announcing each
  * batch of requests it took from its input together:
@@ -161,18 +161,22 @@ VsGpuScanLayout(VsGpuScanJob *job)
 }
 
 /* "VSGK": a neighbour-list job */
-#define VSGPU_KNN_MAGIC			0x5653474Bu
+/* "VSGG": a graph job */
+#define VSGPU_GRAPH_MAGIC		0x56534747u
 
 /*
- * KNN: for each of the n vectors of one cluster, the k others with the
- * smallest ranking distance (squared L2, negative inner product, 1 -
- * cosine), in any order, VS_HNSW_NONE (0xFFFFFFFF) where the cluster has
- * fewer than k others: the lists a graph's level 0 is built from
- * (VsHnswBuildOptions.neighbours, src/vshnsw.h).  The backend checks
- * every id and ranks the lists by exact distance itself, so the GPU's
- * float32 rounding can change which near-tie makes a list, nothing more.
+ * GRAPH: the HNSW graph of one cluster (src/vshnsw.h), built with the
+ * options given (m, ef_construction, seed) from neighbour lists: the
+ * helper computes each row's k nearest others (one GEMM of the cluster
+ * against itself and a selection per row on the device; exact on the CPU
+ * in emulation) and builds the graph from them (VsHnswBuildOptions.
+ * neighbours) on up to "threads" CPU threads of its own.  It writes the
+ * serialized graph, graph_size bytes (VsHnswSerializedSize of these
+ * options), at graph_off.  The backend validates the graph
+ * (VsHnswValidate) before it writes it into the index, so a wrong answer
+ * can cost recall, never a bad read.
  */
-typedef struct VsGpuKnnJob
+typedef struct VsGpuGraphJob
 {
 	uint32_t	magic;
 	int32_t		kernel_path;	/* VsKernelPath of the backend (emulation) */
@@ -180,21 +184,27 @@ typedef struct VsGpuKnnJob
 	int32_t		metric;			/* VsMetric */
 	int32_t		dim;
 	int32_t		n;
-	int32_t		k;
+	int32_t		m;				/* the graph's options */
+	int32_t		ef_construction;
+	int32_t		k;				/* neighbour-list length */
+	int32_t		threads;		/* CPU threads the build may use, >= 1 */
+	int32_t		reserved;
+	uint64_t	seed;
+	uint64_t	graph_size;		/* bytes of the serialized graph */
 	uint64_t	vectors_off;	/* float[n * dim] */
-	uint64_t	out_off;		/* uint32[n * k] */
+	uint64_t	graph_off;		/* graph_size bytes */
 	uint64_t	total;
-} VsGpuKnnJob;
+} VsGpuGraphJob;
 
 static inline void
-VsGpuKnnLayout(VsGpuKnnJob *job)
+VsGpuGraphLayout(VsGpuGraphJob *job)
 {
-	uint64_t	off = vsgpu_align(sizeof(VsGpuKnnJob));
+	uint64_t	off = vsgpu_align(sizeof(VsGpuGraphJob));
 
 	job->vectors_off = off;
 	off = vsgpu_align(off + (uint64_t) job->n * job->dim * sizeof(float));
-	job->out_off = off;
-	off = vsgpu_align(off + (uint64_t) job->n * job->k * sizeof(uint32_t));
+	job->graph_off = off;
+	off = vsgpu_align(off + job->graph_size);
 	job->total = off;
 }
 

@@ -33,6 +33,7 @@
 #include "common/pg_prng.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
+#include "optimizer/optimizer.h"
 #include "port/pg_crc32c.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -416,6 +417,9 @@ typedef struct VsClusterExtras
 	int			m;
 	int			ef_construction;
 	VsGpuOffload *offload;		/* the build's GPU offload, or NULL */
+	int			gpu_threads;	/* CPU threads the GPU service may use for
+								 * one graph */
+	instr_time *graph_time;		/* where the graphs' time adds up, or NULL */
 } VsClusterExtras;
 
 /* the graph build's distances over a cluster's codes */
@@ -531,6 +535,71 @@ write_routing(VsBlobWriter *w, Relation index, ForkNumber forknum, VsMetric metr
 	pfree(graph);
 }
 
+/* one cluster's rows, read from the sort ahead of their writing */
+typedef struct ClusterRows
+{
+	MemoryContext cxt;			/* holds all of it; reset once written */
+	ItemPointerData *tids;
+	float	   *vecs;
+	VsGpuGraphRequest *graph;	/* its graph, with the GPU service, or NULL */
+} ClusterRows;
+
+/*
+ * read_cluster - read cluster c's "count" rows from the sort into "cr"
+ * (in cr->cxt), and when the cluster gets a graph and the GPU service
+ * may build it, send it there (VsGpuGraphBegin).
+ */
+static void
+read_cluster(Relation index, Tuplesortstate *sort, TupleTableSlot *slot, int c,
+			 int64 count, int dims, const VsClusterExtras *ex, const VsClusterInfo *info,
+			 ClusterRows *cr)
+{
+	MemoryContext oldcxt = MemoryContextSwitchTo(cr->cxt);
+
+	cr->tids = NULL;
+	cr->vecs = NULL;
+	cr->graph = NULL;
+	if (count > 0)
+	{
+		cr->tids = palloc_extended(sizeof(ItemPointerData) * count, MCXT_ALLOC_HUGE);
+		cr->vecs = palloc_extended(sizeof(float) * dims * (Size) count, MCXT_ALLOC_HUGE);
+	}
+	for (int64 i = 0; i < count; i++)
+	{
+		bool		isnull;
+		Vector	   *v;
+
+		CHECK_FOR_INTERRUPTS();
+		if (!tuplesort_gettupleslot(sort, true, false, slot, NULL))
+			elog(ERROR, "index \"%s\": sort ended before cluster %d was complete",
+				 RelationGetRelationName(index), c);
+		if (DatumGetInt32(slot_getattr(slot, 1, &isnull)) != c)
+			elog(ERROR, "index \"%s\": sorted row of cluster %d found in cluster %d",
+				 RelationGetRelationName(index),
+				 DatumGetInt32(slot_getattr(slot, 1, &isnull)), c);
+		cr->tids[i] = *((ItemPointer) DatumGetPointer(slot_getattr(slot, 2, &isnull)));
+		v = DatumGetVector(slot_getattr(slot, 3, &isnull));
+		memcpy(cr->vecs + (Size) i * dims, v->x, sizeof(float) * dims);
+	}
+
+	/*
+	 * With a GPU, the service builds the graph: level 0 from the cluster's
+	 * exact neighbour lists (one GEMM there), assembled on its threads;
+	 * the same size and layout, measured the same recall (vshnsw.c,
+	 * build_from_lists).
+	 */
+	if (info->graph_offset != 0 && ex->offload != NULL && !ex->offload->disabled &&
+		VsGpuUsable())
+	{
+		VsHnswBuildOptions opt;
+
+		graph_options(ex, c, &opt);
+		cr->graph = VsGpuGraphBegin(ex->offload, cr->vecs, (int) count, dims, ex->metric,
+									&opt, ex->gpu_threads, info->graph_size);
+	}
+	MemoryContextSwitchTo(oldcxt);
+}
+
 /*
  * write_index - lay out and write every region of a fork.
  *
@@ -554,7 +623,7 @@ write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_me
 	uint32		params_size = ex->params ? ex->params->size : 0;
 	Buffer		buf;
 	Page		page;
-	MemoryContext clusterCtx;
+	ClusterRows rows[2];
 	MemoryContext oldcxt;
 
 	for (int c = 0; c < nclusters; c++)
@@ -624,54 +693,44 @@ write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_me
 		blob_pad(&w, VS_SEGMENT_ALIGN);
 	}
 
-	clusterCtx = AllocSetContextCreate(CurrentMemoryContext, "vecstore cluster",
-									   ALLOCSET_DEFAULT_SIZES);
+	/*
+	 * The clusters, in order.  Each is read from the sort one cluster
+	 * ahead of its writing, and its graph sent to the GPU service then, so
+	 * that the service builds it while this backend writes the cluster
+	 * before it (and its codes).
+	 */
+	rows[0].cxt = AllocSetContextCreate(CurrentMemoryContext, "vecstore cluster",
+										ALLOCSET_DEFAULT_SIZES);
+	rows[1].cxt = AllocSetContextCreate(CurrentMemoryContext, "vecstore cluster",
+										ALLOCSET_DEFAULT_SIZES);
+	if (nclusters > 0)
+		read_cluster(index, sort, slot, 0, counts[0], dims, ex, &info[0], &rows[0]);
 	for (int c = 0; c < nclusters; c++)
 	{
-		ItemPointerData *tids = NULL;
-		float	   *vecs = NULL;
+		ClusterRows *cur = &rows[c % 2];
 		uint8	   *codes = NULL;
 		Size		codesize;
 
-		oldcxt = MemoryContextSwitchTo(clusterCtx);
-		if (counts[c] > 0)
-		{
-			tids = palloc_extended(sizeof(ItemPointerData) * counts[c], MCXT_ALLOC_HUGE);
-			vecs = palloc_extended(sizeof(float) * dims * (Size) counts[c], MCXT_ALLOC_HUGE);
-		}
-		for (int64 i = 0; i < counts[c]; i++)
-		{
-			bool		isnull;
-			Vector	   *v;
+		if (c + 1 < nclusters)
+			read_cluster(index, sort, slot, c + 1, counts[c + 1], dims, ex, &info[c + 1],
+						 &rows[(c + 1) % 2]);
 
-			CHECK_FOR_INTERRUPTS();
-			if (!tuplesort_gettupleslot(sort, true, false, slot, NULL))
-				elog(ERROR, "index \"%s\": sort ended before cluster %d was complete",
-					 RelationGetRelationName(index), c);
-			if (DatumGetInt32(slot_getattr(slot, 1, &isnull)) != c)
-				elog(ERROR, "index \"%s\": sorted row of cluster %d found in cluster %d",
-					 RelationGetRelationName(index),
-					 DatumGetInt32(slot_getattr(slot, 1, &isnull)), c);
-			tids[i] = *((ItemPointer) DatumGetPointer(slot_getattr(slot, 2, &isnull)));
-			v = DatumGetVector(slot_getattr(slot, 3, &isnull));
-			memcpy(vecs + (Size) i * dims, v->x, sizeof(float) * dims);
-		}
-
+		oldcxt = MemoryContextSwitchTo(cur->cxt);
 		Assert(w.total == info[c].vec_offset);
 		blob_crc_start(&w);
 		if (counts[c] > 0)
-			blob_write(&w, vecs, sizeof(float) * dims * (Size) counts[c]);
+			blob_write(&w, cur->vecs, sizeof(float) * dims * (Size) counts[c]);
 		blob_pad(&w, VS_SEGMENT_ALIGN);
 		Assert(w.total == info[c].tid_offset);
 		if (counts[c] > 0)
-			blob_write(&w, tids, sizeof(ItemPointerData) * counts[c]);
+			blob_write(&w, cur->tids, sizeof(ItemPointerData) * counts[c]);
 		blob_pad(&w, VS_SEGMENT_ALIGN);
 		if (info[c].code_offset != 0)
 		{
 			codesize = VsQuantBlockSize(ex->params, counts[c]);
 			codes = palloc_extended(codesize, MCXT_ALLOC_HUGE);
 			Assert(w.total == info[c].code_offset);
-			VsQuantEncodeBlock(ex->params, vecs, counts[c], NULL, codes);
+			VsQuantEncodeBlock(ex->params, cur->vecs, counts[c], NULL, codes);
 			blob_write(&w, codes, codesize);
 			blob_pad(&w, VS_SEGMENT_ALIGN);
 		}
@@ -681,57 +740,52 @@ write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_me
 			VsHnswBuildSource source;
 			VsCodeSource cs;
 			void	   *graph = palloc_extended(info[c].graph_size, MCXT_ALLOC_HUGE);
-			int			nlists = Max(ex->ef_construction, ex->m);
-			uint32	   *lists = NULL;
+			instr_time	graph_start;
+			instr_time	graph_end;
 
 			Assert(w.total == info[c].graph_offset);
-			graph_options(ex, c, &opt);
+			INSTR_TIME_SET_CURRENT(graph_start);
 
 			/*
-			 * With a GPU, level 0 comes from the cluster's exact neighbour
-			 * lists (one GEMM there) instead of a search per row: the same
-			 * size and layout, measured the same recall (vshnsw.c,
-			 * build_from_lists); otherwise every row is inserted.
+			 * The GPU service's graph (see read_cluster), or, without one
+			 * or if that failed, every row inserted here.
 			 */
-			if (ex->offload != NULL && !ex->offload->disabled && VsGpuUsable())
-				lists = palloc_extended(sizeof(uint32) * nlists * (Size) counts[c],
-										MCXT_ALLOC_HUGE);
-			if (lists != NULL &&
-				VsGpuNeighbours(ex->offload, vecs, (int) counts[c], dims, ex->metric,
-								nlists, lists) == 0)
+			if (cur->graph == NULL || VsGpuGraphEnd(cur->graph, graph) != 0)
 			{
-				opt.neighbours = lists;
-				opt.nneighbours = nlists;
+				graph_options(ex, c, &opt);
+				/* the insertions search over the codes, as queries will */
+				if (codes != NULL)
+				{
+					cs.params = ex->params;
+					cs.vecs = cur->vecs;
+					cs.codes = codes;
+					cs.dims = dims;
+					cs.query = NULL;
+					cs.querybuf = palloc(VsQuantQuerySize(ex->params));
+					source.ctx = &cs;
+					source.set_query = code_set_query;
+					source.batch = code_batch;
+					opt.source = &source;
+				}
+				if (VsHnswBuild(cur->vecs, (int) counts[c], dims, ex->metric, &opt,
+								&VsKmeansServerHooks, graph, info[c].graph_size) != info[c].graph_size)
+					elog(ERROR, "could not build the graph of cluster %d of index \"%s\"",
+						 c, RelationGetRelationName(index));
 			}
-
-			/* the insertions search over the codes, as queries will */
-			if (codes != NULL)
-			{
-				cs.params = ex->params;
-				cs.vecs = vecs;
-				cs.codes = codes;
-				cs.dims = dims;
-				cs.query = NULL;
-				cs.querybuf = palloc(VsQuantQuerySize(ex->params));
-				source.ctx = &cs;
-				source.set_query = code_set_query;
-				source.batch = code_batch;
-				opt.source = &source;
-			}
-			if (VsHnswBuild(vecs, (int) counts[c], dims, ex->metric, &opt,
-							&VsKmeansServerHooks, graph, info[c].graph_size) != info[c].graph_size)
-				elog(ERROR, "could not build the graph of cluster %d of index \"%s\"",
-					 c, RelationGetRelationName(index));
+			INSTR_TIME_SET_CURRENT(graph_end);
+			if (ex->graph_time != NULL)
+				INSTR_TIME_ACCUM_DIFF(*ex->graph_time, graph_end, graph_start);
 			blob_write(&w, graph, info[c].graph_size);
 			blob_pad(&w, VS_SEGMENT_ALIGN);
 		}
 		info[c].crc = blob_crc_end(&w);
 		MemoryContextSwitchTo(oldcxt);
-		MemoryContextReset(clusterCtx);
+		MemoryContextReset(cur->cxt);
 		pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE,
 									 (int64) (info[c].first_row + counts[c]));
 	}
-	MemoryContextDelete(clusterCtx);
+	MemoryContextDelete(rows[1].cxt);
+	MemoryContextDelete(rows[0].cxt);
 	meta->sealed = blob_end(&w);
 	if (meta->sealed.nbytes != sealed_size)
 		elog(ERROR, "index \"%s\": sealed region is " UINT64_FORMAT " bytes, expected " UINT64_FORMAT,
@@ -800,6 +854,19 @@ auto_lists(double rows)
 }
 
 /*
+ * build_threads - how many CPU threads the GPU service may use for this
+ * build's graphs: as many as PostgreSQL would give a parallel B-tree build
+ * of this table (plan_create_index_workers: max_parallel_maintenance_workers,
+ * the table's parallel_workers, its size and maintenance_work_mem), plus
+ * one for the leader.  The CPU build itself runs on this backend alone.
+ */
+static int
+build_threads(Relation heap, Relation index)
+{
+	return 1 + plan_create_index_workers(RelationGetRelid(heap), RelationGetRelid(index));
+}
+
+/*
  * kmeans_progress - k-means rounds as tuples done/total of the k-means
  * phase.
  */
@@ -835,7 +902,8 @@ vsbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	int			quantizer;
 	VsGpuOffload offload;
 	instr_time	phase_start,
-				phase_time;
+				phase_time,
+				graph_time;
 
 	kmeans_hooks.progress = kmeans_progress;
 	VsGpuCheck("CREATE INDEX", true);
@@ -930,6 +998,9 @@ vsbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	ex.metric = bs.metric;
 	ex.graph_threshold = VS_HNSW_FLAT_THRESHOLD;
 	ex.offload = &offload;
+	ex.gpu_threads = build_threads(heap, index);
+	INSTR_TIME_SET_ZERO(graph_time);
+	ex.graph_time = &graph_time;
 	VsGetGraphOptions(index, &ex.m, &ex.ef_construction, &quantizer);
 	if (quantizer == VS_QUANTIZER_SQ8 && nsample > 0)
 	{
@@ -993,8 +1064,9 @@ vsbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 				bs.centroids, bs.counts, bs.sort, bs.slot, lists_option, &ex, &meta);
 	INSTR_TIME_SET_CURRENT(phase_time);
 	INSTR_TIME_SUBTRACT(phase_time, phase_start);
-	elog(DEBUG1, "vecstore clusters: %d, %lld graphs from GPU neighbour lists, %.1f ms with codes, graphs and the fork",
-		 bs.nclusters, (long long) offload.graphs, INSTR_TIME_GET_MILLISEC(phase_time));
+	elog(DEBUG1, "vecstore clusters: %d, %lld graphs built by the GPU service on %d threads, %.1f ms with codes, graphs and the fork, %.1f ms of it in graphs",
+		 bs.nclusters, (long long) offload.graphs, ex.gpu_threads,
+		 INSTR_TIME_GET_MILLISEC(phase_time), INSTR_TIME_GET_MILLISEC(graph_time));
 	tuplesort_end(bs.sort);
 	ExecDropSingleTupleTableSlot(bs.slot);
 	if (RelationNeedsWAL(index))

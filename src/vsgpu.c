@@ -93,12 +93,12 @@
 #define VS_GPU_MIN_ASSIGN_WORK	((double) (1 << 22))
 
 /*
- * A cluster whose neighbour-list job (its vectors and its lists) would
- * take more than this builds its graph on the CPU.  The job must fit
- * /dev/shm twice over (job_segment checks); 1 GB is a cluster of about
- * 2 million 128-dimensional rows.
+ * A cluster whose graph job (its vectors and its graph) would take more
+ * than this builds its graph on the CPU.  The job must fit /dev/shm twice
+ * over (job_segment checks); 1 GB is a cluster of about 1.5 million
+ * 128-dimensional rows.
  */
-#define VS_GPU_MAX_KNN_BYTES	((Size) 1024 * 1024 * 1024)
+#define VS_GPU_MAX_GRAPH_BYTES	((Size) 1024 * 1024 * 1024)
 
 typedef enum VsGpuSlotState
 {
@@ -437,25 +437,27 @@ offload_open(VsGpuOffload *off)
 	return true;
 }
 
+/* a queued request: its slot and the sequence number it was given */
+typedef struct GpuTicket
+{
+	int			slotno;
+	uint32		seq;
+} GpuTicket;
+
 /*
- * gpu_request - queue one request (verb, job segment and the token in its
- * header), wake the worker,
- * and wait for the answer.  True when the helper did the job; false with
- * the reason in "why" (no free slot, the service not running, the
- * helper's error, or no answer within vecstore.gpu_timeout).  An error
- * (a cancel) while waiting leaves the slot to the worker, which drops the
- * late answer.
+ * gpu_submit - queue one request (verb, job segment and the token in its
+ * header) and wake the worker.  True with the request's ticket, for
+ * gpu_wait (or gpu_abandon); false with the reason in "why" (no free
+ * slot, or the service not running).
  */
 static bool
-gpu_request(const char *verb, const char *segment, uint64 token, char *why, size_t whylen)
+gpu_submit(const char *verb, const char *segment, uint64 token, GpuTicket *ticket,
+		   char *why, size_t whylen)
 {
-	volatile int slotno = -1;
-	volatile uint32 seq = 0;
 	Latch	   *worker_latch;
-	TimestampTz deadline;
-	volatile bool done = false;
-	volatile bool ok = false;
 
+	ticket->slotno = -1;
+	ticket->seq = 0;
 	SpinLockAcquire(&gpu_shared->mutex);
 	worker_latch = gpu_shared->worker_latch;
 	if (gpu_shared->state == VS_GPU_STATE_RUNNING && worker_latch != NULL)
@@ -466,9 +468,9 @@ gpu_request(const char *verb, const char *segment, uint64 token, char *why, size
 
 			if (slot->state != VS_SLOT_FREE)
 				continue;
-			slotno = i;
-			seq = ++gpu_shared->next_seq;
-			slot->seq = seq;
+			ticket->slotno = i;
+			ticket->seq = ++gpu_shared->next_seq;
+			slot->seq = ticket->seq;
 			slot->latch = MyLatch;
 			strlcpy(slot->verb, verb, sizeof(slot->verb));
 			strlcpy(slot->segment, segment, sizeof(slot->segment));
@@ -479,26 +481,63 @@ gpu_request(const char *verb, const char *segment, uint64 token, char *why, size
 			gpu_shared->requests++;
 			break;
 		}
-		if (slotno < 0)
+		if (ticket->slotno < 0)
 			snprintf(why, whylen, "all %d GPU request slots are busy", VS_GPU_SLOTS);
 	}
 	else
 		snprintf(why, whylen, "the GPU service is \"%s\"", state_names[gpu_shared->state]);
 	SpinLockRelease(&gpu_shared->mutex);
-	if (slotno < 0)
+	if (ticket->slotno < 0)
 		return false;
-
 	SetLatch(worker_latch);
+	return true;
+}
+
+/*
+ * gpu_abandon - give up a queued request without its answer: a request
+ * not yet sent is withdrawn, a sent one's answer will be dropped by the
+ * worker.  Safe to call during abort (a spinlock, no allocation).
+ */
+static void
+gpu_abandon(const GpuTicket *ticket)
+{
+	VsGpuSlot  *slot = &gpu_shared->slots[ticket->slotno];
+
+	SpinLockAcquire(&gpu_shared->mutex);
+	if (slot->seq == ticket->seq)
+	{
+		if (slot->state == VS_SLOT_QUEUED || slot->state == VS_SLOT_DONE)
+			slot->state = VS_SLOT_FREE;
+		else if (slot->state == VS_SLOT_SENT)
+			slot->state = VS_SLOT_ABANDONED;
+	}
+	SpinLockRelease(&gpu_shared->mutex);
+}
+
+/*
+ * gpu_wait - wait for a submitted request's answer, at most
+ * vecstore.gpu_timeout from now.  True when the helper did the job; false
+ * with the reason in "why" (the helper's error, or no answer in time).
+ * An error (a cancel) while waiting leaves the slot to the worker, which
+ * drops the late answer.
+ */
+static bool
+gpu_wait(const GpuTicket *ticket, char *why, size_t whylen)
+{
+	TimestampTz deadline;
+	volatile bool done = false;
+	volatile bool ok = false;
+
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), vecstore_gpu_timeout);
 	PG_TRY();
 	{
 		for (;;)
 		{
-			VsGpuSlot  *slot = &gpu_shared->slots[slotno];
+			VsGpuSlot  *slot = &gpu_shared->slots[ticket->slotno];
 			long		left;
 
 			SpinLockAcquire(&gpu_shared->mutex);
-			if (slot->state == VS_SLOT_DONE && slot->seq == seq)
+			if (slot->state == VS_SLOT_DONE && slot->seq == ticket->seq)
 			{
 				ok = slot->ok;
 				if (!ok)
@@ -526,23 +565,24 @@ gpu_request(const char *verb, const char *segment, uint64 token, char *why, size
 	PG_FINALLY();
 	{
 		if (!done)
-		{
-			VsGpuSlot  *slot = &gpu_shared->slots[slotno];
-
-			/* not answered: a queued request is withdrawn, a sent one dropped */
-			SpinLockAcquire(&gpu_shared->mutex);
-			if (slot->seq == seq)
-			{
-				if (slot->state == VS_SLOT_QUEUED || slot->state == VS_SLOT_DONE)
-					slot->state = VS_SLOT_FREE;
-				else if (slot->state == VS_SLOT_SENT)
-					slot->state = VS_SLOT_ABANDONED;
-			}
-			SpinLockRelease(&gpu_shared->mutex);
-		}
+			gpu_abandon(ticket);
 	}
 	PG_END_TRY();
 	return ok;
+}
+
+/*
+ * gpu_request - one request, submitted and waited for: true when the
+ * helper did the job, false with the reason in "why".
+ */
+static bool
+gpu_request(const char *verb, const char *segment, uint64 token, char *why, size_t whylen)
+{
+	GpuTicket	ticket;
+
+	if (!gpu_submit(verb, segment, token, &ticket, why, whylen))
+		return false;
+	return gpu_wait(&ticket, why, whylen);
 }
 
 /*
@@ -719,62 +759,152 @@ VsGpuOffloadAssign(void *arg, const float *centroids, int k, int dim,
 	return offload_failed(off, why);
 }
 
+/* a graph job between VsGpuGraphBegin and VsGpuGraphEnd */
+struct VsGpuGraphRequest
+{
+	VsGpuOffload *off;
+	dsm_segment *seg;
+	VsGpuGraphJob job;
+	GpuTicket	ticket;
+	bool		outstanding;	/* submitted, not yet waited for */
+	MemoryContextCallback cb;	/* abandons it if an error comes first */
+	VsMetric	metric;
+};
+
+/* the memory context callback: an error between begin and end */
+static void
+graph_request_reset(void *arg)
+{
+	VsGpuGraphRequest *req = (VsGpuGraphRequest *) arg;
+
+	if (req->outstanding && gpu_shared != NULL)
+		gpu_abandon(&req->ticket);
+	req->outstanding = false;
+}
+
 /*
- * VsGpuNeighbours - for each of the n vectors of one cluster, the k others
- * nearest to it by the metric's ranking distance, from the GPU helper (one
- * GEMM of the cluster against itself and a selection per row; in
- * emulation, VsHnswExactNeighbours): the lists a graph's level 0 is built
- * from (VsHnswBuildOptions.neighbours).  out: n * k node ids, any order,
- * VS_HNSW_NONE where there are fewer than k others; the graph build checks
- * every id, so the helper's answer cannot make it misbehave.
+ * VsGpuGraphBegin - send the HNSW graph of one cluster's n vectors to be
+ * built by the GPU service, and return at once: the helper computes each
+ * row's nearest others (one GEMM of the cluster against itself and a
+ * selection per row; exact on the CPU in emulation) and assembles the
+ * graph from those lists on up to "threads" threads of its own
+ * (VsHnswBuildOptions.neighbours and .parallel), instead of one search per
+ * row on this backend's one core.  opt: the graph's m, ef_construction
+ * and seed; the lists are max(ef_construction, m) long, the candidates an
+ * insertion would consider.  graph_size: VsHnswSerializedSize(n, metric,
+ * opt).  The caller goes on with other work (the next cluster) and
+ * collects the graph with VsGpuGraphEnd.
  *
- * 0 on success; -1 means the CPU builds this graph by insertion: GPU off
- * or unusable, a cluster too large for one job (not counted), or a
- * failure, which ends the offload for the rest of the build and is
- * counted under auto (an error under on), as for the assignment.
+ * NULL means the CPU builds this graph: GPU off or unusable, a cluster
+ * too large for one job (not counted), or a failure, which ends the
+ * offload for the rest of the build and is counted under auto (an error
+ * under on), as for the assignment.  The request lives in the current
+ * memory context; an error before VsGpuGraphEnd abandons it when that
+ * context goes.
  */
-int
-VsGpuNeighbours(VsGpuOffload *off, const float *vectors, int n, int dim,
-				VsMetric metric, int k, uint32 *out)
+VsGpuGraphRequest *
+VsGpuGraphBegin(VsGpuOffload *off, const float *vectors, int n, int dim,
+				VsMetric metric, const VsHnswBuildOptions *opt, int threads,
+				Size graph_size)
 {
 	char		why[256] = "";
 	char		name[64];
-	dsm_segment *seg;
-	VsGpuKnnJob job;
+	VsGpuGraphRequest *req;
+	VsGpuGraphJob *job;
+
+	if (off == NULL || off->disabled || n < 2)
+		return NULL;
+	if (!offload_open(off))
+		return NULL;
+
+	req = palloc0(sizeof(VsGpuGraphRequest));
+	req->off = off;
+	req->metric = metric;
+	job = &req->job;
+	job->magic = VSGPU_GRAPH_MAGIC;
+	job->kernel_path = (int32) VsKernelsActivePath;
+	job->metric = (int32) metric;
+	job->dim = dim;
+	job->n = n;
+	job->m = opt->m;
+	job->ef_construction = opt->ef_construction;
+	job->k = Max(opt->ef_construction, opt->m);
+	job->threads = Max(threads, 1);
+	job->seed = opt->seed;
+	job->graph_size = graph_size;
+	VsGpuGraphLayout(job);
+	if (job->total > VS_GPU_MAX_GRAPH_BYTES)
+	{
+		pfree(req);
+		return NULL;
+	}
+	req->seg = job_segment(job->total, name, sizeof(name), why, sizeof(why));
+	if (req->seg == NULL)
+	{
+		pfree(req);
+		offload_failed(off, why);
+		return NULL;
+	}
+
+	job->token = next_token();
+	memcpy(dsm_segment_address(req->seg), job, sizeof(*job));
+	memcpy((char *) dsm_segment_address(req->seg) + job->vectors_off, vectors,
+		   (Size) n * dim * sizeof(float));
+	req->cb.func = graph_request_reset;
+	req->cb.arg = req;
+	MemoryContextRegisterResetCallback(CurrentMemoryContext, &req->cb);
+	if (!gpu_submit("GRAPH", name, job->token, &req->ticket, why, sizeof(why)))
+	{
+		dsm_detach(req->seg);
+		offload_failed(off, why);
+		return NULL;
+	}
+	req->outstanding = true;
+	return req;
+}
+
+/*
+ * VsGpuGraphEnd - wait for a graph VsGpuGraphBegin sent and copy it into
+ * "graph" (the job's graph_size bytes).  The answer is validated
+ * (VsHnswValidate) first, so a helper's fault can cost recall, never a
+ * bad read.  0 on success; -1 means the CPU builds this graph (the failure
+ * is counted, or an error under on, as VsGpuGraphBegin's; after another
+ * job of the build failed, it is not waited for).
+ */
+int
+VsGpuGraphEnd(VsGpuGraphRequest *req, void *graph)
+{
+	char		why[256] = "";
+	const char *bad = NULL;
 	bool		ok;
 
-	if (off == NULL || off->disabled || n < 2 || k < 1)
+	/* an earlier job of the build failed: the CPU builds the rest */
+	if (req->off->disabled)
+	{
+		gpu_abandon(&req->ticket);
+		req->outstanding = false;
+		dsm_detach(req->seg);
 		return -1;
-	if (!offload_open(off))
-		return -1;
-
-	memset(&job, 0, sizeof(job));
-	job.magic = VSGPU_KNN_MAGIC;
-	job.kernel_path = (int32) VsKernelsActivePath;
-	job.metric = (int32) metric;
-	job.dim = dim;
-	job.n = n;
-	job.k = k;
-	VsGpuKnnLayout(&job);
-	if (job.total > VS_GPU_MAX_KNN_BYTES)
-		return -1;
-	seg = job_segment(job.total, name, sizeof(name), why, sizeof(why));
-	if (seg == NULL)
-		return offload_failed(off, why);
-
-	job.token = next_token();
-	memcpy(dsm_segment_address(seg), &job, sizeof(job));
-	memcpy((char *) dsm_segment_address(seg) + job.vectors_off, vectors,
-		   (Size) n * dim * sizeof(float));
-	ok = gpu_request("KNN", name, job.token, why, sizeof(why));
+	}
+	ok = gpu_wait(&req->ticket, why, sizeof(why));
+	req->outstanding = false;
 	if (ok)
-		memcpy(out, (char *) dsm_segment_address(seg) + job.out_off,
-			   (Size) n * k * sizeof(uint32));
-	dsm_detach(seg);
+	{
+		memcpy(graph, (char *) dsm_segment_address(req->seg) + req->job.graph_off,
+			   req->job.graph_size);
+		bad = VsHnswValidate(graph, req->job.graph_size, req->job.n, req->job.dim,
+							 req->metric);
+	}
+	dsm_detach(req->seg);
+	if (ok && bad != NULL)
+	{
+		snprintf(why, sizeof(why), "the GPU helper returned a graph that is not valid: %s", bad);
+		ok = false;
+	}
 	if (!ok)
-		return offload_failed(off, why);
-	off->jobs++;
-	off->graphs++;
+		return offload_failed(req->off, why);
+	req->off->jobs++;
+	req->off->graphs++;
 	return 0;
 }
 
@@ -1375,7 +1505,7 @@ PG_FUNCTION_INFO_V1(vecstore_gpu_status);
  * vecstore_gpu_status() - one row: the GPU service as the worker last saw
  * it, and the requests backends sent it.
  */
-#define GPU_STATUS_COLS 15
+#define GPU_STATUS_COLS	16
 Datum
 vecstore_gpu_status(PG_FUNCTION_ARGS)
 {
@@ -1421,11 +1551,18 @@ vecstore_gpu_status(PG_FUNCTION_ARGS)
 	nulls[9] = (snap->fallback_reason[0] == '\0');
 	values[10] = Int32GetDatum(snap->resident_clusters);
 	values[11] = Int64GetDatum(snap->requests);
-	values[12] = Int64GetDatum(snap->batches);
-	values[13] = Float8GetDatum(snap->batches > 0 ?
+	{
+		int			in_flight = 0;
+
+		for (int i = 0; i < VS_GPU_SLOTS; i++)
+			in_flight += (snap->slots[i].state != VS_SLOT_FREE);
+		values[12] = Int32GetDatum(in_flight);
+	}
+	values[13] = Int64GetDatum(snap->batches);
+	values[14] = Float8GetDatum(snap->batches > 0 ?
 								(double) snap->batched / snap->batches : 0.0);
-	nulls[13] = (snap->batches == 0);
-	values[14] = CStringGetTextDatum(snap->last_error);
-	nulls[14] = (snap->last_error[0] == '\0');
+	nulls[14] = (snap->batches == 0);
+	values[15] = CStringGetTextDatum(snap->last_error);
+	nulls[15] = (snap->last_error[0] == '\0');
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

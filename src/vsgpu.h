@@ -14,6 +14,7 @@
 
 #include "vsdistance.h"
 #include "vsgpu_protocol.h"
+#include "vshnsw.h"
 
 /* vecstore.gpu */
 typedef enum VsGpuMode
@@ -31,7 +32,7 @@ typedef struct VsGpuOffload
 	const char *what;			/* "CREATE INDEX": for messages */
 	bool		disabled;		/* a request failed: the CPU does the rest */
 	int64		jobs;			/* jobs the GPU did */
-	int64		graphs;			/* of them, graphs' neighbour lists */
+	int64		graphs;			/* of them, graphs built there */
 } VsGpuOffload;
 
 extern void VsGpuInit(void);
@@ -42,8 +43,12 @@ extern int	VsGpuOffloadAssign(void *arg, const float *centroids, int k, int dim,
 extern int	VsGpuScan(VsGpuOffload *off, const char *body, int metric, int dim,
 					  const float *query, int topk, int ncl, const uint64 *offsets,
 					  const uint32 *counts, int32 *found, VsGpuScanHit *hits);
-extern int	VsGpuNeighbours(VsGpuOffload *off, const float *vectors, int n,
-							int dim, VsMetric metric, int k, uint32 *out);
+typedef struct VsGpuGraphRequest VsGpuGraphRequest;
+extern VsGpuGraphRequest *VsGpuGraphBegin(VsGpuOffload *off, const float *vectors,
+										  int n, int dim, VsMetric metric,
+										  const VsHnswBuildOptions *opt, int threads,
+										  Size graph_size);
+extern int	VsGpuGraphEnd(VsGpuGraphRequest *req, void *graph);
 extern bool VsGpuUsable(void);
 extern int	VsGpuAssignRows(int k, int dim);
 

@@ -28,6 +28,8 @@
 #    that stops answering (SIGSTOP) costs a build vecstore.gpu_timeout
 #    once: the build finishes on the CPU with the same index, the
 #    fallback is counted with its reason, and under "on" it is an error.
+#    A build cancelled while its graph requests wait gives them up: none
+#    is left in the ring (in_flight) once that helper is gone.
 # 5. Index scans through the ring (emulation): the probed clusters' nearest
 #    rows come from the helper, which keeps the clusters resident, and are
 #    reranked exactly.  Where the CPU scans clusters flat (exact), results
@@ -210,7 +212,7 @@ SELECT clusters || ' ' || min_cluster_rows || ' ' || max_cluster_rows || ' ' || 
 });
     my ($kmeans) = $err =~ /vecstore k-means: (.*)/;
     my ($jobs) = $err =~ /vecstore assignment: \d+ rows, (\d+) jobs on the GPU in all/;
-    my ($graphs) = $err =~ /vecstore clusters: \d+, (\d+) graphs from GPU neighbour lists/;
+    my ($graphs) = $err =~ /vecstore clusters: \d+, (\d+) graphs built by the GPU service/;
     return {
         ret => $ret, out => $out, err => $err, kmeans => $kmeans // '',
         jobs => $jobs // -1, graphs => $graphs // -1 };
@@ -226,7 +228,7 @@ is($gpu->{ret}, 0, 'a build through the GPU service (vecstore.gpu = auto, emulat
 my ($req1, $bat1, $fb1) = split /\|/, status('requests || \'|\' || batches || \'|\' || fallbacks');
 cmp_ok($gpu->{jobs}, '>=', 16, "k-means rounds and the assignment went to the helper ($gpu->{jobs} jobs)");
 cmp_ok($gpu->{graphs}, '>', 0,
-    "the graphs' level 0 came from the helper's neighbour lists ($gpu->{graphs} graphs)");
+    "the graphs were built by the helper ($gpu->{graphs} graphs)");
 is($req1 - $req0, $gpu->{jobs} + $gpu->{graphs}, 'the status counts every request');
 cmp_ok($bat1 - $bat0, '>=', 1, 'and the batches they ran in');
 is($fb1, $fb0, 'no fallback');
@@ -251,11 +253,29 @@ my $on = ring_build('on', 'SET vecstore.gpu_timeout = 200;');
 isnt($on->{ret}, 0, 'under vecstore.gpu = on the same build fails');
 like($on->{err}, qr/vecstore\.gpu is "on" but the GPU could not do the work of CREATE INDEX/,
     'with a clear error');
+
+# a build cancelled while its graphs are with the (stopped) helper: two
+# clusters, so the second's graph is sent before the first's is waited
+# for (k-means and assignment this small stay on the CPU); the request
+# waited for and the one sent ahead are both given up, and once the
+# helper is gone the ring holds no slot (a request left behind would stay
+# answered and never collected)
+my $held = status('in_flight');
+my ($cret, $cout, $cerr) = $node->psql(
+    'postgres', q{
+SET vecstore.gpu = auto; SET vecstore.gpu_timeout = 60000; SET statement_timeout = 1000;
+CREATE INDEX big_two ON big USING vecstore (v) WITH (lists = 2);
+});
+isnt($cret, 0, 'a build waiting for its graphs is cancelled');
+like($cerr, qr/canceling statement due to statement timeout/, 'by the statement timeout');
+is(status('in_flight'), $held + 2,
+    'both of its graph requests are given up, still with the stopped helper');
 kill 'KILL', $stopped;
 ok( $node->poll_query_until(
         'postgres',
         "SELECT state = 'running' AND helper_pid <> $stopped FROM vecstore_gpu_status()"),
     'the stopped helper, killed, is replaced');
+is(status('in_flight'), '0', 'and no request is left in the ring');
 my $again = ring_build('auto');
 cmp_ok($again->{jobs}, '>=', 16, 'and the next build uses it again');
 is($again->{out}, $cpu->{out}, 'with the same results');
