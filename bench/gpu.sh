@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/gpu.sh - the GPU service's figures, side by side in one run:
 # CREATE INDEX with vecstore.gpu = off and on, and query throughput and
-# latency with vecstore.gpu off and auto at several client counts.
+# latency with vecstore.gpu off, auto and on at several client counts.
 #
 #   make install && ./bench/gpu.sh            (on a machine with a GPU)
 #   VECSTORE_GPU_EMULATE=1 ./bench/gpu.sh     (anywhere: the helper's CPU
@@ -25,7 +25,9 @@
 #   - throughput: pgbench, each client running kNN queries (LIMIT 10, a
 #     random one of the set's queries each time) for BENCH_GPU_SECONDS
 #     (default 15) at each of BENCH_GPU_CLIENTS (default "1 8 32") clients,
-#     with vecstore.gpu off and auto; TPS and mean latency.  One client's
+#     with vecstore.gpu off, auto (scans go to the GPU only when
+#     vecstore.gpu_min_scans are open: by default the server's CPUs) and on
+#     (every scan goes); TPS and mean latency.  One client's
 #     latency is the single-query latency.
 set -euo pipefail
 
@@ -103,7 +105,7 @@ build() {
     gr_ms=$(echo "$out" | sed -n 's/.*, \([0-9.]*\) ms of it in graphs.*/\1/p')
 }
 
-# throughput - pgbench at each client count, vecstore.gpu off and auto
+# throughput - pgbench at each client count, vecstore.gpu off, auto and on
 throughput() {
     local nq c mode out tps lat
     nq=$(sql -c 'SELECT count(*) FROM queries')
@@ -112,11 +114,11 @@ throughput() {
 SELECT id FROM items ORDER BY embedding $op (SELECT embedding FROM queries WHERE id = :q) LIMIT 10;
 EOF
     echo
-    echo "| clients | gpu | TPS | mean latency ms | auto / off |"
+    echo "| clients | gpu | TPS | mean latency ms | / off |"
     echo "|---|---|---|---|---|"
     for c in $clients_spec; do
         local off_tps=
-        for mode in off auto; do
+        for mode in off auto on; do
             out=$(PGOPTIONS="-c vecstore.gpu=$mode -c max_parallel_workers_per_gather=0" \
                 pgbench -n -f "$work/knn.sql" -c "$c" -j "$(( c < $(nproc) ? c : $(nproc) ))" \
                 -T "$seconds" 2>&1) || { echo "| $c | $mode | pgbench failed: $(echo "$out" | tail -n 1) | | |"; continue; }
@@ -126,7 +128,7 @@ EOF
                 off_tps=$tps
                 echo "| $c | off | $tps | $lat | |"
             else
-                echo "| $c | auto | $tps | $lat | $(awk -v a="$tps" -v b="$off_tps" 'BEGIN { printf "%.2fx", (b > 0 ? a / b : 0) }') |"
+                echo "| $c | $mode | $tps | $lat | $(awk -v a="$tps" -v b="$off_tps" 'BEGIN { printf "%.2fx", (b > 0 ? a / b : 0) }') |"
             fi
         done
     done

@@ -373,6 +373,7 @@ CREATE FUNCTION vecstore_gpu_status(
     OUT resident_clusters integer,
     OUT requests bigint,
     OUT in_flight integer,
+    OUT open_scans integer,
     OUT batches bigint,
     OUT avg_batch_size float8,
     OUT last_error text)

@@ -60,6 +60,7 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "port/atomics.h"
 #include "storage/dsm.h"
 #include "storage/dsm_impl.h"
 #include "storage/ipc.h"
@@ -160,6 +161,8 @@ typedef struct VsGpuShared
 	int64		batches;		/* batches the helper took them in */
 	int64		batched;		/* requests in those batches */
 	VsGpuSlot	slots[VS_GPU_SLOTS];
+	pg_atomic_uint32 open_scans;	/* approximate index scans open while the
+									 * service was usable (VsGpuScanStart) */
 } VsGpuShared;
 
 /* GUCs */
@@ -168,6 +171,7 @@ static int	vecstore_gpu_memory = 0;	/* MB; 0: 80% of the device */
 static bool vecstore_gpu_emulate = false;
 static int	vecstore_gpu_batch_delay = 100;	/* microseconds */
 static int	vecstore_gpu_timeout = 10000;	/* milliseconds */
+static int	vecstore_gpu_min_scans = 0; /* 0: the server's CPUs */
 
 static const struct config_enum_entry gpu_options[] = {
 	{"off", VS_GPU_OFF, false},
@@ -241,6 +245,7 @@ gpu_shmem_startup(void)
 	{
 		memset(gpu_shared, 0, sizeof(VsGpuShared));
 		SpinLockInit(&gpu_shared->mutex);
+		pg_atomic_init_u32(&gpu_shared->open_scans, 0);
 		gpu_shared->state = VS_GPU_STATE_DISABLED;
 		gpu_shared->state_since = GetCurrentTimestamp();
 	}
@@ -297,6 +302,15 @@ VsGpuInit(void)
 							10000, 10, INT_MAX,
 							PGC_USERSET,
 							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("vecstore.gpu_min_scans",
+							"Sets how many index scans must be open before one goes to the GPU service under auto",
+							"Below this many open approximate vecstore scans (this one included) each has a CPU core, and its graph search there answers sooner than a round trip to the GPU. 0 means as many as the server has CPUs; 1 sends every scan.",
+							&vecstore_gpu_min_scans,
+							0, 0, 1000000,
+							PGC_USERSET,
+							0,
 							NULL, NULL, NULL);
 
 	if (!process_shared_preload_libraries_in_progress)
@@ -381,6 +395,60 @@ VsGpuUsable(void)
 	if (vecstore_gpu == VS_GPU_OFF || gpu_shared == NULL)
 		return false;
 	return *((volatile VsGpuState *) &gpu_shared->state) == VS_GPU_STATE_RUNNING;
+}
+
+/* an open scan's count, given back when its memory context goes */
+typedef struct OpenScan
+{
+	MemoryContextCallback cb;
+	bool		counted;
+} OpenScan;
+
+static void
+open_scan_end(void *arg)
+{
+	OpenScan   *os = (OpenScan *) arg;
+
+	if (os->counted && gpu_shared != NULL)
+		pg_atomic_fetch_sub_u32(&gpu_shared->open_scans, 1);
+	os->counted = false;
+}
+
+/*
+ * VsGpuScanStart - whether an approximate index scan should ask the GPU
+ * service.  Under on, whenever it is usable.  Under auto, only when at
+ * least vecstore.gpu_min_scans such scans are open in the server, this
+ * one included (0: as many as the server has CPUs): below that, each
+ * scan has a core of its own, and searching its graphs there answers
+ * one query sooner than a round trip to the GPU, whose gain is batching
+ * many.  So a lone query's latency is the CPU's.  The scan counts as
+ * open from here until "cxt" (its per-scan memory) is reset or deleted,
+ * which an error does too.
+ */
+bool
+VsGpuScanStart(MemoryContext cxt)
+{
+	OpenScan   *os;
+	uint32		open;
+	int			min_scans = vecstore_gpu_min_scans;
+
+	if (!VsGpuUsable())
+		return false;
+	os = MemoryContextAllocZero(cxt, sizeof(OpenScan));
+	os->cb.func = open_scan_end;
+	os->cb.arg = os;
+	MemoryContextRegisterResetCallback(cxt, &os->cb);
+	open = pg_atomic_add_fetch_u32(&gpu_shared->open_scans, 1);
+	os->counted = true;
+	if (vecstore_gpu == VS_GPU_ON)
+		return true;
+	if (min_scans == 0)
+	{
+		long		cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+		min_scans = cpus > 0 ? (int) cpus : 1;
+	}
+	return open >= (uint32) min_scans;
 }
 
 /*
@@ -1505,7 +1573,7 @@ PG_FUNCTION_INFO_V1(vecstore_gpu_status);
  * vecstore_gpu_status() - one row: the GPU service as the worker last saw
  * it, and the requests backends sent it.
  */
-#define GPU_STATUS_COLS	16
+#define GPU_STATUS_COLS	17
 Datum
 vecstore_gpu_status(PG_FUNCTION_ARGS)
 {
@@ -1558,11 +1626,12 @@ vecstore_gpu_status(PG_FUNCTION_ARGS)
 			in_flight += (snap->slots[i].state != VS_SLOT_FREE);
 		values[12] = Int32GetDatum(in_flight);
 	}
-	values[13] = Int64GetDatum(snap->batches);
-	values[14] = Float8GetDatum(snap->batches > 0 ?
+	values[13] = Int32GetDatum((int32) pg_atomic_read_u32(&gpu_shared->open_scans));
+	values[14] = Int64GetDatum(snap->batches);
+	values[15] = Float8GetDatum(snap->batches > 0 ?
 								(double) snap->batched / snap->batches : 0.0);
-	nulls[14] = (snap->batches == 0);
-	values[15] = CStringGetTextDatum(snap->last_error);
-	nulls[15] = (snap->last_error[0] == '\0');
+	nulls[15] = (snap->batches == 0);
+	values[16] = CStringGetTextDatum(snap->last_error);
+	nulls[16] = (snap->last_error[0] == '\0');
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

@@ -50,6 +50,7 @@ extern VsGpuGraphRequest *VsGpuGraphBegin(VsGpuOffload *off, const float *vector
 										  Size graph_size);
 extern int	VsGpuGraphEnd(VsGpuGraphRequest *req, void *graph);
 extern bool VsGpuUsable(void);
+extern bool VsGpuScanStart(MemoryContext cxt);
 extern int	VsGpuAssignRows(int k, int dim);
 
 #endif							/* VSGPU_H */

@@ -28,8 +28,10 @@
  *	   candidate has a code distance below its exact distance (code and
  *	   exact distances share a scale: squared L2, negative inner product,
  *	   1 - cosine), so a window's worth of slack absorbs the codes' error.
- *	   With a usable GPU service (vecstore.gpu), an approximate scan sends
- *	   the clusters it opens to the helper in one request instead: each
+ *	   With a usable GPU service (vecstore.gpu; under auto, only while
+ *	   vecstore.gpu_min_scans scans are open: VsGpuScanStart), an
+ *	   approximate scan sends the clusters it opens to the helper in one
+ *	   request instead: each
  *	   cluster's ef_search rows with the smallest lower bounds of their
  *	   keys, computed exactly on resident clusters (src/vsgpu.c), become
  *	   the pending candidates, and the last answer's bound is the
@@ -961,10 +963,13 @@ start_scan(IndexScanDesc scan)
 	if (so->use_graphs && so->meta.metric == VS_METRIC_COSINE)
 		so->use_graphs = VsKernels.inner_product(so->query, so->query, so->meta.dims) > 0.0f;
 
-	/* an approximate search the GPU service can do (exactly, per cluster) */
+	/*
+	 * An approximate search the GPU service can do (exactly, per cluster),
+	 * when it should: the scan counts as open until scanCtx goes.
+	 */
 	memset(&so->gpu, 0, sizeof(so->gpu));
 	so->gpu.what = "index scans";
-	so->use_gpu = so->use_graphs && VsGpuUsable();
+	so->use_gpu = so->use_graphs && VsGpuScanStart(so->scanCtx);
 
 	so->order = palloc(sizeof(int) * so->meta.nclusters);
 	route(scan, cache);

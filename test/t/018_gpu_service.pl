@@ -39,7 +39,9 @@
 #    least the CPU's recall.  Concurrent sessions are batched together
 #    (a long vecstore.gpu_batch_delay) with the same results; a 1 MB
 #    vecstore.gpu_memory keeps fewer clusters resident, still the same
-#    results.
+#    results.  Under auto a scan asks the helper only when
+#    vecstore.gpu_min_scans scans are open (a cursor holds one open); the
+#    other checks set it to 1.
 # 6. vecstore.gpu = off in the server's configuration stops the helper;
 #    stopping the server leaves no helper behind.
 # 7. Without shared_preload_libraries the status says "not loaded" and
@@ -158,7 +160,7 @@ my $pid = status('helper_pid');
 my $restarts = status('restarts');
 ok(pid_alive($pid), "the helper (pid $pid) is alive");
 
-my $load = q{SET enable_seqscan = off;
+my $load = q{SET enable_seqscan = off; SET vecstore.gpu_min_scans = 1;
              SELECT count(*) FROM queries q,
              LATERAL (SELECT id FROM items ORDER BY v <-> q.v LIMIT 10) s};
 is($node->safe_psql('postgres', $load), '200', 'queries before the kill');
@@ -320,11 +322,36 @@ sub same_tables
           . "(SELECT count(*) FROM (TABLE $b EXCEPT ALL TABLE $a) y)");
 }
 
+# under auto a scan asks the GPU only when vecstore.gpu_min_scans scans
+# are open, itself included: a lone query's scans stay on the CPU; with a
+# cursor's scan held open, the same queries go to the helper
+my @held = split /\n/, $node->safe_psql(
+    'postgres', q{
+SET enable_seqscan = off; SET vecstore.probes = 3; SET vecstore.gpu = auto;
+SET vecstore.gpu_min_scans = 2;
+SELECT requests FROM vecstore_gpu_status();
+SELECT count(*) FROM flatq q, LATERAL (SELECT id FROM flat ORDER BY v <-> q.v LIMIT 10) s;
+SELECT requests FROM vecstore_gpu_status();
+BEGIN;
+DECLARE c CURSOR FOR SELECT id FROM flat ORDER BY v <-> (SELECT v FROM flatq ORDER BY q LIMIT 1);
+FETCH 1 FROM c;
+SELECT open_scans FROM vecstore_gpu_status();
+SELECT count(*) FROM flatq q, LATERAL (SELECT id FROM flat ORDER BY v <-> q.v LIMIT 10) s;
+SELECT requests FROM vecstore_gpu_status();
+COMMIT;
+SELECT open_scans FROM vecstore_gpu_status();
+});
+is($held[2] - $held[0], 0, 'vecstore.gpu_min_scans = 2: a lone query\'s scans stay on the CPU');
+is($held[4], '1', 'a cursor\'s scan counts as open');
+is($held[6] - $held[2], 50, 'with it open, each of the 50 scans asked the helper');
+is($held[7], '0', 'and no scan counts as open after the transaction');
+
+# the rest of the scans ask the GPU whatever else runs (gpu_min_scans 1)
 my ($sreq0, $sfb0) = split /\|/, status('requests || \'|\' || fallbacks');
 flat_knn('flat_off', 'SET vecstore.gpu = off;');
 my ($sreq1) = status('requests');
 is($sreq1, $sreq0, 'no request with vecstore.gpu = off');
-flat_knn('flat_auto', 'SET vecstore.gpu = auto;');
+flat_knn('flat_auto', 'SET vecstore.gpu = auto; SET vecstore.gpu_min_scans = 1;');
 my ($sreq2, $sfb2) = split /\|/, status('requests || \'|\' || fallbacks');
 cmp_ok($sreq2 - $sreq1, '>=', 50, 'every query sent its clusters to the helper (' . ($sreq2 - $sreq1) . ' requests)');
 is($sfb2, $sfb0, 'no fallback');
@@ -332,7 +359,7 @@ is(same_tables('flat_off', 'flat_auto'), '0',
     'flat clusters: the same 200 rows in the same order with vecstore.gpu off and auto (EXCEPT ALL both ways)');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM flat_auto'), '10000', '50 queries x 200 rows');
 flat_knn('flat_off_small', 'SET vecstore.gpu = off; SET vecstore.max_scan_tuples = 1000;');
-flat_knn('flat_auto_small', 'SET vecstore.gpu = auto; SET vecstore.max_scan_tuples = 1000;');
+flat_knn('flat_auto_small', 'SET vecstore.gpu = auto; SET vecstore.gpu_min_scans = 1; SET vecstore.max_scan_tuples = 1000;');
 is(same_tables('flat_off_small', 'flat_auto_small'), '0',
     'and the same when vecstore.max_scan_tuples is smaller than the probed clusters');
 ok( $node->poll_query_until('postgres', 'SELECT resident_clusters > 0 FROM vecstore_gpu_status()'),
@@ -350,7 +377,7 @@ for my $gpu ('off', 'auto')
 {
     $recall{$gpu} = $node->safe_psql(
         'postgres', qq{
-SET enable_seqscan = off; SET vecstore.probes = 2; SET vecstore.ef_search = 20; SET vecstore.gpu = $gpu;
+SET enable_seqscan = off; SET vecstore.probes = 2; SET vecstore.ef_search = 20; SET vecstore.gpu = $gpu; SET vecstore.gpu_min_scans = 1;
 SELECT sum((SELECT count(*) FROM unnest(ARRAY(SELECT id FROM big ORDER BY v <-> q.v LIMIT 10)) i
             WHERE i = ANY (t.ids)))
 FROM bigq q JOIN big_truth t USING (q)});
@@ -374,7 +401,7 @@ for my $i (1 .. 4)
       IPC::Run::start(
         [
             'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres'), '-c',
-            flat_knn_sql("flat_c$i", 'SET vecstore.gpu = auto;')
+            flat_knn_sql("flat_c$i", 'SET vecstore.gpu = auto; SET vecstore.gpu_min_scans = 1;')
         ],
         \$in, \$out, \$err);
 }
@@ -398,7 +425,7 @@ $node->safe_psql('postgres',
 ok( $node->poll_query_until(
         'postgres', "SELECT state = 'running' AND memory_limit = 1048576 FROM vecstore_gpu_status()"),
     'the helper restarts with 1 MB of GPU memory');
-flat_knn('flat_small', 'SET vecstore.gpu = auto;');
+flat_knn('flat_small', 'SET vecstore.gpu = auto; SET vecstore.gpu_min_scans = 1;');
 is(same_tables('flat_off', 'flat_small'), '0', 'with 1 MB the results are the same');
 ok( $node->poll_query_until(
         'postgres', 'SELECT resident_clusters BETWEEN 1 AND 30 AND memory_used <= 1048576 FROM vecstore_gpu_status()'),
