@@ -152,10 +152,10 @@ demo:
 KMEANS_SRCS = src/vskmeans.c src/vsdistance.c
 KMEANS_DEPS = $(KMEANS_SRCS) src/vskmeans.h src/vsdistance.h
 
-test/kernels/test_kmeans: test/kernels/test_kmeans.c test/kernels/vstest.h test/kernels/vsrng.h $(KMEANS_DEPS)
+test/kernels/test_kmeans: test/kernels/test_kmeans.c test/kernels/vstest.h test/kernels/vsrng.h test/kernels/vsfvecs.h $(KMEANS_DEPS)
 	$(CC) $(STANDALONE_CFLAGS) -o $@ test/kernels/test_kmeans.c $(KMEANS_SRCS) -lm
 
-bench/bench_kmeans: bench/bench_kmeans.c test/kernels/vsrng.h $(KMEANS_DEPS)
+bench/bench_kmeans: bench/bench_kmeans.c test/kernels/vsrng.h test/kernels/vsfvecs.h $(KMEANS_DEPS)
 	$(CC) $(STANDALONE_CFLAGS) -o $@ bench/bench_kmeans.c $(KMEANS_SRCS) -lm
 
 KERNEL_TESTS += test/kernels/test_kmeans
@@ -175,10 +175,10 @@ HNSW_DEPS = $(HNSW_SRCS) src/vshnsw.h src/vskmeans.h src/vsdistance.h
 POOL_SRCS = cuda/vsgpu_pool.c
 POOL_DEPS = $(POOL_SRCS) cuda/vsgpu_pool.h
 
-test/kernels/test_hnsw: test/kernels/test_hnsw.c test/kernels/vstest.h test/kernels/vsrng.h $(HNSW_DEPS) $(POOL_DEPS)
+test/kernels/test_hnsw: test/kernels/test_hnsw.c test/kernels/vstest.h test/kernels/vsrng.h test/kernels/vsfvecs.h $(HNSW_DEPS) $(POOL_DEPS)
 	$(CC) $(STANDALONE_CFLAGS) -Icuda -pthread -o $@ test/kernels/test_hnsw.c $(HNSW_SRCS) $(POOL_SRCS) -lm
 
-bench/bench_hnsw: bench/bench_hnsw.c test/kernels/vsrng.h $(HNSW_DEPS) $(POOL_DEPS)
+bench/bench_hnsw: bench/bench_hnsw.c test/kernels/vsrng.h test/kernels/vsfvecs.h $(HNSW_DEPS) $(POOL_DEPS)
 	$(CC) $(STANDALONE_CFLAGS) -Icuda -pthread -o $@ bench/bench_hnsw.c $(HNSW_SRCS) $(POOL_SRCS) -lm
 
 KERNEL_TESTS += test/kernels/test_hnsw
@@ -192,7 +192,7 @@ QUANT_DEPS = $(QUANT_SRCS) src/vsquant.h src/vsdistance.h
 test/kernels/test_quant: test/kernels/test_quant.c test/kernels/vstest.h test/kernels/vsrng.h $(QUANT_DEPS)
 	$(CC) $(STANDALONE_CFLAGS) -o $@ test/kernels/test_quant.c $(QUANT_SRCS) -lm
 
-bench/bench_quant: bench/bench_quant.c test/kernels/vsrng.h $(QUANT_DEPS)
+bench/bench_quant: bench/bench_quant.c test/kernels/vsrng.h test/kernels/vsfvecs.h $(QUANT_DEPS)
 	$(CC) $(STANDALONE_CFLAGS) -o $@ bench/bench_quant.c $(QUANT_SRCS) -lm
 
 KERNEL_TESTS += test/kernels/test_quant

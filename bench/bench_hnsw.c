@@ -71,6 +71,7 @@
 #include "vsdistance.h"
 #include "vsgpu_pool.h"
 #include "vshnsw.h"
+#include "../test/kernels/vsfvecs.h"
 #include "../test/kernels/vsrng.h"
 
 #define MAX_RUNS		15
@@ -158,41 +159,6 @@ compare_doubles(const void *a, const void *b)
 				y = *(const double *) b;
 
 	return (x > y) - (x < y);
-}
-
-/*
- * load_fvecs - the first "max" vectors of an fvecs file; NULL if absent.
- */
-static float *
-load_fvecs(const char *path, int max, int *n_out, int *dim_out)
-{
-	FILE	   *f = fopen(path, "rb");
-	int32_t		dim;
-	float	   *x;
-	int			n = 0;
-
-	if (f == NULL)
-		return NULL;
-	if (fread(&dim, sizeof(dim), 1, f) != 1 || dim <= 0 || dim > 100000)
-	{
-		fclose(f);
-		return NULL;
-	}
-	rewind(f);
-	x = malloc(sizeof(float) * (size_t) max * dim);
-	while (n < max)
-	{
-		int32_t		d;
-
-		if (fread(&d, sizeof(d), 1, f) != 1 || d != dim ||
-			fread(x + (size_t) n * dim, sizeof(float), dim, f) != (size_t) dim)
-			break;
-		n++;
-	}
-	fclose(f);
-	*n_out = n;
-	*dim_out = dim;
-	return x;
 }
 
 /*

@@ -45,6 +45,7 @@
 
 #include "vsdistance.h"
 #include "vskmeans.h"
+#include "../test/kernels/vsfvecs.h"
 #include "../test/kernels/vsrng.h"
 
 #define MAX_RUNS		15
@@ -139,47 +140,6 @@ median(double *v, int n)
 {
 	qsort(v, n, sizeof(double), cmp_double);
 	return (n % 2) ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-/*
- * load_fvecs - all vectors of an fvecs file; NULL if absent.
- */
-static float *
-load_fvecs(const char *path, int *n_out, int *dim_out)
-{
-	FILE	   *f = fopen(path, "rb");
-	int32_t		dim;
-	long		bytes;
-	float	   *x;
-	int			n;
-
-	if (f == NULL)
-		return NULL;
-	if (fread(&dim, sizeof(dim), 1, f) != 1 || dim <= 0 || dim > 100000)
-	{
-		fclose(f);
-		return NULL;
-	}
-	fseek(f, 0, SEEK_END);
-	bytes = ftell(f);
-	rewind(f);
-	n = (int) (bytes / (4 + 4L * dim));
-	x = malloc(sizeof(float) * (size_t) n * dim);
-	for (int i = 0; i < n; i++)
-	{
-		int32_t		d;
-
-		if (fread(&d, sizeof(d), 1, f) != 1 || d != dim ||
-			fread(x + (size_t) i * dim, sizeof(float), dim, f) != (size_t) dim)
-		{
-			n = i;
-			break;
-		}
-	}
-	fclose(f);
-	*n_out = n;
-	*dim_out = dim;
-	return x;
 }
 
 /*
@@ -855,9 +815,9 @@ main(int argc, char **argv)
 		char		path[1024];
 
 		snprintf(path, sizeof(path), "%s/%s/base.fvecs", data_dir, sets[s].dir);
-		sets[s].base = load_fvecs(path, &sets[s].n, &sets[s].dim);
+		sets[s].base = load_fvecs(path, -1, &sets[s].n, &sets[s].dim);
 		snprintf(path, sizeof(path), "%s/%s/query.fvecs", data_dir, sets[s].dir);
-		sets[s].query = load_fvecs(path, &sets[s].nq, &sets[s].dim);
+		sets[s].query = load_fvecs(path, -1, &sets[s].nq, &sets[s].dim);
 		have_data |= (sets[s].base != NULL);
 	}
 	if (!have_data)

@@ -71,6 +71,7 @@
 #define VSTEST_THREADS
 
 #include "vstest.h"
+#include "vsfvecs.h"
 
 /* where the shared data lives, relative to the repository root */
 #define DEFAULT_DATA	"../shared/data"
@@ -1309,41 +1310,6 @@ test_hooks(void)
 	free(g);
 	free(x);
 	group_end();
-}
-
-/*
- * load_fvecs - the first "max" vectors of an fvecs file; NULL if absent.
- */
-static float *
-load_fvecs(const char *path, int max, int *n_out, int *dim_out)
-{
-	FILE	   *f = fopen(path, "rb");
-	int32_t		dim;
-	float	   *x;
-	int			n = 0;
-
-	if (f == NULL)
-		return NULL;
-	if (fread(&dim, sizeof(dim), 1, f) != 1 || dim <= 0 || dim > 100000)
-	{
-		fclose(f);
-		return NULL;
-	}
-	rewind(f);
-	x = malloc(sizeof(float) * (size_t) max * dim);
-	while (n < max)
-	{
-		int32_t		d;
-
-		if (fread(&d, sizeof(d), 1, f) != 1 || d != dim ||
-			fread(x + (size_t) n * dim, sizeof(float), dim, f) != (size_t) dim)
-			break;
-		n++;
-	}
-	fclose(f);
-	*n_out = n;
-	*dim_out = dim;
-	return x;
 }
 
 /*
