@@ -1193,11 +1193,7 @@ main(void)
 	test_real_seeding();
 
 	/* nothing may be left allocated by the module */
-	group_begin("every allocation freed");
-	check(live_bytes == 0 && n_allocs == n_frees && n_bad_frees == 0,
-		  "%ld allocs, %ld frees, %zu bytes live, %ld bad frees",
-		  n_allocs, n_frees, live_bytes, n_bad_frees);
-	group_end();
+	group_all_freed();
 
 	printf("%d passed, %d failed\n", groups_passed, groups_failed);
 	return groups_failed > 0 ? 1 : 0;

@@ -225,4 +225,18 @@ check(int ok, const char *fmt,...)
 	return ok;
 }
 
+/*
+ * group_all_freed - the last group of a test whose module allocates
+ * through test_alloc: nothing may be left allocated, nor freed twice.
+ */
+static inline void
+group_all_freed(void)
+{
+	group_begin("every allocation freed");
+	check(live_bytes == 0 && n_allocs == n_frees && n_bad_frees == 0,
+		  "%ld allocs, %ld frees, %zu bytes live, %ld bad frees",
+		  n_allocs, n_frees, live_bytes, n_bad_frees);
+	group_end();
+}
+
 #endif							/* VSTEST_H */
