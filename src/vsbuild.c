@@ -998,7 +998,7 @@ vsbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	ex.metric = bs.metric;
 	ex.graph_threshold = VS_HNSW_FLAT_THRESHOLD;
 	ex.offload = &offload;
-	ex.gpu_threads = build_threads(heap, index);
+	ex.gpu_threads = VsGpuUsable() ? build_threads(heap, index) : 1;
 	INSTR_TIME_SET_ZERO(graph_time);
 	ex.graph_time = &graph_time;
 	VsGetGraphOptions(index, &ex.m, &ex.ef_construction, &quantizer);

@@ -444,9 +444,16 @@ VsGpuScanStart(MemoryContext cxt)
 		return true;
 	if (min_scans == 0)
 	{
-		long		cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		/* read once: glibc reads a file in /sys for it each time */
+		static int	cpus = 0;
 
-		min_scans = cpus > 0 ? (int) cpus : 1;
+		if (cpus == 0)
+		{
+			long		online = sysconf(_SC_NPROCESSORS_ONLN);
+
+			cpus = online > 0 ? (int) online : 1;
+		}
+		min_scans = cpus;
 	}
 	return open >= (uint32) min_scans;
 }
@@ -836,7 +843,6 @@ struct VsGpuGraphRequest
 	GpuTicket	ticket;
 	bool		outstanding;	/* submitted, not yet waited for */
 	MemoryContextCallback cb;	/* abandons it if an error comes first */
-	VsMetric	metric;
 };
 
 /* the memory context callback: an error between begin and end */
@@ -887,7 +893,6 @@ VsGpuGraphBegin(VsGpuOffload *off, const float *vectors, int n, int dim,
 
 	req = palloc0(sizeof(VsGpuGraphRequest));
 	req->off = off;
-	req->metric = metric;
 	job = &req->job;
 	job->magic = VSGPU_GRAPH_MAGIC;
 	job->kernel_path = (int32) VsKernelsActivePath;
@@ -961,7 +966,7 @@ VsGpuGraphEnd(VsGpuGraphRequest *req, void *graph)
 		memcpy(graph, (char *) dsm_segment_address(req->seg) + req->job.graph_off,
 			   req->job.graph_size);
 		bad = VsHnswValidate(graph, req->job.graph_size, req->job.n, req->job.dim,
-							 req->metric);
+							 (VsMetric) req->job.metric);
 	}
 	dsm_detach(req->seg);
 	if (ok && bad != NULL)
