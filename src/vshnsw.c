@@ -2091,9 +2091,8 @@ typedef struct ListsPass
 	Builder    *b;
 	const uint32_t *lists;		/* n rows of k candidates */
 	int			k;
-	int			ntasks;
-	int			poll;			/* one task, on the caller's thread: poll
-								 * interrupts and report progress */
+	int			ntasks;			/* 1: on the caller's thread, which polls
+								 * interrupts and reports progress */
 	uint32_t   *picks;			/* n rows of m: each node's picks (A) */
 	uint32_t   *from_start;		/* n + 1: where each node's pickers start */
 	uint32_t   *from;			/* n * m: the nodes that picked each node,
@@ -2180,9 +2179,9 @@ lists_rows(void *arg, int task)
 			lp->picks[(size_t) q * m + j] = (j < nsel) ? s.sel[j] : VS_HNSW_NONE;
 		for (int j = 0; j < nsel; j++)
 			row[j] = s.sel[j];
-		if (lp->poll && (q % POLL_NODES) == POLL_NODES - 1 && hooks->check_interrupts)
+		if (lp->ntasks == 1 && (q % POLL_NODES) == POLL_NODES - 1 && hooks->check_interrupts)
 			hooks->check_interrupts();
-		if (lp->poll && (q % PROGRESS_NODES) == PROGRESS_NODES - 1 && hooks->progress)
+		if (lp->ntasks == 1 && (q % PROGRESS_NODES) == PROGRESS_NODES - 1 && hooks->progress)
 			hooks->progress(hooks->progress_arg, (int) (q / 2), (int) n);
 	}
 	selection_free(hooks, &s);
@@ -2216,9 +2215,9 @@ lists_links(void *arg, int task)
 
 			add_link(b, &s, 0, e, q, node_distance(b, e, q));
 		}
-		if (lp->poll && (e % POLL_NODES) == POLL_NODES - 1 && hooks->check_interrupts)
+		if (lp->ntasks == 1 && (e % POLL_NODES) == POLL_NODES - 1 && hooks->check_interrupts)
 			hooks->check_interrupts();
-		if (lp->poll && (e % PROGRESS_NODES) == PROGRESS_NODES - 1 && hooks->progress)
+		if (lp->ntasks == 1 && (e % PROGRESS_NODES) == PROGRESS_NODES - 1 && hooks->progress)
 			hooks->progress(hooks->progress_arg, (int) (n / 2 + e / 2), (int) n);
 	}
 	selection_free(hooks, &s);
@@ -2275,7 +2274,6 @@ build_from_lists(Builder *b, const uint32_t *lists, int k)
 	lp.lists = lists;
 	lp.k = k;
 	lp.ntasks = node_tasks(b->parallel, n);
-	lp.poll = (lp.ntasks == 1);
 	lp.picks = hooks->alloc((size_t) n * (size_t) m * sizeof(uint32_t));
 	lp.from_start = hooks->alloc(((size_t) n + 1) * sizeof(uint32_t));
 	lp.from = hooks->alloc((size_t) n * (size_t) m * sizeof(uint32_t));
