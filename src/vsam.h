@@ -288,6 +288,9 @@ extern int	vecstore_max_scan_tuples;
 extern int	vecstore_ef_search;
 extern int	vecstore_rerank_window;
 
+/* vecstore.c */
+extern TupleDesc VsResultRowType(FunctionCallInfo fcinfo, int ncolumns);
+
 /* vsam.c */
 extern void VsAmInit(void);
 extern VsMetric VsGetMetric(Relation index);

@@ -1587,8 +1587,7 @@ vecstore_gpu_status(PG_FUNCTION_ARGS)
 	bool		nulls[GPU_STATUS_COLS];
 	VsGpuShared *snap;
 
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
+	tupdesc = VsResultRowType(fcinfo, GPU_STATUS_COLS);
 	memset(nulls, 0, sizeof(nulls));
 
 	if (gpu_shared == NULL)

@@ -81,6 +81,9 @@ read_cluster_table(Relation index, VsMetaPage meta)
 }
 
 PG_FUNCTION_INFO_V1(vecstore_index_info);
+/* the columns of vecstore_index_info's row */
+#define INDEX_INFO_COLS 18
+
 /*
  * vecstore_index_info(regclass) - one row describing the index.
  */
@@ -93,8 +96,8 @@ vecstore_index_info(PG_FUNCTION_ARGS)
 	VsMetaPageData meta;
 	VsClusterInfo *info;
 	TupleDesc	tupdesc;
-	Datum		values[18];
-	bool		nulls[18];
+	Datum		values[INDEX_INFO_COLS];
+	bool		nulls[INDEX_INFO_COLS];
 	int32		graph_clusters = 0;
 	int64		code_bytes = 0;
 	int64		graph_bytes = 0;
@@ -108,8 +111,7 @@ vecstore_index_info(PG_FUNCTION_ARGS)
 	struct stat st;
 	bool		present;
 
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
+	tupdesc = VsResultRowType(fcinfo, INDEX_INFO_COLS);
 
 	index = open_vecstore_index(indexoid, &heap);
 	VsReadMeta(index, &meta);
