@@ -120,3 +120,14 @@ SELECT stmt, sqlstate_of(stmt) FROM (VALUES
 ) s(stmt);
 
 DROP FUNCTION sqlstate_of(text);
+
+-- a declaration out of step with the library (binaries newer than the
+-- extension's SQL objects): an error with a hint, not a crashed backend
+CREATE FUNCTION stale_gpu_status(OUT state text, OUT device text)
+    AS '$libdir/vecstore', 'vecstore_gpu_status' LANGUAGE C;
+SELECT * FROM stale_gpu_status();
+CREATE FUNCTION stale_index_info(regclass, OUT clusters int, OUT dims int)
+    AS '$libdir/vecstore', 'vecstore_index_info' LANGUAGE C;
+SELECT * FROM stale_index_info('pg_class');
+DROP FUNCTION stale_gpu_status();
+DROP FUNCTION stale_index_info(regclass);
