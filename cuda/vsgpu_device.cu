@@ -25,7 +25,8 @@
  * (LRU within vecstore.gpu_memory).  A batch of queries against one
  * cluster is one SGEMM (queries x rows), then a kernel turns each dot
  * product into the ordering key minus its worst-case FP32 error, so that
- * the backend's exact rerank can keep the exact order.
+ * the backend's exact rerank can keep the exact order.  All the clusters
+ * of a batch are queued together and waited for once.
  *
  * IDENTIFICATION
  *	  cuda/vsgpu_device.cu
@@ -413,61 +414,89 @@ vsgpu_device_release(void *cluster)
 }
 
 extern "C" int
-vsgpu_device_bounds(void *cluster, int metric, const float *queries, int nq,
-					float *out, char *err, size_t errlen)
+vsgpu_device_bounds(const VsGpuBoundsTask *tasks, int ntasks, const float *queries,
+					size_t nqueries, float *keys, size_t nkeys, char *err, size_t errlen)
 {
-	DevCluster *c = (DevCluster *) cluster;
 	const float one = 1.0f,
 				zero = 0.0f;
 	float	   *qn;
-	float		slack = 4.0f * (float) (c->dim + 4) * FLT_EPSILON;
-	size_t		cells = (size_t) c->n * nq;
-	cublasStatus_t st;
+	size_t		nnorms = 0;
 	cudaError_t rc;
 
-	qn = (float *) malloc(sizeof(float) * nq);
+	if (!opened)
+	{
+		snprintf(err, errlen, "no device is open");
+		return -1;
+	}
+	if (ntasks < 1)
+		return 0;
+	/* the queries' squared norms, in task order (in double, as the CPU) */
+	for (int t = 0; t < ntasks; t++)
+		nnorms += tasks[t].nq;
+	qn = (float *) malloc(sizeof(float) * (nnorms ? nnorms : 1));
 	if (qn == NULL)
 	{
 		snprintf(err, errlen, "out of host memory");
 		return -1;
 	}
-	for (int q = 0; q < nq; q++)
+	nnorms = 0;
+	for (int t = 0; t < ntasks; t++)
 	{
-		double		s = 0.0;
+		const DevCluster *c = (const DevCluster *) tasks[t].cluster;
 
-		for (int d = 0; d < c->dim; d++)
-			s += (double) queries[(size_t) q * c->dim + d] * queries[(size_t) q * c->dim + d];
-		qn[q] = (float) s;
+		for (int q = 0; q < tasks[t].nq; q++)
+		{
+			const float *v = queries + tasks[t].query_off + (size_t) q * c->dim;
+			double		s = 0.0;
+
+			for (int d = 0; d < c->dim; d++)
+				s += (double) v[d] * v[d];
+			qn[nnorms++] = (float) s;
+		}
 	}
-	if ((rc = reserve(&d_q, (size_t) nq * c->dim * sizeof(float))) != cudaSuccess ||
-		(rc = reserve(&d_qn, (size_t) nq * sizeof(float))) != cudaSuccess ||
-		(rc = reserve(&d_keys, cells * sizeof(float))) != cudaSuccess)
+	if ((rc = reserve(&d_q, nqueries * sizeof(float))) != cudaSuccess ||
+		(rc = reserve(&d_qn, nnorms * sizeof(float))) != cudaSuccess ||
+		(rc = reserve(&d_keys, nkeys * sizeof(float))) != cudaSuccess)
 	{
 		free(qn);
 		return fail(rc, "allocating device memory", err, errlen);
 	}
-	rc = cudaMemcpy(d_q.ptr, queries, (size_t) nq * c->dim * sizeof(float), cudaMemcpyHostToDevice);
+	rc = cudaMemcpy(d_q.ptr, queries, nqueries * sizeof(float), cudaMemcpyHostToDevice);
 	if (rc == cudaSuccess)
-		rc = cudaMemcpy(d_qn.ptr, qn, (size_t) nq * sizeof(float), cudaMemcpyHostToDevice);
+		rc = cudaMemcpy(d_qn.ptr, qn, nnorms * sizeof(float), cudaMemcpyHostToDevice);
 	free(qn);
 	if (rc != cudaSuccess)
 		return fail(rc, "copying queries", err, errlen);
 
-	/* keys^T (n x nq, column-major) = X (n x dim) * Q^T (dim x nq) */
-	st = cublasSgemm(handle, CUBLAS_OP_T, CUBLAS_OP_N, c->n, nq, c->dim, &one,
-					 c->x, c->dim, (const float *) d_q.ptr, c->dim, &zero,
-					 (float *) d_keys.ptr, c->n);
-	if (st != CUBLAS_STATUS_SUCCESS)
+	/* every task's GEMM and keys, queued on the one stream */
+	nnorms = 0;
+	for (int t = 0; t < ntasks; t++)
 	{
-		snprintf(err, errlen, "cublasSgemm failed with status %d", (int) st);
-		return st == CUBLAS_STATUS_ALLOC_FAILED ? -1 : -2;
+		const VsGpuBoundsTask *task = &tasks[t];
+		const DevCluster *c = (const DevCluster *) task->cluster;
+		float		slack = 4.0f * (float) (c->dim + 4) * FLT_EPSILON;
+		size_t		cells = (size_t) c->n * task->nq;
+		float	   *k = (float *) d_keys.ptr + task->keys_off;
+		cublasStatus_t st;
+
+		/* keys^T (n x nq, column-major) = X (n x dim) * Q^T (dim x nq) */
+		st = cublasSgemm(handle, CUBLAS_OP_T, CUBLAS_OP_N, c->n, task->nq, c->dim, &one,
+						 c->x, c->dim, (const float *) d_q.ptr + task->query_off, c->dim,
+						 &zero, k, c->n);
+		if (st != CUBLAS_STATUS_SUCCESS)
+		{
+			snprintf(err, errlen, "cublasSgemm failed with status %d", (int) st);
+			return st == CUBLAS_STATUS_ALLOC_FAILED ? -1 : -2;
+		}
+		lower_keys<<<(unsigned) ((cells + 255) / 256), 256>>>(k, c->norms,
+															(const float *) d_qn.ptr + nnorms,
+															c->n, task->nq, task->metric, slack);
+		if ((rc = cudaGetLastError()) != cudaSuccess)
+			return fail(rc, "computing keys", err, errlen);
+		nnorms += task->nq;
 	}
-	lower_keys<<<(unsigned) ((cells + 255) / 256), 256>>>((float *) d_keys.ptr, c->norms,
-														(const float *) d_qn.ptr, c->n, nq,
-														metric, slack);
-	rc = cudaGetLastError();
-	if (rc == cudaSuccess)
-		rc = cudaMemcpy(out, d_keys.ptr, cells * sizeof(float), cudaMemcpyDeviceToHost);
+	/* the one wait: the copy back follows every launch on the stream */
+	rc = cudaMemcpy(keys, d_keys.ptr, nkeys * sizeof(float), cudaMemcpyDeviceToHost);
 	if (rc != cudaSuccess)
 		return fail(rc, "computing keys", err, errlen);
 	return 0;

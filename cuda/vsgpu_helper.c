@@ -85,7 +85,7 @@
 #define BATCH_MAX		128
 
 static int	emulate = 0;
-static VsPool *pool = NULL;		/* for GRAPH jobs; started by the first */
+static VsPool *pool = NULL;		/* helper_pool() starts it */
 static uint64_t memory_limit = 0;
 static long batch_delay_us = 100;
 
@@ -108,6 +108,7 @@ typedef struct Resident
 	float	   *host;			/* the emulation's copy */
 	uint64_t	bytes;
 	uint64_t	last_used;
+	uint64_t	pinned;			/* the scan round that uses it */
 } Resident;
 
 static Resident *residents = NULL;
@@ -115,6 +116,7 @@ static int	nresidents = 0;
 static int	maxresidents = 0;
 static uint64_t resident_bytes = 0;
 static uint64_t use_clock = 0;
+static uint64_t scan_round = 0; /* residents of this round stay */
 
 /* standard input, read in lines without stdio (poll needs the raw fd) */
 static char inbuf[64 * 1024];
@@ -361,6 +363,20 @@ cpu_count(void)
 	return online > 0 ? (int) online : 1;
 }
 
+/* helper_pool - the thread pool, one thread per CPU, started when first needed */
+static VsPool *
+helper_pool(void)
+{
+	if (pool == NULL)
+		pool = vs_pool_create(cpu_count());
+	if (pool == NULL)
+	{
+		fprintf(stderr, "vecstore-gpu-helper: out of memory\n");
+		exit(1);
+	}
+	return pool;
+}
+
 /*
  * run_graph - one GRAPH job (a cluster's graph) in a mapped segment of
  * "size" bytes.  0 on success, else -1 (or -2: context lost) with the
@@ -420,9 +436,7 @@ run_graph(char *base, uint64_t size, uint64_t token, char *err, size_t errlen)
 	}
 	x = (const float *) (base + job->vectors_off);
 
-	if (pool == NULL)
-		pool = vs_pool_create(cpu_count());
-	runner.pool = pool;
+	runner.pool = helper_pool();
 	runner.width = job->threads;
 	parallel.ctx = &runner;
 	parallel.run = pool_runner;
@@ -488,16 +502,23 @@ resident_drop(int i)
 	residents[i] = residents[--nresidents];
 }
 
-/* drop_lru - forget the least recently used resident (there is one) */
-static void
+/*
+ * drop_lru - forget the least recently used resident that the current
+ * scan round does not use; -1 when there is none.
+ */
+static int
 drop_lru(void)
 {
-	int			lru = 0;
+	int			lru = -1;
 
-	for (int i = 1; i < nresidents; i++)
-		if (residents[i].last_used < residents[lru].last_used)
+	for (int i = 0; i < nresidents; i++)
+		if (residents[i].pinned != scan_round &&
+			(lru < 0 || residents[i].last_used < residents[lru].last_used))
 			lru = i;
+	if (lru < 0)
+		return -1;
 	resident_drop(lru);
+	return 0;
 }
 
 /*
@@ -507,18 +528,32 @@ drop_lru(void)
 static int
 evict_for(uint64_t bytes)
 {
-	while (nresidents > 0 && resident_bytes + bytes > memory_limit)
-		drop_lru();
-	return resident_bytes + bytes <= memory_limit ? 0 : -1;
+	while (resident_bytes + bytes > memory_limit)
+		if (drop_lru() != 0)
+			return -1;
+	return 0;
+}
+
+/* any_pinned - whether the current scan round holds residents */
+static int
+any_pinned(void)
+{
+	for (int i = 0; i < nresidents; i++)
+		if (residents[i].pinned == scan_round)
+			return 1;
+	return 0;
 }
 
 /*
  * resident_get - the resident copy of a cluster, loaded from the segment
  * file (which must still be the inode and size the backend verified) when
- * it is not resident yet.  NULL with the reason in err.
+ * it is not resident yet, and pinned for the current scan round.  NULL
+ * with the reason in err, and *busy set when it failed for room that the
+ * round's own residents hold (a later round may find it).
  */
 static Resident *
-resident_get(const VsGpuScanJob *job, const VsGpuScanCluster *cl, char *err, size_t errlen)
+resident_get(const VsGpuScanJob *job, const VsGpuScanCluster *cl, int *busy,
+			 char *err, size_t errlen)
 {
 	uint64_t	rowbytes = (uint64_t) job->dim * sizeof(float);
 	uint64_t	bytes = (uint64_t) cl->count * (rowbytes + sizeof(float));
@@ -535,12 +570,15 @@ resident_get(const VsGpuScanJob *job, const VsGpuScanCluster *cl, char *err, siz
 			r->dim == job->dim && strcmp(r->path, job->file) == 0)
 		{
 			r->last_used = ++use_clock;
+			r->pinned = scan_round;
 			return r;
 		}
 	}
 
+	*busy = 0;
 	if (bytes > memory_limit || evict_for(bytes) != 0)
 	{
+		*busy = bytes <= memory_limit && any_pinned();
 		snprintf(err, errlen, "a cluster of %" PRIu64 " bytes does not fit in GPU memory limit %" PRIu64,
 				 bytes, memory_limit);
 		return NULL;
@@ -584,15 +622,17 @@ resident_get(const VsGpuScanJob *job, const VsGpuScanCluster *cl, char *err, siz
 		{
 			nr.dev = vsgpu_device_upload((const float *) (map + cl->offset), (int) cl->count,
 										 job->dim, err, errlen);
-			if (nr.dev != NULL || nresidents == 0)
-				break;
 			/* the device is fuller than our count says: make room, retry */
-			drop_lru();
+			if (nr.dev != NULL || drop_lru() != 0)
+				break;
 		}
 	}
 	munmap(map, st.st_size);
 	if (!emulate && nr.dev == NULL)
+	{
+		*busy = any_pinned();
 		return NULL;
+	}
 
 	if (nresidents == maxresidents)
 	{
@@ -607,6 +647,7 @@ resident_get(const VsGpuScanJob *job, const VsGpuScanCluster *cl, char *err, siz
 	r = &residents[nresidents++];
 	*r = nr;
 	r->last_used = ++use_clock;
+	r->pinned = scan_round;
 	resident_bytes += bytes;
 	return r;
 }
@@ -794,21 +835,215 @@ check_scan(const VsGpuScanJob *job, size_t size, uint64_t token)
 }
 
 /*
+ * A group of a batch's pairs: one cluster, met by the queries of all its
+ * pairs in one computation.
+ */
+typedef struct ScanGroup
+{
+	int			first;			/* pairs[first .. end - 1] */
+	int			end;
+	int			resident;		/* whether the round has its cluster */
+	/* of its Resident, which may move in "residents" but stays pinned */
+	void	   *dev;
+	const float *host;
+	uint32_t	count;
+	int			dim;
+	size_t		query_off;		/* floats into the round's queries */
+	size_t		keys_off;		/* floats into the round's keys */
+} ScanGroup;
+
+/* the keys a round of scans holds at most, unless one group needs more */
+#define ROUND_KEYS		((size_t) 64 << 20)
+
+/* one (query, cluster) pair's selection, for select_task */
+typedef struct SelectItem
+{
+	const float *keys;
+	uint32_t	n;
+	int			k;
+	VsGpuScanHit *hits;
+	int32_t    *found;
+} SelectItem;
+
+typedef struct SelectWork
+{
+	SelectItem *items;
+	int			nitems;
+	int			ntasks;
+} SelectWork;
+
+static void
+select_task(void *arg, int task)
+{
+	SelectWork *sw = (SelectWork *) arg;
+	int			lo = (int) ((int64_t) sw->nitems * task / sw->ntasks),
+				hi = (int) ((int64_t) sw->nitems * (task + 1) / sw->ntasks);
+
+	for (int i = lo; i < hi; i++)
+		*sw->items[i].found = select_top(sw->items[i].keys, sw->items[i].n,
+										 sw->items[i].k, sw->items[i].hits);
+}
+
+/* the emulation's keys of one group: rows in ranges, on the pool */
+typedef struct EmulateWork
+{
+	const ScanGroup *sg;
+	int			metric;
+	int			nq;
+	const float *queries;		/* nq x dim */
+	float	   *keys;			/* nq x count */
+	int			ntasks;
+} EmulateWork;
+
+static void
+emulate_task(void *arg, int task)
+{
+	EmulateWork *ew = (EmulateWork *) arg;
+	uint32_t	n = ew->sg->count;
+	int			dim = ew->sg->dim;
+	uint32_t	lo = (uint32_t) ((uint64_t) n * task / ew->ntasks),
+				hi = (uint32_t) ((uint64_t) n * (task + 1) / ew->ntasks);
+
+	for (int q = 0; q < ew->nq; q++)
+		for (uint32_t x = lo; x < hi; x++)
+			ew->keys[(size_t) q * n + x] =
+				emulated_key(ew->metric, ew->queries + (size_t) q * dim,
+							 ew->sg->host + (size_t) x * dim, dim);
+}
+
+/* scan_fail - mark a batch's work failed, keeping its first reason */
+static void
+scan_fail(ScanWork *w, const char *err)
+{
+	if (!w->failed)
+		snprintf(w->err, sizeof(w->err), "%s", err);
+	w->failed = 1;
+}
+
+/*
+ * scan_round_run - the groups[first .. end - 1] of a round, whose
+ * clusters are pinned resident: their keys (one trip to the device),
+ * then every pair's selection, on the pool.  Returns -2 when the device
+ * context is lost.
+ */
+static int
+scan_round_run(ScanWork *works, const ScanPair *pairs, ScanGroup *groups, int first,
+			   int end, size_t nqueries, size_t nkeys)
+{
+	float	   *queries = emu_alloc(sizeof(float) * (nqueries ? nqueries : 1));
+	float	   *keys = emu_alloc(sizeof(float) * (nkeys ? nkeys : 1));
+	VsGpuBoundsTask *tasks = emu_alloc(sizeof(VsGpuBoundsTask) * (end - first));
+	SelectWork	sw = {emu_alloc(sizeof(SelectItem) * (groups[end - 1].end - groups[first].first)), 0, 0};
+	int			ntasks = 0;
+	int			threads = vs_pool_threads(helper_pool());
+	char		err[256] = "";
+	int			rc = 0;
+
+	for (int g = first; g < end; g++)
+	{
+		ScanGroup  *sg = &groups[g];
+
+		if (!sg->resident)
+			continue;
+		for (int i = sg->first; i < sg->end; i++)
+			memcpy(queries + sg->query_off + (size_t) (i - sg->first) * sg->dim,
+				   works[pairs[i].work].base + works[pairs[i].work].job->query_off,
+				   sizeof(float) * sg->dim);
+		tasks[ntasks].cluster = sg->dev;
+		tasks[ntasks].metric = works[pairs[sg->first].work].job->metric;
+		tasks[ntasks].nq = sg->end - sg->first;
+		tasks[ntasks].query_off = sg->query_off;
+		tasks[ntasks].keys_off = sg->keys_off;
+		ntasks++;
+	}
+
+	if (ntasks == 0)
+		;
+	else if (emulate)
+	{
+		for (int g = first; g < end; g++)
+		{
+			ScanGroup  *sg = &groups[g];
+			EmulateWork ew;
+
+			if (!sg->resident)
+				continue;
+			use_backend_kernels(works[pairs[sg->first].work].job->kernel_path);
+			ew.sg = sg;
+			ew.metric = works[pairs[sg->first].work].job->metric;
+			ew.nq = sg->end - sg->first;
+			ew.queries = queries + sg->query_off;
+			ew.keys = keys + sg->keys_off;
+			ew.ntasks = (int) ((sg->count + 255) / 256);
+			if (ew.ntasks > 4 * threads)
+				ew.ntasks = 4 * threads;
+			vs_pool_run(helper_pool(), 0, ew.ntasks, emulate_task, &ew);
+		}
+	}
+	else
+		rc = vsgpu_device_bounds(tasks, ntasks, queries, nqueries, keys, nkeys,
+								 err, sizeof(err));
+
+	/* each pair's nearest rows, from its row of its group's keys */
+	for (int g = first; g < end; g++)
+	{
+		ScanGroup  *sg = &groups[g];
+
+		if (!sg->resident)
+			continue;
+		for (int i = sg->first; i < sg->end; i++)
+		{
+			ScanWork   *w = &works[pairs[i].work];
+			VsGpuScanCluster *cl = (VsGpuScanCluster *) (w->base + w->job->clusters_off) + pairs[i].cluster;
+			SelectItem *it;
+
+			if (rc != 0)
+				scan_fail(w, err);
+			if (w->failed)
+				continue;
+			it = &sw.items[sw.nitems++];
+			it->keys = keys + sg->keys_off + (size_t) (i - sg->first) * sg->count;
+			it->n = sg->count;
+			it->k = w->job->topk;
+			it->hits = (VsGpuScanHit *) (w->base + w->job->hits_off) +
+				(size_t) pairs[i].cluster * w->job->topk;
+			it->found = &cl->found;
+		}
+	}
+	if (sw.nitems > 0)
+	{
+		sw.ntasks = sw.nitems < 4 * threads ? sw.nitems : 4 * threads;
+		vs_pool_run(helper_pool(), 0, sw.ntasks, select_task, &sw);
+	}
+	free(sw.items);
+	free(tasks);
+	free(keys);
+	free(queries);
+	return rc;
+}
+
+/*
  * run_scans - a batch of SCAN requests: every (query, cluster) pair,
  * grouped by cluster so that each resident cluster meets all the batch's
- * queries for it in one computation.
+ * queries for it in one computation.  The groups go in rounds, as many
+ * as fit in ROUND_KEYS keys and in memory_limit together: each round's
+ * clusters are made resident and stay so until its keys are computed,
+ * all in one trip to the device, and selected on the pool.
  */
 static void
 run_scans(ScanWork *works, int nworks)
 {
 	ScanPair   *pairs;
+	ScanGroup  *groups;
 	int			npairs = 0;
+	int			ngroups = 0;
 	int			fatal = 0;
 
 	for (int w = 0; w < nworks; w++)
 		if (!works[w].failed)
 			npairs += works[w].job->nclusters;
 	pairs = emu_alloc(sizeof(ScanPair) * (npairs ? npairs : 1));
+	groups = emu_alloc(sizeof(ScanGroup) * (npairs ? npairs : 1));
 	npairs = 0;
 	for (int w = 0; w < nworks; w++)
 	{
@@ -824,75 +1059,72 @@ run_scans(ScanWork *works, int nworks)
 	sort_works = works;
 	qsort(pairs, npairs, sizeof(ScanPair), compare_pairs);
 
-	for (int g = 0; g < npairs;)
+	/* the pairs of the same cluster (sorted together) form a group */
+	for (int i = 0; i < npairs; i++)
 	{
-		int			end = g + 1;
-		ScanWork   *w0 = &works[pairs[g].work];
-		VsGpuScanJob *j0 = w0->job;
-		VsGpuScanCluster *c0 = (VsGpuScanCluster *) (w0->base + j0->clusters_off) + pairs[g].cluster;
-		int			nq;
-		float	   *queries;
-		float	   *keys;
-		Resident   *r;
-		char		err[256] = "";
-		int			rc = 0;
-
-		/* the pairs of the same cluster (sorted together) form a group */
-		while (end < npairs && compare_cluster(&pairs[g], &pairs[end]) == 0)
-			end++;
-		nq = end - g;
-
-		if (c0->count == 0)
+		if (i == 0 || compare_cluster(&pairs[i - 1], &pairs[i]) != 0)
 		{
-			for (int i = g; i < end; i++)
-				((VsGpuScanCluster *) (works[pairs[i].work].base +
-									   works[pairs[i].work].job->clusters_off))[pairs[i].cluster].found = 0;
-			g = end;
-			continue;
+			groups[ngroups].first = i;
+			groups[ngroups].resident = 0;
+			ngroups++;
 		}
-		r = resident_get(j0, c0, err, sizeof(err));
-		queries = emu_alloc(sizeof(float) * (size_t) nq * j0->dim);
-		keys = emu_alloc(sizeof(float) * (size_t) nq * c0->count);
-		for (int i = g; i < end; i++)
-			memcpy(queries + (size_t) (i - g) * j0->dim,
-				   works[pairs[i].work].base + works[pairs[i].work].job->query_off,
-				   sizeof(float) * j0->dim);
-		if (r == NULL)
-			rc = -1;
-		else if (emulate)
-		{
-			use_backend_kernels(j0->kernel_path);
-			for (int q = 0; q < nq; q++)
-				for (uint32_t x = 0; x < c0->count; x++)
-					keys[(size_t) q * c0->count + x] =
-						emulated_key(j0->metric, queries + (size_t) q * j0->dim,
-									 r->host + (size_t) x * j0->dim, j0->dim);
-		}
-		else
-			rc = vsgpu_device_bounds(r->dev, j0->metric, queries, nq, keys, err, sizeof(err));
+		groups[ngroups - 1].end = i + 1;
+	}
 
-		for (int i = g; i < end; i++)
-		{
-			ScanWork   *w = &works[pairs[i].work];
-			VsGpuScanCluster *cl = (VsGpuScanCluster *) (w->base + w->job->clusters_off) + pairs[i].cluster;
+	for (int g = 0; g < ngroups && !fatal;)
+	{
+		int			first = g;
+		size_t		nqueries = 0,
+					nkeys = 0;
 
-			if (rc != 0)
+		scan_round++;
+		for (; g < ngroups; g++)
+		{
+			ScanGroup  *sg = &groups[g];
+			ScanWork   *w0 = &works[pairs[sg->first].work];
+			const VsGpuScanCluster *c0 = pair_cluster(&pairs[sg->first]);
+			int			nq = sg->end - sg->first;
+			size_t		cells = (size_t) nq * c0->count;
+			char		err[256] = "";
+			int			busy = 0;
+			Resident   *r;
+
+			if (g > first && nkeys + cells > ROUND_KEYS)
+				break;
+			sg->resident = 0;
+			if (c0->count == 0)
 			{
-				if (!w->failed)
-					snprintf(w->err, sizeof(w->err), "%s", err);
-				w->failed = 1;
+				for (int i = sg->first; i < sg->end; i++)
+					((VsGpuScanCluster *) (works[pairs[i].work].base +
+										   works[pairs[i].work].job->clusters_off))[pairs[i].cluster].found = 0;
 				continue;
 			}
-			cl->found = select_top(keys + (size_t) (i - g) * c0->count, c0->count, w->job->topk,
-								   (VsGpuScanHit *) (w->base + w->job->hits_off) +
-								   (size_t) pairs[i].cluster * w->job->topk);
+			r = resident_get(w0->job, c0, &busy, err, sizeof(err));
+			if (r == NULL && busy)
+				break;			/* the next round, when this one's are free */
+			if (r == NULL)
+			{
+				for (int i = sg->first; i < sg->end; i++)
+					scan_fail(&works[pairs[i].work], err);
+				continue;
+			}
+			sg->resident = 1;
+			sg->dev = r->dev;
+			sg->host = r->host;
+			sg->count = r->count;
+			sg->dim = r->dim;
+			sg->query_off = nqueries;
+			sg->keys_off = nkeys;
+			nqueries += (size_t) nq * w0->job->dim;
+			nkeys += cells;
 		}
-		if (rc == -2)
+		if (scan_round_run(works, pairs, groups, first, g, nqueries, nkeys) == -2)
 			fatal = 1;
-		free(keys);
-		free(queries);
-		g = end;
 	}
+	if (fatal)
+		for (int w = 0; w < nworks; w++)
+			scan_fail(&works[w], "the device context is lost");
+	free(groups);
 	free(pairs);
 
 	for (int w = 0; w < nworks; w++)

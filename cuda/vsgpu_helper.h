@@ -65,16 +65,34 @@ extern void *vsgpu_device_upload(const float *x, int n, int dim, char *err, size
 extern void vsgpu_device_release(void *cluster);
 
 /*
- * vsgpu_device_bounds - out[q * n + i] = a lower bound of the ordering key
- * (VsMetric "metric": squared L2, negative inner product, 1 - cosine) of
- * row i of the resident cluster for query q, for nq queries (row-major,
- * dim floats each), from one GEMM of the queries against the cluster.  The
- * bound subtracts the worst-case FP32 rounding of that computation, so the
- * exact key (computed later on the CPU) is never below it.  0 on success,
- * else -1 (or -2: context lost) with a reason in "err".
+ * One cluster's share of vsgpu_device_bounds: nq queries (row-major, the
+ * cluster's dim floats each) at queries + query_off, their keys at keys +
+ * keys_off (nq x the cluster's rows, query-major).
  */
-extern int	vsgpu_device_bounds(void *cluster, int metric, const float *queries, int nq,
-								float *out, char *err, size_t errlen);
+typedef struct VsGpuBoundsTask
+{
+	void	   *cluster;		/* vsgpu_device_upload's handle */
+	int			metric;			/* VsMetric */
+	int			nq;				/* queries, >= 1 */
+	size_t		query_off;		/* floats into "queries" */
+	size_t		keys_off;		/* floats into "keys" */
+} VsGpuBoundsTask;
+
+/*
+ * vsgpu_device_bounds - for each task, keys[keys_off + q * n + i] = a
+ * lower bound of the ordering key (VsMetric "metric": squared L2,
+ * negative inner product, 1 - cosine) of row i of the task's resident
+ * cluster (n rows) for its query q, from one GEMM of its queries against
+ * its cluster.  The bound subtracts the worst-case FP32 rounding of that
+ * computation, so the exact key (computed later on the CPU) is never
+ * below it.  All tasks go to the device together, with one copy of the
+ * nqueries query floats in and one of the nkeys keys out, so that a batch
+ * of many small clusters waits for the device once, not once a cluster.
+ * 0 on success, else -1 (or -2: context lost) with a reason in "err".
+ */
+extern int	vsgpu_device_bounds(const VsGpuBoundsTask *tasks, int ntasks,
+								const float *queries, size_t nqueries,
+								float *keys, size_t nkeys, char *err, size_t errlen);
 
 /*
  * vsgpu_device_knn - out[i * k + j] = the k rows r != i of x (n rows,

@@ -60,8 +60,8 @@ vsgpu_device_release(void *cluster)
 }
 
 int
-vsgpu_device_bounds(void *cluster, int metric, const float *queries, int nq,
-					float *out, char *err, size_t errlen)
+vsgpu_device_bounds(const VsGpuBoundsTask *tasks, int ntasks, const float *queries,
+					size_t nqueries, float *keys, size_t nkeys, char *err, size_t errlen)
 {
 	snprintf(err, errlen, "the GPU helper was built without CUDA");
 	return -1;

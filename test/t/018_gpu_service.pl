@@ -430,6 +430,18 @@ is(same_tables('flat_off', 'flat_small'), '0', 'with 1 MB the results are the sa
 ok( $node->poll_query_until(
         'postgres', 'SELECT resident_clusters BETWEEN 1 AND 30 AND memory_used <= 1048576 FROM vecstore_gpu_status()'),
     'and at most 1 MB of clusters stays resident (LRU)');
+# a query over 39 of the 40 clusters (about 1.3 MB; all 40 would be an
+# exact scan, which stays on the CPU): the helper takes a batch's clusters
+# in rounds that fit, each round's staying resident until its keys are
+# computed, so none fails for room
+my ($lreq0, $lfb0) = split /\|/, status('requests || \'|\' || fallbacks');
+flat_knn('flat_off_most', 'SET vecstore.gpu = off; SET vecstore.probes = 39;');
+flat_knn('flat_small_most', 'SET vecstore.gpu = auto; SET vecstore.gpu_min_scans = 1; SET vecstore.probes = 39;');
+is(same_tables('flat_off_most', 'flat_small_most'), '0',
+    '39 clusters probed with 1 MB of GPU memory: the same results');
+my ($lreq1, $lfb1) = split /\|/, status('requests || \'|\' || fallbacks');
+cmp_ok($lreq1 - $lreq0, '>=', 50, 'each query asked the helper (' . ($lreq1 - $lreq0) . ' requests)');
+is($lfb1, $lfb0, 'and none fell back: the helper went in rounds that fit');
 $node->safe_psql('postgres', 'ALTER SYSTEM RESET vecstore.gpu_memory; SELECT pg_reload_conf()');
 
 # 6. vecstore.gpu = off in the configuration stops the helper; so does a
