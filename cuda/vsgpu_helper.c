@@ -855,6 +855,9 @@ typedef struct ScanGroup
 /* the keys a round of scans holds at most, unless one group needs more */
 #define ROUND_KEYS		((size_t) 64 << 20)
 
+/* n floats rounded up to a multiple of 32 (128 bytes) */
+#define ALIGN_FLOATS(n)	(((n) + 31) & ~(size_t) 31)
+
 /* one (query, cluster) pair's selection, for select_task */
 typedef struct SelectItem
 {
@@ -1115,8 +1118,9 @@ run_scans(ScanWork *works, int nworks)
 			sg->dim = r->dim;
 			sg->query_off = nqueries;
 			sg->keys_off = nkeys;
-			nqueries += (size_t) nq * w0->job->dim;
-			nkeys += cells;
+			/* each group's matrices start on 128 bytes, as cuBLAS likes */
+			nqueries += ALIGN_FLOATS((size_t) nq * w0->job->dim);
+			nkeys += ALIGN_FLOATS(cells);
 		}
 		if (scan_round_run(works, pairs, groups, first, g, nqueries, nkeys) == -2)
 			fatal = 1;

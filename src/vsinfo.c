@@ -80,10 +80,10 @@ read_cluster_table(Relation index, VsMetaPage meta)
 	return info;
 }
 
-PG_FUNCTION_INFO_V1(vecstore_index_info);
 /* the columns of vecstore_index_info's row */
 #define INDEX_INFO_COLS 18
 
+PG_FUNCTION_INFO_V1(vecstore_index_info);
 /*
  * vecstore_index_info(regclass) - one row describing the index.
  */
