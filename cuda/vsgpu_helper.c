@@ -25,10 +25,12 @@
  *		->	DONE <slot> <seq> OK | DONE <slot> <seq> ERROR <why>
  *
  * A batch's scans are grouped by cluster: each resident cluster meets all
- * of the batch's queries for it at once (one GEMM on the device).  A
- * graph is assembled from its neighbour lists on a pool of threads
- * (cuda/vsgpu_pool.c, started at the first GRAPH job, one per CPU this
- * process may run on), as many of them as the job allows.
+ * of the batch's queries for it at once (one GEMM on the device), and all
+ * the clusters of a batch go to the device together, in rounds that fit
+ * its memory; each query's nearest rows are then picked on a pool of
+ * threads (cuda/vsgpu_pool.c, started when first needed, one per CPU this
+ * process may run on).  A graph is assembled from its neighbour lists on
+ * the same pool, on as many threads as the job allows.
  *
  * It reads requests in batches: after the first line of a batch it waits
  * up to the batching delay for more, and announces each batch of work
