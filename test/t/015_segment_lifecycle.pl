@@ -42,12 +42,11 @@
 use strict;
 use warnings;
 
-use Cwd qw(abs_path);
 use File::Find;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep);
+use VsTest qw(crash_node);
 
 my $node = PostgreSQL::Test::Cluster->new('lifecycle');
 $node->init;
@@ -396,52 +395,6 @@ for my $strategy (qw(wal_log file_copy))
     check_files("after DROP DATABASE $db");
 }
 
-#
-# server_pids, crash_node - as in 001_restart.pl.
-#
-sub server_pids
-{
-    my $datadir = abs_path($node->data_dir);
-    my @pids;
-    opendir(my $dh, '/proc') or return ();
-    while (my $entry = readdir $dh)
-    {
-        next unless $entry =~ /^\d+$/;
-        my $cwd = readlink("/proc/$entry/cwd");
-        push @pids, $entry if defined $cwd && $cwd eq $datadir;
-    }
-    closedir $dh;
-    return @pids;
-}
-
-sub crash_node
-{
-    my $can_see = -d '/proc/self' && defined readlink('/proc/self/cwd');
-    open my $fh, '<', $node->data_dir . '/postmaster.pid'
-      or die "could not read postmaster.pid: $!";
-    chomp(my $postmaster_pid = <$fh>);
-    close $fh;
-    my @killed = ($postmaster_pid, server_pids());
-    $node->kill9;
-    kill 'KILL', @killed;
-    if (!$can_see)
-    {
-        sleep 5;
-        return;
-    }
-    my $deadline = time() + $PostgreSQL::Test::Utils::timeout_default;
-    while (1)
-    {
-        my @orphans = server_pids();
-        kill 'KILL', @orphans;
-        my @left = grep { kill 0, $_ } (@killed, @orphans);
-        last unless @left;
-        die "server processes @left still present after SIGKILL" if time() > $deadline;
-        usleep(50_000);
-    }
-    return;
-}
-
 # A crash while a transaction that built an index is still open: the
 # index never committed, so its segment is an orphan after recovery.
 {
@@ -460,7 +413,7 @@ sub crash_node
     my @new = grep { !$old{$_} } @$during;
     note "files written by the open transaction: @new";
     ok(scalar(@new), 'the uncommitted index has written its segment file');
-    crash_node();
+    crash_node($node);
     eval { $bg->quit };    # psql has lost its server
     $node->start;
     is(knn('db1'), $expected, 'after the crash, the same results');
