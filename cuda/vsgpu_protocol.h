@@ -160,7 +160,6 @@ VsGpuScanLayout(VsGpuScanJob *job)
 	job->total = off;
 }
 
-/* "VSGK": a neighbour-list job */
 /* "VSGG": a graph job */
 #define VSGPU_GRAPH_MAGIC		0x56534747u
 
