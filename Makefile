@@ -16,7 +16,7 @@ OBJS = src/vecstore.o src/vector.o src/vsdistance.o src/vskmeans.o \
 	src/vsquant.o src/vshnsw.o \
 	src/vsam.o src/vsbuild.o src/vscost.o src/vsinfo.o src/vsinsert.o \
 	src/vspage.o src/vsscan.o src/vssegment.o src/vsvacuum.o src/vsvalidate.o \
-	src/vsgpu.o
+	src/vsgpu.o src/vsutil.o
 HEADERS = src/vector.h src/vsdistance.h
 
 DATA = sql/$(EXTENSION)--$(EXTVERSION).sql

@@ -44,6 +44,8 @@
 #include "vshnsw.h"
 #include "vskmeans.h"
 #include "vsquant.h"
+#include "vssegment.h"
+#include "vsutil.h"
 
 /* identification */
 #define VS_MAGIC				0x56535831	/* "VSX1" */
@@ -115,7 +117,6 @@
 
 /* alignment of the per-cluster arrays in the sealed region (and the file) */
 #define VS_SEGMENT_ALIGN		64
-#define VS_SEGMENT_HEADER_SIZE	4096
 
 /* build phases for pg_stat_progress_create_index */
 #define VS_PHASE_SAMPLE			2
@@ -288,9 +289,6 @@ extern int	vecstore_max_scan_tuples;
 extern int	vecstore_ef_search;
 extern int	vecstore_rerank_window;
 
-/* vecstore.c */
-extern TupleDesc VsResultRowType(FunctionCallInfo fcinfo, int ncolumns);
-
 /* vsam.c */
 extern void VsAmInit(void);
 extern VsMetric VsGetMetric(Relation index);
@@ -349,7 +347,6 @@ extern const char *VsSegmentBody(Relation index, VsMetaPage meta);
 extern void VsSegmentRelease(const char *body);
 extern const char *VsSegmentCluster(Relation index, VsMetaPage meta, const char *body, uint32 cluster);
 extern char *VsSealedCheckFork(Relation index, VsMetaPage meta);
-extern char *VsSegmentPath(RelFileNode node, uint32 generation);
 extern void VsSegmentWrite(Relation index, VsMetaPage meta);
 extern void VsSegmentForgetIndexFiles(Relation index);
 extern void VsSegmentRemoveOnAbort(RelFileNode node);

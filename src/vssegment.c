@@ -70,7 +70,6 @@
 
 #define VS_SEGMENT_MAGIC		0x56534731	/* "VSG1" */
 #define VS_SEGMENT_VERSION		1
-#define VS_SEGMENT_DIR			"pg_vecstore"
 #define VS_ELEM_FLOAT4			1
 
 /* an orphan must be this old before the sweep removes it (seconds) */
