@@ -16,7 +16,7 @@ OBJS = src/vecstore.o src/vector.o src/vsdistance.o src/vskmeans.o \
 	src/vsquant.o src/vshnsw.o \
 	src/vsam.o src/vsbuild.o src/vscost.o src/vsinfo.o src/vsinsert.o \
 	src/vspage.o src/vsscan.o src/vssegment.o src/vsvacuum.o src/vsvalidate.o \
-	src/vsgpu.o src/vsutil.o
+	src/vsgpu.o src/vsgpu_client.o src/vsgpu_worker.o src/vsoffload.o src/vsutil.o
 HEADERS = src/vector.h src/vsdistance.h
 
 DATA = sql/$(EXTENSION)--$(EXTVERSION).sql
@@ -26,7 +26,7 @@ REGRESS = vector_type vector_functions cast copy aggregates errors \
 	index_options index_build index_scan index_vacuum
 REGRESS_OPTS = --inputdir=. --load-extension=$(EXTENSION)
 
-PG_CPPFLAGS = -I$(srcdir)/src -I$(srcdir)/cuda
+PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS = -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers
 ifeq ($(WERROR),1)
 PG_CFLAGS += -Werror
@@ -68,7 +68,8 @@ $(error pg_config not found: install postgresql-server-dev-15 (./tools/deps.sh d
 endif
 include $(PGXS)
 
-# PGXS tracks no header dependencies: rebuild every object when a header changes.
+# PGXS tracks no header dependencies: rebuild every object when a header
+# changes (src/vsgpu_protocol.h, the GPU helper's wire format, included).
 $(OBJS): $(wildcard src/*.h)
 
 # The GPU helper (see WITH_CUDA above), built with "all", installed beside
@@ -83,7 +84,7 @@ GPU_HELPER_CFLAGS = -O2 -g -Wall -Wextra -Wno-unused-parameter -Wno-format-trunc
 GPU_HELPER_OBJS = cuda/vsgpu_helper.o cuda/vskmeans_helper.o cuda/vsdistance_helper.o \
 	cuda/vshnsw_helper.o cuda/vsgpu_pool.o
 
-cuda/vsgpu_helper.o: cuda/vsgpu_helper.c cuda/vsgpu_helper.h cuda/vsgpu_pool.h cuda/vsgpu_protocol.h src/vskmeans.h src/vsdistance.h src/vshnsw.h
+cuda/vsgpu_helper.o: cuda/vsgpu_helper.c cuda/vsgpu_helper.h cuda/vsgpu_pool.h src/vsgpu_protocol.h src/vskmeans.h src/vsdistance.h src/vshnsw.h
 	$(CC) $(GPU_HELPER_CFLAGS) -c -o $@ cuda/vsgpu_helper.c
 
 cuda/vskmeans_helper.o: src/vskmeans.c src/vskmeans.h src/vsdistance.h

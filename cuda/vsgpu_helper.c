@@ -7,7 +7,7 @@
  * its standard input and output on pipes, and talks to it in lines of
  * text.  The helper first opens the device and announces the outcome:
  *
- *	READY <total bytes> <memory limit bytes> <device name>
+ *	READY <protocol version> <total bytes> <memory limit bytes> <device name>
  *	NODEVICE <reason>
  *
  * (after NODEVICE it exits).  Then it answers the worker's requests until
@@ -17,7 +17,7 @@
  *	QUIT		->	(exits 0)
  *
  * and the requests that carry work, with their data in a shared memory
- * segment the helper maps by name (cuda/vsgpu_protocol.h):
+ * segment the helper maps by name (src/vsgpu_protocol.h):
  *
  *	ASSIGN <slot> <seq> <segment> <token>
  *	GRAPH <slot> <seq> <segment> <token>
@@ -253,6 +253,34 @@ use_backend_kernels(int path)
 }
 
 /*
+ * check_head - the head every job starts with, against the segment it is
+ * in ("size" bytes; the job's own struct is "jobsize"), the kind of job
+ * expected ("magic", named "what" in the reason), this protocol's version
+ * and the request line's token.  NULL when it is sound, else why not.
+ */
+static const char *
+check_head(const char *base, uint64_t size, size_t jobsize, uint32_t magic,
+		   const char *what, uint64_t token, char *buf, size_t buflen)
+{
+	const VsGpuJobHead *head = (const VsGpuJobHead *) base;
+
+	if (size < jobsize || head->magic != magic)
+	{
+		snprintf(buf, buflen, "not %s job", what);
+		return buf;
+	}
+	if (head->version != VSGPU_PROTOCOL_VERSION)
+	{
+		snprintf(buf, buflen, "the job is of protocol version %u, the helper speaks %d",
+				 head->version, VSGPU_PROTOCOL_VERSION);
+		return buf;
+	}
+	if (head->token != token)
+		return "the segment holds another job";
+	return NULL;
+}
+
+/*
  * run_assign - one ASSIGN job in a mapped segment of "size" bytes.  0 on
  * success, else -1 with the reason in err.
  */
@@ -261,6 +289,7 @@ run_assign(char *base, uint64_t size, uint64_t token, char *err, size_t errlen)
 {
 	VsGpuAssignJob *job = (VsGpuAssignJob *) base;
 	VsGpuAssignJob check;
+	const char *bad;
 	const float *c;
 	const float *x;
 	int32_t    *out;
@@ -268,14 +297,11 @@ run_assign(char *base, uint64_t size, uint64_t token, char *err, size_t errlen)
 	float	   *norms;
 	int			rc = 0;
 
-	if (size < sizeof(VsGpuAssignJob) || job->magic != VSGPU_ASSIGN_MAGIC)
+	if ((bad = check_head(base, size, sizeof(VsGpuAssignJob), VSGPU_ASSIGN_MAGIC,
+						  "an assignment", token, err, errlen)) != NULL)
 	{
-		snprintf(err, errlen, "not an assignment job");
-		return -1;
-	}
-	if (job->token != token)
-	{
-		snprintf(err, errlen, "the segment holds another job");
+		if (bad != err)
+			snprintf(err, errlen, "%s", bad);
 		return -1;
 	}
 	if (job->k < 1 || job->k > VS_KMEANS_MAX_K || job->dim < 1 || job->n < 0 ||
@@ -389,6 +415,7 @@ run_graph(char *base, uint64_t size, uint64_t token, char *err, size_t errlen)
 {
 	VsGpuGraphJob *job = (VsGpuGraphJob *) base;
 	VsGpuGraphJob check;
+	const char *bad;
 	VsHnswBuildOptions opt;
 	PoolRunner	runner;
 	VsHnswParallel parallel;
@@ -397,14 +424,11 @@ run_graph(char *base, uint64_t size, uint64_t token, char *err, size_t errlen)
 	size_t		built;
 	int			rc = 0;
 
-	if (size < sizeof(VsGpuGraphJob) || job->magic != VSGPU_GRAPH_MAGIC)
+	if ((bad = check_head(base, size, sizeof(VsGpuGraphJob), VSGPU_GRAPH_MAGIC,
+						  "a graph", token, err, errlen)) != NULL)
 	{
-		snprintf(err, errlen, "not a graph job");
-		return -1;
-	}
-	if (job->token != token)
-	{
-		snprintf(err, errlen, "the segment holds another job");
+		if (bad != err)
+			snprintf(err, errlen, "%s", bad);
 		return -1;
 	}
 	if (job->k < 1 || job->k > VS_HNSW_MAX_EF_CONSTRUCTION || job->dim < 1 || job->n < 2 ||
@@ -813,14 +837,14 @@ emulated_key(int metric, const float *q, const float *x, int dim)
  * check_scan - a scan job's header against its segment; NULL when sound.
  */
 static const char *
-check_scan(const VsGpuScanJob *job, size_t size, uint64_t token)
+check_scan(const VsGpuScanJob *job, size_t size, uint64_t token, char *buf, size_t buflen)
 {
 	VsGpuScanJob check;
+	const char *bad;
 
-	if (size < sizeof(VsGpuScanJob) || job->magic != VSGPU_SCAN_MAGIC)
-		return "not a scan job";
-	if (job->token != token)
-		return "the segment holds another job";
+	if ((bad = check_head((const char *) job, size, sizeof(VsGpuScanJob), VSGPU_SCAN_MAGIC,
+						  "a scan", token, buf, buflen)) != NULL)
+		return bad;
 	if (job->dim < 1 || job->topk < 1 || job->topk > 100000 || job->nclusters < 0 ||
 		job->nclusters > 1000000 ||
 		(job->metric != VS_METRIC_L2 && job->metric != VS_METRIC_IP &&
@@ -1297,6 +1321,7 @@ serve(void)
 			{
 				ScanWork   *w = &works[nworks++];
 				const char *bad;
+				char		why[160];
 
 				memset(w, 0, sizeof(*w));
 				w->slot = slot;
@@ -1307,7 +1332,7 @@ serve(void)
 				else
 				{
 					w->job = (VsGpuScanJob *) w->base;
-					if ((bad = check_scan(w->job, w->size, token)) != NULL)
+					if ((bad = check_scan(w->job, w->size, token, why, sizeof(why))) != NULL)
 					{
 						snprintf(w->err, sizeof(w->err), "%s", bad);
 						w->failed = 1;
@@ -1372,7 +1397,8 @@ main(int argc, char **argv)
 	}
 	if (memory_limit == 0 || (info.total_bytes > 0 && memory_limit > info.total_bytes))
 		memory_limit = info.total_bytes / 10 * 8;
-	reply("READY %" PRIu64 " %" PRIu64 " %s", info.total_bytes, memory_limit, info.name);
+	reply("READY %d %" PRIu64 " %" PRIu64 " %s", VSGPU_PROTOCOL_VERSION,
+		  info.total_bytes, memory_limit, info.name);
 
 	serve();
 	vs_pool_destroy(pool);

@@ -5,10 +5,18 @@
  *
  * _PG_init runs once per process that loads the library (a backend on
  * first use, or the postmaster under shared_preload_libraries).  It picks
- * the distance-kernel path for this CPU and registers the GUCs; each
- * subsystem adds its own through its *Init function: the index access
- * method (reloptions, GUCs) and the segment files (transaction callbacks,
- * DROP hooks).
+ * the distance-kernel path for this CPU and registers vecstore.simd; each
+ * subsystem adds its own through its *Init function, in this order:
+ *
+ *	VsQuantInit		the compact codes' kernel path (vsquant.c)
+ *	VsAmInit		the access method's reloptions and GUCs (vsam.c)
+ *	VsGpuInit		the GPU service's GUCs and offload table; with
+ *					shared_preload_libraries, its shared memory and
+ *					background worker (vsgpu.c)
+ *	VsSegmentInit	the segment files' transaction callbacks and DROP
+ *					hooks (vssegment.c)
+ *
+ * This file depends on every subsystem; none depends on it.
  *
  * IDENTIFICATION
  *	  src/vecstore.c

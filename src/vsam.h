@@ -352,7 +352,6 @@ extern void VsSegmentForgetIndexFiles(Relation index);
 extern void VsSegmentRemoveOnAbort(RelFileNode node);
 extern int	VsSegmentSweep(void);
 extern Size VsSegmentBytesMapped(Relation index);
-extern char *VsSegmentFile(const char *body, uint64 *ino, uint64 *size);
 extern const char *VsSegmentCheck(Relation index, VsMetaPage meta);
 extern const VsQuantParams *VsSegmentParams(VsMetaPage meta, const char *body);
 

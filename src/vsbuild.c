@@ -41,8 +41,8 @@
 #include "pgstat.h"
 
 #include "vsam.h"
-#include "vsgpu.h"
 #include "vskmeans.h"
+#include "vsoffload.h"
 
 /* rows assigned to clusters per VsKmeansAssign call */
 #define ASSIGN_BATCH	1024
@@ -416,9 +416,9 @@ typedef struct VsClusterExtras
 									 * a graph */
 	int			m;
 	int			ef_construction;
-	VsGpuOffload *offload;		/* the build's GPU offload, or NULL */
-	int			gpu_threads;	/* CPU threads the GPU service may use for
-								 * one graph */
+	VsOffload  *offload;		/* the build's offload (the GPU), or NULL */
+	int			gpu_threads;	/* CPU threads the offload service may use
+								 * for one graph */
 	instr_time *graph_time;		/* where the graphs' time adds up, or NULL */
 } VsClusterExtras;
 
@@ -541,13 +541,14 @@ typedef struct ClusterRows
 	MemoryContext cxt;			/* holds all of it; reset once written */
 	ItemPointerData *tids;
 	float	   *vecs;
-	VsGpuGraphRequest *graph;	/* its graph, with the GPU service, or NULL */
+	VsOffloadGraph *graph;		/* its graph, with the offload service, or
+								 * NULL */
 } ClusterRows;
 
 /*
  * read_cluster - read cluster c's "count" rows from the sort into "cr"
- * (in cr->cxt), and when the cluster gets a graph and the GPU service
- * may build it, send it there (VsGpuGraphBegin).
+ * (in cr->cxt), and when the cluster gets a graph and the offload service
+ * (the GPU) may build it, send it there (its graph_begin).
  */
 static void
 read_cluster(Relation index, Tuplesortstate *sort, TupleTableSlot *slot, int c,
@@ -589,13 +590,14 @@ read_cluster(Relation index, Tuplesortstate *sort, TupleTableSlot *slot, int c,
 	 * build_from_lists).
 	 */
 	if (info->graph_offset != 0 && ex->offload != NULL && !ex->offload->disabled &&
-		VsGpuUsable())
+		ex->offload->ops->usable(ex->offload))
 	{
 		VsHnswBuildOptions opt;
 
 		graph_options(ex, c, &opt);
-		cr->graph = VsGpuGraphBegin(ex->offload, cr->vecs, (int) count, dims, ex->metric,
-									&opt, ex->gpu_threads, info->graph_size);
+		cr->graph = ex->offload->ops->graph_begin(ex->offload, cr->vecs, (int) count, dims,
+												  ex->metric, &opt, ex->gpu_threads,
+												  info->graph_size);
 	}
 	MemoryContextSwitchTo(oldcxt);
 }
@@ -750,7 +752,7 @@ write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_me
 			 * The GPU service's graph (see read_cluster), or, without one
 			 * or if that failed, every row inserted here.
 			 */
-			if (cur->graph == NULL || VsGpuGraphEnd(cur->graph, graph) != 0)
+			if (cur->graph == NULL || ex->offload->ops->graph_end(cur->graph, graph) != 0)
 			{
 				graph_options(ex, c, &opt);
 				/* the insertions search over the codes, as queries will */
@@ -900,17 +902,19 @@ vsbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	VsClusterExtras ex;
 	VsQuantParams *params = NULL;
 	int			quantizer;
-	VsGpuOffload offload;
+	VsOffload  *offload;
 	instr_time	phase_start,
 				phase_time,
 				graph_time;
 
 	kmeans_hooks.progress = kmeans_progress;
-	VsGpuCheck("CREATE INDEX", true);
-	memset(&offload, 0, sizeof(offload));
-	offload.what = "CREATE INDEX";
-	kmeans_hooks.offload_assign = VsGpuOffloadAssign;
-	kmeans_hooks.offload_arg = &offload;
+	/* the GPU, when one may help (an error when vecstore.gpu = on and none can) */
+	offload = VsOffloadBegin("CREATE INDEX", true);
+	if (offload != NULL)
+	{
+		kmeans_hooks.offload_assign = offload->ops->assign;
+		kmeans_hooks.offload_arg = offload;
+	}
 	memset(&bs, 0, sizeof(bs));
 	bs.hooks = &kmeans_hooks;
 	bs.heap = heap;
@@ -977,7 +981,7 @@ vsbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 		/* the GPU test and benchmark compare GPU and CPU builds by these */
 		elog(DEBUG1, "vecstore k-means: %d samples, %d clusters, %d rounds, inertia %.9g, %lld jobs on the GPU, %.1f ms",
 			 nsample, stats.centroids, stats.iterations, stats.inertia,
-			 (long long) offload.jobs, INSTR_TIME_GET_MILLISEC(elapsed));
+			 (long long) (offload ? offload->jobs : 0), INSTR_TIME_GET_MILLISEC(elapsed));
 		if (bs.nclusters < 0 || bs.nclusters > lists)
 			elog(ERROR, "k-means produced %d clusters for %d lists", bs.nclusters, lists);
 		if (bs.nclusters > 0 && bs.nclusters < lists)
@@ -997,8 +1001,9 @@ vsbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	memset(&ex, 0, sizeof(ex));
 	ex.metric = bs.metric;
 	ex.graph_threshold = VS_HNSW_FLAT_THRESHOLD;
-	ex.offload = &offload;
-	ex.gpu_threads = VsGpuUsable() ? build_threads(heap, index) : 1;
+	ex.offload = offload;
+	ex.gpu_threads = (offload != NULL && offload->ops->usable(offload)) ?
+		build_threads(heap, index) : 1;
 	INSTR_TIME_SET_ZERO(graph_time);
 	ex.graph_time = &graph_time;
 	VsGetGraphOptions(index, &ex.m, &ex.ef_construction, &quantizer);
@@ -1030,7 +1035,8 @@ vsbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, 0);
 	bs.counts = palloc0(sizeof(int64) * bs.nclusters);
 	/* the GPU takes the rows a transfer segment holds at a time */
-	bs.batch_cap = Max(ASSIGN_BATCH, VsGpuAssignRows(bs.nclusters, bs.dims));
+	bs.batch_cap = Max(ASSIGN_BATCH, offload != NULL ?
+					   offload->ops->assign_rows(offload, bs.nclusters, bs.dims) : 0);
 	bs.batch = palloc(sizeof(float) * bs.dims * bs.batch_cap);
 	bs.batch_tids = palloc(sizeof(ItemPointerData) * bs.batch_cap);
 	bs.batch_assign = palloc(sizeof(int32) * bs.batch_cap);
@@ -1052,7 +1058,8 @@ vsbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	INSTR_TIME_SET_CURRENT(phase_time);
 	INSTR_TIME_SUBTRACT(phase_time, phase_start);
 	elog(DEBUG1, "vecstore assignment: %lld rows, %lld jobs on the GPU in all, %.1f ms with the table scan",
-		 (long long) bs.assigned, (long long) offload.jobs, INSTR_TIME_GET_MILLISEC(phase_time));
+		 (long long) bs.assigned, (long long) (offload ? offload->jobs : 0),
+		 INSTR_TIME_GET_MILLISEC(phase_time));
 	tuplesort_performsort(bs.sort);
 
 	/* the fork, WAL-logged once in bulk */
@@ -1065,7 +1072,7 @@ vsbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	INSTR_TIME_SET_CURRENT(phase_time);
 	INSTR_TIME_SUBTRACT(phase_time, phase_start);
 	elog(DEBUG1, "vecstore clusters: %d, %lld graphs built by the GPU service on %d threads, %.1f ms with codes, graphs and the fork, %.1f ms of it in graphs",
-		 bs.nclusters, (long long) offload.graphs, ex.gpu_threads,
+		 bs.nclusters, (long long) (offload ? offload->graphs : 0), ex.gpu_threads,
 		 INSTR_TIME_GET_MILLISEC(phase_time), INSTR_TIME_GET_MILLISEC(graph_time));
 	tuplesort_end(bs.sort);
 	ExecDropSingleTupleTableSlot(bs.slot);

@@ -28,13 +28,13 @@
  *	   candidate has a code distance below its exact distance (code and
  *	   exact distances share a scale: squared L2, negative inner product,
  *	   1 - cosine), so a window's worth of slack absorbs the codes' error.
- *	   With a usable GPU service (vecstore.gpu; under auto, only while
- *	   vecstore.gpu_min_scans scans are open: VsGpuScanStart), an
- *	   approximate scan sends the clusters it opens to the helper in one
- *	   request instead: each
- *	   cluster's ef_search rows with the smallest lower bounds of their
- *	   keys, computed exactly on resident clusters (src/vsgpu.c), become
- *	   the pending candidates, and the last answer's bound is the
+ *	   With a usable offload service (vsoffload.h: the GPU service under
+ *	   vecstore.gpu; under auto, only while vecstore.gpu_min_scans scans
+ *	   are open: its scan_start), an approximate scan sends the clusters
+ *	   it opens to the service in one request instead: each cluster's
+ *	   ef_search rows with the smallest lower bounds of their keys,
+ *	   computed exactly on resident clusters, become the pending
+ *	   candidates, and the last answer's bound is the
  *	   cluster's frontier; deepening such a cluster reads the rest of it
  *	   flat.
  *	4. Extension.  When the executor keeps asking (a WHERE clause discards
@@ -70,8 +70,7 @@
 #include "utils/rel.h"
 
 #include "vsam.h"
-#include "vsgpu.h"
-#include "vsgpu_protocol.h"
+#include "vsoffload.h"
 
 /*
  * Extend once the rows returned reach 1/VS_WIDEN_FRACTION of the rows
@@ -99,7 +98,8 @@ typedef struct VsProbe
 	uint8	   *deleted;		/* the deletion bits of its rows ... */
 	uint32		delshift;		/* ... row i is bit delshift + i */
 	uint8	   *seen;			/* graph clusters: rows already examined */
-	bool		gpu;			/* its nearest rows came from the GPU */
+	bool		offloaded;		/* its nearest rows came from the offload
+								 * service (the GPU) */
 	bool		counted;		/* every row counted as examined already */
 } VsProbe;
 
@@ -118,8 +118,9 @@ typedef struct VsScanOpaqueData
 	const char *body;			/* sealed region, mapped and pinned */
 	float	   *query;			/* dims floats; NULL for a NULL query */
 	bool		use_graphs;		/* a query the graphs can search for */
-	bool		use_gpu;		/* ... and the GPU service searches instead */
-	VsGpuOffload gpu;			/* the scan's requests to it */
+	VsOffload  *offload;		/* the scan's requests to the offload service
+								 * (the GPU), or NULL */
+	bool		use_offload;	/* ... which searches the clusters instead */
 
 	/* routing */
 	int		   *order;			/* clusters, nearest centroid first */
@@ -508,18 +509,18 @@ search_graph(IndexScanDesc scan, VsProbe *p, int ef)
 }
 
 /*
- * gpu_rows - the GPU service's answers for an opened cluster: its "topk"
- * rows with the smallest lower bounds of their keys (fewer only when the
- * cluster has no more), into the pending heap like a graph search's, to be
+ * offload_rows - the offload service's (the GPU's) answers for an opened
+ * cluster: its "topk" rows with the smallest lower bounds of their keys
+ * (fewer only when the cluster has no more), into the pending heap like a graph search's, to be
  * reranked exactly.  Every row not answered has a bound, and so an exact
  * key, of at least the last answer's: that is the cluster's frontier.
  */
 static void
-gpu_rows(VsScanOpaque so, VsProbe *p, const VsGpuScanHit *hits, int nhits, int topk)
+offload_rows(VsScanOpaque so, VsProbe *p, const VsOffloadHit *hits, int nhits, int topk)
 {
 	const VsClusterInfo *info = cluster_info(so, p->cluster);
 
-	p->gpu = true;
+	p->offloaded = true;
 	p->seen = palloc0((info->count + 7) / 8);
 
 	/*
@@ -558,11 +559,11 @@ gpu_rows(VsScanOpaque so, VsProbe *p, const VsGpuScanHit *hits, int nhits, int t
 
 /*
  * open_cluster - start on a cluster: its delta rows exactly, then its
- * sealed rows: the GPU's answers ("hits", when not NULL), through the
- * graph (when it has one and the query can use it) or flat.
+ * sealed rows: the offload service's answers ("hits", when not NULL),
+ * through the graph (when it has one and the query can use it) or flat.
  */
 static void
-open_cluster(IndexScanDesc scan, int cluster, const VsGpuScanHit *hits, int nhits, int topk)
+open_cluster(IndexScanDesc scan, int cluster, const VsOffloadHit *hits, int nhits, int topk)
 {
 	VsScanOpaque so = (VsScanOpaque) scan->opaque;
 	Relation	index = scan->indexRelation;
@@ -599,7 +600,7 @@ open_cluster(IndexScanDesc scan, int cluster, const VsGpuScanHit *hits, int nhit
 	if (info->count == 0)
 		p->full = true;
 	else if (hits != NULL)
-		gpu_rows(so, p, hits, nhits, topk);
+		offload_rows(so, p, hits, nhits, topk);
 	else if (so->use_graphs && info->graph_offset != 0 &&
 			 (int64) vecstore_ef_search * VS_DEEPEN_FLAT <= info->count)
 	{
@@ -652,8 +653,8 @@ deepen(IndexScanDesc scan, VsProbe *p)
 	const VsClusterInfo *info = cluster_info(so, p->cluster);
 	int			ef = p->ef * 2;
 
-	/* the GPU answered exactly: the rest of the cluster, exactly too */
-	if (p->gpu || ef > VS_HNSW_MAX_EF_SEARCH || (int64) ef * VS_DEEPEN_FLAT > info->count)
+	/* the service answered exactly: the rest of the cluster, exactly too */
+	if (p->offloaded || ef > VS_HNSW_MAX_EF_SEARCH || (int64) ef * VS_DEEPEN_FLAT > info->count)
 		scan_rows_flat(so, p);
 	else
 		search_graph(scan, p, ef);
@@ -771,11 +772,12 @@ route(IndexScanDesc scan, VsMetaCache cache)
 }
 
 /*
- * gpu_open - open "n" clusters with the GPU service's answers (one request
- * for all of them); false, with nothing opened, when the CPU must do it.
+ * offload_open - open "n" clusters with the offload service's answers (one
+ * request for all of them); false, with nothing opened, when the CPU must
+ * do it.
  */
 static bool
-gpu_open(IndexScanDesc scan, const int *clusters, int n)
+offload_open(IndexScanDesc scan, const int *clusters, int n)
 {
 	VsScanOpaque so = (VsScanOpaque) scan->opaque;
 	Relation	index = scan->indexRelation;
@@ -783,7 +785,8 @@ gpu_open(IndexScanDesc scan, const int *clusters, int n)
 	uint64	   *offsets = palloc(sizeof(uint64) * n);
 	uint32	   *counts = palloc(sizeof(uint32) * n);
 	int32	   *found = palloc(sizeof(int32) * n);
-	VsGpuScanHit *hits = palloc_extended(sizeof(VsGpuScanHit) * n * (Size) topk, MCXT_ALLOC_HUGE);
+	VsOffloadHit *hits = palloc_extended(sizeof(VsOffloadHit) * n * (Size) topk, MCXT_ALLOC_HUGE);
+	VsSegmentId file;
 	bool		ok;
 
 	/* each cluster's bytes checked here before another process reads them */
@@ -796,8 +799,11 @@ gpu_open(IndexScanDesc scan, const int *clusters, int n)
 		offsets[i] = VS_SEGMENT_HEADER_SIZE + info->vec_offset;
 		counts[i] = info->count;
 	}
-	ok = VsGpuScan(&so->gpu, so->body, so->meta.metric, so->meta.dims, so->query, topk, n,
-				   offsets, counts, found, hits) == 0;
+	/* the service reads the file this backend verified */
+	if (!VsSegmentGetId(so->body, &file))
+		elog(ERROR, "segment of index \"%s\" is not mapped", RelationGetRelationName(index));
+	ok = so->offload->ops->scan(so->offload, &file, (VsMetric) so->meta.metric, so->meta.dims,
+								so->query, topk, n, offsets, counts, found, hits) == 0;
 	for (int i = 0; ok && i < n; i++)
 	{
 		CHECK_FOR_INTERRUPTS();
@@ -830,7 +836,7 @@ open_next(IndexScanDesc scan, int n)
 			break;
 		clusters[ncl++] = so->order[so->next_cluster++];
 	}
-	if (ncl > 0 && !(so->use_gpu && !so->gpu.disabled && gpu_open(scan, clusters, ncl)))
+	if (ncl > 0 && !(so->use_offload && !so->offload->disabled && offload_open(scan, clusters, ncl)))
 	{
 		for (int i = 0; i < ncl; i++)
 		{
@@ -938,7 +944,8 @@ start_scan(IndexScanDesc scan)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("vecstore index scans need an ORDER BY distance operator")));
 
-	VsGpuCheck("index scans", false);
+	/* an error here when vecstore.gpu = on and no GPU is usable */
+	so->offload = VsOffloadBegin("index scans", false);
 	cache = VsGetMetaCache(scan->indexRelation);
 	so->meta = cache->meta;
 	if (!(scan->orderByData[0].sk_flags & SK_ISNULL))
@@ -964,12 +971,11 @@ start_scan(IndexScanDesc scan)
 		so->use_graphs = VsKernels.inner_product(so->query, so->query, so->meta.dims) > 0.0f;
 
 	/*
-	 * An approximate search the GPU service can do (exactly, per cluster),
-	 * when it should: the scan counts as open until scanCtx goes.
+	 * An approximate search the offload service can do (exactly, per
+	 * cluster), when it should: the scan counts as open until scanCtx goes.
 	 */
-	memset(&so->gpu, 0, sizeof(so->gpu));
-	so->gpu.what = "index scans";
-	so->use_gpu = so->use_graphs && VsGpuScanStart(so->scanCtx);
+	so->use_offload = so->use_graphs && so->offload != NULL &&
+		so->offload->ops->scan_start(so->offload, so->scanCtx);
 
 	so->order = palloc(sizeof(int) * so->meta.nclusters);
 	route(scan, cache);

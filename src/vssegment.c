@@ -935,25 +935,26 @@ relcache_callback(Datum arg, Oid relid)
 }
 
 /*
- * VsSegmentFile - the file behind a pinned body (from VsSegmentBody): its
- * path relative to the data directory (palloc'd), and the inode and size
- * this backend verified, so that another process (the GPU helper) can
- * read the same bytes and check it has the same file.  NULL when "body"
- * is not a mapping of this backend.
+ * VsSegmentGetId - the file behind a pinned body (from VsSegmentBody), as
+ * this backend verified it: so that another process (the GPU helper) can
+ * read the same bytes and check it has the same file.  False when "body"
+ * is not a verified mapping of this backend.
  */
-char *
-VsSegmentFile(const char *body, uint64 *ino, uint64 *size)
+bool
+VsSegmentGetId(const char *body, VsSegmentId *id)
 {
 	for (VsMapping *m = mappings; m != NULL; m = m->next)
 	{
 		if (m->addr != NULL && m->addr + VS_SEGMENT_HEADER_SIZE == body && m->verified)
 		{
-			*ino = (uint64) m->vino;
-			*size = (uint64) m->vsize;
-			return VsSegmentPath(m->node, m->generation);
+			id->node = m->node;
+			id->generation = m->generation;
+			id->ino = (uint64) m->vino;
+			id->size = (uint64) m->vsize;
+			return true;
 		}
 	}
-	return NULL;
+	return false;
 }
 
 /*

@@ -26,6 +26,20 @@
 /* a segment file's header; the sealed region (its body) follows */
 #define VS_SEGMENT_HEADER_SIZE	4096
 
+/*
+ * A segment file as a backend verified it: named by relfilenode and
+ * generation, and told apart from another file of the same name (one
+ * rebuilt since) by its inode and size.
+ */
+typedef struct VsSegmentId
+{
+	RelFileNode node;
+	uint32		generation;
+	uint64		ino;
+	uint64		size;
+} VsSegmentId;
+
 extern char *VsSegmentPath(RelFileNode node, uint32 generation);
+extern bool VsSegmentGetId(const char *body, VsSegmentId *id);
 
 #endif							/* VSSEGMENT_H */

@@ -5,7 +5,8 @@
  *	  agree on: the job layouts in the shared memory segments that carry a
  *	  request's data.
  *
- * A request travels in three hops (src/vsgpu.c has the whole picture):
+ * A request travels in three hops (src/vsgpu_client.c has the whole
+ * picture):
  * the backend puts its data in a dynamic shared memory segment and a line
  * naming it in a slot of the service's request ring; the worker passes the
  * line to the helper on its standard input; the helper maps the segment by
@@ -16,8 +17,13 @@
  *	SCAN <slot> <seq> <segment name> <token>
  *	GRAPH <slot> <seq> <segment name> <token>
  *
- * and helper -> worker, for every request, after a line announcing each
- * batch of requests it took from its input together:
+ * and helper -> worker: first, once,
+ *
+ *	READY <protocol version> <total bytes> <memory limit bytes> <device name>
+ *	NODEVICE <reason>
+ *
+ * then for every request, after a line announcing each batch of requests
+ * it took from its input together:
  *
  *	BATCH <requests>
  *	DONE <slot> <seq> OK
@@ -27,11 +33,17 @@
  * helper opens after its backend gave up may by then name another job, and
  * the token tells them apart.
  *
- * This header is plain C (no postgres.h), included by src/vsgpu.c and the
- * helper.
+ * Both sides check the protocol's version: the worker refuses a helper
+ * whose READY line names another (a helper left from another install),
+ * and the helper refuses a job whose header does.  Change a layout below
+ * or a line above, and VSGPU_PROTOCOL_VERSION goes up.
+ *
+ * This header is plain C (no postgres.h), included by the GPU service's
+ * client (src/vsgpu_client.c), its worker (src/vsgpu_worker.c) and the
+ * helper (cuda/); no other file may include it.
  *
  * IDENTIFICATION
- *	  cuda/vsgpu_protocol.h
+ *	  src/vsgpu_protocol.h
  *
  *-------------------------------------------------------------------------
  */
@@ -39,6 +51,20 @@
 #define VSGPU_PROTOCOL_H
 
 #include <stdint.h>
+
+/* the version of the lines and layouts below */
+#define VSGPU_PROTOCOL_VERSION	2
+
+/*
+ * The start of every job: what it is, the protocol it was written for, and
+ * the token of the request line that carries it.
+ */
+typedef struct VsGpuJobHead
+{
+	uint32_t	magic;			/* VSGPU_*_MAGIC */
+	uint32_t	version;		/* VSGPU_PROTOCOL_VERSION */
+	uint64_t	token;			/* the request line's token */
+} VsGpuJobHead;
 
 /* "VSGA": an assignment job */
 #define VSGPU_ASSIGN_MAGIC		0x56534741u
@@ -55,9 +81,7 @@
  */
 typedef struct VsGpuAssignJob
 {
-	uint32_t	magic;
-	uint32_t	reserved;
-	uint64_t	token;			/* the request line's token */
+	VsGpuJobHead head;			/* VSGPU_ASSIGN_MAGIC */
 	int32_t		metric;			/* VsMetric: 1 L2, 2 IP, 3 cosine */
 	int32_t		k;
 	int32_t		dim;
@@ -129,13 +153,13 @@ typedef struct VsGpuScanHit
 
 typedef struct VsGpuScanJob
 {
-	uint32_t	magic;
+	VsGpuJobHead head;			/* VSGPU_SCAN_MAGIC */
 	int32_t		kernel_path;	/* VsKernelPath of the backend (emulation) */
-	uint64_t	token;			/* the request line's token */
 	int32_t		metric;			/* VsMetric */
 	int32_t		dim;
 	int32_t		topk;
 	int32_t		nclusters;
+	int32_t		reserved;
 	uint64_t	file_ino;		/* the file the backend verified ... */
 	uint64_t	file_size;		/* ... (a rewritten file is another inode) */
 	char		file[VSGPU_PATH_LEN];	/* relative to the data directory */
@@ -177,9 +201,8 @@ VsGpuScanLayout(VsGpuScanJob *job)
  */
 typedef struct VsGpuGraphJob
 {
-	uint32_t	magic;
+	VsGpuJobHead head;			/* VSGPU_GRAPH_MAGIC */
 	int32_t		kernel_path;	/* VsKernelPath of the backend (emulation) */
-	uint64_t	token;			/* the request line's token */
 	int32_t		metric;			/* VsMetric */
 	int32_t		dim;
 	int32_t		n;
@@ -187,7 +210,6 @@ typedef struct VsGpuGraphJob
 	int32_t		ef_construction;
 	int32_t		k;				/* neighbour-list length */
 	int32_t		threads;		/* CPU threads the build may use, >= 1 */
-	int32_t		reserved;
 	uint64_t	seed;
 	uint64_t	graph_size;		/* bytes of the serialized graph */
 	uint64_t	vectors_off;	/* float[n * dim] */
