@@ -14,6 +14,15 @@
  * WAL-logged once with log_newpage_range, and the sealed region is copied
  * to the segment file (vssegment.c) that scans map.
  *
+ * vsbuild runs one function per phase, each reported in
+ * pg_stat_progress_create_index: build_init (options, the offload
+ * service, the sample's bound), build_sample (pass 1), build_train
+ * (k-means, the codes), build_assign (pass 2, the sort), build_write (the
+ * fork: write_index, itself phased, then WAL) and build_segment (the file
+ * and its life cycle).  The GPU, when there is one, is reached only
+ * through the offload table of vsoffload.h: k-means rounds and the
+ * assignment (VsKmeansHooks.offload_assign) and the clusters' graphs.
+ *
  * IDENTIFICATION
  *	  src/vsbuild.c
  *
@@ -47,21 +56,51 @@
 /* rows assigned to clusters per VsKmeansAssign call */
 #define ASSIGN_BATCH	1024
 
+/* what write_index puts into every cluster besides vectors and TIDs */
+typedef struct VsClusterExtras
+{
+	const VsQuantParams *params;	/* codes, or NULL */
+	VsMetric	metric;			/* of the graphs */
+	int			graph_threshold;	/* clusters of at least this many rows get
+									 * a graph */
+	int			m;
+	int			ef_construction;
+	VsOffload  *offload;		/* the build's offload (the GPU), or NULL */
+	int			gpu_threads;	/* CPU threads the offload service may use
+								 * for one graph */
+	instr_time *graph_time;		/* where the graphs' time adds up, or NULL */
+} VsClusterExtras;
+
+/*
+ * The state of one CREATE INDEX, from build_init to the end of vsbuild:
+ * what each phase learns for the next.
+ */
 typedef struct VsBuildState
 {
 	Relation	heap;
 	Relation	index;
+	IndexInfo  *indexInfo;
 	VsMetric	metric;
 	VsMetric	row_metric;		/* how rows pick their cluster */
 	int			dims;			/* 0 until known (column without typmod) */
 
 	/* pass 1: counting and sampling */
+	double		reltuples;		/* heap tuples the scan saw */
 	double		rows;			/* non-NULL rows */
 	float	   *sample;
 	int			sample_cap;		/* reservoir capacity (memory bound) */
 	int			sample_alloc;	/* rows allocated so far */
-	int			nsample;
+	int			nsample;		/* rows in the reservoir */
 	pg_prng_state prng;
+
+	/* training */
+	int			lists_option;	/* the reloption (0: automatic) */
+	int			lists;			/* clusters asked of k-means */
+	int			ntrain;			/* sample rows k-means and the codes use */
+	VsKmeansHooks kmeans_hooks; /* the server's, with the offload's assign */
+	VsOffload  *offload;		/* the build's offload (the GPU), or NULL */
+	VsClusterExtras ex;			/* codes and graph options of the clusters */
+	VsQuantParams *params;		/* the codes' parameters, or NULL */
 
 	/* pass 2: assignment */
 	int			nclusters;
@@ -73,11 +112,13 @@ typedef struct VsBuildState
 	int32	   *batch_assign;
 	int			nbatch;
 	int			batch_cap;		/* ASSIGN_BATCH, or a GPU transfer's worth */
-	const VsKmeansHooks *hooks; /* k-means' hooks: the GPU offload with them */
 	double		assigned;
 	Tuplesortstate *sort;
 	TupleDesc	sortdesc;
 	TupleTableSlot *slot;
+
+	/* writing */
+	instr_time	graph_time;		/* where the graphs' time adds up */
 
 	MemoryContext tmpCtx;
 } VsBuildState;
@@ -209,7 +250,7 @@ flush_batch(VsBuildState *bs)
 	else
 		VsKmeansAssign(bs->centroids, bs->centroid_norms, bs->nclusters, bs->dims,
 					   bs->row_metric, bs->batch, bs->nbatch, bs->batch_assign, NULL,
-					   bs->hooks);
+					   &bs->kmeans_hooks);
 
 	v = VsInitVector(bs->dims);
 	for (int i = 0; i < bs->nbatch; i++)
@@ -407,21 +448,6 @@ blob_end(VsBlobWriter *w)
 	return r;
 }
 
-/* what write_index puts into every cluster besides vectors and TIDs */
-typedef struct VsClusterExtras
-{
-	const VsQuantParams *params;	/* codes, or NULL */
-	VsMetric	metric;			/* of the graphs */
-	int			graph_threshold;	/* clusters of at least this many rows get
-									 * a graph */
-	int			m;
-	int			ef_construction;
-	VsOffload  *offload;		/* the build's offload (the GPU), or NULL */
-	int			gpu_threads;	/* CPU threads the offload service may use
-								 * for one graph */
-	instr_time *graph_time;		/* where the graphs' time adds up, or NULL */
-} VsClusterExtras;
-
 /* the graph build's distances over a cluster's codes */
 typedef struct VsCodeSource
 {
@@ -603,12 +629,188 @@ read_cluster(Relation index, Tuplesortstate *sort, TupleTableSlot *slot, int c,
 }
 
 /*
+ * write_meta_regions - the regions before the sealed one, each started at
+ * the writer's next block: the centroids, the routing graph over them,
+ * the directory (no delta rows yet) and the deletion bitmap (nothing
+ * deleted) of "nrows" sealed rows.  Their places go into "meta".
+ */
+static void
+write_meta_regions(VsBlobWriter *w, Relation index, ForkNumber forknum, VsMetric metric,
+				   int dims, int nclusters, const float *centroids, uint64 nrows,
+				   VsMetaPage meta)
+{
+	VsDirEntry	entry;
+
+	/* centroids */
+	blob_begin(w, index, forknum);
+	blob_write(w, centroids, sizeof(float) * dims * (Size) nclusters);
+	meta->centroids = blob_end(w);
+
+	/* the routing graph over them */
+	write_routing(w, index, forknum, metric, dims, nclusters, centroids);
+	meta->routing = blob_end(w);
+
+	/* directory: no delta rows yet */
+	blob_begin(w, index, forknum);
+	entry.delta_head = InvalidBlockNumber;
+	entry.delta_tail = InvalidBlockNumber;
+	entry.delta_count = 0;
+	entry.reserved = 0;
+	for (int c = 0; c < nclusters; c++)
+		blob_write(w, &entry, sizeof(entry));
+	meta->directory = blob_end(w);
+
+	/* deletion bitmap: nothing deleted */
+	blob_begin(w, index, forknum);
+	blob_write(w, NULL, (nrows + 7) / 8);
+	meta->bitmap = blob_end(w);
+}
+
+/*
+ * write_cluster - cluster c's bytes in the sealed region, at the offsets
+ * "info" gives: its vectors and TIDs (from "cr"), its codes, and its graph
+ * (the offload service's, collected here, or built on this backend).
+ * Temporary memory goes into cr->cxt.  Returns the CRC-32C of the bytes.
+ */
+static uint32
+write_cluster(VsBlobWriter *w, Relation index, int c, ClusterRows *cr, int64 count, int dims,
+			  const VsClusterExtras *ex, const VsClusterInfo *info)
+{
+	MemoryContext oldcxt = MemoryContextSwitchTo(cr->cxt);
+	uint8	   *codes = NULL;
+	Size		codesize;
+	uint32		crc;
+
+	Assert(w->total == info->vec_offset);
+	blob_crc_start(w);
+	if (count > 0)
+		blob_write(w, cr->vecs, sizeof(float) * dims * (Size) count);
+	blob_pad(w, VS_SEGMENT_ALIGN);
+	Assert(w->total == info->tid_offset);
+	if (count > 0)
+		blob_write(w, cr->tids, sizeof(ItemPointerData) * count);
+	blob_pad(w, VS_SEGMENT_ALIGN);
+	if (info->code_offset != 0)
+	{
+		codesize = VsQuantBlockSize(ex->params, count);
+		codes = palloc_extended(codesize, MCXT_ALLOC_HUGE);
+		Assert(w->total == info->code_offset);
+		VsQuantEncodeBlock(ex->params, cr->vecs, count, NULL, codes);
+		blob_write(w, codes, codesize);
+		blob_pad(w, VS_SEGMENT_ALIGN);
+	}
+	if (info->graph_offset != 0)
+	{
+		VsHnswBuildOptions opt;
+		VsHnswBuildSource source;
+		VsCodeSource cs;
+		void	   *graph = palloc_extended(info->graph_size, MCXT_ALLOC_HUGE);
+		instr_time	graph_start;
+		instr_time	graph_end;
+
+		Assert(w->total == info->graph_offset);
+		INSTR_TIME_SET_CURRENT(graph_start);
+
+		/*
+		 * The offload service's graph (see read_cluster), or, without one or
+		 * if that failed, every row inserted here.
+		 */
+		if (cr->graph == NULL || ex->offload->ops->graph_end(cr->graph, graph) != 0)
+		{
+			graph_options(ex, c, &opt);
+			/* the insertions search over the codes, as queries will */
+			if (codes != NULL)
+			{
+				cs.params = ex->params;
+				cs.vecs = cr->vecs;
+				cs.codes = codes;
+				cs.dims = dims;
+				cs.query = NULL;
+				cs.querybuf = palloc(VsQuantQuerySize(ex->params));
+				source.ctx = &cs;
+				source.set_query = code_set_query;
+				source.batch = code_batch;
+				opt.source = &source;
+			}
+			if (VsHnswBuild(cr->vecs, (int) count, dims, ex->metric, &opt,
+							&VsKmeansServerHooks, graph, info->graph_size) != info->graph_size)
+				elog(ERROR, "could not build the graph of cluster %d of index \"%s\"",
+					 c, RelationGetRelationName(index));
+		}
+		INSTR_TIME_SET_CURRENT(graph_end);
+		if (ex->graph_time != NULL)
+			INSTR_TIME_ACCUM_DIFF(*ex->graph_time, graph_end, graph_start);
+		blob_write(w, graph, info->graph_size);
+		blob_pad(w, VS_SEGMENT_ALIGN);
+	}
+	crc = blob_crc_end(w);
+	MemoryContextSwitchTo(oldcxt);
+	return crc;
+}
+
+/*
+ * sealed_head_crc - the CRC-32C of the sealed region's head as it is now
+ * in the fork: the header "sh", the cluster table "info" (with the
+ * clusters' CRCs), its padding, the codes' parameters and theirs.  It goes
+ * into the metapage (the manifest), so that a segment file's head is
+ * checked against it and each cluster against its own CRC.
+ */
+static uint32
+sealed_head_crc(const VsSealedHeader *sh, const VsClusterInfo *info, int nclusters,
+				const VsQuantParams *params, uint32 params_size)
+{
+	uint64		tablesize = sizeof(VsSealedHeader) + sizeof(VsClusterInfo) * (uint64) nclusters;
+	uint64		padding = VsSealedParamsOffset(nclusters) - tablesize;
+	uint64		ppadding = VsSealedHeadSize(nclusters, params_size) -
+		VsSealedParamsOffset(nclusters) - params_size;
+	char		zeros[VS_SEGMENT_ALIGN] = {0};
+	pg_crc32c	crc;
+
+	INIT_CRC32C(crc);
+	COMP_CRC32C(crc, sh, sizeof(VsSealedHeader));
+	COMP_CRC32C(crc, info, sizeof(VsClusterInfo) * nclusters);
+	COMP_CRC32C(crc, zeros, padding);
+	if (params)
+		COMP_CRC32C(crc, params, params_size);
+	COMP_CRC32C(crc, zeros, ppadding);
+	FIN_CRC32C(crc);
+	return crc;
+}
+
+/*
+ * write_metapage - the metapage contents "meta", into the block the
+ * build reserved (reserve_metapage).  The caller WAL-logs the fork.
+ */
+static void
+write_metapage(Relation index, ForkNumber forknum, VsMetaPage meta)
+{
+	Buffer		buf;
+	Page		page;
+
+	buf = ReadBufferExtended(index, forknum, VS_METAPAGE_BLKNO, RBM_NORMAL, NULL);
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	page = BufferGetPage(buf);
+	VsInitPage(page, VS_PAGE_META);
+	memcpy(PageGetContents(page), meta, sizeof(VsMetaPageData));
+	MarkBufferDirty(buf);
+	UnlockReleaseBuffer(buf);
+}
+
+/*
  * write_index - lay out and write every region of a fork.
  *
  * "sort" is NULL for an index with no rows (an empty table, or the init
  * fork of an unlogged index).  "ex" says what goes into each cluster
  * beside its vectors and TIDs.  Writes the metapage last, into block 0,
  * which the caller reserved; returns the metapage contents.
+ *
+ * The phases: the metapage's fields; the regions before the sealed one
+ * (write_meta_regions); the sealed region's head (header, cluster table
+ * with the clusters' CRCs still zero, the codes' parameters); every
+ * cluster (write_cluster), each read from the sort one cluster ahead so
+ * that the offload service builds its graph while this backend writes the
+ * one before; the clusters' CRCs patched into the table and the head's
+ * CRC into the manifest; the metapage.
  */
 static void
 write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_metric,
@@ -619,14 +821,10 @@ write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_me
 	VsBlobWriter w;
 	VsClusterInfo *info;
 	VsSealedHeader sh;
-	VsDirEntry	entry;
 	uint64		nrows = 0;
 	uint64		sealed_size;
 	uint32		params_size = ex->params ? ex->params->size : 0;
-	Buffer		buf;
-	Page		page;
 	ClusterRows rows[2];
-	MemoryContext oldcxt;
 
 	for (int c = 0; c < nclusters; c++)
 		nrows += counts[c];
@@ -647,29 +845,7 @@ write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_me
 	meta->ef_construction = (uint16) ex->ef_construction;
 	meta->graph_threshold = (uint32) ex->graph_threshold;
 
-	/* centroids */
-	blob_begin(&w, index, forknum);
-	blob_write(&w, centroids, sizeof(float) * dims * (Size) nclusters);
-	meta->centroids = blob_end(&w);
-
-	/* the routing graph over them */
-	write_routing(&w, index, forknum, metric, dims, nclusters, centroids);
-	meta->routing = blob_end(&w);
-
-	/* directory: no delta rows yet */
-	blob_begin(&w, index, forknum);
-	entry.delta_head = InvalidBlockNumber;
-	entry.delta_tail = InvalidBlockNumber;
-	entry.delta_count = 0;
-	entry.reserved = 0;
-	for (int c = 0; c < nclusters; c++)
-		blob_write(&w, &entry, sizeof(entry));
-	meta->directory = blob_end(&w);
-
-	/* deletion bitmap: nothing deleted */
-	blob_begin(&w, index, forknum);
-	blob_write(&w, NULL, (nrows + 7) / 8);
-	meta->bitmap = blob_end(&w);
+	write_meta_regions(&w, index, forknum, metric, dims, nclusters, centroids, nrows, meta);
 
 	/*
 	 * Sealed region: header, cluster table, quantizer parameters, then each
@@ -697,8 +873,8 @@ write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_me
 
 	/*
 	 * The clusters, in order.  Each is read from the sort one cluster
-	 * ahead of its writing, and its graph sent to the GPU service then, so
-	 * that the service builds it while this backend writes the cluster
+	 * ahead of its writing, and its graph sent to the offload service then,
+	 * so that the service builds it while this backend writes the cluster
 	 * before it (and its codes).
 	 */
 	rows[0].cxt = AllocSetContextCreate(CurrentMemoryContext, "vecstore cluster",
@@ -710,78 +886,11 @@ write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_me
 	for (int c = 0; c < nclusters; c++)
 	{
 		ClusterRows *cur = &rows[c % 2];
-		uint8	   *codes = NULL;
-		Size		codesize;
 
 		if (c + 1 < nclusters)
 			read_cluster(index, sort, slot, c + 1, counts[c + 1], dims, ex, &info[c + 1],
 						 &rows[(c + 1) % 2]);
-
-		oldcxt = MemoryContextSwitchTo(cur->cxt);
-		Assert(w.total == info[c].vec_offset);
-		blob_crc_start(&w);
-		if (counts[c] > 0)
-			blob_write(&w, cur->vecs, sizeof(float) * dims * (Size) counts[c]);
-		blob_pad(&w, VS_SEGMENT_ALIGN);
-		Assert(w.total == info[c].tid_offset);
-		if (counts[c] > 0)
-			blob_write(&w, cur->tids, sizeof(ItemPointerData) * counts[c]);
-		blob_pad(&w, VS_SEGMENT_ALIGN);
-		if (info[c].code_offset != 0)
-		{
-			codesize = VsQuantBlockSize(ex->params, counts[c]);
-			codes = palloc_extended(codesize, MCXT_ALLOC_HUGE);
-			Assert(w.total == info[c].code_offset);
-			VsQuantEncodeBlock(ex->params, cur->vecs, counts[c], NULL, codes);
-			blob_write(&w, codes, codesize);
-			blob_pad(&w, VS_SEGMENT_ALIGN);
-		}
-		if (info[c].graph_offset != 0)
-		{
-			VsHnswBuildOptions opt;
-			VsHnswBuildSource source;
-			VsCodeSource cs;
-			void	   *graph = palloc_extended(info[c].graph_size, MCXT_ALLOC_HUGE);
-			instr_time	graph_start;
-			instr_time	graph_end;
-
-			Assert(w.total == info[c].graph_offset);
-			INSTR_TIME_SET_CURRENT(graph_start);
-
-			/*
-			 * The GPU service's graph (see read_cluster), or, without one
-			 * or if that failed, every row inserted here.
-			 */
-			if (cur->graph == NULL || ex->offload->ops->graph_end(cur->graph, graph) != 0)
-			{
-				graph_options(ex, c, &opt);
-				/* the insertions search over the codes, as queries will */
-				if (codes != NULL)
-				{
-					cs.params = ex->params;
-					cs.vecs = cur->vecs;
-					cs.codes = codes;
-					cs.dims = dims;
-					cs.query = NULL;
-					cs.querybuf = palloc(VsQuantQuerySize(ex->params));
-					source.ctx = &cs;
-					source.set_query = code_set_query;
-					source.batch = code_batch;
-					opt.source = &source;
-				}
-				if (VsHnswBuild(cur->vecs, (int) counts[c], dims, ex->metric, &opt,
-								&VsKmeansServerHooks, graph, info[c].graph_size) != info[c].graph_size)
-					elog(ERROR, "could not build the graph of cluster %d of index \"%s\"",
-						 c, RelationGetRelationName(index));
-			}
-			INSTR_TIME_SET_CURRENT(graph_end);
-			if (ex->graph_time != NULL)
-				INSTR_TIME_ACCUM_DIFF(*ex->graph_time, graph_end, graph_start);
-			blob_write(&w, graph, info[c].graph_size);
-			blob_pad(&w, VS_SEGMENT_ALIGN);
-		}
-		info[c].crc = blob_crc_end(&w);
-		MemoryContextSwitchTo(oldcxt);
+		info[c].crc = write_cluster(&w, index, c, cur, counts[c], dims, ex, &info[c]);
 		MemoryContextReset(cur->cxt);
 		pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE,
 									 (int64) (info[c].first_row + counts[c]));
@@ -796,34 +905,10 @@ write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_me
 	/* the clusters' CRCs into the table, and the CRC of the whole head */
 	blob_patch(index, forknum, &meta->sealed, sizeof(VsSealedHeader), info,
 			   sizeof(VsClusterInfo) * nclusters);
-	{
-		uint64		tablesize = sizeof(VsSealedHeader) + sizeof(VsClusterInfo) * (uint64) nclusters;
-		uint64		padding = VsSealedParamsOffset(nclusters) - tablesize;
-		uint64		ppadding = VsSealedHeadSize(nclusters, params_size) -
-			VsSealedParamsOffset(nclusters) - params_size;
-		char		zeros[VS_SEGMENT_ALIGN] = {0};
-		pg_crc32c	crc;
-
-		INIT_CRC32C(crc);
-		COMP_CRC32C(crc, &sh, sizeof(sh));
-		COMP_CRC32C(crc, info, sizeof(VsClusterInfo) * nclusters);
-		COMP_CRC32C(crc, zeros, padding);
-		if (ex->params)
-			COMP_CRC32C(crc, ex->params, params_size);
-		COMP_CRC32C(crc, zeros, ppadding);
-		FIN_CRC32C(crc);
-		meta->sealed_crc = crc;
-	}
+	meta->sealed_crc = sealed_head_crc(&sh, info, nclusters, ex->params, params_size);
 	pfree(info);
 
-	/* the metapage, in the block reserved for it */
-	buf = ReadBufferExtended(index, forknum, VS_METAPAGE_BLKNO, RBM_NORMAL, NULL);
-	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-	page = BufferGetPage(buf);
-	VsInitPage(page, VS_PAGE_META);
-	memcpy(PageGetContents(page), meta, sizeof(VsMetaPageData));
-	MarkBufferDirty(buf);
-	UnlockReleaseBuffer(buf);
+	write_metapage(index, forknum, meta);
 }
 
 /*
@@ -880,66 +965,60 @@ kmeans_progress(void *arg, int iteration, int max_iterations)
 }
 
 /*
- * vsbuild - CREATE INDEX.
+ * build_init - the state of a CREATE INDEX: the index's options, the
+ * offload service (an error here when vecstore.gpu = on and no GPU is
+ * usable), and how large a sample maintenance_work_mem allows.
  */
-IndexBuildResult *
-vsbuild(Relation heap, Relation index, IndexInfo *indexInfo)
+static void
+build_init(VsBuildState *bs, Relation heap, Relation index, IndexInfo *indexInfo)
 {
-	IndexBuildResult *result;
-	VsBuildState bs;
-	VsMetaPageData meta;
-	int			lists_option = VsGetListsOption(index);
-	int			lists;
-	int			nsample;
-	double		reltuples;
-	VsKmeansOptions opt;
 	Size		mem = (Size) maintenance_work_mem * 1024;
-	AttrNumber	attnum = 1;
-	Oid			sortop = Int4LessOperator;
-	Oid			collation = InvalidOid;
-	bool		nullsfirst = false;
-	VsKmeansHooks kmeans_hooks = VsKmeansServerHooks;
-	VsClusterExtras ex;
-	VsQuantParams *params = NULL;
-	int			quantizer;
-	VsOffload  *offload;
-	instr_time	phase_start,
-				phase_time,
-				graph_time;
 
-	kmeans_hooks.progress = kmeans_progress;
+	memset(bs, 0, sizeof(VsBuildState));
+	bs->kmeans_hooks = VsKmeansServerHooks;
+	bs->kmeans_hooks.progress = kmeans_progress;
 	/* the GPU, when one may help (an error when vecstore.gpu = on and none can) */
-	offload = VsOffloadBegin("CREATE INDEX", true);
-	if (offload != NULL)
+	bs->offload = VsOffloadBegin("CREATE INDEX", true);
+	if (bs->offload != NULL)
 	{
-		kmeans_hooks.offload_assign = offload->ops->assign;
-		kmeans_hooks.offload_arg = offload;
+		bs->kmeans_hooks.offload_assign = bs->offload->ops->assign;
+		bs->kmeans_hooks.offload_arg = bs->offload;
 	}
-	memset(&bs, 0, sizeof(bs));
-	bs.hooks = &kmeans_hooks;
-	bs.heap = heap;
-	bs.index = index;
-	bs.metric = VsGetMetric(index);
-	bs.dims = get_dims(index);
-	bs.tmpCtx = AllocSetContextCreate(CurrentMemoryContext, "vecstore build temporary context",
-									  ALLOCSET_DEFAULT_SIZES);
-	pg_prng_seed(&bs.prng, VS_KMEANS_SEED);
+	bs->heap = heap;
+	bs->index = index;
+	bs->indexInfo = indexInfo;
+	bs->lists_option = VsGetListsOption(index);
+	bs->metric = VsGetMetric(index);
+	bs->dims = get_dims(index);
+	bs->tmpCtx = AllocSetContextCreate(CurrentMemoryContext, "vecstore build temporary context",
+									   ALLOCSET_DEFAULT_SIZES);
+	pg_prng_seed(&bs->prng, VS_KMEANS_SEED);
 
 	/* the sample may use half of maintenance_work_mem */
-	bs.sample_cap = (int) Min((Size) INT_MAX / 2,
-							  (mem / 2) / (sizeof(float) * Max(bs.dims, 1)));
-	if (lists_option > 0)
-		bs.sample_cap = Min(bs.sample_cap, Max(VS_MIN_SAMPLE, VS_SAMPLES_PER_LIST * lists_option));
+	bs->sample_cap = (int) Min((Size) INT_MAX / 2,
+							   (mem / 2) / (sizeof(float) * Max(bs->dims, 1)));
+	if (bs->lists_option > 0)
+		bs->sample_cap = Min(bs->sample_cap,
+							 Max(VS_MIN_SAMPLE, VS_SAMPLES_PER_LIST * bs->lists_option));
 	else
-		bs.sample_cap = Min(bs.sample_cap, VS_SAMPLES_PER_LIST * VS_MAX_LISTS);
-	bs.sample_cap = Max(bs.sample_cap, 1);
+		bs->sample_cap = Min(bs->sample_cap, VS_SAMPLES_PER_LIST * VS_MAX_LISTS);
+	bs->sample_cap = Max(bs->sample_cap, 1);
+}
 
-	/* pass 1: count and sample */
+/*
+ * build_sample - pass 1 over the heap: count the rows, sample their
+ * vectors, learn the dimensions of a column without a typmod; then choose
+ * the number of clusters and how much of the sample k-means uses (a NOTICE
+ * when maintenance_work_mem cut the sample short).
+ */
+static void
+build_sample(VsBuildState *bs)
+{
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, VS_PHASE_SAMPLE);
-	reltuples = table_index_build_scan(heap, index, indexInfo, false, true,
-									   sample_callback, &bs, NULL);
+	bs->reltuples = table_index_build_scan(bs->heap, bs->index, bs->indexInfo, false, true,
+										   sample_callback, bs, NULL);
 
-	if (bs.dims == 0)
+	if (bs->dims == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("column has no dimensions"),
@@ -947,149 +1026,213 @@ vsbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 				 errhint("Declare the column as vector(n), or build the index after loading data.")));
 
 	/* how many clusters, and how much of the sample k-means uses */
-	lists = lists_option > 0 ? lists_option : auto_lists(bs.rows);
-	nsample = (int) Min((double) bs.nsample,
-						(double) Max(VS_MIN_SAMPLE, (int64) VS_SAMPLES_PER_LIST * lists));
-	if (bs.rows > nsample && nsample < (int64) VS_SAMPLES_PER_LIST * lists &&
-		nsample == bs.sample_cap)
+	bs->lists = bs->lists_option > 0 ? bs->lists_option : auto_lists(bs->rows);
+	bs->ntrain = (int) Min((double) bs->nsample,
+							(double) Max(VS_MIN_SAMPLE, (int64) VS_SAMPLES_PER_LIST * bs->lists));
+	if (bs->rows > bs->ntrain && bs->ntrain < (int64) VS_SAMPLES_PER_LIST * bs->lists &&
+		bs->ntrain == bs->sample_cap)
 		ereport(NOTICE,
-				(errmsg("vecstore index trained on a sample of %d rows", nsample),
+				(errmsg("vecstore index trained on a sample of %d rows", bs->ntrain),
 				 errdetail("%d clusters would use %d sample rows, but maintenance_work_mem limits the sample.",
-						   lists, VS_SAMPLES_PER_LIST * lists),
+						   bs->lists, VS_SAMPLES_PER_LIST * bs->lists),
 				 errhint("Increase maintenance_work_mem to at least %d MB for better clusters.",
-						 (int) (((Size) VS_SAMPLES_PER_LIST * lists * bs.dims * sizeof(float) * 2) / (1024 * 1024)) + 1)));
+						 (int) (((Size) VS_SAMPLES_PER_LIST * bs->lists * bs->dims * sizeof(float) * 2) / (1024 * 1024)) + 1)));
+}
 
-	/* k-means; no rows (or only zero vectors, for cosine) give one cluster */
+/*
+ * build_train - k-means on the sample gives the centroids (no rows, or
+ * only zero vectors for cosine, give one cluster around the origin); the
+ * same sample trains the codes.  Sets what the clusters will hold beside
+ * their rows (bs->ex), and frees the sample.
+ */
+static void
+build_train(VsBuildState *bs)
+{
+	VsKmeansOptions opt;
+	int			quantizer;
+
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, VS_PHASE_KMEANS);
 	VsKmeansOptionsInit(&opt);
 	opt.seed = VS_KMEANS_SEED;
-	bs.row_metric = VsKmeansRowMetric(bs.metric, &opt);
-	bs.centroids = palloc_extended(sizeof(float) * bs.dims * (Size) Max(lists, 1),
-								   MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	bs.nclusters = 0;
-	if (nsample > 0)
+	bs->row_metric = VsKmeansRowMetric(bs->metric, &opt);
+	bs->centroids = palloc_extended(sizeof(float) * bs->dims * (Size) Max(bs->lists, 1),
+									MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	bs->nclusters = 0;
+	if (bs->ntrain > 0)
 	{
 		VsKmeansStats stats;
 		instr_time	start,
 					elapsed;
 
 		INSTR_TIME_SET_CURRENT(start);
-		bs.nclusters = VsKmeansTrain(bs.sample, nsample, bs.dims, lists, bs.metric,
-									 &opt, &kmeans_hooks, bs.centroids, &stats);
+		bs->nclusters = VsKmeansTrain(bs->sample, bs->ntrain, bs->dims, bs->lists, bs->metric,
+									  &opt, &bs->kmeans_hooks, bs->centroids, &stats);
 		INSTR_TIME_SET_CURRENT(elapsed);
 		INSTR_TIME_SUBTRACT(elapsed, start);
 		/* the GPU test and benchmark compare GPU and CPU builds by these */
 		elog(DEBUG1, "vecstore k-means: %d samples, %d clusters, %d rounds, inertia %.9g, %lld jobs on the GPU, %.1f ms",
-			 nsample, stats.centroids, stats.iterations, stats.inertia,
-			 (long long) (offload ? offload->jobs : 0), INSTR_TIME_GET_MILLISEC(elapsed));
-		if (bs.nclusters < 0 || bs.nclusters > lists)
-			elog(ERROR, "k-means produced %d clusters for %d lists", bs.nclusters, lists);
-		if (bs.nclusters > 0 && bs.nclusters < lists)
+			 bs->ntrain, stats.centroids, stats.iterations, stats.inertia,
+			 (long long) (bs->offload ? bs->offload->jobs : 0), INSTR_TIME_GET_MILLISEC(elapsed));
+		if (bs->nclusters < 0 || bs->nclusters > bs->lists)
+			elog(ERROR, "k-means produced %d clusters for %d lists", bs->nclusters, bs->lists);
+		if (bs->nclusters > 0 && bs->nclusters < bs->lists)
 			ereport(NOTICE,
-					(errmsg("vecstore index has %d clusters instead of %d", bs.nclusters, lists),
-					 errdetail("The table has too few distinct rows for %d clusters.", lists),
+					(errmsg("vecstore index has %d clusters instead of %d", bs->nclusters, bs->lists),
+					 errdetail("The table has too few distinct rows for %d clusters.", bs->lists),
 					 errhint("Build the index after loading data.")));
 	}
-	if (bs.nclusters == 0)
+	if (bs->nclusters == 0)
 	{
 		/* one cluster around the origin */
-		memset(bs.centroids, 0, sizeof(float) * bs.dims);
-		bs.nclusters = 1;
+		memset(bs->centroids, 0, sizeof(float) * bs->dims);
+		bs->nclusters = 1;
 	}
 
 	/* the codes' ranges, from the same sample */
-	memset(&ex, 0, sizeof(ex));
-	ex.metric = bs.metric;
-	ex.graph_threshold = VS_HNSW_FLAT_THRESHOLD;
-	ex.offload = offload;
-	ex.gpu_threads = (offload != NULL && offload->ops->usable(offload)) ?
-		build_threads(heap, index) : 1;
-	INSTR_TIME_SET_ZERO(graph_time);
-	ex.graph_time = &graph_time;
-	VsGetGraphOptions(index, &ex.m, &ex.ef_construction, &quantizer);
-	if (quantizer == VS_QUANTIZER_SQ8 && nsample > 0)
+	bs->ex.metric = bs->metric;
+	bs->ex.graph_threshold = VS_HNSW_FLAT_THRESHOLD;
+	bs->ex.offload = bs->offload;
+	bs->ex.gpu_threads = (bs->offload != NULL && bs->offload->ops->usable(bs->offload)) ?
+		build_threads(bs->heap, bs->index) : 1;
+	INSTR_TIME_SET_ZERO(bs->graph_time);
+	bs->ex.graph_time = &bs->graph_time;
+	VsGetGraphOptions(bs->index, &bs->ex.m, &bs->ex.ef_construction, &quantizer);
+	if (quantizer == VS_QUANTIZER_SQ8 && bs->ntrain > 0)
 	{
 		VsQuantOptions qopt;
 		VsQuantHooks qhooks = {VsKmeansServerHooks.alloc, VsKmeansServerHooks.free,
 		VsKmeansServerHooks.check_interrupts};
 
 		VsQuantOptionsInit(&qopt);
-		params = palloc0(VsQuantParamsSize(bs.dims));
-		if (VsQuantTrain(bs.sample, nsample, bs.dims, bs.metric, NULL, NULL, &qopt,
-						 &qhooks, params) != 0)
+		bs->params = palloc0(VsQuantParamsSize(bs->dims));
+		if (VsQuantTrain(bs->sample, bs->ntrain, bs->dims, bs->metric, NULL, NULL, &qopt,
+						 &qhooks, bs->params) != 0)
 			elog(ERROR, "could not train the codes of index \"%s\"",
-				 RelationGetRelationName(index));
-		ex.params = params;
+				 RelationGetRelationName(bs->index));
+		bs->ex.params = bs->params;
 	}
 
-	if (bs.sample)
-		pfree(bs.sample);
-	bs.sample = NULL;
+	if (bs->sample)
+		pfree(bs->sample);
+	bs->sample = NULL;
 
-	bs.centroid_norms = palloc(sizeof(float) * bs.nclusters);
-	VsKmeansCentroidNorms(bs.centroids, bs.nclusters, bs.dims, bs.centroid_norms);
+	bs->centroid_norms = palloc(sizeof(float) * bs->nclusters);
+	VsKmeansCentroidNorms(bs->centroids, bs->nclusters, bs->dims, bs->centroid_norms);
+}
 
-	/* pass 2: assign every row, sort by cluster */
+/*
+ * build_assign - pass 2 over the heap: every row to its nearest centroid,
+ * in batches (a GPU transfer's worth when the offload service takes
+ * them), into a tuplesort by cluster, sorted at the end.
+ */
+static void
+build_assign(VsBuildState *bs)
+{
+	AttrNumber	attnum = 1;
+	Oid			sortop = Int4LessOperator;
+	Oid			collation = InvalidOid;
+	bool		nullsfirst = false;
+	instr_time	start,
+				elapsed;
+
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, VS_PHASE_ASSIGN);
-	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL, (int64) bs.rows);
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL, (int64) bs->rows);
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, 0);
-	bs.counts = palloc0(sizeof(int64) * bs.nclusters);
+	bs->counts = palloc0(sizeof(int64) * bs->nclusters);
 	/* the GPU takes the rows a transfer segment holds at a time */
-	bs.batch_cap = Max(ASSIGN_BATCH, offload != NULL ?
-					   offload->ops->assign_rows(offload, bs.nclusters, bs.dims) : 0);
-	bs.batch = palloc(sizeof(float) * bs.dims * bs.batch_cap);
-	bs.batch_tids = palloc(sizeof(ItemPointerData) * bs.batch_cap);
-	bs.batch_assign = palloc(sizeof(int32) * bs.batch_cap);
-	bs.sortdesc = CreateTemplateTupleDesc(3);
-	TupleDescInitEntry(bs.sortdesc, (AttrNumber) 1, "cluster", INT4OID, -1, 0);
-	TupleDescInitEntry(bs.sortdesc, (AttrNumber) 2, "tid", TIDOID, -1, 0);
-	TupleDescInitEntry(bs.sortdesc, (AttrNumber) 3, "vector",
-					   TupleDescAttr(RelationGetDescr(index), 0)->atttypid, -1, 0);
-	bs.slot = MakeSingleTupleTableSlot(bs.sortdesc, &TTSOpsMinimalTuple);
-	bs.sort = tuplesort_begin_heap(bs.sortdesc, 1, &attnum, &sortop, &collation, &nullsfirst,
-								   maintenance_work_mem, NULL, TUPLESORT_NONE);
-	INSTR_TIME_SET_CURRENT(phase_start);
-	if (bs.rows > 0)
+	bs->batch_cap = Max(ASSIGN_BATCH, bs->offload != NULL ?
+						bs->offload->ops->assign_rows(bs->offload, bs->nclusters, bs->dims) : 0);
+	bs->batch = palloc(sizeof(float) * bs->dims * bs->batch_cap);
+	bs->batch_tids = palloc(sizeof(ItemPointerData) * bs->batch_cap);
+	bs->batch_assign = palloc(sizeof(int32) * bs->batch_cap);
+	bs->sortdesc = CreateTemplateTupleDesc(3);
+	TupleDescInitEntry(bs->sortdesc, (AttrNumber) 1, "cluster", INT4OID, -1, 0);
+	TupleDescInitEntry(bs->sortdesc, (AttrNumber) 2, "tid", TIDOID, -1, 0);
+	TupleDescInitEntry(bs->sortdesc, (AttrNumber) 3, "vector",
+					   TupleDescAttr(RelationGetDescr(bs->index), 0)->atttypid, -1, 0);
+	bs->slot = MakeSingleTupleTableSlot(bs->sortdesc, &TTSOpsMinimalTuple);
+	bs->sort = tuplesort_begin_heap(bs->sortdesc, 1, &attnum, &sortop, &collation, &nullsfirst,
+									maintenance_work_mem, NULL, TUPLESORT_NONE);
+	INSTR_TIME_SET_CURRENT(start);
+	if (bs->rows > 0)
 	{
-		table_index_build_scan(heap, index, indexInfo, false, true,
-							   assign_callback, &bs, NULL);
-		flush_batch(&bs);
+		table_index_build_scan(bs->heap, bs->index, bs->indexInfo, false, true,
+							   assign_callback, bs, NULL);
+		flush_batch(bs);
 	}
-	INSTR_TIME_SET_CURRENT(phase_time);
-	INSTR_TIME_SUBTRACT(phase_time, phase_start);
+	INSTR_TIME_SET_CURRENT(elapsed);
+	INSTR_TIME_SUBTRACT(elapsed, start);
 	elog(DEBUG1, "vecstore assignment: %lld rows, %lld jobs on the GPU in all, %.1f ms with the table scan",
-		 (long long) bs.assigned, (long long) (offload ? offload->jobs : 0),
-		 INSTR_TIME_GET_MILLISEC(phase_time));
-	tuplesort_performsort(bs.sort);
+		 (long long) bs->assigned, (long long) (bs->offload ? bs->offload->jobs : 0),
+		 INSTR_TIME_GET_MILLISEC(elapsed));
+	tuplesort_performsort(bs->sort);
+}
 
-	/* the fork, WAL-logged once in bulk */
+/*
+ * build_write - the fork: every region from the sorted rows (write_index),
+ * then every page WAL-logged once in bulk.  Returns the metapage in *meta.
+ */
+static void
+build_write(VsBuildState *bs, VsMetaPage meta)
+{
+	instr_time	start,
+				elapsed;
+
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, VS_PHASE_WRITE);
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, 0);
-	reserve_metapage(index, MAIN_FORKNUM);
-	INSTR_TIME_SET_CURRENT(phase_start);
-	write_index(index, MAIN_FORKNUM, bs.metric, bs.row_metric, bs.dims, bs.nclusters,
-				bs.centroids, bs.counts, bs.sort, bs.slot, lists_option, &ex, &meta);
-	INSTR_TIME_SET_CURRENT(phase_time);
-	INSTR_TIME_SUBTRACT(phase_time, phase_start);
+	reserve_metapage(bs->index, MAIN_FORKNUM);
+	INSTR_TIME_SET_CURRENT(start);
+	write_index(bs->index, MAIN_FORKNUM, bs->metric, bs->row_metric, bs->dims, bs->nclusters,
+				bs->centroids, bs->counts, bs->sort, bs->slot, bs->lists_option, &bs->ex, meta);
+	INSTR_TIME_SET_CURRENT(elapsed);
+	INSTR_TIME_SUBTRACT(elapsed, start);
 	elog(DEBUG1, "vecstore clusters: %d, %lld graphs built by the GPU service on %d threads, %.1f ms with codes, graphs and the fork, %.1f ms of it in graphs",
-		 bs.nclusters, (long long) (offload ? offload->graphs : 0), ex.gpu_threads,
-		 INSTR_TIME_GET_MILLISEC(phase_time), INSTR_TIME_GET_MILLISEC(graph_time));
-	tuplesort_end(bs.sort);
-	ExecDropSingleTupleTableSlot(bs.slot);
-	if (RelationNeedsWAL(index))
-		log_newpage_range(index, MAIN_FORKNUM, 0, RelationGetNumberOfBlocks(index), true);
+		 bs->nclusters, (long long) (bs->offload ? bs->offload->graphs : 0), bs->ex.gpu_threads,
+		 INSTR_TIME_GET_MILLISEC(elapsed), INSTR_TIME_GET_MILLISEC(bs->graph_time));
+	tuplesort_end(bs->sort);
+	ExecDropSingleTupleTableSlot(bs->slot);
+	if (RelationNeedsWAL(bs->index))
+		log_newpage_range(bs->index, MAIN_FORKNUM, 0, RelationGetNumberOfBlocks(bs->index), true);
+}
 
-	/* the segment file; then the files of the old relfilenode go at commit */
+/*
+ * build_segment - the segment file of the new relfilenode (removed again
+ * if the transaction aborts); the files of the index's old relfilenodes
+ * go at commit (TRUNCATE, REINDEX, VACUUM FULL build the index anew); and
+ * a sweep of orphans.
+ */
+static void
+build_segment(VsBuildState *bs, VsMetaPage meta)
+{
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, VS_PHASE_SEGMENT);
-	VsSegmentRemoveOnAbort(index->rd_node);
-	VsSegmentWrite(index, &meta);
-	VsSegmentForgetIndexFiles(index);
+	VsSegmentRemoveOnAbort(bs->index->rd_node);
+	VsSegmentWrite(bs->index, meta);
+	VsSegmentForgetIndexFiles(bs->index);
 	VsSegmentSweep();
+}
+
+/*
+ * vsbuild - CREATE INDEX (and REINDEX, TRUNCATE, VACUUM FULL): the phases
+ * in order, each reported in pg_stat_progress_create_index (VS_PHASE_*).
+ */
+IndexBuildResult *
+vsbuild(Relation heap, Relation index, IndexInfo *indexInfo)
+{
+	IndexBuildResult *result;
+	VsBuildState bs;
+	VsMetaPageData meta;
+
+	build_init(&bs, heap, index, indexInfo);
+	build_sample(&bs);
+	build_train(&bs);
+	build_assign(&bs);
+	build_write(&bs, &meta);
+	build_segment(&bs, &meta);
 
 	MemoryContextDelete(bs.tmpCtx);
 
 	result = (IndexBuildResult *) palloc(sizeof(IndexBuildResult));
-	result->heap_tuples = reltuples;
+	result->heap_tuples = bs.reltuples;
 	result->index_tuples = bs.assigned;
 	return result;
 }
