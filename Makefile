@@ -2,7 +2,10 @@
 #
 #   make / make install          build and install the extension (needs pg_config)
 #   make installcheck            pg_regress against a running server (PGHOST/PGPORT)
-#   ./test/run.sh                the whole suite on a throwaway server (README)
+#   make kernel-test             the stand-alone unit tests (KERNEL_TESTS, no server)
+#   ./test/run.sh                the whole suite on a throwaway server (README):
+#                                include rules, build, pg_regress, isolation,
+#                                unit tests, TAP
 #   ./tools/demo.sh              the demo on a throwaway server (README)
 #
 # WERROR=1 adds -Werror (the test script sets it).  WITH_CUDA (auto, yes,
@@ -147,8 +150,9 @@ demo:
 
 # ---------------------------------------------------------------------------
 # IVF training (src/vskmeans.c): stand-alone unit test and benchmark, linked
-# without the server like test_kernels above.  "make kernel-test" runs both
-# unit tests; "make bench/bench_kmeans && ./bench/bench_kmeans" benchmarks.
+# without the server like test_kernels above.  "make kernel-test" runs every
+# unit test in KERNEL_TESTS; "make bench/bench_kmeans && ./bench/bench_kmeans"
+# benchmarks.
 # ---------------------------------------------------------------------------
 KMEANS_SRCS = src/vskmeans.c src/vsdistance.c
 KMEANS_DEPS = $(KMEANS_SRCS) src/vskmeans.h src/vsdistance.h

@@ -7,7 +7,11 @@
 # still run, but the script exits non-zero:
 #
 #   deps          ./tools/deps.sh (installs as root; fatal when it fails)
-#   build         make clean; make WERROR=1; tools/fvecs2pg, bench/bench_kernels
+#   includes      ./tools/check-includes.sh: the include rules that keep the
+#                 dependencies one way (algorithms <- storage <- AM phases ->
+#                 offload interface <- GPU service; src/README)
+#   build         make clean; make WERROR=1 (vecstore.so and the GPU helper,
+#                 cuda/vecstore-gpu-helper); tools/fvecs2pg, bench/bench_kernels
 #   install       make install
 #   server        initdb + start a private server (tools/pgserver.sh)
 #   installcheck  make installcheck against it (pg_regress, the REGRESS list),
@@ -15,7 +19,9 @@
 #                 the output must not depend on it; regression.diffs is
 #                 printed when it fails
 #   isolation     pg_isolation_regress for test/isolation/specs/*.spec, if any
-#   kernel-test   make kernel-test (the distance kernels, no server)
+#   kernel-test   make kernel-test: the stand-alone unit tests of the pure-C
+#                 cores, no server (test/kernels: distance kernels, k-means,
+#                 HNSW graphs, compact codes)
 #   tap           prove, one test/t/*.pl at a time, as the unprivileged user
 #                 (PostgreSQL::Test::Cluster runs its own initdb, which
 #                 refuses root); a failing file's regress_log is printed
@@ -83,6 +89,14 @@ else
     record deps FAIL "./tools/deps.sh failed: nothing else can run"
     summary || true
     exit 1
+fi
+
+# --- includes -----------------------------------------------------------
+header includes
+if ./tools/check-includes.sh; then
+    record includes PASS "the include rules hold"
+else
+    record includes FAIL "./tools/check-includes.sh"
 fi
 
 # shellcheck source=tools/pgserver.sh
