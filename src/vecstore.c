@@ -13,8 +13,9 @@
  *	VsGpuInit		the GPU service's GUCs and offload table; with
  *					shared_preload_libraries, its shared memory and
  *					background worker (vsgpu.c)
- *	VsSegmentInit	the segment files' transaction callbacks and DROP
- *					hooks (vssegment.c)
+ *	VsSegmentInit	the segment mappings' relcache callback (vssegment.c)
+ *	VsSegmentRemoveInit  the transaction callbacks and DROP hooks that
+ *					remove segment files (vssegment_remove.c)
  *
  * This file depends on every subsystem; none depends on it.
  *
@@ -128,6 +129,7 @@ _PG_init(void)
 	VsAmInit();
 	VsGpuInit();
 	VsSegmentInit();
+	VsSegmentRemoveInit();
 
 	MarkGUCPrefixReserved("vecstore");
 }

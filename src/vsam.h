@@ -29,6 +29,8 @@
 #ifndef VSAM_H
 #define VSAM_H
 
+#include <math.h>
+
 #include "access/amapi.h"
 #include "access/genam.h"
 #include "access/generic_xlog.h"
@@ -276,6 +278,55 @@ typedef struct VsMetaCacheData
 
 typedef VsMetaCacheData *VsMetaCache;
 
+/* a walk over one cluster's delta chain (vspage.c, VsDeltaChainBegin) */
+typedef enum VsDeltaChainProblem
+{
+	VS_DELTA_CHAIN_OK = 0,
+	VS_DELTA_CHAIN_PAST_END,	/* a link points past the end of the index */
+	VS_DELTA_CHAIN_LOOPS,		/* longer than the index: a loop */
+	VS_DELTA_CHAIN_NOT_DELTA	/* a link reaches a page that is not a delta page */
+} VsDeltaChainProblem;
+
+typedef struct VsDeltaChain
+{
+	Relation	index;
+	int			lockmode;		/* BUFFER_LOCK_SHARE or _EXCLUSIVE */
+	BufferAccessStrategy strategy;
+	BlockNumber nblocks;		/* > 0: report damage instead of an error */
+	BlockNumber steps;			/* pages visited */
+	BlockNumber next;			/* the page after the current one */
+	Buffer		buf;			/* the current page, pinned and locked */
+	BlockNumber blkno;			/* its block (or the damaged one) */
+	VsDeltaChainProblem problem;
+} VsDeltaChain;
+
+/*
+ * The clusters in the order a query visits them (vsroute.c): nearest
+ * centroid first.  VsRouteBegin fills the first ones (from the routing
+ * graph when the index has one), VsRouteAll the rest.
+ */
+typedef struct VsRoute
+{
+	int		   *order;			/* nclusters entries, in the caller's context */
+	int			norder;			/* valid entries of "order" */
+	bool		all;			/* "order" holds every cluster */
+	const float *query;			/* as routing compares it with centroids
+								 * (normalised for cosine), or NULL */
+} VsRoute;
+
+/*
+ * VsCompareDistance - float8 order with NaN last (as ORDER BY sorts it).
+ */
+static inline int
+VsCompareDistance(double a, double b)
+{
+	if (isnan(a))
+		return isnan(b) ? 0 : 1;
+	if (isnan(b))
+		return -1;
+	return (a > b) - (a < b);
+}
+
 /* a candidate row of a scan */
 typedef struct VsCandidate
 {
@@ -316,8 +367,8 @@ extern void vsendscan(IndexScanDesc scan);
 extern IndexBulkDeleteResult *vsbulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 										   IndexBulkDeleteCallback callback, void *callback_state);
 extern IndexBulkDeleteResult *vsvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats);
-extern void VsCountRows(Relation index, VsMetaPage meta, uint64 *sealed_dead,
-						uint64 *delta_live, uint64 *delta_dead);
+extern void VsCountRows(Relation index, VsMetaPage meta, BufferAccessStrategy strategy,
+						uint64 *sealed_dead, uint64 *delta_live, uint64 *delta_dead);
 
 /* vscost.c */
 extern void vscostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
@@ -334,12 +385,18 @@ extern void VsCheckPage(Relation index, Page page, BlockNumber blkno, uint16 typ
 extern Buffer VsNewBuffer(Relation index, ForkNumber forknum);
 extern void VsReadMeta(Relation index, VsMetaPage meta);
 extern VsMetaCache VsGetMetaCache(Relation index);
-extern void VsBlobRead(Relation index, const VsRegion *region, uint64 offset, void *dst, Size len);
+extern void VsBlobRead(Relation index, const VsRegion *region, uint64 offset, void *dst, Size len,
+					   BufferAccessStrategy strategy);
 extern BlockNumber VsBlobBlock(const VsRegion *region, uint64 offset, uint32 *page_offset);
-extern void VsNormalize(float *x, int dims);
-extern Vector *VsDatumToVector(Relation index, Datum value, int dims);
+extern void VsDeltaChainBegin(VsDeltaChain *chain, Relation index, BlockNumber head,
+							  int lockmode, BufferAccessStrategy strategy, BlockNumber nblocks);
+extern bool VsDeltaChainNext(VsDeltaChain *chain);
+extern void VsDeltaChainEnd(VsDeltaChain *chain);
+
+/* vsroute.c */
 extern int	VsNearestCluster(VsMetaCache cache, const float *x);
-extern const VsKmeansHooks VsKmeansServerHooks;
+extern void VsRouteBegin(VsRoute *route, VsMetaCache cache, const float *query);
+extern void VsRouteAll(VsRoute *route, VsMetaCache cache);
 
 /* vssegment.c */
 extern void VsSegmentInit(void);
@@ -348,11 +405,16 @@ extern void VsSegmentRelease(const char *body);
 extern const char *VsSegmentCluster(Relation index, VsMetaPage meta, const char *body, uint32 cluster);
 extern char *VsSealedCheckFork(Relation index, VsMetaPage meta);
 extern void VsSegmentWrite(Relation index, VsMetaPage meta);
-extern void VsSegmentForgetIndexFiles(Relation index);
-extern void VsSegmentRemoveOnAbort(RelFileNode node);
-extern int	VsSegmentSweep(void);
 extern Size VsSegmentBytesMapped(Relation index);
 extern const char *VsSegmentCheck(Relation index, VsMetaPage meta);
 extern const VsQuantParams *VsSegmentParams(VsMetaPage meta, const char *body);
+extern bool VsSegmentFileIndex(const char *path, Oid *indexoid);
+extern void VsSegmentEndOfXact(void);
+
+/* vssegment_remove.c */
+extern void VsSegmentRemoveInit(void);
+extern void VsSegmentRemoveOnAbort(RelFileNode node);
+extern void VsSegmentForgetIndexFiles(Relation index);
+extern int	VsSegmentSweep(void);
 
 #endif							/* VSAM_H */

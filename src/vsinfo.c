@@ -67,16 +67,16 @@ close_vecstore_index(Relation index, Relation heap)
 
 /*
  * read_cluster_table - the VsClusterInfo array of the sealed region,
- * palloc'd, read from the fork.
+ * palloc'd, read from the fork through "bas".
  */
 static VsClusterInfo *
-read_cluster_table(Relation index, VsMetaPage meta)
+read_cluster_table(Relation index, VsMetaPage meta, BufferAccessStrategy bas)
 {
 	VsClusterInfo *info = palloc_extended(sizeof(VsClusterInfo) * Max(meta->nclusters, 1),
 										  MCXT_ALLOC_HUGE);
 
 	VsBlobRead(index, &meta->sealed, sizeof(VsSealedHeader), info,
-			   sizeof(VsClusterInfo) * meta->nclusters);
+			   sizeof(VsClusterInfo) * meta->nclusters, bas);
 	return info;
 }
 
@@ -110,19 +110,22 @@ vecstore_index_info(PG_FUNCTION_ARGS)
 	char	   *path;
 	struct stat st;
 	bool		present;
+	/* a pass over the whole index: a ring, not all of shared_buffers */
+	BufferAccessStrategy bas = GetAccessStrategy(BAS_BULKREAD);
 
 	tupdesc = VsResultRowType(fcinfo, INDEX_INFO_COLS);
 
 	index = open_vecstore_index(indexoid, &heap);
 	VsReadMeta(index, &meta);
-	info = read_cluster_table(index, &meta);
+	info = read_cluster_table(index, &meta, bas);
 
 	for (uint32 c = 0; c < meta.nclusters; c++)
 	{
 		VsDirEntry	entry;
 		int64		rows;
 
-		VsBlobRead(index, &meta.directory, (uint64) c * sizeof(VsDirEntry), &entry, sizeof(entry));
+		VsBlobRead(index, &meta.directory, (uint64) c * sizeof(VsDirEntry), &entry, sizeof(entry),
+				   bas);
 		rows = (int64) info[c].count + entry.delta_count;
 		minrows = Min(minrows, rows);
 		maxrows = Max(maxrows, rows);
@@ -137,7 +140,8 @@ vecstore_index_info(PG_FUNCTION_ARGS)
 											(uint64) info[c].count * (meta.params_size > 0 ?
 																	  VsQuantRecordSize(meta.dims) : 0));
 	}
-	VsCountRows(index, &meta, &sealed_dead, &delta_live, &delta_dead);
+	VsCountRows(index, &meta, bas, &sealed_dead, &delta_live, &delta_dead);
+	FreeAccessStrategy(bas);
 
 	path = VsSegmentPath(index->rd_node, meta.generation);
 	present = (stat(path, &st) == 0);
@@ -203,13 +207,14 @@ add_problem(ReturnSetInfo *rsinfo, bool repaired, const char *fmt,...)
  * palloc'd buffer aligned as a graph must be (*mem is what to pfree).
  */
 static const void *
-read_graph(Relation index, const VsRegion *region, uint64 offset, uint64 size, char **mem)
+read_graph(Relation index, const VsRegion *region, uint64 offset, uint64 size, char **mem,
+		   BufferAccessStrategy bas)
 {
 	char	   *graph;
 
 	*mem = palloc_extended(size + VS_HNSW_ALIGN, MCXT_ALLOC_HUGE);
 	graph = (char *) TYPEALIGN(VS_HNSW_ALIGN, *mem);
-	VsBlobRead(index, region, offset, graph, size);
+	VsBlobRead(index, region, offset, graph, size, bas);
 	return graph;
 }
 
@@ -220,9 +225,9 @@ read_graph(Relation index, const VsRegion *region, uint64 offset, uint64 size, c
  * a graph that was written wrong.
  */
 static void
-check_graphs(Relation index, VsMetaPage meta, ReturnSetInfo *rsinfo)
+check_graphs(Relation index, VsMetaPage meta, ReturnSetInfo *rsinfo, BufferAccessStrategy bas)
 {
-	VsClusterInfo *info = read_cluster_table(index, meta);
+	VsClusterInfo *info = read_cluster_table(index, meta, bas);
 	char	   *mem;
 	const void *graph;
 	const char *problem;
@@ -232,7 +237,8 @@ check_graphs(Relation index, VsMetaPage meta, ReturnSetInfo *rsinfo)
 		CHECK_FOR_INTERRUPTS();
 		if (info[c].graph_offset == 0)
 			continue;
-		graph = read_graph(index, &meta->sealed, info[c].graph_offset, info[c].graph_size, &mem);
+		graph = read_graph(index, &meta->sealed, info[c].graph_offset, info[c].graph_size, &mem,
+						   bas);
 		problem = VsHnswValidate(graph, info[c].graph_size, (int) info[c].count,
 								 (int) meta->dims, (VsMetric) meta->metric);
 		if (problem != NULL)
@@ -242,7 +248,7 @@ check_graphs(Relation index, VsMetaPage meta, ReturnSetInfo *rsinfo)
 	}
 	if (meta->routing.nbytes > 0)
 	{
-		graph = read_graph(index, &meta->routing, 0, meta->routing.nbytes, &mem);
+		graph = read_graph(index, &meta->routing, 0, meta->routing.nbytes, &mem, bas);
 		problem = VsHnswValidate(graph, meta->routing.nbytes, (int) meta->nclusters, (int) meta->dims,
 								 meta->metric == VS_METRIC_L2 ? VS_METRIC_L2 : VS_METRIC_IP);
 		if (problem != NULL)
@@ -254,46 +260,39 @@ check_graphs(Relation index, VsMetaPage meta, ReturnSetInfo *rsinfo)
 }
 
 /*
- * check_delta_chain - walk one cluster's chain; report loops, wrong page
- * types, a tail that is not the last page, a count that does not match.
+ * check_delta_chain - walk one cluster's chain (a checked walk of the
+ * index's "nblocks" pages, through "bas"); report loops, links past the
+ * end, wrong page types, a tail that is not the last page, a count that
+ * does not match.
  */
 static void
 check_delta_chain(Relation index, ReturnSetInfo *rsinfo, uint32 cluster,
-				  const VsDirEntry *entry, BlockNumber nblocks)
+				  const VsDirEntry *entry, BlockNumber nblocks, BufferAccessStrategy bas)
 {
-	BlockNumber blkno = entry->delta_head;
+	VsDeltaChain chain;
 	BlockNumber last = InvalidBlockNumber;
 	uint64		rows = 0;
-	BlockNumber steps = 0;
 
-	while (BlockNumberIsValid(blkno))
+	VsDeltaChainBegin(&chain, index, entry->delta_head, BUFFER_LOCK_SHARE, bas, nblocks);
+	while (VsDeltaChainNext(&chain))
 	{
-		Buffer		buf;
-		Page		page;
-		VsPageOpaque opaque;
-
-		CHECK_FOR_INTERRUPTS();
-		if (blkno >= nblocks || ++steps > nblocks)
-		{
+		rows += PageGetMaxOffsetNumber(BufferGetPage(chain.buf));
+		last = chain.blkno;
+	}
+	switch (chain.problem)
+	{
+		case VS_DELTA_CHAIN_OK:
+			break;
+		case VS_DELTA_CHAIN_PAST_END:
+		case VS_DELTA_CHAIN_LOOPS:
 			add_problem(rsinfo, false, "delta chain of cluster %u %s at block %u",
-						cluster, blkno >= nblocks ? "points past the end of the index" : "loops", blkno);
+						cluster, chain.problem == VS_DELTA_CHAIN_PAST_END ?
+						"points past the end of the index" : "loops", chain.blkno);
 			return;
-		}
-		buf = ReadBuffer(index, blkno);
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		page = BufferGetPage(buf);
-		opaque = VsPageGetOpaque(page);
-		if (PageIsNew(page) || opaque->page_id != VS_PAGE_ID || opaque->type != VS_PAGE_DELTA)
-		{
+		case VS_DELTA_CHAIN_NOT_DELTA:
 			add_problem(rsinfo, false, "delta chain of cluster %u reaches block %u, which is not a delta page",
-						cluster, blkno);
-			UnlockReleaseBuffer(buf);
+						cluster, chain.blkno);
 			return;
-		}
-		rows += PageGetMaxOffsetNumber(page);
-		last = blkno;
-		blkno = opaque->nextblkno;
-		UnlockReleaseBuffer(buf);
 	}
 	if (last != entry->delta_tail)
 		add_problem(rsinfo, false, "delta chain of cluster %u ends at block %u but its tail is recorded as %u",
@@ -324,6 +323,8 @@ vecstore_verify(PG_FUNCTION_ARGS)
 	const char *region_names[5] = {"centroids", "directory", "bitmap", "sealed", "routing"};
 	const char *problem;
 	bool		fork_ok = true;
+	/* a pass over the whole index: a ring, not all of shared_buffers */
+	BufferAccessStrategy bas = GetAccessStrategy(BAS_BULKREAD);
 
 	SetSingleFuncCall(fcinfo, 0);
 	index = open_vecstore_index(indexoid, &heap);
@@ -364,7 +365,7 @@ vecstore_verify(PG_FUNCTION_ARGS)
 	}
 
 	if (fork_ok)
-		check_graphs(index, &meta, rsinfo);
+		check_graphs(index, &meta, rsinfo, bas);
 
 	if (fork_ok)
 	{
@@ -373,8 +374,9 @@ vecstore_verify(PG_FUNCTION_ARGS)
 		{
 			VsDirEntry	entry;
 
-			VsBlobRead(index, &meta.directory, (uint64) c * sizeof(VsDirEntry), &entry, sizeof(entry));
-			check_delta_chain(index, rsinfo, c, &entry, nblocks);
+			VsBlobRead(index, &meta.directory, (uint64) c * sizeof(VsDirEntry), &entry, sizeof(entry),
+					   bas);
+			check_delta_chain(index, rsinfo, c, &entry, nblocks, bas);
 		}
 
 		/* the segment file */
@@ -391,6 +393,7 @@ vecstore_verify(PG_FUNCTION_ARGS)
 			VsSegmentSweep();
 	}
 
+	FreeAccessStrategy(bas);
 	close_vecstore_index(index, heap);
 	return (Datum) 0;
 }

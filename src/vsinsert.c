@@ -25,7 +25,20 @@
 #include "vsam.h"
 
 /*
- * append_delta - add one row to the delta chain of "cluster".
+ * append_delta - add one row (heap TID "heap_tid", vector "v" of the
+ * index's dims) to the delta chain of "cluster", crash-safe.
+ *
+ * Locks, in the index's lock order (src/README): the directory page that
+ * holds the cluster's VsDirEntry, exclusive; then the chain's tail page,
+ * exclusive; then, when the tail is full or the chain empty, a new page
+ * (VsNewBuffer: the relation extension lock only while extending).  All
+ * of them are changed in one GenericXLog record: the row on its page, a
+ * new page linked after the old tail, and the entry's tail, head and
+ * count, so a crash leaves either all of it or none.  Every lock and pin
+ * is released before returning.  The caller holds RowExclusiveLock on the
+ * index, and "meta" is its current metapage (the directory's place).
+ * Errors out with ERRCODE_INDEX_CORRUPTED when a page is not of the
+ * expected type.
  */
 static void
 append_delta(Relation index, VsMetaPage meta, int cluster, ItemPointer heap_tid,

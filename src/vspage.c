@@ -1,11 +1,12 @@
 /*-------------------------------------------------------------------------
  *
  * vspage.c
- *	  Page, metapage and blob-region helpers of the vecstore index, and
- *	  the per-backend metadata cache.
+ *	  Page, metapage and blob-region helpers of the vecstore index, the
+ *	  walk over a delta chain, and the per-backend metadata cache.
  *
- * Everything here reads or initialises pages; WAL logging is the caller's
- * business (bulk pages are logged with log_newpage_range at the end of a
+ * Everything here reads or initialises pages, and every reader of a blob
+ * region (VsBlobRead) or of a delta chain (VsDeltaChain*) goes through
+ * here; WAL logging is the caller's business (bulk pages are logged with log_newpage_range at the end of a
  * build, single-page changes go through GenericXLog).
  *
  * IDENTIFICATION
@@ -15,8 +16,7 @@
  */
 #include "postgres.h"
 
-#include <math.h>
-
+#include "commands/vacuum.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "utils/memutils.h"
@@ -134,11 +134,16 @@ VsBlobBlock(const VsRegion *region, uint64 offset, uint32 *page_offset)
 /*
  * VsBlobRead - copy "len" bytes at "offset" of a region into "dst".
  *
- * Takes a share lock on each page in turn.  The caller holds a lock on
- * the index that keeps the region in place.
+ * Takes a share lock on each page in turn, read through "strategy" (NULL:
+ * the default; a pass over a whole region, such as a segment rebuild or
+ * vecstore_verify, passes a BAS_BULKREAD ring so as not to flood
+ * shared_buffers, VACUUM its own).  The caller holds a lock on the index
+ * that keeps the region in place.  Every reader of a region goes through
+ * here.
  */
 void
-VsBlobRead(Relation index, const VsRegion *region, uint64 offset, void *dst, Size len)
+VsBlobRead(Relation index, const VsRegion *region, uint64 offset, void *dst, Size len,
+		   BufferAccessStrategy strategy)
 {
 	char	   *out = dst;
 
@@ -157,7 +162,7 @@ VsBlobRead(Relation index, const VsRegion *region, uint64 offset, void *dst, Siz
 		Buffer		buf;
 		Page		page;
 
-		buf = ReadBuffer(index, blkno);
+		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL, strategy);
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		page = BufferGetPage(buf);
 		VsCheckPage(index, page, blkno, VS_PAGE_BLOB);
@@ -170,28 +175,101 @@ VsBlobRead(Relation index, const VsRegion *region, uint64 offset, void *dst, Siz
 	}
 }
 
-/* palloc and CHECK_FOR_INTERRUPTS for vskmeans.c, without progress */
-static void *
-server_alloc(size_t size)
+/*
+ * VsDeltaChainBegin - start a walk over a cluster's delta chain, from
+ * "head" (VsDirEntry.delta_head; InvalidBlockNumber for none).
+ *
+ * Each VsDeltaChainNext then leaves the next page of the chain in
+ * chain->buf, pinned and locked in "lockmode" (BUFFER_LOCK_SHARE, or
+ * BUFFER_LOCK_EXCLUSIVE for a caller that changes it through GenericXLog
+ * before moving on), read through "strategy".  The chain's pages are read
+ * in order, one lock at a time, which is the lock order inserts follow
+ * (src/README).
+ *
+ * With "nblocks" > 0 (the index's size) the walk reports a damaged chain
+ * instead of raising an error: a page past the end, a loop, a page that
+ * is not a delta page end the walk with chain->problem set (and
+ * chain->blkno the block); vecstore_verify uses that.  With 0 such a page
+ * is an ERRCODE_INDEX_CORRUPTED error (VsCheckPage), as for any read.
+ */
+void
+VsDeltaChainBegin(VsDeltaChain *chain, Relation index, BlockNumber head, int lockmode,
+				  BufferAccessStrategy strategy, BlockNumber nblocks)
 {
-	return palloc_extended(Max(size, 1), MCXT_ALLOC_HUGE);
+	chain->index = index;
+	chain->lockmode = lockmode;
+	chain->strategy = strategy;
+	chain->nblocks = nblocks;
+	chain->steps = 0;
+	chain->next = head;
+	chain->buf = InvalidBuffer;
+	chain->blkno = InvalidBlockNumber;
+	chain->problem = VS_DELTA_CHAIN_OK;
 }
 
-static void
-server_free(void *ptr)
+/*
+ * VsDeltaChainNext - release the current page (if any) and move to the
+ * next one of the chain.  True with the page in chain->buf (and its block
+ * in chain->blkno); false at the end of the chain, or at a damaged page
+ * of a checked walk (chain->problem), with no buffer held.
+ */
+bool
+VsDeltaChainNext(VsDeltaChain *chain)
 {
-	pfree(ptr);
+	Page		page;
+	VsPageOpaque opaque;
+
+	if (BufferIsValid(chain->buf))
+	{
+		chain->next = VsPageGetOpaque(BufferGetPage(chain->buf))->nextblkno;
+		UnlockReleaseBuffer(chain->buf);
+		chain->buf = InvalidBuffer;
+	}
+	if (!BlockNumberIsValid(chain->next))
+		return false;
+
+	/* VACUUM's walks (exclusive locks) pace themselves as VACUUM does */
+	if (chain->lockmode == BUFFER_LOCK_EXCLUSIVE)
+		vacuum_delay_point();
+	else
+		CHECK_FOR_INTERRUPTS();
+
+	chain->blkno = chain->next;
+	if (chain->nblocks > 0 && (chain->blkno >= chain->nblocks || ++chain->steps > chain->nblocks))
+	{
+		chain->problem = chain->blkno >= chain->nblocks ? VS_DELTA_CHAIN_PAST_END : VS_DELTA_CHAIN_LOOPS;
+		return false;
+	}
+	chain->buf = ReadBufferExtended(chain->index, MAIN_FORKNUM, chain->blkno, RBM_NORMAL,
+									chain->strategy);
+	LockBuffer(chain->buf, chain->lockmode);
+	page = BufferGetPage(chain->buf);
+	if (chain->nblocks == 0)
+		VsCheckPage(chain->index, page, chain->blkno, VS_PAGE_DELTA);
+	else
+	{
+		opaque = VsPageGetOpaque(page);
+		if (PageIsNew(page) || opaque->page_id != VS_PAGE_ID || opaque->type != VS_PAGE_DELTA)
+		{
+			UnlockReleaseBuffer(chain->buf);
+			chain->buf = InvalidBuffer;
+			chain->problem = VS_DELTA_CHAIN_NOT_DELTA;
+			return false;
+		}
+	}
+	return true;
 }
 
-static void
-server_check_interrupts(void)
+/*
+ * VsDeltaChainEnd - release the page of a walk stopped before its end.
+ */
+void
+VsDeltaChainEnd(VsDeltaChain *chain)
 {
-	CHECK_FOR_INTERRUPTS();
+	if (BufferIsValid(chain->buf))
+		UnlockReleaseBuffer(chain->buf);
+	chain->buf = InvalidBuffer;
 }
-
-const VsKmeansHooks VsKmeansServerHooks = {
-	server_alloc, server_free, server_check_interrupts, NULL, NULL, NULL, NULL
-};
 
 /*
  * VsGetMetaCache - the metapage and centroids of the index's current
@@ -232,7 +310,7 @@ VsGetMetaCache(Relation index)
 	cache->meta = meta;
 	nfloats = (Size) meta.nclusters * meta.dims;
 	cache->centroids = palloc_extended(Max(nfloats, 1) * sizeof(float), MCXT_ALLOC_HUGE);
-	VsBlobRead(index, &meta.centroids, 0, cache->centroids, nfloats * sizeof(float));
+	VsBlobRead(index, &meta.centroids, 0, cache->centroids, nfloats * sizeof(float), NULL);
 
 	/* the packed centroids that route rows exactly as the build did */
 	norms = palloc(sizeof(float) * Max(meta.nclusters, 1));
@@ -248,7 +326,7 @@ VsGetMetaCache(Relation index)
 		char	   *graph = (char *) TYPEALIGN(VS_HNSW_ALIGN, mem);
 		const char *problem;
 
-		VsBlobRead(index, &meta.routing, 0, graph, meta.routing.nbytes);
+		VsBlobRead(index, &meta.routing, 0, graph, meta.routing.nbytes, NULL);
 		problem = VsHnswValidate(graph, meta.routing.nbytes, meta.nclusters, meta.dims, gmetric);
 		if (problem != NULL)
 			ereport(ERROR,
@@ -263,58 +341,4 @@ VsGetMetaCache(Relation index)
 
 	index->rd_amcache = cache;
 	return cache;
-}
-
-/*
- * VsNormalize - scale "x" to unit length in place (a zero vector stays
- * zero).  Used for cosine routing.
- */
-void
-VsNormalize(float *x, int dims)
-{
-	double		norm = 0.0;
-
-	for (int i = 0; i < dims; i++)
-		norm += (double) x[i] * (double) x[i];
-	if (norm > 0.0)
-	{
-		norm = sqrt(norm);
-		for (int i = 0; i < dims; i++)
-			x[i] = (float) (x[i] / norm);
-	}
-}
-
-/*
- * VsDatumToVector - detoast an indexed or query value and check that it
- * has the index's "dims" dimensions.
- *
- * Result is palloc'd in the current context (or points into the datum).
- */
-Vector *
-VsDatumToVector(Relation index, Datum value, int dims)
-{
-	Vector	   *v = DatumGetVector(value);
-
-	if (v->dim != dims)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("vector has %d dimensions but index \"%s\" has %d",
-						v->dim, RelationGetRelationName(index), dims),
-				 errhint("Cast the value to vector(%d).", dims)));
-	return v;
-}
-
-/*
- * VsNearestCluster - the cluster a new row goes to: the one the build
- * would have put it in (same centroids, same metric, same arithmetic).
- */
-int
-VsNearestCluster(VsMetaCache cache, const float *x)
-{
-	int32		cluster = 0;
-
-	if (cache->meta.nclusters <= 1)
-		return 0;
-	VsKmeansAssignPrepared(cache->prepared, x, 1, &cluster, NULL, &VsKmeansServerHooks);
-	return cluster;
 }

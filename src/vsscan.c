@@ -7,8 +7,8 @@
  *
  * The pipeline of one query (../shared/DESIGN.md section 3):
  *
- *	1. Routing.  The clusters are ordered by the distance of their centroid
- *	   to the query: through the HNSW graph over the centroids when the
+ *	1. Routing (vsroute.c).  The clusters are ordered by the distance of
+ *	   their centroid to the query: through the HNSW graph over the centroids when the
  *	   index has one (VS_ROUTE_GRAPH_THRESHOLD clusters or more; the full
  *	   order is computed only if the scan goes past what the graph gave),
  *	   else by comparing with every centroid.
@@ -122,11 +122,9 @@ typedef struct VsScanOpaqueData
 								 * (the GPU), or NULL */
 	bool		use_offload;	/* ... which searches the clusters instead */
 
-	/* routing */
-	int		   *order;			/* clusters, nearest centroid first */
-	int			norder;			/* valid entries of "order" */
-	bool		ordered_all;	/* "order" holds every cluster */
-	int			next_cluster;	/* next position in "order" */
+	/* routing (vsroute.c) */
+	VsRoute		route;			/* clusters, nearest centroid first */
+	int			next_cluster;	/* next position in route.order */
 
 	/* opened clusters */
 	VsProbe    *probes;
@@ -161,33 +159,13 @@ typedef struct VsScanOpaqueData
 
 typedef VsScanOpaqueData *VsScanOpaque;
 
-/* a cluster with its centroid distance, for ordering */
-typedef struct ClusterDist
-{
-	int			cluster;
-	double		distance;
-} ClusterDist;
-
-/*
- * compare_distance - float8 order with NaN last (as ORDER BY sorts it).
- */
-static inline int
-compare_distance(double a, double b)
-{
-	if (isnan(a))
-		return isnan(b) ? 0 : 1;
-	if (isnan(b))
-		return -1;
-	return (a > b) - (a < b);
-}
-
 /*
  * compare_candidates - by distance, then TID (a stable, repeatable order).
  */
 static inline int
 compare_candidates(const VsCandidate *ca, const VsCandidate *cb)
 {
-	int			c = compare_distance(ca->distance, cb->distance);
+	int			c = VsCompareDistance(ca->distance, cb->distance);
 
 	if (c != 0)
 		return c;
@@ -200,7 +178,7 @@ compare_candidates(const VsCandidate *ca, const VsCandidate *cb)
 static inline int
 compare_pending(const VsPending *a, const VsPending *b)
 {
-	int			c = compare_distance(a->distance, b->distance);
+	int			c = VsCompareDistance(a->distance, b->distance);
 
 	if (c != 0)
 		return c;
@@ -322,7 +300,7 @@ ready_fix(VsScanOpaque so)
 static inline void
 add_candidate(VsScanOpaque so, ItemPointer tid, double distance)
 {
-	if (so->have_last && compare_distance(distance, so->last_distance) < 0)
+	if (so->have_last && VsCompareDistance(distance, so->last_distance) < 0)
 		return;
 	if (so->ncands == so->maxcands)
 	{
@@ -570,7 +548,7 @@ open_cluster(IndexScanDesc scan, int cluster, const VsOffloadHit *hits, int nhit
 	const VsClusterInfo *info;
 	VsProbe    *p;
 	VsDirEntry	entry;
-	BlockNumber blkno;
+	VsDeltaChain chain;
 
 	if (so->nprobes == so->maxprobes)
 	{
@@ -594,7 +572,7 @@ open_cluster(IndexScanDesc scan, int cluster, const VsOffloadHit *hits, int nhit
 
 		p->deleted = palloc(nbytes);
 		p->delshift = (uint32) (info->first_row - firstbyte * 8);
-		VsBlobRead(index, &so->meta.bitmap, firstbyte, p->deleted, nbytes);
+		VsBlobRead(index, &so->meta.bitmap, firstbyte, p->deleted, nbytes, NULL);
 	}
 
 	if (info->count == 0)
@@ -612,20 +590,13 @@ open_cluster(IndexScanDesc scan, int cluster, const VsOffloadHit *hits, int nhit
 
 	/* delta rows, from the fork */
 	VsBlobRead(index, &so->meta.directory, (uint64) cluster * sizeof(VsDirEntry),
-			   &entry, sizeof(entry));
-	blkno = entry.delta_head;
-	while (BlockNumberIsValid(blkno))
+			   &entry, sizeof(entry), NULL);
+	VsDeltaChainBegin(&chain, index, entry.delta_head, BUFFER_LOCK_SHARE, NULL, 0);
+	while (VsDeltaChainNext(&chain))
 	{
-		Buffer		buf;
-		Page		page;
-		OffsetNumber maxoff;
+		Page		page = BufferGetPage(chain.buf);
+		OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
 
-		CHECK_FOR_INTERRUPTS();
-		buf = ReadBuffer(index, blkno);
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		page = BufferGetPage(buf);
-		VsCheckPage(index, page, blkno, VS_PAGE_DELTA);
-		maxoff = PageGetMaxOffsetNumber(page);
 		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off = OffsetNumberNext(off))
 		{
 			VsDeltaTuple tup = (VsDeltaTuple) PageGetItem(page, PageGetItemId(page, off));
@@ -636,8 +607,6 @@ open_cluster(IndexScanDesc scan, int cluster, const VsOffloadHit *hits, int nhit
 			so->scanned++;
 			so->cover += VS_COVER_FLAT;
 		}
-		blkno = VsPageGetOpaque(page)->nextblkno;
-		UnlockReleaseBuffer(buf);
 	}
 }
 
@@ -658,117 +627,6 @@ deepen(IndexScanDesc scan, VsProbe *p)
 		scan_rows_flat(so, p);
 	else
 		search_graph(scan, p, ef);
-}
-
-/*
- * compare_clusters - by centroid distance, then cluster number.
- */
-static int
-compare_clusters(const void *a, const void *b)
-{
-	const ClusterDist *ca = a;
-	const ClusterDist *cb = b;
-	int			c = compare_distance(ca->distance, cb->distance);
-
-	if (c != 0)
-		return c;
-	return (ca->cluster > cb->cluster) - (ca->cluster < cb->cluster);
-}
-
-/*
- * route_query - the query as routing compares it with centroids:
- * normalised for cosine (the centroids are unit vectors); NULL for a NULL
- * query.
- */
-static float *
-route_query(VsScanOpaque so)
-{
-	float	   *q;
-
-	if (so->query == NULL || so->meta.metric != VS_METRIC_COSINE)
-		return so->query;
-	q = palloc(sizeof(float) * so->meta.dims);
-	memcpy(q, so->query, sizeof(float) * so->meta.dims);
-	VsNormalize(q, so->meta.dims);
-	return q;
-}
-
-/*
- * order_all - append every cluster not yet in "order", nearest centroid
- * first (any order for a NULL query).
- */
-static void
-order_all(IndexScanDesc scan)
-{
-	VsScanOpaque so = (VsScanOpaque) scan->opaque;
-	VsMetaCache cache = VsGetMetaCache(scan->indexRelation);
-	int			nclusters = so->meta.nclusters;
-	int			dims = so->meta.dims;
-	ClusterDist *cd = palloc(sizeof(ClusterDist) * nclusters);
-	bool	   *taken = palloc0(sizeof(bool) * nclusters);
-	float	   *q = route_query(so);
-	int			n = 0;
-
-	for (int i = 0; i < so->norder; i++)
-		taken[so->order[i]] = true;
-	for (int c = 0; c < nclusters; c++)
-	{
-		const float *cx = cache->centroids + (Size) c * dims;
-
-		if (taken[c])
-			continue;
-		cd[n].cluster = c;
-		if (q == NULL)
-			cd[n].distance = 0.0;
-		else if (so->meta.metric == VS_METRIC_L2)
-			cd[n].distance = VsKernels.l2_squared(q, cx, dims);
-		else
-			cd[n].distance = -(double) VsKernels.inner_product(q, cx, dims);
-		n++;
-	}
-	qsort(cd, n, sizeof(ClusterDist), compare_clusters);
-	for (int i = 0; i < n; i++)
-		so->order[so->norder++] = cd[i].cluster;
-	so->ordered_all = true;
-	pfree(cd);
-	pfree(taken);
-}
-
-/*
- * route - the first clusters to probe ("cache": the metadata the scan
- * just read): from the routing graph when the index has one (enough for
- * the probes and a few extensions; order_all adds the rest if the scan
- * gets there), else every cluster in order.
- */
-static void
-route(IndexScanDesc scan, VsMetaCache cache)
-{
-	VsScanOpaque so = (VsScanOpaque) scan->opaque;
-	int			nclusters = so->meta.nclusters;
-
-	so->norder = 0;
-	so->ordered_all = false;
-	if (cache->routing != NULL && so->query != NULL)
-	{
-		int			k = Min(nclusters, Max(4 * VsEffectiveProbes(nclusters), 64));
-		int			ef = Min(Max(k, vecstore_ef_search), VS_HNSW_MAX_EF_SEARCH);
-		Size		size = VsHnswScratchSize(nclusters, ef);
-		VsHnswScratch *scratch = VsHnswScratchInit(palloc_extended(size, MCXT_ALLOC_HUGE),
-												   size, nclusters, ef);
-		VsHnswResult *res = palloc(sizeof(VsHnswResult) * ef);
-		float	   *q = route_query(so);
-		int			found;
-
-		k = Min(k, ef);
-		found = VsHnswSearch(cache->routing, cache->centroids, q, k, ef, scratch, res);
-		for (int i = 0; i < found; i++)
-			so->order[so->norder++] = (int) res[i].id;
-		if (so->norder >= nclusters)
-			so->ordered_all = true;
-		if (found > 0)
-			return;
-	}
-	order_all(scan);
 }
 
 /*
@@ -830,11 +688,11 @@ open_next(IndexScanDesc scan, int n)
 	clusters = palloc(sizeof(int) * Max(n, 1));
 	while (ncl < n)
 	{
-		if (so->next_cluster >= so->norder && !so->ordered_all)
-			order_all(scan);
-		if (so->next_cluster >= so->norder)
+		if (so->next_cluster >= so->route.norder && !so->route.all)
+			VsRouteAll(&so->route, VsGetMetaCache(scan->indexRelation));
+		if (so->next_cluster >= so->route.norder)
 			break;
-		clusters[ncl++] = so->order[so->next_cluster++];
+		clusters[ncl++] = so->route.order[so->next_cluster++];
 	}
 	if (ncl > 0 && !(so->use_offload && !so->offload->disabled && offload_open(scan, clusters, ncl)))
 	{
@@ -866,7 +724,7 @@ deepen_before(IndexScanDesc scan, double key)
 		VsProbe    *p = &so->probes[i];
 
 		/* a cluster counted as examined in full is read whatever the budget */
-		if (!p->full && compare_distance(p->frontier, key) < 0 &&
+		if (!p->full && VsCompareDistance(p->frontier, key) < 0 &&
 			(p->counted || so->scanned < vecstore_max_scan_tuples))
 		{
 			CHECK_FOR_INTERRUPTS();
@@ -977,8 +835,7 @@ start_scan(IndexScanDesc scan)
 	so->use_offload = so->use_graphs && so->offload != NULL &&
 		so->offload->ops->scan_start(so->offload, so->scanCtx);
 
-	so->order = palloc(sizeof(int) * so->meta.nclusters);
-	route(scan, cache);
+	VsRouteBegin(&so->route, cache, so->query);
 	so->body = VsSegmentBody(scan->indexRelation, &so->meta);
 	so->params = VsSegmentParams(&so->meta, so->body);
 	if (so->params != NULL && so->use_graphs)
@@ -1035,9 +892,7 @@ vsrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int nord
 	so->body = NULL;
 	MemoryContextReset(so->scanCtx);
 	so->query = NULL;
-	so->order = NULL;
-	so->norder = 0;
-	so->ordered_all = false;
+	memset(&so->route, 0, sizeof(so->route));
 	so->probes = NULL;
 	so->nprobes = so->maxprobes = 0;
 	so->params = NULL;
@@ -1094,7 +949,7 @@ vsgettuple(IndexScanDesc scan, ScanDirection dir)
 		ready_fix(so);
 		while (so->npending > 0 &&
 			   (so->ncands == 0 ||
-				compare_distance(so->pending[0].distance, so->cands[0].distance) <= 0))
+				VsCompareDistance(so->pending[0].distance, so->cands[0].distance) <= 0))
 		{
 			rerank(so, vecstore_rerank_window);
 			ready_fix(so);
@@ -1121,7 +976,7 @@ vsgettuple(IndexScanDesc scan, ScanDirection dir)
 			}
 
 			/* rows nearer than the last returned came too late: skip them */
-			if (so->have_last && compare_distance(c.distance, so->last_distance) < 0)
+			if (so->have_last && VsCompareDistance(c.distance, so->last_distance) < 0)
 				continue;
 			so->have_last = true;
 			so->last_distance = c.distance;

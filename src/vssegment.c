@@ -21,16 +21,11 @@
  *	- mapping: read-only MAP_SHARED, one mapping per index per backend,
  *	  verified once per backend, kept until the index's relfilenode or
  *	  generation changes;
- *	- lifecycle: files of dropped indexes are removed at commit (kept on
- *	  abort), files of an index's old relfilenode at the commit of the
- *	  TRUNCATE/REINDEX that replaced it, files of a rolled-back build at
- *	  abort, the directory of a dropped database right after DROP DATABASE,
- *	  and orphans (crashes in between) by a sweep.  Unlinking a mapped file
- *	  is safe: the mapping keeps the inode until it is unmapped.
+ *	- mapping: pins while a scan or VACUUM uses a mapping, and letting go
+ *	  of it on a relcache invalidation or at the end of the transaction.
  *
- * The DROP and DROP DATABASE hooks run only in backends that have loaded
- * the library; with shared_preload_libraries = 'vecstore' that is every
- * backend, otherwise the sweep catches what they missed.
+ * When files are removed (DROP, TRUNCATE, REINDEX, an aborted build, DROP
+ * DATABASE, the orphan sweep) is vssegment_remove.c's business.
  *
  * IDENTIFICATION
  *	  src/vssegment.c
@@ -39,32 +34,19 @@
  */
 #include "postgres.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "access/htup_details.h"
-#include "access/xact.h"
 #include "access/xlog.h"
 #include "access/xlogrecovery.h"
-#include "catalog/objectaccess.h"
-#include "catalog/pg_am.h"
-#include "catalog/pg_class.h"
-#include "catalog/pg_database.h"
-#include "commands/dbcommands.h"
-#include "commands/defrem.h"
 #include "miscadmin.h"
-#include "nodes/parsenodes.h"
 #include "port/pg_crc32c.h"
 #include "storage/fd.h"
-#include "tcop/utility.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
-#include "utils/syscache.h"
 
 #include "vsam.h"
 
@@ -72,8 +54,6 @@
 #define VS_SEGMENT_VERSION		1
 #define VS_ELEM_FLOAT4			1
 
-/* an orphan must be this old before the sweep removes it (seconds) */
-#define VS_SWEEP_MIN_AGE		60
 
 /* the file header; the rest of its 4 kB is zero */
 typedef struct VsSegmentHeader
@@ -132,65 +112,29 @@ typedef struct VsMapping
 	struct VsMapping *next;
 } VsMapping;
 
-/* a file removal waiting for the end of a (sub)transaction */
-typedef enum VsPendingKind
-{
-	VS_PENDING_NODE_ON_COMMIT,	/* all files of a relfilenode, at commit */
-	VS_PENDING_NODE_ON_ABORT,	/* all files of a relfilenode, at abort */
-	VS_PENDING_OTHERS_ON_COMMIT /* files of an index oid but another relfilenode */
-} VsPendingKind;
-
-typedef struct VsPending
-{
-	VsPendingKind kind;
-	RelFileNode node;
-	Oid			indexoid;
-	int			nestlevel;
-	struct VsPending *next;
-} VsPending;
-
 static VsMapping *mappings = NULL;
-static VsPending *pending = NULL;
-static object_access_hook_type prev_object_access_hook = NULL;
-static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
-static void segment_dir(Oid dboid, char *buf, Size len);
 static bool read_header(const char *path, VsSegmentHeader *hdr);
 static bool header_matches(const VsSegmentHeader *hdr, Relation index, VsMetaPage meta);
-static void remove_files(Oid dboid, RelFileNode *node, Oid other_than_index, Oid keep_relfilenode);
-static void xact_callback(XactEvent event, void *arg);
 static void relcache_callback(Datum arg, Oid relid);
-static void subxact_callback(SubXactEvent event, SubTransactionId mySubid,
-							 SubTransactionId parentSubid, void *arg);
-static void object_access(ObjectAccessType access, Oid classId, Oid objectId,
-						  int subId, void *arg);
-static void process_utility(PlannedStmt *pstmt, const char *queryString,
-							bool readOnlyTree, ProcessUtilityContext context,
-							ParamListInfo params, QueryEnvironment *queryEnv,
-							DestReceiver *dest, QueryCompletion *qc);
 
 /*
- * VsSegmentInit - install the transaction callbacks and hooks (from
- * _PG_init).
+ * VsSegmentInit - install the relcache callback that lets go of the
+ * mappings of changed indexes (from _PG_init).  The removal of files has
+ * its own callbacks and hooks (vssegment_remove.c, VsSegmentRemoveInit).
  */
 void
 VsSegmentInit(void)
 {
-	RegisterXactCallback(xact_callback, NULL);
-	RegisterSubXactCallback(subxact_callback, NULL);
 	CacheRegisterRelcacheCallback(relcache_callback, (Datum) 0);
-	prev_object_access_hook = object_access_hook;
-	object_access_hook = object_access;
-	prev_ProcessUtility = ProcessUtility_hook;
-	ProcessUtility_hook = process_utility;
 }
 
 /*
- * segment_dir - "pg_vecstore/<dboid>", relative to the data directory
- * (every backend's working directory).
+ * VsSegmentDir - "pg_vecstore/<dboid>", relative to the data directory
+ * (every backend's working directory), into "buf".
  */
-static void
-segment_dir(Oid dboid, char *buf, Size len)
+void
+VsSegmentDir(Oid dboid, char *buf, Size len)
 {
 	snprintf(buf, len, "%s/%u", VS_SEGMENT_DIR, dboid);
 }
@@ -231,7 +175,7 @@ make_dirs(Oid dboid)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not create directory \"%s\": %m", VS_SEGMENT_DIR)));
-	segment_dir(dboid, dir, sizeof(dir));
+	VsSegmentDir(dboid, dir, sizeof(dir));
 	if (MakePGDirectory(dir) < 0)
 	{
 		if (errno != EEXIST)
@@ -462,12 +406,14 @@ checker_end(VsSealedChecker *ck)
 
 /*
  * VsSealedCheckFork - check the sealed region in the index's fork
- * (through shared buffers): NULL when sound, else what is wrong.
+ * (through shared buffers, in a bulk-read ring): NULL when sound, else
+ * what is wrong.
  */
 char *
 VsSealedCheckFork(Relation index, VsMetaPage meta)
 {
 	VsSealedChecker ck;
+	BufferAccessStrategy bas = GetAccessStrategy(BAS_BULKREAD);
 
 	checker_begin(&ck, meta);
 	for (uint64 offset = 0; offset < meta->sealed.nbytes && ck.problem == NULL;
@@ -477,9 +423,10 @@ VsSealedCheckFork(Relation index, VsMetaPage meta)
 		Size		len = Min((uint64) VS_BLOB_PAYLOAD, meta->sealed.nbytes - offset);
 
 		CHECK_FOR_INTERRUPTS();
-		VsBlobRead(index, &meta->sealed, offset, chunk.data, len);
+		VsBlobRead(index, &meta->sealed, offset, chunk.data, len, bas);
 		checker_feed(&ck, chunk.data, len, meta->dims);
 	}
+	FreeAccessStrategy(bas);
 	return checker_end(&ck);
 }
 
@@ -488,7 +435,8 @@ VsSealedCheckFork(Relation index, VsMetaPage meta)
  * generation from the sealed region of the fork.
  *
  * Reads the region through shared buffers (share locks, one page at a
- * time), writes "<file>.tmp.<pid>", fsyncs it, and renames it over the
+ * time, in a bulk-read ring so that a large index does not flood
+ * shared_buffers), writes "<file>.tmp.<pid>", fsyncs it, and renames it over the
  * final name (durable_rename also fsyncs the directory).  A backend that
  * has the old file mapped keeps its mapping.  If the bytes read from the
  * fork fail their checksums (the head against the metapage, each cluster
@@ -506,6 +454,7 @@ VsSegmentWrite(Relation index, VsMetaPage meta)
 	char	   *problem;
 	int			fd;
 	uint64		offset = 0;
+	BufferAccessStrategy bas = GetAccessStrategy(BAS_BULKREAD);
 
 	make_dirs(index->rd_node.dbNode);
 
@@ -524,20 +473,11 @@ VsSegmentWrite(Relation index, VsMetaPage meta)
 		checker_begin(&ck, meta);
 		while (offset < meta->sealed.nbytes)
 		{
-			uint32		poff;
-			BlockNumber blkno = VsBlobBlock(&meta->sealed, offset, &poff);
 			Size		chunk = Min(meta->sealed.nbytes - offset, (uint64) VS_BLOB_PAYLOAD);
-			Buffer		buf;
-			Page		page;
 			PGAlignedBlock copy;
 
 			CHECK_FOR_INTERRUPTS();
-			buf = ReadBuffer(index, blkno);
-			LockBuffer(buf, BUFFER_LOCK_SHARE);
-			page = BufferGetPage(buf);
-			VsCheckPage(index, page, blkno, VS_PAGE_BLOB);
-			memcpy(copy.data, PageGetContents(page), chunk);
-			UnlockReleaseBuffer(buf);
+			VsBlobRead(index, &meta->sealed, offset, copy.data, chunk, bas);
 
 			checker_feed(&ck, copy.data, chunk, meta->dims);
 			write_all(fd, tmppath, copy.data, chunk);
@@ -591,6 +531,7 @@ VsSegmentWrite(Relation index, VsMetaPage meta)
 	}
 	PG_END_TRY();
 
+	FreeAccessStrategy(bas);
 	pfree(tmppath);
 	pfree(path);
 }
@@ -993,371 +934,33 @@ VsSegmentCheck(Relation index, VsMetaPage meta)
 }
 
 /*
- * add_pending - remember a removal for the end of the (sub)transaction.
+ * VsSegmentFileIndex - the index a segment file's header names, for the
+ * removal of files (vssegment_remove.c).  False when the file is missing
+ * or its header is bad.
  */
-static void
-add_pending(VsPendingKind kind, RelFileNode node, Oid indexoid)
+bool
+VsSegmentFileIndex(const char *path, Oid *indexoid)
 {
-	VsPending  *p = MemoryContextAlloc(TopMemoryContext, sizeof(VsPending));
+	VsSegmentHeader hdr;
 
-	p->kind = kind;
-	p->node = node;
-	p->indexoid = indexoid;
-	p->nestlevel = GetCurrentTransactionNestLevel();
-	p->next = pending;
-	pending = p;
+	if (!read_header(path, &hdr))
+		return false;
+	*indexoid = hdr.indexoid;
+	return true;
 }
 
 /*
- * VsSegmentRemoveOnAbort - the files of this (new) relfilenode go if the
- * transaction that is building it aborts.
+ * VsSegmentEndOfXact - at the end of a transaction every scan is over:
+ * drop every pin this backend's mappings still have, and unmap the stale
+ * ones.
  */
 void
-VsSegmentRemoveOnAbort(RelFileNode node)
+VsSegmentEndOfXact(void)
 {
-	add_pending(VS_PENDING_NODE_ON_ABORT, node, InvalidOid);
-}
-
-/*
- * VsSegmentForgetIndexFiles - at commit, remove the files of this index
- * that belong to another relfilenode (the one a TRUNCATE, REINDEX or
- * VACUUM FULL is replacing).
- */
-void
-VsSegmentForgetIndexFiles(Relation index)
-{
-	add_pending(VS_PENDING_OTHERS_ON_COMMIT, index->rd_node, RelationGetRelid(index));
-}
-
-/*
- * remove_files - unlink segment files in a database's directory: those of
- * relfilenode "node" (when given), or those whose header names index
- * "other_than_index" with a relfilenode other than "keep_relfilenode".
- * Errors are only logged: the files are a cache, and this runs at commit.
- */
-static void
-remove_files(Oid dboid, RelFileNode *node, Oid other_than_index, Oid keep_relfilenode)
-{
-	char		dir[MAXPGPATH];
-	DIR		   *d;
-	struct dirent *de;
-
-	segment_dir(dboid, dir, sizeof(dir));
-	d = AllocateDir(dir);
-	if (d == NULL)
-		return;
-	while ((de = ReadDirExtended(d, dir, LOG)) != NULL)
-	{
-		unsigned int relnode,
-					gen;
-		char		path[MAXPGPATH];
-		bool		doit = false;
-
-		if (sscanf(de->d_name, "%u.%u.seg", &relnode, &gen) != 2)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (node != NULL)
-			doit = (relnode == node->relNode);
-		else if (relnode != keep_relfilenode)
-		{
-			VsSegmentHeader hdr;
-
-			/* a temporary file's header is not final yet: leave it */
-			if (strstr(de->d_name, ".tmp.") == NULL &&
-				read_header(path, &hdr) && hdr.indexoid == other_than_index)
-				doit = true;
-		}
-		if (doit && unlink(path) != 0 && errno != ENOENT)
-			ereport(LOG,
-					(errcode_for_file_access(),
-					 errmsg("could not remove file \"%s\": %m", path)));
-	}
-	FreeDir(d);
-}
-
-/*
- * xact_callback - carry out the removals at the end of the transaction.
- */
-static void
-xact_callback(XactEvent event, void *arg)
-{
-	bool		commit;
-	Oid			handled[64];
-	int			nhandled = 0;
-
-	if (event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PARALLEL_PRE_COMMIT)
-	{
-		/*
-		 * The catalog can still be read: learn each altered or rebuilt
-		 * index's final relfilenode (a hook that ran before the command's
-		 * catalog update became visible saw the old one).
-		 */
-		for (VsPending *p = pending; p != NULL; p = p->next)
-		{
-			HeapTuple	tup;
-
-			if (p->kind != VS_PENDING_OTHERS_ON_COMMIT)
-				continue;
-			tup = SearchSysCache1(RELOID, ObjectIdGetDatum(p->indexoid));
-			if (HeapTupleIsValid(tup))
-			{
-				p->node.relNode = ((Form_pg_class) GETSTRUCT(tup))->relfilenode;
-				ReleaseSysCache(tup);
-			}
-		}
-		return;
-	}
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT)
-		commit = true;
-	else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
-		commit = false;
-	else
-		return;
-
-	/* every scan of the transaction is over: drop pins, unmap the stale */
 	for (VsMapping *m = mappings; m != NULL; m = m->next)
 	{
 		m->pins = 0;
 		if (m->stale)
 			unmap(m);
 	}
-
-	while (pending != NULL)
-	{
-		VsPending  *p = pending;
-		bool		newer = false;
-
-		pending = p->next;
-		switch (p->kind)
-		{
-			case VS_PENDING_NODE_ON_COMMIT:
-				if (commit)
-					remove_files(p->node.dbNode, &p->node, InvalidOid, InvalidOid);
-				break;
-			case VS_PENDING_NODE_ON_ABORT:
-				if (!commit)
-					remove_files(p->node.dbNode, &p->node, InvalidOid, InvalidOid);
-				break;
-			case VS_PENDING_OTHERS_ON_COMMIT:
-
-				/*
-				 * Only the newest entry of an index knows its final
-				 * relfilenode (the list is newest first, and entries are
-				 * freed as they are handled, so look at what was handled).
-				 */
-				for (int i = 0; i < nhandled; i++)
-					newer |= (handled[i] == p->indexoid);
-				if (commit && !newer)
-					remove_files(p->node.dbNode, NULL, p->indexoid, p->node.relNode);
-				if (!newer && nhandled < lengthof(handled))
-					handled[nhandled++] = p->indexoid;
-				break;
-		}
-		pfree(p);
-	}
-}
-
-/*
- * subxact_callback - a subtransaction's removals move to its parent on
- * commit; on abort, its builds' files go and its drops are forgotten.
- */
-static void
-subxact_callback(SubXactEvent event, SubTransactionId mySubid,
-				 SubTransactionId parentSubid, void *arg)
-{
-	int			level = GetCurrentTransactionNestLevel();
-	VsPending **link = &pending;
-
-	if (event != SUBXACT_EVENT_COMMIT_SUB && event != SUBXACT_EVENT_ABORT_SUB)
-		return;
-
-	while (*link != NULL)
-	{
-		VsPending  *p = *link;
-
-		if (p->nestlevel < level)
-		{
-			link = &p->next;
-			continue;
-		}
-		if (event == SUBXACT_EVENT_COMMIT_SUB)
-		{
-			p->nestlevel = level - 1;
-			link = &p->next;
-			continue;
-		}
-		/* aborting: act on build files now, forget the rest */
-		if (p->kind == VS_PENDING_NODE_ON_ABORT)
-			remove_files(p->node.dbNode, &p->node, InvalidOid, InvalidOid);
-		*link = p->next;
-		pfree(p);
-	}
-}
-
-/*
- * object_access - on DROP of a vecstore index (directly, or through its
- * table, schema or extension), remove its files at commit; after an ALTER
- * of one (SET TABLESPACE copies it to a new relfilenode without a build),
- * remove the files of its other relfilenodes at commit.
- */
-static void
-object_access(ObjectAccessType access, Oid classId, Oid objectId,
-			  int subId, void *arg)
-{
-	HeapTuple	tup;
-	Form_pg_class form;
-	Oid			amoid;
-
-	if (prev_object_access_hook)
-		prev_object_access_hook(access, classId, objectId, subId, arg);
-
-	if ((access != OAT_DROP && access != OAT_POST_ALTER) ||
-		classId != RelationRelationId || subId != 0)
-		return;
-
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(objectId));
-	if (!HeapTupleIsValid(tup))
-		return;
-	form = (Form_pg_class) GETSTRUCT(tup);
-	amoid = get_index_am_oid("vecstore", true);
-	if (form->relkind == RELKIND_INDEX && OidIsValid(amoid) && form->relam == amoid)
-	{
-		RelFileNode node;
-
-		node.spcNode = OidIsValid(form->reltablespace) ? form->reltablespace : MyDatabaseTableSpace;
-		node.dbNode = MyDatabaseId;
-		node.relNode = form->relfilenode;
-		add_pending(access == OAT_DROP ? VS_PENDING_NODE_ON_COMMIT : VS_PENDING_OTHERS_ON_COMMIT,
-					node, objectId);
-	}
-	ReleaseSysCache(tup);
-}
-
-/*
- * process_utility - after DROP DATABASE succeeds, remove the database's
- * segment directory.  (DROP DATABASE cannot run in a transaction block,
- * so once it returns the drop is committed.)
- */
-static void
-process_utility(PlannedStmt *pstmt, const char *queryString,
-				bool readOnlyTree, ProcessUtilityContext context,
-				ParamListInfo params, QueryEnvironment *queryEnv,
-				DestReceiver *dest, QueryCompletion *qc)
-{
-	Node	   *parsetree = pstmt->utilityStmt;
-	Oid			dropped_db = InvalidOid;
-
-	if (IsA(parsetree, DropdbStmt))
-		dropped_db = get_database_oid(((DropdbStmt *) parsetree)->dbname, true);
-
-	if (prev_ProcessUtility)
-		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
-							queryEnv, dest, qc);
-	else
-		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
-								queryEnv, dest, qc);
-
-	if (OidIsValid(dropped_db))
-	{
-		char		dir[MAXPGPATH];
-
-		segment_dir(dropped_db, dir, sizeof(dir));
-		rmtree(dir, true);
-	}
-}
-
-/*
- * file_age - seconds since a file was last modified (large when unknown).
- */
-static double
-file_age(const char *path)
-{
-	struct stat st;
-
-	if (stat(path, &st) != 0)
-		return 1e9;
-	return difftime(time(NULL), st.st_mtime);
-}
-
-/*
- * VsSegmentSweep - remove orphans: in this database's directory, files
- * whose header names no live index with that relfilenode (a crash between
- * a build and its commit, a drop in a backend without the library), stale
- * temporary files; and directories of databases that no longer exist.
- * Files younger than VS_SWEEP_MIN_AGE are left alone, so a build in
- * progress in another session keeps its file.  Returns the number of
- * files and directories removed.
- */
-int
-VsSegmentSweep(void)
-{
-	char		dir[MAXPGPATH];
-	DIR		   *d;
-	struct dirent *de;
-	int			removed = 0;
-
-	segment_dir(MyDatabaseId, dir, sizeof(dir));
-	d = AllocateDir(dir);
-	if (d != NULL)
-	{
-		while ((de = ReadDirExtended(d, dir, LOG)) != NULL)
-		{
-			char		path[MAXPGPATH];
-			unsigned int relnode,
-						gen;
-			bool		orphan = false;
-
-			if (de->d_name[0] == '.')
-				continue;
-			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-			if (file_age(path) < VS_SWEEP_MIN_AGE)
-				continue;
-			if (strstr(de->d_name, ".tmp.") != NULL)
-				orphan = true;
-			else if (sscanf(de->d_name, "%u.%u.seg", &relnode, &gen) == 2)
-			{
-				VsSegmentHeader hdr;
-
-				if (!read_header(path, &hdr))
-					orphan = true;
-				else
-				{
-					HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(hdr.indexoid));
-
-					if (!HeapTupleIsValid(tup))
-						orphan = true;
-					else
-					{
-						orphan = ((Form_pg_class) GETSTRUCT(tup))->relfilenode != relnode;
-						ReleaseSysCache(tup);
-					}
-				}
-			}
-			if (orphan && unlink(path) == 0)
-				removed++;
-		}
-		FreeDir(d);
-	}
-
-	/* directories of dropped databases */
-	d = AllocateDir(VS_SEGMENT_DIR);
-	if (d != NULL)
-	{
-		while ((de = ReadDirExtended(d, VS_SEGMENT_DIR, LOG)) != NULL)
-		{
-			unsigned int dboid;
-			char		extra;
-
-			if (sscanf(de->d_name, "%u%c", &dboid, &extra) != 1)
-				continue;
-			if (!SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum((Oid) dboid)))
-			{
-				segment_dir(dboid, dir, sizeof(dir));
-				if (file_age(dir) >= VS_SWEEP_MIN_AGE && rmtree(dir, true))
-					removed++;
-			}
-		}
-		FreeDir(d);
-	}
-	return removed;
 }

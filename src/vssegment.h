@@ -39,6 +39,7 @@ typedef struct VsSegmentId
 	uint64		size;
 } VsSegmentId;
 
+extern void VsSegmentDir(Oid dboid, char *buf, Size len);
 extern char *VsSegmentPath(RelFileNode node, uint32 generation);
 extern bool VsSegmentGetId(const char *body, VsSegmentId *id);
 

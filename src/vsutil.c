@@ -1,7 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * vsutil.c
- *	  Small server-side helpers shared by the index and the GPU service.
+ *	  Small server-side helpers: the hooks that run the pure-C algorithm
+ *	  cores inside a backend (memory, interrupts), vector helpers, and the
+ *	  row type check of our row-returning SQL functions.
  *
  * IDENTIFICATION
  *	  src/vsutil.c
@@ -10,8 +12,12 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "funcapi.h"
+#include "miscadmin.h"
 #include "utils/lsyscache.h"
+#include "utils/rel.h"
 
 #include "vsutil.h"
 
@@ -37,4 +43,66 @@ VsResultRowType(FunctionCallInfo fcinfo, int ncolumns)
 						get_func_name(fcinfo->flinfo->fn_oid), tupdesc->natts, ncolumns),
 				 errhint("The vecstore library and the extension's SQL objects differ in version: run ALTER EXTENSION vecstore UPDATE, or reinstall the matching version.")));
 	return tupdesc;
+}
+
+/* palloc and CHECK_FOR_INTERRUPTS for vskmeans.c, without progress */
+static void *
+server_alloc(size_t size)
+{
+	return palloc_extended(Max(size, 1), MCXT_ALLOC_HUGE);
+}
+
+static void
+server_free(void *ptr)
+{
+	pfree(ptr);
+}
+
+static void
+server_check_interrupts(void)
+{
+	CHECK_FOR_INTERRUPTS();
+}
+
+const VsKmeansHooks VsKmeansServerHooks = {
+	server_alloc, server_free, server_check_interrupts, NULL, NULL, NULL, NULL
+};
+
+/*
+ * VsNormalize - scale "x" to unit length in place (a zero vector stays
+ * zero).  Used for cosine routing.
+ */
+void
+VsNormalize(float *x, int dims)
+{
+	double		norm = 0.0;
+
+	for (int i = 0; i < dims; i++)
+		norm += (double) x[i] * (double) x[i];
+	if (norm > 0.0)
+	{
+		norm = sqrt(norm);
+		for (int i = 0; i < dims; i++)
+			x[i] = (float) (x[i] / norm);
+	}
+}
+
+/*
+ * VsDatumToVector - detoast an indexed or query value and check that it
+ * has the index's "dims" dimensions.
+ *
+ * Result is palloc'd in the current context (or points into the datum).
+ */
+Vector *
+VsDatumToVector(Relation index, Datum value, int dims)
+{
+	Vector	   *v = DatumGetVector(value);
+
+	if (v->dim != dims)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("vector has %d dimensions but index \"%s\" has %d",
+						v->dim, RelationGetRelationName(index), dims),
+				 errhint("Cast the value to vector(%d).", dims)));
+	return v;
 }

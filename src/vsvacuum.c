@@ -7,8 +7,10 @@
  * Emits WAL: one GenericXLog record per bitmap or delta page that
  * changes.  Each page is exclusive-locked on its own while the callback
  * is asked about its rows; no other lock is held meanwhile, so inserts
- * and scans keep running.  Space is not reclaimed here: a later seal of
- * the clusters (compaction) drops the marked rows.
+ * and scans keep running.  Space is not reclaimed: marked rows keep their
+ * bytes in the fork and the segment file, and scans skip them, until the
+ * index is rebuilt (REINDEX).  Nothing seals a new generation yet; when
+ * compaction does (DESIGN.md section 4), it will drop the marked rows.
  *
  * IDENTIFICATION
  *	  src/vsvacuum.c
@@ -68,28 +70,26 @@ cursor_next_tid(SealedCursor *cur, ItemPointer tid)
 }
 
 /*
- * vacuum_delta_chain - mark the removed rows of one cluster's delta chain.
+ * vacuum_delta_chain - mark the removed rows of one cluster's delta chain,
+ * starting at "head": each page exclusive-locked in turn (through "bas",
+ * VACUUM's strategy), changed and WAL-logged through GenericXLog only when
+ * a row on it is marked.
  */
 static void
-vacuum_delta_chain(Relation index, BlockNumber blkno, IndexBulkDeleteResult *stats,
+vacuum_delta_chain(Relation index, BlockNumber head, IndexBulkDeleteResult *stats,
 				   IndexBulkDeleteCallback callback, void *callback_state,
 				   BufferAccessStrategy bas)
 {
-	while (BlockNumberIsValid(blkno))
+	VsDeltaChain chain;
+
+	VsDeltaChainBegin(&chain, index, head, BUFFER_LOCK_EXCLUSIVE, bas, 0);
+	while (VsDeltaChainNext(&chain))
 	{
-		Buffer		buf;
-		GenericXLogState *state;
-		Page		page;
-		OffsetNumber maxoff;
+		GenericXLogState *state = GenericXLogStart(index);
+		Page		page = GenericXLogRegisterBuffer(state, chain.buf, 0);
+		OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
 		bool		changed = false;
 
-		vacuum_delay_point();
-		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL, bas);
-		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-		VsCheckPage(index, BufferGetPage(buf), blkno, VS_PAGE_DELTA);
-		state = GenericXLogStart(index);
-		page = GenericXLogRegisterBuffer(state, buf, 0);
-		maxoff = PageGetMaxOffsetNumber(page);
 		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off = OffsetNumberNext(off))
 		{
 			VsDeltaTuple tup = (VsDeltaTuple) PageGetItem(page, PageGetItemId(page, off));
@@ -105,17 +105,30 @@ vacuum_delta_chain(Relation index, BlockNumber blkno, IndexBulkDeleteResult *sta
 			else
 				stats->num_index_tuples += 1;
 		}
-		blkno = VsPageGetOpaque(page)->nextblkno;
 		if (changed)
 			GenericXLogFinish(state);
 		else
 			GenericXLogAbort(state);
-		UnlockReleaseBuffer(buf);
 	}
 }
 
 /*
- * vsbulkdelete - remove the rows "callback" names from the index.
+ * vsbulkdelete - mark the rows "callback" names as removed, so that scans
+ * skip them before the heap reuses their slots.
+ *
+ * Caller (VACUUM) holds RowExclusiveLock on the index, so inserts and
+ * scans run meanwhile.  Sealed rows: each bitmap page of the deletion
+ * bitmap is exclusive-locked in turn (read through info->strategy) while
+ * the callback is asked about the rows it covers, whose TIDs come from the
+ * segment file (mapped and pinned for the call, each cluster checked
+ * against its CRC as it is reached).  Delta rows: each cluster's chain,
+ * one exclusive-locked page at a time (vacuum_delta_chain).  No two page
+ * locks are held at once.  A page changes, and is WAL-logged (one
+ * GenericXLog record), only when one of its rows is newly marked; rows
+ * marked before are not asked about again and are not counted.
+ *
+ * Returns "stats" (allocated when NULL) with tuples_removed and
+ * num_index_tuples added to, and num_pages set.
  */
 IndexBulkDeleteResult *
 vsbulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
@@ -184,7 +197,8 @@ vsbulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 	{
 		VsDirEntry	entry;
 
-		VsBlobRead(index, &meta.directory, (uint64) c * sizeof(VsDirEntry), &entry, sizeof(entry));
+		VsBlobRead(index, &meta.directory, (uint64) c * sizeof(VsDirEntry), &entry, sizeof(entry),
+				   info->strategy);
 		vacuum_delta_chain(index, entry.delta_head, stats, callback, callback_state,
 						   info->strategy);
 	}
@@ -196,11 +210,13 @@ vsbulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 
 /*
  * VsCountRows - live and removed rows, sealed and delta (for statistics
- * and vecstore_index_info).  Reads every bitmap and delta page.
+ * and vecstore_index_info).  Reads every bitmap and delta page, share-
+ * locked one at a time, through "strategy" (a whole-index pass: VACUUM's
+ * own, or a bulk-read ring).
  */
 void
-VsCountRows(Relation index, VsMetaPage meta, uint64 *sealed_dead,
-			uint64 *delta_live, uint64 *delta_dead)
+VsCountRows(Relation index, VsMetaPage meta, BufferAccessStrategy strategy,
+			uint64 *sealed_dead, uint64 *delta_live, uint64 *delta_dead)
 {
 	uint64		remaining = (meta->sealed_rows + 7) / 8;
 
@@ -210,36 +226,27 @@ VsCountRows(Relation index, VsMetaPage meta, uint64 *sealed_dead,
 
 	for (BlockNumber p = 0; p < meta->bitmap.nblocks && remaining > 0; p++)
 	{
-		Buffer		buf = ReadBuffer(index, meta->bitmap.start + p);
-		const uint8 *bits;
+		PGAlignedBlock bits;
 		uint64		n = Min(remaining, (uint64) VS_BLOB_PAYLOAD);
 
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		VsCheckPage(index, BufferGetPage(buf), meta->bitmap.start + p, VS_PAGE_BLOB);
-		bits = (const uint8 *) PageGetContents(BufferGetPage(buf));
-		*sealed_dead += pg_popcount((const char *) bits, n);
-		UnlockReleaseBuffer(buf);
+		VsBlobRead(index, &meta->bitmap, (uint64) p * VS_BLOB_PAYLOAD, bits.data, n, strategy);
+		*sealed_dead += pg_popcount(bits.data, n);
 		remaining -= n;
 	}
 
 	for (uint32 c = 0; c < meta->nclusters; c++)
 	{
 		VsDirEntry	entry;
-		BlockNumber blkno;
+		VsDeltaChain chain;
 
-		VsBlobRead(index, &meta->directory, (uint64) c * sizeof(VsDirEntry), &entry, sizeof(entry));
-		blkno = entry.delta_head;
-		while (BlockNumberIsValid(blkno))
+		VsBlobRead(index, &meta->directory, (uint64) c * sizeof(VsDirEntry), &entry, sizeof(entry),
+				   strategy);
+		VsDeltaChainBegin(&chain, index, entry.delta_head, BUFFER_LOCK_SHARE, strategy, 0);
+		while (VsDeltaChainNext(&chain))
 		{
-			Buffer		buf = ReadBuffer(index, blkno);
-			Page		page;
-			OffsetNumber maxoff;
+			Page		page = BufferGetPage(chain.buf);
+			OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
 
-			CHECK_FOR_INTERRUPTS();
-			LockBuffer(buf, BUFFER_LOCK_SHARE);
-			page = BufferGetPage(buf);
-			VsCheckPage(index, page, blkno, VS_PAGE_DELTA);
-			maxoff = PageGetMaxOffsetNumber(page);
 			for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off = OffsetNumberNext(off))
 			{
 				VsDeltaTuple tup = (VsDeltaTuple) PageGetItem(page, PageGetItemId(page, off));
@@ -249,8 +256,6 @@ VsCountRows(Relation index, VsMetaPage meta, uint64 *sealed_dead,
 				else
 					(*delta_live)++;
 			}
-			blkno = VsPageGetOpaque(page)->nextblkno;
-			UnlockReleaseBuffer(buf);
 		}
 	}
 }
@@ -273,7 +278,7 @@ vsvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 					delta_dead;
 
 		stats = (IndexBulkDeleteResult *) palloc0(sizeof(IndexBulkDeleteResult));
-		VsCountRows(info->index, &meta, &sealed_dead, &delta_live, &delta_dead);
+		VsCountRows(info->index, &meta, info->strategy, &sealed_dead, &delta_live, &delta_dead);
 		stats->num_index_tuples = (double) (meta.sealed_rows - sealed_dead + delta_live);
 	}
 	stats->num_pages = RelationGetNumberOfBlocks(info->index);

@@ -1,0 +1,468 @@
+/*-------------------------------------------------------------------------
+ *
+ * vssegment_remove.c
+ *	  The removal life cycle of segment files: which files go, and when.
+ *
+ * Segment files are outside PostgreSQL's storage, so nothing removes them
+ * unless we do (the lesson of cstore_fdw, STYLE.md 2.7).  Owns:
+ *	- files of dropped indexes, removed at commit (kept on abort), through
+ *	  object_access_hook, which sees DROP of the index directly or through
+ *	  its table, schema or extension;
+ *	- files of an index's old relfilenode, removed at the commit of the
+ *	  TRUNCATE, REINDEX, VACUUM FULL or ALTER ... SET TABLESPACE that
+ *	  replaced it;
+ *	- files of a build that is rolled back, removed at abort (also of a
+ *	  subtransaction);
+ *	- the directory of a dropped database, right after DROP DATABASE
+ *	  (ProcessUtility_hook);
+ *	- orphans left by a crash in between, or by a backend that had not
+ *	  loaded the library, by a sweep (VsSegmentSweep) at each CREATE INDEX
+ *	  and in vecstore_verify(repair).
+ *
+ * Removals wait in a list in TopMemoryContext until the end of their
+ * (sub)transaction.  Unlinking a mapped file is safe: the mapping keeps
+ * the inode until it is unmapped.  The hooks run only in backends that
+ * have loaded the library; with shared_preload_libraries = 'vecstore'
+ * that is every backend, otherwise the sweep catches what they missed.
+ *
+ * IDENTIFICATION
+ *	  src/vssegment_remove.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/objectaccess.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_class.h"
+#include "commands/dbcommands.h"
+#include "commands/defrem.h"
+#include "miscadmin.h"
+#include "storage/fd.h"
+#include "tcop/utility.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
+
+#include "vsam.h"
+
+/* an orphan must be this old before the sweep removes it (seconds) */
+#define VS_SWEEP_MIN_AGE		60
+
+/* a file removal waiting for the end of a (sub)transaction */
+typedef enum VsPendingKind
+{
+	VS_PENDING_NODE_ON_COMMIT,	/* all files of a relfilenode, at commit */
+	VS_PENDING_NODE_ON_ABORT,	/* all files of a relfilenode, at abort */
+	VS_PENDING_OTHERS_ON_COMMIT /* files of an index oid but another relfilenode */
+} VsPendingKind;
+
+typedef struct VsPending
+{
+	VsPendingKind kind;
+	RelFileNode node;
+	Oid			indexoid;
+	int			nestlevel;
+	struct VsPending *next;
+} VsPending;
+
+static VsPending *pending = NULL;
+static object_access_hook_type prev_object_access_hook = NULL;
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+
+static void remove_files(Oid dboid, RelFileNode *node, Oid other_than_index, Oid keep_relfilenode);
+static void xact_callback(XactEvent event, void *arg);
+static void subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+							 SubTransactionId parentSubid, void *arg);
+static void object_access(ObjectAccessType access, Oid classId, Oid objectId,
+						  int subId, void *arg);
+static void process_utility(PlannedStmt *pstmt, const char *queryString,
+							bool readOnlyTree, ProcessUtilityContext context,
+							ParamListInfo params, QueryEnvironment *queryEnv,
+							DestReceiver *dest, QueryCompletion *qc);
+
+/*
+ * VsSegmentRemoveInit - install the transaction callbacks and the DROP
+ * hooks (from _PG_init).
+ */
+void
+VsSegmentRemoveInit(void)
+{
+	RegisterXactCallback(xact_callback, NULL);
+	RegisterSubXactCallback(subxact_callback, NULL);
+	prev_object_access_hook = object_access_hook;
+	object_access_hook = object_access;
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = process_utility;
+}
+
+/*
+ * add_pending - remember a removal for the end of the (sub)transaction.
+ */
+static void
+add_pending(VsPendingKind kind, RelFileNode node, Oid indexoid)
+{
+	VsPending  *p = MemoryContextAlloc(TopMemoryContext, sizeof(VsPending));
+
+	p->kind = kind;
+	p->node = node;
+	p->indexoid = indexoid;
+	p->nestlevel = GetCurrentTransactionNestLevel();
+	p->next = pending;
+	pending = p;
+}
+
+/*
+ * VsSegmentRemoveOnAbort - the files of this (new) relfilenode go if the
+ * transaction that is building it aborts.
+ */
+void
+VsSegmentRemoveOnAbort(RelFileNode node)
+{
+	add_pending(VS_PENDING_NODE_ON_ABORT, node, InvalidOid);
+}
+
+/*
+ * VsSegmentForgetIndexFiles - at commit, remove the files of this index
+ * that belong to another relfilenode (the one a TRUNCATE, REINDEX or
+ * VACUUM FULL is replacing).
+ */
+void
+VsSegmentForgetIndexFiles(Relation index)
+{
+	add_pending(VS_PENDING_OTHERS_ON_COMMIT, index->rd_node, RelationGetRelid(index));
+}
+
+/*
+ * remove_files - unlink segment files in a database's directory: those of
+ * relfilenode "node" (when given), or those whose header names index
+ * "other_than_index" with a relfilenode other than "keep_relfilenode".
+ * Errors are only logged: the files are a cache, and this runs at commit.
+ */
+static void
+remove_files(Oid dboid, RelFileNode *node, Oid other_than_index, Oid keep_relfilenode)
+{
+	char		dir[MAXPGPATH];
+	DIR		   *d;
+	struct dirent *de;
+
+	VsSegmentDir(dboid, dir, sizeof(dir));
+	d = AllocateDir(dir);
+	if (d == NULL)
+		return;
+	while ((de = ReadDirExtended(d, dir, LOG)) != NULL)
+	{
+		unsigned int relnode,
+					gen;
+		char		path[MAXPGPATH];
+		bool		doit = false;
+
+		if (sscanf(de->d_name, "%u.%u.seg", &relnode, &gen) != 2)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (node != NULL)
+			doit = (relnode == node->relNode);
+		else if (relnode != keep_relfilenode)
+		{
+			Oid			indexoid;
+
+			/* a temporary file's header is not final yet: leave it */
+			if (strstr(de->d_name, ".tmp.") == NULL &&
+				VsSegmentFileIndex(path, &indexoid) && indexoid == other_than_index)
+				doit = true;
+		}
+		if (doit && unlink(path) != 0 && errno != ENOENT)
+			ereport(LOG,
+					(errcode_for_file_access(),
+					 errmsg("could not remove file \"%s\": %m", path)));
+	}
+	FreeDir(d);
+}
+
+/*
+ * xact_callback - carry out the removals at the end of the transaction.
+ */
+static void
+xact_callback(XactEvent event, void *arg)
+{
+	bool		commit;
+	Oid			handled[64];
+	int			nhandled = 0;
+
+	if (event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PARALLEL_PRE_COMMIT)
+	{
+		/*
+		 * The catalog can still be read: learn each altered or rebuilt
+		 * index's final relfilenode (a hook that ran before the command's
+		 * catalog update became visible saw the old one).
+		 */
+		for (VsPending *p = pending; p != NULL; p = p->next)
+		{
+			HeapTuple	tup;
+
+			if (p->kind != VS_PENDING_OTHERS_ON_COMMIT)
+				continue;
+			tup = SearchSysCache1(RELOID, ObjectIdGetDatum(p->indexoid));
+			if (HeapTupleIsValid(tup))
+			{
+				p->node.relNode = ((Form_pg_class) GETSTRUCT(tup))->relfilenode;
+				ReleaseSysCache(tup);
+			}
+		}
+		return;
+	}
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT)
+		commit = true;
+	else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		commit = false;
+	else
+		return;
+
+	/* every scan of the transaction is over: drop pins, unmap the stale */
+	VsSegmentEndOfXact();
+
+	while (pending != NULL)
+	{
+		VsPending  *p = pending;
+		bool		newer = false;
+
+		pending = p->next;
+		switch (p->kind)
+		{
+			case VS_PENDING_NODE_ON_COMMIT:
+				if (commit)
+					remove_files(p->node.dbNode, &p->node, InvalidOid, InvalidOid);
+				break;
+			case VS_PENDING_NODE_ON_ABORT:
+				if (!commit)
+					remove_files(p->node.dbNode, &p->node, InvalidOid, InvalidOid);
+				break;
+			case VS_PENDING_OTHERS_ON_COMMIT:
+
+				/*
+				 * Only the newest entry of an index knows its final
+				 * relfilenode (the list is newest first, and entries are
+				 * freed as they are handled, so look at what was handled).
+				 */
+				for (int i = 0; i < nhandled; i++)
+					newer |= (handled[i] == p->indexoid);
+				if (commit && !newer)
+					remove_files(p->node.dbNode, NULL, p->indexoid, p->node.relNode);
+				if (!newer && nhandled < lengthof(handled))
+					handled[nhandled++] = p->indexoid;
+				break;
+		}
+		pfree(p);
+	}
+}
+
+/*
+ * subxact_callback - a subtransaction's removals move to its parent on
+ * commit; on abort, its builds' files go and its drops are forgotten.
+ */
+static void
+subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+				 SubTransactionId parentSubid, void *arg)
+{
+	int			level = GetCurrentTransactionNestLevel();
+	VsPending **link = &pending;
+
+	if (event != SUBXACT_EVENT_COMMIT_SUB && event != SUBXACT_EVENT_ABORT_SUB)
+		return;
+
+	while (*link != NULL)
+	{
+		VsPending  *p = *link;
+
+		if (p->nestlevel < level)
+		{
+			link = &p->next;
+			continue;
+		}
+		if (event == SUBXACT_EVENT_COMMIT_SUB)
+		{
+			p->nestlevel = level - 1;
+			link = &p->next;
+			continue;
+		}
+		/* aborting: act on build files now, forget the rest */
+		if (p->kind == VS_PENDING_NODE_ON_ABORT)
+			remove_files(p->node.dbNode, &p->node, InvalidOid, InvalidOid);
+		*link = p->next;
+		pfree(p);
+	}
+}
+
+/*
+ * object_access - on DROP of a vecstore index (directly, or through its
+ * table, schema or extension), remove its files at commit; after an ALTER
+ * of one (SET TABLESPACE copies it to a new relfilenode without a build),
+ * remove the files of its other relfilenodes at commit.
+ */
+static void
+object_access(ObjectAccessType access, Oid classId, Oid objectId,
+			  int subId, void *arg)
+{
+	HeapTuple	tup;
+	Form_pg_class form;
+	Oid			amoid;
+
+	if (prev_object_access_hook)
+		prev_object_access_hook(access, classId, objectId, subId, arg);
+
+	if ((access != OAT_DROP && access != OAT_POST_ALTER) ||
+		classId != RelationRelationId || subId != 0)
+		return;
+
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(objectId));
+	if (!HeapTupleIsValid(tup))
+		return;
+	form = (Form_pg_class) GETSTRUCT(tup);
+	amoid = get_index_am_oid("vecstore", true);
+	if (form->relkind == RELKIND_INDEX && OidIsValid(amoid) && form->relam == amoid)
+	{
+		RelFileNode node;
+
+		node.spcNode = OidIsValid(form->reltablespace) ? form->reltablespace : MyDatabaseTableSpace;
+		node.dbNode = MyDatabaseId;
+		node.relNode = form->relfilenode;
+		add_pending(access == OAT_DROP ? VS_PENDING_NODE_ON_COMMIT : VS_PENDING_OTHERS_ON_COMMIT,
+					node, objectId);
+	}
+	ReleaseSysCache(tup);
+}
+
+/*
+ * process_utility - after DROP DATABASE succeeds, remove the database's
+ * segment directory.  (DROP DATABASE cannot run in a transaction block,
+ * so once it returns the drop is committed.)
+ */
+static void
+process_utility(PlannedStmt *pstmt, const char *queryString,
+				bool readOnlyTree, ProcessUtilityContext context,
+				ParamListInfo params, QueryEnvironment *queryEnv,
+				DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+	Oid			dropped_db = InvalidOid;
+
+	if (IsA(parsetree, DropdbStmt))
+		dropped_db = get_database_oid(((DropdbStmt *) parsetree)->dbname, true);
+
+	if (prev_ProcessUtility)
+		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+							queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+								queryEnv, dest, qc);
+
+	if (OidIsValid(dropped_db))
+	{
+		char		dir[MAXPGPATH];
+
+		VsSegmentDir(dropped_db, dir, sizeof(dir));
+		rmtree(dir, true);
+	}
+}
+
+/*
+ * file_age - seconds since a file was last modified (large when unknown).
+ */
+static double
+file_age(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0)
+		return 1e9;
+	return difftime(time(NULL), st.st_mtime);
+}
+
+/*
+ * VsSegmentSweep - remove orphans: in this database's directory, files
+ * whose header names no live index with that relfilenode (a crash between
+ * a build and its commit, a drop in a backend without the library), stale
+ * temporary files; and directories of databases that no longer exist.
+ * Files younger than VS_SWEEP_MIN_AGE are left alone, so a build in
+ * progress in another session keeps its file.  Returns the number of
+ * files and directories removed.
+ */
+int
+VsSegmentSweep(void)
+{
+	char		dir[MAXPGPATH];
+	DIR		   *d;
+	struct dirent *de;
+	int			removed = 0;
+
+	VsSegmentDir(MyDatabaseId, dir, sizeof(dir));
+	d = AllocateDir(dir);
+	if (d != NULL)
+	{
+		while ((de = ReadDirExtended(d, dir, LOG)) != NULL)
+		{
+			char		path[MAXPGPATH];
+			unsigned int relnode,
+						gen;
+			bool		orphan = false;
+
+			if (de->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+			if (file_age(path) < VS_SWEEP_MIN_AGE)
+				continue;
+			if (strstr(de->d_name, ".tmp.") != NULL)
+				orphan = true;
+			else if (sscanf(de->d_name, "%u.%u.seg", &relnode, &gen) == 2)
+			{
+				Oid			indexoid;
+
+				if (!VsSegmentFileIndex(path, &indexoid))
+					orphan = true;
+				else
+				{
+					HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(indexoid));
+
+					if (!HeapTupleIsValid(tup))
+						orphan = true;
+					else
+					{
+						orphan = ((Form_pg_class) GETSTRUCT(tup))->relfilenode != relnode;
+						ReleaseSysCache(tup);
+					}
+				}
+			}
+			if (orphan && unlink(path) == 0)
+				removed++;
+		}
+		FreeDir(d);
+	}
+
+	/* directories of dropped databases */
+	d = AllocateDir(VS_SEGMENT_DIR);
+	if (d != NULL)
+	{
+		while ((de = ReadDirExtended(d, VS_SEGMENT_DIR, LOG)) != NULL)
+		{
+			unsigned int dboid;
+			char		extra;
+
+			if (sscanf(de->d_name, "%u%c", &dboid, &extra) != 1)
+				continue;
+			if (!SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum((Oid) dboid)))
+			{
+				VsSegmentDir(dboid, dir, sizeof(dir));
+				if (file_age(dir) >= VS_SWEEP_MIN_AGE && rmtree(dir, true))
+					removed++;
+			}
+		}
+		FreeDir(d);
+	}
+	return removed;
+}
