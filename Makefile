@@ -16,7 +16,7 @@ EXTVERSION = $(shell grep default_version $(EXTENSION).control | sed -e "s/defau
 
 MODULE_big = vecstore
 OBJS = src/vecstore.o src/vector.o src/vsdistance.o src/vskmeans.o \
-	src/vsquant.o src/vshnsw.o \
+	src/vsquant.o src/vshnsw.o src/vshnsw_build.o src/vshnsw_search.o \
 	src/vsam.o src/vsbuild.o src/vscost.o src/vsinfo.o src/vsinsert.o \
 	src/vspage.o src/vsroute.o src/vsscan.o src/vssegment.o src/vssegment_remove.o src/vsvacuum.o src/vsvalidate.o \
 	src/vsgpu.o src/vsgpu_client.o src/vsgpu_worker.o src/vsoffload.o src/vsutil.o
@@ -62,7 +62,8 @@ NVCC_GENCODE = -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code
 
 EXTRA_CLEAN = test/kernels/test_kernels bench/bench_kernels tools/fvecs2pg \
 	$(GPU_HELPER) cuda/vsgpu_helper.o cuda/vsgpu_device.o cuda/vsgpu_nocuda.o \
-	cuda/vskmeans_helper.o cuda/vsdistance_helper.o cuda/vshnsw_helper.o cuda/vsgpu_pool.o
+	cuda/vskmeans_helper.o cuda/vsdistance_helper.o cuda/vshnsw_helper.o \
+	cuda/vshnsw_build_helper.o cuda/vshnsw_search_helper.o cuda/vsgpu_pool.o
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
@@ -81,11 +82,12 @@ all: $(GPU_HELPER)
 
 # The helper runs vecstore's own CPU code for its emulation mode, for the
 # exact distances it returns and for the graphs it assembles:
-# src/vskmeans.c, src/vsdistance.c and src/vshnsw.c, compiled here as
+# src/vskmeans*.c, src/vsdistance.c and src/vshnsw*.c, compiled here as
 # separate objects (without the server's flags), and its thread pool.
 GPU_HELPER_CFLAGS = -O2 -g -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation -Werror -Icuda -I$(srcdir)/src
 GPU_HELPER_OBJS = cuda/vsgpu_helper.o cuda/vskmeans_helper.o cuda/vsdistance_helper.o \
-	cuda/vshnsw_helper.o cuda/vsgpu_pool.o
+	cuda/vshnsw_helper.o cuda/vshnsw_build_helper.o cuda/vshnsw_search_helper.o \
+	cuda/vsgpu_pool.o
 
 cuda/vsgpu_helper.o: cuda/vsgpu_helper.c cuda/vsgpu_helper.h cuda/vsgpu_pool.h src/vsgpu_protocol.h src/vskmeans.h src/vsdistance.h src/vshnsw.h
 	$(CC) $(GPU_HELPER_CFLAGS) -c -o $@ cuda/vsgpu_helper.c
@@ -93,8 +95,16 @@ cuda/vsgpu_helper.o: cuda/vsgpu_helper.c cuda/vsgpu_helper.h cuda/vsgpu_pool.h s
 cuda/vskmeans_helper.o: src/vskmeans.c src/vskmeans.h src/vsdistance.h
 	$(CC) $(GPU_HELPER_CFLAGS) -c -o $@ src/vskmeans.c
 
-cuda/vshnsw_helper.o: src/vshnsw.c src/vshnsw.h src/vskmeans.h src/vsdistance.h
+VSHNSW_HEADERS = src/vshnsw.h src/vshnsw_internal.h src/vskmeans.h src/vsdistance.h
+
+cuda/vshnsw_helper.o: src/vshnsw.c $(VSHNSW_HEADERS)
 	$(CC) $(GPU_HELPER_CFLAGS) -c -o $@ src/vshnsw.c
+
+cuda/vshnsw_build_helper.o: src/vshnsw_build.c $(VSHNSW_HEADERS)
+	$(CC) $(GPU_HELPER_CFLAGS) -c -o $@ src/vshnsw_build.c
+
+cuda/vshnsw_search_helper.o: src/vshnsw_search.c $(VSHNSW_HEADERS)
+	$(CC) $(GPU_HELPER_CFLAGS) -c -o $@ src/vshnsw_search.c
 
 cuda/vsgpu_pool.o: cuda/vsgpu_pool.c cuda/vsgpu_pool.h
 	$(CC) $(GPU_HELPER_CFLAGS) -pthread -c -o $@ cuda/vsgpu_pool.c
@@ -173,8 +183,8 @@ EXTRA_CLEAN += test/kernels/test_kmeans bench/bench_kmeans
 # benchmarks, built once their sources exist.
 # ---------------------------------------------------------------------------
 ifneq ($(wildcard src/vshnsw.c),)
-HNSW_SRCS = src/vshnsw.c src/vsdistance.c
-HNSW_DEPS = $(HNSW_SRCS) src/vshnsw.h src/vskmeans.h src/vsdistance.h
+HNSW_SRCS = src/vshnsw.c src/vshnsw_build.c src/vshnsw_search.c src/vsdistance.c
+HNSW_DEPS = $(HNSW_SRCS) src/vshnsw.h src/vshnsw_internal.h src/vskmeans.h src/vsdistance.h
 
 # with the GPU helper's thread pool, for the parallel builds from lists
 POOL_SRCS = cuda/vsgpu_pool.c
