@@ -15,7 +15,7 @@ EXTENSION = vecstore
 EXTVERSION = $(shell grep default_version $(EXTENSION).control | sed -e "s/default_version[[:space:]]*=[[:space:]]*'\([^']*\)'/\1/")
 
 MODULE_big = vecstore
-OBJS = src/vecstore.o src/vector.o src/vsdistance.o src/vskmeans.o \
+OBJS = src/vecstore.o src/vector.o src/vsdistance.o src/vskmeans.o src/vskmeans_assign.o \
 	src/vsquant.o src/vshnsw.o src/vshnsw_build.o src/vshnsw_search.o \
 	src/vsam.o src/vsbuild.o src/vscost.o src/vsinfo.o src/vsinsert.o \
 	src/vspage.o src/vsroute.o src/vsscan.o src/vssegment.o src/vssegment_remove.o src/vsvacuum.o src/vsvalidate.o \
@@ -62,8 +62,8 @@ NVCC_GENCODE = -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code
 
 EXTRA_CLEAN = test/kernels/test_kernels bench/bench_kernels tools/fvecs2pg \
 	$(GPU_HELPER) cuda/vsgpu_helper.o cuda/vsgpu_device.o cuda/vsgpu_nocuda.o \
-	cuda/vskmeans_helper.o cuda/vsdistance_helper.o cuda/vshnsw_helper.o \
-	cuda/vshnsw_build_helper.o cuda/vshnsw_search_helper.o cuda/vsgpu_pool.o
+	cuda/vskmeans_helper.o cuda/vskmeans_assign_helper.o cuda/vsdistance_helper.o \
+	cuda/vshnsw_helper.o cuda/vshnsw_build_helper.o cuda/vshnsw_search_helper.o cuda/vsgpu_pool.o
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
@@ -85,15 +85,21 @@ all: $(GPU_HELPER)
 # src/vskmeans*.c, src/vsdistance.c and src/vshnsw*.c, compiled here as
 # separate objects (without the server's flags), and its thread pool.
 GPU_HELPER_CFLAGS = -O2 -g -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation -Werror -Icuda -I$(srcdir)/src
-GPU_HELPER_OBJS = cuda/vsgpu_helper.o cuda/vskmeans_helper.o cuda/vsdistance_helper.o \
+GPU_HELPER_OBJS = cuda/vsgpu_helper.o cuda/vskmeans_helper.o cuda/vskmeans_assign_helper.o \
+	cuda/vsdistance_helper.o \
 	cuda/vshnsw_helper.o cuda/vshnsw_build_helper.o cuda/vshnsw_search_helper.o \
 	cuda/vsgpu_pool.o
 
 cuda/vsgpu_helper.o: cuda/vsgpu_helper.c cuda/vsgpu_helper.h cuda/vsgpu_pool.h src/vsgpu_protocol.h src/vskmeans.h src/vsdistance.h src/vshnsw.h
 	$(CC) $(GPU_HELPER_CFLAGS) -c -o $@ cuda/vsgpu_helper.c
 
-cuda/vskmeans_helper.o: src/vskmeans.c src/vskmeans.h src/vsdistance.h
+VSKMEANS_HEADERS = src/vskmeans.h src/vskmeans_internal.h src/vsdistance.h
+
+cuda/vskmeans_helper.o: src/vskmeans.c $(VSKMEANS_HEADERS)
 	$(CC) $(GPU_HELPER_CFLAGS) -c -o $@ src/vskmeans.c
+
+cuda/vskmeans_assign_helper.o: src/vskmeans_assign.c $(VSKMEANS_HEADERS)
+	$(CC) $(GPU_HELPER_CFLAGS) -c -o $@ src/vskmeans_assign.c
 
 VSHNSW_HEADERS = src/vshnsw.h src/vshnsw_internal.h src/vskmeans.h src/vsdistance.h
 
@@ -159,13 +165,13 @@ demo:
 	./tools/demo.sh
 
 # ---------------------------------------------------------------------------
-# IVF training (src/vskmeans.c): stand-alone unit test and benchmark, linked
+# IVF training (src/vskmeans*.c): stand-alone unit test and benchmark, linked
 # without the server like test_kernels above.  "make kernel-test" runs every
 # unit test in KERNEL_TESTS; "make bench/bench_kmeans && ./bench/bench_kmeans"
 # benchmarks.
 # ---------------------------------------------------------------------------
-KMEANS_SRCS = src/vskmeans.c src/vsdistance.c
-KMEANS_DEPS = $(KMEANS_SRCS) src/vskmeans.h src/vsdistance.h
+KMEANS_SRCS = src/vskmeans.c src/vskmeans_assign.c src/vsdistance.c
+KMEANS_DEPS = $(KMEANS_SRCS) src/vskmeans.h src/vskmeans_internal.h src/vsdistance.h
 
 test/kernels/test_kmeans: test/kernels/test_kmeans.c test/kernels/vstest.h test/kernels/vsrng.h test/kernels/vsfvecs.h $(KMEANS_DEPS)
 	$(CC) $(STANDALONE_CFLAGS) -o $@ test/kernels/test_kmeans.c $(KMEANS_SRCS) -lm
