@@ -253,7 +253,7 @@ typedef struct VsHnswInfo
 	uint64_t	level_edges[VS_HNSW_MAX_LEVELS];	/* neighbours listed */
 } VsHnswInfo;
 
-/* vshnsw.c: building */
+/* vshnsw_build.c: building */
 extern void VsHnswBuildOptionsInit(VsHnswBuildOptions *opt);
 extern size_t VsHnswSerializedSize(int n, VsMetric metric,
 								   const VsHnswBuildOptions *opt);
@@ -272,7 +272,7 @@ extern void VsHnswExactNeighbours(const float *vectors, int n, int dim,
 extern const char *VsHnswValidate(const void *graph, size_t size, int n,
 								  int dim, VsMetric metric);
 
-/* vshnsw.c: searching */
+/* vshnsw_search.c: searching */
 extern size_t VsHnswScratchSize(int max_n, int max_ef);
 extern VsHnswScratch *VsHnswScratchInit(void *mem, size_t size, int max_n,
 										int max_ef);

@@ -95,20 +95,34 @@ static inline int ranks_before(const Level *lv, uint32_t salt, float da,
 							   uint32_t ia, float db, uint32_t ib);
 static inline float source_distance(const Source *src, uint32_t node);
 
+/*
+ * The functions below cross this module's files but not the module: hidden
+ * from the shared library's symbol table (PostgreSQL 15 exports every
+ * non-static symbol), so that calls to them bind locally and stay as cheap
+ * as when they were static (no PLT, inlining within a file).
+ */
+#ifndef VS_INTERNAL
+#if defined(__GNUC__)
+#define VS_INTERNAL __attribute__((visibility("hidden")))
+#else
+#define VS_INTERNAL
+#endif
+#endif
+
 /* the block's layout and views (vshnsw.c) */
-extern void VsHnswComputeLayout(uint32_t n, int m, int nlevels,
+extern VS_INTERNAL void VsHnswComputeLayout(uint32_t n, int m, int nlevels,
 								const uint32_t *counts, int norms, Layout *lay);
-extern void VsHnswLevelView(const char *base, int l, Level *lv);
-extern uint32_t VsHnswFindMember(const Level *lv, uint32_t node);
+extern VS_INTERNAL void VsHnswLevelView(const char *base, int l, Level *lv);
+extern VS_INTERNAL uint32_t VsHnswFindMember(const Level *lv, uint32_t node);
 
 /* the search steps the build reuses (vshnsw_search.c) */
-extern float VsHnswInvNorm(const float *x, int dim);
-extern uint16_t VsHnswNextEpoch(uint16_t *tags, size_t count, uint16_t *epoch);
-extern int VsHnswPoolInsert(PoolEntry *pool, int *size, int cap, float dist,
+extern VS_INTERNAL float VsHnswInvNorm(const float *x, int dim);
+extern VS_INTERNAL uint16_t VsHnswNextEpoch(uint16_t *tags, size_t count, uint16_t *epoch);
+extern VS_INTERNAL int VsHnswPoolInsert(PoolEntry *pool, int *size, int cap, float dist,
 							uint32_t id, const Level *lv, uint32_t salt);
-extern uint32_t VsHnswGreedy(const Level *lv, const Source *src, uint32_t cur,
+extern VS_INTERNAL uint32_t VsHnswGreedy(const Level *lv, const Source *src, uint32_t cur,
 							 float *curdist, uint32_t salt);
-extern int VsHnswSearchLayer(const Level *lv, const Source *src, PoolEntry *pool,
+extern VS_INTERNAL int VsHnswSearchLayer(const Level *lv, const Source *src, PoolEntry *pool,
 							 int size, int ef, uint16_t *tags, uint16_t epoch,
 							 uint32_t *row, uint32_t salt);
 

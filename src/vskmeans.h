@@ -150,7 +150,7 @@ extern void VsKmeansAssign(const float *centroids, const float *centroid_norms,
 						   int32_t *out, float *out_dist,
 						   const VsKmeansHooks *hooks);
 
-/* centroids packed once for many one-vector searches (vskmeans.c) */
+/* centroids packed once for many one-vector searches (vskmeans_assign.c) */
 typedef struct VsKmeansPrepared VsKmeansPrepared;
 
 extern VsKmeansPrepared *VsKmeansPrepare(const float *centroids,
