@@ -20,6 +20,20 @@
 #ifndef VSDISTANCE_H
 #define VSDISTANCE_H
 
+/*
+ * VS_INTERNAL marks a function of a pure-C module that crosses the
+ * module's files but not the module (vshnsw_internal.h,
+ * vskmeans_internal.h): hidden from the shared library's symbol table
+ * (PostgreSQL 15 exports every non-static symbol), so that calls to it
+ * bind locally and stay as cheap as when it was static (no PLT, inlining
+ * within a file).
+ */
+#if defined(__GNUC__)
+#define VS_INTERNAL __attribute__((visibility("hidden")))
+#else
+#define VS_INTERNAL
+#endif
+
 typedef enum VsKernelPath
 {
 	VS_KERNEL_SCALAR = 0,

@@ -95,20 +95,7 @@ static inline int ranks_before(const Level *lv, uint32_t salt, float da,
 							   uint32_t ia, float db, uint32_t ib);
 static inline float source_distance(const Source *src, uint32_t node);
 
-/*
- * The functions below cross this module's files but not the module: hidden
- * from the shared library's symbol table (PostgreSQL 15 exports every
- * non-static symbol), so that calls to them bind locally and stay as cheap
- * as when they were static (no PLT, inlining within a file).
- */
-#ifndef VS_INTERNAL
-#if defined(__GNUC__)
-#define VS_INTERNAL __attribute__((visibility("hidden")))
-#else
-#define VS_INTERNAL
-#endif
-#endif
-
+/* crossing this module's files only: hidden (VS_INTERNAL, vsdistance.h) */
 /* the block's layout and views (vshnsw.c) */
 extern VS_INTERNAL void VsHnswComputeLayout(uint32_t n, int m, int nlevels,
 								const uint32_t *counts, int norms, Layout *lay);

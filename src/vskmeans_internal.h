@@ -27,20 +27,7 @@
 /* fewer vectors than this skip packing and gather from the centroids */
 #define SMALL_ROWS		4
 
-/*
- * The functions below cross this module's files but not the module: hidden
- * from the shared library's symbol table (PostgreSQL 15 exports every
- * non-static symbol), so that calls to them bind locally and stay as cheap
- * as when they were static (no PLT, inlining within a file).
- */
-#ifndef VS_INTERNAL
-#if defined(__GNUC__)
-#define VS_INTERNAL __attribute__((visibility("hidden")))
-#else
-#define VS_INTERNAL
-#endif
-#endif
-
+/* crossing this module's files only: hidden (VS_INTERNAL, vsdistance.h) */
 /* vskmeans.c: the hooks, shared with the assignment */
 extern VS_INTERNAL void *VsKmeansAllocArray(const VsKmeansHooks *hooks, size_t count,
 								size_t size);
