@@ -13,6 +13,7 @@
  *	  FILE.fvecs          id<TAB>[v1,v2,...]      one row per vector
  *	  --ivecs FILE        id<TAB>{i1,i2,...}      an int[] literal per row
  *	  --random N DIM SEED id<TAB>[v1,...]         reproducible synthetic data
+ *	  --text N DIM SEED   id<TAB>[v1,...]         synthetic text embeddings
  *	  --knn K BASE QUERY  id<TAB>{i1,...}         exact L2 ground truth
  *
  * The texmex layout is, per record, an int32 little-endian dimension d
@@ -43,11 +44,21 @@
 #define RANDOM_CLUSTERS	16
 #define CLUSTER_SPREAD	0.35
 
+/*
+ * Synthetic text embeddings (--text): documents of a Zipf vocabulary mixing
+ * a few topics, as tf-idf vectors, randomly projected to DIM dimensions and
+ * normalised (see mode_text).
+ */
+#define TEXT_VOCABULARY	30000
+#define TEXT_TOPICS		200
+#define TEXT_TOPIC_WORDS 300
+
 typedef enum
 {
 	MODE_FVECS,
 	MODE_IVECS,
 	MODE_RANDOM,
+	MODE_TEXT,
 	MODE_KNN
 } Mode;
 
@@ -112,13 +123,17 @@ usage(FILE *out)
 			"      N reproducible synthetic vectors (a mixture of %d gaussian\n"
 			"      clusters shared by every SEED of the same DIM), as COPY rows,\n"
 			"      or as a binary .fvecs file with --fvecs\n"
+			"  %s --text N DIM SEED [--fvecs]\n"
+			"      N synthetic text embeddings (random projections of tf-idf\n"
+			"      vectors of documents over one vocabulary and set of topics\n"
+			"      for every SEED of the same DIM), unit length, for cosine\n"
 			"  %s --knn K BASE.fvecs [--offset N] [--limit N] QUERY.fvecs\n"
 			"      exact L2 K nearest BASE rows of each QUERY row (ties broken\n"
 			"      by lower id), as COPY rows like --ivecs\n"
 			"\n"
 			"FILE may be - for standard input.  Ids are 0-based row numbers of\n"
 			"the input file; --offset skips rows without renumbering them.\n",
-			progname, progname, progname, RANDOM_CLUSTERS, progname);
+			progname, progname, progname, RANDOM_CLUSTERS, progname, progname);
 }
 
 /*
@@ -379,6 +394,30 @@ rng_gauss(uint64_t *s)
 }
 
 /*
+ * emit_vector - row "i" of a synthetic set: a COPY row, or with "binary" a
+ * texmex record ("raw" has room for dim + 1 words).
+ */
+static void
+emit_vector(long i, const float *v, long dim, int binary, unsigned char *raw, const char *what)
+{
+	if (binary)
+	{
+		put_le32(raw, (uint32_t) dim);
+		for (long j = 0; j < dim; j++)
+		{
+			uint32_t	w;
+
+			memcpy(&w, &v[j], sizeof(w));
+			put_le32(raw + 4 * (j + 1), w);
+		}
+		if (fwrite(raw, 4, (size_t) dim + 1, stdout) != (size_t) dim + 1)
+			die("could not write to standard output: %s", strerror(errno));
+	}
+	else
+		print_vector_row(i, v, dim, what);
+}
+
+/*
  * mode_random - N synthetic vectors of DIM dimensions.
  *
  * The cluster centres depend only on DIM, so a base set and a query set
@@ -406,25 +445,129 @@ mode_random(long n, long dim, uint64_t seed, int binary)
 
 		for (j = 0; j < dim; j++)
 			v[j] = (float) (centres[c * dim + j] + CLUSTER_SPREAD * rng_gauss(&ps));
-		if (binary)
-		{
-			put_le32(raw, (uint32_t) dim);
-			for (j = 0; j < dim; j++)
-			{
-				uint32_t	w;
-
-				memcpy(&w, &v[j], sizeof(w));
-				put_le32(raw + 4 * (j + 1), w);
-			}
-			if (fwrite(raw, 4, (size_t) dim + 1, stdout) != (size_t) dim + 1)
-				die("could not write to standard output: %s", strerror(errno));
-		}
-		else
-			print_vector_row(i, v, dim, "--random");
+		emit_vector(i, v, dim, binary, raw, "--random");
 	}
 	free(raw);
 	free(v);
 	free(centres);
+}
+
+/*
+ * mode_text - N synthetic text embeddings of DIM dimensions: data unlike
+ * the gaussian mixture of --random, with the low contrast of real sentence
+ * embeddings (most pairs of documents share common words, so their cosines
+ * crowd together).
+ *
+ * The model depends only on DIM (so base and query sets made with
+ * different seeds match): a vocabulary of TEXT_VOCABULARY words with
+ * Zipf(1.1) frequencies and idf = log(1 / frequency), TEXT_TOPICS topics of
+ * TEXT_TOPIC_WORDS words each, and a gaussian projection of every word to
+ * DIM dimensions.  A document of the SEED stream draws 1-3 topics and
+ * 20-160 words, each from one of its topics with probability 0.6, else from
+ * the whole vocabulary by frequency; its vector is the sum of its words'
+ * projections weighted by tf-idf (sqrt of the count, times idf),
+ * normalised to unit length.
+ */
+static void
+mode_text(long n, long dim, uint64_t seed, int binary)
+{
+	double	   *cdf = xmalloc(sizeof(double) * TEXT_VOCABULARY);
+	double	   *idf = xmalloc(sizeof(double) * TEXT_VOCABULARY);
+	int		   *topics = xmalloc(sizeof(int) * TEXT_TOPICS * TEXT_TOPIC_WORDS);
+	float	   *proj = xmalloc(sizeof(float) * (size_t) TEXT_VOCABULARY * dim);
+	int		   *counts = xmalloc(sizeof(int) * TEXT_VOCABULARY);
+	int		   *words = xmalloc(sizeof(int) * 160);
+	double	   *acc = xmalloc(sizeof(double) * dim);
+	float	   *v = xmalloc((size_t) dim * sizeof(float));
+	unsigned char *raw = xmalloc((size_t) (dim + 1) * 4);
+	uint64_t	ms = rng_seed(UINT64_C(0x7E47) ^ (uint64_t) dim);
+	uint64_t	ds = rng_seed(seed);
+	double		total = 0.0;
+	long		i;
+
+	for (i = 0; i < TEXT_VOCABULARY; i++)
+	{
+		double		f = pow((double) (i + 1), -1.1);
+
+		total += f;
+		cdf[i] = total;
+	}
+	for (i = 0; i < TEXT_VOCABULARY; i++)
+	{
+		idf[i] = log(total / (cdf[i] - (i > 0 ? cdf[i - 1] : 0.0)));
+		cdf[i] /= total;
+	}
+	for (i = 0; i < (long) TEXT_TOPICS * TEXT_TOPIC_WORDS; i++)
+		topics[i] = (int) (rng_next(&ms) % TEXT_VOCABULARY);
+	for (i = 0; i < (long) TEXT_VOCABULARY * dim; i++)
+		proj[i] = (float) rng_gauss(&ms);
+	memset(counts, 0, sizeof(int) * TEXT_VOCABULARY);
+
+	for (i = 0; i < n; i++)
+	{
+		int			ntopics = 1 + (int) (rng_next(&ds) % 3);
+		int			mine[3];
+		int			len = 20 + (int) (rng_next(&ds) % 141);
+		int			nwords = 0;
+		double		norm = 0.0;
+		long		j;
+
+		for (j = 0; j < ntopics; j++)
+			mine[j] = (int) (rng_next(&ds) % TEXT_TOPICS);
+		for (j = 0; j < len; j++)
+		{
+			int			w;
+
+			if (rng_uniform(&ds) < 0.6)
+				w = topics[mine[rng_next(&ds) % ntopics] * TEXT_TOPIC_WORDS +
+						   (int) (rng_next(&ds) % TEXT_TOPIC_WORDS)];
+			else
+			{
+				double		u = rng_uniform(&ds);
+				long		lo = 0,
+							hi = TEXT_VOCABULARY - 1;
+
+				while (lo < hi)
+				{
+					long		mid = (lo + hi) / 2;
+
+					if (cdf[mid] < u)
+						lo = mid + 1;
+					else
+						hi = mid;
+				}
+				w = (int) lo;
+			}
+			if (counts[w]++ == 0)
+				words[nwords++] = w;
+		}
+		memset(acc, 0, sizeof(double) * dim);
+		for (j = 0; j < nwords; j++)
+		{
+			int			w = words[j];
+			double		weight = sqrt((double) counts[w]) * idf[w];
+			const float *pw = proj + (size_t) w * dim;
+
+			for (long d = 0; d < dim; d++)
+				acc[d] += weight * pw[d];
+			counts[w] = 0;
+		}
+		for (j = 0; j < dim; j++)
+			norm += acc[j] * acc[j];
+		norm = norm > 0.0 ? 1.0 / sqrt(norm) : 0.0;
+		for (j = 0; j < dim; j++)
+			v[j] = (float) (acc[j] * norm);
+		emit_vector(i, v, dim, binary, raw, "--text");
+	}
+	free(raw);
+	free(v);
+	free(acc);
+	free(words);
+	free(counts);
+	free(proj);
+	free(topics);
+	free(idf);
+	free(cdf);
 }
 
 /* A candidate neighbour: squared distance, then id for deterministic ties. */
@@ -623,6 +766,14 @@ main(int argc, char **argv)
 			rdim = parse_long("--random DIM", argv[++i], 1);
 			rseed = (uint64_t) parse_long("--random SEED", argv[++i], 0);
 		}
+		else if (strcmp(a, "--text") == 0)
+		{
+			NEED(3);
+			mode = MODE_TEXT;
+			rn = parse_long("--text N", argv[++i], 0);
+			rdim = parse_long("--text DIM", argv[++i], 1);
+			rseed = (uint64_t) parse_long("--text SEED", argv[++i], 0);
+		}
 		else if (strcmp(a, "--knn") == 0)
 		{
 			NEED(1);
@@ -643,9 +794,9 @@ main(int argc, char **argv)
 	}
 
 	if (rdim > MAX_DIM)
-		die("--random DIM %ld is larger than %d", rdim, MAX_DIM);
-	if (binary && mode != MODE_RANDOM)
-		die("--fvecs only applies to --random");
+		die("DIM %ld is larger than %d", rdim, MAX_DIM);
+	if (binary && mode != MODE_RANDOM && mode != MODE_TEXT)
+		die("--fvecs only applies to --random and --text");
 
 	switch (mode)
 	{
@@ -653,6 +804,13 @@ main(int argc, char **argv)
 			if (nfiles != 0)
 				die("--random takes no file");
 			mode_random(rn, rdim, rseed, binary);
+			break;
+		case MODE_TEXT:
+			if (nfiles != 0)
+				die("--text takes no file");
+			if (rdim > 4096)
+				die("--text DIM %ld is larger than 4096", rdim);
+			mode_text(rn, rdim, rseed, binary);
 			break;
 		case MODE_KNN:
 			if (nfiles != 2)
