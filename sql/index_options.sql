@@ -46,13 +46,23 @@ SET vecstore.max_scan_tuples = 2147483648;
 RESET vecstore.max_scan_tuples;
 SHOW vecstore.max_scan_tuples;
 
--- vecstore.ef_search: 1 .. 1000
+-- vecstore.ef_search: 0 (from vecstore.effort) .. 1000
+SET vecstore.ef_search = -1;
 SET vecstore.ef_search = 0;
 SET vecstore.ef_search = 1;
 SET vecstore.ef_search = 1000;
 SET vecstore.ef_search = 1001;
 RESET vecstore.ef_search;
 SHOW vecstore.ef_search;
+
+-- vecstore.effort: 1 .. 10 (10: an exact search)
+SET vecstore.effort = 0;
+SET vecstore.effort = 1;
+SET vecstore.effort = 10;
+SET vecstore.effort = 11;
+SET vecstore.effort = 'high';
+RESET vecstore.effort;
+SHOW vecstore.effort;
 
 -- vecstore.rerank_window: 1 .. 100000
 SET vecstore.rerank_window = 0;

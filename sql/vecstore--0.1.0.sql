@@ -379,10 +379,23 @@ CREATE FUNCTION vecstore_gpu_status(
     OUT last_error text)
     AS 'MODULE_PATHNAME', 'vecstore_gpu_status' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
 
+CREATE FUNCTION vecstore_stats(
+    OUT scans bigint,
+    OUT rows_examined bigint,
+    OUT clusters_opened bigint,
+    OUT scans_cut_short bigint,
+    OUT files_checked bigint,
+    OUT files_trusted bigint,
+    OUT clusters_checked bigint,
+    OUT clusters_trusted bigint,
+    OUT shared_checks boolean)
+    AS 'MODULE_PATHNAME', 'vecstore_stats' LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
+
 CREATE FUNCTION vecstore_verify(index regclass, repair boolean DEFAULT false)
     RETURNS TABLE (problem text, repaired boolean)
     AS 'MODULE_PATHNAME', 'vecstore_verify' LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
 
 COMMENT ON FUNCTION vecstore_index_info(regclass) IS 'clusters, rows per cluster, delta and dead rows, segment file and bytes mapped by this session, codes and graphs, of a vecstore index';
 COMMENT ON FUNCTION vecstore_gpu_status() IS 'the GPU service: state, device, memory, helper process and restarts, work that ran on the CPU instead and why, requests and batches, last error';
+COMMENT ON FUNCTION vecstore_stats() IS 'this session''s index scans (rows examined, clusters opened, scans cut short by vecstore.max_scan_tuples) and segment checks (done here, or taken from the server''s record)';
 COMMENT ON FUNCTION vecstore_verify(regclass, boolean) IS 'checks a vecstore index (fork checksums, delta chains, segment file); one row per problem; repair => true rebuilds a bad segment file';

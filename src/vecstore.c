@@ -129,6 +129,7 @@ _PG_init(void)
 	VsAmInit();
 	VsGpuInit();
 	VsSegmentInit();
+	VsCheckedInit();
 	VsSegmentRemoveInit();
 
 	MarkGUCPrefixReserved("vecstore");

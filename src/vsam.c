@@ -25,6 +25,7 @@
 int			vecstore_probes = VS_DEFAULT_PROBES;
 int			vecstore_max_scan_tuples = VS_DEFAULT_MAX_SCAN_TUPLES;
 int			vecstore_ef_search = VS_DEFAULT_EF_SEARCH;
+int			vecstore_effort = VS_DEFAULT_EFFORT;
 int			vecstore_rerank_window = VS_DEFAULT_RERANK_WINDOW;
 
 static relopt_kind vs_relopt_kind;
@@ -67,7 +68,7 @@ VsAmInit(void)
 
 	DefineCustomIntVariable("vecstore.probes",
 							"Sets the number of IVF clusters searched per query",
-							"More probes find more of the true nearest neighbours and cost more time; 0 chooses from the number of clusters.",
+							"0 decides for each query (see vecstore.effort); a number fixes it: more probes find more of the true nearest neighbours and cost more time.",
 							&vecstore_probes,
 							VS_DEFAULT_PROBES, VS_MIN_PROBES, VS_MAX_PROBES,
 							PGC_USERSET, 0, NULL, NULL, NULL);
@@ -81,9 +82,16 @@ VsAmInit(void)
 
 	DefineCustomIntVariable("vecstore.ef_search",
 							"Sets the size of the candidate list of the graph search inside each probed cluster",
-							"Larger values find more of the true nearest neighbours and cost more time.",
+							"0 takes it from vecstore.effort; larger values find more of the true nearest neighbours and cost more time.",
 							&vecstore_ef_search,
-							VS_DEFAULT_EF_SEARCH, VS_HNSW_MIN_EF_SEARCH, VS_HNSW_MAX_EF_SEARCH,
+							VS_DEFAULT_EF_SEARCH, 0, VS_HNSW_MAX_EF_SEARCH,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("vecstore.effort",
+							"Sets how hard a query searches when vecstore.probes is 0",
+							"Higher levels find more of the true nearest neighbours and cost more time; 10 is an exact search.",
+							&vecstore_effort,
+							VS_DEFAULT_EFFORT, VS_MIN_EFFORT, VS_MAX_EFFORT,
 							PGC_USERSET, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("vecstore.rerank_window",
@@ -120,27 +128,6 @@ VsGetListsOption(Relation index)
 	VsOptions  *opts = (VsOptions *) index->rd_options;
 
 	return opts ? opts->lists : VS_DEFAULT_LISTS;
-}
-
-/*
- * VsEffectiveProbes - how many of "nclusters" clusters a scan probes:
- * vecstore.probes, or with 0 (the default) VS_AUTO_PROBES_FACTOR times the
- * square root of the number of clusters, rounded up, but not every one of
- * several clusters (that would be an exact search); at least 1, at most
- * nclusters.
- */
-int
-VsEffectiveProbes(uint32 nclusters)
-{
-	int			probes = vecstore_probes;
-
-	if (probes == 0)
-	{
-		probes = (int) ceil(VS_AUTO_PROBES_FACTOR * sqrt((double) nclusters));
-		if (nclusters > 1)
-			probes = Min(probes, (int) nclusters - 1);
-	}
-	return Max(1, Min(probes, (int) Max(nclusters, 1)));
 }
 
 /*

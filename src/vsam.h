@@ -80,15 +80,17 @@
 #define VS_DEFAULT_PROBES		0	/* 0: automatic, see VsEffectiveProbes */
 
 /*
- * The automatic probes: VS_AUTO_PROBES_FACTOR * sqrt(clusters), rounded
- * up, short of every cluster; and the default ef_search.  Chosen so that
- * the defaults reach recall@10 >= 0.95 on the hardest shared data set
- * (GloVe, whose neighbours spread over many clusters and whose graphs need
- * a wide search); on the others they give 0.99-1.0, and lower settings are
- * several times faster (bench/RESULTS.md, README "Tuning").
+ * The search of a query (vsscan_policy.c): vecstore.probes = 0 (the
+ * default) decides per query how many clusters to open, at the level of
+ * effort vecstore.effort (VS_MAX_EFFORT: an exact search);
+ * vecstore.ef_search = 0 (the default) takes the first ef of each graph
+ * search from the effort.  Set, they fix the search.  The default effort
+ * is chosen by measurement (bench/RESULTS.md, "Fast by default").
  */
-#define VS_AUTO_PROBES_FACTOR	2.7
-#define VS_DEFAULT_EF_SEARCH	120
+#define VS_DEFAULT_EF_SEARCH	0
+#define VS_DEFAULT_EFFORT		5
+#define VS_MIN_EFFORT			1
+#define VS_MAX_EFFORT			10
 #define VS_MIN_PROBES			0
 #define VS_MAX_PROBES			32768
 #define VS_DEFAULT_MAX_SCAN_TUPLES 20000
@@ -334,10 +336,26 @@ typedef struct VsCandidate
 	double		distance;
 } VsCandidate;
 
+/* this backend's counters, since it started (vecstore_stats()) */
+typedef struct VsBackendStats
+{
+	int64		scans;			/* index scans started */
+	int64		rows_examined;	/* rows given a distance (codes or exact) */
+	int64		clusters_opened;
+	int64		scans_cut_short;	/* ran out of vecstore.max_scan_tuples */
+	int64		files_checked;	/* segment heads checked by this backend */
+	int64		files_trusted;	/* ... taken from the server's record */
+	int64		clusters_checked;	/* clusters checked by this backend */
+	int64		clusters_trusted;	/* ... taken from the server's record */
+} VsBackendStats;
+
+extern VsBackendStats VsStats;
+
 /* GUCs */
 extern int	vecstore_probes;
 extern int	vecstore_max_scan_tuples;
 extern int	vecstore_ef_search;
+extern int	vecstore_effort;
 extern int	vecstore_rerank_window;
 
 /* vsam.c */
@@ -345,7 +363,6 @@ extern void VsAmInit(void);
 extern VsMetric VsGetMetric(Relation index);
 extern int	VsGetListsOption(Relation index);
 extern void VsGetGraphOptions(Relation index, int *m, int *ef_construction, int *quantizer);
-extern int	VsEffectiveProbes(uint32 nclusters);
 extern Datum vs_handler(PG_FUNCTION_ARGS);
 
 /* vsbuild.c */
@@ -393,10 +410,22 @@ extern void VsDeltaChainBegin(VsDeltaChain *chain, Relation index, BlockNumber h
 extern bool VsDeltaChainNext(VsDeltaChain *chain);
 extern void VsDeltaChainEnd(VsDeltaChain *chain);
 
+/* vsscan_policy.c (the policy's scan state is in vsscan.h) */
+extern int	VsEffectiveProbes(uint32 nclusters);
+extern int	VsExpectedProbes(uint32 nclusters);
+extern int	VsEffortEf(void);
+
 /* vsroute.c */
 extern int	VsNearestCluster(VsMetaCache cache, const float *x);
 extern void VsRouteBegin(VsRoute *route, VsMetaCache cache, const float *query);
 extern void VsRouteAll(VsRoute *route, VsMetaCache cache);
+
+/* vssegment_checked.c */
+extern void VsCheckedInit(void);
+extern bool VsCheckedAvailable(void);
+extern bool VsCheckedGet(const VsSegmentIdentity *id, int cluster);
+extern void VsCheckedSet(const VsSegmentIdentity *id, int cluster);
+extern void VsCheckedForget(const VsSegmentIdentity *id);
 
 /* vssegment.c */
 extern void VsSegmentInit(void);

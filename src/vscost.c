@@ -79,7 +79,7 @@ vscostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	VsReadMeta(index, &meta);
 	index_close(index, NoLock);
 
-	probes = VsEffectiveProbes(meta.nclusters);
+	probes = VsExpectedProbes(meta.nclusters);
 	fraction = (double) probes / Max(meta.nclusters, 1);
 	avg_rows = path->indexinfo->tuples / Max(meta.nclusters, 1);
 
@@ -94,7 +94,7 @@ vscostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	if (avg_rows >= meta.graph_threshold && meta.graph_threshold > 0 &&
 		(probes < (int) meta.nclusters || meta.nclusters == 1))
 		costs.numIndexTuples = Min(costs.numIndexTuples,
-								   (double) probes * vecstore_ef_search * VS_GRAPH_VISITS);
+								   (double) probes * VsEffortEf() * VS_GRAPH_VISITS);
 	genericcostestimate(root, path, loop_count, &costs);
 
 	/* genericcostestimate charged random reads; the mapping reads in order */

@@ -80,6 +80,37 @@ read_cluster_table(Relation index, VsMetaPage meta, BufferAccessStrategy bas)
 	return info;
 }
 
+/* this backend's counters */
+VsBackendStats VsStats;
+
+/* the columns of vecstore_stats's row */
+#define STATS_COLS 9
+
+PG_FUNCTION_INFO_V1(vecstore_stats);
+/*
+ * vecstore_stats() - this backend's counters, and whether segment checks
+ * are shared by the server (the library is preloaded).
+ */
+Datum
+vecstore_stats(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc = VsResultRowType(fcinfo, STATS_COLS);
+	Datum		values[STATS_COLS];
+	bool		nulls[STATS_COLS];
+
+	memset(nulls, 0, sizeof(nulls));
+	values[0] = Int64GetDatum(VsStats.scans);
+	values[1] = Int64GetDatum(VsStats.rows_examined);
+	values[2] = Int64GetDatum(VsStats.clusters_opened);
+	values[3] = Int64GetDatum(VsStats.scans_cut_short);
+	values[4] = Int64GetDatum(VsStats.files_checked);
+	values[5] = Int64GetDatum(VsStats.files_trusted);
+	values[6] = Int64GetDatum(VsStats.clusters_checked);
+	values[7] = Int64GetDatum(VsStats.clusters_trusted);
+	values[8] = BoolGetDatum(VsCheckedAvailable());
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
 /* the columns of vecstore_index_info's row */
 #define INDEX_INFO_COLS 18
 

@@ -135,8 +135,8 @@ VsRouteBegin(VsRoute *route, VsMetaCache cache, const float *query)
 
 	if (cache->routing != NULL && route->query != NULL)
 	{
-		int			k = Min(nclusters, Max(4 * VsEffectiveProbes(nclusters), 64));
-		int			ef = Min(Max(k, vecstore_ef_search), VS_HNSW_MAX_EF_SEARCH);
+		int			k = Min(nclusters, Max(4 * VsExpectedProbes(nclusters), 64));
+		int			ef = Min(Max(k, VsEffortEf()), VS_HNSW_MAX_EF_SEARCH);
 		Size		size = VsHnswScratchSize(nclusters, ef);
 		VsHnswScratch *scratch = VsHnswScratchInit(palloc_extended(size, MCXT_ALLOC_HUGE),
 												   size, nclusters, ef);

@@ -69,8 +69,8 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
-#include "vsam.h"
 #include "vsoffload.h"
+#include "vsscan.h"
 
 /*
  * Extend once the rows returned reach 1/VS_WIDEN_FRACTION of the rows
@@ -82,9 +82,6 @@
 #define VS_WIDEN_FRACTION_GRAPH	2
 #define VS_COVER_FLAT		(8 / VS_WIDEN_FRACTION)
 #define VS_COVER_GRAPH		(8 / VS_WIDEN_FRACTION_GRAPH)
-
-/* a graph search deeper than 1/VS_DEEPEN_FLAT of its cluster scans it flat */
-#define VS_DEEPEN_FLAT		4
 
 /* a cluster the scan has opened */
 typedef struct VsProbe
@@ -101,6 +98,11 @@ typedef struct VsProbe
 	bool		offloaded;		/* its nearest rows came from the offload
 								 * service (the GPU) */
 	bool		counted;		/* every row counted as examined already */
+	bool		confirmed;		/* a deeper search found (nearly) nothing
+								 * the last one should have */
+	int			trusted;		/* results of the last search up to its
+								 * frontier */
+	double		best;			/* the nearest key found in it so far */
 } VsProbe;
 
 /* a graph candidate waiting for its exact distance */
@@ -122,9 +124,10 @@ typedef struct VsScanOpaqueData
 								 * (the GPU), or NULL */
 	bool		use_offload;	/* ... which searches the clusters instead */
 
-	/* routing (vsroute.c) */
+	/* routing (vsroute.c) and the policy (vsscan_policy.c) */
 	VsRoute		route;			/* clusters, nearest centroid first */
-	int			next_cluster;	/* next position in route.order */
+	VsScanPolicy policy;		/* which clusters, how deep */
+	int		   *opening;		/* nclusters entries: clusters to open */
 
 	/* opened clusters */
 	VsProbe    *probes;
@@ -150,11 +153,14 @@ typedef struct VsScanOpaqueData
 	int			maxcands;
 
 	bool		started;
+	bool		exhausted;		/* every row of every cluster examined */
 	bool		have_last;
 	double		last_distance;
 	int64		scanned;		/* rows examined so far */
 	int64		cover;			/* eighths of a row: when to extend */
 	int64		returned;		/* rows returned so far */
+	double		code_error;		/* the most a code distance exceeded its
+								 * row's exact distance, in this scan */
 } VsScanOpaqueData;
 
 typedef VsScanOpaqueData *VsScanOpaque;
@@ -313,6 +319,21 @@ add_candidate(VsScanOpaque so, ItemPointer tid, double distance)
 }
 
 /*
+ * found_row - a row of opened cluster "p" with its exact distance: into
+ * the ready heap, and the policy learns what the cluster holds.
+ */
+static inline void
+found_row(VsScanOpaque so, VsProbe *p, ItemPointer tid, double distance)
+{
+	add_candidate(so, tid, distance);
+	if (distance < p->best)
+	{
+		p->best = distance;
+		VsPolicyObserve(&so->policy, p->cluster, distance);
+	}
+}
+
+/*
  * add_pending - a graph candidate with its code distance.
  */
 static inline void
@@ -409,7 +430,7 @@ scan_rows_flat(VsScanOpaque so, VsProbe *p)
 		if (probe_deleted(p, i))
 			continue;
 		sealed_tid(so, info, i, &tid);
-		add_candidate(so, &tid, row_distance(so, vecs + (Size) i * dims));
+		found_row(so, p, &tid, row_distance(so, vecs + (Size) i * dims));
 	}
 	p->full = true;
 }
@@ -425,15 +446,18 @@ code_distances(void *ctx, const uint32_t *ids, uint32_t n, float *out)
 
 /*
  * search_graph - the "ef" nearest rows of an opened cluster by its graph,
- * those not examined yet into the pending heap.
+ * those not examined yet into the pending heap.  Returns how many of
+ * those lie within the frontier of the cluster's previous search (rows
+ * that search should have found).
  */
-static void
-search_graph(IndexScanDesc scan, VsProbe *p, int ef)
+static int
+search_graph(IndexScanDesc scan, VsProbe *p, int ef, double within)
 {
 	VsScanOpaque so = (VsScanOpaque) scan->opaque;
 	const VsClusterInfo *info = cluster_info(so, p->cluster);
 	const void *graph = so->body + info->graph_offset;
 	int			found;
+	int			missed = 0;
 
 	/* the scratch covers the largest cluster seen so far */
 	if (so->scratch == NULL || (int) info->count > so->scratch_n)
@@ -477,13 +501,27 @@ search_graph(IndexScanDesc scan, VsProbe *p, int ef)
 		p->seen[row / 8] |= (1 << (row % 8));
 		so->scanned++;
 		so->cover += VS_COVER_GRAPH;
+		if (so->results[i].distance < within)
+			missed++;
 		if (probe_deleted(p, row))
 			continue;
 		add_pending(so, (int) (p - so->probes), row, so->results[i].distance);
 	}
 	p->ef = ef;
+	if (found > 0)
+		VsPolicyObserve(&so->policy, p->cluster, so->results[0].distance);
 	/* a search that found fewer than ef rows has run out of graph */
-	p->frontier = (found < ef) ? INFINITY : so->results[found - 1].distance;
+	if (found < ef)
+	{
+		p->frontier = INFINITY;
+		p->confirmed = true;
+	}
+	else
+	{
+		p->trusted = VsPolicyTrusted(&so->policy, found);
+		p->frontier = so->results[p->trusted - 1].distance;
+	}
+	return missed;
 }
 
 /*
@@ -506,7 +544,7 @@ offload_rows(VsScanOpaque so, VsProbe *p, const VsOffloadHit *hits, int nhits, i
 	 * the CPU counts it, so that the scan widens at the same moments and
 	 * returns the same rows; the others count as graph candidates.
 	 */
-	if (info->graph_offset == 0 || (int64) vecstore_ef_search * VS_DEEPEN_FLAT > info->count)
+	if (!VsPolicyUseGraph(&so->policy, info->count, info->graph_offset != 0))
 	{
 		p->counted = true;
 		so->scanned += info->count;
@@ -558,6 +596,8 @@ open_cluster(IndexScanDesc scan, int cluster, const VsOffloadHit *hits, int nhit
 	p = &so->probes[so->nprobes++];
 	memset(p, 0, sizeof(VsProbe));
 	p->cluster = cluster;
+	p->best = INFINITY;
+	VsStats.clusters_opened++;
 
 	/* the mapping, checked the first time we read the cluster */
 	so->body = VsSegmentCluster(index, &so->meta, so->body, cluster);
@@ -579,11 +619,10 @@ open_cluster(IndexScanDesc scan, int cluster, const VsOffloadHit *hits, int nhit
 		p->full = true;
 	else if (hits != NULL)
 		offload_rows(so, p, hits, nhits, topk);
-	else if (so->use_graphs && info->graph_offset != 0 &&
-			 (int64) vecstore_ef_search * VS_DEEPEN_FLAT <= info->count)
+	else if (VsPolicyUseGraph(&so->policy, info->count, info->graph_offset != 0))
 	{
 		p->seen = palloc0((info->count + 7) / 8);
-		search_graph(scan, p, vecstore_ef_search);
+		search_graph(scan, p, so->policy.ef, -INFINITY);
 	}
 	else
 		scan_rows_flat(so, p);
@@ -603,7 +642,7 @@ open_cluster(IndexScanDesc scan, int cluster, const VsOffloadHit *hits, int nhit
 
 			if (tup->flags & VS_DELTA_DEAD)
 				continue;
-			add_candidate(so, &tup->tid, row_distance(so, tup->x));
+			found_row(so, p, &tup->tid, row_distance(so, tup->x));
 			so->scanned++;
 			so->cover += VS_COVER_FLAT;
 		}
@@ -615,18 +654,57 @@ open_cluster(IndexScanDesc scan, int cluster, const VsOffloadHit *hits, int nhit
  * with twice the ef, or, once that would cover a good part of the
  * cluster, every remaining row.
  */
-static void
-deepen(IndexScanDesc scan, VsProbe *p)
+static int
+deepen(IndexScanDesc scan, VsProbe *p, double within)
 {
 	VsScanOpaque so = (VsScanOpaque) scan->opaque;
 	const VsClusterInfo *info = cluster_info(so, p->cluster);
-	int			ef = p->ef * 2;
+	int			ef = VsPolicyDeeper(&so->policy, p->ef, info->count);
 
 	/* the service answered exactly: the rest of the cluster, exactly too */
-	if (p->offloaded || ef > VS_HNSW_MAX_EF_SEARCH || (int64) ef * VS_DEEPEN_FLAT > info->count)
+	if (p->offloaded || ef < 0)
+	{
 		scan_rows_flat(so, p);
-	else
-		search_graph(scan, p, ef);
+		return 0;
+	}
+	return search_graph(scan, p, ef, within);
+}
+
+/*
+ * confirm_before - before a row at ordering key "key" is returned, check
+ * the graph search of every opened cluster that contributed rows up to
+ * "key" and has not been checked: search it again, twice as deep; it is
+ * confirmed when that finds no row within the previous search's frontier
+ * (a graph search on data of low contrast misses rows, and a deeper one
+ * finds them).  Within max_scan_tuples.  True when it searched any.
+ */
+static bool
+confirm_before(IndexScanDesc scan, double key)
+{
+	VsScanOpaque so = (VsScanOpaque) scan->opaque;
+	bool		searched = false;
+
+	if (!VsPolicyConfirm(&so->policy))
+		return false;
+	for (int i = 0; i < so->nprobes; i++)
+	{
+		VsProbe    *p = &so->probes[i];
+
+		if (p->seen == NULL || p->full || p->confirmed || p->offloaded ||
+			VsCompareDistance(p->best, key) > 0 || so->scanned >= vecstore_max_scan_tuples)
+			continue;
+		CHECK_FOR_INTERRUPTS();
+		{
+			float		frontier = p->frontier;
+			int			trusted = p->trusted;
+			int			missed = deepen(scan, p, frontier);
+
+			if (p->full || VsPolicyConfirmed(&so->policy, trusted, missed))
+				p->confirmed = true;
+		}
+		searched = true;
+	}
+	return searched;
 }
 
 /*
@@ -639,7 +717,7 @@ offload_open(IndexScanDesc scan, const int *clusters, int n)
 {
 	VsScanOpaque so = (VsScanOpaque) scan->opaque;
 	Relation	index = scan->indexRelation;
-	int			topk = Min(vecstore_ef_search, VS_HNSW_MAX_EF_SEARCH);
+	int			topk = Min(so->policy.ef, VS_HNSW_MAX_EF_SEARCH);
 	uint64	   *offsets = palloc(sizeof(uint64) * n);
 	uint32	   *counts = palloc(sizeof(uint32) * n);
 	int32	   *found = palloc(sizeof(int32) * n);
@@ -675,35 +753,23 @@ offload_open(IndexScanDesc scan, const int *clusters, int n)
 }
 
 /*
- * open_next - open up to "n" more clusters in routing order; false when
- * every cluster is open.
+ * open_clusters - open "n" clusters the policy chose, through the offload
+ * service when the scan uses it, else here.
  */
-static bool
-open_next(IndexScanDesc scan, int n)
+static void
+open_clusters(IndexScanDesc scan, const int *clusters, int n)
 {
 	VsScanOpaque so = (VsScanOpaque) scan->opaque;
-	int		   *clusters;
-	int			ncl = 0;
 
-	clusters = palloc(sizeof(int) * Max(n, 1));
-	while (ncl < n)
+	if (n <= 0)
+		return;
+	if (so->use_offload && !so->offload->disabled && offload_open(scan, clusters, n))
+		return;
+	for (int i = 0; i < n; i++)
 	{
-		if (so->next_cluster >= so->route.norder && !so->route.all)
-			VsRouteAll(&so->route, VsGetMetaCache(scan->indexRelation));
-		if (so->next_cluster >= so->route.norder)
-			break;
-		clusters[ncl++] = so->route.order[so->next_cluster++];
+		CHECK_FOR_INTERRUPTS();
+		open_cluster(scan, clusters[i], NULL, 0, 0);
 	}
-	if (ncl > 0 && !(so->use_offload && !so->offload->disabled && offload_open(scan, clusters, ncl)))
-	{
-		for (int i = 0; i < ncl; i++)
-		{
-			CHECK_FOR_INTERRUPTS();
-			open_cluster(scan, clusters[i], NULL, 0, 0);
-		}
-	}
-	pfree(clusters);
-	return ncl > 0;
 }
 
 /*
@@ -724,11 +790,11 @@ deepen_before(IndexScanDesc scan, double key)
 		VsProbe    *p = &so->probes[i];
 
 		/* a cluster counted as examined in full is read whatever the budget */
-		if (!p->full && VsCompareDistance(p->frontier, key) < 0 &&
+		if (!p->full && VsCompareDistance(p->frontier - so->code_error, key) < 0 &&
 			(p->counted || so->scanned < vecstore_max_scan_tuples))
 		{
 			CHECK_FOR_INTERRUPTS();
-			deepen(scan, p);
+			deepen(scan, p, -INFINITY);
 			deepened = true;
 		}
 	}
@@ -745,15 +811,19 @@ extend(IndexScanDesc scan)
 {
 	VsScanOpaque so = (VsScanOpaque) scan->opaque;
 	bool		deepened = false;
+	int			n = VsPolicyMore(&so->policy, so->opening, so->meta.nclusters);
 
-	if (open_next(scan, VsEffectiveProbes(so->meta.nclusters)))
+	if (n > 0)
+	{
+		open_clusters(scan, so->opening, n);
 		return true;
+	}
 	for (int i = 0; i < so->nprobes; i++)
 	{
 		if (!so->probes[i].full)
 		{
 			CHECK_FOR_INTERRUPTS();
-			deepen(scan, &so->probes[i]);
+			deepen(scan, &so->probes[i], -INFINITY);
 			deepened = true;
 		}
 	}
@@ -771,7 +841,7 @@ rerank(VsScanOpaque so, int n)
 	while (n-- > 0 && so->npending > 0)
 	{
 		VsPending	top = so->pending[0];
-		const VsProbe *p = &so->probes[top.probe];
+		VsProbe    *p = &so->probes[top.probe];
 		const VsClusterInfo *info = cluster_info(so, p->cluster);
 		const float *x = (const float *) (so->body + info->vec_offset) + (Size) top.row * dims;
 		ItemPointerData tid;
@@ -783,7 +853,14 @@ rerank(VsScanOpaque so, int n)
 			pending_sift_down(so->pending, so->npending, 0);
 		}
 		sealed_tid(so, info, top.row, &tid);
-		add_candidate(so, &tid, row_distance(so, x));
+		{
+			double		exact = row_distance(so, x);
+
+			/* how far the codes overstate a distance, at most, so far */
+			if (top.distance - exact > so->code_error)
+				so->code_error = top.distance - exact;
+			found_row(so, p, &tid, exact);
+		}
 	}
 }
 
@@ -817,16 +894,16 @@ start_scan(IndexScanDesc scan)
 	}
 
 	/*
-	 * Probing every one of several clusters asks for an exact search: every
-	 * row gets its exact distance, and the graphs are not used (with one
-	 * cluster the index is a plain graph index, and the graph serves).  Nor
-	 * are they for a NULL query, or a zero query under cosine (it has no
-	 * angle to rank by).
+	 * The graphs cannot rank a NULL query, or a zero query under cosine (it
+	 * has no angle to rank by): those are exact searches.  So is a search
+	 * the settings ask to be exact (vsscan_policy.c).
 	 */
-	so->use_graphs = so->query != NULL &&
-		(so->meta.nclusters == 1 || VsEffectiveProbes(so->meta.nclusters) < (int) so->meta.nclusters);
+	so->use_graphs = so->query != NULL;
 	if (so->use_graphs && so->meta.metric == VS_METRIC_COSINE)
 		so->use_graphs = VsKernels.inner_product(so->query, so->query, so->meta.dims) > 0.0f;
+	VsRouteBegin(&so->route, cache, so->query);
+	VsPolicyBegin(&so->policy, cache, &so->route, so->use_graphs);
+	so->use_graphs = !so->policy.exact;
 
 	/*
 	 * An approximate search the offload service can do (exactly, per
@@ -835,7 +912,6 @@ start_scan(IndexScanDesc scan)
 	so->use_offload = so->use_graphs && so->offload != NULL &&
 		so->offload->ops->scan_start(so->offload, so->scanCtx);
 
-	VsRouteBegin(&so->route, cache, so->query);
 	so->body = VsSegmentBody(scan->indexRelation, &so->meta);
 	so->params = VsSegmentParams(&so->meta, so->body);
 	if (so->params != NULL && so->use_graphs)
@@ -853,9 +929,13 @@ start_scan(IndexScanDesc scan)
 	so->maxpending = 256;
 	so->pending = palloc_extended(sizeof(VsPending) * so->maxpending, MCXT_ALLOC_HUGE);
 
+	so->opening = palloc(sizeof(int) * Max(so->meta.nclusters, 1));
+
 	pgstat_count_index_scan(scan->indexRelation);
+	VsStats.scans++;
 	so->started = true;
-	open_next(scan, VsEffectiveProbes(so->meta.nclusters));
+	open_clusters(scan, so->opening,
+				  VsPolicyFirst(&so->policy, so->opening, so->meta.nclusters));
 	MemoryContextSwitchTo(oldcxt);
 }
 
@@ -893,6 +973,8 @@ vsrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int nord
 	MemoryContextReset(so->scanCtx);
 	so->query = NULL;
 	memset(&so->route, 0, sizeof(so->route));
+	memset(&so->policy, 0, sizeof(so->policy));
+	so->opening = NULL;
 	so->probes = NULL;
 	so->nprobes = so->maxprobes = 0;
 	so->params = NULL;
@@ -902,15 +984,45 @@ vsrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int nord
 	so->npending = so->maxpending = 0;
 	so->cands = NULL;
 	so->ncands = so->ncands_heap = so->maxcands = 0;
-	so->next_cluster = 0;
+	VsStats.rows_examined += so->scanned;
 	so->started = false;
+	so->exhausted = false;
 	so->have_last = false;
 	so->scanned = 0;
 	so->cover = 0;
 	so->returned = 0;
+	so->code_error = 0.0;
 
 	if (orderbys && scan->numberOfOrderBys > 0)
 		memmove(scan->orderByData, orderbys, scan->numberOfOrderBys * sizeof(ScanKeyData));
+}
+
+/*
+ * cut_short - the scan ran out of vecstore.max_scan_tuples with rows left
+ * unexamined: say so, once (a filter may have discarded rows the executor
+ * still needs, and the ones it would have kept may exist).
+ */
+static void
+cut_short(IndexScanDesc scan)
+{
+	VsScanOpaque so = (VsScanOpaque) scan->opaque;
+	bool		left = so->nprobes < (int) so->meta.nclusters;
+
+	for (int i = 0; !left && i < so->nprobes; i++)
+		left = !so->probes[i].full;
+	if (!left)
+	{
+		so->exhausted = true;
+		return;
+	}
+	so->exhausted = true;		/* once per scan */
+	VsStats.scans_cut_short++;
+	ereport(NOTICE,
+			(errmsg("vecstore index scan of \"%s\" stopped after examining %lld rows",
+					RelationGetRelationName(scan->indexRelation), (long long) so->scanned),
+			 errdetail("vecstore.max_scan_tuples is %d; rows the query's conditions would keep may be missing from its result.",
+					   vecstore_max_scan_tuples),
+			 errhint("Raise vecstore.max_scan_tuples to let scans look further.")));
 }
 
 /*
@@ -929,16 +1041,19 @@ vsgettuple(IndexScanDesc scan, ScanDirection dir)
 	oldcxt = MemoryContextSwitchTo(so->scanCtx);
 	for (;;)
 	{
-		bool		more = so->scanned < vecstore_max_scan_tuples;
+		bool		more = !so->exhausted && so->scanned < vecstore_max_scan_tuples;
 
-		/* look further before the candidates run low, or when they ran out */
+		/*
+		 * Look further when the candidates ran out, or (a fixed search)
+		 * before they run low.
+		 */
 		if (more && ((so->ncands == 0 && so->npending == 0) ||
-					 so->returned * 8 >= so->cover))
+					 (VsPolicyWidenEarly(&so->policy) && so->returned * 8 >= so->cover)))
 		{
 			if (extend(scan))
 				continue;
-			/* nothing left to open: keep "returned" from asking again */
-			so->scanned = Max(so->scanned, (int64) vecstore_max_scan_tuples);
+			/* nothing left to open or deepen */
+			so->exhausted = true;
 			continue;
 		}
 
@@ -949,7 +1064,7 @@ vsgettuple(IndexScanDesc scan, ScanDirection dir)
 		ready_fix(so);
 		while (so->npending > 0 &&
 			   (so->ncands == 0 ||
-				VsCompareDistance(so->pending[0].distance, so->cands[0].distance) <= 0))
+				VsCompareDistance(so->pending[0].distance - so->code_error, so->cands[0].distance) <= 0))
 		{
 			rerank(so, vecstore_rerank_window);
 			ready_fix(so);
@@ -962,6 +1077,21 @@ vsgettuple(IndexScanDesc scan, ScanDirection dir)
 		 */
 		if (so->ncands > 0 && deepen_before(scan, so->cands[0].distance))
 			continue;
+		if (so->ncands > 0 && confirm_before(scan, so->cands[0].distance))
+			continue;
+
+		/* clusters that may hold a row nearer than the next one: open them */
+		if (so->ncands > 0 && more)
+		{
+			int			n = VsPolicyBefore(&so->policy, so->cands[0].distance, so->returned,
+										   so->opening, so->meta.nclusters);
+
+			if (n > 0)
+			{
+				open_clusters(scan, so->opening, n);
+				continue;
+			}
+		}
 
 		if (so->ncands > 0)
 		{
@@ -991,7 +1121,11 @@ vsgettuple(IndexScanDesc scan, ScanDirection dir)
 			break;
 		}
 		if (!more)
+		{
+			if (!so->exhausted)
+				cut_short(scan);
 			break;
+		}
 	}
 	MemoryContextSwitchTo(oldcxt);
 	return found;
@@ -1005,6 +1139,7 @@ vsendscan(IndexScanDesc scan)
 {
 	VsScanOpaque so = (VsScanOpaque) scan->opaque;
 
+	VsStats.rows_examined += so->scanned;
 	if (so->body)
 		VsSegmentRelease(so->body);
 	MemoryContextDelete(so->scanCtx);

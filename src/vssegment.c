@@ -83,7 +83,9 @@ typedef struct VsSegmentHeader
  * Mapping checks the header and the head of the body (the cluster table);
  * each cluster is checked against its CRC the first time this backend
  * reads it (VsSegmentCluster), so the first query of a new connection
- * costs the clusters it probes, not the whole file.
+ * costs the clusters it probes, not the whole file; and with the library
+ * preloaded, only the first backend to read a part of a file checks it
+ * (vssegment_checked.c): the others find it in the server's record.
  *
  * Scans and VACUUM pin the mapping while they use it.  A relcache
  * invalidation of the index (DROP, REINDEX, TRUNCATE, but also VACUUM's
@@ -105,10 +107,7 @@ typedef struct VsMapping
 	bool		verified;
 	uint8	   *verified_clusters;	/* nclusters bits, in TopMemoryContext */
 	uint32		nclusters;
-	dev_t		vdev;
-	ino_t		vino;
-	off_t		vsize;
-	time_t		vmtime;
+	VsSegmentIdentity vid;
 	struct VsMapping *next;
 } VsMapping;
 
@@ -592,9 +591,10 @@ unmap(VsMapping *m)
 /*
  * try_map - map the segment file and check it completely: header against
  * the manifest, file size, body CRC.  The CRC pass is skipped when "m"
- * (may be NULL) verified this very file before (same device, inode, size
- * and modification time).  Returns the mapping or NULL (and why, in
- * *problem) when the file must be rebuilt.
+ * (may be NULL) verified this very file before (same identity: device,
+ * inode, size and modification time), or when the server's record says
+ * another backend did (vssegment_checked.c).  Returns the mapping or
+ * NULL (and why, in *problem) when the file must be rebuilt.
  */
 static char *
 try_map(Relation index, VsMetaPage meta, Size *len, const char **problem, VsMapping *m)
@@ -602,6 +602,7 @@ try_map(Relation index, VsMetaPage meta, Size *len, const char **problem, VsMapp
 	char	   *path = VsSegmentPath(index->rd_node, meta->generation);
 	VsSegmentHeader hdr;
 	struct stat st;
+	VsSegmentIdentity id;
 	int			fd;
 	char	   *addr;
 	pg_crc32c	crc;
@@ -642,15 +643,27 @@ try_map(Relation index, VsMetaPage meta, Size *len, const char **problem, VsMapp
 				(errcode_for_file_access(),
 				 errmsg("could not map file \"%s\": %m", path)));
 
-	if (m != NULL && m->verified && m->vdev == st.st_dev && m->vino == st.st_ino &&
-		m->vsize == st.st_size && m->vmtime == st.st_mtime)
+	memset(&id, 0, sizeof(id));
+	id.node = index->rd_node;
+	id.generation = meta->generation;
+	id.head_crc = meta->sealed_crc;
+	id.nclusters = meta->nclusters;
+	id.dev = (uint64) st.st_dev;
+	id.ino = (uint64) st.st_ino;
+	id.size = (uint64) st.st_size;
+	id.mtime_ns = (int64) st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+
+	/* this very file checked before: by this backend, or another one */
+	if (m != NULL && m->verified && memcmp(&m->vid, &id, sizeof(id)) == 0)
 	{
 		pfree(path);
 		return addr;
 	}
-
-	/* the head: its CRC against the manifest, then the table's offsets */
+	if (m != NULL && VsCheckedGet(&id, -1))
+		VsStats.files_trusted++;
+	else
 	{
+		/* the head: its CRC against the manifest, then the table's offsets */
 		uint64		headsize = VsSealedHeadSize(meta->nclusters, meta->params_size);
 		char	   *body = addr + VS_SEGMENT_HEADER_SIZE;
 
@@ -671,14 +684,14 @@ try_map(Relation index, VsMetaPage meta, Size *len, const char **problem, VsMapp
 			munmap(addr, *len);
 			return NULL;
 		}
+		if (m != NULL)
+			VsCheckedSet(&id, -1);
+		VsStats.files_checked++;
 	}
 	if (m != NULL)
 	{
 		m->verified = true;
-		m->vdev = st.st_dev;
-		m->vino = st.st_ino;
-		m->vsize = st.st_size;
-		m->vmtime = st.st_mtime;
+		m->vid = id;
 		if (m->verified_clusters)
 			pfree(m->verified_clusters);
 		m->nclusters = meta->nclusters;
@@ -811,6 +824,12 @@ VsSegmentCluster(Relation index, VsMetaPage meta, const char *body, uint32 clust
 		elog(ERROR, "segment of index \"%s\" is not mapped", RelationGetRelationName(index));
 	if (m->verified_clusters[cluster / 8] & (1 << (cluster % 8)))
 		return body;
+	if (VsCheckedGet(&m->vid, (int) cluster))
+	{
+		m->verified_clusters[cluster / 8] |= (1 << (cluster % 8));
+		VsStats.clusters_trusted++;
+		return body;
+	}
 
 	end = VsClusterEnd(info, cluster, meta->nclusters, meta->sealed.nbytes);
 	INIT_CRC32C(crc);
@@ -840,6 +859,8 @@ VsSegmentCluster(Relation index, VsMetaPage meta, const char *body, uint32 clust
 						 errhint("Please REINDEX it.")));
 		}
 		m->verified_clusters[cluster / 8] |= (1 << (cluster % 8));
+		VsCheckedSet(&m->vid, (int) cluster);
+		VsStats.clusters_checked++;
 		return body;
 	}
 
@@ -848,6 +869,7 @@ VsSegmentCluster(Relation index, VsMetaPage meta, const char *body, uint32 clust
 			(errcode(ERRCODE_DATA_CORRUPTED),
 			 errmsg("segment file of index \"%s\" fails the checksum of cluster %u; rebuilding it from the index",
 					RelationGetRelationName(index), cluster)));
+	VsCheckedForget(&m->vid);
 	m->stale = true;
 	m->verified = false;
 	VsSegmentWrite(index, meta);
@@ -890,8 +912,8 @@ VsSegmentGetId(const char *body, VsSegmentId *id)
 		{
 			id->node = m->node;
 			id->generation = m->generation;
-			id->ino = (uint64) m->vino;
-			id->size = (uint64) m->vsize;
+			id->ino = m->vid.ino;
+			id->size = m->vid.size;
 			return true;
 		}
 	}

@@ -39,6 +39,23 @@ typedef struct VsSegmentId
 	uint64		size;
 } VsSegmentId;
 
+/*
+ * A segment file's identity, as far as its checks go (vssegment_checked.c):
+ * the manifest's name and CRC for it, and what stat() says of the file.  A
+ * file rebuilt, replaced or written in place has another identity.
+ */
+typedef struct VsSegmentIdentity
+{
+	RelFileNode node;
+	uint32		generation;
+	uint32		head_crc;		/* the manifest's CRC of the body's head */
+	uint32		nclusters;
+	uint64		dev;
+	uint64		ino;
+	uint64		size;
+	int64		mtime_ns;		/* modification time, in nanoseconds */
+} VsSegmentIdentity;
+
 extern void VsSegmentDir(Oid dboid, char *buf, Size len);
 extern char *VsSegmentPath(RelFileNode node, uint32 generation);
 extern bool VsSegmentGetId(const char *body, VsSegmentId *id);

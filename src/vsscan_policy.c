@@ -1,0 +1,533 @@
+/*-------------------------------------------------------------------------
+ *
+ * vsscan_policy.c
+ *	  The policy of an index scan: which clusters to open, how deep to
+ *	  search each, when to look further.  vsscan.c carries it out.
+ *
+ * Adaptive search (vecstore.probes = 0, the default).  A scan opens the
+ * cluster of the nearest centroid, and then, before it returns each row,
+ * every cluster that could hold a nearer one.  "Could" is decided from the
+ * geometry of the clusters, so that an easy query (deep inside one
+ * cluster) opens one or two and a hard one (near the border of several)
+ * opens as many as it needs:
+ *
+ *	- L2 and cosine.  A row belongs to the cluster of its nearest centroid
+ *	  (the build and inserts assign it so; cosine compares the normalised
+ *	  row with unit centroids), so it lies in that centroid's Voronoi cell.
+ *	  For any other centroid r, the cell of c lies on c's side of the
+ *	  hyperplane halfway between c and r, so every row x of c has
+ *
+ *		|q - x|  >=  (|q - c|^2 - |q - r|^2) / (2 |c - r|)
+ *
+ *	  The bound of c is the largest of these over the query's
+ *	  VS_POLICY_REFS nearest centroids r (0 for the nearest itself).  It is
+ *	  a true lower bound: before a row at distance d is returned, opening
+ *	  every cluster whose bound is below d leaves no nearer row in an
+ *	  unopened cluster.  The bound is loose in many dimensions, so the scan
+ *	  opens a cluster when its bound is below alpha * d, alpha < 1 from
+ *	  vecstore.effort: rows near a cell's border are rare, and a cluster
+ *	  whose bound is close to d seldom holds a nearer row.  Clusters are
+ *	  evaluated in routing order, and no further: since |c - r| <= |q - c|
+ *	  + |q - r|, a cluster's bound is at least (|q - c| - |q - r|) / 2,
+ *	  which grows along the routing order, so once that exceeds alpha * d
+ *	  no later cluster can qualify.
+ *	- Inner product has no such bound (a cell reaches arbitrarily far in
+ *	  the direction of the query).  The scan learns instead how far a
+ *	  cluster's best row beats its centroid (the "gain": the largest
+ *	  difference between a centroid's key and the best key found in its
+ *	  cluster, over the clusters opened), and opens a cluster whose
+ *	  centroid's key, less (1 + 2 alpha) times that gain, is below the
+ *	  next row's (a cluster may hold rows that beat its centroid by more
+ *	  than the ones seen so far).
+ *
+ * How loose the bounds are depends on the data: nearly tight in a few
+ * dimensions, loose in many.  So alpha is at least VS_POLICY_LOW_DIMS /
+ * sqrt(dimensions), and at least the tightness observed
+ * in this query: the largest ratio of a cluster's bound to the distance of
+ * the nearest row found in it, over the clusters opened (a scan of data
+ * whose bounds are tight opens every cluster the bound allows).
+ *
+ * The deeper the scan gets into its stream of rows, the more likely it is
+ * that a WHERE clause discards them (a LIMIT 10 reads 10): after
+ * VS_POLICY_STREAM_ROWS rows, alpha rises linearly to 1 at twice that, so
+ * that a filtered scan opens clusters by the true bound and does not find
+ * rows after farther ones were returned (which it would have to drop).
+ *
+ * Depth.  An opened cluster with a graph is searched with ef from the
+ * effort (or vecstore.ef_search when set); a smaller cluster is read
+ * flat.  Before a row beyond a graph search's frontier is returned, that
+ * cluster is searched again with twice the ef, and read flat once that
+ * would cover a quarter of it (vsscan.c, deepen_before).
+ *
+ * Fixed search (vecstore.probes > 0): the probes nearest clusters, then
+ * the next probes when the candidates run low (vecstore.probes covering
+ * every one of several clusters is an exact search).  vecstore.effort = 10
+ * is an exact search too: every cluster, every row, by its exact
+ * distance: the same rows, in the same order, as a scan without an index.
+ *
+ * IDENTIFICATION
+ *	  src/vsscan_policy.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "vsscan.h"
+
+/*
+ * The bounds are nearly tight in a few dimensions and loose in many: alpha
+ * is at least VS_POLICY_LOW_DIMS / sqrt(dimensions) (1 up to 2
+ * dimensions, 0.75 at 4, 0.13 at 128).
+ */
+#define VS_POLICY_LOW_DIMS		1.5
+
+/* the rows after which alpha starts rising towards 1 (filtered scans) */
+#define VS_POLICY_STREAM_ROWS	100
+
+/* a graph search deeper than 1/VS_DEEPEN_FLAT of its cluster reads it flat */
+#define VS_DEEPEN_FLAT			4
+
+/*
+ * An adaptive search trusts a graph search of ef up to its
+ * (ef / VS_POLICY_TRUST)-th result: a row beyond it is returned only after
+ * a deeper search (the fixed search trusts all ef).
+ */
+#define VS_POLICY_TRUST			2
+
+/*
+ * vecstore.effort: the relaxation of the cluster bounds (the least alpha)
+ * and the first ef
+ * of each graph search, per level (1 .. VS_MAX_EFFORT - 1; the last level
+ * is the exact search).  Both grow with the level, so that recall does and
+ * speed falls.  Chosen by measurement (bench/RESULTS.md, "Fast by
+ * default").
+ */
+static const struct
+{
+	double		alpha;
+	int			ef;
+	double		target;
+}			effort_levels[VS_MAX_EFFORT - 1] = {
+	{0.15, 16, 0.80},
+	{0.20, 24, 0.85},
+	{0.25, 32, 0.90},
+	{0.30, 48, 0.90},
+	{0.35, 64, 0.92},
+	{0.45, 96, 0.95},
+	{0.60, 128, 0.97},
+	{0.80, 200, 0.98},
+	{1.00, 400, 1.00},
+};
+
+/*
+ * VsEffectiveProbes - for a fixed search, how many of "nclusters" clusters
+ * a scan opens at a time: vecstore.probes, at least 1, at most nclusters;
+ * 0 when the search is adaptive.
+ */
+int
+VsEffectiveProbes(uint32 nclusters)
+{
+	if (vecstore_probes == 0)
+		return 0;
+	return Max(1, Min(vecstore_probes, (int) Max(nclusters, 1)));
+}
+
+/*
+ * VsEffortEf - the ef of a cluster's first graph search: vecstore.ef_search
+ * when set, else the effort's.
+ */
+int
+VsEffortEf(void)
+{
+	if (vecstore_ef_search > 0)
+		return vecstore_ef_search;
+	if (vecstore_effort >= VS_MAX_EFFORT)
+		return VS_HNSW_MAX_EF_SEARCH;
+	return effort_levels[vecstore_effort - 1].ef;
+}
+
+/*
+ * VsExpectedProbes - the clusters a scan of "nclusters" is expected to
+ * open, for the cost estimate and the routing graph: vecstore.probes, or
+ * for the adaptive search a guess that grows with the effort and the
+ * number of clusters (what it opens depends on each query).
+ */
+int
+VsExpectedProbes(uint32 nclusters)
+{
+	int			probes = VsEffectiveProbes(nclusters);
+
+	if (probes > 0)
+		return probes;
+	if (vecstore_effort >= VS_MAX_EFFORT)
+		return (int) Max(nclusters, 1);
+	probes = (int) ceil(effort_levels[vecstore_effort - 1].alpha * sqrt((double) nclusters));
+	return Max(1, Min(probes, (int) Max(nclusters, 1)));
+}
+
+/*
+ * VsPolicyBegin - the policy of one scan of the index in "cache", whose
+ * clusters "route" lists nearest first.  "graphs": the query can use the
+ * graphs (not a NULL query, not a zero query under cosine).
+ */
+void
+VsPolicyBegin(VsScanPolicy *pol, VsMetaCache cache, VsRoute *route, bool graphs)
+{
+	int			nclusters = (int) cache->meta.nclusters;
+
+	memset(pol, 0, sizeof(VsScanPolicy));
+	pol->trust = 1;
+	pol->cache = cache;
+	pol->metric = (VsMetric) cache->meta.metric;
+	pol->dims = (int) cache->meta.dims;
+	pol->nclusters = nclusters;
+	pol->route = route;
+	pol->ef = VsEffortEf();
+	pol->probes = VsEffectiveProbes(nclusters);
+	pol->adaptive = (pol->probes == 0);
+
+	/*
+	 * Exact: asked for (the last effort level, or probes covering every one
+	 * of several clusters), or a query no graph can rank by.  One cluster is
+	 * a plain graph index: its graph serves whatever probes says.
+	 */
+	if (pol->adaptive)
+		pol->exact = vecstore_effort >= VS_MAX_EFFORT;
+	else
+		pol->exact = nclusters > 1 && pol->probes >= nclusters;
+	if (!graphs)
+		pol->exact = true;
+	if (pol->exact)
+	{
+		pol->adaptive = false;
+		pol->probes = Max(nclusters, 1);
+		return;
+	}
+	if (!pol->adaptive)
+		return;
+
+	pol->alpha = Max(effort_levels[vecstore_effort - 1].alpha,
+					 Min(1.0, VS_POLICY_LOW_DIMS / sqrt((double) pol->dims)));
+	pol->trust = VS_POLICY_TRUST;
+	pol->target = effort_levels[vecstore_effort - 1].target;
+	pol->dist = palloc(sizeof(double) * nclusters);
+	pol->base = palloc(sizeof(double) * nclusters);
+	pol->opened = palloc0(sizeof(bool) * nclusters);
+}
+
+/*
+ * route_position - make sure position "pos" of the routing order exists;
+ * false when the order holds every cluster and it does not.
+ */
+static bool
+route_position(VsScanPolicy *pol, int pos)
+{
+	if (pos < pol->route->norder)
+		return true;
+	if (!pol->route->all)
+		VsRouteAll(pol->route, pol->cache);
+	return pos < pol->route->norder;
+}
+
+/* the squared L2 distance of two centroids */
+static inline double
+centroid_gap(VsScanPolicy *pol, int a, int b)
+{
+	const float *ca = pol->cache->centroids + (Size) a * pol->dims;
+	const float *cb = pol->cache->centroids + (Size) b * pol->dims;
+
+	return (double) VsKernels.l2_squared(ca, cb, pol->dims);
+}
+
+/*
+ * evaluate - the key and the bound of the cluster at the next position of
+ * the routing order (which must exist).
+ */
+static void
+evaluate(VsScanPolicy *pol)
+{
+	int			c = pol->route->order[pol->next++];
+	const float *cx = pol->cache->centroids + (Size) c * pol->dims;
+	const float *q = pol->route->query;
+
+	if (pol->metric == VS_METRIC_IP)
+	{
+		pol->dist[c] = -(double) VsKernels.inner_product(q, cx, pol->dims);
+		pol->base[c] = pol->dist[c];
+		return;
+	}
+
+	/* L2, or cosine between the normalised query and the unit centroids */
+	pol->dist[c] = (double) VsKernels.l2_squared(q, cx, pol->dims);
+	pol->base[c] = 0.0;
+	for (int i = 0; i < pol->nrefs; i++)
+	{
+		int			r = pol->refs[i];
+		double		gap = centroid_gap(pol, c, r);
+
+		if (gap > 0.0)
+			pol->base[c] = Max(pol->base[c], (pol->dist[c] - pol->dist[r]) / (2.0 * sqrt(gap)));
+	}
+	if (pol->nrefs < VS_POLICY_REFS)
+		pol->refs[pol->nrefs++] = c;
+}
+
+/*
+ * alpha_at - alpha for the row after "returned" rows: the effort's, rising
+ * to 1 past VS_POLICY_STREAM_ROWS rows.
+ */
+static double
+alpha_at(const VsScanPolicy *pol, int64 returned)
+{
+	double		alpha = Min(1.0, Max(pol->alpha, pol->tightness));
+	double		t;
+
+	if (returned <= VS_POLICY_STREAM_ROWS)
+		return alpha;
+	t = Min(1.0, (double) (returned - VS_POLICY_STREAM_ROWS) / VS_POLICY_STREAM_ROWS);
+	return alpha + (1.0 - alpha) * t;
+}
+
+/*
+ * key_radius - an ordering key as a distance in routing space (where the
+ * bounds are): L2 keys are squared distances, cosine keys 1 - cos =
+ * |qn - xn|^2 / 2 for unit vectors.
+ */
+static inline double
+key_radius(const VsScanPolicy *pol, double key)
+{
+	if (pol->metric == VS_METRIC_COSINE)
+		key *= 2.0;
+	return sqrt(Max(key, 0.0));
+}
+
+/*
+ * threshold - a cluster whose base is at most this may hold a row that
+ * comes before a row at ordering key "key".  A small margin covers the
+ * rounding of the build's assignment near a cell's border.
+ */
+static double
+threshold(const VsScanPolicy *pol, double key, double alpha)
+{
+	if (pol->metric == VS_METRIC_IP)
+		return key + (1.0 + 2.0 * alpha) * pol->gain;
+	return alpha * key_radius(pol, key) * (1.0 + 1e-5);
+}
+
+/*
+ * past - is the cluster at position "pos", and every one after it, beyond
+ * "limit"?  Uses only the centroid's key, which grows along the routing
+ * order (see the file header).
+ */
+static bool
+past(VsScanPolicy *pol, int pos, double limit)
+{
+	int			c = pol->route->order[pos];
+	const float *cx = pol->cache->centroids + (Size) c * pol->dims;
+	int			first = pol->route->order[0];
+	double		d;
+
+	if (pol->metric == VS_METRIC_IP)
+		return -(double) VsKernels.inner_product(pol->route->query, cx, pol->dims) > limit;
+	d = (double) VsKernels.l2_squared(pol->route->query, cx, pol->dims);
+	return (sqrt(d) - sqrt(pol->dist[first])) / 2.0 > limit;
+}
+
+/*
+ * take - open the clusters of evaluated positions whose base is at most
+ * "limit", into "clusters" (at most "max"); returns how many.
+ */
+static int
+take(VsScanPolicy *pol, double limit, int *clusters, int max)
+{
+	int			n = 0;
+
+	for (int pos = pol->first_closed; pos < pol->next && n < max; pos++)
+	{
+		int			c = pol->route->order[pos];
+
+		if (!pol->opened[c] && pol->base[c] <= limit)
+		{
+			pol->opened[c] = true;
+			clusters[n++] = c;
+		}
+	}
+	while (pol->first_closed < pol->next &&
+		   pol->opened[pol->route->order[pol->first_closed]])
+		pol->first_closed++;
+	return n;
+}
+
+/*
+ * next_fixed - the next "n" clusters in routing order (not adaptive).
+ */
+static int
+next_fixed(VsScanPolicy *pol, int n, int *clusters, int max)
+{
+	int			got = 0;
+
+	while (got < Min(n, max) && route_position(pol, pol->next))
+		clusters[got++] = pol->route->order[pol->next++];
+	return got;
+}
+
+/*
+ * VsPolicyFirst - the clusters a scan opens first, into "clusters" (room
+ * for every cluster); returns how many.
+ */
+int
+VsPolicyFirst(VsScanPolicy *pol, int *clusters, int max)
+{
+	if (!pol->adaptive)
+		return next_fixed(pol, pol->probes, clusters, max);
+	if (!route_position(pol, 0) || max < 1)
+		return 0;
+	evaluate(pol);
+	clusters[0] = pol->route->order[0];
+	pol->opened[clusters[0]] = true;
+	pol->first_closed = 1;
+	return 1;
+}
+
+/*
+ * VsPolicyBefore - the clusters to open before a row at ordering key
+ * "key" is returned, the scan having returned "returned" rows: those that
+ * may hold a nearer row (see the file header).  0 when there are none, and
+ * always when the search is not adaptive.
+ */
+int
+VsPolicyBefore(VsScanPolicy *pol, double key, int64 returned, int *clusters, int max)
+{
+	double		limit;
+
+	if (!pol->adaptive)
+		return 0;
+	limit = threshold(pol, key, alpha_at(pol, returned));
+	while (route_position(pol, pol->next) && !past(pol, pol->next, limit))
+		evaluate(pol);
+	return take(pol, limit, clusters, max);
+}
+
+/*
+ * VsPolicyMore - the clusters to open when the candidates ran out: the
+ * unopened cluster with the smallest bound among those evaluated, else
+ * the next in routing order; not adaptive, the next vecstore.probes.  0
+ * when every cluster is open.
+ */
+int
+VsPolicyMore(VsScanPolicy *pol, int *clusters, int max)
+{
+	int			best = -1;
+
+	if (!pol->adaptive)
+		return next_fixed(pol, pol->probes, clusters, max);
+	for (int pos = pol->first_closed; pos < pol->next; pos++)
+	{
+		int			c = pol->route->order[pos];
+
+		if (!pol->opened[c] && (best < 0 || pol->base[c] < pol->base[best]))
+			best = c;
+	}
+	if (best < 0)
+	{
+		if (!route_position(pol, pol->next))
+			return 0;
+		best = pol->route->order[pol->next];
+		evaluate(pol);
+	}
+	return take(pol, pol->base[best], clusters, Min(max, 1));
+}
+
+/*
+ * VsPolicyObserve - the scan found a row at ordering key "key" in opened
+ * cluster "cluster": inner product learns how far rows beat centroids.
+ */
+void
+VsPolicyObserve(VsScanPolicy *pol, int cluster, double key)
+{
+	double		r;
+
+	if (!pol->adaptive)
+		return;
+	if (pol->metric == VS_METRIC_IP)
+	{
+		pol->gain = Max(pol->gain, pol->dist[cluster] - key);
+		return;
+	}
+	r = key_radius(pol, key);
+	if (r > 0.0)
+		pol->tightness = Max(pol->tightness, pol->base[cluster] / r);
+}
+
+/*
+ * VsPolicyUseGraph - is an opened cluster of "count" rows searched through
+ * its graph (else read flat)?  Through the graph when it has one and the
+ * first search would cover less than 1/VS_DEEPEN_FLAT of it.
+ */
+bool
+VsPolicyUseGraph(const VsScanPolicy *pol, uint32 count, bool has_graph)
+{
+	return !pol->exact && has_graph && (int64) pol->ef * VS_DEEPEN_FLAT <= count;
+}
+
+/*
+ * VsPolicyDeeper - the ef of the next graph search of a cluster of "count"
+ * rows last searched with "ef": twice as deep, or -1 to read the rest of
+ * it flat (past a quarter of the cluster, or the largest ef).
+ */
+int
+VsPolicyDeeper(const VsScanPolicy *pol, int ef, uint32 count)
+{
+	int			deeper = ef * 2;
+
+	if (deeper > VS_HNSW_MAX_EF_SEARCH || (int64) deeper * VS_DEEPEN_FLAT > count)
+		return -1;
+	return deeper;
+}
+
+/*
+ * VsPolicyWidenEarly - does the scan open more clusters before its
+ * candidates run out, once the rows returned approach the rows examined
+ * (the fixed search's guard against filters; the adaptive search opens
+ * clusters by their bounds instead)?
+ */
+bool
+VsPolicyWidenEarly(const VsScanPolicy *pol)
+{
+	return !pol->adaptive;
+}
+
+/*
+ * VsPolicyConfirm - are the graph searches of the clusters that contribute
+ * rows checked by a search twice as deep (vsscan.c, confirm_before)?
+ */
+bool
+VsPolicyConfirm(const VsScanPolicy *pol)
+{
+	return pol->adaptive;
+}
+
+/*
+ * VsPolicyTrusted - how many of a graph search's "found" results (of ef
+ * asked for; all of them when fewer were found) are trusted: a row beyond
+ * the last trusted one is returned only after a deeper search.
+ */
+int
+VsPolicyTrusted(const VsScanPolicy *pol, int found)
+{
+	return Max(1, Min(found, (found + pol->trust - 1) / pol->trust));
+}
+
+/*
+ * VsPolicyConfirmed - a search twice as deep as the last found "missed"
+ * rows within the last one's frontier, which held "trusted" rows: is the
+ * last one's share of the rows there (an estimate of its recall) at
+ * least the effort's target?
+ */
+bool
+VsPolicyConfirmed(const VsScanPolicy *pol, int trusted, int missed)
+{
+	return (double) trusted >= pol->target * (double) (trusted + missed);
+}
