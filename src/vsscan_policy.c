@@ -42,10 +42,10 @@
  *
  * How loose the bounds are depends on the data: nearly tight in a few
  * dimensions, loose in many.  So alpha is at least VS_POLICY_LOW_DIMS /
- * sqrt(dimensions), and at least the tightness observed
- * in this query: the largest ratio of a cluster's bound to the distance of
- * the nearest row found in it, over the clusters opened (a scan of data
- * whose bounds are tight opens every cluster the bound allows).
+ * sqrt(dimensions), and at least the tightness observed in this query:
+ * the largest ratio of a cluster's bound to the distance of the nearest
+ * row found in it, over the clusters opened (a scan of data whose bounds
+ * are tight opens every cluster the bound allows).
  *
  * The deeper the scan gets into its stream of rows, the more likely it is
  * that a WHERE clause discards them (a LIMIT 10 reads 10): after
@@ -54,10 +54,30 @@
  * rows after farther ones were returned (which it would have to drop).
  *
  * Depth.  An opened cluster with a graph is searched with ef from the
- * effort (or vecstore.ef_search when set); a smaller cluster is read
- * flat.  Before a row beyond a graph search's frontier is returned, that
- * cluster is searched again with twice the ef, and read flat once that
- * would cover a quarter of it (vsscan.c, deepen_before).
+ * effort (or vecstore.ef_search when set); a smaller cluster (less than
+ * VS_DEEPEN_FLAT * ef rows) is read flat.  Three rules then deepen a
+ * graph search (twice the ef; past a quarter of the cluster, every row
+ * flat), each applied before the next row is returned (vsscan.c):
+ *
+ *	- Frontier.  A search of ef is trusted up to its (ef /
+ *	  VS_POLICY_TRUST)-th result (the fixed search: up to its last): a
+ *	  row beyond that is returned only after the cluster was searched
+ *	  deeper, since it may hold nearer rows the search did not reach.
+ *	- Confirmation.  The first search of a cluster that holds rows about
+ *	  to be returned is checked by a search twice as deep: if that finds
+ *	  rows inside the first one's frontier that it missed, the first one's
+ *	  share of the rows there is an estimate of its recall; below the
+ *	  effort's target, the cluster is searched deeper again, and checked
+ *	  again.  Data of low contrast, where a graph search misses rows,
+ *	  gets deeper searches; data where it does not, stops after one check.
+ *	- Codes' error.  Frontiers are code distances, compared with exact
+ *	  ones: each is lowered by the most a code distance has exceeded its
+ *	  row's exact distance so far in the scan, so that noisy codes (low
+ *	  contrast, many dimensions) make the scan search deeper.
+ *
+ * vecstore.effort sets alpha (the least of it), the first ef and the
+ * recall target of the confirmation; the table below was chosen by
+ * measurement (bench/RESULTS.md, "Fast by default").
  *
  * Fixed search (vecstore.probes > 0): the probes nearest clusters, then
  * the next probes when the candidates run low (vecstore.probes covering
@@ -86,6 +106,14 @@
 /* the rows after which alpha starts rising towards 1 (filtered scans) */
 #define VS_POLICY_STREAM_ROWS	100
 
+/*
+ * The clusters an adaptive scan is expected to open, for the cost estimate:
+ * VS_POLICY_EXPECTED * alpha * sqrt(clusters), 2.8 sqrt(clusters) at the
+ * default effort (measured: 3 of 10 on SIFT, 6 of 12 on synthetic text, 12
+ * of 200 on the 1M synthetic set, 13 of 20 on GloVe).
+ */
+#define VS_POLICY_EXPECTED		8.0
+
 /* a graph search deeper than 1/VS_DEEPEN_FLAT of its cluster reads it flat */
 #define VS_DEEPEN_FLAT			4
 
@@ -97,12 +125,11 @@
 #define VS_POLICY_TRUST			2
 
 /*
- * vecstore.effort: the relaxation of the cluster bounds (the least alpha)
- * and the first ef
- * of each graph search, per level (1 .. VS_MAX_EFFORT - 1; the last level
- * is the exact search).  Both grow with the level, so that recall does and
- * speed falls.  Chosen by measurement (bench/RESULTS.md, "Fast by
- * default").
+ * vecstore.effort, per level (1 .. VS_MAX_EFFORT - 1; the last level is
+ * the exact search): the least relaxation of the cluster bounds (alpha),
+ * the first ef of each graph search, and the recall a graph search must
+ * show against a deeper one.  All three grow with the level, so that
+ * recall does and speed falls.
  */
 static const struct
 {
@@ -114,10 +141,10 @@ static const struct
 	{0.20, 24, 0.85},
 	{0.25, 32, 0.90},
 	{0.30, 48, 0.90},
-	{0.35, 64, 0.92},
-	{0.45, 96, 0.95},
-	{0.60, 128, 0.97},
-	{0.80, 200, 0.98},
+	{0.35, 80, 0.92},
+	{0.45, 112, 0.95},
+	{0.60, 160, 0.97},
+	{0.80, 240, 0.98},
 	{1.00, 400, 1.00},
 };
 
@@ -152,7 +179,8 @@ VsEffortEf(void)
  * VsExpectedProbes - the clusters a scan of "nclusters" is expected to
  * open, for the cost estimate and the routing graph: vecstore.probes, or
  * for the adaptive search a guess that grows with the effort and the
- * number of clusters (what it opens depends on each query).
+ * number of clusters (what it opens depends on each query), short of
+ * every cluster (the cost model's exact search) when there are several.
  */
 int
 VsExpectedProbes(uint32 nclusters)
@@ -163,8 +191,12 @@ VsExpectedProbes(uint32 nclusters)
 		return probes;
 	if (vecstore_effort >= VS_MAX_EFFORT)
 		return (int) Max(nclusters, 1);
-	probes = (int) ceil(effort_levels[vecstore_effort - 1].alpha * sqrt((double) nclusters));
-	return Max(1, Min(probes, (int) Max(nclusters, 1)));
+	probes = (int) ceil(VS_POLICY_EXPECTED * effort_levels[vecstore_effort - 1].alpha *
+						sqrt((double) nclusters));
+	/* short of every one of several clusters: that would be exact */
+	if (nclusters > 1)
+		probes = Min(probes, (int) nclusters - 1);
+	return Max(1, probes);
 }
 
 /*
