@@ -5,50 +5,58 @@
  *	  cluster's graph over compact codes, rerank the candidates on the full
  *	  vectors of the mapped segment, stream rows in exact distance order.
  *
- * The pipeline of one query (../shared/DESIGN.md section 3):
+ * The pipeline of one query (../shared/DESIGN.md section 3).  This file
+ * is its mechanics; every decision of which clusters to open, how deep to
+ * search them and when to look further is the policy's (vsscan_policy.c,
+ * through vsscan.h), so that either can be read and changed alone.
  *
  *	1. Routing (vsroute.c).  The clusters are ordered by the distance of
- *	   their centroid to the query: through the HNSW graph over the centroids when the
- *	   index has one (VS_ROUTE_GRAPH_THRESHOLD clusters or more; the full
- *	   order is computed only if the scan goes past what the graph gave),
- *	   else by comparing with every centroid.
- *	2. Probing.  The vecstore.probes nearest clusters are opened.  A cluster
- *	   with a graph (VS_HNSW_FLAT_THRESHOLD rows or more, and at least
- *	   VS_DEEPEN_FLAT * ef_search) is searched with vecstore.ef_search over
- *	   its codes (or its full vectors with quantizer = none): the ef_search
- *	   nearest by code distance become "pending" candidates.  A smaller
- *	   cluster is scanned flat, exactly; so is every cluster when probes
- *	   covers all of several clusters (an exact search, as in a plain IVF
- *	   index).  Every cluster's delta rows (inserted after the build, on
- *	   fork pages) get exact distances.  Rows with exact distances go into
- *	   the "ready" heap.
+ *	   their centroid to the query: through the HNSW graph over the
+ *	   centroids when the index has one (VS_ROUTE_GRAPH_THRESHOLD clusters
+ *	   or more; the full order is computed only if the scan goes past what
+ *	   the graph gave), else by comparing with every centroid.
+ *	2. Opening a cluster (the policy chooses which: VsPolicyFirst, then
+ *	   VsPolicyBefore before each row returned, VsPolicyMore when the
+ *	   candidates run out).  A cluster the policy searches by its graph
+ *	   (VsPolicyUseGraph) is searched over its codes (or its full vectors
+ *	   with quantizer = none): the ef nearest by code distance become
+ *	   "pending" candidates.  Any other cluster is scanned flat, exactly;
+ *	   so is every cluster of an exact search.  Every cluster's delta rows
+ *	   (inserted after the build, on fork pages) get exact distances.  Rows
+ *	   with exact distances go into the "ready" heap.
  *	3. Rerank.  Pending candidates are taken nearest-code first,
  *	   vecstore.rerank_window at a time, and given their exact distance on
  *	   the full vector.  A row leaves the ready heap only once no pending
  *	   candidate has a code distance below its exact distance (code and
  *	   exact distances share a scale: squared L2, negative inner product,
- *	   1 - cosine), so a window's worth of slack absorbs the codes' error.
+ *	   1 - cosine), less the most a code distance has exceeded its row's
+ *	   exact one so far in the scan ("code_error").
  *	   With a usable offload service (vsoffload.h: the GPU service under
  *	   vecstore.gpu; under auto, only while vecstore.gpu_min_scans scans
  *	   are open: its scan_start), an approximate scan sends the clusters
  *	   it opens to the service in one request instead: each cluster's
- *	   ef_search rows with the smallest lower bounds of their keys,
+ *	   first-ef rows with the smallest lower bounds of their keys,
  *	   computed exactly on resident clusters, become the pending
- *	   candidates, and the last answer's bound is the
- *	   cluster's frontier; deepening such a cluster reads the rest of it
- *	   flat.
- *	4. Extension.  When the executor keeps asking (a WHERE clause discards
- *	   rows, or a large LIMIT), the scan looks further, within
- *	   vecstore.max_scan_tuples rows examined.  Deeper: a cluster's graph
- *	   search found its rows up to a "frontier" (the code distance of its
- *	   farthest result); before a row beyond a cluster's frontier is
- *	   returned, that cluster is searched again with twice the ef (past a
- *	   quarter of the cluster or ef 1000, every remaining row flat), since
- *	   it may hold nearer rows.  Wider: the next vecstore.probes clusters
- *	   in routing order, opened before the scan runs dry, once the rows
- *	   returned reach 1/VS_WIDEN_FRACTION of the rows examined flat plus
- *	   1/VS_WIDEN_FRACTION_GRAPH of the graph candidates.
- *
+ *	   candidates, and the last answer's bound is the cluster's frontier;
+ *	   deepening such a cluster reads the rest of it flat.
+ *	4. Deeper, before each row returned.  A graph search found a cluster's
+ *	   rows up to its "frontier" (the code distance of its last trusted
+ *	   result, VsPolicyTrusted); before a row beyond a cluster's frontier
+ *	   (less code_error) is returned, that cluster is searched again with
+ *	   twice the ef (VsPolicyDeeper: past a quarter of the cluster, every
+ *	   remaining row flat), since it may hold nearer rows.  In an adaptive
+ *	   search, a cluster that holds rows about to be returned is also
+ *	   searched twice as deep once, and again until the deeper search
+ *	   misses few enough of its rows (VsPolicyConfirmed).
+ *	5. Wider.  The adaptive search opens clusters by their bounds before
+ *	   each row (2.); the fixed search (vecstore.probes) opens the next
+ *	   probes clusters in routing order before the scan runs dry, once the
+ *	   rows returned reach 1/VS_WIDEN_FRACTION of the rows examined flat
+ *	   plus 1/VS_WIDEN_FRACTION_GRAPH of the graph candidates
+ *	   (VsPolicyWidenEarly).  Either stops looking further once
+ *	   vecstore.max_scan_tuples rows were examined; a scan that ends there
+ *	   with rows left unexamined says so in a NOTICE (cut_short).
+
  * The executor always sees non-decreasing distances: a row found after a
  * farther row was returned is dropped, never returned out of order (it
  * can only come from an extension, and costs recall, not correctness).
@@ -673,10 +681,11 @@ deepen(IndexScanDesc scan, VsProbe *p, double within)
 /*
  * confirm_before - before a row at ordering key "key" is returned, check
  * the graph search of every opened cluster that contributed rows up to
- * "key" and has not been checked: search it again, twice as deep; it is
- * confirmed when that finds no row within the previous search's frontier
- * (a graph search on data of low contrast misses rows, and a deeper one
- * finds them).  Within max_scan_tuples.  True when it searched any.
+ * "key" and has not been confirmed: search it again, twice as deep; it is
+ * confirmed when the rows that finds within the previous search's
+ * frontier are few enough (VsPolicyConfirmed: a graph search on data of
+ * low contrast misses rows, and a deeper one finds them).  Within
+ * max_scan_tuples.  True when it searched any.
  */
 static bool
 confirm_before(IndexScanDesc scan, double key)
