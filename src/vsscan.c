@@ -529,6 +529,16 @@ search_graph(IndexScanDesc scan, VsProbe *p, int ef, double within)
 		p->trusted = VsPolicyTrusted(&so->policy, found);
 		p->frontier = so->results[p->trusted - 1].distance;
 	}
+
+	/*
+	 * The scan's first graph search tells the policy how much the nearest
+	 * rows stand out; on data of low contrast it searches deeper, this
+	 * cluster at once.
+	 */
+	if (found > 1 && !so->policy.calibrated &&
+		VsPolicyCalibrate(&so->policy, so->results[0].distance, so->results[found - 1].distance) &&
+		so->policy.ef > ef && !p->confirmed)
+		return missed + search_graph(scan, p, so->policy.ef, within);
 	return missed;
 }
 

@@ -27,6 +27,8 @@ typedef struct VsScanPolicy
 	bool		exact;			/* every row of every cluster, flat */
 	int			probes;			/* not adaptive: clusters opened per step */
 	int			ef;				/* ef of a cluster's first graph search */
+	bool		fixed_ef;		/* ... set by vecstore.ef_search */
+	bool		calibrated;		/* the contrast has scaled ef already */
 	int			trust;			/* a graph search of ef is trusted up to
 								 * its (ef / trust)-th result */
 	double		target;			/* adaptive: the recall a graph search must
@@ -72,6 +74,7 @@ extern int	VsPolicyDeeper(const VsScanPolicy *pol, int ef, uint32 count);
 extern bool VsPolicyWidenEarly(const VsScanPolicy *pol);
 extern bool VsPolicyConfirm(const VsScanPolicy *pol);
 extern int	VsPolicyTrusted(const VsScanPolicy *pol, int found);
+extern bool VsPolicyCalibrate(VsScanPolicy *pol, double first, double last);
 extern bool VsPolicyConfirmed(const VsScanPolicy *pol, int trusted, int missed);
 
 #endif							/* VSSCAN_H */
