@@ -80,3 +80,8 @@ SELECT * FROM vecstore_index_info('x_pkey');
 SELECT * FROM vecstore_verify('x');
 DROP TABLE x;
 RESET enable_seqscan;
+
+-- dropping a database that never had a vecstore index says nothing
+-- (it has no directory of segment files to remove)
+CREATE DATABASE vecstore_regress_nosegments;
+DROP DATABASE vecstore_regress_nosegments;

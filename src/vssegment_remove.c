@@ -365,9 +365,12 @@ process_utility(PlannedStmt *pstmt, const char *queryString,
 	if (OidIsValid(dropped_db))
 	{
 		char		dir[MAXPGPATH];
+		struct stat st;
 
+		/* a database that never had a segment file has no directory */
 		VsSegmentDir(dropped_db, dir, sizeof(dir));
-		rmtree(dir, true);
+		if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+			rmtree(dir, true);
 	}
 }
 
