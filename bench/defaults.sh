@@ -259,40 +259,11 @@ build_index() {
 }
 
 # run_where DB RUN SETTINGS WHERE [AFTER] - bench/lib.sh's run_queries with
-# a WHERE clause: `SELECT id FROM items WHERE <WHERE> ORDER BY ...`.
+# a WHERE clause: `SELECT id FROM items WHERE <WHERE> ORDER BY ...`
+# (run_queries reads the variable "where").
 run_where() {
-    local db=$1 run=$2 settings=$3 where=$4 after=${5:-}
-    sqld "$db" <<EOF
-SET max_parallel_workers_per_gather = 0;
-$settings
-DO \$\$
-DECLARE
-    q record;
-    t0 timestamptz;
-    r int[];
-    line text;
-    p text;
-BEGIN
-    FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) SELECT id FROM items WHERE $where ORDER BY embedding $op \$1 LIMIT $k'
-            USING (SELECT embedding FROM queries ORDER BY id LIMIT 1) LOOP
-        p := coalesce(p || E'\n', '') || line;
-    END LOOP;
-    INSERT INTO plans VALUES ($run, p);
-    FOR q IN SELECT id, embedding FROM queries ORDER BY id LIMIT $warm LOOP
-        SELECT array_agg(id) INTO r
-          FROM (SELECT id FROM items WHERE $where ORDER BY embedding $op q.embedding LIMIT $k) n;
-    END LOOP;
-    FOR q IN SELECT id, embedding FROM queries ORDER BY id LOOP
-        t0 := clock_timestamp();
-        SELECT array_agg(id) INTO r
-          FROM (SELECT id FROM items WHERE $where ORDER BY embedding $op q.embedding LIMIT $k) n;
-        INSERT INTO timings VALUES ($run, q.id, r,
-            extract(epoch FROM clock_timestamp() - t0) * 1000);
-    END LOOP;
-END
-\$\$;
-$after
-EOF
+    local where=$4
+    run_queries "$1" "$2" "$3" "${5:-}"
 }
 
 # stats DB RUN [GT] - recall@k, mean rows returned, QPS, p50 and p95 ms of

@@ -107,9 +107,11 @@ load_dataset() {
 # untimed warm-up queries (so the first query of a session, which maps and
 # checks a segment file, is not counted), then times each of the queries
 # with clock_timestamp() into timings under RUN; then AFTER, psql input run
-# in the same session (the same backend) once the queries are done.
+# in the same session (the same backend) once the queries are done.  When
+# the caller's variable "where" is set, every query has that WHERE clause.
 run_queries() {
-    local db=$1 run=$2 settings=$3 after=${4:-}
+    local db=$1 run=$2 settings=$3 after=${4:-} w=
+    [ -z "${where:-}" ] || w="WHERE $where"
     sqld "$db" <<EOF
 SET max_parallel_workers_per_gather = 0;
 $settings
@@ -122,7 +124,7 @@ DECLARE
     p text;
 BEGIN
     -- the plan the first query gets (its value as a parameter)
-    FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) SELECT id FROM items ORDER BY embedding $op \$1 LIMIT $k'
+    FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) SELECT id FROM items $w ORDER BY embedding $op \$1 LIMIT $k'
             USING (SELECT embedding FROM queries ORDER BY id LIMIT 1) LOOP
         p := coalesce(p || E'\n', '') || line;
     END LOOP;
@@ -130,12 +132,12 @@ BEGIN
     -- warm-up: maps the segment, loads the centroids, fills the caches
     FOR q IN SELECT id, embedding FROM queries ORDER BY id LIMIT $warm LOOP
         SELECT array_agg(id) INTO r
-          FROM (SELECT id FROM items ORDER BY embedding $op q.embedding LIMIT $k) n;
+          FROM (SELECT id FROM items $w ORDER BY embedding $op q.embedding LIMIT $k) n;
     END LOOP;
     FOR q IN SELECT id, embedding FROM queries ORDER BY id LOOP
         t0 := clock_timestamp();
         SELECT array_agg(id) INTO r
-          FROM (SELECT id FROM items ORDER BY embedding $op q.embedding LIMIT $k) n;
+          FROM (SELECT id FROM items $w ORDER BY embedding $op q.embedding LIMIT $k) n;
         INSERT INTO timings VALUES ($run, q.id, r,
             extract(epoch FROM clock_timestamp() - t0) * 1000);
     END LOOP;
