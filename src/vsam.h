@@ -88,7 +88,7 @@
  * is chosen by measurement (bench/RESULTS.md, "Fast by default").
  */
 #define VS_DEFAULT_EF_SEARCH	0
-#define VS_DEFAULT_EFFORT		5
+#define VS_DEFAULT_EFFORT		4
 #define VS_MIN_EFFORT			1
 #define VS_MAX_EFFORT			10
 #define VS_MIN_PROBES			0
