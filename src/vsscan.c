@@ -1029,12 +1029,9 @@ cut_short(IndexScanDesc scan)
 
 	for (int i = 0; !left && i < so->nprobes; i++)
 		left = !so->probes[i].full;
-	if (!left)
-	{
-		so->exhausted = true;
-		return;
-	}
 	so->exhausted = true;		/* once per scan */
+	if (!left)
+		return;
 	VsStats.scans_cut_short++;
 	ereport(NOTICE,
 			(errmsg("vecstore index scan of \"%s\" stopped after examining %lld rows",

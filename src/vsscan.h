@@ -56,6 +56,8 @@ typedef struct VsScanPolicy
 	int			next;			/* first position not yet evaluated (or,
 								 * not adaptive, not yet opened) */
 	int			first_closed;	/* no position before it is unopened */
+	int			keyed;			/* the position whose key dist holds
+								 * already, though not evaluated yet */
 	int			refs[VS_POLICY_REFS];	/* clusters of the bounds */
 	int			nrefs;
 	double		tightness;		/* L2/cosine: the largest ratio of a

@@ -265,6 +265,7 @@ VsPolicyBegin(VsScanPolicy *pol, VsMetaCache cache, VsRoute *route, bool graphs)
 	pol->dist = palloc(sizeof(double) * nclusters);
 	pol->base = palloc(sizeof(double) * nclusters);
 	pol->opened = palloc0(sizeof(bool) * nclusters);
+	pol->keyed = -1;
 }
 
 /*
@@ -292,25 +293,46 @@ centroid_gap(VsScanPolicy *pol, int a, int b)
 }
 
 /*
+ * centroid_key - the key of the cluster at the next position of the
+ * routing order (which must exist), into pol->dist, computed once however
+ * often it is asked for (past() asks before each row returned).
+ */
+static double
+centroid_key(VsScanPolicy *pol)
+{
+	int			c = pol->route->order[pol->next];
+	const float *cx = pol->cache->centroids + (Size) c * pol->dims;
+	const float *q = pol->route->query;
+
+	if (pol->keyed != pol->next)
+	{
+		if (pol->metric == VS_METRIC_IP)
+			pol->dist[c] = -(double) VsKernels.inner_product(q, cx, pol->dims);
+		else					/* L2, or cosine: normalised query, unit
+								 * centroids */
+			pol->dist[c] = (double) VsKernels.l2_squared(q, cx, pol->dims);
+		pol->keyed = pol->next;
+	}
+	return pol->dist[c];
+}
+
+/*
  * evaluate - the key and the bound of the cluster at the next position of
  * the routing order (which must exist).
  */
 static void
 evaluate(VsScanPolicy *pol)
 {
-	int			c = pol->route->order[pol->next++];
-	const float *cx = pol->cache->centroids + (Size) c * pol->dims;
-	const float *q = pol->route->query;
+	int			c = pol->route->order[pol->next];
 
+	centroid_key(pol);
+	pol->next++;
 	if (pol->metric == VS_METRIC_IP)
 	{
-		pol->dist[c] = -(double) VsKernels.inner_product(q, cx, pol->dims);
 		pol->base[c] = pol->dist[c];
 		return;
 	}
 
-	/* L2, or cosine between the normalised query and the unit centroids */
-	pol->dist[c] = (double) VsKernels.l2_squared(q, cx, pol->dims);
 	pol->base[c] = 0.0;
 	for (int i = 0; i < pol->nrefs; i++)
 	{
@@ -367,22 +389,18 @@ threshold(const VsScanPolicy *pol, double key, double alpha)
 }
 
 /*
- * past - is the cluster at position "pos", and every one after it, beyond
- * "limit"?  Uses only the centroid's key, which grows along the routing
- * order (see the file header).
+ * past - is the cluster at the next position of the routing order, and
+ * every one after it, beyond "limit"?  Uses only the centroid's key, which
+ * grows along the routing order (see the file header).
  */
 static bool
-past(VsScanPolicy *pol, int pos, double limit)
+past(VsScanPolicy *pol, double limit)
 {
-	int			c = pol->route->order[pos];
-	const float *cx = pol->cache->centroids + (Size) c * pol->dims;
-	int			first = pol->route->order[0];
-	double		d;
+	double		d = centroid_key(pol);
 
 	if (pol->metric == VS_METRIC_IP)
-		return -(double) VsKernels.inner_product(pol->route->query, cx, pol->dims) > limit;
-	d = (double) VsKernels.l2_squared(pol->route->query, cx, pol->dims);
-	return (sqrt(d) - sqrt(pol->dist[first])) / 2.0 > limit;
+		return d > limit;
+	return (sqrt(d) - sqrt(pol->dist[pol->route->order[0]])) / 2.0 > limit;
 }
 
 /*
@@ -455,7 +473,7 @@ VsPolicyBefore(VsScanPolicy *pol, double key, int64 returned, int *clusters, int
 	if (!pol->adaptive)
 		return 0;
 	limit = threshold(pol, key, alpha_at(pol, returned));
-	while (route_position(pol, pol->next) && !past(pol, pol->next, limit))
+	while (route_position(pol, pol->next) && !past(pol, limit))
 		evaluate(pol);
 	return take(pol, limit, clusters, max);
 }
