@@ -154,19 +154,7 @@ sift_dir=$data_root/sift128-photos-euclidean
 # shellcheck source=bench/lib.sh
 . "$repo/bench/lib.sh"
 
-./tools/deps.sh >/dev/null
-# shellcheck source=tools/pgserver.sh
-. "$repo/tools/pgserver.sh"
-vs_init "$repo"
-if [ ! -f "$VS_PG_PKGLIBDIR/vecstore.so" ]; then
-    echo "defaults.sh: vecstore is not installed in $VS_PG_PKGLIBDIR: run make install first" >&2
-    exit 1
-fi
-mkdir -p tmp_check
-if [ ! -x tools/fvecs2pg ] || [ tools/fvecs2pg.c -nt tools/fvecs2pg ]; then
-    make -s tools/fvecs2pg >tmp_check/bench-defaults-build.log 2>&1
-fi
-vs_server_start bench-defaults >/dev/null
+bench_server bench-defaults
 
 work=$(mktemp -d /tmp/vecstore-defaults.XXXXXX)
 VS_TMPDIRS+=("$work")
@@ -183,15 +171,7 @@ progress() {
     echo "defaults.sh: $(date +%H:%M:%S) $*" >&2
 }
 
-sqld postgres -c "CREATE DATABASE $vsdb"
-sqld "$vsdb" -c 'CREATE EXTENSION vecstore'
-have_pgvector=0
-if [ "$want_pgvector" = 1 ] &&
-    [ "$(sqld postgres -tAc "SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")" = 1 ]; then
-    sqld postgres -c "CREATE DATABASE $pvdb"
-    sqld "$pvdb" -c 'CREATE EXTENSION vector'
-    have_pgvector=1
-fi
+bench_databases
 guc() {
     sqld "$vsdb" -tAc "SELECT coalesce(current_setting('$1', true), '(none)')"
 }

@@ -208,3 +208,38 @@ probes_for() {
     done
     echo "$out"
 }
+
+# bench_server NAME - the benchmark's throwaway server: tools/pgserver.sh's
+# vs_init and vs_server_start NAME (tmp_check/NAME), after checking that
+# vecstore is installed and building tools/fvecs2pg when it is missing or
+# older than its source.  The caller sets VECSTORE_PGPORT first.
+bench_server() {
+    local name=$1
+    ./tools/deps.sh >/dev/null
+    # shellcheck source=tools/pgserver.sh
+    . "$repo/tools/pgserver.sh"
+    vs_init "$repo"
+    if [ ! -f "$VS_PG_PKGLIBDIR/vecstore.so" ]; then
+        echo "$(basename "$0"): vecstore is not installed in $VS_PG_PKGLIBDIR: run make install first" >&2
+        exit 1
+    fi
+    mkdir -p tmp_check
+    if [ ! -x tools/fvecs2pg ] || [ tools/fvecs2pg.c -nt tools/fvecs2pg ]; then
+        make -s tools/fvecs2pg >"tmp_check/$name-build.log" 2>&1
+    fi
+    vs_server_start "$name" >/dev/null
+}
+
+# bench_databases - vsdb with vecstore, and pvdb with pgvector when
+# want_pgvector is 1 and the server has it; sets have_pgvector.
+bench_databases() {
+    sqld postgres -c "CREATE DATABASE $vsdb"
+    sqld "$vsdb" -c 'CREATE EXTENSION vecstore'
+    have_pgvector=0
+    if [ "$want_pgvector" = 1 ] &&
+        [ "$(sqld postgres -tAc "SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")" = 1 ]; then
+        sqld postgres -c "CREATE DATABASE $pvdb"
+        sqld "$pvdb" -c 'CREATE EXTENSION vector'
+        have_pgvector=1
+    fi
+}

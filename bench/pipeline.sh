@@ -137,19 +137,7 @@ hnsw_with="m = $hnsw_m, ef_construction = $hnsw_efc"
 # shellcheck source=bench/lib.sh
 . "$repo/bench/lib.sh"
 
-./tools/deps.sh >/dev/null
-# shellcheck source=tools/pgserver.sh
-. "$repo/tools/pgserver.sh"
-vs_init "$repo"
-if [ ! -f "$VS_PG_PKGLIBDIR/vecstore.so" ]; then
-    echo "pipeline.sh: vecstore is not installed in $VS_PG_PKGLIBDIR: run make install first" >&2
-    exit 1
-fi
-mkdir -p tmp_check
-if [ ! -x tools/fvecs2pg ] || [ tools/fvecs2pg.c -nt tools/fvecs2pg ]; then
-    make -s tools/fvecs2pg >tmp_check/bench-pipeline-build.log 2>&1
-fi
-vs_server_start bench-pipeline >/dev/null
+bench_server bench-pipeline
 
 work=$(mktemp -d /tmp/vecstore-pipeline.XXXXXX)
 VS_TMPDIRS+=("$work")
@@ -158,15 +146,7 @@ VS_TMPDIRS+=("$work")
 results=$work/results.tsv
 : >"$results"
 
-sqld postgres -c "CREATE DATABASE $vsdb"
-sqld "$vsdb" -c 'CREATE EXTENSION vecstore'
-have_pgvector=0
-if [ "$want_pgvector" = 1 ] &&
-    [ "$(sqld postgres -tAc "SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")" = 1 ]; then
-    sqld postgres -c "CREATE DATABASE $pvdb"
-    sqld "$pvdb" -c 'CREATE EXTENSION vector'
-    have_pgvector=1
-fi
+bench_databases
 ef_now=$(sqld "$vsdb" -tAc "SELECT current_setting('vecstore.ef_search', true)")
 rerank_now=$(sqld "$vsdb" -tAc "SELECT current_setting('vecstore.rerank_window', true)")
 if [ -n "$ef_now" ]; then
