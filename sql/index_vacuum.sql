@@ -4,7 +4,8 @@
 SET enable_seqscan = off;
 CREATE TABLE vt (id int PRIMARY KEY, v vector(2));
 INSERT INTO vt SELECT i, ARRAY[i, i]::vector FROM generate_series(1, 1000) i;
-CREATE INDEX vt_idx ON vt USING vecstore (v) WITH (lists = 4);
+-- (compaction off: this file is about marking; compaction.sql re-seals)
+CREATE INDEX vt_idx ON vt USING vecstore (v) WITH (lists = 4, compaction_threshold = 0);
 -- delta rows
 INSERT INTO vt SELECT i, ARRAY[i, i]::vector FROM generate_series(1001, 1200) i;
 SELECT sealed_rows, delta_rows, dead_rows FROM vecstore_index_info('vt_idx');

@@ -356,8 +356,17 @@ CREATE FUNCTION vecstore_index_info(index regclass,
     OUT graph_clusters integer,
     OUT code_bytes bigint,
     OUT graph_bytes bigint,
-    OUT routing_graph_bytes bigint)
+    OUT routing_graph_bytes bigint,
+    OUT segment_pieces integer,
+    OUT compactions integer)
     AS 'MODULE_PATHNAME', 'vecstore_index_info' LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
+
+CREATE FUNCTION vecstore_compact(index regclass, all_clusters boolean DEFAULT true,
+    OUT clusters integer,
+    OUT rows_folded bigint,
+    OUT rows_removed bigint,
+    OUT generation integer)
+    AS 'MODULE_PATHNAME', 'vecstore_compact' LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
 
 CREATE FUNCTION vecstore_gpu_status(
     OUT state text,
@@ -396,6 +405,7 @@ CREATE FUNCTION vecstore_verify(index regclass, repair boolean DEFAULT false)
     AS 'MODULE_PATHNAME', 'vecstore_verify' LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
 
 COMMENT ON FUNCTION vecstore_index_info(regclass) IS 'clusters, rows per cluster, delta and dead rows, segment file and bytes mapped by this session, codes and graphs, of a vecstore index';
+COMMENT ON FUNCTION vecstore_compact(regclass, boolean) IS 'compacts a vecstore index now: folds delta rows into their clusters and drops removed rows, for every cluster that has any (all_clusters) or those past its compaction_threshold';
 COMMENT ON FUNCTION vecstore_gpu_status() IS 'the GPU service: state, device, memory, helper process and restarts, work that ran on the CPU instead and why, requests and batches, last error';
 COMMENT ON FUNCTION vecstore_stats() IS 'this session''s index scans (rows examined, clusters opened, scans cut short by vecstore.max_scan_tuples) and segment checks (done here, or taken from the server''s record)';
 COMMENT ON FUNCTION vecstore_verify(regclass, boolean) IS 'checks a vecstore index (fork checksums, delta chains, segment file); one row per problem; repair => true rebuilds a bad segment file';

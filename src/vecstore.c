@@ -127,6 +127,7 @@ _PG_init(void)
 
 	VsQuantInit();
 	VsAmInit();
+	VsCompactInit();
 	VsGpuInit();
 	VsSegmentInit();
 	VsCheckedInit();

@@ -65,6 +65,10 @@ VsAmInit(void)
 					   quantizer_values, VS_QUANTIZER_SQ8,
 					   "Valid values are \"sq8\" and \"none\".",
 					   AccessExclusiveLock);
+	add_real_reloption(vs_relopt_kind, "compaction_threshold",
+					   "Fraction of a cluster's rows that are new or removed before VACUUM re-seals it (0 turns it off)",
+					   VS_DEFAULT_COMPACTION_THRESHOLD, 0.0, 1.0,
+					   ShareUpdateExclusiveLock);
 
 	DefineCustomIntVariable("vecstore.probes",
 							"Sets the number of IVF clusters searched per query",
@@ -113,6 +117,7 @@ vsoptions(Datum reloptions, bool validate)
 		{"m", RELOPT_TYPE_INT, offsetof(VsOptions, m)},
 		{"ef_construction", RELOPT_TYPE_INT, offsetof(VsOptions, ef_construction)},
 		{"quantizer", RELOPT_TYPE_ENUM, offsetof(VsOptions, quantizer)},
+		{"compaction_threshold", RELOPT_TYPE_REAL, offsetof(VsOptions, compaction_threshold)},
 	};
 
 	return (bytea *) build_reloptions(reloptions, validate, vs_relopt_kind,
@@ -141,6 +146,17 @@ VsGetGraphOptions(Relation index, int *m, int *ef_construction, int *quantizer)
 	*m = opts ? opts->m : VS_HNSW_DEFAULT_M;
 	*ef_construction = opts ? opts->ef_construction : VS_HNSW_DEFAULT_EF_CONSTRUCTION;
 	*quantizer = opts ? opts->quantizer : VS_QUANTIZER_SQ8;
+}
+
+/*
+ * VsGetCompactionThreshold - the "compaction_threshold" reloption.
+ */
+double
+VsGetCompactionThreshold(Relation index)
+{
+	VsOptions  *opts = (VsOptions *) index->rd_options;
+
+	return opts ? opts->compaction_threshold : VS_DEFAULT_COMPACTION_THRESHOLD;
 }
 
 /*

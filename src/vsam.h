@@ -13,7 +13,10 @@
  *	directory region	VsDirEntry per cluster (delta chain heads), blob pages
  *	bitmap region		one deletion bit per sealed row, blob pages
  *	sealed region		the segment body: VsSealedHeader, VsClusterInfo[],
- *						then per cluster 64-byte aligned vectors and TIDs
+ *						the codes' parameters, VsPieceInfo[], then per
+ *						cluster 64-byte aligned vectors, TIDs, codes, graph
+ *	older pieces		sealed regions of earlier generations that still
+ *						hold clusters no compaction rewrote since
  *	delta pages			per-cluster chains of rows inserted after the build
  *
  * A "blob" region is a byte string laid over consecutive pages, VS_BLOB_
@@ -37,6 +40,8 @@
 #include "access/reloptions.h"
 #include "nodes/execnodes.h"
 #include "nodes/pathnodes.h"
+#include "port/pg_crc32c.h"
+#include "portability/instr_time.h"
 #include "storage/bufmgr.h"
 #include "storage/itemptr.h"
 #include "utils/relcache.h"
@@ -51,7 +56,7 @@
 
 /* identification */
 #define VS_MAGIC				0x56535831	/* "VSX1" */
-#define VS_VERSION				2
+#define VS_VERSION				3
 #define VS_PAGE_ID				0xFF8C		/* lets pg_filedump recognise our pages */
 #define VS_METAPAGE_BLKNO		0
 
@@ -101,6 +106,17 @@
 #define VS_DEFAULT_RERANK_WINDOW	40
 #define VS_MIN_RERANK_WINDOW	1
 #define VS_MAX_RERANK_WINDOW	100000
+
+/*
+ * reloption compaction_threshold: VACUUM re-seals a cluster once this
+ * fraction of its rows are delta rows (searched exactly, row by row) or
+ * removed rows (skipped, but still read); 0 turns VACUUM's compaction off.
+ * At a tenth, the delta rows cost a probe about as much as its graph
+ * search (bench/RESULTS.md, "A living index").  VS_COMPACT_MIN_ROWS keeps
+ * VACUUM from re-sealing a cluster for a handful of rows.
+ */
+#define VS_DEFAULT_COMPACTION_THRESHOLD	0.1
+#define VS_COMPACT_MIN_ROWS		64
 
 /* reloption quantizer: the codes the graph search reads */
 #define VS_QUANTIZER_NONE		0	/* the graph reads the full vectors */
@@ -178,6 +194,11 @@ typedef struct VsMetaPageData
 	uint16		ef_construction;
 	uint32		graph_threshold;	/* clusters of fewer rows have no graph */
 	VsRegion	routing;		/* HNSW graph over the centroids, or empty */
+	/* version 3: compaction (vscompact.c) */
+	uint64		row_space;		/* deletion bits in use: the next sealed
+								 * cluster's first_row */
+	uint32		compactions;	/* compactions since the build */
+	uint32		npieces;		/* entries of the piece table in the head */
 } VsMetaPageData;
 
 typedef VsMetaPageData *VsMetaPage;
@@ -200,20 +221,28 @@ typedef struct VsSealedHeader
 	uint32		quantizer;		/* VS_QUANTIZER_* */
 	uint32		params_size;	/* bytes of the VsQuantParams after the table */
 	uint32		record_size;	/* bytes of one code record (0: none) */
-	uint32		reserved;
+	uint32		npieces;		/* entries of the piece table */
 	uint8		pad[32];		/* to VS_SEGMENT_ALIGN */
 } VsSealedHeader;
 
 /*
- * Where one cluster's sealed rows are, offsets from the body start.  A
- * cluster's bytes run from vec_offset to the next cluster's vec_offset (or
- * the end of the region), and "crc" is their CRC-32C: so a backend checks
- * only the clusters it reads, the first time it reads them, and the
- * metapage's sealed_crc over the head covers every cluster's CRC.
+ * Where one cluster's sealed rows are: offsets in the generation's body
+ * (see "pieces" below), and "nbytes" bytes from vec_offset whose CRC-32C
+ * is "crc": so a backend checks only the clusters it reads, the first
+ * time it reads them, and the metapage's sealed_crc over the head covers
+ * every cluster's CRC.
  *
  * In order, each 64-byte aligned: the full vectors, the TIDs, the code
  * records (VsQuantBlockSize bytes; absent without a quantizer), the HNSW
  * graph (graph_size bytes; absent below the graph threshold).
+ *
+ * A cluster's rows are its sealed rows (deletion bits first_row ..
+ * first_row + count - 1 of the bitmap) and the rows of its delta chain
+ * from (delta_blk, delta_off) on: a compaction folds the chain's first
+ * rows into the sealed rows and moves that position past them, without
+ * changing the chain, so that a scan of the generation before still reads
+ * them from the chain.  delta_blk is InvalidBlockNumber when no row of the
+ * chain was folded: the rows start at the chain's head.
  */
 typedef struct VsClusterInfo
 {
@@ -222,25 +251,66 @@ typedef struct VsClusterInfo
 	uint64		code_offset;	/* count code records, or 0 */
 	uint64		graph_offset;	/* serialized VsHnsw graph, or 0 */
 	uint64		graph_size;		/* its bytes, or 0 */
-	uint64		first_row;		/* global row number of the first row */
+	uint64		first_row;		/* deletion bit of the first row */
+	uint64		nbytes;			/* the cluster's bytes, from vec_offset */
 	uint32		count;
 	uint32		crc;			/* CRC-32C of the cluster's bytes */
+	uint32		piece;			/* generation of the piece holding them */
+	BlockNumber delta_blk;		/* first unfolded delta row: its page */
+	uint16		delta_off;		/* ... and its offset there */
+	uint16		reserved;
+	uint32		delta_folded;	/* rows of the chain folded into the sealed
+								 * rows */
 } VsClusterInfo;
+
+/*
+ * A piece: the sealed region written by one generation (one segment file,
+ * one run of blob pages in the fork).  A compaction writes a new piece
+ * holding the head and the clusters it rewrote; the other clusters stay
+ * where an earlier piece has them.  The head lists every piece the
+ * generation reads, the first being its own; a backend maps the piece
+ * files side by side so that each one's body lies "base" bytes after the
+ * first one's (base is a multiple of VS_PIECE_ALIGN, the file's header
+ * just before its body), and offsets in the cluster table are offsets
+ * from the first body.  A piece that no cluster uses any more is dropped
+ * from the table, and its file removed.
+ */
+typedef struct VsPieceInfo
+{
+	uint32		generation;		/* the generation that wrote it */
+	uint32		head_crc;		/* CRC-32C of its own head (0 for the first
+								 * piece: the metapage holds it) */
+	uint64		base;			/* offset of its body from the first body */
+	VsRegion	region;			/* its bytes in the fork */
+} VsPieceInfo;
+
+/* alignment of a piece's place in a mapping: any page size up to 64 kB */
+#define VS_PIECE_ALIGN			65536
+
+/* at most this many pieces: a compaction that would need more rewrites
+ * the clusters of the smallest ones too */
+#define VS_MAX_PIECES			16
 
 /* offset of the quantizer's parameters in the sealed region */
 #define VsSealedParamsOffset(nclusters) \
 	TYPEALIGN(VS_SEGMENT_ALIGN, sizeof(VsSealedHeader) + (uint64) (nclusters) * sizeof(VsClusterInfo))
 
-/* bytes of the sealed region's head (header, cluster table, parameters) */
-#define VsSealedHeadSize(nclusters, params_size) \
+/* offset of the piece table */
+#define VsSealedPiecesOffset(nclusters, params_size) \
 	(VsSealedParamsOffset(nclusters) + TYPEALIGN(VS_SEGMENT_ALIGN, (uint64) (params_size)))
 
-/* the end of cluster "c"'s bytes in a region of "total" bytes */
-static inline uint64
-VsClusterEnd(const VsClusterInfo *info, uint32 c, uint32 nclusters, uint64 total)
-{
-	return (c + 1 < nclusters) ? info[c + 1].vec_offset : total;
-}
+/* bytes of the sealed region's head (header, cluster table, parameters,
+ * piece table) */
+#define VsSealedHeadSize(nclusters, params_size, npieces) \
+	(VsSealedPiecesOffset(nclusters, params_size) + \
+	 TYPEALIGN(VS_SEGMENT_ALIGN, (uint64) (npieces) * sizeof(VsPieceInfo)))
+
+/* the cluster table and the piece table of a head */
+#define VsHeadClusters(head)	((const VsClusterInfo *) ((const char *) (head) + sizeof(VsSealedHeader)))
+#define VsHeadPieces(head) \
+	((const VsPieceInfo *) ((const char *) (head) + \
+		VsSealedPiecesOffset(((const VsSealedHeader *) (head))->nclusters, \
+							 ((const VsSealedHeader *) (head))->params_size)))
 
 /* a row inserted after the build, on a delta page */
 typedef struct VsDeltaTupleData
@@ -255,6 +325,27 @@ typedef VsDeltaTupleData *VsDeltaTuple;
 #define VS_DELTA_DEAD			0x0001
 #define VS_DELTA_TUPLE_SIZE(dims)	MAXALIGN(offsetof(VsDeltaTupleData, x) + sizeof(float) * (dims))
 
+struct VsOffload;
+struct VsOffloadGraph;
+
+/*
+ * What goes into every sealed cluster besides its vectors and TIDs
+ * (vsbuild.c, VsWriteCluster; CREATE INDEX and compaction).
+ */
+typedef struct VsClusterExtras
+{
+	const VsQuantParams *params;	/* codes, or NULL */
+	VsMetric	metric;			/* of the graphs */
+	int			graph_threshold;	/* clusters of at least this many rows get
+									 * a graph */
+	int			m;
+	int			ef_construction;
+	struct VsOffload *offload;	/* the build's offload (the GPU), or NULL */
+	int			gpu_threads;	/* CPU threads the offload service may use
+								 * for one graph */
+	instr_time *graph_time;		/* where the graphs' time adds up, or NULL */
+} VsClusterExtras;
+
 /* reloptions */
 typedef struct VsOptions
 {
@@ -263,6 +354,7 @@ typedef struct VsOptions
 	int			m;
 	int			ef_construction;
 	int			quantizer;		/* VS_QUANTIZER_* */
+	double		compaction_threshold;	/* see VS_DEFAULT_COMPACTION_THRESHOLD */
 } VsOptions;
 
 /*
@@ -279,6 +371,21 @@ typedef struct VsMetaCacheData
 } VsMetaCacheData;
 
 typedef VsMetaCacheData *VsMetaCache;
+
+/* a region written page by page (vspage.c, VsBlobBegin) */
+typedef struct VsBlobWriter
+{
+	Relation	index;
+	ForkNumber	forknum;
+	PGAlignedBlock page;
+	uint32		used;			/* payload bytes in "page" */
+	uint64		total;			/* bytes written to the region */
+	BlockNumber first;			/* first block of the region */
+	BlockNumber nblocks;		/* blocks flushed */
+	BlockNumber limit;			/* blocks reserved (VsBlobBeginIn), or 0 */
+	bool		do_crc;
+	pg_crc32c	crc;
+} VsBlobWriter;
 
 /* a walk over one cluster's delta chain (vspage.c, VsDeltaChainBegin) */
 typedef enum VsDeltaChainProblem
@@ -300,6 +407,9 @@ typedef struct VsDeltaChain
 	Buffer		buf;			/* the current page, pinned and locked */
 	BlockNumber blkno;			/* its block (or the damaged one) */
 	VsDeltaChainProblem problem;
+	OffsetNumber startoff;		/* the first row to read on the first page */
+	OffsetNumber first;			/* ... on the current page */
+	bool		started;
 } VsDeltaChain;
 
 /*
@@ -363,11 +473,21 @@ extern void VsAmInit(void);
 extern VsMetric VsGetMetric(Relation index);
 extern int	VsGetListsOption(Relation index);
 extern void VsGetGraphOptions(Relation index, int *m, int *ef_construction, int *quantizer);
+extern double VsGetCompactionThreshold(Relation index);
 extern Datum vs_handler(PG_FUNCTION_ARGS);
 
 /* vsbuild.c */
 extern IndexBuildResult *vsbuild(Relation heap, Relation index, IndexInfo *indexInfo);
 extern void vsbuildempty(Relation index);
+extern uint64 VsClusterLayout(VsClusterInfo *info, uint64 off, int c, int64 count, int dims,
+							  const VsClusterExtras *ex);
+extern uint32 VsWriteCluster(VsBlobWriter *w, Relation index, int c, const float *vecs,
+							 const ItemPointerData *tids, int64 count, int dims,
+							 const VsClusterExtras *ex, const VsClusterInfo *info,
+							 struct VsOffloadGraph *offgraph, MemoryContext cxt);
+extern char *VsMakeHead(const VsSealedHeader *sh, const VsClusterInfo *info,
+						const VsQuantParams *params, const VsPieceInfo *pieces, uint64 *size);
+extern uint32 VsHeadCrc(const char *head, uint64 size);
 
 /* vsinsert.c */
 extern bool vsinsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
@@ -386,6 +506,32 @@ extern IndexBulkDeleteResult *vsbulkdelete(IndexVacuumInfo *info, IndexBulkDelet
 extern IndexBulkDeleteResult *vsvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats);
 extern void VsCountRows(Relation index, VsMetaPage meta, BufferAccessStrategy strategy,
 						uint64 *sealed_dead, uint64 *delta_live, uint64 *delta_dead);
+extern uint64 VsCountDeleted(Relation index, VsMetaPage meta, const VsClusterInfo *info,
+							 BufferAccessStrategy strategy);
+
+/* vscompact.c */
+typedef struct VsCompactResult
+{
+	int			clusters;		/* clusters re-sealed (0: nothing done) */
+	int64		rows_folded;	/* delta rows moved into sealed rows */
+	int64		rows_removed;	/* removed rows dropped */
+	uint32		generation;		/* the index's generation afterwards */
+} VsCompactResult;
+
+/* vecstore.debug_compaction_stop */
+#define VS_COMPACT_STOP_NONE		0
+#define VS_COMPACT_STOP_WRITTEN		1
+#define VS_COMPACT_STOP_LOGGED		2
+#define VS_COMPACT_STOP_PUBLISHED	3
+
+extern int	vecstore_debug_compaction_stop;
+extern void VsCompactInit(void);
+extern void VsCompact(Relation index, double threshold, BufferAccessStrategy bas,
+					  VsCompactResult *result);
+
+/* vsinfo.c */
+extern Relation VsOpenIndex(Oid indexoid, LOCKMODE heaplock, LOCKMODE indexlock, Relation *heap);
+extern void VsCloseIndex(Relation index, Relation heap, LOCKMODE heaplock, LOCKMODE indexlock);
 
 /* vscost.c */
 extern void vscostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
@@ -405,8 +551,21 @@ extern VsMetaCache VsGetMetaCache(Relation index);
 extern void VsBlobRead(Relation index, const VsRegion *region, uint64 offset, void *dst, Size len,
 					   BufferAccessStrategy strategy);
 extern BlockNumber VsBlobBlock(const VsRegion *region, uint64 offset, uint32 *page_offset);
+extern void VsBlobBegin(VsBlobWriter *w, Relation index, ForkNumber forknum);
+extern void VsBlobBeginIn(VsBlobWriter *w, Relation index, BlockNumber start, BlockNumber nblocks);
+extern BlockNumber VsAllocateBlocks(Relation index, BlockNumber n);
+extern void VsBlobCrcStart(VsBlobWriter *w);
+extern uint32 VsBlobCrcEnd(VsBlobWriter *w);
+extern void VsBlobPatch(Relation index, ForkNumber forknum, const VsRegion *region,
+						uint64 offset, const void *data, Size len);
+extern void VsBlobWrite(VsBlobWriter *w, const void *data, Size len);
+extern void VsBlobPad(VsBlobWriter *w, Size align);
+extern VsRegion VsBlobEnd(VsBlobWriter *w);
 extern void VsDeltaChainBegin(VsDeltaChain *chain, Relation index, BlockNumber head,
 							  int lockmode, BufferAccessStrategy strategy, BlockNumber nblocks);
+extern void VsDeltaChainBeginRows(VsDeltaChain *chain, Relation index, const VsDirEntry *entry,
+								  const VsClusterInfo *info, int lockmode,
+								  BufferAccessStrategy strategy, BlockNumber nblocks);
 extern bool VsDeltaChainNext(VsDeltaChain *chain);
 extern void VsDeltaChainEnd(VsDeltaChain *chain);
 
@@ -432,10 +591,13 @@ extern void VsSegmentInit(void);
 extern const char *VsSegmentBody(Relation index, VsMetaPage meta);
 extern void VsSegmentRelease(const char *body);
 extern const char *VsSegmentCluster(Relation index, VsMetaPage meta, const char *body, uint32 cluster);
+extern const VsPieceInfo *VsHeadPiece(const char *head, uint32 generation);
+extern char *VsSealedHead(Relation index, VsMetaPage meta, BufferAccessStrategy bas, char **problem);
 extern char *VsSealedCheckFork(Relation index, VsMetaPage meta);
+extern void VsSegmentWritePiece(Relation index, VsMetaPage meta);
 extern void VsSegmentWrite(Relation index, VsMetaPage meta);
 extern Size VsSegmentBytesMapped(Relation index);
-extern const char *VsSegmentCheck(Relation index, VsMetaPage meta);
+extern const char *VsSegmentCheck(Relation index, VsMetaPage meta, uint32 *generation);
 extern const VsQuantParams *VsSegmentParams(VsMetaPage meta, const char *body);
 extern bool VsSegmentFileIndex(const char *path, Oid *indexoid);
 extern void VsSegmentEndOfXact(void);
@@ -444,6 +606,7 @@ extern void VsSegmentEndOfXact(void);
 extern void VsSegmentRemoveInit(void);
 extern void VsSegmentRemoveOnAbort(RelFileNode node);
 extern void VsSegmentForgetIndexFiles(Relation index);
+extern int	VsSegmentRemoveUnused(Relation index, VsMetaPage meta, const char *head);
 extern int	VsSegmentSweep(void);
 
 #endif							/* VSAM_H */

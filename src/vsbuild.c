@@ -56,20 +56,6 @@
 /* rows assigned to clusters per VsKmeansAssign call */
 #define ASSIGN_BATCH	1024
 
-/* what write_index puts into every cluster besides vectors and TIDs */
-typedef struct VsClusterExtras
-{
-	const VsQuantParams *params;	/* codes, or NULL */
-	VsMetric	metric;			/* of the graphs */
-	int			graph_threshold;	/* clusters of at least this many rows get
-									 * a graph */
-	int			m;
-	int			ef_construction;
-	VsOffload  *offload;		/* the build's offload (the GPU), or NULL */
-	int			gpu_threads;	/* CPU threads the offload service may use
-								 * for one graph */
-	instr_time *graph_time;		/* where the graphs' time adds up, or NULL */
-} VsClusterExtras;
 
 /*
  * The state of one CREATE INDEX, from build_init to the end of vsbuild:
@@ -123,19 +109,6 @@ typedef struct VsBuildState
 	MemoryContext tmpCtx;
 } VsBuildState;
 
-/* a run of pages written in order */
-typedef struct VsBlobWriter
-{
-	Relation	index;
-	ForkNumber	forknum;
-	PGAlignedBlock page;
-	uint32		used;			/* payload bytes in "page" */
-	uint64		total;			/* bytes written to the region */
-	BlockNumber first;			/* first block of the region */
-	BlockNumber nblocks;		/* blocks flushed */
-	bool		do_crc;
-	pg_crc32c	crc;
-} VsBlobWriter;
 
 static void kmeans_progress(void *arg, int iteration, int max_iterations);
 
@@ -308,146 +281,6 @@ assign_callback(Relation index, ItemPointer tid, Datum *values,
 		flush_batch(bs);
 }
 
-/*
- * blob_begin - start a region at the next block of the fork.
- */
-static void
-blob_begin(VsBlobWriter *w, Relation index, ForkNumber forknum)
-{
-	memset(w, 0, sizeof(VsBlobWriter));
-	w->index = index;
-	w->forknum = forknum;
-	w->first = RelationGetNumberOfBlocksInFork(index, forknum);
-	VsInitPage(w->page.data, VS_PAGE_BLOB);
-}
-
-/*
- * blob_crc_start - start a CRC-32C over the bytes written from now on.
- */
-static void
-blob_crc_start(VsBlobWriter *w)
-{
-	w->do_crc = true;
-	INIT_CRC32C(w->crc);
-}
-
-/*
- * blob_crc_end - the CRC-32C of the bytes written since blob_crc_start.
- */
-static uint32
-blob_crc_end(VsBlobWriter *w)
-{
-	w->do_crc = false;
-	FIN_CRC32C(w->crc);
-	return w->crc;
-}
-
-/*
- * blob_patch - overwrite bytes already written to a region (through the
- * buffer manager; the pages are WAL-logged with the rest at the end).
- */
-static void
-blob_patch(Relation index, ForkNumber forknum, const VsRegion *region, uint64 offset,
-		   const void *data, Size len)
-{
-	const char *in = data;
-
-	while (len > 0)
-	{
-		uint32		poff;
-		BlockNumber blkno = VsBlobBlock(region, offset, &poff);
-		Size		chunk = Min(len, (Size) (VS_BLOB_PAYLOAD - poff));
-		Buffer		buf = ReadBufferExtended(index, forknum, blkno, RBM_NORMAL, NULL);
-
-		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-		memcpy(PageGetContents(BufferGetPage(buf)) + poff, in, chunk);
-		MarkBufferDirty(buf);
-		UnlockReleaseBuffer(buf);
-		in += chunk;
-		offset += chunk;
-		len -= chunk;
-	}
-}
-
-/*
- * blob_flush_page - append the page being filled to the fork (through the
- * buffer manager; WAL-logged in bulk at the end of the build).
- */
-static void
-blob_flush_page(VsBlobWriter *w)
-{
-	Buffer		buf = VsNewBuffer(w->index, w->forknum);
-
-	if (BufferGetBlockNumber(buf) != w->first + w->nblocks)
-		elog(ERROR, "unexpected block %u while building index \"%s\"",
-			 BufferGetBlockNumber(buf), RelationGetRelationName(w->index));
-	memcpy(BufferGetPage(buf), w->page.data, BLCKSZ);
-	MarkBufferDirty(buf);
-	UnlockReleaseBuffer(buf);
-
-	w->nblocks++;
-	w->used = 0;
-	VsInitPage(w->page.data, VS_PAGE_BLOB);
-}
-
-/*
- * blob_write - append "len" bytes (zeros when "data" is NULL).
- */
-static void
-blob_write(VsBlobWriter *w, const void *data, Size len)
-{
-	const char *in = data;
-
-	while (len > 0)
-	{
-		Size		chunk = Min(len, (Size) (VS_BLOB_PAYLOAD - w->used));
-		char	   *dst = PageGetContents(w->page.data) + w->used;
-
-		if (in)
-		{
-			memcpy(dst, in, chunk);
-			in += chunk;
-		}
-		else
-			memset(dst, 0, chunk);
-		if (w->do_crc)
-			COMP_CRC32C(w->crc, dst, chunk);
-		w->used += chunk;
-		w->total += chunk;
-		len -= chunk;
-		if (w->used == VS_BLOB_PAYLOAD)
-			blob_flush_page(w);
-	}
-}
-
-/*
- * blob_pad - zeros up to the next multiple of "align".
- */
-static void
-blob_pad(VsBlobWriter *w, Size align)
-{
-	Size		rem = w->total % align;
-
-	if (rem != 0)
-		blob_write(w, NULL, align - rem);
-}
-
-/*
- * blob_end - flush the last partial page; the region it wrote.
- */
-static VsRegion
-blob_end(VsBlobWriter *w)
-{
-	VsRegion	r;
-
-	if (w->used > 0)
-		blob_flush_page(w);
-	r.start = w->first;
-	r.nblocks = w->nblocks;
-	r.nbytes = w->total;
-	return r;
-}
-
 /* the graph build's distances over a cluster's codes */
 typedef struct VsCodeSource
 {
@@ -490,9 +323,47 @@ graph_options(const VsClusterExtras *ex, int c, VsHnswBuildOptions *opt)
 }
 
 /*
- * sealed_layout - offsets of every cluster's arrays in the sealed region,
- * from the row counts.  Fills "info" (nclusters entries); returns the
- * region's size.
+ * VsClusterLayout - the offsets of cluster "c"'s arrays (of "count"
+ * rows) when its bytes start at "off" of a generation's body: fills
+ * "info"'s offsets, sizes and count (the rest is the caller's); returns
+ * the offset after it.
+ */
+uint64
+VsClusterLayout(VsClusterInfo *info, uint64 off, int c, int64 count, int dims,
+				const VsClusterExtras *ex)
+{
+	uint64		start = off;
+
+	info->count = (uint32) count;
+	info->crc = 0;				/* filled in as the cluster is written */
+	info->vec_offset = off;
+	off = TYPEALIGN(VS_SEGMENT_ALIGN, off + (uint64) count * dims * sizeof(float));
+	info->tid_offset = off;
+	off = TYPEALIGN(VS_SEGMENT_ALIGN, off + (uint64) count * sizeof(ItemPointerData));
+	info->code_offset = 0;
+	if (ex->params && count > 0)
+	{
+		info->code_offset = off;
+		off = TYPEALIGN(VS_SEGMENT_ALIGN, off + VsQuantBlockSize(ex->params, count));
+	}
+	info->graph_offset = 0;
+	info->graph_size = 0;
+	if (count >= ex->graph_threshold)
+	{
+		VsHnswBuildOptions opt;
+
+		graph_options(ex, c, &opt);
+		info->graph_offset = off;
+		info->graph_size = VsHnswSerializedSize((int) count, ex->metric, &opt);
+		off = TYPEALIGN(VS_SEGMENT_ALIGN, off + info->graph_size);
+	}
+	info->nbytes = off - start;
+	return off;
+}
+
+/*
+ * sealed_layout - the first generation's layout, from the row counts:
+ * fills "info" (nclusters entries); returns the sealed region's size.
  */
 static uint64
 sealed_layout(int nclusters, int dims, const int64 *counts, const VsClusterExtras *ex,
@@ -501,31 +372,14 @@ sealed_layout(int nclusters, int dims, const int64 *counts, const VsClusterExtra
 	uint64		off;
 	uint64		row = 0;
 
-	off = VsSealedHeadSize(nclusters, ex->params ? ex->params->size : 0);
+	off = VsSealedHeadSize(nclusters, ex->params ? ex->params->size : 0, 1);
 	for (int c = 0; c < nclusters; c++)
 	{
 		memset(&info[c], 0, sizeof(VsClusterInfo));
-		info[c].count = (uint32) counts[c];
+		off = VsClusterLayout(&info[c], off, c, counts[c], dims, ex);
 		info[c].first_row = row;
-		info[c].crc = 0;		/* filled in as the cluster is written */
-		info[c].vec_offset = off;
-		off = TYPEALIGN(VS_SEGMENT_ALIGN, off + (uint64) counts[c] * dims * sizeof(float));
-		info[c].tid_offset = off;
-		off = TYPEALIGN(VS_SEGMENT_ALIGN, off + (uint64) counts[c] * sizeof(ItemPointerData));
-		if (ex->params && counts[c] > 0)
-		{
-			info[c].code_offset = off;
-			off = TYPEALIGN(VS_SEGMENT_ALIGN, off + VsQuantBlockSize(ex->params, counts[c]));
-		}
-		if (counts[c] >= ex->graph_threshold)
-		{
-			VsHnswBuildOptions opt;
-
-			graph_options(ex, c, &opt);
-			info[c].graph_offset = off;
-			info[c].graph_size = VsHnswSerializedSize((int) counts[c], ex->metric, &opt);
-			off = TYPEALIGN(VS_SEGMENT_ALIGN, off + info[c].graph_size);
-		}
+		info[c].piece = 1;
+		info[c].delta_blk = InvalidBlockNumber;
 		row += counts[c];
 	}
 	return off;
@@ -546,7 +400,7 @@ write_routing(VsBlobWriter *w, Relation index, ForkNumber forknum, VsMetric metr
 	size_t		size;
 	void	   *graph;
 
-	blob_begin(w, index, forknum);
+	VsBlobBegin(w, index, forknum);
 	if (nclusters < VS_ROUTE_GRAPH_THRESHOLD)
 		return;
 	VsHnswBuildOptionsInit(&opt);
@@ -557,7 +411,7 @@ write_routing(VsBlobWriter *w, Relation index, ForkNumber forknum, VsMetric metr
 					graph, size) != size)
 		elog(ERROR, "could not build the routing graph of index \"%s\"",
 			 RelationGetRelationName(index));
-	blob_write(w, graph, size);
+	VsBlobWrite(w, graph, size);
 	pfree(graph);
 }
 
@@ -642,62 +496,64 @@ write_meta_regions(VsBlobWriter *w, Relation index, ForkNumber forknum, VsMetric
 	VsDirEntry	entry;
 
 	/* centroids */
-	blob_begin(w, index, forknum);
-	blob_write(w, centroids, sizeof(float) * dims * (Size) nclusters);
-	meta->centroids = blob_end(w);
+	VsBlobBegin(w, index, forknum);
+	VsBlobWrite(w, centroids, sizeof(float) * dims * (Size) nclusters);
+	meta->centroids = VsBlobEnd(w);
 
 	/* the routing graph over them */
 	write_routing(w, index, forknum, metric, dims, nclusters, centroids);
-	meta->routing = blob_end(w);
+	meta->routing = VsBlobEnd(w);
 
 	/* directory: no delta rows yet */
-	blob_begin(w, index, forknum);
+	VsBlobBegin(w, index, forknum);
 	entry.delta_head = InvalidBlockNumber;
 	entry.delta_tail = InvalidBlockNumber;
 	entry.delta_count = 0;
 	entry.reserved = 0;
 	for (int c = 0; c < nclusters; c++)
-		blob_write(w, &entry, sizeof(entry));
-	meta->directory = blob_end(w);
+		VsBlobWrite(w, &entry, sizeof(entry));
+	meta->directory = VsBlobEnd(w);
 
 	/* deletion bitmap: nothing deleted */
-	blob_begin(w, index, forknum);
-	blob_write(w, NULL, (nrows + 7) / 8);
-	meta->bitmap = blob_end(w);
+	VsBlobBegin(w, index, forknum);
+	VsBlobWrite(w, NULL, (nrows + 7) / 8);
+	meta->bitmap = VsBlobEnd(w);
 }
 
 /*
- * write_cluster - cluster c's bytes in the sealed region, at the offsets
- * "info" gives: its vectors and TIDs (from "cr"), its codes, and its graph
- * (the offload service's, collected here, or built on this backend).
- * Temporary memory goes into cr->cxt.  Returns the CRC-32C of the bytes.
+ * VsWriteCluster - cluster c's bytes, at the offsets "info" gives: its
+ * "count" vectors and TIDs, its codes, and its graph ("graph": the
+ * offload service's, collected here; or built on this backend when it is
+ * NULL or failed).  Temporary memory goes into "cxt".  Returns the CRC-32C
+ * of the bytes.
  */
-static uint32
-write_cluster(VsBlobWriter *w, Relation index, int c, ClusterRows *cr, int64 count, int dims,
-			  const VsClusterExtras *ex, const VsClusterInfo *info)
+uint32
+VsWriteCluster(VsBlobWriter *w, Relation index, int c, const float *vecs,
+			   const ItemPointerData *tids, int64 count, int dims, const VsClusterExtras *ex,
+			   const VsClusterInfo *info, struct VsOffloadGraph *offgraph, MemoryContext cxt)
 {
-	MemoryContext oldcxt = MemoryContextSwitchTo(cr->cxt);
+	MemoryContext oldcxt = MemoryContextSwitchTo(cxt);
 	uint8	   *codes = NULL;
 	Size		codesize;
 	uint32		crc;
+	uint64		start PG_USED_FOR_ASSERTS_ONLY = w->total;
 
-	Assert(w->total == info->vec_offset);
-	blob_crc_start(w);
+	VsBlobCrcStart(w);
 	if (count > 0)
-		blob_write(w, cr->vecs, sizeof(float) * dims * (Size) count);
-	blob_pad(w, VS_SEGMENT_ALIGN);
-	Assert(w->total == info->tid_offset);
+		VsBlobWrite(w, vecs, sizeof(float) * dims * (Size) count);
+	VsBlobPad(w, VS_SEGMENT_ALIGN);
+	Assert(w->total - start == info->tid_offset - info->vec_offset);
 	if (count > 0)
-		blob_write(w, cr->tids, sizeof(ItemPointerData) * count);
-	blob_pad(w, VS_SEGMENT_ALIGN);
+		VsBlobWrite(w, tids, sizeof(ItemPointerData) * count);
+	VsBlobPad(w, VS_SEGMENT_ALIGN);
 	if (info->code_offset != 0)
 	{
 		codesize = VsQuantBlockSize(ex->params, count);
 		codes = palloc_extended(codesize, MCXT_ALLOC_HUGE);
-		Assert(w->total == info->code_offset);
-		VsQuantEncodeBlock(ex->params, cr->vecs, count, NULL, codes);
-		blob_write(w, codes, codesize);
-		blob_pad(w, VS_SEGMENT_ALIGN);
+		Assert(w->total - start == info->code_offset - info->vec_offset);
+		VsQuantEncodeBlock(ex->params, vecs, count, NULL, codes);
+		VsBlobWrite(w, codes, codesize);
+		VsBlobPad(w, VS_SEGMENT_ALIGN);
 	}
 	if (info->graph_offset != 0)
 	{
@@ -708,21 +564,21 @@ write_cluster(VsBlobWriter *w, Relation index, int c, ClusterRows *cr, int64 cou
 		instr_time	graph_start;
 		instr_time	graph_end;
 
-		Assert(w->total == info->graph_offset);
+		Assert(w->total - start == info->graph_offset - info->vec_offset);
 		INSTR_TIME_SET_CURRENT(graph_start);
 
 		/*
 		 * The offload service's graph (see read_cluster), or, without one or
 		 * if that failed, every row inserted here.
 		 */
-		if (cr->graph == NULL || ex->offload->ops->graph_end(cr->graph, graph) != 0)
+		if (offgraph == NULL || ex->offload->ops->graph_end(offgraph, graph) != 0)
 		{
 			graph_options(ex, c, &opt);
 			/* the insertions search over the codes, as queries will */
 			if (codes != NULL)
 			{
 				cs.params = ex->params;
-				cs.vecs = cr->vecs;
+				cs.vecs = vecs;
 				cs.codes = codes;
 				cs.dims = dims;
 				cs.query = NULL;
@@ -732,7 +588,7 @@ write_cluster(VsBlobWriter *w, Relation index, int c, ClusterRows *cr, int64 cou
 				source.batch = code_batch;
 				opt.source = &source;
 			}
-			if (VsHnswBuild(cr->vecs, (int) count, dims, ex->metric, &opt,
+			if (VsHnswBuild(vecs, (int) count, dims, ex->metric, &opt,
 							&VsKmeansServerHooks, graph, info->graph_size) != info->graph_size)
 				elog(ERROR, "could not build the graph of cluster %d of index \"%s\"",
 					 c, RelationGetRelationName(index));
@@ -740,39 +596,51 @@ write_cluster(VsBlobWriter *w, Relation index, int c, ClusterRows *cr, int64 cou
 		INSTR_TIME_SET_CURRENT(graph_end);
 		if (ex->graph_time != NULL)
 			INSTR_TIME_ACCUM_DIFF(*ex->graph_time, graph_end, graph_start);
-		blob_write(w, graph, info->graph_size);
-		blob_pad(w, VS_SEGMENT_ALIGN);
+		VsBlobWrite(w, graph, info->graph_size);
+		VsBlobPad(w, VS_SEGMENT_ALIGN);
 	}
-	crc = blob_crc_end(w);
+	Assert(w->total - start == info->nbytes);
+	crc = VsBlobCrcEnd(w);
 	MemoryContextSwitchTo(oldcxt);
 	return crc;
 }
 
 /*
- * sealed_head_crc - the CRC-32C of the sealed region's head as it is now
- * in the fork: the header "sh", the cluster table "info" (with the
- * clusters' CRCs), its padding, the codes' parameters and theirs.  It goes
- * into the metapage (the manifest), so that a segment file's head is
- * checked against it and each cluster against its own CRC.
+ * VsMakeHead - the head of a generation's sealed data: the header "sh"
+ * (its npieces says how many entries "pieces" has), the cluster table
+ * "info" (sh->nclusters entries), the codes' parameters "params" (or
+ * NULL) and the piece table, each padded; palloc'd, its size in *size.
+ * Its CRC-32C goes into the metapage (the manifest), so that a segment
+ * file's head is checked against it and each cluster against its own CRC.
  */
-static uint32
-sealed_head_crc(const VsSealedHeader *sh, const VsClusterInfo *info, int nclusters,
-				const VsQuantParams *params, uint32 params_size)
+char *
+VsMakeHead(const VsSealedHeader *sh, const VsClusterInfo *info, const VsQuantParams *params,
+		   const VsPieceInfo *pieces, uint64 *size)
 {
-	uint64		tablesize = sizeof(VsSealedHeader) + sizeof(VsClusterInfo) * (uint64) nclusters;
-	uint64		padding = VsSealedParamsOffset(nclusters) - tablesize;
-	uint64		ppadding = VsSealedHeadSize(nclusters, params_size) -
-		VsSealedParamsOffset(nclusters) - params_size;
-	char		zeros[VS_SEGMENT_ALIGN] = {0};
+	uint32		nclusters = sh->nclusters;
+	char	   *head;
+
+	*size = VsSealedHeadSize(nclusters, sh->params_size, sh->npieces);
+	head = palloc_extended(*size, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	memcpy(head, sh, sizeof(VsSealedHeader));
+	memcpy(head + sizeof(VsSealedHeader), info, sizeof(VsClusterInfo) * (Size) nclusters);
+	if (params != NULL)
+		memcpy(head + VsSealedParamsOffset(nclusters), params, sh->params_size);
+	memcpy(head + VsSealedPiecesOffset(nclusters, sh->params_size), pieces,
+		   sizeof(VsPieceInfo) * sh->npieces);
+	return head;
+}
+
+/*
+ * VsHeadCrc - the CRC-32C of a head of "size" bytes.
+ */
+uint32
+VsHeadCrc(const char *head, uint64 size)
+{
 	pg_crc32c	crc;
 
 	INIT_CRC32C(crc);
-	COMP_CRC32C(crc, sh, sizeof(VsSealedHeader));
-	COMP_CRC32C(crc, info, sizeof(VsClusterInfo) * nclusters);
-	COMP_CRC32C(crc, zeros, padding);
-	if (params)
-		COMP_CRC32C(crc, params, params_size);
-	COMP_CRC32C(crc, zeros, ppadding);
+	COMP_CRC32C(crc, head, size);
 	FIN_CRC32C(crc);
 	return crc;
 }
@@ -806,8 +674,8 @@ write_metapage(Relation index, ForkNumber forknum, VsMetaPage meta)
  *
  * The phases: the metapage's fields; the regions before the sealed one
  * (write_meta_regions); the sealed region's head (header, cluster table
- * with the clusters' CRCs still zero, the codes' parameters); every
- * cluster (write_cluster), each read from the sort one cluster ahead so
+ * with the clusters' CRCs still zero, the codes' parameters, the piece
+ * table); every cluster (VsWriteCluster), each read from the sort one cluster ahead so
  * that the offload service builds its graph while this backend writes the
  * one before; the clusters' CRCs patched into the table and the head's
  * CRC into the manifest; the metapage.
@@ -825,6 +693,9 @@ write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_me
 	uint64		sealed_size;
 	uint32		params_size = ex->params ? ex->params->size : 0;
 	ClusterRows rows[2];
+	VsPieceInfo piece;
+	char	   *head;
+	uint64		headsize;
 
 	for (int c = 0; c < nclusters; c++)
 		nrows += counts[c];
@@ -848,13 +719,14 @@ write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_me
 	write_meta_regions(&w, index, forknum, metric, dims, nclusters, centroids, nrows, meta);
 
 	/*
-	 * Sealed region: header, cluster table, quantizer parameters, then each
-	 * cluster's arrays.  The table is written first with the clusters' CRCs
-	 * still zero, and patched once every cluster has been written.
+	 * Sealed region: the head (header, cluster table, quantizer parameters,
+	 * the piece table of its one piece), then each cluster's arrays.  The
+	 * head is written first with the clusters' CRCs still zero, and patched
+	 * once every cluster has been written.
 	 */
-	info = palloc_extended(sizeof(VsClusterInfo) * nclusters, MCXT_ALLOC_HUGE);
+	info = palloc_extended(sizeof(VsClusterInfo) * Max(nclusters, 1), MCXT_ALLOC_HUGE);
 	sealed_size = sealed_layout(nclusters, dims, counts, ex, info);
-	blob_begin(&w, index, forknum);
+	VsBlobBegin(&w, index, forknum);
 	memset(&sh, 0, sizeof(sh));
 	sh.nclusters = nclusters;
 	sh.dims = dims;
@@ -862,14 +734,15 @@ write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_me
 	sh.quantizer = meta->quantizer;
 	sh.params_size = params_size;
 	sh.record_size = ex->params ? ex->params->record_size : 0;
-	blob_write(&w, &sh, sizeof(sh));
-	blob_write(&w, info, sizeof(VsClusterInfo) * nclusters);
-	blob_pad(&w, VS_SEGMENT_ALIGN);
-	if (ex->params)
-	{
-		blob_write(&w, ex->params, params_size);
-		blob_pad(&w, VS_SEGMENT_ALIGN);
-	}
+	sh.npieces = 1;
+	memset(&piece, 0, sizeof(piece));
+	piece.generation = meta->generation;
+	piece.region.start = w.first;
+	piece.region.nblocks = (BlockNumber) ((sealed_size + VS_BLOB_PAYLOAD - 1) / VS_BLOB_PAYLOAD);
+	piece.region.nbytes = sealed_size;
+	head = VsMakeHead(&sh, info, ex->params, &piece, &headsize);
+	VsBlobWrite(&w, head, headsize);
+	pfree(head);
 
 	/*
 	 * The clusters, in order.  Each is read from the sort one cluster
@@ -890,22 +763,27 @@ write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_me
 		if (c + 1 < nclusters)
 			read_cluster(index, sort, slot, c + 1, counts[c + 1], dims, ex, &info[c + 1],
 						 &rows[(c + 1) % 2]);
-		info[c].crc = write_cluster(&w, index, c, cur, counts[c], dims, ex, &info[c]);
+		Assert(w.total == info[c].vec_offset);
+		info[c].crc = VsWriteCluster(&w, index, c, cur->vecs, cur->tids, counts[c], dims, ex,
+									 &info[c], cur->graph, cur->cxt);
 		MemoryContextReset(cur->cxt);
 		pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE,
 									 (int64) (info[c].first_row + counts[c]));
 	}
 	MemoryContextDelete(rows[1].cxt);
 	MemoryContextDelete(rows[0].cxt);
-	meta->sealed = blob_end(&w);
-	if (meta->sealed.nbytes != sealed_size)
+	meta->sealed = VsBlobEnd(&w);
+	if (meta->sealed.nbytes != sealed_size || meta->sealed.nblocks != piece.region.nblocks)
 		elog(ERROR, "index \"%s\": sealed region is " UINT64_FORMAT " bytes, expected " UINT64_FORMAT,
 			 RelationGetRelationName(index), meta->sealed.nbytes, sealed_size);
 
 	/* the clusters' CRCs into the table, and the CRC of the whole head */
-	blob_patch(index, forknum, &meta->sealed, sizeof(VsSealedHeader), info,
-			   sizeof(VsClusterInfo) * nclusters);
-	meta->sealed_crc = sealed_head_crc(&sh, info, nclusters, ex->params, params_size);
+	head = VsMakeHead(&sh, info, ex->params, &piece, &headsize);
+	VsBlobPatch(index, forknum, &meta->sealed, 0, head, headsize);
+	meta->sealed_crc = VsHeadCrc(head, headsize);
+	meta->npieces = 1;
+	meta->row_space = nrows;
+	pfree(head);
 	pfree(info);
 
 	write_metapage(index, forknum, meta);
@@ -1206,7 +1084,7 @@ build_segment(VsBuildState *bs, VsMetaPage meta)
 {
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, VS_PHASE_SEGMENT);
 	VsSegmentRemoveOnAbort(bs->index->rd_node);
-	VsSegmentWrite(bs->index, meta);
+	VsSegmentWritePiece(bs->index, meta);
 	VsSegmentForgetIndexFiles(bs->index);
 	VsSegmentSweep();
 }

@@ -33,19 +33,19 @@
 #include "vsam.h"
 
 /*
- * open_vecstore_index - lock and open a vecstore index by OID, or error.
- * The caller closes it with close_vecstore_index.
+ * VsOpenIndex - lock and open a vecstore index by OID, its table first
+ * (the usual order), or error.  The caller closes both with VsCloseIndex.
  */
-static Relation
-open_vecstore_index(Oid indexoid, Relation *heap)
+Relation
+VsOpenIndex(Oid indexoid, LOCKMODE heaplock, LOCKMODE indexlock, Relation *heap)
 {
 	Oid			heapoid = IndexGetRelation(indexoid, true);
 	Relation	index;
 
 	*heap = NULL;
 	if (OidIsValid(heapoid))
-		*heap = table_open(heapoid, AccessShareLock);
-	index = relation_open(indexoid, AccessShareLock);
+		*heap = table_open(heapoid, heaplock);
+	index = relation_open(indexoid, indexlock);
 	if (index->rd_rel->relkind != RELKIND_INDEX ||
 		index->rd_rel->relam != get_index_am_oid("vecstore", false))
 		ereport(ERROR,
@@ -55,29 +55,27 @@ open_vecstore_index(Oid indexoid, Relation *heap)
 }
 
 /*
- * close_vecstore_index - undo open_vecstore_index.
+ * VsCloseIndex - undo VsOpenIndex.
  */
+void
+VsCloseIndex(Relation index, Relation heap, LOCKMODE heaplock, LOCKMODE indexlock)
+{
+	relation_close(index, indexlock);
+	if (heap)
+		table_close(heap, heaplock);
+}
+
+/* open and close for reading */
+static Relation
+open_vecstore_index(Oid indexoid, Relation *heap)
+{
+	return VsOpenIndex(indexoid, AccessShareLock, AccessShareLock, heap);
+}
+
 static void
 close_vecstore_index(Relation index, Relation heap)
 {
-	relation_close(index, AccessShareLock);
-	if (heap)
-		table_close(heap, AccessShareLock);
-}
-
-/*
- * read_cluster_table - the VsClusterInfo array of the sealed region,
- * palloc'd, read from the fork through "bas".
- */
-static VsClusterInfo *
-read_cluster_table(Relation index, VsMetaPage meta, BufferAccessStrategy bas)
-{
-	VsClusterInfo *info = palloc_extended(sizeof(VsClusterInfo) * Max(meta->nclusters, 1),
-										  MCXT_ALLOC_HUGE);
-
-	VsBlobRead(index, &meta->sealed, sizeof(VsSealedHeader), info,
-			   sizeof(VsClusterInfo) * meta->nclusters, bas);
-	return info;
+	VsCloseIndex(index, heap, AccessShareLock, AccessShareLock);
 }
 
 /* this backend's counters */
@@ -112,7 +110,7 @@ vecstore_stats(PG_FUNCTION_ARGS)
 }
 
 /* the columns of vecstore_index_info's row */
-#define INDEX_INFO_COLS 18
+#define INDEX_INFO_COLS 20
 
 PG_FUNCTION_INFO_V1(vecstore_index_info);
 /*
@@ -125,7 +123,11 @@ vecstore_index_info(PG_FUNCTION_ARGS)
 	Relation	heap;
 	Relation	index;
 	VsMetaPageData meta;
-	VsClusterInfo *info;
+	char	   *head;
+	char	   *headproblem;
+	const VsClusterInfo *info;
+	const VsPieceInfo *pieces;
+	int64		segment_bytes = 0;
 	TupleDesc	tupdesc;
 	Datum		values[INDEX_INFO_COLS];
 	bool		nulls[INDEX_INFO_COLS];
@@ -148,7 +150,14 @@ vecstore_index_info(PG_FUNCTION_ARGS)
 
 	index = open_vecstore_index(indexoid, &heap);
 	VsReadMeta(index, &meta);
-	info = read_cluster_table(index, &meta, bas);
+	head = VsSealedHead(index, &meta, bas, &headproblem);
+	if (head == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("sealed data of index \"%s\" %s", RelationGetRelationName(index), headproblem),
+				 errhint("Please REINDEX it.")));
+	info = VsHeadClusters(head);
+	pieces = VsHeadPieces(head);
 
 	for (uint32 c = 0; c < meta.nclusters; c++)
 	{
@@ -157,10 +166,10 @@ vecstore_index_info(PG_FUNCTION_ARGS)
 
 		VsBlobRead(index, &meta.directory, (uint64) c * sizeof(VsDirEntry), &entry, sizeof(entry),
 				   bas);
-		rows = (int64) info[c].count + entry.delta_count;
+		rows = (int64) info[c].count + entry.delta_count - info[c].delta_folded;
 		minrows = Min(minrows, rows);
 		maxrows = Max(maxrows, rows);
-		delta_total += entry.delta_count;
+		delta_total += entry.delta_count - info[c].delta_folded;
 		if (info[c].graph_offset != 0)
 		{
 			graph_clusters++;
@@ -174,8 +183,18 @@ vecstore_index_info(PG_FUNCTION_ARGS)
 	VsCountRows(index, &meta, bas, &sealed_dead, &delta_live, &delta_dead);
 	FreeAccessStrategy(bas);
 
+	/* the generation's files: its own, and the older pieces it reads */
 	path = VsSegmentPath(index->rd_node, meta.generation);
 	present = (stat(path, &st) == 0);
+	for (uint32 p = 0; p < meta.npieces; p++)
+	{
+		struct stat pst;
+		char	   *ppath = VsSegmentPath(index->rd_node, pieces[p].generation);
+
+		if (stat(ppath, &pst) == 0)
+			segment_bytes += (int64) pst.st_size;
+		pfree(ppath);
+	}
 
 	memset(nulls, 0, sizeof(nulls));
 	values[0] = Int32GetDatum(meta.nclusters);
@@ -189,7 +208,7 @@ vecstore_index_info(PG_FUNCTION_ARGS)
 	values[7] = Int64GetDatum((int64) (sealed_dead + delta_dead));
 	values[8] = CStringGetTextDatum(path);
 	values[9] = Int32GetDatum(meta.generation);
-	values[10] = Int64GetDatum(present ? (int64) st.st_size : 0);
+	values[10] = Int64GetDatum(segment_bytes);
 	nulls[10] = !present;
 	values[11] = Int64GetDatum((int64) VsSegmentBytesMapped(index));
 	values[12] = Int64GetDatum((int64) RelationGetNumberOfBlocks(index) * BLCKSZ);
@@ -198,6 +217,9 @@ vecstore_index_info(PG_FUNCTION_ARGS)
 	values[15] = Int64GetDatum(code_bytes);
 	values[16] = Int64GetDatum(graph_bytes);
 	values[17] = Int64GetDatum((int64) meta.routing.nbytes);
+	values[18] = Int32GetDatum((int32) meta.npieces);
+	values[19] = Int32GetDatum((int32) meta.compactions);
+	pfree(head);
 
 	close_vecstore_index(index, heap);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
@@ -258,18 +280,25 @@ read_graph(Relation index, const VsRegion *region, uint64 offset, uint64 size, c
 static void
 check_graphs(Relation index, VsMetaPage meta, ReturnSetInfo *rsinfo, BufferAccessStrategy bas)
 {
-	VsClusterInfo *info = read_cluster_table(index, meta, bas);
+	char	   *headproblem;
+	char	   *head = VsSealedHead(index, meta, bas, &headproblem);
+	const VsClusterInfo *info;
 	char	   *mem;
 	const void *graph;
 	const char *problem;
 
+	if (head == NULL)
+		return;					/* VsSealedCheckFork said so */
+	info = VsHeadClusters(head);
 	for (uint32 c = 0; c < meta->nclusters; c++)
 	{
+		const VsPieceInfo *piece = VsHeadPiece(head, info[c].piece);
+
 		CHECK_FOR_INTERRUPTS();
 		if (info[c].graph_offset == 0)
 			continue;
-		graph = read_graph(index, &meta->sealed, info[c].graph_offset, info[c].graph_size, &mem,
-						   bas);
+		graph = read_graph(index, &piece->region, info[c].graph_offset - piece->base,
+						   info[c].graph_size, &mem, bas);
 		problem = VsHnswValidate(graph, info[c].graph_size, (int) info[c].count,
 								 (int) meta->dims, (VsMetric) meta->metric);
 		if (problem != NULL)
@@ -287,7 +316,7 @@ check_graphs(Relation index, VsMetaPage meta, ReturnSetInfo *rsinfo, BufferAcces
 						problem);
 		pfree(mem);
 	}
-	pfree(info);
+	pfree(head);
 }
 
 /*
@@ -353,6 +382,7 @@ vecstore_verify(PG_FUNCTION_ARGS)
 	const VsRegion *regions[5];
 	const char *region_names[5] = {"centroids", "directory", "bitmap", "sealed", "routing"};
 	const char *problem;
+	uint32		generation;
 	bool		fork_ok = true;
 	/* a pass over the whole index: a ring, not all of shared_buffers */
 	BufferAccessStrategy bas = GetAccessStrategy(BAS_BULKREAD);
@@ -410,11 +440,11 @@ vecstore_verify(PG_FUNCTION_ARGS)
 			check_delta_chain(index, rsinfo, c, &entry, nblocks, bas);
 		}
 
-		/* the segment file */
-		problem = VsSegmentCheck(index, &meta);
+		/* the segment files */
+		problem = VsSegmentCheck(index, &meta, &generation);
 		if (problem != NULL)
 		{
-			char	   *path = VsSegmentPath(index->rd_node, meta.generation);
+			char	   *path = VsSegmentPath(index->rd_node, generation);
 
 			if (repair)
 				VsSegmentWrite(index, &meta);

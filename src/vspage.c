@@ -91,6 +91,207 @@ VsNewBuffer(Relation index, ForkNumber forknum)
 }
 
 /*
+ * VsBlobBegin - start writing a region at the next block of the fork,
+ * extending it page by page (CREATE INDEX, where nothing else extends
+ * the fork).  The pages go through the buffer manager and are not
+ * WAL-logged here: the caller logs them in bulk (log_newpage_range).
+ */
+void
+VsBlobBegin(VsBlobWriter *w, Relation index, ForkNumber forknum)
+{
+	memset(w, 0, sizeof(VsBlobWriter));
+	w->index = index;
+	w->forknum = forknum;
+	w->first = RelationGetNumberOfBlocksInFork(index, forknum);
+	VsInitPage(w->page.data, VS_PAGE_BLOB);
+}
+
+/*
+ * VsBlobBeginIn - start writing a region into "nblocks" blocks from
+ * "start" that VsAllocateBlocks reserved (a live index, where inserts
+ * extend the fork meanwhile).
+ */
+void
+VsBlobBeginIn(VsBlobWriter *w, Relation index, BlockNumber start, BlockNumber nblocks)
+{
+	memset(w, 0, sizeof(VsBlobWriter));
+	w->index = index;
+	w->forknum = MAIN_FORKNUM;
+	w->first = start;
+	w->limit = nblocks;
+	VsInitPage(w->page.data, VS_PAGE_BLOB);
+}
+
+/*
+ * VsAllocateBlocks - extend the fork by "n" consecutive blocks (zero
+ * pages, which nothing reads until a region written into them is
+ * published); the first one's number.  Holds the relation extension lock
+ * throughout, so that no insert takes a block in between.
+ */
+BlockNumber
+VsAllocateBlocks(Relation index, BlockNumber n)
+{
+	BlockNumber first = InvalidBlockNumber;
+	bool		needLock = !RELATION_IS_LOCAL(index);
+
+	if (needLock)
+		LockRelationForExtension(index, ExclusiveLock);
+	for (BlockNumber i = 0; i < n; i++)
+	{
+		Buffer		buf = ReadBufferExtended(index, MAIN_FORKNUM, P_NEW, RBM_NORMAL, NULL);
+
+		if (i == 0)
+			first = BufferGetBlockNumber(buf);
+		else if (BufferGetBlockNumber(buf) != first + i)
+			elog(ERROR, "unexpected block %u while extending index \"%s\"",
+				 BufferGetBlockNumber(buf), RelationGetRelationName(index));
+		ReleaseBuffer(buf);
+	}
+	if (needLock)
+		UnlockRelationForExtension(index, ExclusiveLock);
+	return first;
+}
+
+/*
+ * VsBlobCrcStart - start a CRC-32C over the bytes written from now on.
+ */
+void
+VsBlobCrcStart(VsBlobWriter *w)
+{
+	w->do_crc = true;
+	INIT_CRC32C(w->crc);
+}
+
+/*
+ * VsBlobCrcEnd - the CRC-32C of the bytes written since VsBlobCrcStart.
+ */
+uint32
+VsBlobCrcEnd(VsBlobWriter *w)
+{
+	w->do_crc = false;
+	FIN_CRC32C(w->crc);
+	return w->crc;
+}
+
+/*
+ * VsBlobPatch - overwrite bytes already written to a region (through the
+ * buffer manager; the pages are WAL-logged with the rest at the end).
+ */
+void
+VsBlobPatch(Relation index, ForkNumber forknum, const VsRegion *region, uint64 offset,
+			const void *data, Size len)
+{
+	const char *in = data;
+
+	while (len > 0)
+	{
+		uint32		poff;
+		BlockNumber blkno = VsBlobBlock(region, offset, &poff);
+		Size		chunk = Min(len, (Size) (VS_BLOB_PAYLOAD - poff));
+		Buffer		buf = ReadBufferExtended(index, forknum, blkno, RBM_NORMAL, NULL);
+
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		memcpy(PageGetContents(BufferGetPage(buf)) + poff, in, chunk);
+		MarkBufferDirty(buf);
+		UnlockReleaseBuffer(buf);
+		in += chunk;
+		offset += chunk;
+		len -= chunk;
+	}
+}
+
+/*
+ * blob_flush_page - put the page being filled into the fork: appended, or
+ * into the next reserved block.
+ */
+static void
+blob_flush_page(VsBlobWriter *w)
+{
+	Buffer		buf;
+
+	if (w->limit > 0)
+	{
+		if (w->nblocks >= w->limit)
+			elog(ERROR, "region of index \"%s\" outgrew its %u blocks",
+				 RelationGetRelationName(w->index), w->limit);
+		buf = ReadBufferExtended(w->index, w->forknum, w->first + w->nblocks, RBM_ZERO_AND_LOCK,
+								 NULL);
+	}
+	else
+	{
+		buf = VsNewBuffer(w->index, w->forknum);
+		if (BufferGetBlockNumber(buf) != w->first + w->nblocks)
+			elog(ERROR, "unexpected block %u while building index \"%s\"",
+				 BufferGetBlockNumber(buf), RelationGetRelationName(w->index));
+	}
+	memcpy(BufferGetPage(buf), w->page.data, BLCKSZ);
+	MarkBufferDirty(buf);
+	UnlockReleaseBuffer(buf);
+
+	w->nblocks++;
+	w->used = 0;
+	VsInitPage(w->page.data, VS_PAGE_BLOB);
+}
+
+/*
+ * VsBlobWrite - append "len" bytes (zeros when "data" is NULL).
+ */
+void
+VsBlobWrite(VsBlobWriter *w, const void *data, Size len)
+{
+	const char *in = data;
+
+	while (len > 0)
+	{
+		Size		chunk = Min(len, (Size) (VS_BLOB_PAYLOAD - w->used));
+		char	   *dst = PageGetContents(w->page.data) + w->used;
+
+		if (in)
+		{
+			memcpy(dst, in, chunk);
+			in += chunk;
+		}
+		else
+			memset(dst, 0, chunk);
+		if (w->do_crc)
+			COMP_CRC32C(w->crc, dst, chunk);
+		w->used += chunk;
+		w->total += chunk;
+		len -= chunk;
+		if (w->used == VS_BLOB_PAYLOAD)
+			blob_flush_page(w);
+	}
+}
+
+/*
+ * VsBlobPad - zeros up to the next multiple of "align".
+ */
+void
+VsBlobPad(VsBlobWriter *w, Size align)
+{
+	Size		rem = w->total % align;
+
+	if (rem != 0)
+		VsBlobWrite(w, NULL, align - rem);
+}
+
+/*
+ * VsBlobEnd - flush the last partial page; the region it wrote.
+ */
+VsRegion
+VsBlobEnd(VsBlobWriter *w)
+{
+	VsRegion	r;
+
+	if (w->used > 0)
+		blob_flush_page(w);
+	r.start = w->first;
+	r.nblocks = w->nblocks;
+	r.nbytes = w->total;
+	return r;
+}
+
+/*
  * VsReadMeta - copy the metapage into "meta", checking magic and version.
  */
 void
@@ -205,6 +406,29 @@ VsDeltaChainBegin(VsDeltaChain *chain, Relation index, BlockNumber head, int loc
 	chain->buf = InvalidBuffer;
 	chain->blkno = InvalidBlockNumber;
 	chain->problem = VS_DELTA_CHAIN_OK;
+	chain->startoff = FirstOffsetNumber;
+	chain->first = FirstOffsetNumber;
+	chain->started = false;
+}
+
+/*
+ * VsDeltaChainBeginRows - a walk over the delta rows of cluster "info" of
+ * a generation: its chain (directory entry "entry") from the first row
+ * the generation did not fold into the cluster's sealed rows (vsam.h,
+ * VsClusterInfo).  On each page, the rows to read start at chain->first.
+ */
+void
+VsDeltaChainBeginRows(VsDeltaChain *chain, Relation index, const VsDirEntry *entry,
+					  const VsClusterInfo *info, int lockmode, BufferAccessStrategy strategy,
+					  BlockNumber nblocks)
+{
+	if (BlockNumberIsValid(info->delta_blk))
+	{
+		VsDeltaChainBegin(chain, index, info->delta_blk, lockmode, strategy, nblocks);
+		chain->startoff = info->delta_off;
+	}
+	else
+		VsDeltaChainBegin(chain, index, entry->delta_head, lockmode, strategy, nblocks);
 }
 
 /*
@@ -235,6 +459,8 @@ VsDeltaChainNext(VsDeltaChain *chain)
 		CHECK_FOR_INTERRUPTS();
 
 	chain->blkno = chain->next;
+	chain->first = chain->started ? FirstOffsetNumber : chain->startoff;
+	chain->started = true;
 	if (chain->nblocks > 0 && (chain->blkno >= chain->nblocks || ++chain->steps > chain->nblocks))
 	{
 		chain->problem = chain->blkno >= chain->nblocks ? VS_DELTA_CHAIN_PAST_END : VS_DELTA_CHAIN_LOOPS;

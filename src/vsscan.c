@@ -648,13 +648,13 @@ open_cluster(IndexScanDesc scan, int cluster, const VsOffloadHit *hits, int nhit
 	/* delta rows, from the fork */
 	VsBlobRead(index, &so->meta.directory, (uint64) cluster * sizeof(VsDirEntry),
 			   &entry, sizeof(entry), NULL);
-	VsDeltaChainBegin(&chain, index, entry.delta_head, BUFFER_LOCK_SHARE, NULL, 0);
+	VsDeltaChainBeginRows(&chain, index, &entry, info, BUFFER_LOCK_SHARE, NULL, 0);
 	while (VsDeltaChainNext(&chain))
 	{
 		Page		page = BufferGetPage(chain.buf);
 		OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
 
-		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off = OffsetNumberNext(off))
+		for (OffsetNumber off = chain.first; off <= maxoff; off = OffsetNumberNext(off))
 		{
 			VsDeltaTuple tup = (VsDeltaTuple) PageGetItem(page, PageGetItemId(page, off));
 
@@ -754,9 +754,18 @@ offload_open(IndexScanDesc scan, const int *clusters, int n)
 		offsets[i] = VS_SEGMENT_HEADER_SIZE + info->vec_offset;
 		counts[i] = info->count;
 	}
-	/* the service reads the file this backend verified */
+	/*
+	 * The service reads the file this backend verified; it maps one file,
+	 * so a generation of several pieces (a compaction) is read here.
+	 */
 	if (!VsSegmentGetId(so->body, &file))
-		elog(ERROR, "segment of index \"%s\" is not mapped", RelationGetRelationName(index));
+	{
+		pfree(hits);
+		pfree(found);
+		pfree(counts);
+		pfree(offsets);
+		return false;
+	}
 	ok = so->offload->ops->scan(so->offload, &file, (VsMetric) so->meta.metric, so->meta.dims,
 								so->query, topk, n, offsets, counts, found, hits) == 0;
 	for (int i = 0; ok && i < n; i++)

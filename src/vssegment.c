@@ -3,9 +3,11 @@
  * vssegment.c
  *	  Segment files: the memory-mapped copy of an index's sealed region.
  *
- * A segment file holds the sealed region of one generation of one index,
- * byte for byte, behind a 4 kB header, under
- * $PGDATA/pg_vecstore/<database oid>/<relfilenode>.<generation>.seg.
+ * A segment file holds the sealed region one generation of one index
+ * wrote (a "piece", vsam.h), byte for byte, behind a 4 kB header, under
+ * $PGDATA/pg_vecstore/<database oid>/<relfilenode>.<generation>.seg.  A
+ * generation reads its own piece and the older pieces that still hold
+ * clusters no compaction rewrote since.
  * It is a derived cache: the WAL-logged fork is the truth (DESIGN.md §2),
  * so a file that is missing (a standby, a restored backup, CREATE DATABASE,
  * a crash), stale or corrupt is rebuilt from the fork, never trusted.
@@ -18,7 +20,8 @@
  *	  (durable_rename), so a reader never sees a partial file, and a file
  *	  is never rewritten or truncated in place (a mapped file that shrinks
  *	  kills its readers with SIGBUS);
- *	- mapping: read-only MAP_SHARED, one mapping per index per backend,
+ *	- mapping: read-only MAP_SHARED, the files of a generation side by side
+ *	  in one range of addresses, one such mapping per index per backend,
  *	  verified once per backend, kept until the index's relfilenode or
  *	  generation changes;
  *	- mapping: pins while a scan or VACUUM uses a mapping, and letting go
@@ -77,10 +80,11 @@ typedef struct VsSegmentHeader
 } VsSegmentHeader;
 
 /*
- * One segment file this backend maps (or mapped: "addr" is NULL after an
- * unmap, and the identity of the file last verified is kept, so that
- * mapping the same unchanged file again skips the checks already done).
- * Mapping checks the header and the head of the body (the cluster table);
+ * One generation's segment files this backend maps (or mapped: "addr" is
+ * NULL after an unmap, and the identity of the files last verified is
+ * kept, so that mapping the same unchanged files again skips the checks
+ * already done).  Mapping checks each file's header and the head of the
+ * body (the cluster and piece tables);
  * each cluster is checked against its CRC the first time this backend
  * reads it (VsSegmentCluster), so the first query of a new connection
  * costs the clusters it probes, not the whole file; and with the library
@@ -108,13 +112,16 @@ typedef struct VsMapping
 	uint8	   *verified_clusters;	/* nclusters bits, in TopMemoryContext */
 	uint32		nclusters;
 	VsSegmentIdentity vid;
+	char	   *head;			/* the mapped head's header (VsSealedHeader),
+								 * in TopMemoryContext, or NULL */
 	struct VsMapping *next;
 } VsMapping;
 
 static VsMapping *mappings = NULL;
 
 static bool read_header(const char *path, VsSegmentHeader *hdr);
-static bool header_matches(const VsSegmentHeader *hdr, Relation index, VsMetaPage meta);
+static bool header_matches(const VsSegmentHeader *hdr, Relation index, VsMetaPage meta,
+						   const VsPieceInfo *piece);
 static void relcache_callback(Datum arg, Oid relid);
 
 /*
@@ -219,43 +226,61 @@ write_all(int fd, const char *path, const void *buf, Size len)
 }
 
 /*
- * The sealed-region checker: fed the bytes of a sealed region in order
- * (from the fork or from a file), it checks the head against the
- * metapage's CRC, the cluster table's offsets, and every cluster against
- * its CRC in the table.
+ * first_piece - the piece a generation writes itself, as the metapage
+ * describes it (the head's first entry says the same, but the metapage
+ * holds the head's CRC).
  */
-typedef struct VsSealedChecker
+static void
+first_piece(VsMetaPage meta, VsPieceInfo *piece)
 {
-	uint32		nclusters;
-	VsMetaPageData meta;
-	uint64		total;			/* bytes the region must have */
-	uint64		headsize;
-	uint32		head_crc;		/* what the metapage says */
-	char	   *head;			/* headsize bytes, as they arrive */
-	uint64		pos;			/* bytes fed so far */
-	uint32		cluster;		/* cluster being summed */
-	pg_crc32c	crc;
-	char	   *problem;		/* the first problem, palloc'd */
-} VsSealedChecker;
+	memset(piece, 0, sizeof(VsPieceInfo));
+	piece->generation = meta->generation;
+	piece->head_crc = meta->sealed_crc;
+	piece->base = 0;
+	piece->region = meta->sealed;
+}
 
 /*
- * table_problem - what is wrong with a (CRC-checked) head, or NULL.  The
- * header must agree with the metapage, the quantizer's parameters must
- * pass their own check, and the cluster table's offsets must rise, stay
- * inside the region, and leave room for the rows, codes and graphs they
- * announce.
+ * VsHeadPiece - the entry of the piece written by "generation" in a
+ * checked head, or NULL.
  */
-static char *
-table_problem(const char *head, VsMetaPage meta, uint64 headsize, uint64 total)
+const VsPieceInfo *
+VsHeadPiece(const char *head, uint32 generation)
 {
 	const VsSealedHeader *sh = (const VsSealedHeader *) head;
-	const VsClusterInfo *info = (const VsClusterInfo *) (head + sizeof(VsSealedHeader));
+	const VsPieceInfo *pieces = VsHeadPieces(head);
+
+	for (uint32 p = 0; p < sh->npieces; p++)
+	{
+		if (pieces[p].generation == generation)
+			return &pieces[p];
+	}
+	return NULL;
+}
+
+/*
+ * table_problem - what is wrong with a (CRC-checked) head of "headsize"
+ * bytes, or NULL.  The header must agree with the metapage, the
+ * quantizer's parameters must pass their own check, the piece table must
+ * start with this generation's own piece and lay the others out after it
+ * without overlap, and every cluster's bytes must lie inside its piece,
+ * its arrays in order, with room for the rows, codes and graph it
+ * announces, and its deletion bits inside the bits in use.
+ */
+static char *
+table_problem(const char *head, VsMetaPage meta, uint64 headsize)
+{
+	const VsSealedHeader *sh = (const VsSealedHeader *) head;
+	const VsClusterInfo *info = VsHeadClusters(head);
+	const VsPieceInfo *pieces;
 	uint32		nclusters = meta->nclusters;
 	uint32		dims = meta->dims;
-	uint64		row = 0;
+	uint64		rows = 0;
 
 	if (sh->nclusters != nclusters || sh->dims != dims || sh->nrows != meta->sealed_rows ||
-		sh->params_size != meta->params_size || sh->quantizer != meta->quantizer)
+		sh->params_size != meta->params_size || sh->quantizer != meta->quantizer ||
+		sh->npieces != meta->npieces || sh->npieces == 0 || sh->npieces > VS_MAX_PIECES ||
+		headsize != VsSealedHeadSize(nclusters, sh->params_size, sh->npieces))
 		return psprintf("has a header that does not match the metapage");
 	if (sh->params_size > 0)
 	{
@@ -268,16 +293,31 @@ table_problem(const char *head, VsMetaPage meta, uint64 headsize, uint64 total)
 			params->record_size != sh->record_size)
 			return psprintf("has code parameters for another index");
 	}
+	pieces = VsHeadPieces(head);
+	for (uint32 p = 0; p < sh->npieces; p++)
+	{
+		if (p == 0 ? (pieces[0].generation != meta->generation || pieces[0].base != 0 ||
+					  pieces[0].region.start != meta->sealed.start ||
+					  pieces[0].region.nblocks != meta->sealed.nblocks ||
+					  pieces[0].region.nbytes != meta->sealed.nbytes) :
+			(pieces[p].generation >= pieces[0].generation ||
+			 pieces[p].base % VS_PIECE_ALIGN != 0 ||
+			 pieces[p].base < pieces[p - 1].base + VS_SEGMENT_HEADER_SIZE + pieces[p - 1].region.nbytes ||
+			 pieces[p].region.nbytes > (uint64) pieces[p].region.nblocks * VS_BLOB_PAYLOAD))
+			return psprintf("has an inconsistent entry for piece %u in its piece table", p);
+	}
 	for (uint32 c = 0; c < nclusters; c++)
 	{
-		uint64		end = VsClusterEnd(info, c, nclusters, total);
+		const VsPieceInfo *piece = VsHeadPiece(head, info[c].piece);
+		uint64		end = info[c].vec_offset + info[c].nbytes;
 		uint64		pos;
 
-		if ((c == 0 && info[c].vec_offset != headsize) ||
-			end < info[c].vec_offset || end > total ||
+		if (piece == NULL ||
+			info[c].vec_offset < piece->base + (piece == pieces ? headsize : sizeof(VsSealedHeader)) ||
+			end < info[c].vec_offset || end > piece->base + piece->region.nbytes ||
 			info[c].vec_offset % VS_SEGMENT_ALIGN != 0 ||
 			info[c].vec_offset + (uint64) info[c].count * dims * sizeof(float) > info[c].tid_offset ||
-			info[c].first_row != row)
+			info[c].first_row + info[c].count > meta->row_space)
 			return psprintf("has an inconsistent entry for cluster %u in its cluster table", c);
 		pos = info[c].tid_offset + (uint64) info[c].count * sizeof(ItemPointerData);
 		if (info[c].code_offset != 0)
@@ -298,8 +338,11 @@ table_problem(const char *head, VsMetaPage meta, uint64 headsize, uint64 total)
 			return psprintf("has an inconsistent entry for cluster %u in its cluster table", c);
 		if (pos > end)
 			return psprintf("has an inconsistent entry for cluster %u in its cluster table", c);
-		row += info[c].count;
+		rows += info[c].count;
 	}
+	if (rows != meta->sealed_rows)
+		return psprintf("has clusters of " UINT64_FORMAT " rows where the metapage says " UINT64_FORMAT,
+						rows, meta->sealed_rows);
 	return NULL;
 }
 
@@ -315,149 +358,190 @@ VsSegmentParams(VsMetaPage meta, const char *body)
 	return (const VsQuantParams *) (body + VsSealedParamsOffset(meta->nclusters));
 }
 
-static void
-checker_begin(VsSealedChecker *ck, VsMetaPage meta)
+/* the CRC-32C of "len" bytes */
+static uint32
+crc_of(const void *data, Size len)
 {
-	memset(ck, 0, sizeof(*ck));
-	ck->nclusters = meta->nclusters;
-	ck->total = meta->sealed.nbytes;
-	ck->meta = *meta;
-	ck->headsize = VsSealedHeadSize(meta->nclusters, meta->params_size);
-	ck->head_crc = meta->sealed_crc;
-	ck->head = palloc_extended(ck->headsize, MCXT_ALLOC_HUGE);
-	if (ck->headsize > ck->total)
-		ck->problem = psprintf("is shorter than its cluster table");
+	pg_crc32c	crc;
+
+	INIT_CRC32C(crc);
+	COMP_CRC32C(crc, data, len);
+	FIN_CRC32C(crc);
+	return crc;
 }
 
 /*
- * checker_feed - the next "len" bytes of the region.
- */
-static void
-checker_feed(VsSealedChecker *ck, const char *data, uint64 len, uint32 dims)
-{
-	const VsClusterInfo *info = (const VsClusterInfo *) (ck->head + sizeof(VsSealedHeader));
-
-	while (len > 0 && ck->problem == NULL)
-	{
-		if (ck->pos < ck->headsize)
-		{
-			uint64		chunk = Min(len, ck->headsize - ck->pos);
-
-			memcpy(ck->head + ck->pos, data, chunk);
-			ck->pos += chunk;
-			data += chunk;
-			len -= chunk;
-			if (ck->pos == ck->headsize)
-			{
-				pg_crc32c	crc;
-
-				INIT_CRC32C(crc);
-				COMP_CRC32C(crc, ck->head, ck->headsize);
-				FIN_CRC32C(crc);
-				if (crc != ck->head_crc)
-					ck->problem = psprintf("fails the checksum of its cluster table (%08X, the metapage says %08X)",
-										   crc, ck->head_crc);
-				else
-					ck->problem = table_problem(ck->head, &ck->meta, ck->headsize, ck->total);
-				INIT_CRC32C(ck->crc);
-			}
-			continue;
-		}
-		if (ck->cluster >= ck->nclusters)
-		{
-			ck->problem = psprintf("is longer than its clusters");
-			break;
-		}
-		else
-		{
-			uint64		end = VsClusterEnd(info, ck->cluster, ck->nclusters, ck->total);
-			uint64		chunk = Min(len, end - ck->pos);
-
-			COMP_CRC32C(ck->crc, data, chunk);
-			ck->pos += chunk;
-			data += chunk;
-			len -= chunk;
-		}
-		/* close every cluster that ends here (empty ones included) */
-		while (ck->problem == NULL && ck->cluster < ck->nclusters &&
-			   ck->pos == VsClusterEnd(info, ck->cluster, ck->nclusters, ck->total))
-		{
-			FIN_CRC32C(ck->crc);
-			if (ck->crc != info[ck->cluster].crc)
-				ck->problem = psprintf("fails the checksum of cluster %u", ck->cluster);
-			ck->cluster++;
-			INIT_CRC32C(ck->crc);
-		}
-	}
-}
-
-/*
- * checker_end - NULL when every byte checked out, else what is wrong.
+ * head_problem - check a head read from the fork or a file: its CRC
+ * against the metapage's, then its tables.  NULL when sound.
  */
 static char *
-checker_end(VsSealedChecker *ck)
+head_problem(const char *head, VsMetaPage meta, uint64 headsize)
 {
-	if (ck->problem == NULL && ck->pos != ck->total)
-		ck->problem = psprintf("ends after " UINT64_FORMAT " of " UINT64_FORMAT " bytes", ck->pos, ck->total);
-	pfree(ck->head);
-	return ck->problem;
+	uint32		crc = crc_of(head, headsize);
+
+	if (crc != meta->sealed_crc)
+		return psprintf("fails the checksum of its cluster table (%08X, the metapage says %08X)",
+						crc, meta->sealed_crc);
+	return table_problem(head, meta, headsize);
 }
 
 /*
- * VsSealedCheckFork - check the sealed region in the index's fork
- * (through shared buffers, in a bulk-read ring): NULL when sound, else
- * what is wrong.
+ * VsSealedHead - the head of the current generation's sealed data (header,
+ * cluster table, parameters, piece table), read from the fork through
+ * "bas" and checked; palloc'd.  NULL, with what is wrong in *problem, when
+ * it fails its checks.
+ */
+char *
+VsSealedHead(Relation index, VsMetaPage meta, BufferAccessStrategy bas, char **problem)
+{
+	uint64		headsize = VsSealedHeadSize(meta->nclusters, meta->params_size, meta->npieces);
+	char	   *head;
+
+	*problem = NULL;
+	if (headsize > meta->sealed.nbytes)
+	{
+		*problem = psprintf("is shorter than its cluster table");
+		return NULL;
+	}
+	head = palloc_extended(headsize, MCXT_ALLOC_HUGE);
+	VsBlobRead(index, &meta->sealed, 0, head, headsize, bas);
+	*problem = head_problem(head, meta, headsize);
+	if (*problem != NULL)
+	{
+		pfree(head);
+		return NULL;
+	}
+	return head;
+}
+
+/*
+ * piece_head_size - the size of the head a piece starts with (its own
+ * generation's), from its header; 0 when that header is not plausible.
+ */
+static uint64
+piece_head_size(const VsSealedHeader *sh, uint64 nbytes)
+{
+	uint64		size;
+
+	if (sh->nclusters > VS_MAX_LISTS || sh->npieces == 0 || sh->npieces > VS_MAX_PIECES ||
+		sh->params_size > nbytes)
+		return 0;
+	size = VsSealedHeadSize(sh->nclusters, sh->params_size, sh->npieces);
+	return size <= nbytes ? size : 0;
+}
+
+/*
+ * fork_crc - CRC-32C of "len" bytes of a region of the fork from "offset".
+ */
+static uint32
+fork_crc(Relation index, const VsRegion *region, uint64 offset, uint64 len,
+		 BufferAccessStrategy bas)
+{
+	PGAlignedBlock chunk;
+	pg_crc32c	crc;
+
+	INIT_CRC32C(crc);
+	while (len > 0)
+	{
+		Size		n = Min(len, (uint64) VS_BLOB_PAYLOAD);
+
+		CHECK_FOR_INTERRUPTS();
+		VsBlobRead(index, region, offset, chunk.data, n, bas);
+		COMP_CRC32C(crc, chunk.data, n);
+		offset += n;
+		len -= n;
+	}
+	FIN_CRC32C(crc);
+	return crc;
+}
+
+/*
+ * VsSealedCheckFork - check the sealed data in the index's fork (through
+ * shared buffers, in a bulk-read ring): the head against the metapage, the
+ * head of every older piece against the piece table, every cluster
+ * against its CRC.  NULL when sound, else what is wrong.
  */
 char *
 VsSealedCheckFork(Relation index, VsMetaPage meta)
 {
-	VsSealedChecker ck;
 	BufferAccessStrategy bas = GetAccessStrategy(BAS_BULKREAD);
+	char	   *problem;
+	char	   *head = VsSealedHead(index, meta, bas, &problem);
+	const VsSealedHeader *sh;
+	const VsPieceInfo *pieces;
+	const VsClusterInfo *info;
 
-	checker_begin(&ck, meta);
-	for (uint64 offset = 0; offset < meta->sealed.nbytes && ck.problem == NULL;
-		 offset += VS_BLOB_PAYLOAD)
+	if (head == NULL)
 	{
-		PGAlignedBlock chunk;
-		Size		len = Min((uint64) VS_BLOB_PAYLOAD, meta->sealed.nbytes - offset);
-
-		CHECK_FOR_INTERRUPTS();
-		VsBlobRead(index, &meta->sealed, offset, chunk.data, len, bas);
-		checker_feed(&ck, chunk.data, len, meta->dims);
+		FreeAccessStrategy(bas);
+		return problem;
 	}
+	sh = (const VsSealedHeader *) head;
+	pieces = VsHeadPieces(head);
+	info = VsHeadClusters(head);
+	for (uint32 p = 1; p < sh->npieces && problem == NULL; p++)
+	{
+		VsSealedHeader psh;
+		uint64		size;
+
+		if (pieces[p].region.nbytes < sizeof(VsSealedHeader))
+		{
+			problem = psprintf("has a piece of generation %u too short for its head", pieces[p].generation);
+			break;
+		}
+		VsBlobRead(index, &pieces[p].region, 0, &psh, sizeof(psh), bas);
+		size = piece_head_size(&psh, pieces[p].region.nbytes);
+		if (size == 0 || fork_crc(index, &pieces[p].region, 0, size, bas) != pieces[p].head_crc)
+			problem = psprintf("fails the checksum of the head of its piece of generation %u",
+							   pieces[p].generation);
+	}
+	for (uint32 c = 0; c < meta->nclusters && problem == NULL; c++)
+	{
+		const VsPieceInfo *piece = VsHeadPiece(head, info[c].piece);
+
+		if (fork_crc(index, &piece->region, info[c].vec_offset - piece->base, info[c].nbytes, bas) !=
+			info[c].crc)
+			problem = psprintf("fails the checksum of cluster %u", c);
+	}
+	pfree(head);
 	FreeAccessStrategy(bas);
-	return checker_end(&ck);
+	return problem;
 }
 
 /*
- * VsSegmentWrite - (re)build the segment file of the index's current
- * generation from the sealed region of the fork.
+ * write_piece - (re)build the segment file of one piece from its bytes in
+ * the fork.
  *
  * Reads the region through shared buffers (share locks, one page at a
  * time, in a bulk-read ring so that a large index does not flood
- * shared_buffers), writes "<file>.tmp.<pid>", fsyncs it, and renames it over the
- * final name (durable_rename also fsyncs the directory).  A backend that
- * has the old file mapped keeps its mapping.  If the bytes read from the
- * fork fail their checksums (the head against the metapage, each cluster
- * against the head), the fork itself is corrupt: that is an error with a
- * REINDEX hint, and no file is written.  Works on a standby.
+ * shared_buffers), writes "<file>.tmp.<pid>", checks what it wrote (the
+ * piece's own head against the piece table's CRC, and the clusters of the
+ * current generation it holds against theirs: "head" is the current head,
+ * checked, or NULL when the piece is the generation's own), fsyncs it, and
+ * renames it over the final name (durable_rename also fsyncs the
+ * directory).  A backend that has the old file mapped keeps its mapping.
+ * Bytes from the fork that fail their checksums mean the fork itself is
+ * corrupt: that is an error with a REINDEX hint, and no file is written.
+ * Works on a standby.
  */
-void
-VsSegmentWrite(Relation index, VsMetaPage meta)
+static void
+write_piece(Relation index, VsMetaPage meta, const VsPieceInfo *piece, const char *head)
 {
-	char	   *path = VsSegmentPath(index->rd_node, meta->generation);
+	char	   *path = VsSegmentPath(index->rd_node, piece->generation);
 	char	   *tmppath = psprintf("%s.tmp.%d", path, MyProcPid);
 	PGAlignedBlock hdrbuf;
 	VsSegmentHeader *hdr = (VsSegmentHeader *) hdrbuf.data;
-	VsSealedChecker ck;
-	char	   *problem;
-	int			fd;
-	uint64		offset = 0;
+	VsSealedHeader psh;
+	volatile int fd;
+	uint64		nbytes = piece->region.nbytes;
 	BufferAccessStrategy bas = GetAccessStrategy(BAS_BULKREAD);
 
 	make_dirs(index->rd_node.dbNode);
+	memset(&psh, 0, sizeof(psh));
+	if (nbytes >= sizeof(psh))
+		VsBlobRead(index, &piece->region, 0, &psh, sizeof(psh), bas);
 
-	fd = OpenTransientFile(tmppath, O_CREAT | O_TRUNC | O_WRONLY | PG_BINARY);
+	fd = OpenTransientFile(tmppath, O_CREAT | O_TRUNC | O_RDWR | PG_BINARY);
 	if (fd < 0)
 		ereport(ERROR,
 				(errcode_for_file_access(),
@@ -465,24 +549,55 @@ VsSegmentWrite(Relation index, VsMetaPage meta)
 
 	PG_TRY();
 	{
+		char	   *problem = NULL;
+		char	   *addr;
+		const char *body;
+		const char *curhead = head;
+		uint64		headsize = piece_head_size(&psh, nbytes);
+		uint64		offset = 0;
+
 		/* header first (its CRCs are filled in and rewritten at the end) */
 		memset(hdrbuf.data, 0, sizeof(hdrbuf.data));
 		write_all(fd, tmppath, hdrbuf.data, VS_SEGMENT_HEADER_SIZE);
-
-		checker_begin(&ck, meta);
-		while (offset < meta->sealed.nbytes)
+		while (offset < nbytes)
 		{
-			Size		chunk = Min(meta->sealed.nbytes - offset, (uint64) VS_BLOB_PAYLOAD);
+			Size		chunk = Min(nbytes - offset, (uint64) VS_BLOB_PAYLOAD);
 			PGAlignedBlock copy;
 
 			CHECK_FOR_INTERRUPTS();
-			VsBlobRead(index, &meta->sealed, offset, copy.data, chunk, bas);
-
-			checker_feed(&ck, copy.data, chunk, meta->dims);
+			VsBlobRead(index, &piece->region, offset, copy.data, chunk, bas);
 			write_all(fd, tmppath, copy.data, chunk);
 			offset += chunk;
 		}
-		problem = checker_end(&ck);
+
+		/* check what was written, where it was written */
+		addr = mmap(NULL, VS_SEGMENT_HEADER_SIZE + nbytes, PROT_READ, MAP_SHARED, fd, 0);
+		if (addr == MAP_FAILED)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not map file \"%s\": %m", tmppath)));
+		body = addr + VS_SEGMENT_HEADER_SIZE;
+		if (curhead == NULL)
+		{
+			headsize = VsSealedHeadSize(meta->nclusters, meta->params_size, meta->npieces);
+			if (headsize > nbytes)
+				problem = psprintf("is shorter than its cluster table");
+			else
+				problem = head_problem(body, meta, headsize);
+			curhead = body;
+		}
+		else if (headsize == 0 || crc_of(body, headsize) != piece->head_crc)
+			problem = psprintf("fails the checksum of the head of its piece of generation %u",
+							   piece->generation);
+		for (uint32 c = 0; c < meta->nclusters && problem == NULL; c++)
+		{
+			const VsClusterInfo *info = VsHeadClusters(curhead) + c;
+
+			if (info->piece == piece->generation &&
+				crc_of(body + (info->vec_offset - piece->base), info->nbytes) != info->crc)
+				problem = psprintf("fails the checksum of cluster %u", c);
+		}
+		munmap(addr, VS_SEGMENT_HEADER_SIZE + nbytes);
 		if (problem != NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_INDEX_CORRUPTED),
@@ -494,15 +609,15 @@ VsSegmentWrite(Relation index, VsMetaPage meta)
 		hdr->header_size = VS_SEGMENT_HEADER_SIZE;
 		hdr->dims = meta->dims;
 		hdr->elemtype = VS_ELEM_FLOAT4;
-		hdr->nclusters = meta->nclusters;
-		hdr->nvectors = meta->sealed_rows;
+		hdr->nclusters = psh.nclusters;
+		hdr->nvectors = psh.nrows;
 		hdr->dboid = index->rd_node.dbNode;
 		hdr->spcoid = index->rd_node.spcNode;
 		hdr->relfilenode = index->rd_node.relNode;
 		hdr->indexoid = RelationGetRelid(index);
-		hdr->generation = meta->generation;
-		hdr->body_crc = meta->sealed_crc;
-		hdr->body_size = meta->sealed.nbytes;
+		hdr->generation = piece->generation;
+		hdr->body_crc = piece->head_crc;
+		hdr->body_size = nbytes;
 		hdr->seal_lsn = RecoveryInProgress() ? GetXLogReplayRecPtr(NULL) : GetXLogInsertRecPtr();
 		hdr->header_crc = header_crc(hdr);
 		if (pg_pwrite(fd, hdrbuf.data, VS_SEGMENT_HEADER_SIZE, 0) != VS_SEGMENT_HEADER_SIZE)
@@ -536,6 +651,43 @@ VsSegmentWrite(Relation index, VsMetaPage meta)
 }
 
 /*
+ * VsSegmentWritePiece - (re)build the segment file of the current
+ * generation's own piece from the fork (CREATE INDEX, a compaction).
+ */
+void
+VsSegmentWritePiece(Relation index, VsMetaPage meta)
+{
+	VsPieceInfo piece;
+
+	first_piece(meta, &piece);
+	write_piece(index, meta, &piece, NULL);
+}
+
+/*
+ * VsSegmentWrite - (re)build every segment file of the current generation
+ * from the fork (vecstore_verify's repair).
+ */
+void
+VsSegmentWrite(Relation index, VsMetaPage meta)
+{
+	char	   *problem;
+	char	   *head;
+	const VsPieceInfo *pieces;
+
+	VsSegmentWritePiece(index, meta);
+	head = VsSealedHead(index, meta, NULL, &problem);
+	if (head == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("sealed data of index \"%s\" %s", RelationGetRelationName(index), problem),
+				 errhint("Please REINDEX it.")));
+	pieces = VsHeadPieces(head);
+	for (uint32 p = 1; p < meta->npieces; p++)
+		write_piece(index, meta, &pieces[p], head);
+	pfree(head);
+}
+
+/*
  * read_header - read and check a file's header (magic, version, size
  * fields, header CRC).  False when the file is missing, short or bad.
  */
@@ -559,21 +711,20 @@ read_header(const char *path, VsSegmentHeader *hdr)
 }
 
 /*
- * header_matches - is this the file the metapage's manifest describes?
+ * header_matches - is this the file of "piece" of this index?
  */
 static bool
-header_matches(const VsSegmentHeader *hdr, Relation index, VsMetaPage meta)
+header_matches(const VsSegmentHeader *hdr, Relation index, VsMetaPage meta,
+			   const VsPieceInfo *piece)
 {
 	return hdr->dims == meta->dims &&
 		hdr->elemtype == VS_ELEM_FLOAT4 &&
-		hdr->nclusters == meta->nclusters &&
-		hdr->nvectors == meta->sealed_rows &&
 		hdr->dboid == index->rd_node.dbNode &&
 		hdr->spcoid == index->rd_node.spcNode &&
 		hdr->relfilenode == index->rd_node.relNode &&
-		hdr->generation == meta->generation &&
-		hdr->body_crc == meta->sealed_crc &&
-		hdr->body_size == meta->sealed.nbytes;
+		hdr->generation == piece->generation &&
+		hdr->body_crc == piece->head_crc &&
+		hdr->body_size == piece->region.nbytes;
 }
 
 /*
@@ -586,129 +737,227 @@ unmap(VsMapping *m)
 		elog(WARNING, "could not unmap segment of index %u: %m", m->indexoid);
 	m->addr = NULL;
 	m->stale = false;
+	if (m->head != NULL)
+		pfree(m->head);
+	m->head = NULL;
 }
 
 /*
- * try_map - map the segment file and check it completely: header against
- * the manifest, file size, body CRC.  The CRC pass is skipped when "m"
- * (may be NULL) verified this very file before (same identity: device,
- * inode, size and modification time), or when the server's record says
- * another backend did (vssegment_checked.c).  Returns the mapping or
- * NULL (and why, in *problem) when the file must be rebuilt.
+ * open_piece - open the file of one piece and check that it is the one
+ * the piece table names (header, size); fills *st.  -1, with why in
+ * *problem, when it must be rebuilt.
  */
-static char *
-try_map(Relation index, VsMetaPage meta, Size *len, const char **problem, VsMapping *m)
+static int
+open_piece(Relation index, VsMetaPage meta, const VsPieceInfo *piece, struct stat *st,
+		   const char **problem)
 {
-	char	   *path = VsSegmentPath(index->rd_node, meta->generation);
+	char	   *path = VsSegmentPath(index->rd_node, piece->generation);
 	VsSegmentHeader hdr;
-	struct stat st;
-	VsSegmentIdentity id;
 	int			fd;
-	char	   *addr;
-	pg_crc32c	crc;
 
 	*problem = NULL;
 	if (!read_header(path, &hdr))
-	{
 		*problem = (access(path, F_OK) != 0 && errno == ENOENT) ? "is missing" : "has a bad header";
-		return NULL;
-	}
-	if (!header_matches(&hdr, index, meta))
-	{
+	else if (!header_matches(&hdr, index, meta, piece))
 		*problem = "is stale";
-		return NULL;
+	if (*problem != NULL)
+	{
+		pfree(path);
+		return -1;
 	}
-
 	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
 	if (fd < 0)
 	{
 		*problem = "is missing";
-		return NULL;
+		pfree(path);
+		return -1;
 	}
-	if (fstat(fd, &st) != 0)
+	if (fstat(fd, st) != 0)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not stat file \"%s\": %m", path)));
-	*len = VS_SEGMENT_HEADER_SIZE + meta->sealed.nbytes;
-	if ((uint64) st.st_size != *len)
+	if ((uint64) st->st_size != VS_SEGMENT_HEADER_SIZE + piece->region.nbytes)
 	{
 		CloseTransientFile(fd);
 		*problem = "has the wrong size";
-		return NULL;
-	}
-	addr = mmap(NULL, *len, PROT_READ, MAP_SHARED, fd, 0);
-	CloseTransientFile(fd);
-	if (addr == MAP_FAILED)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not map file \"%s\": %m", path)));
-
-	memset(&id, 0, sizeof(id));
-	id.node = index->rd_node;
-	id.generation = meta->generation;
-	id.head_crc = meta->sealed_crc;
-	id.nclusters = meta->nclusters;
-	id.dev = (uint64) st.st_dev;
-	id.ino = (uint64) st.st_ino;
-	id.size = (uint64) st.st_size;
-	id.mtime_ns = (int64) st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-
-	/* this very file checked before: by this backend, or another one */
-	if (m != NULL && m->verified && memcmp(&m->vid, &id, sizeof(id)) == 0)
-	{
-		pfree(path);
-		return addr;
-	}
-	if (m != NULL && VsCheckedGet(&id, -1))
-		VsStats.files_trusted++;
-	else
-	{
-		/* the head: its CRC against the manifest, then the table's offsets */
-		uint64		headsize = VsSealedHeadSize(meta->nclusters, meta->params_size);
-		char	   *body = addr + VS_SEGMENT_HEADER_SIZE;
-
-		if (headsize > meta->sealed.nbytes)
-			*problem = "is shorter than its cluster table";
-		else
-		{
-			INIT_CRC32C(crc);
-			COMP_CRC32C(crc, body, headsize);
-			FIN_CRC32C(crc);
-			if (crc != meta->sealed_crc)
-				*problem = "fails the checksum of its cluster table";
-			else if (table_problem(body, meta, headsize, meta->sealed.nbytes))
-				*problem = "has an inconsistent cluster table";
-		}
-		if (*problem != NULL)
-		{
-			munmap(addr, *len);
-			return NULL;
-		}
-		if (m != NULL)
-			VsCheckedSet(&id, -1);
-		VsStats.files_checked++;
-	}
-	if (m != NULL)
-	{
-		m->verified = true;
-		m->vid = id;
-		if (m->verified_clusters)
-			pfree(m->verified_clusters);
-		m->nclusters = meta->nclusters;
-		m->verified_clusters = MemoryContextAllocZero(TopMemoryContext,
-													  (meta->nclusters + 7) / 8);
+		fd = -1;
 	}
 	pfree(path);
-	return addr;
+	return fd;
+}
+
+/* mix what stat() says of a file into a hash */
+static uint64
+hash_stat(uint64 h, const struct stat *st)
+{
+	uint64		v[4];
+
+	v[0] = (uint64) st->st_dev;
+	v[1] = (uint64) st->st_ino;
+	v[2] = (uint64) st->st_size;
+	v[3] = (uint64) st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+	for (int i = 0; i < 4; i++)
+		h = (h ^ v[i]) * UINT64CONST(0x100000001B3);
+	return h;
 }
 
 /*
- * VsSegmentBody - the sealed region of the index's current generation,
- * through this backend's mapping of the segment file, pinned.
+ * A generation as mapped: every piece's file side by side in one range of
+ * addresses, so that the cluster table's offsets hold (vsam.h,
+ * VsPieceInfo).
+ */
+typedef struct VsMapped
+{
+	char	   *addr;			/* the first file's header */
+	Size		len;
+	char	   *head;			/* a copy of the head, palloc'd */
+	VsSegmentIdentity id;
+	VsPieceInfo bad;			/* when mapping failed: the piece to rebuild */
+} VsMapped;
+
+/*
+ * map_generation - map every segment file of the current generation and
+ * check what mapping involves: each file's header against the piece
+ * table, its size, and the head (its CRC against the manifest, then its
+ * tables).  The head's checks are skipped when "m" (may be NULL) verified
+ * this very set of files before (same identity: devices, inodes, sizes and
+ * modification times), or when the server's record says another backend
+ * did (vssegment_checked.c).  False, with why in *problem and the piece to
+ * rebuild in out->bad, when a file must be rebuilt.
+ */
+static bool
+map_generation(Relation index, VsMetaPage meta, VsMapping *m, VsMapped *out,
+			   const char **problem)
+{
+	uint64		headsize = VsSealedHeadSize(meta->nclusters, meta->params_size, meta->npieces);
+	VsPieceInfo first;
+	const VsPieceInfo *pieces;
+	struct stat st;
+	int			fd;
+	char	   *head;
+	char	   *addr;
+	Size		len;
+	bool		trusted = false;
+
+	memset(out, 0, sizeof(VsMapped));
+	first_piece(meta, &first);
+	out->bad = first;
+	if (headsize > meta->sealed.nbytes)
+	{
+		*problem = "is shorter than its cluster table";
+		return false;
+	}
+	fd = open_piece(index, meta, &first, &st, problem);
+	if (fd < 0)
+		return false;
+	head = palloc_extended(headsize, MCXT_ALLOC_HUGE);
+	if (pg_pread(fd, head, headsize, VS_SEGMENT_HEADER_SIZE) != (ssize_t) headsize)
+	{
+		CloseTransientFile(fd);
+		pfree(head);
+		*problem = "has the wrong size";
+		return false;
+	}
+	CloseTransientFile(fd);
+
+	memset(&out->id, 0, sizeof(VsSegmentIdentity));
+	out->id.node = index->rd_node;
+	out->id.generation = meta->generation;
+	out->id.head_crc = meta->sealed_crc;
+	out->id.nclusters = meta->nclusters;
+	out->id.dev = (uint64) st.st_dev;
+	out->id.ino = (uint64) st.st_ino;
+	out->id.size = (uint64) st.st_size;
+	out->id.mtime_ns = (int64) st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+
+	/*
+	 * The head as the file has it: checked before its piece table is used,
+	 * unless this file is known to be checked already (its identity is
+	 * stat()'s, so the other pieces' part of it comes later).
+	 */
+	if (m != NULL && m->verified && m->vid.dev == out->id.dev && m->vid.ino == out->id.ino &&
+		m->vid.size == out->id.size && m->vid.mtime_ns == out->id.mtime_ns &&
+		m->vid.generation == out->id.generation && m->vid.head_crc == out->id.head_crc)
+		trusted = true;
+	if (!trusted && (*problem = head_problem(head, meta, headsize)) != NULL)
+	{
+		pfree(head);
+		*problem = "has a cluster table that fails its checks";
+		return false;
+	}
+
+	/* one range for all pieces, then each file into its place */
+	pieces = VsHeadPieces(head);
+	len = pieces[meta->npieces - 1].base + VS_SEGMENT_HEADER_SIZE +
+		pieces[meta->npieces - 1].region.nbytes;
+	addr = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (addr == MAP_FAILED)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not reserve " UINT64_FORMAT " bytes of address space for index \"%s\": %m",
+						(uint64) len, RelationGetRelationName(index))));
+	for (uint32 p = 0; p < meta->npieces; p++)
+	{
+		const VsPieceInfo *piece = p == 0 ? &first : &pieces[p];
+		char	   *at;
+
+		fd = open_piece(index, meta, piece, &st, problem);
+		if (fd < 0)
+		{
+			out->bad = *piece;
+			munmap(addr, len);
+			pfree(head);
+			return false;
+		}
+		if (p > 0)
+			out->id.pieces_hash = hash_stat(out->id.pieces_hash ^ piece->generation, &st);
+		at = mmap(addr + piece->base, VS_SEGMENT_HEADER_SIZE + piece->region.nbytes, PROT_READ,
+				  MAP_SHARED | MAP_FIXED, fd, 0);
+		CloseTransientFile(fd);
+		if (at == MAP_FAILED)
+		{
+			int			save_errno = errno;
+
+			munmap(addr, len);
+			errno = save_errno;
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not map segment file of generation %u of index \"%s\": %m",
+							piece->generation, RelationGetRelationName(index))));
+		}
+	}
+
+	/* the whole set: checked by this backend or another one, or now */
+	if (m != NULL && m->verified && memcmp(&m->vid, &out->id, sizeof(VsSegmentIdentity)) == 0)
+		;
+	else if (m != NULL && VsCheckedGet(&out->id, -1))
+		VsStats.files_trusted++;
+	else
+	{
+		if (trusted && head_problem(head, meta, headsize) != NULL)
+		{
+			munmap(addr, len);
+			pfree(head);
+			*problem = "has a cluster table that fails its checks";
+			return false;
+		}
+		if (m != NULL)
+			VsCheckedSet(&out->id, -1);
+		VsStats.files_checked++;
+	}
+	out->addr = addr;
+	out->len = len;
+	out->head = head;
+	return true;
+}
+
+/*
+ * VsSegmentBody - the sealed data of the index's current generation,
+ * through this backend's mapping of its segment files, pinned.
  *
- * Maps (and verifies) the file on first use in this backend; rebuilds it
- * from the fork when it is missing, stale or corrupt.  The caller must
- * call VsSegmentRelease() when done (an error ending the transaction
+ * Maps (and verifies) the files on first use in this backend; rebuilds
+ * from the fork a file that is missing, stale or corrupt.  The caller
+ * must call VsSegmentRelease() when done (an error ending the transaction
  * releases every pin).  The pointer stays valid while pinned.
  */
 const char *
@@ -716,9 +965,9 @@ VsSegmentBody(Relation index, VsMetaPage meta)
 {
 	VsMapping  *m;
 	VsMapping  *reuse = NULL;
-	char	   *addr;
-	Size		len = 0;
-	const char *problem;
+	VsMapped	mapped;
+	const char *problem = NULL;
+	bool		rebuilt = false;
 
 	for (m = mappings; m != NULL; m = m->next)
 	{
@@ -753,28 +1002,60 @@ VsSegmentBody(Relation index, VsMetaPage meta)
 	m->body_crc = meta->sealed_crc;
 	m->stale = false;
 
-	addr = try_map(index, meta, &len, &problem, m);
-	if (addr == NULL)
+	/* each file that fails is rebuilt once; then the set must map */
+	for (uint32 attempt = 0; !map_generation(index, meta, m, &mapped, &problem); attempt++)
 	{
-		ereport(DEBUG1,
-				(errmsg("rebuilding segment of index \"%s\": the file %s",
-						RelationGetRelationName(index), problem)));
-		m->verified = false;
-		VsSegmentWrite(index, meta);
-		addr = try_map(index, meta, &len, &problem, m);
-		if (addr == NULL)
+		if (attempt > meta->npieces)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("segment file of index \"%s\" %s right after it was rebuilt",
-							RelationGetRelationName(index), problem),
+					 errmsg("segment file of generation %u of index \"%s\" %s right after it was rebuilt",
+							mapped.bad.generation, RelationGetRelationName(index), problem),
 					 errhint("Check the file system under %s; REINDEX rebuilds the index.",
 							 VS_SEGMENT_DIR)));
+		ereport(DEBUG1,
+				(errmsg("rebuilding segment file of generation %u of index \"%s\": the file %s",
+						mapped.bad.generation, RelationGetRelationName(index), problem)));
+		m->verified = false;
+		if (mapped.bad.generation == meta->generation)
+			VsSegmentWritePiece(index, meta);
+		else
+		{
+			char	   *headproblem;
+			char	   *head = VsSealedHead(index, meta, NULL, &headproblem);
+
+			if (head == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_INDEX_CORRUPTED),
+						 errmsg("sealed data of index \"%s\" %s", RelationGetRelationName(index),
+								headproblem),
+						 errhint("Please REINDEX it.")));
+			write_piece(index, meta, &mapped.bad, head);
+			pfree(head);
+		}
+		rebuilt = true;
 	}
 
-	m->addr = addr;
-	m->len = len;
+	if (!m->verified || memcmp(&m->vid, &mapped.id, sizeof(VsSegmentIdentity)) != 0)
+	{
+		m->verified = true;
+		m->vid = mapped.id;
+		if (m->verified_clusters)
+			pfree(m->verified_clusters);
+		m->nclusters = meta->nclusters;
+		m->verified_clusters = MemoryContextAllocZero(TopMemoryContext,
+													  (meta->nclusters + 7) / 8);
+	}
+	m->addr = mapped.addr;
+	m->len = mapped.len;
+	m->head = MemoryContextAlloc(TopMemoryContext, sizeof(VsSealedHeader));
+	memcpy(m->head, mapped.head, sizeof(VsSealedHeader));
+	pfree(mapped.head);
 	m->pins = 1;
-	return addr + VS_SEGMENT_HEADER_SIZE;
+
+	/* a rebuild here (a standby, a restore) leaves files of older pieces */
+	if (rebuilt)
+		VsSegmentRemoveUnused(index, meta, m->addr + VS_SEGMENT_HEADER_SIZE);
+	return m->addr + VS_SEGMENT_HEADER_SIZE;
 }
 
 /*
@@ -801,19 +1082,19 @@ VsSegmentRelease(const char *body)
  * VsSegmentCluster - make sure cluster "cluster" of a pinned mapping has
  * been checked against its CRC; returns the body to read it from.
  *
- * Usually that is "body" itself.  When the cluster fails its check, the
- * file is corrupt: it is rebuilt from the fork, the new file is mapped and
- * pinned, the old mapping's pin is dropped (it is unmapped once nothing
- * uses it), and the new body is returned: the caller must use it from now
- * on (the layout is the same, so offsets it holds stay valid).
+ * Usually that is "body" itself.  When the cluster fails its check, its
+ * file is corrupt: it is rebuilt from the fork, the generation is mapped
+ * and pinned anew, the old mapping's pin is dropped (it is unmapped once
+ * nothing uses it), and the new body is returned: the caller must use it
+ * from now on (the layout is the same, so offsets it holds stay valid).
  */
 const char *
 VsSegmentCluster(Relation index, VsMetaPage meta, const char *body, uint32 cluster)
 {
 	VsMapping  *m;
-	const VsClusterInfo *info = (const VsClusterInfo *) (body + sizeof(VsSealedHeader));
-	uint64		end;
-	pg_crc32c	crc;
+	const VsClusterInfo *info = VsHeadClusters(body) + cluster;
+	const VsPieceInfo *piece;
+	VsPieceInfo bad;
 
 	for (m = mappings; m != NULL; m = m->next)
 	{
@@ -831,11 +1112,7 @@ VsSegmentCluster(Relation index, VsMetaPage meta, const char *body, uint32 clust
 		return body;
 	}
 
-	end = VsClusterEnd(info, cluster, meta->nclusters, meta->sealed.nbytes);
-	INIT_CRC32C(crc);
-	COMP_CRC32C(crc, body + info[cluster].vec_offset, end - info[cluster].vec_offset);
-	FIN_CRC32C(crc);
-	if (crc == info[cluster].crc)
+	if (crc_of(body + info->vec_offset, info->nbytes) == info->crc)
 	{
 		/*
 		 * The graph is searched where it lies, following the offsets it
@@ -843,12 +1120,11 @@ VsSegmentCluster(Relation index, VsMetaPage meta, const char *body, uint32 clust
 		 * matched, so the fork holds the same bytes and a rebuild would not
 		 * help.
 		 */
-		if (info[cluster].graph_offset != 0)
+		if (info->graph_offset != 0)
 		{
-			const char *problem = VsHnswValidate(body + info[cluster].graph_offset,
-												 info[cluster].graph_size,
-												 (int) info[cluster].count,
-												 (int) meta->dims, (VsMetric) meta->metric);
+			const char *problem = VsHnswValidate(body + info->graph_offset, info->graph_size,
+												 (int) info->count, (int) meta->dims,
+												 (VsMetric) meta->metric);
 
 			if (problem != NULL)
 				ereport(ERROR,
@@ -864,15 +1140,31 @@ VsSegmentCluster(Relation index, VsMetaPage meta, const char *body, uint32 clust
 		return body;
 	}
 
-	/* corrupt: rebuild, map the new file, hand the caller over to it */
+	/* corrupt: rebuild its file, map again, hand the caller over */
 	ereport(LOG,
 			(errcode(ERRCODE_DATA_CORRUPTED),
 			 errmsg("segment file of index \"%s\" fails the checksum of cluster %u; rebuilding it from the index",
 					RelationGetRelationName(index), cluster)));
+	piece = VsHeadPiece(body, info->piece);
+	if (piece == NULL)
+		elog(ERROR, "cluster %u of index \"%s\" is in no piece", cluster,
+			 RelationGetRelationName(index));
+	bad = *piece;
 	VsCheckedForget(&m->vid);
 	m->stale = true;
 	m->verified = false;
-	VsSegmentWrite(index, meta);
+	if (bad.generation == meta->generation)
+		VsSegmentWritePiece(index, meta);
+	else
+	{
+		/* the head, from the mapping: it passed its checks */
+		Size		headsize = VsSealedHeadSize(meta->nclusters, meta->params_size, meta->npieces);
+		char	   *head = palloc_extended(headsize, MCXT_ALLOC_HUGE);
+
+		memcpy(head, body, headsize);
+		write_piece(index, meta, &bad, head);
+		pfree(head);
+	}
 	VsSegmentRelease(body);
 	body = VsSegmentBody(index, meta);
 	return VsSegmentCluster(index, meta, body, cluster);
@@ -901,14 +1193,16 @@ relcache_callback(Datum arg, Oid relid)
  * VsSegmentGetId - the file behind a pinned body (from VsSegmentBody), as
  * this backend verified it: so that another process (the GPU helper) can
  * read the same bytes and check it has the same file.  False when "body"
- * is not a verified mapping of this backend.
+ * is not a verified mapping of this backend, or when its generation reads
+ * more than one file (the helper maps one).
  */
 bool
 VsSegmentGetId(const char *body, VsSegmentId *id)
 {
 	for (VsMapping *m = mappings; m != NULL; m = m->next)
 	{
-		if (m->addr != NULL && m->addr + VS_SEGMENT_HEADER_SIZE == body && m->verified)
+		if (m->addr != NULL && m->addr + VS_SEGMENT_HEADER_SIZE == body && m->verified &&
+			m->head != NULL && ((VsSealedHeader *) m->head)->npieces == 1)
 		{
 			id->node = m->node;
 			id->generation = m->generation;
@@ -921,38 +1215,57 @@ VsSegmentGetId(const char *body, VsSegmentId *id)
 }
 
 /*
- * VsSegmentBytesMapped - bytes of the index's segment this backend maps.
+ * VsSegmentBytesMapped - bytes of the index's segment files this backend
+ * maps.
  */
 Size
 VsSegmentBytesMapped(Relation index)
 {
+	Size		total = 0;
+
 	for (VsMapping *m = mappings; m != NULL; m = m->next)
 	{
 		if (m->indexoid == RelationGetRelid(index) && m->addr != NULL)
-			return m->len;
+			total += m->len;
 	}
-	return 0;
+	return total;
 }
 
 /*
- * VsSegmentCheck - check the segment file of the index's current
- * generation without using or changing this backend's mapping.  Returns
- * NULL when it is sound, else what is wrong with it.
+ * VsSegmentCheck - check the segment files of the index's current
+ * generation completely (every cluster's CRC) without using or changing
+ * this backend's mappings.  Returns NULL when they are sound, else what
+ * is wrong (and, in *generation, which file).
  */
 const char *
-VsSegmentCheck(Relation index, VsMetaPage meta)
+VsSegmentCheck(Relation index, VsMetaPage meta, uint32 *generation)
 {
 	const char *problem;
-	Size		len;
-	char	   *addr = try_map(index, meta, &len, &problem, NULL);
-	VsSealedChecker ck;
+	VsMapped	mapped;
+	const char *body;
+	char	   *result = NULL;
 
-	if (addr == NULL)
+	*generation = meta->generation;
+	if (!map_generation(index, meta, NULL, &mapped, &problem))
+	{
+		*generation = mapped.bad.generation;
 		return problem;
-	checker_begin(&ck, meta);
-	checker_feed(&ck, addr + VS_SEGMENT_HEADER_SIZE, meta->sealed.nbytes, meta->dims);
-	munmap(addr, len);
-	return checker_end(&ck);
+	}
+	body = mapped.addr + VS_SEGMENT_HEADER_SIZE;
+	for (uint32 c = 0; c < meta->nclusters && result == NULL; c++)
+	{
+		const VsClusterInfo *info = VsHeadClusters(body) + c;
+
+		CHECK_FOR_INTERRUPTS();
+		if (crc_of(body + info->vec_offset, info->nbytes) != info->crc)
+		{
+			result = psprintf("fails the checksum of cluster %u", c);
+			*generation = info->piece;
+		}
+	}
+	munmap(mapped.addr, mapped.len);
+	pfree(mapped.head);
+	return result;
 }
 
 /*

@@ -41,8 +41,9 @@ typedef struct VsSegmentId
 
 /*
  * A segment file's identity, as far as its checks go (vssegment_checked.c):
- * the manifest's name and CRC for it, and what stat() says of the file.  A
- * file rebuilt, replaced or written in place has another identity.
+ * the manifest's name and CRC for it, and what stat() says of the file and
+ * of the other files of its generation.  A file rebuilt, replaced or
+ * written in place has another identity.
  */
 typedef struct VsSegmentIdentity
 {
@@ -54,6 +55,8 @@ typedef struct VsSegmentIdentity
 	uint64		ino;
 	uint64		size;
 	int64		mtime_ns;		/* modification time, in nanoseconds */
+	uint64		pieces_hash;	/* the same of the generation's other pieces
+								 * (vsam.h, VsPieceInfo), hashed; 0 if none */
 } VsSegmentIdentity;
 
 extern void VsSegmentDir(Oid dboid, char *buf, Size len);

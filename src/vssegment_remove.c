@@ -186,6 +186,56 @@ remove_files(Oid dboid, RelFileNode *node, Oid other_than_index, Oid keep_relfil
 }
 
 /*
+ * VsSegmentRemoveUnused - remove the files of this index's relfilenode
+ * that its current generation (metapage "meta", checked head "head") does
+ * not read: pieces a compaction dropped, and files of older generations.
+ * Files of later generations are left (a compaction writes its file before
+ * it publishes the generation), and so are temporary files (the sweep's
+ * business).  A backend that still maps a removed file keeps its mapping;
+ * one that reaches a removed file through an older metapage rebuilds it
+ * from the fork, and a later call removes it again.  Returns the number of
+ * files removed; errors are only logged: the files are a cache.
+ */
+int
+VsSegmentRemoveUnused(Relation index, VsMetaPage meta, const char *head)
+{
+	char		dir[MAXPGPATH];
+	DIR		   *d;
+	struct dirent *de;
+	int			removed = 0;
+
+	VsSegmentDir(index->rd_node.dbNode, dir, sizeof(dir));
+	d = AllocateDir(dir);
+	if (d == NULL)
+		return 0;
+	while ((de = ReadDirExtended(d, dir, LOG)) != NULL)
+	{
+		unsigned int relnode,
+					gen;
+		char		name[64];
+		char		path[MAXPGPATH];
+
+		/* exactly "<relfilenode>.<generation>.seg": not a temporary file */
+		if (sscanf(de->d_name, "%u.%u.seg", &relnode, &gen) != 2)
+			continue;
+		snprintf(name, sizeof(name), "%u.%u.seg", relnode, gen);
+		if (strcmp(name, de->d_name) != 0 ||
+			relnode != index->rd_node.relNode || gen >= meta->generation ||
+			VsHeadPiece(head, gen) != NULL)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (unlink(path) == 0)
+			removed++;
+		else if (errno != ENOENT)
+			ereport(LOG,
+					(errcode_for_file_access(),
+					 errmsg("could not remove file \"%s\": %m", path)));
+	}
+	FreeDir(d);
+	return removed;
+}
+
+/*
  * xact_callback - carry out the removals at the end of the transaction.
  */
 static void

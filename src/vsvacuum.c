@@ -7,10 +7,10 @@
  * Emits WAL: one GenericXLog record per bitmap or delta page that
  * changes.  Each page is exclusive-locked on its own while the callback
  * is asked about its rows; no other lock is held meanwhile, so inserts
- * and scans keep running.  Space is not reclaimed: marked rows keep their
- * bytes in the fork and the segment file, and scans skip them, until the
- * index is rebuilt (REINDEX).  Nothing seals a new generation yet; when
- * compaction does (DESIGN.md section 4), it will drop the marked rows.
+ * and scans keep running.  Marked rows keep their bytes, and scans skip
+ * them, until a compaction re-seals their cluster without them
+ * (vscompact.c): vsvacuumcleanup runs one for the clusters past the
+ * index's compaction_threshold.
  *
  * IDENTIFICATION
  *	  src/vsvacuum.c
@@ -31,44 +31,6 @@
 /* sealed rows whose deletion bits share one bitmap page */
 #define ROWS_PER_BITMAP_PAGE	((uint64) VS_BLOB_PAYLOAD * 8)
 
-/* walks the sealed rows in row-number order, cluster by cluster */
-typedef struct SealedCursor
-{
-	Relation	index;
-	VsMetaPage	meta;
-	const char *body;			/* pinned mapping; may be replaced */
-	int			nclusters;
-	int			cluster;
-	uint32		i;				/* row within the cluster */
-} SealedCursor;
-
-/*
- * cursor_next_tid - the TID of the next sealed row; false at the end.
- */
-static bool
-cursor_next_tid(SealedCursor *cur, ItemPointer tid)
-{
-	const VsClusterInfo *info = (const VsClusterInfo *) (cur->body + sizeof(VsSealedHeader));
-
-	while (cur->cluster < cur->nclusters && cur->i >= info[cur->cluster].count)
-	{
-		cur->cluster++;
-		cur->i = 0;
-	}
-	if (cur->cluster >= cur->nclusters)
-		return false;
-	if (cur->i == 0)
-	{
-		/* a new cluster: check it the first time this backend reads it */
-		cur->body = VsSegmentCluster(cur->index, cur->meta, cur->body, cur->cluster);
-		info = (const VsClusterInfo *) (cur->body + sizeof(VsSealedHeader));
-	}
-	memcpy(tid, cur->body + info[cur->cluster].tid_offset + sizeof(ItemPointerData) * cur->i,
-		   sizeof(ItemPointerData));
-	cur->i++;
-	return true;
-}
-
 /*
  * vacuum_delta_chain - mark the removed rows of one cluster's delta chain,
  * starting at "head": each page exclusive-locked in turn (through "bas",
@@ -76,13 +38,13 @@ cursor_next_tid(SealedCursor *cur, ItemPointer tid)
  * a row on it is marked.
  */
 static void
-vacuum_delta_chain(Relation index, BlockNumber head, IndexBulkDeleteResult *stats,
-				   IndexBulkDeleteCallback callback, void *callback_state,
-				   BufferAccessStrategy bas)
+vacuum_delta_chain(Relation index, const VsDirEntry *entry, const VsClusterInfo *info,
+				   IndexBulkDeleteResult *stats, IndexBulkDeleteCallback callback,
+				   void *callback_state, BufferAccessStrategy bas)
 {
 	VsDeltaChain chain;
 
-	VsDeltaChainBegin(&chain, index, head, BUFFER_LOCK_EXCLUSIVE, bas, 0);
+	VsDeltaChainBeginRows(&chain, index, entry, info, BUFFER_LOCK_EXCLUSIVE, bas, 0);
 	while (VsDeltaChainNext(&chain))
 	{
 		GenericXLogState *state = GenericXLogStart(index);
@@ -90,7 +52,7 @@ vacuum_delta_chain(Relation index, BlockNumber head, IndexBulkDeleteResult *stat
 		OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
 		bool		changed = false;
 
-		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off = OffsetNumberNext(off))
+		for (OffsetNumber off = chain.first; off <= maxoff; off = OffsetNumberNext(off))
 		{
 			VsDeltaTuple tup = (VsDeltaTuple) PageGetItem(page, PageGetItemId(page, off));
 
@@ -110,6 +72,76 @@ vacuum_delta_chain(Relation index, BlockNumber head, IndexBulkDeleteResult *stat
 		else
 			GenericXLogAbort(state);
 	}
+}
+
+/*
+ * vacuum_sealed - mark the removed sealed rows of cluster "c" (pinned
+ * mapping "body"; returns it, or the one VsSegmentCluster replaced it
+ * with): its deletion bits, one bitmap page at a time.
+ */
+static const char *
+vacuum_sealed(Relation index, VsMetaPage meta, const char *body, uint32 c,
+			  IndexBulkDeleteResult *stats, IndexBulkDeleteCallback callback,
+			  void *callback_state, BufferAccessStrategy bas)
+{
+	const VsClusterInfo *info;
+	const ItemPointerData *tids;
+	uint64		row;
+	uint64		end;
+	uint32		i = 0;
+
+	/* check the cluster the first time this backend reads it */
+	body = VsSegmentCluster(index, meta, body, c);
+	info = VsHeadClusters(body) + c;
+	tids = (const ItemPointerData *) (body + info->tid_offset);
+	row = info->first_row;
+	end = row + info->count;
+	while (row < end)
+	{
+		BlockNumber p = (BlockNumber) (row / ROWS_PER_BITMAP_PAGE);
+		BlockNumber blkno = meta->bitmap.start + p;
+		uint64		pend = Min(end, ((uint64) p + 1) * ROWS_PER_BITMAP_PAGE);
+		Buffer		buf;
+		GenericXLogState *state;
+		uint8	   *bits;
+		bool		changed = false;
+
+		if (p >= meta->bitmap.nblocks)
+			ereport(ERROR,
+					(errcode(ERRCODE_INDEX_CORRUPTED),
+					 errmsg("index \"%s\" has rows past the end of its deletion bitmap",
+							RelationGetRelationName(index)),
+					 errhint("Please REINDEX it.")));
+		vacuum_delay_point();
+		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL, bas);
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		VsCheckPage(index, BufferGetPage(buf), blkno, VS_PAGE_BLOB);
+		state = GenericXLogStart(index);
+		bits = (uint8 *) PageGetContents(GenericXLogRegisterBuffer(state, buf, 0));
+		for (; row < pend; row++, i++)
+		{
+			uint64		bit = row - (uint64) p * ROWS_PER_BITMAP_PAGE;
+			ItemPointerData tid;
+
+			if (bits[bit / 8] & (1 << (bit % 8)))
+				continue;
+			memcpy(&tid, &tids[i], sizeof(ItemPointerData));
+			if (callback(&tid, callback_state))
+			{
+				bits[bit / 8] |= (1 << (bit % 8));
+				stats->tuples_removed += 1;
+				changed = true;
+			}
+			else
+				stats->num_index_tuples += 1;
+		}
+		if (changed)
+			GenericXLogFinish(state);
+		else
+			GenericXLogAbort(state);
+		UnlockReleaseBuffer(buf);
+	}
+	return body;
 }
 
 /*
@@ -136,74 +168,28 @@ vsbulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 {
 	Relation	index = info->index;
 	VsMetaPageData meta;
-	SealedCursor cur;
-	uint64		row = 0;
+	const char *body;
 
 	if (stats == NULL)
 		stats = (IndexBulkDeleteResult *) palloc0(sizeof(IndexBulkDeleteResult));
 
 	meta = VsGetMetaCache(index)->meta;
-	cur.index = index;
-	cur.meta = &meta;
-	cur.body = VsSegmentBody(index, &meta);
-	cur.nclusters = meta.nclusters;
-	cur.cluster = 0;
-	cur.i = 0;
+	body = VsSegmentBody(index, &meta);
 
-	/* sealed rows: one bitmap page at a time */
-	for (BlockNumber p = 0; p < meta.bitmap.nblocks; p++)
-	{
-		BlockNumber blkno = meta.bitmap.start + p;
-		uint64		end = Min(meta.sealed_rows, (p + 1) * ROWS_PER_BITMAP_PAGE);
-		Buffer		buf;
-		GenericXLogState *state;
-		uint8	   *bits;
-		bool		changed = false;
-
-		vacuum_delay_point();
-		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL, info->strategy);
-		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-		VsCheckPage(index, BufferGetPage(buf), blkno, VS_PAGE_BLOB);
-		state = GenericXLogStart(index);
-		bits = (uint8 *) PageGetContents(GenericXLogRegisterBuffer(state, buf, 0));
-		for (; row < end; row++)
-		{
-			uint64		bit = row - p * ROWS_PER_BITMAP_PAGE;
-			ItemPointerData tid;
-
-			if (!cursor_next_tid(&cur, &tid))
-				elog(ERROR, "index \"%s\" has fewer sealed rows than its metapage says",
-					 RelationGetRelationName(index));
-			if (bits[bit / 8] & (1 << (bit % 8)))
-				continue;
-			if (callback(&tid, callback_state))
-			{
-				bits[bit / 8] |= (1 << (bit % 8));
-				stats->tuples_removed += 1;
-				changed = true;
-			}
-			else
-				stats->num_index_tuples += 1;
-		}
-		if (changed)
-			GenericXLogFinish(state);
-		else
-			GenericXLogAbort(state);
-		UnlockReleaseBuffer(buf);
-	}
-
-	/* delta rows, cluster by cluster */
+	/* cluster by cluster: sealed rows, then delta rows */
 	for (uint32 c = 0; c < meta.nclusters; c++)
 	{
 		VsDirEntry	entry;
 
+		body = vacuum_sealed(index, &meta, body, c, stats, callback, callback_state,
+							 info->strategy);
 		VsBlobRead(index, &meta.directory, (uint64) c * sizeof(VsDirEntry), &entry, sizeof(entry),
 				   info->strategy);
-		vacuum_delta_chain(index, entry.delta_head, stats, callback, callback_state,
-						   info->strategy);
+		vacuum_delta_chain(index, &entry, VsHeadClusters(body) + c, stats, callback,
+						   callback_state, info->strategy);
 	}
 
-	VsSegmentRelease(cur.body);
+	VsSegmentRelease(body);
 	stats->num_pages = RelationGetNumberOfBlocks(index);
 	return stats;
 }
@@ -218,36 +204,35 @@ void
 VsCountRows(Relation index, VsMetaPage meta, BufferAccessStrategy strategy,
 			uint64 *sealed_dead, uint64 *delta_live, uint64 *delta_dead)
 {
-	uint64		remaining = (meta->sealed_rows + 7) / 8;
+	char	   *problem;
+	char	   *head = VsSealedHead(index, meta, strategy, &problem);
+	const VsClusterInfo *info;
 
+	if (head == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("sealed data of index \"%s\" %s", RelationGetRelationName(index), problem),
+				 errhint("Please REINDEX it.")));
+	info = VsHeadClusters(head);
 	*sealed_dead = 0;
 	*delta_live = 0;
 	*delta_dead = 0;
-
-	for (BlockNumber p = 0; p < meta->bitmap.nblocks && remaining > 0; p++)
-	{
-		PGAlignedBlock bits;
-		uint64		n = Min(remaining, (uint64) VS_BLOB_PAYLOAD);
-
-		VsBlobRead(index, &meta->bitmap, (uint64) p * VS_BLOB_PAYLOAD, bits.data, n, strategy);
-		*sealed_dead += pg_popcount(bits.data, n);
-		remaining -= n;
-	}
 
 	for (uint32 c = 0; c < meta->nclusters; c++)
 	{
 		VsDirEntry	entry;
 		VsDeltaChain chain;
 
+		*sealed_dead += VsCountDeleted(index, meta, &info[c], strategy);
 		VsBlobRead(index, &meta->directory, (uint64) c * sizeof(VsDirEntry), &entry, sizeof(entry),
 				   strategy);
-		VsDeltaChainBegin(&chain, index, entry.delta_head, BUFFER_LOCK_SHARE, strategy, 0);
+		VsDeltaChainBeginRows(&chain, index, &entry, &info[c], BUFFER_LOCK_SHARE, strategy, 0);
 		while (VsDeltaChainNext(&chain))
 		{
 			Page		page = BufferGetPage(chain.buf);
 			OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
 
-			for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off = OffsetNumberNext(off))
+			for (OffsetNumber off = chain.first; off <= maxoff; off = OffsetNumberNext(off))
 			{
 				VsDeltaTuple tup = (VsDeltaTuple) PageGetItem(page, PageGetItemId(page, off));
 
@@ -258,29 +243,77 @@ VsCountRows(Relation index, VsMetaPage meta, BufferAccessStrategy strategy,
 			}
 		}
 	}
+	pfree(head);
 }
 
 /*
- * vsvacuumcleanup - statistics after VACUUM (or instead of bulkdelete when
- * nothing was removed).
+ * VsCountDeleted - how many of a cluster's sealed rows the deletion bitmap
+ * marks.
+ */
+uint64
+VsCountDeleted(Relation index, VsMetaPage meta, const VsClusterInfo *info,
+			   BufferAccessStrategy strategy)
+{
+	uint64		firstbyte;
+	Size		nbytes;
+	uint8	   *bits;
+	uint64		shift;
+	uint64		dead = 0;
+
+	if (info->count == 0)
+		return 0;
+	firstbyte = info->first_row / 8;
+	nbytes = (info->first_row + info->count - 1) / 8 - firstbyte + 1;
+	shift = info->first_row - firstbyte * 8;
+	bits = palloc(nbytes);
+	VsBlobRead(index, &meta->bitmap, firstbyte, bits, nbytes, strategy);
+	for (uint64 i = 0; i < info->count; i++)
+	{
+		uint64		bit = shift + i;
+
+		if (bits[bit / 8] & (1 << (bit % 8)))
+			dead++;
+	}
+	pfree(bits);
+	return dead;
+}
+
+/*
+ * vsvacuumcleanup - after VACUUM (or instead of bulkdelete when nothing
+ * was removed): re-seal the clusters whose delta and removed rows passed
+ * the index's compaction_threshold (vscompact.c; VACUUM holds the locks a
+ * compaction needs), then the statistics.
  */
 IndexBulkDeleteResult *
 vsvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 {
+	double		threshold;
+	VsMetaPageData meta;
+	uint64		sealed_dead,
+				delta_live,
+				delta_dead;
+
 	if (info->analyze_only)
 		return stats;
 
-	if (stats == NULL)
+	threshold = VsGetCompactionThreshold(info->index);
+	if (threshold > 0)
 	{
-		VsMetaPageData meta = VsGetMetaCache(info->index)->meta;
-		uint64		sealed_dead,
-					delta_live,
-					delta_dead;
+		VsCompactResult res;
 
-		stats = (IndexBulkDeleteResult *) palloc0(sizeof(IndexBulkDeleteResult));
-		VsCountRows(info->index, &meta, info->strategy, &sealed_dead, &delta_live, &delta_dead);
-		stats->num_index_tuples = (double) (meta.sealed_rows - sealed_dead + delta_live);
+		VsCompact(info->index, threshold, info->strategy, &res);
+		if (res.clusters > 0)
+			ereport(info->message_level,
+					(errmsg("index \"%s\": compacted %d clusters, " INT64_FORMAT " new rows folded, " INT64_FORMAT " removed rows dropped",
+							RelationGetRelationName(info->index), res.clusters, res.rows_folded,
+							res.rows_removed)));
 	}
+
+	if (stats == NULL)
+		stats = (IndexBulkDeleteResult *) palloc0(sizeof(IndexBulkDeleteResult));
+	meta = VsGetMetaCache(info->index)->meta;
+	VsCountRows(info->index, &meta, info->strategy, &sealed_dead, &delta_live, &delta_dead);
+	stats->num_index_tuples = (double) (meta.sealed_rows - sealed_dead + delta_live);
 	stats->num_pages = RelationGetNumberOfBlocks(info->index);
 	return stats;
 }

@@ -1,0 +1,648 @@
+/*-------------------------------------------------------------------------
+ *
+ * vscompact.c
+ *	  Compaction: re-seal the clusters whose delta rows or removed rows
+ *	  passed a threshold, as a new generation that rewrites only them.
+ *
+ * A cluster's rows are its sealed rows (vectors, TIDs, codes and graph in
+ * a piece of sealed data) and the rows of its delta chain that the
+ * generation did not fold (vsam.h, VsClusterInfo).  Delta rows are
+ * searched exactly, row by row, and rows VACUUM removed keep their bytes,
+ * so both make every probe of the cluster slower, and the second keeps
+ * space.  A compaction writes, for each chosen cluster, its live sealed
+ * rows and live delta rows as new sealed rows with new codes and a new
+ * graph, into one new piece (the fork's pages and a segment file), and
+ * publishes a generation whose cluster table points the other clusters
+ * at the pieces that hold them already.  Nothing is rewritten that did
+ * not change, except the clusters of a piece that has become mostly
+ * garbage or one piece too many (VS_MAX_PIECES), so that its file can go.
+ *
+ * Online:
+ *	- the caller holds ShareUpdateExclusiveLock on the table (VACUUM does;
+ *	  vecstore_compact takes it): no VACUUM marks rows meanwhile, and no
+ *	  other compaction runs;
+ *	- inserts go on: the delta chains are never changed here.  The rows a
+ *	  compaction folds are those up to a position it fixed while counting;
+ *	  the new generation's scans read the chain from after it, and a row
+ *	  appended later lies after it;
+ *	- scans go on: one that began on the generation before reads that
+ *	  generation's files (mapped, or rebuilt from its pages, which stay)
+ *	  and the chains from that generation's positions, so it sees every
+ *	  row exactly once; one that begins after the switch reads the new one.
+ *	- the switch is one WAL-logged change of the metapage (GenericXLog):
+ *	  the new piece, and a larger deletion bitmap when one is needed, are
+ *	  written to blocks reserved at the end of the fork and WAL-logged in
+ *	  full before it, so a crash leaves either generation, never a mix, and
+ *	  a standby replays the same switch.
+ *
+ * Space: the files of pieces no generation reads any more are removed at
+ * once (a backend that maps one keeps its mapping).  The fork's pages of
+ * dropped pieces and folded delta rows are not reused yet: they stay
+ * until REINDEX (src/README, "Compaction").
+ *
+ * IDENTIFICATION
+ *	  src/vscompact.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/generic_xlog.h"
+#include "access/relation.h"
+#include "access/table.h"
+#include "access/xlog.h"
+#include "access/xloginsert.h"
+#include "catalog/index.h"
+#include "catalog/pg_am.h"
+#include "commands/defrem.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/bufmgr.h"
+#include "utils/acl.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "vsam.h"
+
+/*
+ * vecstore.debug_compaction_stop: where a compaction waits, for the crash
+ * tests (test/t/021_compaction.pl kills the server there).  Superuser
+ * only, not in postgresql.conf.sample.
+ */
+int			vecstore_debug_compaction_stop = VS_COMPACT_STOP_NONE;
+
+static const struct config_enum_entry stop_options[] = {
+	{"none", VS_COMPACT_STOP_NONE, false},
+	{"written", VS_COMPACT_STOP_WRITTEN, false},
+	{"logged", VS_COMPACT_STOP_LOGGED, false},
+	{"published", VS_COMPACT_STOP_PUBLISHED, false},
+	{NULL, 0, false}
+};
+
+/*
+ * VsCompactInit - the compaction's GUCs (from _PG_init).
+ */
+void
+VsCompactInit(void)
+{
+	DefineCustomEnumVariable("vecstore.debug_compaction_stop",
+							 "Makes compactions wait at a point, for crash tests",
+							 "none, or where a compaction waits until it is cancelled or killed: written (its pages written, not yet WAL-logged), logged (WAL-logged and its segment file written, not yet published), published (the new generation published, the files it dropped not yet removed).",
+							 &vecstore_debug_compaction_stop, VS_COMPACT_STOP_NONE, stop_options,
+							 PGC_SUSET, GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
+}
+
+/*
+ * debug_stop - wait here for good when vecstore.debug_compaction_stop
+ * names this point (a cancel ends the wait with an error).
+ */
+static void
+debug_stop(int point)
+{
+	if (vecstore_debug_compaction_stop != point)
+		return;
+	elog(LOG, "vecstore: compaction waits at \"%s\" (vecstore.debug_compaction_stop)",
+		 stop_options[point].name);
+	for (;;)
+	{
+		CHECK_FOR_INTERRUPTS();
+		pg_usleep(10000L);
+	}
+}
+
+/* what one cluster holds now, and what a compaction of it would fold */
+typedef struct CompactCluster
+{
+	uint64		dead;			/* sealed rows the bitmap marks */
+	uint64		delta_live;		/* unfolded delta rows, up to the end */
+	uint64		delta_dead;
+	BlockNumber endblk;			/* the last delta page counted, or Invalid */
+	OffsetNumber endoff;		/* its last row counted */
+	bool		chosen;
+} CompactCluster;
+
+/*
+ * count_delta - the unfolded delta rows of a cluster, live and removed,
+ * and the position of the last one: the rows a compaction of it will fold
+ * (rows appended later lie after that position).
+ */
+static void
+count_delta(Relation index, const VsDirEntry *entry, const VsClusterInfo *info,
+			CompactCluster *cc, BufferAccessStrategy bas)
+{
+	VsDeltaChain chain;
+
+	cc->endblk = InvalidBlockNumber;
+	cc->endoff = InvalidOffsetNumber;
+	VsDeltaChainBeginRows(&chain, index, entry, info, BUFFER_LOCK_SHARE, bas, 0);
+	while (VsDeltaChainNext(&chain))
+	{
+		Page		page = BufferGetPage(chain.buf);
+		OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+
+		for (OffsetNumber off = chain.first; off <= maxoff; off = OffsetNumberNext(off))
+		{
+			VsDeltaTuple tup = (VsDeltaTuple) PageGetItem(page, PageGetItemId(page, off));
+
+			if (tup->flags & VS_DELTA_DEAD)
+				cc->delta_dead++;
+			else
+				cc->delta_live++;
+			cc->endblk = chain.blkno;
+			cc->endoff = off;
+		}
+	}
+}
+
+/*
+ * collect_rows - the live rows of a chosen cluster, into "vecs" and
+ * "tids" (room for the live count): its sealed rows not marked in the
+ * deletion bitmap, then its unfolded delta rows up to the position
+ * count_delta fixed.  Returns the number collected.
+ */
+static int64
+collect_rows(Relation index, VsMetaPage meta, const char *body, const VsClusterInfo *info,
+			 const VsDirEntry *entry, const CompactCluster *cc, float *vecs,
+			 ItemPointerData *tids, BufferAccessStrategy bas)
+{
+	int64		n = 0;
+	Size		vsize = sizeof(float) * meta->dims;
+
+	if (info->count > 0)
+	{
+		uint64		firstbyte = info->first_row / 8;
+		Size		nbytes = (info->first_row + info->count - 1) / 8 - firstbyte + 1;
+		uint64		shift = info->first_row - firstbyte * 8;
+		uint8	   *bits = palloc(nbytes);
+
+		VsBlobRead(index, &meta->bitmap, firstbyte, bits, nbytes, bas);
+		for (uint32 i = 0; i < info->count; i++)
+		{
+			uint64		bit = shift + i;
+
+			if (bits[bit / 8] & (1 << (bit % 8)))
+				continue;
+			memcpy(vecs + (Size) n * meta->dims, body + info->vec_offset + (Size) i * vsize, vsize);
+			memcpy(&tids[n], body + info->tid_offset + sizeof(ItemPointerData) * i,
+				   sizeof(ItemPointerData));
+			n++;
+		}
+		pfree(bits);
+	}
+
+	if (BlockNumberIsValid(cc->endblk))
+	{
+		VsDeltaChain chain;
+		bool		done = false;
+
+		VsDeltaChainBeginRows(&chain, index, entry, info, BUFFER_LOCK_SHARE, bas, 0);
+		while (!done && VsDeltaChainNext(&chain))
+		{
+			Page		page = BufferGetPage(chain.buf);
+			OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+
+			if (chain.blkno == cc->endblk)
+			{
+				maxoff = cc->endoff;
+				done = true;
+			}
+			for (OffsetNumber off = chain.first; off <= maxoff; off = OffsetNumberNext(off))
+			{
+				VsDeltaTuple tup = (VsDeltaTuple) PageGetItem(page, PageGetItemId(page, off));
+
+				if (tup->flags & VS_DELTA_DEAD)
+					continue;
+				if (n >= (int64) (info->count - cc->dead + cc->delta_live))
+					elog(ERROR, "index \"%s\": a cluster has more live rows than were counted",
+						 RelationGetRelationName(index));
+				memcpy(vecs + (Size) n * meta->dims, tup->x, vsize);
+				tids[n] = tup->tid;
+				n++;
+			}
+		}
+		VsDeltaChainEnd(&chain);
+		if (!done)
+			elog(ERROR, "index \"%s\": a delta chain ended before the rows counted in it",
+				 RelationGetRelationName(index));
+	}
+	return n;
+}
+
+/*
+ * piece_index - the place of the piece written by "generation" in a piece
+ * table, or -1.
+ */
+static int
+piece_index(const VsPieceInfo *pieces, uint32 npieces, uint32 generation)
+{
+	for (uint32 p = 0; p < npieces; p++)
+	{
+		if (pieces[p].generation == generation)
+			return (int) p;
+	}
+	return -1;
+}
+
+/*
+ * choose_pieces - after the clusters the thresholds chose, those of the
+ * older pieces that must go too: a piece that would keep under half of
+ * its bytes in use (its file and pages would hold mostly garbage), and,
+ * while the new generation would read more than VS_MAX_PIECES pieces, the
+ * one with the fewest bytes in use.  Returns how many clusters it added.
+ */
+static int
+choose_pieces(const VsClusterInfo *info, uint32 nclusters, const VsPieceInfo *pieces,
+			  uint32 npieces, CompactCluster *cc)
+{
+	uint64	   *used = palloc0(sizeof(uint64) * npieces);
+	int			added = 0;
+
+	for (;;)
+	{
+		int			worst = -1;
+		uint32		kept = 0;
+
+		memset(used, 0, sizeof(uint64) * npieces);
+		for (uint32 c = 0; c < nclusters; c++)
+		{
+			if (!cc[c].chosen)
+				used[piece_index(pieces, npieces, info[c].piece)] += info[c].nbytes;
+		}
+		for (uint32 p = 0; p < npieces; p++)
+		{
+			if (used[p] == 0)
+				continue;
+			kept++;
+			if (used[p] * 2 < pieces[p].region.nbytes && worst < 0)
+				worst = (int) p;
+		}
+		if (worst < 0 && kept + 1 > VS_MAX_PIECES)
+		{
+			for (uint32 p = 0; p < npieces; p++)
+			{
+				if (used[p] > 0 && (worst < 0 || used[p] < used[worst]))
+					worst = (int) p;
+			}
+		}
+		if (worst < 0)
+			break;
+		for (uint32 c = 0; c < nclusters; c++)
+		{
+			if (!cc[c].chosen && info[c].piece == pieces[worst].generation)
+			{
+				cc[c].chosen = true;
+				added++;
+			}
+		}
+	}
+	pfree(used);
+	return added;
+}
+
+/*
+ * grow_bitmap - a deletion bitmap of at least "bits" bits (twice what is
+ * needed, so that it grows seldom), the old bits copied: written into
+ * blocks reserved at the end of the fork, WAL-logged by the caller with
+ * the new piece.  The old region stays for the scans of the generation
+ * before.
+ */
+static VsRegion
+grow_bitmap(Relation index, VsMetaPage meta, uint64 bits, BufferAccessStrategy bas)
+{
+	uint64		nbytes = (bits + 7) / 8 * 2;
+	BlockNumber nblocks = (BlockNumber) ((nbytes + VS_BLOB_PAYLOAD - 1) / VS_BLOB_PAYLOAD);
+	VsBlobWriter w;
+	uint64		off = 0;
+
+	VsBlobBeginIn(&w, index, VsAllocateBlocks(index, nblocks), nblocks);
+	while (off < meta->bitmap.nbytes)
+	{
+		PGAlignedBlock chunk;
+		Size		n = Min(meta->bitmap.nbytes - off, (uint64) VS_BLOB_PAYLOAD);
+
+		VsBlobRead(index, &meta->bitmap, off, chunk.data, n, bas);
+		VsBlobWrite(&w, chunk.data, n);
+		off += n;
+	}
+	VsBlobWrite(&w, NULL, nbytes - off);
+	return VsBlobEnd(&w);
+}
+
+/*
+ * VsCompact - re-seal the clusters whose delta rows and removed rows make
+ * up at least "threshold" of their rows (and VS_COMPACT_MIN_ROWS), or,
+ * when "threshold" is 0, every cluster with any.  The caller holds
+ * ShareUpdateExclusiveLock on the table and RowExclusiveLock on the index
+ * (see the file's header).  Fills "result"; result->clusters is 0 when
+ * nothing needed it (and nothing was written).
+ */
+void
+VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactResult *result)
+{
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "vecstore compaction",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext rowcxt = AllocSetContextCreate(cxt, "vecstore compaction cluster",
+												 ALLOCSET_DEFAULT_SIZES);
+	MemoryContext oldcxt = MemoryContextSwitchTo(cxt);
+	VsMetaPageData meta;
+	VsMetaPageData newmeta;
+	const char *body;
+	const VsSealedHeader *sh;
+	const VsClusterInfo *info;
+	const VsPieceInfo *pieces;
+	VsClusterInfo *newinfo;
+	VsPieceInfo newpieces[VS_MAX_PIECES];
+	uint32		nnew = 0;
+	CompactCluster *cc;
+	VsClusterExtras ex;
+	char	   *oldhead;
+	uint64		off;
+	uint64		headsize;
+	uint64		row_space;
+	uint64		nrows = 0;
+	BlockNumber nblocks;
+	BlockNumber first_block;
+	VsBlobWriter w;
+	VsSealedHeader newsh;
+	char	   *head;
+	Buffer		metabuf;
+	GenericXLogState *state;
+	XLogRecPtr	lsn;
+
+	memset(result, 0, sizeof(VsCompactResult));
+	VsReadMeta(index, &meta);
+	result->generation = meta.generation;
+	if (meta.nclusters == 0)
+		goto done;
+	body = VsSegmentBody(index, &meta);
+	/* the head, kept apart: VsSegmentCluster may map the files anew */
+	headsize = VsSealedHeadSize(meta.nclusters, meta.params_size, meta.npieces);
+	oldhead = palloc_extended(headsize, MCXT_ALLOC_HUGE);
+	memcpy(oldhead, body, headsize);
+	sh = (const VsSealedHeader *) oldhead;
+	info = VsHeadClusters(oldhead);
+	pieces = VsHeadPieces(oldhead);
+
+	/* what each cluster holds, and which pass the threshold */
+	cc = palloc0(sizeof(CompactCluster) * meta.nclusters);
+	for (uint32 c = 0; c < meta.nclusters; c++)
+	{
+		VsDirEntry	entry;
+		uint64		changed;
+
+		CHECK_FOR_INTERRUPTS();
+		cc[c].dead = VsCountDeleted(index, &meta, &info[c], bas);
+		VsBlobRead(index, &meta.directory, (uint64) c * sizeof(VsDirEntry), &entry, sizeof(entry),
+				   bas);
+		count_delta(index, &entry, &info[c], &cc[c], bas);
+		changed = cc[c].dead + cc[c].delta_live + cc[c].delta_dead;
+		if (threshold <= 0)
+			cc[c].chosen = changed > 0;
+		else
+			cc[c].chosen = changed >= VS_COMPACT_MIN_ROWS &&
+				changed >= threshold * (double) (info[c].count + cc[c].delta_live + cc[c].delta_dead);
+		if (cc[c].chosen)
+			result->clusters++;
+	}
+	if (result->clusters == 0)
+	{
+		VsSegmentRelease(body);
+		goto done;
+	}
+	result->clusters += choose_pieces(info, meta.nclusters, pieces, sh->npieces, cc);
+
+	/*
+	 * The new generation's pieces: its own first, then every older one
+	 * that some cluster not rewritten still reads.
+	 */
+	memset(newpieces, 0, sizeof(newpieces));
+	newpieces[nnew].generation = meta.generation + 1;
+	nnew++;
+	for (uint32 p = 0; p < sh->npieces; p++)
+	{
+		bool		used = false;
+
+		for (uint32 c = 0; c < meta.nclusters && !used; c++)
+			used = !cc[c].chosen && info[c].piece == pieces[p].generation;
+		if (!used)
+			continue;
+		if (nnew >= VS_MAX_PIECES)
+			elog(ERROR, "index \"%s\": a compaction would read too many pieces",
+				 RelationGetRelationName(index));
+		newpieces[nnew] = pieces[p];
+		if (p == 0)
+			newpieces[nnew].head_crc = meta.sealed_crc;
+		nnew++;
+	}
+
+	/* the new piece's layout: the head, then the chosen clusters */
+	memset(&ex, 0, sizeof(ex));
+	ex.params = VsSegmentParams(&meta, oldhead);
+	ex.metric = (VsMetric) meta.metric;
+	ex.graph_threshold = (int) meta.graph_threshold;
+	ex.m = meta.m;				/* the graphs keep the index's build options */
+	ex.ef_construction = meta.ef_construction;
+
+	newinfo = palloc_extended(sizeof(VsClusterInfo) * meta.nclusters, MCXT_ALLOC_HUGE);
+	memcpy(newinfo, info, sizeof(VsClusterInfo) * meta.nclusters);
+	headsize = VsSealedHeadSize(meta.nclusters, meta.params_size, nnew);
+	off = headsize;
+	row_space = meta.row_space;
+	for (uint32 c = 0; c < meta.nclusters; c++)
+	{
+		uint64		live = info[c].count - cc[c].dead + cc[c].delta_live;
+
+		if (!cc[c].chosen)
+			continue;
+		off = VsClusterLayout(&newinfo[c], off, (int) c, (int64) live, (int) meta.dims, &ex);
+		newinfo[c].first_row = row_space;
+		row_space += live;
+		newinfo[c].piece = meta.generation + 1;
+		if (BlockNumberIsValid(cc[c].endblk))
+		{
+			newinfo[c].delta_blk = cc[c].endblk;
+			newinfo[c].delta_off = OffsetNumberNext(cc[c].endoff);
+			newinfo[c].delta_folded = info[c].delta_folded +
+				(uint32) (cc[c].delta_live + cc[c].delta_dead);
+		}
+		result->rows_folded += cc[c].delta_live;
+		result->rows_removed += cc[c].dead + cc[c].delta_dead;
+	}
+	newpieces[0].region.nbytes = off;
+	nblocks = (BlockNumber) ((off + VS_BLOB_PAYLOAD - 1) / VS_BLOB_PAYLOAD);
+	newpieces[0].region.nblocks = nblocks;
+
+	/* the older pieces, laid out after it; their clusters' offsets follow */
+	for (uint32 p = 1; p < nnew; p++)
+	{
+		uint64		oldbase = newpieces[p].base;
+
+		newpieces[p].base = TYPEALIGN(VS_PIECE_ALIGN, newpieces[p - 1].base + VS_SEGMENT_HEADER_SIZE +
+									  newpieces[p - 1].region.nbytes);
+		for (uint32 c = 0; c < meta.nclusters; c++)
+		{
+			if (cc[c].chosen || info[c].piece != newpieces[p].generation)
+				continue;
+			newinfo[c].vec_offset = newinfo[c].vec_offset - oldbase + newpieces[p].base;
+			newinfo[c].tid_offset = newinfo[c].tid_offset - oldbase + newpieces[p].base;
+			if (newinfo[c].code_offset != 0)
+				newinfo[c].code_offset = newinfo[c].code_offset - oldbase + newpieces[p].base;
+			if (newinfo[c].graph_offset != 0)
+				newinfo[c].graph_offset = newinfo[c].graph_offset - oldbase + newpieces[p].base;
+		}
+	}
+	for (uint32 c = 0; c < meta.nclusters; c++)
+		nrows += newinfo[c].count;
+
+	/*
+	 * Write the piece into blocks reserved at the end of the fork: the head
+	 * (its CRCs patched in at the end), then each chosen cluster.
+	 */
+	first_block = VsAllocateBlocks(index, nblocks);
+	newpieces[0].region.start = first_block;
+	memset(&newsh, 0, sizeof(newsh));
+	newsh = *sh;
+	newsh.nrows = nrows;
+	newsh.npieces = nnew;
+	VsBlobBeginIn(&w, index, first_block, nblocks);
+	head = VsMakeHead(&newsh, newinfo, ex.params, newpieces, &headsize);
+	VsBlobWrite(&w, head, headsize);
+	pfree(head);
+	for (uint32 c = 0; c < meta.nclusters; c++)
+	{
+		MemoryContext percxt;
+		VsDirEntry	entry;
+		float	   *vecs;
+		ItemPointerData *tids;
+		int64		n;
+
+		if (!cc[c].chosen)
+			continue;
+		CHECK_FOR_INTERRUPTS();
+		body = VsSegmentCluster(index, &meta, body, c);
+		percxt = MemoryContextSwitchTo(rowcxt);
+		vecs = palloc_extended(sizeof(float) * meta.dims * Max(newinfo[c].count, 1), MCXT_ALLOC_HUGE);
+		tids = palloc_extended(sizeof(ItemPointerData) * Max(newinfo[c].count, 1), MCXT_ALLOC_HUGE);
+		VsBlobRead(index, &meta.directory, (uint64) c * sizeof(VsDirEntry), &entry, sizeof(entry),
+				   bas);
+		n = collect_rows(index, &meta, body, VsHeadClusters(body) + c, &entry, &cc[c], vecs, tids, bas);
+		if (n != (int64) newinfo[c].count)
+			elog(ERROR, "index \"%s\": cluster %u has " INT64_FORMAT " live rows, " UINT64_FORMAT " were counted",
+				 RelationGetRelationName(index), c, n, (uint64) newinfo[c].count);
+		Assert(w.total == newinfo[c].vec_offset);
+		newinfo[c].crc = VsWriteCluster(&w, index, (int) c, vecs, tids, n, (int) meta.dims, &ex,
+										&newinfo[c], NULL, rowcxt);
+		MemoryContextSwitchTo(percxt);
+		MemoryContextReset(rowcxt);
+	}
+	newpieces[0].region = VsBlobEnd(&w);
+	if (newpieces[0].region.nbytes != off || newpieces[0].region.nblocks != nblocks)
+		elog(ERROR, "index \"%s\": a compaction wrote " UINT64_FORMAT " bytes where it laid out " UINT64_FORMAT,
+			 RelationGetRelationName(index), newpieces[0].region.nbytes, off);
+	head = VsMakeHead(&newsh, newinfo, ex.params, newpieces, &headsize);
+	VsBlobPatch(index, MAIN_FORKNUM, &newpieces[0].region, 0, head, headsize);
+	debug_stop(VS_COMPACT_STOP_WRITTEN);
+
+	/* the new metapage, as it will be published */
+	newmeta = meta;
+	newmeta.generation = meta.generation + 1;
+	newmeta.sealed = newpieces[0].region;
+	newmeta.sealed_crc = VsHeadCrc(head, headsize);
+	newmeta.sealed_rows = nrows;
+	newmeta.npieces = nnew;
+	newmeta.row_space = row_space;
+	newmeta.compactions = meta.compactions + 1;
+	if (row_space > meta.bitmap.nbytes * 8)
+		newmeta.bitmap = grow_bitmap(index, &meta, row_space, bas);
+
+	/* every new page in the WAL, in full, before the switch */
+	if (RelationNeedsWAL(index))
+	{
+		log_newpage_range(index, MAIN_FORKNUM, first_block, first_block + nblocks, true);
+		if (newmeta.bitmap.start != meta.bitmap.start)
+			log_newpage_range(index, MAIN_FORKNUM, newmeta.bitmap.start,
+							  newmeta.bitmap.start + newmeta.bitmap.nblocks, true);
+	}
+
+	/* the segment file of the new piece, checked as it is written */
+	VsSegmentWritePiece(index, &newmeta);
+	VsSegmentRelease(body);
+	debug_stop(VS_COMPACT_STOP_LOGGED);
+
+	/*
+	 * The switch: the metapage, in one WAL record.  Inserts read it for
+	 * the directory's place only, which does not move; the delta chains
+	 * are untouched.  A concurrent change of the metapage would be a bug:
+	 * check that nothing moved under us.
+	 */
+	metabuf = ReadBuffer(index, VS_METAPAGE_BLKNO);
+	LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
+	VsCheckPage(index, BufferGetPage(metabuf), VS_METAPAGE_BLKNO, VS_PAGE_META);
+	if (((VsMetaPage) PageGetContents(BufferGetPage(metabuf)))->generation != meta.generation)
+		elog(ERROR, "index \"%s\" changed generation during a compaction",
+			 RelationGetRelationName(index));
+	state = GenericXLogStart(index);
+	memcpy(PageGetContents(GenericXLogRegisterBuffer(state, metabuf, 0)), &newmeta,
+		   sizeof(VsMetaPageData));
+	lsn = GenericXLogFinish(state);
+	UnlockReleaseBuffer(metabuf);
+
+	/* durable before the files of the pieces it dropped go */
+	if (RelationNeedsWAL(index))
+		XLogFlush(lsn);
+	debug_stop(VS_COMPACT_STOP_PUBLISHED);
+	VsSegmentRemoveUnused(index, &newmeta, head);
+	pfree(head);
+	result->generation = newmeta.generation;
+	elog(DEBUG1, "vecstore compaction of \"%s\": %d clusters, " INT64_FORMAT " rows folded, " INT64_FORMAT " removed, generation %u reads %u pieces",
+		 RelationGetRelationName(index), result->clusters, result->rows_folded, result->rows_removed,
+		 newmeta.generation, nnew);
+
+done:
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextDelete(cxt);
+}
+
+PG_FUNCTION_INFO_V1(vecstore_compact);
+/*
+ * vecstore_compact(index regclass, all_clusters boolean) - compact now:
+ * every cluster with delta or removed rows (all_clusters, the default),
+ * or those past the index's compaction_threshold.  Takes the locks VACUUM
+ * takes (ShareUpdateExclusiveLock on the table, so it waits for a running
+ * VACUUM, and RowExclusiveLock on the index); needs the table's owner, as
+ * VACUUM does.
+ */
+Datum
+vecstore_compact(PG_FUNCTION_ARGS)
+{
+	Oid			indexoid = PG_GETARG_OID(0);
+	bool		all = PG_GETARG_BOOL(1);
+	TupleDesc	tupdesc = VsResultRowType(fcinfo, 4);
+	Relation	heap;
+	Relation	index;
+	VsCompactResult res;
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, false};
+	BufferAccessStrategy bas;
+
+	index = VsOpenIndex(indexoid, ShareUpdateExclusiveLock, RowExclusiveLock, &heap);
+	if (heap == NULL || !pg_class_ownercheck(RelationGetRelid(heap), GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_INDEX, RelationGetRelationName(index));
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot compact index \"%s\" during recovery",
+						RelationGetRelationName(index))));
+	bas = GetAccessStrategy(BAS_VACUUM);
+	VsCompact(index, all ? 0.0 : Max(VsGetCompactionThreshold(index), 1e-9), bas, &res);
+	FreeAccessStrategy(bas);
+	VsCloseIndex(index, heap, ShareUpdateExclusiveLock, RowExclusiveLock);
+
+	values[0] = Int32GetDatum(res.clusters);
+	values[1] = Int64GetDatum(res.rows_folded);
+	values[2] = Int64GetDatum(res.rows_removed);
+	values[3] = Int32GetDatum((int32) res.generation);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
