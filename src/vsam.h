@@ -364,6 +364,7 @@ typedef struct VsOptions
 typedef struct VsMetaCacheData
 {
 	MemoryContext cxt;			/* holds all of this; child of rd_indexcxt */
+	RelFileNode node;			/* the relfilenode it was read from */
 	VsMetaPageData meta;
 	float	   *centroids;		/* nclusters * dims */
 	VsKmeansPrepared *prepared; /* centroids packed for routing rows */

@@ -501,8 +501,8 @@ VsDeltaChainEnd(VsDeltaChain *chain)
  * VsGetMetaCache - the metapage and centroids of the index's current
  * generation, cached in rd_amcache (in a child of rd_indexcxt, so a
  * relcache rebuild frees it).  The metapage is re-read on every call, so a
- * new generation is noticed; the centroids are reloaded only when it
- * changes.
+ * new generation is noticed; the centroids are reloaded only when their
+ * place changes.
  */
 VsMetaCache
 VsGetMetaCache(Relation index)
@@ -515,8 +515,18 @@ VsGetMetaCache(Relation index)
 	float	   *norms;
 
 	VsReadMeta(index, &meta);
-	if (cache != NULL && cache->meta.generation == meta.generation &&
-		cache->meta.nclusters == meta.nclusters)
+
+	/*
+	 * The centroids and the routing graph are kept while their regions are
+	 * the same: a compaction changes the generation, not them, and a scan
+	 * in progress in this backend (a cursor) keeps reading them.
+	 */
+	if (cache != NULL && RelFileNodeEquals(cache->node, index->rd_node) &&
+		cache->meta.nclusters == meta.nclusters &&
+		cache->meta.centroids.start == meta.centroids.start &&
+		cache->meta.centroids.nbytes == meta.centroids.nbytes &&
+		cache->meta.routing.start == meta.routing.start &&
+		cache->meta.routing.nbytes == meta.routing.nbytes)
 	{
 		cache->meta = meta;
 		return cache;
@@ -533,6 +543,7 @@ VsGetMetaCache(Relation index)
 	oldcxt = MemoryContextSwitchTo(cxt);
 	cache = palloc0(sizeof(VsMetaCacheData));
 	cache->cxt = cxt;
+	cache->node = index->rd_node;
 	cache->meta = meta;
 	nfloats = (Size) meta.nclusters * meta.dims;
 	cache->centroids = palloc_extended(Max(nfloats, 1) * sizeof(float), MCXT_ALLOC_HUGE);
