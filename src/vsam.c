@@ -69,6 +69,10 @@ VsAmInit(void)
 					   "Fraction of a cluster's rows that are new or removed before VACUUM re-seals it (0 turns it off)",
 					   VS_DEFAULT_COMPACTION_THRESHOLD, 0.0, 1.0,
 					   ShareUpdateExclusiveLock);
+	add_int_reloption(vs_relopt_kind, "max_cluster_rows",
+					  "Rows past which a compaction splits a cluster (0 follows the build: twice its mean rows per cluster)",
+					  VS_DEFAULT_MAX_CLUSTER_ROWS, 0, VS_MAX_MAX_CLUSTER_ROWS,
+					  ShareUpdateExclusiveLock);
 
 	DefineCustomIntVariable("vecstore.probes",
 							"Sets the number of IVF clusters searched per query",
@@ -118,6 +122,7 @@ vsoptions(Datum reloptions, bool validate)
 		{"ef_construction", RELOPT_TYPE_INT, offsetof(VsOptions, ef_construction)},
 		{"quantizer", RELOPT_TYPE_ENUM, offsetof(VsOptions, quantizer)},
 		{"compaction_threshold", RELOPT_TYPE_REAL, offsetof(VsOptions, compaction_threshold)},
+		{"max_cluster_rows", RELOPT_TYPE_INT, offsetof(VsOptions, max_cluster_rows)},
 	};
 
 	return (bytea *) build_reloptions(reloptions, validate, vs_relopt_kind,
@@ -157,6 +162,17 @@ VsGetCompactionThreshold(Relation index)
 	VsOptions  *opts = (VsOptions *) index->rd_options;
 
 	return opts ? opts->compaction_threshold : VS_DEFAULT_COMPACTION_THRESHOLD;
+}
+
+/*
+ * VsGetMaxClusterRows - the "max_cluster_rows" reloption (0: automatic).
+ */
+int
+VsGetMaxClusterRows(Relation index)
+{
+	VsOptions  *opts = (VsOptions *) index->rd_options;
+
+	return opts ? opts->max_cluster_rows : VS_DEFAULT_MAX_CLUSTER_ROWS;
 }
 
 /*

@@ -118,6 +118,19 @@
 #define VS_DEFAULT_COMPACTION_THRESHOLD	0.1
 #define VS_COMPACT_MIN_ROWS		64
 
+/*
+ * reloption max_cluster_rows: a compaction splits a cluster of more rows
+ * (k-means on its rows) into parts of about half as many; 0 (the default)
+ * follows the build: twice its mean rows per cluster, at least
+ * VS_MIN_SPLIT_ROWS.  Clusters are added up to the directory's capacity,
+ * VsDirCapacity of the build's count.
+ */
+#define VS_DEFAULT_MAX_CLUSTER_ROWS	0
+#define VS_MIN_SPLIT_ROWS		1000
+#define VS_MAX_MAX_CLUSTER_ROWS	100000000
+#define VsDirCapacity(nclusters) \
+	((int) Min((int64) VS_MAX_LISTS, Max((int64) 1024, 8 * (int64) (nclusters))))
+
 /* reloption quantizer: the codes the graph search reads */
 #define VS_QUANTIZER_NONE		0	/* the graph reads the full vectors */
 #define VS_QUANTIZER_SQ8		1	/* 8-bit scalar codes (vsquant.h) */
@@ -199,6 +212,9 @@ typedef struct VsMetaPageData
 								 * cluster's first_row */
 	uint32		compactions;	/* compactions since the build */
 	uint32		npieces;		/* entries of the piece table in the head */
+	uint32		split_rows;		/* a compaction splits clusters of more
+								 * rows (max_cluster_rows = 0: twice the
+								 * build's mean) */
 } VsMetaPageData;
 
 typedef VsMetaPageData *VsMetaPage;
@@ -355,6 +371,7 @@ typedef struct VsOptions
 	int			ef_construction;
 	int			quantizer;		/* VS_QUANTIZER_* */
 	double		compaction_threshold;	/* see VS_DEFAULT_COMPACTION_THRESHOLD */
+	int			max_cluster_rows;	/* see VS_DEFAULT_MAX_CLUSTER_ROWS */
 } VsOptions;
 
 /*
@@ -369,6 +386,8 @@ typedef struct VsMetaCacheData
 	float	   *centroids;		/* nclusters * dims */
 	VsKmeansPrepared *prepared; /* centroids packed for routing rows */
 	void	   *routing;		/* HNSW graph over the centroids, or NULL */
+	int			pins;			/* scans that read it (VsMetaCacheRelease) */
+	bool		detached;		/* replaced, freed with its last pin */
 } VsMetaCacheData;
 
 typedef VsMetaCacheData *VsMetaCache;
@@ -475,6 +494,7 @@ extern VsMetric VsGetMetric(Relation index);
 extern int	VsGetListsOption(Relation index);
 extern void VsGetGraphOptions(Relation index, int *m, int *ef_construction, int *quantizer);
 extern double VsGetCompactionThreshold(Relation index);
+extern int	VsGetMaxClusterRows(Relation index);
 extern Datum vs_handler(PG_FUNCTION_ARGS);
 
 /* vsbuild.c */
@@ -489,6 +509,8 @@ extern uint32 VsWriteCluster(VsBlobWriter *w, Relation index, int c, const float
 extern char *VsMakeHead(const VsSealedHeader *sh, const VsClusterInfo *info,
 						const VsQuantParams *params, const VsPieceInfo *pieces, uint64 *size);
 extern uint32 VsHeadCrc(const char *head, uint64 size);
+extern void *VsBuildRouting(Relation index, VsMetric metric, int dims, int nclusters,
+							const float *centroids, size_t *size);
 
 /* vsinsert.c */
 extern bool vsinsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
@@ -516,6 +538,7 @@ typedef struct VsCompactResult
 	int			clusters;		/* clusters re-sealed (0: nothing done) */
 	int64		rows_folded;	/* delta rows moved into sealed rows */
 	int64		rows_removed;	/* removed rows dropped */
+	int			splits;			/* clusters split */
 	uint32		generation;		/* the index's generation afterwards */
 } VsCompactResult;
 
@@ -549,6 +572,7 @@ extern void VsCheckPage(Relation index, Page page, BlockNumber blkno, uint16 typ
 extern Buffer VsNewBuffer(Relation index, ForkNumber forknum);
 extern void VsReadMeta(Relation index, VsMetaPage meta);
 extern VsMetaCache VsGetMetaCache(Relation index);
+extern void VsMetaCacheRelease(Relation index, VsMetaCache cache);
 extern void VsBlobRead(Relation index, const VsRegion *region, uint64 offset, void *dst, Size len,
 					   BufferAccessStrategy strategy);
 extern BlockNumber VsBlobBlock(const VsRegion *region, uint64 offset, uint32 *page_offset);

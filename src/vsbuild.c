@@ -386,33 +386,31 @@ sealed_layout(int nclusters, int dims, const int64 *counts, const VsClusterExtra
 }
 
 /*
- * write_routing - the HNSW graph over the centroids, as its own region
- * (nothing when there are too few clusters for it to pay).  The metric is
- * the one routing ranks clusters by: L2, or the inner product (the
- * centroids of a cosine index are unit vectors).
+ * VsBuildRouting - the HNSW graph over the centroids, palloc'd, its size
+ * in *size; NULL when there are too few clusters for it to pay.  The
+ * metric is the one routing ranks clusters by: L2, or the inner product
+ * (the centroids of a cosine index are unit vectors).
  */
-static void
-write_routing(VsBlobWriter *w, Relation index, ForkNumber forknum, VsMetric metric,
-			  int dims, int nclusters, const float *centroids)
+void *
+VsBuildRouting(Relation index, VsMetric metric, int dims, int nclusters, const float *centroids,
+			   size_t *size)
 {
 	VsHnswBuildOptions opt;
 	VsMetric	gmetric = metric == VS_METRIC_L2 ? VS_METRIC_L2 : VS_METRIC_IP;
-	size_t		size;
 	void	   *graph;
 
-	VsBlobBegin(w, index, forknum);
+	*size = 0;
 	if (nclusters < VS_ROUTE_GRAPH_THRESHOLD)
-		return;
+		return NULL;
 	VsHnswBuildOptionsInit(&opt);
 	opt.seed = VS_KMEANS_SEED;
-	size = VsHnswSerializedSize(nclusters, gmetric, &opt);
-	graph = palloc_extended(size, MCXT_ALLOC_HUGE);
+	*size = VsHnswSerializedSize(nclusters, gmetric, &opt);
+	graph = palloc_extended(*size, MCXT_ALLOC_HUGE);
 	if (VsHnswBuild(centroids, nclusters, dims, gmetric, &opt, &VsKmeansServerHooks,
-					graph, size) != size)
+					graph, *size) != *size)
 		elog(ERROR, "could not build the routing graph of index \"%s\"",
 			 RelationGetRelationName(index));
-	VsBlobWrite(w, graph, size);
-	pfree(graph);
+	return graph;
 }
 
 /* one cluster's rows, read from the sort ahead of their writing */
@@ -494,6 +492,8 @@ write_meta_regions(VsBlobWriter *w, Relation index, ForkNumber forknum, VsMetric
 				   VsMetaPage meta)
 {
 	VsDirEntry	entry;
+	void	   *routing;
+	size_t		routing_size;
 
 	/* centroids */
 	VsBlobBegin(w, index, forknum);
@@ -501,16 +501,25 @@ write_meta_regions(VsBlobWriter *w, Relation index, ForkNumber forknum, VsMetric
 	meta->centroids = VsBlobEnd(w);
 
 	/* the routing graph over them */
-	write_routing(w, index, forknum, metric, dims, nclusters, centroids);
+	VsBlobBegin(w, index, forknum);
+	routing = VsBuildRouting(index, metric, dims, nclusters, centroids, &routing_size);
+	if (routing != NULL)
+	{
+		VsBlobWrite(w, routing, routing_size);
+		pfree(routing);
+	}
 	meta->routing = VsBlobEnd(w);
 
-	/* directory: no delta rows yet */
+	/*
+	 * directory: no delta rows yet; room for the clusters that splitting
+	 * adds later (VsDirCapacity), so that it never moves under inserts
+	 */
 	VsBlobBegin(w, index, forknum);
 	entry.delta_head = InvalidBlockNumber;
 	entry.delta_tail = InvalidBlockNumber;
 	entry.delta_count = 0;
 	entry.reserved = 0;
-	for (int c = 0; c < nclusters; c++)
+	for (int c = 0; c < VsDirCapacity(nclusters); c++)
 		VsBlobWrite(w, &entry, sizeof(entry));
 	meta->directory = VsBlobEnd(w);
 
@@ -783,6 +792,9 @@ write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_me
 	meta->sealed_crc = VsHeadCrc(head, headsize);
 	meta->npieces = 1;
 	meta->row_space = nrows;
+	meta->split_rows = (uint32) Max(VS_MIN_SPLIT_ROWS,
+									Min((uint64) PG_INT32_MAX,
+										2 * ((nrows + Max(nclusters, 1) - 1) / Max(nclusters, 1))));
 	pfree(head);
 	pfree(info);
 

@@ -65,6 +65,7 @@
 #include "utils/rel.h"
 
 #include "vsam.h"
+#include "vskmeans.h"
 
 /*
  * vecstore.debug_compaction_stop: where a compaction waits, for the crash
@@ -121,6 +122,12 @@ typedef struct CompactCluster
 	BlockNumber endblk;			/* the last delta page counted, or Invalid */
 	OffsetNumber endoff;		/* its last row counted */
 	bool		chosen;
+	/* a split: into nparts clusters, itself and first_new, first_new + 1 ... */
+	int			nparts;			/* 0 or 1: not split */
+	int			first_new;
+	float	   *centroids;		/* nparts * dims */
+	float	   *norms;			/* their norms, for the assignment */
+	int64	   *counts;			/* rows per part */
 } CompactCluster;
 
 /*
@@ -331,6 +338,98 @@ grow_bitmap(Relation index, VsMetaPage meta, uint64 bits, BufferAccessStrategy b
 }
 
 /*
+ * part_of - the part each of "n" rows goes to in a split cluster.
+ */
+static int32 *
+part_of(VsMetaPage meta, const CompactCluster *cc, const float *vecs, int64 n)
+{
+	int32	   *part = palloc_extended(sizeof(int32) * Max(n, 1), MCXT_ALLOC_HUGE);
+
+	VsKmeansAssign(cc->centroids, cc->norms, cc->nparts, (int) meta->dims,
+				   (VsMetric) meta->row_metric, vecs, (int) n, part, NULL, &VsKmeansServerHooks);
+	return part;
+}
+
+/*
+ * plan_split - split a cluster of "n" live rows (in "vecs") into "k"
+ * parts by k-means, trained as the build trains its centroids and with
+ * rows assigned as the build assigns them; fills cc->nparts (0 when the
+ * rows do not split: too few distinct ones), centroids, norms and counts,
+ * in the caller's memory context.
+ */
+static void
+plan_split(VsMetaPage meta, CompactCluster *cc, const float *vecs, int64 n, int k)
+{
+	VsKmeansOptions opt;
+	float	   *centroids = palloc(sizeof(float) * meta->dims * k);
+	int			got;
+	int32	   *part;
+	int			kept = 0;
+
+	cc->nparts = 0;
+	VsKmeansOptionsInit(&opt);
+	opt.seed = VS_KMEANS_SEED;
+	got = VsKmeansTrain(vecs, (int) n, (int) meta->dims, k, (VsMetric) meta->metric, &opt,
+						&VsKmeansServerHooks, centroids, NULL);
+	if (got < 2)
+		return;
+	cc->nparts = got;
+	cc->centroids = centroids;
+	cc->norms = palloc(sizeof(float) * got);
+	VsKmeansCentroidNorms(centroids, got, (int) meta->dims, cc->norms);
+	part = part_of(meta, cc, vecs, n);
+	cc->counts = palloc0(sizeof(int64) * got);
+	for (int64 i = 0; i < n; i++)
+		cc->counts[part[i]]++;
+
+	/* parts that took no row are dropped */
+	for (int j = 0; j < got; j++)
+	{
+		if (cc->counts[j] == 0)
+			continue;
+		memmove(centroids + (Size) kept * meta->dims, centroids + (Size) j * meta->dims,
+				sizeof(float) * meta->dims);
+		cc->counts[kept++] = cc->counts[j];
+	}
+	cc->nparts = kept >= 2 ? kept : 0;
+	if (kept >= 2 && kept < got)
+		VsKmeansCentroidNorms(centroids, kept, (int) meta->dims, cc->norms);
+}
+
+/* the cluster that part "j" of a split cluster "c" becomes */
+static inline uint32
+part_cluster(const CompactCluster *cc, uint32 c, int j)
+{
+	return j == 0 ? c : (uint32) (cc->first_new + j - 1);
+}
+
+/*
+ * write_region - a region of "len" bytes, into blocks reserved at the end
+ * of the fork (WAL-logged by the caller with the rest).
+ */
+static VsRegion
+write_region(Relation index, const void *data, Size len)
+{
+	BlockNumber nblocks = (BlockNumber) ((len + VS_BLOB_PAYLOAD - 1) / VS_BLOB_PAYLOAD);
+	VsBlobWriter w;
+	VsRegion	empty = {0, 0, 0};
+
+	if (len == 0)
+		return empty;
+	VsBlobBeginIn(&w, index, VsAllocateBlocks(index, nblocks), nblocks);
+	VsBlobWrite(&w, data, len);
+	return VsBlobEnd(&w);
+}
+
+/* WAL-log a region written into reserved blocks, in full */
+static void
+log_region(Relation index, const VsRegion *region)
+{
+	if (RelationNeedsWAL(index) && region->nblocks > 0)
+		log_newpage_range(index, MAIN_FORKNUM, region->start, region->start + region->nblocks, true);
+}
+
+/*
  * VsCompact - re-seal the clusters whose delta rows and removed rows make
  * up at least "threshold" of their rows (and VS_COMPACT_MIN_ROWS), or,
  * when "threshold" is 0, every cluster with any.  The caller holds
@@ -358,6 +457,9 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 	CompactCluster *cc;
 	VsClusterExtras ex;
 	char	   *oldhead;
+	uint32		nclusters;
+	uint32		capacity;
+	uint64		split_rows;
 	uint64		off;
 	uint64		headsize;
 	uint64		row_space;
@@ -386,6 +488,9 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 	pieces = VsHeadPieces(oldhead);
 
 	/* what each cluster holds, and which pass the threshold */
+	capacity = (uint32) (meta.directory.nbytes / sizeof(VsDirEntry));
+	split_rows = VsGetMaxClusterRows(index) > 0 ? (uint64) VsGetMaxClusterRows(index) : meta.split_rows;
+	split_rows = Max(split_rows, 2);
 	cc = palloc0(sizeof(CompactCluster) * meta.nclusters);
 	for (uint32 c = 0; c < meta.nclusters; c++)
 	{
@@ -403,6 +508,10 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 		else
 			cc[c].chosen = changed >= VS_COMPACT_MIN_ROWS &&
 				changed >= threshold * (double) (info[c].count + cc[c].delta_live + cc[c].delta_dead);
+		/* one grown past the bound is split (when the directory has room) */
+		if (info[c].count - cc[c].dead + cc[c].delta_live > split_rows &&
+			meta.nclusters < capacity)
+			cc[c].chosen = true;
 		if (cc[c].chosen)
 			result->clusters++;
 	}
@@ -412,6 +521,49 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 		goto done;
 	}
 	result->clusters += choose_pieces(info, meta.nclusters, pieces, sh->npieces, cc);
+
+	/*
+	 * Clusters grown past the bound are split, while the directory has
+	 * room for more: k-means on the rows, into parts of about half the
+	 * bound; the first part keeps the cluster's number, the others get new
+	 * ones.  The rows are read here and again when written (the same rows,
+	 * so the same parts).
+	 */
+	nclusters = meta.nclusters;
+	for (uint32 c = 0; c < meta.nclusters; c++)
+	{
+		uint64		live = info[c].count - cc[c].dead + cc[c].delta_live;
+		VsDirEntry	entry;
+		float	   *vecs;
+		ItemPointerData *tids;
+		int64		n;
+		int			k;
+		MemoryContext percxt;
+
+		if (!cc[c].chosen || live <= split_rows || nclusters >= capacity)
+			continue;
+		k = (int) Min((uint64) (capacity - nclusters + 1), (live + split_rows / 2 - 1) / (split_rows / 2));
+		if (k < 2)
+			continue;
+		CHECK_FOR_INTERRUPTS();
+		body = VsSegmentCluster(index, &meta, body, c);
+		percxt = MemoryContextSwitchTo(rowcxt);
+		vecs = palloc_extended(sizeof(float) * meta.dims * live, MCXT_ALLOC_HUGE);
+		tids = palloc_extended(sizeof(ItemPointerData) * live, MCXT_ALLOC_HUGE);
+		VsBlobRead(index, &meta.directory, (uint64) c * sizeof(VsDirEntry), &entry, sizeof(entry),
+				   bas);
+		n = collect_rows(index, &meta, body, VsHeadClusters(body) + c, &entry, &cc[c], vecs, tids, bas);
+		MemoryContextSwitchTo(cxt);
+		plan_split(&meta, &cc[c], vecs, n, k);
+		MemoryContextSwitchTo(percxt);
+		MemoryContextReset(rowcxt);
+		if (cc[c].nparts >= 2)
+		{
+			cc[c].first_new = (int) nclusters;
+			nclusters += cc[c].nparts - 1;
+			result->splits++;
+		}
+	}
 
 	/*
 	 * The new generation's pieces: its own first, then every older one
@@ -445,9 +597,12 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 	ex.m = meta.m;				/* the graphs keep the index's build options */
 	ex.ef_construction = meta.ef_construction;
 
-	newinfo = palloc_extended(sizeof(VsClusterInfo) * meta.nclusters, MCXT_ALLOC_HUGE);
+	newinfo = palloc_extended(sizeof(VsClusterInfo) * nclusters, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	memcpy(newinfo, info, sizeof(VsClusterInfo) * meta.nclusters);
-	headsize = VsSealedHeadSize(meta.nclusters, meta.params_size, nnew);
+	for (uint32 c = meta.nclusters; c < nclusters; c++)
+		newinfo[c].delta_blk = InvalidBlockNumber;	/* a new cluster: its chain
+													 * is still empty */
+	headsize = VsSealedHeadSize(nclusters, meta.params_size, nnew);
 	off = headsize;
 	row_space = meta.row_space;
 	for (uint32 c = 0; c < meta.nclusters; c++)
@@ -456,10 +611,16 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 
 		if (!cc[c].chosen)
 			continue;
-		off = VsClusterLayout(&newinfo[c], off, (int) c, (int64) live, (int) meta.dims, &ex);
-		newinfo[c].first_row = row_space;
-		row_space += live;
-		newinfo[c].piece = meta.generation + 1;
+		for (int j = 0; j < Max(cc[c].nparts, 1); j++)
+		{
+			uint32		pc = part_cluster(&cc[c], c, j);
+			int64		count = cc[c].nparts >= 2 ? cc[c].counts[j] : (int64) live;
+
+			off = VsClusterLayout(&newinfo[pc], off, (int) pc, count, (int) meta.dims, &ex);
+			newinfo[pc].first_row = row_space;
+			row_space += count;
+			newinfo[pc].piece = meta.generation + 1;
+		}
 		if (BlockNumberIsValid(cc[c].endblk))
 		{
 			newinfo[c].delta_blk = cc[c].endblk;
@@ -493,7 +654,7 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 				newinfo[c].graph_offset = newinfo[c].graph_offset - oldbase + newpieces[p].base;
 		}
 	}
-	for (uint32 c = 0; c < meta.nclusters; c++)
+	for (uint32 c = 0; c < nclusters; c++)
 		nrows += newinfo[c].count;
 
 	/*
@@ -504,6 +665,7 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 	newpieces[0].region.start = first_block;
 	memset(&newsh, 0, sizeof(newsh));
 	newsh = *sh;
+	newsh.nclusters = nclusters;
 	newsh.nrows = nrows;
 	newsh.npieces = nnew;
 	VsBlobBeginIn(&w, index, first_block, nblocks);
@@ -523,17 +685,49 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 		CHECK_FOR_INTERRUPTS();
 		body = VsSegmentCluster(index, &meta, body, c);
 		percxt = MemoryContextSwitchTo(rowcxt);
-		vecs = palloc_extended(sizeof(float) * meta.dims * Max(newinfo[c].count, 1), MCXT_ALLOC_HUGE);
-		tids = palloc_extended(sizeof(ItemPointerData) * Max(newinfo[c].count, 1), MCXT_ALLOC_HUGE);
+		n = (int64) (info[c].count - cc[c].dead + cc[c].delta_live);
+		vecs = palloc_extended(sizeof(float) * meta.dims * Max(n, 1), MCXT_ALLOC_HUGE);
+		tids = palloc_extended(sizeof(ItemPointerData) * Max(n, 1), MCXT_ALLOC_HUGE);
 		VsBlobRead(index, &meta.directory, (uint64) c * sizeof(VsDirEntry), &entry, sizeof(entry),
 				   bas);
 		n = collect_rows(index, &meta, body, VsHeadClusters(body) + c, &entry, &cc[c], vecs, tids, bas);
-		if (n != (int64) newinfo[c].count)
+		if (n != (int64) (info[c].count - cc[c].dead + cc[c].delta_live))
 			elog(ERROR, "index \"%s\": cluster %u has " INT64_FORMAT " live rows, " UINT64_FORMAT " were counted",
-				 RelationGetRelationName(index), c, n, (uint64) newinfo[c].count);
-		Assert(w.total == newinfo[c].vec_offset);
-		newinfo[c].crc = VsWriteCluster(&w, index, (int) c, vecs, tids, n, (int) meta.dims, &ex,
-										&newinfo[c], NULL, rowcxt);
+				 RelationGetRelationName(index), c, n,
+				 (uint64) (info[c].count - cc[c].dead + cc[c].delta_live));
+		if (cc[c].nparts < 2)
+		{
+			Assert(w.total == newinfo[c].vec_offset);
+			newinfo[c].crc = VsWriteCluster(&w, index, (int) c, vecs, tids, n, (int) meta.dims,
+											&ex, &newinfo[c], NULL, rowcxt);
+		}
+		else
+		{
+			int32	   *part = part_of(&meta, &cc[c], vecs, n);
+			float	   *pvecs = palloc_extended(sizeof(float) * meta.dims * Max(n, 1), MCXT_ALLOC_HUGE);
+			ItemPointerData *ptids = palloc_extended(sizeof(ItemPointerData) * Max(n, 1), MCXT_ALLOC_HUGE);
+
+			for (int j = 0; j < cc[c].nparts; j++)
+			{
+				uint32		pc = part_cluster(&cc[c], c, j);
+				int64		pn = 0;
+
+				for (int64 i = 0; i < n; i++)
+				{
+					if (part[i] != j)
+						continue;
+					memcpy(pvecs + (Size) pn * meta.dims, vecs + (Size) i * meta.dims,
+						   sizeof(float) * meta.dims);
+					ptids[pn++] = tids[i];
+				}
+				if (pn != cc[c].counts[j])
+					elog(ERROR, "index \"%s\": part %d of cluster %u has " INT64_FORMAT " rows, " INT64_FORMAT " were planned",
+						 RelationGetRelationName(index), j, c, pn, cc[c].counts[j]);
+				Assert(w.total == newinfo[pc].vec_offset);
+				newinfo[pc].crc = VsWriteCluster(&w, index, (int) pc, pvecs, ptids, pn,
+												 (int) meta.dims, &ex, &newinfo[pc], NULL, rowcxt);
+			}
+		}
 		MemoryContextSwitchTo(percxt);
 		MemoryContextReset(rowcxt);
 	}
@@ -556,14 +750,36 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 	newmeta.compactions = meta.compactions + 1;
 	if (row_space > meta.bitmap.nbytes * 8)
 		newmeta.bitmap = grow_bitmap(index, &meta, row_space, bas);
+	newmeta.nclusters = nclusters;
+	if (nclusters > meta.nclusters)
+	{
+		/* the split clusters' centroids, and the routing graph over them */
+		float	   *centroids = palloc_extended(sizeof(float) * meta.dims * nclusters, MCXT_ALLOC_HUGE);
+		void	   *routing;
+		size_t		routing_size;
+
+		VsBlobRead(index, &meta.centroids, 0, centroids,
+				   sizeof(float) * meta.dims * meta.nclusters, bas);
+		for (uint32 c = 0; c < meta.nclusters; c++)
+		{
+			for (int j = 0; j < cc[c].nparts; j++)
+				memcpy(centroids + (Size) part_cluster(&cc[c], c, j) * meta.dims,
+					   cc[c].centroids + (Size) j * meta.dims, sizeof(float) * meta.dims);
+		}
+		newmeta.centroids = write_region(index, centroids, sizeof(float) * meta.dims * nclusters);
+		routing = VsBuildRouting(index, (VsMetric) meta.metric, (int) meta.dims, (int) nclusters,
+								 centroids, &routing_size);
+		newmeta.routing = write_region(index, routing, routing_size);
+	}
 
 	/* every new page in the WAL, in full, before the switch */
-	if (RelationNeedsWAL(index))
+	log_region(index, &newmeta.sealed);
+	if (newmeta.bitmap.start != meta.bitmap.start)
+		log_region(index, &newmeta.bitmap);
+	if (newmeta.centroids.start != meta.centroids.start)
 	{
-		log_newpage_range(index, MAIN_FORKNUM, first_block, first_block + nblocks, true);
-		if (newmeta.bitmap.start != meta.bitmap.start)
-			log_newpage_range(index, MAIN_FORKNUM, newmeta.bitmap.start,
-							  newmeta.bitmap.start + newmeta.bitmap.nblocks, true);
+		log_region(index, &newmeta.centroids);
+		log_region(index, &newmeta.routing);
 	}
 
 	/* the segment file of the new piece, checked as it is written */

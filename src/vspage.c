@@ -498,6 +498,21 @@ VsDeltaChainEnd(VsDeltaChain *chain)
 }
 
 /*
+ * VsMetaCacheRelease - drop a scan's pin on a metadata cache (taken by
+ * incrementing cache->pins); a cache replaced meanwhile is freed with its
+ * last pin.  A pin left by an aborted scan only keeps the memory until
+ * the relcache entry goes.
+ */
+void
+VsMetaCacheRelease(Relation index, VsMetaCache cache)
+{
+	if (cache->pins > 0)
+		cache->pins--;
+	if (cache->pins == 0 && cache->detached && index->rd_amcache != cache)
+		MemoryContextDelete(cache->cxt);
+}
+
+/*
  * VsGetMetaCache - the metapage and centroids of the index's current
  * generation, cached in rd_amcache (in a child of rd_indexcxt, so a
  * relcache rebuild frees it).  The metapage is re-read on every call, so a
@@ -532,10 +547,14 @@ VsGetMetaCache(Relation index)
 		return cache;
 	}
 
+	/* a cache a scan still reads goes when that scan ends */
 	if (cache != NULL)
 	{
 		index->rd_amcache = NULL;
-		MemoryContextDelete(cache->cxt);
+		if (cache->pins > 0)
+			cache->detached = true;
+		else
+			MemoryContextDelete(cache->cxt);
 	}
 
 	cxt = AllocSetContextCreate(index->rd_indexcxt, "vecstore metadata cache",

@@ -126,6 +126,7 @@ typedef struct VsScanOpaqueData
 	MemoryContext scanCtx;		/* lives from rescan to rescan */
 	VsMetaPageData meta;
 	const char *body;			/* sealed region, mapped and pinned */
+	VsMetaCache cache;			/* the metadata cache, pinned (VsMetaCacheRelease) */
 	float	   *query;			/* dims floats; NULL for a NULL query */
 	bool		use_graphs;		/* a query the graphs can search for */
 	VsOffload  *offload;		/* the scan's requests to the offload service
@@ -910,6 +911,8 @@ start_scan(IndexScanDesc scan)
 	/* an error here when vecstore.gpu = on and no GPU is usable */
 	so->offload = VsOffloadBegin("index scans", false);
 	cache = VsGetMetaCache(scan->indexRelation);
+	cache->pins++;				/* its centroids are read until the scan ends */
+	so->cache = cache;
 	so->meta = cache->meta;
 	if (!(scan->orderByData[0].sk_flags & SK_ISNULL))
 	{
@@ -998,6 +1001,9 @@ vsrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int nord
 	if (so->body)
 		VsSegmentRelease(so->body);
 	so->body = NULL;
+	if (so->cache)
+		VsMetaCacheRelease(scan->indexRelation, so->cache);
+	so->cache = NULL;
 	MemoryContextReset(so->scanCtx);
 	so->query = NULL;
 	memset(&so->route, 0, sizeof(so->route));
@@ -1167,6 +1173,8 @@ vsendscan(IndexScanDesc scan)
 	VsStats.rows_examined += so->scanned;
 	if (so->body)
 		VsSegmentRelease(so->body);
+	if (so->cache)
+		VsMetaCacheRelease(scan->indexRelation, so->cache);
 	MemoryContextDelete(so->scanCtx);
 	if (so->scratch)
 		pfree(so->scratch);
