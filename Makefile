@@ -17,7 +17,7 @@ EXTVERSION = $(shell grep default_version $(EXTENSION).control | sed -e "s/defau
 MODULE_big = vecstore
 OBJS = src/vecstore.o src/vector.o src/vsdistance.o src/vskmeans.o src/vskmeans_assign.o \
 	src/vsquant.o src/vshnsw.o src/vshnsw_build.o src/vshnsw_search.o \
-	src/vsam.o src/vsbuild.o src/vscompact.o src/vscost.o src/vsinfo.o src/vsinsert.o \
+	src/vsam.o src/vsbuild.o src/vscompact.o src/vscost.o src/vsfree.o src/vsinfo.o src/vsinsert.o \
 	src/vspage.o src/vsroute.o src/vsscan.o src/vsscan_policy.o src/vssegment.o src/vssegment_checked.o src/vssegment_remove.o src/vsvacuum.o src/vsvalidate.o \
 	src/vsgpu.o src/vsgpu_client.o src/vsgpu_worker.o src/vsoffload.o src/vsutil.o
 HEADERS = src/vector.h src/vsdistance.h

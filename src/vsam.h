@@ -64,6 +64,7 @@
 #define VS_PAGE_META			1
 #define VS_PAGE_BLOB			2
 #define VS_PAGE_DELTA			3
+#define VS_PAGE_FREE			4	/* a folded delta page, in the free space map */
 
 /* payload bytes of a blob page: a multiple of 64, so that 16-byte directory
  * entries and bitmap bytes never straddle two pages */
@@ -215,6 +216,7 @@ typedef struct VsMetaPageData
 	uint32		split_rows;		/* a compaction splits clusters of more
 								 * rows (max_cluster_rows = 0: twice the
 								 * build's mean) */
+	VsRegion	freelist;		/* VsFreeExtent entries (vsfree.c), or empty */
 } VsMetaPageData;
 
 typedef VsMetaPageData *VsMetaPage;
@@ -225,7 +227,8 @@ typedef struct VsDirEntry
 	BlockNumber delta_head;		/* first delta page, or Invalid */
 	BlockNumber delta_tail;		/* last delta page, where inserts go */
 	uint32		delta_count;	/* delta rows ever appended */
-	uint32		reserved;
+	uint32		delta_skipped;	/* ... on pages cut from the chain's front
+								 * once folded (vsfree.c) */
 } VsDirEntry;
 
 /* start of the sealed region (and of a segment file's body) */
@@ -392,6 +395,33 @@ typedef struct VsMetaCacheData
 
 typedef VsMetaCacheData *VsMetaCache;
 
+/*
+ * The fork's free space (vsfree.c): extents of blocks retired by a
+ * compaction, reusable once no scan can read them.  An entry with a
+ * cluster is the front of that cluster's delta chain, from "start" to
+ * the page "new_head" (nblocks unknown until it is walked).
+ */
+typedef struct VsFreeExtent
+{
+	BlockNumber start;
+	BlockNumber nblocks;
+	BlockNumber new_head;
+	uint32		cluster;		/* VS_NO_CLUSTER: a run of blocks */
+	uint64		stamp;			/* 0: free; 1: retired, not yet stamped;
+								 * else the FullTransactionId horizon */
+	uint64		pad;			/* 32 bytes: none straddles a page */
+} VsFreeExtent;
+
+#define VS_NO_CLUSTER			0xFFFFFFFF
+
+typedef struct VsFreeList
+{
+	VsFreeExtent *ext;
+	int			n;
+	int			cap;
+	BlockNumber reused;			/* blocks handed out again */
+} VsFreeList;
+
 /* a region written page by page (vspage.c, VsBlobBegin) */
 typedef struct VsBlobWriter
 {
@@ -539,6 +569,7 @@ typedef struct VsCompactResult
 	int64		rows_folded;	/* delta rows moved into sealed rows */
 	int64		rows_removed;	/* removed rows dropped */
 	int			splits;			/* clusters split */
+	BlockNumber blocks_reused;	/* fork blocks reused instead of new ones */
 	uint32		generation;		/* the index's generation afterwards */
 } VsCompactResult;
 
@@ -603,6 +634,19 @@ extern int	VsEffortEf(void);
 extern int	VsNearestCluster(VsMetaCache cache, const float *x);
 extern void VsRouteBegin(VsRoute *route, VsMetaCache cache, const float *query);
 extern void VsRouteAll(VsRoute *route, VsMetaCache cache);
+
+/* vsfree.c */
+extern void VsFreeListLoad(Relation index, VsMetaPage meta, VsFreeList *fl,
+						   BufferAccessStrategy bas);
+extern void VsFreeListRipen(Relation index, VsMetaPage meta, VsFreeList *fl);
+extern BlockNumber VsFreeListAllocate(Relation index, VsFreeList *fl, BlockNumber n);
+extern Buffer VsNewDeltaBuffer(Relation index);
+extern void VsFreeListRetire(VsFreeList *fl, const VsRegion *region);
+extern void VsFreeListRetireChain(VsFreeList *fl, uint32 cluster, BlockNumber start,
+								  BlockNumber new_head);
+extern VsRegion VsFreeListWrite(Relation index, VsFreeList *fl);
+extern void VsFreeListStamp(Relation index, VsMetaPage meta);
+extern void VsFreeListBlocks(const VsFreeList *fl, uint64 *free_blocks, uint64 *retired_blocks);
 
 /* vssegment_checked.c */
 extern void VsCheckedInit(void);

@@ -518,7 +518,7 @@ write_meta_regions(VsBlobWriter *w, Relation index, ForkNumber forknum, VsMetric
 	entry.delta_head = InvalidBlockNumber;
 	entry.delta_tail = InvalidBlockNumber;
 	entry.delta_count = 0;
-	entry.reserved = 0;
+	entry.delta_skipped = 0;
 	for (int c = 0; c < VsDirCapacity(nclusters); c++)
 		VsBlobWrite(w, &entry, sizeof(entry));
 	meta->directory = VsBlobEnd(w);

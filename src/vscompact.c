@@ -119,6 +119,7 @@ typedef struct CompactCluster
 	uint64		dead;			/* sealed rows the bitmap marks */
 	uint64		delta_live;		/* unfolded delta rows, up to the end */
 	uint64		delta_dead;
+	BlockNumber startblk;		/* the first delta page counted */
 	BlockNumber endblk;			/* the last delta page counted, or Invalid */
 	OffsetNumber endoff;		/* its last row counted */
 	bool		chosen;
@@ -141,6 +142,7 @@ count_delta(Relation index, const VsDirEntry *entry, const VsClusterInfo *info,
 {
 	VsDeltaChain chain;
 
+	cc->startblk = BlockNumberIsValid(info->delta_blk) ? info->delta_blk : entry->delta_head;
 	cc->endblk = InvalidBlockNumber;
 	cc->endoff = InvalidOffsetNumber;
 	VsDeltaChainBeginRows(&chain, index, entry, info, BUFFER_LOCK_SHARE, bas, 0);
@@ -316,14 +318,14 @@ choose_pieces(const VsClusterInfo *info, uint32 nclusters, const VsPieceInfo *pi
  * before.
  */
 static VsRegion
-grow_bitmap(Relation index, VsMetaPage meta, uint64 bits, BufferAccessStrategy bas)
+grow_bitmap(Relation index, VsMetaPage meta, uint64 bits, VsFreeList *fl, BufferAccessStrategy bas)
 {
 	uint64		nbytes = (bits + 7) / 8 * 2;
 	BlockNumber nblocks = (BlockNumber) ((nbytes + VS_BLOB_PAYLOAD - 1) / VS_BLOB_PAYLOAD);
 	VsBlobWriter w;
 	uint64		off = 0;
 
-	VsBlobBeginIn(&w, index, VsAllocateBlocks(index, nblocks), nblocks);
+	VsBlobBeginIn(&w, index, VsFreeListAllocate(index, fl, nblocks), nblocks);
 	while (off < meta->bitmap.nbytes)
 	{
 		PGAlignedBlock chunk;
@@ -408,7 +410,7 @@ part_cluster(const CompactCluster *cc, uint32 c, int j)
  * of the fork (WAL-logged by the caller with the rest).
  */
 static VsRegion
-write_region(Relation index, const void *data, Size len)
+write_region(Relation index, const void *data, Size len, VsFreeList *fl)
 {
 	BlockNumber nblocks = (BlockNumber) ((len + VS_BLOB_PAYLOAD - 1) / VS_BLOB_PAYLOAD);
 	VsBlobWriter w;
@@ -416,7 +418,7 @@ write_region(Relation index, const void *data, Size len)
 
 	if (len == 0)
 		return empty;
-	VsBlobBeginIn(&w, index, VsAllocateBlocks(index, nblocks), nblocks);
+	VsBlobBeginIn(&w, index, VsFreeListAllocate(index, fl, nblocks), nblocks);
 	VsBlobWrite(&w, data, len);
 	return VsBlobEnd(&w);
 }
@@ -456,6 +458,7 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 	uint32		nnew = 0;
 	CompactCluster *cc;
 	VsClusterExtras ex;
+	VsFreeList	fl;
 	char	   *oldhead;
 	uint32		nclusters;
 	uint32		capacity;
@@ -521,6 +524,18 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 		goto done;
 	}
 	result->clusters += choose_pieces(info, meta.nclusters, pieces, sh->npieces, cc);
+
+	/* the free list: what earlier compactions retired may be reused now */
+	VsFreeListLoad(index, &meta, &fl, bas);
+	VsFreeListRipen(index, &meta, &fl);
+	{
+		uint64		free_blocks,
+					retired_blocks;
+
+		VsFreeListBlocks(&fl, &free_blocks, &retired_blocks);
+		elog(DEBUG1, "vecstore compaction of \"%s\": %d free list entries, " UINT64_FORMAT " blocks free, " UINT64_FORMAT " retired",
+			 RelationGetRelationName(index), fl.n, free_blocks, retired_blocks);
+	}
 
 	/*
 	 * Clusters grown past the bound are split, while the directory has
@@ -661,7 +676,7 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 	 * Write the piece into blocks reserved at the end of the fork: the head
 	 * (its CRCs patched in at the end), then each chosen cluster.
 	 */
-	first_block = VsAllocateBlocks(index, nblocks);
+	first_block = VsFreeListAllocate(index, &fl, nblocks);
 	newpieces[0].region.start = first_block;
 	memset(&newsh, 0, sizeof(newsh));
 	newsh = *sh;
@@ -749,7 +764,7 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 	newmeta.row_space = row_space;
 	newmeta.compactions = meta.compactions + 1;
 	if (row_space > meta.bitmap.nbytes * 8)
-		newmeta.bitmap = grow_bitmap(index, &meta, row_space, bas);
+		newmeta.bitmap = grow_bitmap(index, &meta, row_space, &fl, bas);
 	newmeta.nclusters = nclusters;
 	if (nclusters > meta.nclusters)
 	{
@@ -766,14 +781,34 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 				memcpy(centroids + (Size) part_cluster(&cc[c], c, j) * meta.dims,
 					   cc[c].centroids + (Size) j * meta.dims, sizeof(float) * meta.dims);
 		}
-		newmeta.centroids = write_region(index, centroids, sizeof(float) * meta.dims * nclusters);
+		newmeta.centroids = write_region(index, centroids, sizeof(float) * meta.dims * nclusters, &fl);
 		routing = VsBuildRouting(index, (VsMetric) meta.metric, (int) meta.dims, (int) nclusters,
 								 centroids, &routing_size);
-		newmeta.routing = write_region(index, routing, routing_size);
+		newmeta.routing = write_region(index, routing, routing_size, &fl);
 	}
 
 	/* every new page in the WAL, in full, before the switch */
+	/*
+	 * What the new generation no longer reads: the pieces it dropped, the
+	 * fronts of the chains it folded (up to the page the fold stopped in),
+	 * the previous free list.  Then the new free list.
+	 */
+	for (uint32 p = 0; p < sh->npieces; p++)
+	{
+		if (piece_index(newpieces, nnew, pieces[p].generation) < 0)
+			VsFreeListRetire(&fl, p == 0 ? &meta.sealed : &pieces[p].region);
+	}
+	for (uint32 c = 0; c < meta.nclusters; c++)
+	{
+		if (cc[c].chosen && BlockNumberIsValid(cc[c].endblk))
+			VsFreeListRetireChain(&fl, c, cc[c].startblk, cc[c].endblk);
+	}
+	VsFreeListRetire(&fl, &meta.freelist);
+	newmeta.freelist = VsFreeListWrite(index, &fl);
+	result->blocks_reused = fl.reused;
+
 	log_region(index, &newmeta.sealed);
+	log_region(index, &newmeta.freelist);
 	if (newmeta.bitmap.start != meta.bitmap.start)
 		log_region(index, &newmeta.bitmap);
 	if (newmeta.centroids.start != meta.centroids.start)
@@ -808,6 +843,7 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 	/* durable before the files of the pieces it dropped go */
 	if (RelationNeedsWAL(index))
 		XLogFlush(lsn);
+	VsFreeListStamp(index, &newmeta);
 	debug_stop(VS_COMPACT_STOP_PUBLISHED);
 	VsSegmentRemoveUnused(index, &newmeta, head);
 	pfree(head);

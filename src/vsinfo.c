@@ -110,7 +110,7 @@ vecstore_stats(PG_FUNCTION_ARGS)
 }
 
 /* the columns of vecstore_index_info's row */
-#define INDEX_INFO_COLS 20
+#define INDEX_INFO_COLS 21
 
 PG_FUNCTION_INFO_V1(vecstore_index_info);
 /*
@@ -219,6 +219,15 @@ vecstore_index_info(PG_FUNCTION_ARGS)
 	values[17] = Int64GetDatum((int64) meta.routing.nbytes);
 	values[18] = Int32GetDatum((int32) meta.npieces);
 	values[19] = Int32GetDatum((int32) meta.compactions);
+	{
+		VsFreeList	fl;
+		uint64		free_blocks,
+					retired_blocks;
+
+		VsFreeListLoad(index, &meta, &fl, NULL);
+		VsFreeListBlocks(&fl, &free_blocks, &retired_blocks);
+		values[20] = Int64GetDatum((int64) ((free_blocks + retired_blocks) * BLCKSZ));
+	}
 	pfree(head);
 
 	close_vecstore_index(index, heap);
@@ -357,9 +366,9 @@ check_delta_chain(Relation index, ReturnSetInfo *rsinfo, uint32 cluster,
 	if (last != entry->delta_tail)
 		add_problem(rsinfo, false, "delta chain of cluster %u ends at block %u but its tail is recorded as %u",
 					cluster, last, entry->delta_tail);
-	if (rows != entry->delta_count)
-		add_problem(rsinfo, false, "delta chain of cluster %u holds " UINT64_FORMAT " rows but its count is %u",
-					cluster, rows, entry->delta_count);
+	if (rows + entry->delta_skipped != entry->delta_count)
+		add_problem(rsinfo, false, "delta chain of cluster %u holds " UINT64_FORMAT " rows (and %u cut from its front) but its count is %u",
+					cluster, rows, entry->delta_skipped, entry->delta_count);
 }
 
 PG_FUNCTION_INFO_V1(vecstore_verify);
@@ -379,8 +388,8 @@ vecstore_verify(PG_FUNCTION_ARGS)
 	Relation	index;
 	VsMetaPageData meta;
 	BlockNumber nblocks;
-	const VsRegion *regions[5];
-	const char *region_names[5] = {"centroids", "directory", "bitmap", "sealed", "routing"};
+	const VsRegion *regions[6];
+	const char *region_names[6] = {"centroids", "directory", "bitmap", "sealed", "routing", "free list"};
 	const char *problem;
 	uint32		generation;
 	bool		fork_ok = true;
@@ -401,7 +410,8 @@ vecstore_verify(PG_FUNCTION_ARGS)
 	regions[2] = &meta.bitmap;
 	regions[3] = &meta.sealed;
 	regions[4] = &meta.routing;
-	for (int r = 0; r < 5; r++)
+	regions[5] = &meta.freelist;
+	for (int r = 0; r < 6; r++)
 	{
 		if (regions[r]->start + regions[r]->nblocks > nblocks ||
 			regions[r]->nbytes > (uint64) regions[r]->nblocks * VS_BLOB_PAYLOAD)

@@ -31,7 +31,8 @@
  * Locks, in the index's lock order (src/README): the directory page that
  * holds the cluster's VsDirEntry, exclusive; then the chain's tail page,
  * exclusive; then, when the tail is full or the chain empty, a new page
- * (VsNewBuffer: the relation extension lock only while extending).  All
+ * (VsNewDeltaBuffer: a free page, conditionally locked, or a new one with
+ * the relation extension lock only while extending).  All
  * of them are changed in one GenericXLog record: the row on its page, a
  * new page linked after the old tail, and the entry's tail, head and
  * count, so a crash leaves either all of it or none.  Every lock and pin
@@ -85,7 +86,7 @@ append_delta(Relation index, VsMetaPage meta, int cluster, ItemPointer heap_tid,
 			Page		newpage;
 
 			tailpage = GenericXLogRegisterBuffer(state, tailbuf, 0);
-			newbuf = VsNewBuffer(index, MAIN_FORKNUM);
+			newbuf = VsNewDeltaBuffer(index);
 			newpage = GenericXLogRegisterBuffer(state, newbuf, GENERIC_XLOG_FULL_IMAGE);
 			VsInitPage(newpage, VS_PAGE_DELTA);
 			VsPageGetOpaque(tailpage)->nextblkno = BufferGetBlockNumber(newbuf);
@@ -96,7 +97,7 @@ append_delta(Relation index, VsMetaPage meta, int cluster, ItemPointer heap_tid,
 	else
 	{
 		/* the cluster's first delta row */
-		newbuf = VsNewBuffer(index, MAIN_FORKNUM);
+		newbuf = VsNewDeltaBuffer(index);
 		target = GenericXLogRegisterBuffer(state, newbuf, GENERIC_XLOG_FULL_IMAGE);
 		VsInitPage(target, VS_PAGE_DELTA);
 		entry->delta_head = BufferGetBlockNumber(newbuf);
