@@ -17,7 +17,7 @@ EXTVERSION = $(shell grep default_version $(EXTENSION).control | sed -e "s/defau
 MODULE_big = vecstore
 OBJS = src/vecstore.o src/vector.o src/vsdistance.o src/vskmeans.o src/vskmeans_assign.o \
 	src/vsquant.o src/vshnsw.o src/vshnsw_build.o src/vshnsw_search.o \
-	src/vsam.o src/vsbuild.o src/vscompact.o src/vscost.o src/vsfree.o src/vsinfo.o src/vsinsert.o \
+	src/vsam.o src/vsbuild.o src/vscompact.o src/vscompact_worker.o src/vscost.o src/vsfree.o src/vsinfo.o src/vsinsert.o \
 	src/vspage.o src/vsroute.o src/vsscan.o src/vsscan_policy.o src/vssegment.o src/vssegment_checked.o src/vssegment_remove.o src/vsvacuum.o src/vsvalidate.o \
 	src/vsgpu.o src/vsgpu_client.o src/vsgpu_worker.o src/vsoffload.o src/vsutil.o
 HEADERS = src/vector.h src/vsdistance.h
@@ -26,7 +26,7 @@ DATA = sql/$(EXTENSION)--$(EXTVERSION).sql
 
 # Regression tests, in order (never a wildcard: install scripts share sql/).
 REGRESS = vector_type vector_functions cast copy aggregates errors \
-	index_options index_build index_scan index_vacuum
+	index_options index_build index_scan index_vacuum compaction
 REGRESS_OPTS = --inputdir=. --load-extension=$(EXTENSION)
 
 PG_CPPFLAGS = -I$(srcdir)/src

@@ -406,6 +406,27 @@ CREATE FUNCTION vecstore_verify(index regclass, repair boolean DEFAULT false)
     AS 'MODULE_PATHNAME', 'vecstore_verify' LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
 
 COMMENT ON FUNCTION vecstore_index_info(regclass) IS 'clusters, rows per cluster, delta and dead rows, segment file and bytes mapped by this session, codes and graphs, of a vecstore index';
+CREATE VIEW vecstore_compaction_progress AS
+    SELECT s.pid,
+           s.datid,
+           d.datname,
+           s.relid,
+           s.param15::oid AS indexrelid,
+           CASE s.param14
+               WHEN 1 THEN 'counting rows'
+               WHEN 2 THEN 'splitting clusters'
+               WHEN 3 THEN 'writing clusters'
+               WHEN 4 THEN 'logging pages'
+               WHEN 5 THEN 'switching generation'
+           END AS phase,
+           s.param11 AS clusters_total,
+           s.param12 AS clusters_done,
+           s.param13 AS rows_written
+    FROM pg_stat_get_progress_info('VACUUM') s
+    LEFT JOIN pg_database d ON d.oid = s.datid
+    WHERE s.param14 > 0;
+
+COMMENT ON VIEW vecstore_compaction_progress IS 'compactions of vecstore indexes in progress (VACUUM, vecstore_compact, the compaction worker): phase, clusters to re-seal and done, rows written';
 COMMENT ON FUNCTION vecstore_compact(regclass, boolean) IS 'compacts a vecstore index now: folds delta rows into their clusters and drops removed rows, for every cluster that has any (all_clusters) or those past its compaction_threshold';
 COMMENT ON FUNCTION vecstore_gpu_status() IS 'the GPU service: state, device, memory, helper process and restarts, work that ran on the CPU instead and why, requests and batches, last error';
 COMMENT ON FUNCTION vecstore_stats() IS 'this session''s index scans (rows examined, clusters opened, scans cut short by vecstore.max_scan_tuples) and segment checks (done here, or taken from the server''s record)';

@@ -128,6 +128,7 @@ _PG_init(void)
 	VsQuantInit();
 	VsAmInit();
 	VsCompactInit();
+	VsCompactWorkerInit();
 	VsGpuInit();
 	VsSegmentInit();
 	VsCheckedInit();

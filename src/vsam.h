@@ -573,6 +573,23 @@ typedef struct VsCompactResult
 	uint32		generation;		/* the index's generation afterwards */
 } VsCompactResult;
 
+/*
+ * A compaction's progress, in the progress parameters of the VACUUM
+ * command that runs it (VACUUM's, or one vecstore_compact and the worker
+ * start), past those VACUUM uses; the view vecstore_compaction_progress
+ * reads them.
+ */
+#define VS_PROGRESS_CLUSTERS_TOTAL	10
+#define VS_PROGRESS_CLUSTERS_DONE	11
+#define VS_PROGRESS_ROWS_WRITTEN	12
+#define VS_PROGRESS_PHASE			13	/* 0 when no compaction runs */
+#define VS_PROGRESS_INDEX			14	/* the index's OID */
+#define VS_COMPACT_PHASE_COUNTING	1
+#define VS_COMPACT_PHASE_SPLITTING	2
+#define VS_COMPACT_PHASE_WRITING	3
+#define VS_COMPACT_PHASE_LOGGING	4
+#define VS_COMPACT_PHASE_SWITCHING	5
+
 /* vecstore.debug_compaction_stop */
 #define VS_COMPACT_STOP_NONE		0
 #define VS_COMPACT_STOP_WRITTEN		1
@@ -581,8 +598,13 @@ typedef struct VsCompactResult
 
 extern int	vecstore_debug_compaction_stop;
 extern void VsCompactInit(void);
+
+/* vscompact_worker.c */
+extern void VsCompactWorkerInit(void);
 extern void VsCompact(Relation index, double threshold, BufferAccessStrategy bas,
 					  VsCompactResult *result);
+extern void VsCompactProgressBegin(Relation heap);
+extern void VsCompactProgressEnd(void);
 
 /* vsinfo.c */
 extern Relation VsOpenIndex(Oid indexoid, LOCKMODE heaplock, LOCKMODE indexlock, Relation *heap);

@@ -55,6 +55,8 @@
 #include "catalog/index.h"
 #include "catalog/pg_am.h"
 #include "commands/defrem.h"
+#include "commands/progress.h"
+#include "commands/vacuum.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
@@ -63,6 +65,8 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+
+#include "pgstat.h"
 
 #include "vsam.h"
 #include "vskmeans.h"
@@ -111,6 +115,13 @@ debug_stop(int point)
 		CHECK_FOR_INTERRUPTS();
 		pg_usleep(10000L);
 	}
+}
+
+/* a progress parameter (vsam.h, VS_PROGRESS_*) */
+static inline void
+progress(int param, int64 value)
+{
+	pgstat_progress_update_param(param, value);
 }
 
 /* what one cluster holds now, and what a compaction of it would fold */
@@ -459,6 +470,8 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 	CompactCluster *cc;
 	VsClusterExtras ex;
 	VsFreeList	fl;
+	int64		done_clusters = 0;
+	int64		written = 0;
 	char	   *oldhead;
 	uint32		nclusters;
 	uint32		capacity;
@@ -477,6 +490,8 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 	XLogRecPtr	lsn;
 
 	memset(result, 0, sizeof(VsCompactResult));
+	progress(VS_PROGRESS_INDEX, RelationGetRelid(index));
+	progress(VS_PROGRESS_PHASE, VS_COMPACT_PHASE_COUNTING);
 	VsReadMeta(index, &meta);
 	result->generation = meta.generation;
 	if (meta.nclusters == 0)
@@ -500,7 +515,7 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 		VsDirEntry	entry;
 		uint64		changed;
 
-		CHECK_FOR_INTERRUPTS();
+		vacuum_delay_point();
 		cc[c].dead = VsCountDeleted(index, &meta, &info[c], bas);
 		VsBlobRead(index, &meta.directory, (uint64) c * sizeof(VsDirEntry), &entry, sizeof(entry),
 				   bas);
@@ -524,6 +539,8 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 		goto done;
 	}
 	result->clusters += choose_pieces(info, meta.nclusters, pieces, sh->npieces, cc);
+	progress(VS_PROGRESS_CLUSTERS_TOTAL, result->clusters);
+	progress(VS_PROGRESS_PHASE, VS_COMPACT_PHASE_SPLITTING);
 
 	/* the free list: what earlier compactions retired may be reused now */
 	VsFreeListLoad(index, &meta, &fl, bas);
@@ -605,6 +622,7 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 	}
 
 	/* the new piece's layout: the head, then the chosen clusters */
+	progress(VS_PROGRESS_PHASE, VS_COMPACT_PHASE_WRITING);
 	memset(&ex, 0, sizeof(ex));
 	ex.params = VsSegmentParams(&meta, oldhead);
 	ex.metric = (VsMetric) meta.metric;
@@ -697,7 +715,7 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 
 		if (!cc[c].chosen)
 			continue;
-		CHECK_FOR_INTERRUPTS();
+		vacuum_delay_point();
 		body = VsSegmentCluster(index, &meta, body, c);
 		percxt = MemoryContextSwitchTo(rowcxt);
 		n = (int64) (info[c].count - cc[c].dead + cc[c].delta_live);
@@ -745,6 +763,10 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 		}
 		MemoryContextSwitchTo(percxt);
 		MemoryContextReset(rowcxt);
+		done_clusters++;
+		written += n;
+		progress(VS_PROGRESS_CLUSTERS_DONE, done_clusters);
+		progress(VS_PROGRESS_ROWS_WRITTEN, written);
 	}
 	newpieces[0].region = VsBlobEnd(&w);
 	if (newpieces[0].region.nbytes != off || newpieces[0].region.nblocks != nblocks)
@@ -807,6 +829,7 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 	newmeta.freelist = VsFreeListWrite(index, &fl);
 	result->blocks_reused = fl.reused;
 
+	progress(VS_PROGRESS_PHASE, VS_COMPACT_PHASE_LOGGING);
 	log_region(index, &newmeta.sealed);
 	log_region(index, &newmeta.freelist);
 	if (newmeta.bitmap.start != meta.bitmap.start)
@@ -828,6 +851,7 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 	 * are untouched.  A concurrent change of the metapage would be a bug:
 	 * check that nothing moved under us.
 	 */
+	progress(VS_PROGRESS_PHASE, VS_COMPACT_PHASE_SWITCHING);
 	metabuf = ReadBuffer(index, VS_METAPAGE_BLKNO);
 	LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
 	VsCheckPage(index, BufferGetPage(metabuf), VS_METAPAGE_BLKNO, VS_PAGE_META);
@@ -853,8 +877,28 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 		 newmeta.generation, nnew);
 
 done:
+	progress(VS_PROGRESS_PHASE, 0);
 	MemoryContextSwitchTo(oldcxt);
 	MemoryContextDelete(cxt);
+}
+
+/*
+ * VsCompactProgressBegin - for a compaction outside VACUUM
+ * (vecstore_compact, the worker): report it as VACUUM's index cleanup of
+ * "heap", so pg_stat_progress_vacuum and vecstore_compaction_progress
+ * show it.
+ */
+void
+VsCompactProgressBegin(Relation heap)
+{
+	pgstat_progress_start_command(PROGRESS_COMMAND_VACUUM, RelationGetRelid(heap));
+	pgstat_progress_update_param(PROGRESS_VACUUM_PHASE, PROGRESS_VACUUM_PHASE_INDEX_CLEANUP);
+}
+
+void
+VsCompactProgressEnd(void)
+{
+	pgstat_progress_end_command();
 }
 
 PG_FUNCTION_INFO_V1(vecstore_compact);
@@ -888,7 +932,9 @@ vecstore_compact(PG_FUNCTION_ARGS)
 				 errmsg("cannot compact index \"%s\" during recovery",
 						RelationGetRelationName(index))));
 	bas = GetAccessStrategy(BAS_VACUUM);
+	VsCompactProgressBegin(heap);
 	VsCompact(index, all ? 0.0 : Max(VsGetCompactionThreshold(index), 1e-9), bas, &res);
+	VsCompactProgressEnd();
 	FreeAccessStrategy(bas);
 	VsCloseIndex(index, heap, ShareUpdateExclusiveLock, RowExclusiveLock);
 

@@ -115,6 +115,34 @@ ripen_chain(Relation index, VsMetaPage meta, const VsFreeExtent *e, BlockNumber 
 	GenericXLogState *state;
 	VsDirEntry *entry;
 
+	/*
+	 * Only a front still at the head of its chain: a compaction that moved
+	 * the head and gave the pages away, then failed before it published
+	 * its free list, leaves the entry behind, and those pages may be in
+	 * another chain by now.
+	 */
+	dirblk = VsBlobBlock(&meta->directory, (uint64) e->cluster * sizeof(VsDirEntry), &poff);
+	buf = ReadBuffer(index, dirblk);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	VsCheckPage(index, BufferGetPage(buf), dirblk, VS_PAGE_BLOB);
+	entry = (VsDirEntry *) (PageGetContents(BufferGetPage(buf)) + poff);
+	blk = entry->delta_head;
+	UnlockReleaseBuffer(buf);
+	if (blk == e->new_head)
+	{
+		pfree(pages);
+		return true;			/* done before */
+	}
+	if (blk != e->start)
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("delta chain of cluster %u of index \"%s\" starts at block %u, not %u; its pages are not reused",
+						e->cluster, RelationGetRelationName(index), blk, e->start)));
+		pfree(pages);
+		return false;
+	}
+
 	/* the front, page by page (nothing changes it: no scan can read it) */
 	while (blk != e->new_head)
 	{
@@ -144,33 +172,18 @@ ripen_chain(Relation index, VsMetaPage meta, const VsFreeExtent *e, BlockNumber 
 		UnlockReleaseBuffer(buf);
 	}
 
-	/* the directory entry moves past it (unless a crash left it moved) */
-	dirblk = VsBlobBlock(&meta->directory, (uint64) e->cluster * sizeof(VsDirEntry), &poff);
+	/* the directory entry moves past it */
 	buf = ReadBuffer(index, dirblk);
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 	VsCheckPage(index, BufferGetPage(buf), dirblk, VS_PAGE_BLOB);
 	state = GenericXLogStart(index);
 	entry = (VsDirEntry *) (PageGetContents(GenericXLogRegisterBuffer(state, buf, 0)) + poff);
-	if (entry->delta_head == e->start)
-	{
-		entry->delta_head = e->new_head;
-		entry->delta_skipped += rows;
-		GenericXLogFinish(state);
-	}
-	else
-	{
-		GenericXLogAbort(state);
-		if (entry->delta_head != e->new_head)
-		{
-			UnlockReleaseBuffer(buf);
-			ereport(WARNING,
-					(errcode(ERRCODE_INDEX_CORRUPTED),
-					 errmsg("delta chain of cluster %u of index \"%s\" starts at block %u, not %u; its pages are not reused",
-							e->cluster, RelationGetRelationName(index), entry->delta_head, e->start)));
-			pfree(pages);
-			return false;
-		}
-	}
+	if (entry->delta_head != e->start)
+		elog(ERROR, "delta chain of cluster %u of index \"%s\" moved during a compaction",
+			 e->cluster, RelationGetRelationName(index));
+	entry->delta_head = e->new_head;
+	entry->delta_skipped += rows;
+	GenericXLogFinish(state);
 	UnlockReleaseBuffer(buf);
 
 	/*

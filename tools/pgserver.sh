@@ -243,6 +243,8 @@ max_connections = 40
 fsync = on
 lc_messages = 'C'
 log_min_messages = warning
+# tests and benchmarks say when compactions run (VACUUM, vecstore_compact)
+vecstore.compaction_worker = off
 log_line_prefix = '%m [%p] %q%a '
 $preload
 EOF

@@ -44,6 +44,7 @@ $node->init;
 $node->append_conf(
     'postgresql.conf', qq{
 shared_preload_libraries = 'vecstore'
+vecstore.compaction_worker = off
 log_statement = 'ddl'
 });
 $node->start;

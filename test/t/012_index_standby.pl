@@ -43,6 +43,7 @@ $primary->init(allows_streaming => 1);
 $primary->append_conf(
     'postgresql.conf', qq{
 shared_preload_libraries = 'vecstore'
+vecstore.compaction_worker = off
 shared_buffers = 64MB
 max_connections = 20
 maintenance_work_mem = 128MB

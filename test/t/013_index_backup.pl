@@ -41,6 +41,7 @@ $node->init(allows_streaming => 1);
 $node->append_conf(
     'postgresql.conf', qq{
 shared_preload_libraries = 'vecstore'
+vecstore.compaction_worker = off
 shared_buffers = 64MB
 max_connections = 20
 max_wal_size = 1GB

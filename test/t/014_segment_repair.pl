@@ -43,6 +43,7 @@ $node->init;
 $node->append_conf(
     'postgresql.conf', qq{
 shared_preload_libraries = 'vecstore'
+vecstore.compaction_worker = off
 shared_buffers = 64MB
 log_statement = 'ddl'
 statement_timeout = '300s'

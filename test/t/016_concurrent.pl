@@ -45,6 +45,7 @@ $node->init;
 $node->append_conf(
     'postgresql.conf', qq{
 shared_preload_libraries = 'vecstore'
+vecstore.compaction_worker = off
 shared_buffers = 128MB
 max_connections = 30
 log_statement = 'ddl'

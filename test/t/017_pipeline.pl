@@ -184,6 +184,7 @@ $node->init;
 $node->append_conf(
     'postgresql.conf', qq{
 shared_preload_libraries = 'vecstore'
+vecstore.compaction_worker = off
 shared_buffers = 256MB
 maintenance_work_mem = 256MB
 max_parallel_maintenance_workers = 0

@@ -63,6 +63,7 @@ $node->init;
 $node->append_conf(
     'postgresql.conf', qq{
 shared_preload_libraries = 'vecstore'
+vecstore.compaction_worker = off
 statement_timeout = '120s'
 });
 $node->start;

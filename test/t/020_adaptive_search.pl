@@ -35,6 +35,7 @@ $node->init;
 $node->append_conf(
     'postgresql.conf', qq{
 shared_preload_libraries = 'vecstore'
+vecstore.compaction_worker = off
 shared_buffers = 64MB
 statement_timeout = '300s'
 });

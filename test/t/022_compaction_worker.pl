@@ -1,0 +1,101 @@
+#-------------------------------------------------------------------------
+#
+# 022_compaction_worker.pl
+#     TAP test: the compaction worker compacts indexes nobody vacuums,
+#     in every database that has them, and stops when turned off.
+#
+# A node runs with vecstore in shared_preload_libraries and
+# vecstore.compaction_naptime = 1.  Two databases each get a table with
+# autovacuum off and a vecstore index; rows inserted after the build wait
+# in the delta chains until the worker re-seals their clusters: each
+# index's compactions count rises and its delta rows go to 0 without any
+# VACUUM, the log says what the worker did, and an exact index scan still
+# returns every row.  With vecstore.compaction_worker = off (a reload),
+# new inserts stay in the delta chains; on again, the worker re-seals the
+# clusters they pushed past the threshold.  A database without the
+# extension (created first) does not stop the worker.
+#
+# IDENTIFICATION
+#     test/t/022_compaction_worker.pl
+#
+#-------------------------------------------------------------------------
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('main');
+$node->init;
+$node->append_conf(
+    'postgresql.conf', qq{
+shared_preload_libraries = 'vecstore'
+vecstore.compaction_naptime = 1
+autovacuum = off
+});
+$node->start;
+
+# a database without the extension comes first in pg_database order
+$node->safe_psql('postgres', 'CREATE DATABASE plain');
+
+my @dbs = ('one', 'two');
+for my $db (@dbs)
+{
+    $node->safe_psql('postgres', "CREATE DATABASE $db");
+    $node->safe_psql(
+        $db, q{
+CREATE EXTENSION vecstore;
+CREATE TABLE t (id int PRIMARY KEY, v vector(8)) WITH (autovacuum_enabled = off);
+INSERT INTO t SELECT i, ARRAY(SELECT ((i * 7 + j * 13) % 101)::real FROM generate_series(1, 8) j)
+  FROM generate_series(1, 4000) i;
+CREATE INDEX t_v ON t USING vecstore (v) WITH (lists = 4);
+INSERT INTO t SELECT i, ARRAY(SELECT ((i * 11 + j * 5) % 103)::real FROM generate_series(1, 8) j)
+  FROM generate_series(4001, 6000) i;
+});
+    is($node->safe_psql($db, q{SELECT delta_rows FROM vecstore_index_info('t_v')}),
+        '2000', "$db: inserted rows wait in the delta chains");
+}
+
+# the worker compacts both, with no VACUUM
+for my $db (@dbs)
+{
+    ok( $node->poll_query_until(
+            $db, q{SELECT compactions > 0 AND delta_rows = 0 FROM vecstore_index_info('t_v')}),
+        "$db: the worker compacted the index");
+    is( $node->safe_psql(
+            $db, q{
+SET enable_seqscan = off; SET vecstore.effort = 10; SET vecstore.max_scan_tuples = 1000000;
+SELECT count(*) || ' ' || count(DISTINCT id) FROM (SELECT id FROM t ORDER BY v <-> '[1,2,3,4,5,6,7,8]') s}),
+        '6000 6000', "$db: every row once after the worker's compaction");
+    is($node->safe_psql($db, q{SELECT count(*) FROM vecstore_verify('t_v')}),
+        '0', "$db: vecstore_verify is clean");
+}
+like(slurp_file($node->logfile),
+    qr/vecstore compaction worker compacted index "one\.t_v"/,
+    'the log says what the worker did');
+
+# turned off: new rows stay where they are
+$node->append_conf('postgresql.conf', 'vecstore.compaction_worker = off');
+$node->reload;
+# wait for a round that has seen the new setting
+sleep(3);
+my $before = $node->safe_psql('one', q{SELECT compactions FROM vecstore_index_info('t_v')});
+$node->safe_psql(
+    'one', q{
+INSERT INTO t SELECT i, ARRAY(SELECT ((i * 3 + j) % 97)::real FROM generate_series(1, 8) j)
+  FROM generate_series(6001, 7000) i;
+});
+sleep(4);
+is( $node->safe_psql('one', q{SELECT compactions || ' ' || delta_rows FROM vecstore_index_info('t_v')}),
+    "$before 1000", 'with the worker off, inserted rows stay in the delta chains');
+
+# on again: it picks them up
+$node->append_conf('postgresql.conf', 'vecstore.compaction_worker = on');
+$node->reload;
+ok( $node->poll_query_until(
+        'one', qq{SELECT compactions > $before AND delta_rows < 1000 FROM vecstore_index_info('t_v')}),
+    'turned on again, the worker compacts (the clusters past the threshold)');
+
+$node->stop;
+done_testing();
