@@ -923,6 +923,11 @@ vecstore_compact(PG_FUNCTION_ARGS)
 	bool		nulls[4] = {false, false, false, false};
 	BufferAccessStrategy bas;
 
+	Oid			heapoid = IndexGetRelation(indexoid, true);
+
+	/* the owner's, checked before waiting for a lock, as VACUUM does */
+	if (OidIsValid(heapoid) && !pg_class_ownercheck(heapoid, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_INDEX, get_rel_name(indexoid));
 	index = VsOpenIndex(indexoid, ShareUpdateExclusiveLock, RowExclusiveLock, &heap);
 	if (heap == NULL || !pg_class_ownercheck(RelationGetRelid(heap), GetUserId()))
 		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_INDEX, RelationGetRelationName(index));
