@@ -182,7 +182,7 @@ for my $name ('restored', 'restored_copy')
     # the restored index takes inserts
     $r->safe_psql('postgres', 'INSERT INTO items SELECT 900000 + id, v FROM stage WHERE id = 4242');
     is( $r->safe_psql('postgres',
-            "SET enable_seqscan = off; SET vecstore.probes = $LISTS; "
+            "SET enable_seqscan = off; SET vecstore.effort = 10; "
               . "SELECT count(*) FROM (SELECT id FROM items ORDER BY v <-> "
               . "(SELECT v FROM stage WHERE id = 4242) LIMIT 5) s WHERE id = 904242"),
         '1',
