@@ -489,6 +489,15 @@ VsCompareDistance(double a, double b)
 	return (a > b) - (a < b);
 }
 
+/* is row "i" of a cluster deleted? ("bits", "shift" from VsDeletionBits) */
+static inline bool
+VsRowDeleted(const uint8 *bits, uint32 shift, uint64 i)
+{
+	uint64		bit = shift + i;
+
+	return (bits[bit / 8] & (1 << (bit % 8))) != 0;
+}
+
 /* a candidate row of a scan */
 typedef struct VsCandidate
 {
@@ -641,6 +650,8 @@ extern void VsBlobPad(VsBlobWriter *w, Size align);
 extern VsRegion VsBlobEnd(VsBlobWriter *w);
 extern void VsDeltaChainBegin(VsDeltaChain *chain, Relation index, BlockNumber head,
 							  int lockmode, BufferAccessStrategy strategy, BlockNumber nblocks);
+extern uint8 *VsDeletionBits(Relation index, VsMetaPage meta, const VsClusterInfo *info,
+							 BufferAccessStrategy strategy, uint32 *shift);
 extern void VsDeltaChainBeginRows(VsDeltaChain *chain, Relation index, const VsDirEntry *entry,
 								  const VsClusterInfo *info, int lockmode,
 								  BufferAccessStrategy strategy, BlockNumber nblocks);

@@ -177,32 +177,35 @@ count_delta(Relation index, const VsDirEntry *entry, const VsClusterInfo *info,
 }
 
 /*
- * collect_rows - the live rows of a chosen cluster, into "vecs" and
- * "tids" (room for the live count): its sealed rows not marked in the
- * deletion bitmap, then its unfolded delta rows up to the position
- * count_delta fixed.  Returns the number collected.
+ * collect_rows - the live rows of chosen cluster "c" (of the pinned
+ * mapping "body"), into *vecsp and *tidsp, palloc'd: its sealed rows not
+ * marked in the deletion bitmap, then its unfolded delta rows up to the
+ * position count_delta fixed.  As many as count_delta and the bitmap
+ * counted, or an error.
  */
-static int64
-collect_rows(Relation index, VsMetaPage meta, const char *body, const VsClusterInfo *info,
-			 const VsDirEntry *entry, const CompactCluster *cc, float *vecs,
-			 ItemPointerData *tids, BufferAccessStrategy bas)
+static void
+collect_rows(Relation index, VsMetaPage meta, const char *body, uint32 c,
+			 const CompactCluster *cc, float **vecsp, ItemPointerData **tidsp,
+			 BufferAccessStrategy bas)
 {
+	const VsClusterInfo *info = VsHeadClusters(body) + c;
+	int64		live = (int64) (info->count - cc->dead + cc->delta_live);
+	float	   *vecs = palloc_extended(sizeof(float) * meta->dims * Max(live, 1), MCXT_ALLOC_HUGE);
+	ItemPointerData *tids = palloc_extended(sizeof(ItemPointerData) * Max(live, 1), MCXT_ALLOC_HUGE);
+	VsDirEntry	entry;
 	int64		n = 0;
 	Size		vsize = sizeof(float) * meta->dims;
 
+	VsBlobRead(index, &meta->directory, (uint64) c * sizeof(VsDirEntry), &entry, sizeof(entry), bas);
+
 	if (info->count > 0)
 	{
-		uint64		firstbyte = info->first_row / 8;
-		Size		nbytes = (info->first_row + info->count - 1) / 8 - firstbyte + 1;
-		uint64		shift = info->first_row - firstbyte * 8;
-		uint8	   *bits = palloc(nbytes);
+		uint32		shift;
+		uint8	   *bits = VsDeletionBits(index, meta, info, bas, &shift);
 
-		VsBlobRead(index, &meta->bitmap, firstbyte, bits, nbytes, bas);
 		for (uint32 i = 0; i < info->count; i++)
 		{
-			uint64		bit = shift + i;
-
-			if (bits[bit / 8] & (1 << (bit % 8)))
+			if (VsRowDeleted(bits, shift, i))
 				continue;
 			memcpy(vecs + (Size) n * meta->dims, body + info->vec_offset + (Size) i * vsize, vsize);
 			memcpy(&tids[n], body + info->tid_offset + sizeof(ItemPointerData) * i,
@@ -217,7 +220,7 @@ collect_rows(Relation index, VsMetaPage meta, const char *body, const VsClusterI
 		VsDeltaChain chain;
 		bool		done = false;
 
-		VsDeltaChainBeginRows(&chain, index, entry, info, BUFFER_LOCK_SHARE, bas, 0);
+		VsDeltaChainBeginRows(&chain, index, &entry, info, BUFFER_LOCK_SHARE, bas, 0);
 		while (!done && VsDeltaChainNext(&chain))
 		{
 			Page		page = BufferGetPage(chain.buf);
@@ -234,7 +237,7 @@ collect_rows(Relation index, VsMetaPage meta, const char *body, const VsClusterI
 
 				if (tup->flags & VS_DELTA_DEAD)
 					continue;
-				if (n >= (int64) (info->count - cc->dead + cc->delta_live))
+				if (n >= live)
 					elog(ERROR, "index \"%s\": a cluster has more live rows than were counted",
 						 RelationGetRelationName(index));
 				memcpy(vecs + (Size) n * meta->dims, tup->x, vsize);
@@ -247,7 +250,11 @@ collect_rows(Relation index, VsMetaPage meta, const char *body, const VsClusterI
 			elog(ERROR, "index \"%s\": a delta chain ended before the rows counted in it",
 				 RelationGetRelationName(index));
 	}
-	return n;
+	if (n != live)
+		elog(ERROR, "index \"%s\": cluster %u has " INT64_FORMAT " live rows, " INT64_FORMAT " were counted",
+			 RelationGetRelationName(index), c, n, live);
+	*vecsp = vecs;
+	*tidsp = tids;
 }
 
 /*
@@ -565,10 +572,8 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 	for (uint32 c = 0; c < meta.nclusters; c++)
 	{
 		uint64		live = info[c].count - cc[c].dead + cc[c].delta_live;
-		VsDirEntry	entry;
 		float	   *vecs;
 		ItemPointerData *tids;
-		int64		n;
 		int			k;
 		MemoryContext percxt;
 
@@ -580,13 +585,9 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 		CHECK_FOR_INTERRUPTS();
 		body = VsSegmentCluster(index, &meta, body, c);
 		percxt = MemoryContextSwitchTo(rowcxt);
-		vecs = palloc_extended(sizeof(float) * meta.dims * live, MCXT_ALLOC_HUGE);
-		tids = palloc_extended(sizeof(ItemPointerData) * live, MCXT_ALLOC_HUGE);
-		VsBlobRead(index, &meta.directory, (uint64) c * sizeof(VsDirEntry), &entry, sizeof(entry),
-				   bas);
-		n = collect_rows(index, &meta, body, VsHeadClusters(body) + c, &entry, &cc[c], vecs, tids, bas);
+		collect_rows(index, &meta, body, c, &cc[c], &vecs, &tids, bas);
 		MemoryContextSwitchTo(cxt);
-		plan_split(&meta, &cc[c], vecs, n, k);
+		plan_split(&meta, &cc[c], vecs, (int64) live, k);
 		MemoryContextSwitchTo(percxt);
 		MemoryContextReset(rowcxt);
 		if (cc[c].nparts >= 2)
@@ -708,7 +709,6 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 	for (uint32 c = 0; c < meta.nclusters; c++)
 	{
 		MemoryContext percxt;
-		VsDirEntry	entry;
 		float	   *vecs;
 		ItemPointerData *tids;
 		int64		n;
@@ -719,15 +719,7 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 		body = VsSegmentCluster(index, &meta, body, c);
 		percxt = MemoryContextSwitchTo(rowcxt);
 		n = (int64) (info[c].count - cc[c].dead + cc[c].delta_live);
-		vecs = palloc_extended(sizeof(float) * meta.dims * Max(n, 1), MCXT_ALLOC_HUGE);
-		tids = palloc_extended(sizeof(ItemPointerData) * Max(n, 1), MCXT_ALLOC_HUGE);
-		VsBlobRead(index, &meta.directory, (uint64) c * sizeof(VsDirEntry), &entry, sizeof(entry),
-				   bas);
-		n = collect_rows(index, &meta, body, VsHeadClusters(body) + c, &entry, &cc[c], vecs, tids, bas);
-		if (n != (int64) (info[c].count - cc[c].dead + cc[c].delta_live))
-			elog(ERROR, "index \"%s\": cluster %u has " INT64_FORMAT " live rows, " UINT64_FORMAT " were counted",
-				 RelationGetRelationName(index), c, n,
-				 (uint64) (info[c].count - cc[c].dead + cc[c].delta_live));
+		collect_rows(index, &meta, body, c, &cc[c], &vecs, &tids, bas);
 		if (cc[c].nparts < 2)
 		{
 			Assert(w.total == newinfo[c].vec_offset);

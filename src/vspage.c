@@ -292,6 +292,29 @@ VsBlobEnd(VsBlobWriter *w)
 }
 
 /*
+ * VsDeletionBits - the deletion bits of a cluster's sealed rows, read from
+ * the bitmap through "strategy" into palloc'd bytes: row i of the cluster
+ * is bit *shift + i (VsRowDeleted).  NULL for a cluster of no rows.
+ */
+uint8 *
+VsDeletionBits(Relation index, VsMetaPage meta, const VsClusterInfo *info,
+			   BufferAccessStrategy strategy, uint32 *shift)
+{
+	uint64		firstbyte = info->first_row / 8;
+	Size		nbytes;
+	uint8	   *bits;
+
+	*shift = 0;
+	if (info->count == 0)
+		return NULL;
+	nbytes = (info->first_row + info->count - 1) / 8 - firstbyte + 1;
+	*shift = (uint32) (info->first_row - firstbyte * 8);
+	bits = palloc(nbytes);
+	VsBlobRead(index, &meta->bitmap, firstbyte, bits, nbytes, strategy);
+	return bits;
+}
+
+/*
  * VsReadMeta - copy the metapage into "meta", checking magic and version.
  */
 void

@@ -399,9 +399,7 @@ cluster_info(VsScanOpaque so, int c)
 static inline bool
 probe_deleted(const VsProbe *p, uint32 i)
 {
-	uint64		bit = (uint64) p->delshift + i;
-
-	return (p->deleted[bit / 8] & (1 << (bit % 8))) != 0;
+	return VsRowDeleted(p->deleted, p->delshift, i);
 }
 
 /*
@@ -623,16 +621,7 @@ open_cluster(IndexScanDesc scan, int cluster, const VsOffloadHit *hits, int nhit
 	info = cluster_info(so, cluster);
 
 	/* the deletion bits of its rows */
-	if (info->count > 0)
-	{
-		uint64		firstbyte = info->first_row / 8;
-		uint64		lastbyte = (info->first_row + info->count - 1) / 8;
-		Size		nbytes = lastbyte - firstbyte + 1;
-
-		p->deleted = palloc(nbytes);
-		p->delshift = (uint32) (info->first_row - firstbyte * 8);
-		VsBlobRead(index, &so->meta.bitmap, firstbyte, p->deleted, nbytes, NULL);
-	}
+	p->deleted = VsDeletionBits(index, &so->meta, info, NULL, &p->delshift);
 
 	if (info->count == 0)
 		p->full = true;

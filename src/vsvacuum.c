@@ -254,27 +254,17 @@ uint64
 VsCountDeleted(Relation index, VsMetaPage meta, const VsClusterInfo *info,
 			   BufferAccessStrategy strategy)
 {
-	uint64		firstbyte;
-	Size		nbytes;
-	uint8	   *bits;
-	uint64		shift;
+	uint32		shift;
+	uint8	   *bits = VsDeletionBits(index, meta, info, strategy, &shift);
 	uint64		dead = 0;
 
-	if (info->count == 0)
-		return 0;
-	firstbyte = info->first_row / 8;
-	nbytes = (info->first_row + info->count - 1) / 8 - firstbyte + 1;
-	shift = info->first_row - firstbyte * 8;
-	bits = palloc(nbytes);
-	VsBlobRead(index, &meta->bitmap, firstbyte, bits, nbytes, strategy);
 	for (uint64 i = 0; i < info->count; i++)
 	{
-		uint64		bit = shift + i;
-
-		if (bits[bit / 8] & (1 << (bit % 8)))
+		if (VsRowDeleted(bits, shift, i))
 			dead++;
 	}
-	pfree(bits);
+	if (bits)
+		pfree(bits);
 	return dead;
 }
 
