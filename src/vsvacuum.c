@@ -149,13 +149,16 @@ vacuum_sealed(Relation index, VsMetaPage meta, const char *body, uint32 c,
  * skip them before the heap reuses their slots.
  *
  * Caller (VACUUM) holds RowExclusiveLock on the index, so inserts and
- * scans run meanwhile.  Sealed rows: each bitmap page of the deletion
- * bitmap is exclusive-locked in turn (read through info->strategy) while
- * the callback is asked about the rows it covers, whose TIDs come from the
- * segment file (mapped and pinned for the call, each cluster checked
- * against its CRC as it is reached).  Delta rows: each cluster's chain,
- * one exclusive-locked page at a time (vacuum_delta_chain).  No two page
- * locks are held at once.  A page changes, and is WAL-logged (one
+ * scans run meanwhile, and ShareUpdateExclusiveLock on the table, so no
+ * compaction does.  Cluster by cluster: its sealed rows, whose deletion
+ * bits (a cluster's rows have consecutive bits) are on one or two bitmap
+ * pages, each exclusive-locked in turn (read through info->strategy)
+ * while the callback is asked about the rows it covers, whose TIDs come
+ * from the segment files (mapped and pinned for the call, each cluster
+ * checked against its CRC as it is reached) (vacuum_sealed); then its
+ * delta rows from the generation's fold position, one exclusive-locked
+ * page at a time (vacuum_delta_chain).  No two page locks are held at
+ * once.  A page changes, and is WAL-logged (one
  * GenericXLog record), only when one of its rows is newly marked; rows
  * marked before are not asked about again and are not counted.
  *
