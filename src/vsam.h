@@ -122,9 +122,10 @@
 /*
  * reloption max_cluster_rows: a compaction splits a cluster of more rows
  * (k-means on its rows) into parts of about half as many; 0 (the default)
- * follows the build: twice its mean rows per cluster, at least
- * VS_MIN_SPLIT_ROWS.  Clusters are added up to the directory's capacity,
- * VsDirCapacity of the build's count.
+ * follows the build: twice its mean rows per cluster, at least twice
+ * VS_AUTO_CLUSTER_ROWS with lists = 0 and VS_MIN_SPLIT_ROWS otherwise.
+ * Clusters are added up to the directory's capacity, VsDirCapacity of the
+ * build's count.
  */
 #define VS_DEFAULT_MAX_CLUSTER_ROWS	0
 #define VS_MIN_SPLIT_ROWS		1000

@@ -792,9 +792,15 @@ write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_me
 	meta->sealed_crc = VsHeadCrc(head, headsize);
 	meta->npieces = 1;
 	meta->row_space = nrows;
-	meta->split_rows = (uint32) Max(VS_MIN_SPLIT_ROWS,
-									Min((uint64) PG_INT32_MAX,
-										2 * ((nrows + Max(nclusters, 1) - 1) / Max(nclusters, 1))));
+	/*
+	 * Compactions split clusters past twice the build's mean, and with
+	 * automatic lists past twice what the build aims at, so that an index
+	 * built small (or empty: TRUNCATE) grows clusters of the size a fresh
+	 * build would make.
+	 */
+	meta->split_rows = (uint32) Min((uint64) PG_INT32_MAX,
+									Max(2 * ((nrows + Max(nclusters, 1) - 1) / Max(nclusters, 1)),
+										lists_option == 0 ? 2 * VS_AUTO_CLUSTER_ROWS : VS_MIN_SPLIT_ROWS));
 	pfree(head);
 	pfree(info);
 
