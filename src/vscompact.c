@@ -579,7 +579,9 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 
 		if (!cc[c].chosen || live <= split_rows || nclusters >= capacity)
 			continue;
-		k = (int) Min((uint64) (capacity - nclusters + 1), (live + split_rows / 2 - 1) / (split_rows / 2));
+		/* parts of about half the bound: live / (bound / 2), rounded */
+		k = (int) Min((uint64) (capacity - nclusters + 1),
+					  Max(2, (live + split_rows / 4) / (split_rows / 2)));
 		if (k < 2)
 			continue;
 		CHECK_FOR_INTERRUPTS();
