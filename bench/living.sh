@@ -236,7 +236,7 @@ vs_read() {
 # PREFIX.
 space() {
     local f=${1}_fork r=${1}_free s=${1}_seg n=${1}_pieces
-    echo "$(mib "${!f}") ($(mib "${!r}") free) + $(mib "${!s}") (${!n} files)"
+    echo "$(mib "${!f}") ($(mib "${!r}") free) + $(mib "${!s}") (${!n} file$([ "${!n}" = 1 ] || echo s))"
 }
 
 # measure DB SETTINGS - one configuration's queries; sets m_recall, m_qps,
@@ -367,7 +367,7 @@ for name in $all_sets; do
         timed "$pvdb" "CREATE INDEX items_emb ON items USING hnsw (embedding $opclass) WITH ($hnsw_with);"
         build_pg=$t_wall
     fi
-    echo "CREATE INDEX on the first $nbuild rows: (a) on $build_on s, (b) off $build_off s, (d) pgvector $build_pg s (wall)."
+    echo "CREATE INDEX on the first $nbuild rows: (a) on $build_on s, (b) off $build_off s$([ "$have_pgvector" = 1 ] && echo ", (d) pgvector $build_pg s") (wall)."
     echo
     echo "| batch | rows | INSERT s (on / off / pgvector) | VACUUM s (on / off / pgvector) | VACUUM CPU s (on / off) | clusters (on / off) | rows per cluster, on: max / mean | delta rows (on / off) | compactions (on) | index MiB (on / off) | QPS default (on / off) | p50 ms default (on / off) | QPS fixed (on / off) | p50 ms fixed (on / off) |"
     echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
@@ -464,7 +464,7 @@ for name in $all_sets; do
         echo "- (d) pgvector INSERT $tot_ins_pg s ($(div "$inserted" "$tot_ins_pg" '%.0f') rows/s) + VACUUM $tot_vac_pg s = $pg_all s"
         echo "- insert throughput vecstore (a) (INSERT + VACUUM) / pgvector: $(div "$tot_ins_pg" "$vs_all_on" '%.2fx') against its INSERTs alone, $(div "$pg_all" "$vs_all_on" '%.2fx') against INSERT + VACUUM"
     fi
-    echo "- (a) after the last VACUUM: $on_delta delta rows ($(div "$((on_delta * 100))" "$rows" '%.1f') % of the rows), $on_dead dead rows, $on_comp compactions: clusters whose new rows are under compaction_threshold (or 64 rows) stay as they are"
+    echo "- (a) after the last VACUUM: $on_delta delta rows ($(div "$((on_delta * 100))" "$rows" '%.1f') % of the rows), $on_dead dead rows, $on_comp compactions$([ "$on_delta" = 0 ] || echo ' (clusters whose new rows are under compaction_threshold, or 64 rows, are not re-sealed)')"
     echo "- compaction's cost: VACUUM (a) on $tot_vac_on s against (b) off $tot_vac_off s (wall), $(div "$tot_vac_on" "$vs_all_on" '%.2f') of (a)'s insert + VACUUM time"
     echo
 
