@@ -79,13 +79,22 @@ dataset_params() {
 # pgvector one; VACUUM ANALYZE, and a read of the table to warm it.  Sets
 # dbs (the databases loaded) and load_s.  Call dataset_params first.
 load_dataset() {
-    local dir=$1 t0 db
+    local dir=$1 t0
     t0=$(now)
     setup_db "$vsdb" "$dim"
     ./tools/fvecs2pg "$dir/base.fvecs" | sqld "$vsdb" -c '\copy items from pstdin'
     ./tools/fvecs2pg --limit "$nq" "$dir/query.fvecs" | sqld "$vsdb" -c '\copy queries from pstdin'
     ./tools/fvecs2pg --ivecs --k "$k" --limit "$nq" "$dir/groundtruth.ivecs" |
         sqld "$vsdb" -c '\copy groundtruth from pstdin'
+    load_finish "$t0"
+}
+
+# load_finish T0 - after items, queries and groundtruth are in the vecstore
+# database: the same into the pgvector one (have_pgvector = 1), VACUUM
+# ANALYZE, and a read of the table to warm it.  Sets dbs (the databases
+# loaded) and load_s (seconds since T0).
+load_finish() {
+    local db
     dbs=$vsdb
     if [ "$have_pgvector" = 1 ]; then
         setup_db "$pvdb" "$dim"
@@ -98,7 +107,7 @@ load_dataset() {
         sqld "$db" -c 'VACUUM ANALYZE items' -c 'ANALYZE queries'
         sqld "$db" -tAc "SELECT count(*) FROM items WHERE vector_dims(embedding) = $dim" >/dev/null
     done
-    load_s=$(since "$t0")
+    load_s=$(since "$1")
 }
 
 # run_queries DB RUN SETTINGS [AFTER] - in one session on DB: SETTINGS (SET

@@ -264,9 +264,10 @@ copy_to() {
 }
 
 # load_synth - synth1m (rows_1m x 128, L2) into the vecstore and pgvector
-# databases, its ground truth by tools/fvecs2pg --knn.  Sets load_s.
+# databases, its ground truth by tools/fvecs2pg --knn (lib.sh's
+# load_finish does the rest).  Sets dbs and load_s.
 load_synth() {
-    local t0 db
+    local t0
     t0=$(now)
     setup_db "$vsdb" "$dim"
     ./tools/fvecs2pg --random "$rows" "$dim" 1 | sqld "$vsdb" -c '\copy items from pstdin'
@@ -276,18 +277,7 @@ load_synth() {
     ./tools/fvecs2pg --knn "$k" "$work/base.fvecs" "$work/query.fvecs" |
         sqld "$vsdb" -c '\copy groundtruth from pstdin'
     rm -f "$work/base.fvecs" "$work/query.fvecs"
-    dbs=$vsdb
-    if [ "$have_pgvector" = 1 ]; then
-        setup_db "$pvdb" "$dim"
-        copy_table items
-        copy_table queries
-        copy_table groundtruth
-        dbs="$vsdb $pvdb"
-    fi
-    for db in $dbs; do
-        sqld "$db" -c 'VACUUM ANALYZE items' -c 'ANALYZE queries'
-    done
-    load_s=$(since "$t0")
+    load_finish "$t0"
 }
 
 # exact_gt - the exact top-k of every query among the rows of items, by
