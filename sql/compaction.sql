@@ -227,6 +227,33 @@ FROM (SELECT id FROM cu ORDER BY v <-> '[10,10]') s;
 SELECT id, v FROM cu ORDER BY v <-> '[10.3,20.6]' LIMIT 3;
 DROP TABLE cu;
 
+-- space goes back: after most rows are deleted, VACUUM re-seals every
+-- cluster, and (no other session using the index) the relation's free end
+-- is truncated; the delta chains folded whole go, and new rows start new ones
+CREATE TABLE cg (id int PRIMARY KEY, v vector(16)) WITH (autovacuum_enabled = off);
+INSERT INTO cg SELECT i, (SELECT array_agg(((i * 7919 + d * 104729) % 1000) / 10.0)
+                          FROM generate_series(1, 16) d)::vector
+FROM generate_series(1, 4000) i;
+CREATE INDEX cg_idx ON cg USING vecstore (v) WITH (lists = 4);
+INSERT INTO cg SELECT i, (SELECT array_agg(((i * 7919 + d * 104729) % 1000) / 10.0)
+                          FROM generate_series(1, 16) d)::vector
+FROM generate_series(4001, 12000) i;
+VACUUM cg;
+SELECT pg_relation_size('cg_idx') AS size_before \gset
+DELETE FROM cg WHERE id % 8 <> 0;
+VACUUM cg;
+SELECT pg_relation_size('cg_idx') < :size_before / 2 AS truncated, sealed_rows, delta_rows, dead_rows
+FROM vecstore_index_info('cg_idx');
+SELECT * FROM vecstore_verify('cg_idx');
+INSERT INTO cg SELECT i, (SELECT array_agg(((i * 7919 + d * 104729) % 1000) / 10.0)
+                          FROM generate_series(1, 16) d)::vector
+FROM generate_series(12001, 12100) i;
+SELECT count(*) AS rows, count(DISTINCT id) AS distinct_rows, count(*) FILTER (WHERE id > 12000) AS new_rows
+FROM (SELECT id FROM cg ORDER BY v <-> (SELECT v FROM cg WHERE id = 8)) s;
+SELECT delta_rows FROM vecstore_index_info('cg_idx');
+SELECT * FROM vecstore_verify('cg_idx');
+DROP TABLE cg;
+
 RESET enable_seqscan;
 RESET vecstore.effort;
 RESET vecstore.max_scan_tuples;

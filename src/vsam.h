@@ -218,6 +218,10 @@ typedef struct VsMetaPageData
 								 * rows (max_cluster_rows = 0: twice the
 								 * build's mean) */
 	VsRegion	freelist;		/* VsFreeExtent entries (vsfree.c), or empty */
+	uint32		moves;			/* times the centroids or the routing graph
+								 * moved without changing (vsfree.c): part
+								 * of what a backend's cache of them checks */
+	uint32		pad;
 } VsMetaPageData;
 
 typedef VsMetaPageData *VsMetaPage;
@@ -580,6 +584,7 @@ typedef struct VsCompactResult
 	int64		rows_removed;	/* removed rows dropped */
 	int			splits;			/* clusters split */
 	BlockNumber blocks_reused;	/* fork blocks reused instead of new ones */
+	BlockNumber blocks_truncated;	/* fork blocks given back at its end */
 	uint32		generation;		/* the index's generation afterwards */
 } VsCompactResult;
 
@@ -611,8 +616,8 @@ extern void VsCompactInit(void);
 
 /* vscompact_worker.c */
 extern void VsCompactWorkerInit(void);
-extern void VsCompact(Relation index, double threshold, BufferAccessStrategy bas,
-					  VsCompactResult *result);
+extern void VsCompact(Relation index, double threshold, bool relocate,
+					  BufferAccessStrategy bas, VsCompactResult *result);
 extern void VsCompactProgressBegin(Relation heap);
 extern void VsCompactProgressEnd(void);
 
@@ -628,6 +633,21 @@ extern void vscostestimate(PlannerInfo *root, IndexPath *path, double loop_count
 
 /* vsvalidate.c */
 extern bool vsvalidate(Oid opclassoid);
+
+/*
+ * VsDeltaFromHead - does a generation read cluster "info"'s delta rows
+ * from its chain's head (directory entry "entry"), rather than from its
+ * fold position?  When it folded none of the chain, and when every row it
+ * folded is on pages cut from the chain since: the whole chain went once
+ * all of it was folded (vsfree.c, VsFreeTruncate), and the fold position
+ * is on no page of the chain.  (Pages cut in the ordinary way end before
+ * a fold position's page, which holds a folded row: fewer rows skipped.)
+ */
+static inline bool
+VsDeltaFromHead(const VsDirEntry *entry, const VsClusterInfo *info)
+{
+	return !BlockNumberIsValid(info->delta_blk) || entry->delta_skipped == info->delta_folded;
+}
 
 /* vspage.c */
 extern void VsInitPage(Page page, uint16 type);
@@ -672,7 +692,11 @@ extern void VsRouteAll(VsRoute *route, VsMetaCache cache);
 /* vsfree.c */
 extern void VsFreeListLoad(Relation index, VsMetaPage meta, VsFreeList *fl,
 						   BufferAccessStrategy bas);
-extern void VsFreeListRipen(Relation index, VsMetaPage meta, VsFreeList *fl);
+extern void VsFreeListRipen(Relation index, VsMetaPage meta, VsFreeList *fl, bool all);
+extern VsRegion *VsFreeListRuns(const VsFreeList *fl, int *n);
+extern void VsFreeListTake(VsFreeList *fl, BlockNumber start, BlockNumber n);
+extern BlockNumber VsFreeReclaim(Relation index, BufferAccessStrategy bas);
+extern BlockNumber VsFreeReclaimSoon(Relation index, BufferAccessStrategy bas);
 extern BlockNumber VsFreeListAllocate(Relation index, VsFreeList *fl, BlockNumber n);
 extern Buffer VsNewDeltaBuffer(Relation index);
 extern void VsFreeListRetire(VsFreeList *fl, const VsRegion *region);
@@ -698,6 +722,8 @@ extern const VsPieceInfo *VsHeadPiece(const char *head, uint32 generation);
 extern char *VsSealedHead(Relation index, VsMetaPage meta, BufferAccessStrategy bas, char **problem);
 extern char *VsSealedCheckFork(Relation index, VsMetaPage meta);
 extern void VsSegmentWritePiece(Relation index, VsMetaPage meta);
+extern void VsSegmentWriteOtherPiece(Relation index, VsMetaPage meta, const VsPieceInfo *piece,
+									 const char *head);
 extern void VsSegmentWrite(Relation index, VsMetaPage meta);
 extern Size VsSegmentBytesMapped(Relation index);
 extern const char *VsSegmentCheck(Relation index, VsMetaPage meta, uint32 *generation);

@@ -11,7 +11,7 @@
  * so both make every probe of the cluster slower, and the second keeps
  * space.  A compaction writes, for each chosen cluster, its live sealed
  * rows and live delta rows as new sealed rows with new codes and a new
- * graph, into one new piece (the fork's pages and a segment file), and
+ * graph, into new pieces (the fork's pages and a segment file each), and
  * publishes a generation whose cluster table points the other clusters
  * at the pieces that hold them already.  Nothing is rewritten that did
  * not change, except the clusters of a piece that has become mostly
@@ -37,8 +37,10 @@
  *
  * Space: the files of pieces no generation reads any more are removed at
  * once (a backend that maps one keeps its mapping).  The fork's pages of
- * dropped pieces and folded delta rows are not reused yet: they stay
- * until REINDEX (src/README, "Compaction").
+ * dropped pieces and folded delta rows are retired in the free list
+ * (vsfree.c), new pieces fill its free runs before the fork grows
+ * (plan_pieces), and after the compaction VsFreeReclaim returns the end of
+ * the fork, moving pieces down to free it (src/README, "Compaction").
  *
  * IDENTIFICATION
  *	  src/vscompact.c
@@ -134,6 +136,8 @@ typedef struct CompactCluster
 	BlockNumber endblk;			/* the last delta page counted, or Invalid */
 	OffsetNumber endoff;		/* its last row counted */
 	bool		chosen;
+	bool		move;			/* chosen only to empty its piece: its bytes
+								 * are copied as they are */
 	/* a split: into nparts clusters, itself and first_new, first_new + 1 ... */
 	int			nparts;			/* 0 or 1: not split */
 	int			first_new;
@@ -153,7 +157,7 @@ count_delta(Relation index, const VsDirEntry *entry, const VsClusterInfo *info,
 {
 	VsDeltaChain chain;
 
-	cc->startblk = BlockNumberIsValid(info->delta_blk) ? info->delta_blk : entry->delta_head;
+	cc->startblk = VsDeltaFromHead(entry, info) ? entry->delta_head : info->delta_blk;
 	cc->endblk = InvalidBlockNumber;
 	cc->endoff = InvalidOffsetNumber;
 	VsDeltaChainBeginRows(&chain, index, entry, info, BUFFER_LOCK_SHARE, bas, 0);
@@ -277,7 +281,8 @@ piece_index(const VsPieceInfo *pieces, uint32 npieces, uint32 generation)
  * older pieces that must go too: a piece that would keep under half of
  * its bytes in use (its file and pages would hold mostly garbage), and,
  * while the new generation would read more than VS_MAX_PIECES pieces, the
- * one with the fewest bytes in use.  Returns how many clusters it added.
+ * one with the fewest bytes in use.  Returns how many clusters it added;
+ * they move as they are (nothing of theirs passed a threshold).
  */
 static int
 choose_pieces(const VsClusterInfo *info, uint32 nclusters, const VsPieceInfo *pieces,
@@ -320,12 +325,236 @@ choose_pieces(const VsClusterInfo *info, uint32 nclusters, const VsPieceInfo *pi
 			if (!cc[c].chosen && info[c].piece == pieces[worst].generation)
 			{
 				cc[c].chosen = true;
+				cc[c].move = true;
 				added++;
 			}
 		}
 	}
 	pfree(used);
 	return added;
+}
+
+/* a cluster, or one part of a split one, as a compaction writes it */
+typedef struct OutCluster
+{
+	uint32		source;			/* the cluster it comes from */
+	uint32		cluster;		/* its number in the new generation */
+	uint64		nbytes;			/* its bytes (a multiple of VS_SEGMENT_ALIGN) */
+	int			piece;			/* the new piece it goes to */
+} OutCluster;
+
+/* a piece a compaction writes; the first one holds the head */
+typedef struct OutPiece
+{
+	BlockNumber run;			/* the free run it fills, or Invalid: a place
+								 * found when it is written (the end of the
+								 * fork, usually) */
+	uint64		capacity;		/* the run's bytes */
+	uint64		used;			/* bytes laid out */
+	VsBlobWriter *w;
+} OutPiece;
+
+/* a piece that does not hold the head starts with a small one of its own:
+ * a header and a piece table of one entry (vssegment.c checks it) */
+#define VS_MINI_HEAD_SIZE		VsSealedHeadSize(0, 0, 1)
+
+/* new pieces one compaction may write (free runs it fills, and the end) */
+#define VS_COMPACT_MAX_NEW_PIECES	8
+
+/* a free run smaller than this (1 MB) is not worth a piece, a file and a
+ * mapping of its own */
+#define VS_PIECE_MIN_BLOCKS		128
+
+static int
+out_cmp_size(const void *a, const void *b)
+{
+	const OutCluster *x = *(OutCluster *const *) a;
+	const OutCluster *y = *(OutCluster *const *) b;
+
+	if (x->nbytes != y->nbytes)
+		return x->nbytes > y->nbytes ? -1 : 1;
+	return (x->cluster > y->cluster) - (x->cluster < y->cluster);
+}
+
+/*
+ * plan_pieces - choose the new pieces (at most "maxnew") and the one each
+ * of the "nout" written clusters goes to, so that the fork's free runs
+ * ("runs", by block) fill before it grows.  All of it goes as one piece
+ * into the first run that holds it, when one does.  Else the head goes to
+ * the first run it fits in (small: the next compaction rewrites it and
+ * frees its run), then the clusters, largest first, each to the first
+ * piece with room, else to a new piece in the first run of at least
+ * VS_PIECE_MIN_BLOCKS it fits in, else to one piece at the end of the fork
+ * (where the head goes too when no run holds it or no cluster found a run,
+ * or when only one piece may be written: that piece takes the first run that holds all of it, or
+ * the end).  "headbytes" bounds the head's size.  Returns the number of
+ * pieces.
+ */
+static int
+plan_pieces(OutCluster *out, int nout, const VsRegion *runs, int nruns, int maxnew,
+			uint64 headbytes, OutPiece *op)
+{
+	OutCluster **order = palloc(sizeof(OutCluster *) * Max(nout, 1));
+	bool	   *taken = palloc0(sizeof(bool) * Max(nruns, 1));
+	int			nop = 1;
+	int			overflow = 0;
+
+	memset(op, 0, sizeof(OutPiece) * VS_MAX_PIECES);
+	op[0].run = InvalidBlockNumber;
+	op[0].capacity = PG_UINT64_MAX;
+	op[0].used = headbytes;
+
+	/* all of it in the first run that holds it: one piece */
+	{
+		uint64		total = headbytes;
+
+		for (int i = 0; i < nout; i++)
+			total += out[i].nbytes;
+		for (int r = 0; r < nruns; r++)
+		{
+			if (runs[r].nbytes >= total)
+			{
+				op[0].run = runs[r].start;
+				op[0].capacity = runs[r].nbytes;
+				for (int i = 0; i < nout; i++)
+					out[i].piece = 0;
+				op[0].used = total;
+				pfree(order);
+				pfree(taken);
+				return 1;
+			}
+		}
+	}
+
+	/* one piece only: it goes at the end (the head with it) */
+	if (maxnew >= 2)
+	{
+		for (int r = 0; r < nruns; r++)
+		{
+			if (runs[r].nbytes >= headbytes)
+			{
+				op[0].run = runs[r].start;
+				op[0].capacity = runs[r].nbytes;
+				taken[r] = true;
+				overflow = -1;
+				break;
+			}
+		}
+	}
+	for (int i = 0; i < nout; i++)
+		order[i] = &out[i];
+	if (nout > 1)
+		qsort(order, nout, sizeof(OutCluster *), out_cmp_size);
+	for (int i = 0; i < nout; i++)
+	{
+		OutCluster *u = order[i];
+		int			p = -1;
+
+		for (int q = 0; q < nop && p < 0; q++)
+		{
+			if (BlockNumberIsValid(op[q].run) && op[q].used + u->nbytes <= op[q].capacity)
+				p = q;
+		}
+		/* a new piece in a run, while one is left for the end */
+		for (int r = 0; r < nruns && p < 0 && nop + (overflow < 0 ? 1 : 0) < maxnew; r++)
+		{
+			if (taken[r] || runs[r].nblocks < VS_PIECE_MIN_BLOCKS ||
+				VS_MINI_HEAD_SIZE + u->nbytes > runs[r].nbytes)
+				continue;
+			p = nop++;
+			op[p].run = runs[r].start;
+			op[p].capacity = runs[r].nbytes;
+			op[p].used = VS_MINI_HEAD_SIZE;
+			taken[r] = true;
+		}
+		if (p < 0)
+		{
+			if (overflow < 0)
+			{
+				overflow = nop++;
+				op[overflow].run = InvalidBlockNumber;
+				op[overflow].capacity = PG_UINT64_MAX;
+				op[overflow].used = VS_MINI_HEAD_SIZE;
+			}
+			p = overflow;
+		}
+		u->piece = p;
+		op[p].used += u->nbytes;
+	}
+	pfree(order);
+	pfree(taken);
+
+	/* no cluster found a run: the head goes with them, as one piece */
+	if (nop == 2 && overflow == 1)
+	{
+		op[0] = op[1];
+		op[0].used += headbytes - VS_MINI_HEAD_SIZE;
+		for (int i = 0; i < nout; i++)
+			out[i].piece = 0;
+		nop = 1;
+	}
+	return nop;
+}
+
+/* the runs of a list that end before block "below" */
+static int
+runs_before(const VsRegion *runs, int nruns, BlockNumber below)
+{
+	while (nruns > 0 && runs[nruns - 1].start + runs[nruns - 1].nblocks > below)
+		nruns--;
+	return nruns;
+}
+
+/*
+ * choose_relocation - the last piece of the fork (by its first block)
+ * whose clusters and a head fit into the free runs of "fl" before it, as a
+ * compaction would place them (plan_pieces); -1 when none does.
+ */
+static int
+choose_relocation(VsMetaPage meta, const VsClusterInfo *info, const VsPieceInfo *pieces,
+				  uint32 npieces, VsFreeList *fl)
+{
+	int			nruns;
+	VsRegion   *runs = VsFreeListRuns(fl, &nruns);
+	OutCluster *out = palloc(sizeof(OutCluster) * Max(meta->nclusters, 1));
+	bool	   *tried = palloc0(sizeof(bool) * npieces);
+	int			found = -1;
+
+	for (uint32 round = 0; round < npieces && found < 0; round++)
+	{
+		int			top = -1;
+		int			nout = 0;
+		int			nop;
+		OutPiece	op[VS_MAX_PIECES];
+		bool		fits = true;
+
+		for (uint32 p = 0; p < npieces; p++)
+		{
+			if (!tried[p] && (top < 0 || pieces[p].region.start > pieces[top].region.start))
+				top = (int) p;
+		}
+		tried[top] = true;
+		for (uint32 c = 0; c < meta->nclusters; c++)
+		{
+			if (info[c].piece != pieces[top].generation)
+				continue;
+			out[nout].source = c;
+			out[nout].cluster = c;
+			out[nout].nbytes = info[c].nbytes;
+			nout++;
+		}
+		nop = plan_pieces(out, nout, runs, runs_before(runs, nruns, pieces[top].region.start),
+						  Min(VS_MAX_PIECES - (int) npieces + 1, VS_COMPACT_MAX_NEW_PIECES),
+						  VsSealedHeadSize(meta->nclusters, meta->params_size, VS_MAX_PIECES), op);
+		for (int q = 0; q < nop; q++)
+			fits = fits && BlockNumberIsValid(op[q].run);
+		if (fits)
+			found = top;
+	}
+	pfree(runs);
+	pfree(out);
+	pfree(tried);
+	return found;
 }
 
 /*
@@ -458,8 +687,10 @@ log_region(Relation index, const VsRegion *region)
  * nothing needed it (and nothing was written).
  */
 void
-VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactResult *result)
+VsCompact(Relation index, double threshold, bool relocate, BufferAccessStrategy bas,
+		  VsCompactResult *result)
 {
+	BlockNumber below = InvalidBlockNumber;
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "vecstore compaction",
 											  ALLOCSET_DEFAULT_SIZES);
 	MemoryContext rowcxt = AllocSetContextCreate(cxt, "vecstore compaction cluster",
@@ -473,7 +704,15 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 	const VsPieceInfo *pieces;
 	VsClusterInfo *newinfo;
 	VsPieceInfo newpieces[VS_MAX_PIECES];
+	VsPieceInfo kept[VS_MAX_PIECES];
+	uint32		nkept = 0;
 	uint32		nnew = 0;
+	OutCluster *out;
+	int			nout = 0;
+	OutPiece	op[VS_MAX_PIECES];
+	int			nop;
+	VsRegion   *runs;
+	int			nruns;
 	CompactCluster *cc;
 	VsClusterExtras ex;
 	VsFreeList	fl;
@@ -483,13 +722,9 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 	uint32		nclusters;
 	uint32		capacity;
 	uint64		split_rows;
-	uint64		off;
 	uint64		headsize;
 	uint64		row_space;
 	uint64		nrows = 0;
-	BlockNumber nblocks;
-	BlockNumber first_block;
-	VsBlobWriter w;
 	VsSealedHeader newsh;
 	char	   *head;
 	Buffer		metabuf;
@@ -517,7 +752,38 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 	split_rows = VsGetMaxClusterRows(index) > 0 ? (uint64) VsGetMaxClusterRows(index) : meta.split_rows;
 	split_rows = Max(split_rows, 2);
 	cc = palloc0(sizeof(CompactCluster) * meta.nclusters);
-	for (uint32 c = 0; c < meta.nclusters; c++)
+	/* the free list: what earlier compactions retired may be reused now */
+	VsFreeListLoad(index, &meta, &fl, bas);
+	VsFreeListRipen(index, &meta, &fl, false);
+	if (relocate)
+	{
+		/*
+		 * Moving down: the clusters of the last piece in the fork that fits
+		 * into free runs before it, copied as they are (with the head,
+		 * which every compaction writes anew).  Moving one that is not the
+		 * last joins the runs around it, for the next round.
+		 */
+		int			top = choose_relocation(&meta, info, pieces, sh->npieces, &fl);
+
+		if (top < 0)
+		{
+			elog(DEBUG1, "vecstore: no piece of index \"%s\" fits into free runs before it",
+				 RelationGetRelationName(index));
+			VsSegmentRelease(body);
+			goto done;
+		}
+		below = pieces[top].region.start;
+		for (uint32 c = 0; c < meta.nclusters; c++)
+		{
+			if (info[c].piece == pieces[top].generation)
+			{
+				cc[c].chosen = true;
+				cc[c].move = true;
+				result->clusters++;
+			}
+		}
+	}
+	for (uint32 c = 0; c < meta.nclusters && !relocate; c++)
 	{
 		VsDirEntry	entry;
 		uint64		changed;
@@ -540,18 +806,16 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 		if (cc[c].chosen)
 			result->clusters++;
 	}
-	if (result->clusters == 0)
+	if (result->clusters == 0 && !relocate)
 	{
 		VsSegmentRelease(body);
 		goto done;
 	}
-	result->clusters += choose_pieces(info, meta.nclusters, pieces, sh->npieces, cc);
+	if (!relocate)
+		result->clusters += choose_pieces(info, meta.nclusters, pieces, sh->npieces, cc);
 	progress(VS_PROGRESS_CLUSTERS_TOTAL, result->clusters);
 	progress(VS_PROGRESS_PHASE, VS_COMPACT_PHASE_SPLITTING);
 
-	/* the free list: what earlier compactions retired may be reused now */
-	VsFreeListLoad(index, &meta, &fl, bas);
-	VsFreeListRipen(index, &meta, &fl);
 	{
 		uint64		free_blocks,
 					retired_blocks;
@@ -577,7 +841,7 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 		int			k;
 		MemoryContext percxt;
 
-		if (!cc[c].chosen || live <= split_rows || nclusters >= capacity)
+		if (!cc[c].chosen || cc[c].move || live <= split_rows || nclusters >= capacity)
 			continue;
 		/* parts of about half the bound: live / (bound / 2), rounded */
 		k = (int) Min((uint64) (capacity - nclusters + 1),
@@ -600,13 +864,7 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 		}
 	}
 
-	/*
-	 * The new generation's pieces: its own first, then every older one
-	 * that some cluster not rewritten still reads.
-	 */
-	memset(newpieces, 0, sizeof(newpieces));
-	newpieces[nnew].generation = meta.generation + 1;
-	nnew++;
+	/* the older pieces that some cluster not rewritten still reads */
 	for (uint32 p = 0; p < sh->npieces; p++)
 	{
 		bool		used = false;
@@ -615,16 +873,16 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 			used = !cc[c].chosen && info[c].piece == pieces[p].generation;
 		if (!used)
 			continue;
-		if (nnew >= VS_MAX_PIECES)
+		if (nkept + 1 >= VS_MAX_PIECES)
 			elog(ERROR, "index \"%s\": a compaction would read too many pieces",
 				 RelationGetRelationName(index));
-		newpieces[nnew] = pieces[p];
+		kept[nkept] = pieces[p];
 		if (p == 0)
-			newpieces[nnew].head_crc = meta.sealed_crc;
-		nnew++;
+			kept[nkept].head_crc = meta.sealed_crc;
+		nkept++;
 	}
 
-	/* the new piece's layout: the head, then the chosen clusters */
+	/* what is written: each chosen cluster, or each part of a split one */
 	progress(VS_PROGRESS_PHASE, VS_COMPACT_PHASE_WRITING);
 	memset(&ex, 0, sizeof(ex));
 	ex.params = VsSegmentParams(&meta, oldhead);
@@ -638,8 +896,7 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 	for (uint32 c = meta.nclusters; c < nclusters; c++)
 		newinfo[c].delta_blk = InvalidBlockNumber;	/* a new cluster: its chain
 													 * is still empty */
-	headsize = VsSealedHeadSize(nclusters, meta.params_size, nnew);
-	off = headsize;
+	out = palloc_extended(sizeof(OutCluster) * nclusters, MCXT_ALLOC_HUGE);
 	row_space = meta.row_space;
 	for (uint32 c = 0; c < meta.nclusters; c++)
 	{
@@ -647,15 +904,28 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 
 		if (!cc[c].chosen)
 			continue;
+		if (cc[c].move)
+		{
+			/* as it is: its rows, deletion bits and fold position stay */
+			out[nout].source = c;
+			out[nout].cluster = c;
+			out[nout].nbytes = info[c].nbytes;
+			nout++;
+			continue;
+		}
 		for (int j = 0; j < Max(cc[c].nparts, 1); j++)
 		{
 			uint32		pc = part_cluster(&cc[c], c, j);
 			int64		count = cc[c].nparts >= 2 ? cc[c].counts[j] : (int64) live;
+			VsClusterInfo layout;
 
-			off = VsClusterLayout(&newinfo[pc], off, (int) pc, count, (int) meta.dims, &ex);
+			out[nout].source = c;
+			out[nout].cluster = pc;
+			out[nout].nbytes = VsClusterLayout(&layout, 0, (int) pc, count, (int) meta.dims, &ex);
+			nout++;
+			newinfo[pc].count = (uint32) count;
 			newinfo[pc].first_row = row_space;
 			row_space += count;
-			newinfo[pc].piece = meta.generation + 1;
 		}
 		if (BlockNumberIsValid(cc[c].endblk))
 		{
@@ -667,17 +937,59 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 		result->rows_folded += cc[c].delta_live;
 		result->rows_removed += cc[c].dead + cc[c].delta_dead;
 	}
-	newpieces[0].region.nbytes = off;
-	nblocks = (BlockNumber) ((off + VS_BLOB_PAYLOAD - 1) / VS_BLOB_PAYLOAD);
-	newpieces[0].region.nblocks = nblocks;
 
-	/* the older pieces, laid out after it; their clusters' offsets follow */
+	/*
+	 * Where the new pieces go: into the free runs, the front of the fork
+	 * first, then at its end.  The piece with the head is the generation's
+	 * own (the last number); the others are numbered before it.
+	 */
+	runs = VsFreeListRuns(&fl, &nruns);
+	if (relocate)
+		nruns = runs_before(runs, nruns, below);	/* else it is not worth it */
+	nop = plan_pieces(out, nout, runs, nruns,
+					  Min(VS_MAX_PIECES - (int) nkept, VS_COMPACT_MAX_NEW_PIECES),
+					  VsSealedHeadSize(nclusters, meta.params_size, VS_MAX_PIECES), op);
+	if (relocate)
+	{
+		bool		fits = true;
+
+		for (int q = 0; q < nop; q++)
+			fits = fits && BlockNumberIsValid(op[q].run);
+		if (!fits)
+		{
+			elog(DEBUG1, "vecstore: the last piece of index \"%s\" does not fit before block %u",
+				 RelationGetRelationName(index), below);
+			result->clusters = 0;
+			VsSegmentRelease(body);
+			goto done;
+		}
+	}
+	nnew = (uint32) nop + nkept;
+	memset(newpieces, 0, sizeof(newpieces));
+	for (int q = 0; q < nop; q++)
+		newpieces[q].generation = meta.generation + (q == 0 ? (uint32) nop : (uint32) q);
+	for (uint32 p = 0; p < nkept; p++)
+		newpieces[nop + p] = kept[p];
+	headsize = VsSealedHeadSize(nclusters, meta.params_size, nnew);
+	for (int q = 0; q < nop; q++)
+		op[q].used = q == 0 ? headsize : VS_MINI_HEAD_SIZE;
+	for (int i = 0; i < nout; i++)
+		op[out[i].piece].used += out[i].nbytes;
+	for (int q = 0; q < nop; q++)
+	{
+		newpieces[q].region.nbytes = op[q].used;
+		newpieces[q].region.nblocks = (BlockNumber) ((op[q].used + VS_BLOB_PAYLOAD - 1) / VS_BLOB_PAYLOAD);
+	}
+
+	/* all pieces side by side; the kept ones' clusters move with them */
 	for (uint32 p = 1; p < nnew; p++)
 	{
 		uint64		oldbase = newpieces[p].base;
 
 		newpieces[p].base = TYPEALIGN(VS_PIECE_ALIGN, newpieces[p - 1].base + VS_SEGMENT_HEADER_SIZE +
 									  newpieces[p - 1].region.nbytes);
+		if (p < (uint32) nop)
+			continue;
 		for (uint32 c = 0; c < meta.nclusters; c++)
 		{
 			if (cc[c].chosen || info[c].piece != newpieces[p].generation)
@@ -690,24 +1002,89 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 				newinfo[c].graph_offset = newinfo[c].graph_offset - oldbase + newpieces[p].base;
 		}
 	}
+
+	/* the written clusters' places, in the order they are written */
+	{
+		uint64		local[VS_MAX_PIECES];
+
+		for (int q = 0; q < nop; q++)
+			local[q] = q == 0 ? headsize : VS_MINI_HEAD_SIZE;
+		for (int i = 0; i < nout; i++)
+		{
+			int			q = out[i].piece;
+			uint32		pc = out[i].cluster;
+			uint64		at = newpieces[q].base + local[q];
+
+			if (cc[out[i].source].move)
+			{
+				int64		shift = (int64) at - (int64) info[pc].vec_offset;
+
+				newinfo[pc].vec_offset += shift;
+				newinfo[pc].tid_offset += shift;
+				if (newinfo[pc].code_offset != 0)
+					newinfo[pc].code_offset += shift;
+				if (newinfo[pc].graph_offset != 0)
+					newinfo[pc].graph_offset += shift;
+			}
+			else
+				VsClusterLayout(&newinfo[pc], at, (int) pc, newinfo[pc].count, (int) meta.dims, &ex);
+			newinfo[pc].piece = newpieces[q].generation;
+			local[q] += out[i].nbytes;
+		}
+	}
 	for (uint32 c = 0; c < nclusters; c++)
 		nrows += newinfo[c].count;
 
 	/*
-	 * Write the piece into blocks reserved at the end of the fork: the head
-	 * (its CRCs patched in at the end), then each chosen cluster.
+	 * Write the pieces into their blocks: the head (its CRCs patched in at
+	 * the end) or a small head of its own, then their clusters.
 	 */
-	first_block = VsFreeListAllocate(index, &fl, nblocks);
-	newpieces[0].region.start = first_block;
 	memset(&newsh, 0, sizeof(newsh));
 	newsh = *sh;
 	newsh.nclusters = nclusters;
 	newsh.nrows = nrows;
 	newsh.npieces = nnew;
-	VsBlobBeginIn(&w, index, first_block, nblocks);
-	head = VsMakeHead(&newsh, newinfo, ex.params, newpieces, &headsize);
-	VsBlobWrite(&w, head, headsize);
-	pfree(head);
+	for (int q = 0; q < nop; q++)
+	{
+		BlockNumber n = newpieces[q].region.nblocks;
+
+		if (BlockNumberIsValid(op[q].run))
+		{
+			VsFreeListTake(&fl, op[q].run, n);
+			newpieces[q].region.start = op[q].run;
+		}
+		else
+			newpieces[q].region.start = VsFreeListAllocate(index, &fl, n);
+		elog(DEBUG2, "vecstore compaction of \"%s\": piece %u at blocks %u..%u",
+			 RelationGetRelationName(index), newpieces[q].generation, newpieces[q].region.start,
+			 newpieces[q].region.start + n - 1);
+		op[q].w = palloc(sizeof(VsBlobWriter));
+		VsBlobBeginIn(op[q].w, index, newpieces[q].region.start, n);
+		if (q == 0)
+		{
+			head = VsMakeHead(&newsh, newinfo, ex.params, newpieces, &headsize);
+			VsBlobWrite(op[q].w, head, headsize);
+		}
+		else
+		{
+			VsSealedHeader msh;
+			VsPieceInfo self = newpieces[q];
+			uint64		size;
+
+			memset(&msh, 0, sizeof(msh));
+			msh.dims = sh->dims;
+			msh.quantizer = sh->quantizer;
+			msh.record_size = sh->record_size;
+			msh.npieces = 1;
+			self.base = 0;
+			head = VsMakeHead(&msh, newinfo, NULL, &self, &size);
+			Assert(size == VS_MINI_HEAD_SIZE);
+			newpieces[q].head_crc = VsHeadCrc(head, size);
+			VsBlobWrite(op[q].w, head, size);
+		}
+		pfree(head);
+	}
+	nout = 0;
 	for (uint32 c = 0; c < meta.nclusters; c++)
 	{
 		MemoryContext percxt;
@@ -719,14 +1096,29 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 			continue;
 		vacuum_delay_point();
 		body = VsSegmentCluster(index, &meta, body, c);
+		if (cc[c].move)
+		{
+			VsBlobWriter *cw = op[out[nout].piece].w;
+
+			Assert(cw->total == newinfo[c].vec_offset - newpieces[out[nout].piece].base);
+			VsBlobWrite(cw, body + info[c].vec_offset, info[c].nbytes);
+			nout++;
+			done_clusters++;
+			progress(VS_PROGRESS_CLUSTERS_DONE, done_clusters);
+			continue;
+		}
 		percxt = MemoryContextSwitchTo(rowcxt);
 		n = (int64) (info[c].count - cc[c].dead + cc[c].delta_live);
 		collect_rows(index, &meta, body, c, &cc[c], &vecs, &tids, bas);
 		if (cc[c].nparts < 2)
 		{
-			Assert(w.total == newinfo[c].vec_offset);
-			newinfo[c].crc = VsWriteCluster(&w, index, (int) c, vecs, tids, n, (int) meta.dims,
+			VsBlobWriter *cw = op[out[nout].piece].w;
+
+			Assert(out[nout].cluster == c);
+			Assert(cw->total == newinfo[c].vec_offset - newpieces[out[nout].piece].base);
+			newinfo[c].crc = VsWriteCluster(cw, index, (int) c, vecs, tids, n, (int) meta.dims,
 											&ex, &newinfo[c], NULL, rowcxt);
+			nout++;
 		}
 		else
 		{
@@ -737,6 +1129,7 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 			for (int j = 0; j < cc[c].nparts; j++)
 			{
 				uint32		pc = part_cluster(&cc[c], c, j);
+				VsBlobWriter *cw = op[out[nout].piece].w;
 				int64		pn = 0;
 
 				for (int64 i = 0; i < n; i++)
@@ -750,9 +1143,11 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 				if (pn != cc[c].counts[j])
 					elog(ERROR, "index \"%s\": part %d of cluster %u has " INT64_FORMAT " rows, " INT64_FORMAT " were planned",
 						 RelationGetRelationName(index), j, c, pn, cc[c].counts[j]);
-				Assert(w.total == newinfo[pc].vec_offset);
-				newinfo[pc].crc = VsWriteCluster(&w, index, (int) pc, pvecs, ptids, pn,
+				Assert(out[nout].cluster == pc);
+				Assert(cw->total == newinfo[pc].vec_offset - newpieces[out[nout].piece].base);
+				newinfo[pc].crc = VsWriteCluster(cw, index, (int) pc, pvecs, ptids, pn,
 												 (int) meta.dims, &ex, &newinfo[pc], NULL, rowcxt);
+				nout++;
 			}
 		}
 		MemoryContextSwitchTo(percxt);
@@ -762,17 +1157,22 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 		progress(VS_PROGRESS_CLUSTERS_DONE, done_clusters);
 		progress(VS_PROGRESS_ROWS_WRITTEN, written);
 	}
-	newpieces[0].region = VsBlobEnd(&w);
-	if (newpieces[0].region.nbytes != off || newpieces[0].region.nblocks != nblocks)
-		elog(ERROR, "index \"%s\": a compaction wrote " UINT64_FORMAT " bytes where it laid out " UINT64_FORMAT,
-			 RelationGetRelationName(index), newpieces[0].region.nbytes, off);
+	for (int q = 0; q < nop; q++)
+	{
+		VsRegion	r = VsBlobEnd(op[q].w);
+
+		if (r.nbytes != newpieces[q].region.nbytes || r.nblocks != newpieces[q].region.nblocks)
+			elog(ERROR, "index \"%s\": a compaction wrote " UINT64_FORMAT " bytes where it laid out " UINT64_FORMAT,
+				 RelationGetRelationName(index), r.nbytes, newpieces[q].region.nbytes);
+		pfree(op[q].w);
+	}
 	head = VsMakeHead(&newsh, newinfo, ex.params, newpieces, &headsize);
 	VsBlobPatch(index, MAIN_FORKNUM, &newpieces[0].region, 0, head, headsize);
 	debug_stop(VS_COMPACT_STOP_WRITTEN);
 
 	/* the new metapage, as it will be published */
 	newmeta = meta;
-	newmeta.generation = meta.generation + 1;
+	newmeta.generation = newpieces[0].generation;
 	newmeta.sealed = newpieces[0].region;
 	newmeta.sealed_crc = VsHeadCrc(head, headsize);
 	newmeta.sealed_rows = nrows;
@@ -816,7 +1216,7 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 	}
 	for (uint32 c = 0; c < meta.nclusters; c++)
 	{
-		if (cc[c].chosen && BlockNumberIsValid(cc[c].endblk))
+		if (cc[c].chosen && !cc[c].move && BlockNumberIsValid(cc[c].endblk))
 			VsFreeListRetireChain(&fl, c, cc[c].startblk, cc[c].endblk);
 	}
 	VsFreeListRetire(&fl, &meta.freelist);
@@ -824,7 +1224,8 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 	result->blocks_reused = fl.reused;
 
 	progress(VS_PROGRESS_PHASE, VS_COMPACT_PHASE_LOGGING);
-	log_region(index, &newmeta.sealed);
+	for (int q = 0; q < nop; q++)
+		log_region(index, &newpieces[q].region);
 	log_region(index, &newmeta.freelist);
 	if (newmeta.bitmap.start != meta.bitmap.start)
 		log_region(index, &newmeta.bitmap);
@@ -836,6 +1237,8 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 
 	/* the segment file of the new piece, checked as it is written */
 	VsSegmentWritePiece(index, &newmeta);
+	for (int q = 1; q < nop; q++)
+		VsSegmentWriteOtherPiece(index, &newmeta, &newpieces[q], head);
 	VsSegmentRelease(body);
 	debug_stop(VS_COMPACT_STOP_LOGGED);
 
@@ -871,6 +1274,14 @@ VsCompact(Relation index, double threshold, BufferAccessStrategy bas, VsCompactR
 		 newmeta.generation, nnew);
 
 done:
+	/* the free blocks at the fork's end go back, when no one is using it */
+	if (!relocate)
+	{
+		result->blocks_truncated = VsFreeReclaimSoon(index, bas);
+		/* pieces may have moved down: the generation may be a later one */
+		VsReadMeta(index, &meta);
+		result->generation = meta.generation;
+	}
 	progress(VS_PROGRESS_PHASE, 0);
 	MemoryContextSwitchTo(oldcxt);
 	MemoryContextDelete(cxt);
@@ -932,7 +1343,7 @@ vecstore_compact(PG_FUNCTION_ARGS)
 						RelationGetRelationName(index))));
 	bas = GetAccessStrategy(BAS_VACUUM);
 	VsCompactProgressBegin(heap);
-	VsCompact(index, all ? 0.0 : Max(VsGetCompactionThreshold(index), 1e-9), bas, &res);
+	VsCompact(index, all ? 0.0 : Max(VsGetCompactionThreshold(index), 1e-9), false, bas, &res);
 	VsCompactProgressEnd();
 	FreeAccessStrategy(bas);
 	VsCloseIndex(index, heap, ShareUpdateExclusiveLock, RowExclusiveLock);

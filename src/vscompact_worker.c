@@ -304,7 +304,7 @@ compact_index(Oid indexoid)
 		pgstat_report_activity(STATE_RUNNING, RelationGetRelationName(index));
 		bas = GetAccessStrategy(BAS_VACUUM);
 		VsCompactProgressBegin(heap);
-		VsCompact(index, VsGetCompactionThreshold(index), bas, &res);
+		VsCompact(index, VsGetCompactionThreshold(index), false, bas, &res);
 		VsCompactProgressEnd();
 		FreeAccessStrategy(bas);
 		if (res.clusters > 0)

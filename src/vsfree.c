@@ -33,6 +33,12 @@
  * chain's tail is on is never retired.  The runs of blocks the list keeps
  * (pieces) are for compactions, which need them contiguous.
  *
+ * Giving space back (VsFreeReclaim, after a compaction): under a brief
+ * AccessExclusiveLock, taken only when no one uses the index, everything
+ * retired ripens at once, fully folded chains go, the free space map's
+ * pages join the list's runs, and the end of the fork is truncated; pieces
+ * are moved down into earlier runs while much of the fork is free.
+ *
  * Not reused: old deletion bitmaps, centroids and routing graphs (small;
  * a scan of an old generation on a standby reads them with no way for the
  * primary to know, and reused bytes there would give wrong answers rather
@@ -49,10 +55,18 @@
 #include "postgres.h"
 
 #include "access/generic_xlog.h"
+#include "access/genam.h"
+#include "access/parallel.h"
 #include "access/transam.h"
+#include "access/xact.h"
+#include "access/xloginsert.h"
+#include "catalog/storage.h"
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
 #include "storage/indexfsm.h"
+#include "nodes/pg_list.h"
+#include "storage/lmgr.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
@@ -92,6 +106,29 @@ VsFreeListLoad(Relation index, VsMetaPage meta, VsFreeList *fl, BufferAccessStra
 	fl->n = fl->cap = (int) (meta->freelist.nbytes / sizeof(VsFreeExtent));
 	fl->ext = palloc_extended(meta->freelist.nbytes, MCXT_ALLOC_HUGE);
 	VsBlobRead(index, &meta->freelist, 0, fl->ext, meta->freelist.nbytes, bas);
+}
+
+/*
+ * free_pages - delta pages cut from their chain go to inserts, which take
+ * one page at a time: marked free (so that a page the free space map hands
+ * out twice, or after a crash, is recognised) and recorded in the free
+ * space map.
+ */
+static void
+free_pages(Relation index, const BlockNumber *pages, int npages)
+{
+	for (int i = 0; i < npages; i++)
+	{
+		Buffer		buf = ReadBuffer(index, pages[i]);
+		GenericXLogState *state;
+
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		state = GenericXLogStart(index);
+		VsPageGetOpaque(GenericXLogRegisterBuffer(state, buf, 0))->type = VS_PAGE_FREE;
+		GenericXLogFinish(state);
+		UnlockReleaseBuffer(buf);
+		RecordFreeIndexPage(index, pages[i]);
+	}
 }
 
 /*
@@ -186,21 +223,7 @@ ripen_chain(Relation index, VsMetaPage meta, const VsFreeExtent *e, BlockNumber 
 	GenericXLogFinish(state);
 	UnlockReleaseBuffer(buf);
 
-	/*
-	 * The pages themselves go to inserts, which take one page at a time:
-	 * marked free (so a page the free space map hands out twice, or after
-	 * a crash, is recognised) and recorded in the free space map.
-	 */
-	for (int i = 0; i < npages; i++)
-	{
-		buf = ReadBuffer(index, pages[i]);
-		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-		state = GenericXLogStart(index);
-		VsPageGetOpaque(GenericXLogRegisterBuffer(state, buf, 0))->type = VS_PAGE_FREE;
-		GenericXLogFinish(state);
-		UnlockReleaseBuffer(buf);
-		RecordFreeIndexPage(index, pages[i]);
-	}
+	free_pages(index, pages, npages);
 	*recorded += npages;
 	pfree(pages);
 	return true;
@@ -218,11 +241,12 @@ extent_cmp(const void *a, const void *b)
 /*
  * VsFreeListRipen - at the start of a compaction (which runs after the
  * switch of the one that wrote the list): stamp what is still pending,
- * and make reusable what no scan can read any more; free extents are
- * sorted and merged.
+ * and make reusable what no scan can read any more ("all": everything
+ * retired, for a caller that holds AccessExclusiveLock on the index, so
+ * that no scan can read any of it); free extents are sorted and merged.
  */
 void
-VsFreeListRipen(Relation index, VsMetaPage meta, VsFreeList *fl)
+VsFreeListRipen(Relation index, VsMetaPage meta, VsFreeList *fl, bool all)
 {
 	VsFreeList	out;
 	FullTransactionId now = ReadNextFullTransactionId();
@@ -236,7 +260,7 @@ VsFreeListRipen(Relation index, VsMetaPage meta, VsFreeList *fl)
 		if (e.stamp == STAMP_PENDING)
 			e.stamp = U64FromFullTransactionId(now);
 		if (e.stamp != STAMP_FREE &&
-			GlobalVisCheckRemovableFullXid(NULL, FullTransactionIdFromU64(e.stamp)))
+			(all || GlobalVisCheckRemovableFullXid(NULL, FullTransactionIdFromU64(e.stamp))))
 		{
 			if (e.cluster != VS_NO_CLUSTER)
 			{
@@ -339,6 +363,54 @@ VsFreeListAllocate(Relation index, VsFreeList *fl, BlockNumber n)
 		}
 	}
 	return VsAllocateBlocks(index, n);
+}
+
+/*
+ * VsFreeListRuns - the free runs of blocks in a ripened list, by block
+ * (palloc'd, *n of them): where a compaction may place its pieces.
+ */
+VsRegion *
+VsFreeListRuns(const VsFreeList *fl, int *n)
+{
+	VsRegion   *runs = palloc(sizeof(VsRegion) * Max(fl->n, 1));
+
+	*n = 0;
+	for (int i = 0; i < fl->n; i++)
+	{
+		if (fl->ext[i].stamp == STAMP_FREE && fl->ext[i].cluster == VS_NO_CLUSTER &&
+			fl->ext[i].nblocks > 0)
+		{
+			runs[*n].start = fl->ext[i].start;
+			runs[*n].nblocks = fl->ext[i].nblocks;
+			runs[*n].nbytes = (uint64) fl->ext[i].nblocks * VS_BLOB_PAYLOAD;
+			(*n)++;
+		}
+	}
+	return runs;
+}
+
+/*
+ * VsFreeListTake - "n" blocks from the start of the free run that starts
+ * at block "start" (one VsFreeListRuns returned).
+ */
+void
+VsFreeListTake(VsFreeList *fl, BlockNumber start, BlockNumber n)
+{
+	for (int i = 0; i < fl->n; i++)
+	{
+		VsFreeExtent *e = &fl->ext[i];
+
+		if (e->stamp == STAMP_FREE && e->cluster == VS_NO_CLUSTER && e->start == start)
+		{
+			if (e->nblocks < n)
+				break;
+			e->start += n;
+			e->nblocks -= n;
+			fl->reused += n;
+			return;
+		}
+	}
+	elog(ERROR, "no free run of %u blocks at block %u", n, start);
 }
 
 /*
@@ -475,4 +547,552 @@ VsFreeListBlocks(const VsFreeList *fl, uint64 *free_blocks, uint64 *retired_bloc
 		else
 			*retired_blocks += fl->ext[i].nblocks;
 	}
+}
+
+/* free or retired blocks worth reclaiming (1 MB), and rounds of it */
+#define VS_RECLAIM_MIN_BLOCKS	128
+#define VS_RECLAIM_ROUNDS		6
+
+/* the block after a region, or 0 for an empty one */
+static inline BlockNumber
+region_end(const VsRegion *r)
+{
+	return r->nblocks > 0 ? r->start + r->nblocks : 0;
+}
+
+/*
+ * live_end - the block after the last one the current generation's
+ * regions use (metapage, directory, bitmap, centroids, routing graph,
+ * free list, every piece); delta pages are not counted.  0 when the head
+ * cannot be read.
+ */
+static BlockNumber
+live_end(Relation index, VsMetaPage meta, BufferAccessStrategy bas)
+{
+	BlockNumber end = VS_METAPAGE_BLKNO + 1;
+	char	   *problem;
+	char	   *head;
+
+	end = Max(end, region_end(&meta->centroids));
+	end = Max(end, region_end(&meta->directory));
+	end = Max(end, region_end(&meta->bitmap));
+	end = Max(end, region_end(&meta->sealed));
+	end = Max(end, region_end(&meta->routing));
+	end = Max(end, region_end(&meta->freelist));
+	if (meta->nclusters == 0 || meta->npieces <= 1)
+		return end;
+	head = VsSealedHead(index, meta, bas, &problem);
+	if (head == NULL)
+		return 0;
+	for (uint32 p = 1; p < meta->npieces; p++)
+		end = Max(end, region_end(&VsHeadPieces(head)[p].region));
+	pfree(head);
+	return end;
+}
+
+/* is block "blk" a delta page (possibly live)?  A page of any other kind
+ * past the live regions is garbage: free, or a region no generation reads */
+static bool
+is_delta_page(Relation index, BlockNumber blk, BufferAccessStrategy bas)
+{
+	Buffer		buf = ReadBufferExtended(index, MAIN_FORKNUM, blk, RBM_NORMAL, bas);
+	Page		page;
+	bool		delta;
+
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	delta = !PageIsNew(page) &&
+		PageGetSpecialSize(page) == MAXALIGN(sizeof(VsPageOpaqueData)) &&
+		VsPageGetOpaque(page)->page_id == VS_PAGE_ID &&
+		VsPageGetOpaque(page)->type == VS_PAGE_DELTA;
+	UnlockReleaseBuffer(buf);
+	return delta;
+}
+
+/*
+ * take_fsm_pages - with AccessExclusiveLock on the index (no insert can
+ * take a page meanwhile): the free delta pages the free space map offers
+ * go to the free list instead, where they join the runs around them for
+ * compactions and the end of the fork; inserts extend it meanwhile.
+ * Returns the pages taken.
+ */
+static int
+take_fsm_pages(Relation index, VsFreeList *fl, BufferAccessStrategy bas)
+{
+	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+	int			taken = 0;
+
+	for (;;)
+	{
+		BlockNumber blk = GetFreeIndexPage(index);
+		Buffer		buf;
+		Page		page;
+		bool		isfree;
+		VsFreeExtent e;
+
+		if (!BlockNumberIsValid(blk))
+			break;
+		if (blk >= nblocks)
+			continue;
+		buf = ReadBufferExtended(index, MAIN_FORKNUM, blk, RBM_NORMAL, bas);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		isfree = !PageIsNew(page) &&
+			PageGetSpecialSize(page) == MAXALIGN(sizeof(VsPageOpaqueData)) &&
+			VsPageGetOpaque(page)->page_id == VS_PAGE_ID &&
+			VsPageGetOpaque(page)->type == VS_PAGE_FREE;
+		UnlockReleaseBuffer(buf);
+		if (!isfree)
+			continue;
+		memset(&e, 0, sizeof(e));
+		e.start = blk;
+		e.nblocks = 1;
+		e.cluster = VS_NO_CLUSTER;
+		e.new_head = InvalidBlockNumber;
+		e.stamp = STAMP_FREE;
+		add_entry(fl, &e);
+		taken++;
+	}
+	return taken;
+}
+
+/*
+ * cut_folded_chains - with AccessExclusiveLock on the index: every delta
+ * chain all of whose rows the current generation folded goes altogether
+ * (the cluster's next insert starts a new one).  Its directory entry is
+ * emptied and its rows counted as skipped, so that the generation reads
+ * the cluster's delta rows from the (new) chain's head (VsDeltaFromHead);
+ * its pages are marked free and given to the free space map.  Returns the
+ * pages freed.
+ */
+static BlockNumber
+cut_folded_chains(Relation index, VsMetaPage meta, BufferAccessStrategy bas)
+{
+	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+	BlockNumber freed = 0;
+	char	   *problem;
+	char	   *head;
+	const VsClusterInfo *info;
+	BlockNumber *pages;
+	int			maxpages = 64;
+
+	if (meta->nclusters == 0)
+		return 0;
+	head = VsSealedHead(index, meta, bas, &problem);
+	if (head == NULL)
+		return 0;
+	info = VsHeadClusters(head);
+	pages = palloc(sizeof(BlockNumber) * maxpages);
+	for (uint32 c = 0; c < meta->nclusters; c++)
+	{
+		VsDirEntry	entry;
+		uint32		poff;
+		BlockNumber dirblk;
+		BlockNumber blk;
+		uint32		rows = 0;
+		int			npages = 0;
+		bool		sound = true;
+		Buffer		buf;
+		GenericXLogState *state;
+		VsDirEntry *e;
+
+		VsBlobRead(index, &meta->directory, (uint64) c * sizeof(VsDirEntry), &entry, sizeof(entry), bas);
+		if (!BlockNumberIsValid(entry.delta_head) || entry.delta_count != info[c].delta_folded)
+			continue;
+		for (blk = entry.delta_head; BlockNumberIsValid(blk);)
+		{
+			Page		page;
+
+			if (blk >= nblocks || npages >= (int) nblocks)
+			{
+				sound = false;
+				break;
+			}
+			buf = ReadBufferExtended(index, MAIN_FORKNUM, blk, RBM_NORMAL, bas);
+			LockBuffer(buf, BUFFER_LOCK_SHARE);
+			page = BufferGetPage(buf);
+			VsCheckPage(index, page, blk, VS_PAGE_DELTA);
+			rows += PageGetMaxOffsetNumber(page);
+			if (npages == maxpages)
+			{
+				maxpages *= 2;
+				pages = repalloc(pages, sizeof(BlockNumber) * maxpages);
+			}
+			pages[npages++] = blk;
+			blk = VsPageGetOpaque(page)->nextblkno;
+			UnlockReleaseBuffer(buf);
+		}
+		if (!sound || entry.delta_skipped + rows != entry.delta_count)
+		{
+			ereport(WARNING,
+					(errcode(ERRCODE_INDEX_CORRUPTED),
+					 errmsg("delta chain of cluster %u of index \"%s\" does not hold the rows its directory entry counts; its pages are not reused",
+							c, RelationGetRelationName(index))));
+			continue;
+		}
+
+		dirblk = VsBlobBlock(&meta->directory, (uint64) c * sizeof(VsDirEntry), &poff);
+		buf = ReadBuffer(index, dirblk);
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		VsCheckPage(index, BufferGetPage(buf), dirblk, VS_PAGE_BLOB);
+		state = GenericXLogStart(index);
+		e = (VsDirEntry *) (PageGetContents(GenericXLogRegisterBuffer(state, buf, 0)) + poff);
+		e->delta_head = InvalidBlockNumber;
+		e->delta_tail = InvalidBlockNumber;
+		e->delta_skipped = e->delta_count;
+		GenericXLogFinish(state);
+		UnlockReleaseBuffer(buf);
+		free_pages(index, pages, npages);
+		freed += npages;
+	}
+	pfree(pages);
+	pfree(head);
+	if (freed > 0)
+		IndexFreeSpaceMapVacuum(index);
+	return freed;
+}
+
+/*
+ * move_region - with AccessExclusiveLock on the index: a small region of
+ * the metapage's (centroids, routing graph, deletion bitmap) is copied into
+ * the first free run before it that holds it, so that the end of the fork
+ * can go (from the fork's second half only); the copy is WAL-logged in full, the old blocks are retired (the
+ * caller publishes the metapage before anything reuses them).  False when
+ * no run before it holds it.
+ */
+static bool
+move_region(Relation index, VsFreeList *fl, VsRegion *region)
+{
+	int			nruns;
+	VsRegion   *runs;
+	BlockNumber to = InvalidBlockNumber;
+
+	/* only from the fork's second half: elsewhere it is in nobody's way */
+	if (region->nblocks == 0 || region->start < RelationGetNumberOfBlocks(index) / 2)
+		return false;
+	runs = VsFreeListRuns(fl, &nruns);
+	for (int r = 0; r < nruns && !BlockNumberIsValid(to); r++)
+	{
+		if (runs[r].start < region->start && runs[r].nblocks >= region->nblocks)
+			to = runs[r].start;
+	}
+	pfree(runs);
+	if (!BlockNumberIsValid(to))
+		return false;
+	VsFreeListTake(fl, to, region->nblocks);
+	for (BlockNumber i = 0; i < region->nblocks; i++)
+	{
+		Buffer		src = ReadBuffer(index, region->start + i);
+		Buffer		dst = ReadBufferExtended(index, MAIN_FORKNUM, to + i, RBM_ZERO_AND_LOCK, NULL);
+
+		LockBuffer(src, BUFFER_LOCK_SHARE);
+		VsCheckPage(index, BufferGetPage(src), region->start + i, VS_PAGE_BLOB);
+		memcpy(BufferGetPage(dst), BufferGetPage(src), BLCKSZ);
+		MarkBufferDirty(dst);
+		UnlockReleaseBuffer(src);
+		UnlockReleaseBuffer(dst);
+	}
+	if (RelationNeedsWAL(index))
+		log_newpage_range(index, MAIN_FORKNUM, to, to + region->nblocks, true);
+	VsFreeListRetire(fl, region);
+	region->start = to;
+	return true;
+}
+
+/*
+ * truncate_tail - give the free blocks at the end of the fork back to the
+ * file system, as VACUUM truncates a table: only under AccessExclusiveLock
+ * on the index, taken only if no one holds a lock on it (a scan, an
+ * insert; a cursor), and given up as soon as someone waits for one.  With
+ * no scan on the index, nothing retired can be read any more (a standby's
+ * queries conflict with the lock when it replays it), so everything the
+ * free list holds ripens now, and the delta chains whose rows are all
+ * folded go; then the blocks after the last one that the current regions
+ * or a delta page use are cut off, and the free list and the free space
+ * map forget them.  The caller holds RowExclusiveLock on the index and
+ * ShareUpdateExclusiveLock on its table (no compaction meanwhile).
+ *
+ * False when it did not take the lock (nothing to gain, or the index is
+ * in use); else the blocks it removed in *removed, and the free blocks
+ * left in the fork (in the free list) in *free_left, of *nblocks.
+ */
+static bool
+truncate_tail(Relation index, BufferAccessStrategy bas, BlockNumber *removed,
+			  uint64 *free_left, BlockNumber *nblocks_left)
+{
+	VsMetaPageData meta;
+	VsMetaPageData newmeta;
+	VsFreeList	fl;
+	BlockNumber nblocks;
+	BlockNumber live;
+	BlockNumber end;
+	BlockNumber listblocks;
+	uint64		free_blocks;
+	uint64		retired_blocks;
+	bool		locked = false;
+
+	*removed = 0;
+	*free_left = 0;
+	*nblocks_left = 0;
+	/* a scan of this backend's own (a cursor) would lose its pages */
+	if (index->rd_refcnt > 1)
+		return false;
+	VsReadMeta(index, &meta);
+	nblocks = RelationGetNumberOfBlocks(index);
+	live = live_end(index, &meta, bas);
+	VsFreeListLoad(index, &meta, &fl, bas);
+	VsFreeListBlocks(&fl, &free_blocks, &retired_blocks);
+	if (fl.ext)
+		pfree(fl.ext);
+
+	/*
+	 * Worth a lock: a free end of 1000 blocks or a sixteenth of the fork
+	 * (as for a table), or a fifth of the fork free or retired, which
+	 * moving pieces down may bring to the end (VsFreeReclaim).
+	 */
+	if (live == 0 ||
+		!((nblocks > live &&
+		   (nblocks - live >= 1000 || nblocks - live >= Max(nblocks / 16, 8))) ||
+		  (free_blocks + retired_blocks >= VS_RECLAIM_MIN_BLOCKS &&
+		   (free_blocks + retired_blocks) * 5 >= nblocks)))
+		return false;
+	for (int tries = 0; tries < 10 && !locked; tries++)
+	{
+		locked = ConditionalLockRelation(index, AccessExclusiveLock);
+		if (!locked)
+		{
+			CHECK_FOR_INTERRUPTS();
+			pg_usleep(20000L);
+		}
+	}
+	if (!locked)
+	{
+		elog(DEBUG1, "vecstore: index \"%s\" is in use; its free blocks are not truncated",
+			 RelationGetRelationName(index));
+		return false;
+	}
+
+	/* everything retired ripens: delta pages marked free, runs free */
+	VsReadMeta(index, &meta);
+	VsFreeListLoad(index, &meta, &fl, bas);
+	VsFreeListRipen(index, &meta, &fl, true);
+	{
+		BlockNumber cut = cut_folded_chains(index, &meta, bas);
+		int			taken = take_fsm_pages(index, &fl, bas);
+
+		if (cut > 0 || taken > 0)
+			VsFreeListRipen(index, &meta, &fl, true);	/* sorted and merged again */
+	}
+
+	/* the metapage's small regions move down when they can */
+	newmeta = meta;
+	{
+		bool		moved = move_region(index, &fl, &newmeta.centroids);
+
+		moved = move_region(index, &fl, &newmeta.routing) || moved;
+		if (moved)
+			newmeta.moves++;
+		move_region(index, &fl, &newmeta.bitmap);
+	}
+
+	/* the end: past the live regions, back to the last delta page */
+	nblocks = RelationGetNumberOfBlocks(index);
+	live = live_end(index, &newmeta, bas);
+	end = nblocks;
+	while (live > 0 && end > live)
+	{
+		bool		listed = false;
+
+		if ((nblocks - end) % 64 == 0)
+		{
+			CHECK_FOR_INTERRUPTS();
+			if (LockHasWaitersRelation(index, AccessExclusiveLock))
+				break;
+		}
+		/* a run of the list is free without reading it */
+		for (int i = fl.n - 1; i >= 0 && !listed; i--)
+		{
+			const VsFreeExtent *e = &fl.ext[i];
+
+			if (e->cluster == VS_NO_CLUSTER && e->nblocks > 0 &&
+				e->start < end && end <= e->start + e->nblocks)
+			{
+				end = Max(e->start, live);
+				listed = true;
+			}
+		}
+		if (listed)
+			continue;
+		if (is_delta_page(index, end - 1, bas))
+			break;
+		end--;
+	}
+
+	/*
+	 * A new free list without the blocks cut off, in a free run below the
+	 * end, else in the first blocks past it (they are free, and a page a
+	 * free space map entry still names is recognised as taken: it is not
+	 * marked free).
+	 */
+	for (int i = 0; i < fl.n; i++)
+	{
+		VsFreeExtent *e = &fl.ext[i];
+
+		if (e->cluster != VS_NO_CLUSTER)
+			continue;
+		if (e->start >= end)
+			e->nblocks = 0;
+		else if (e->start + e->nblocks > end)
+			e->nblocks = end - e->start;
+	}
+	VsFreeListRetire(&fl, &meta.freelist);
+	listblocks = (BlockNumber) ((sizeof(VsFreeExtent) * (uint64) (fl.n + 1) + VS_BLOB_PAYLOAD - 1) /
+								VS_BLOB_PAYLOAD);
+	{
+		bool		fits = false;
+
+		for (int i = 0; i < fl.n && !fits; i++)
+			fits = fl.ext[i].stamp == STAMP_FREE && fl.ext[i].cluster == VS_NO_CLUSTER &&
+				fl.ext[i].nblocks >= listblocks;
+		if (!fits && end + listblocks <= nblocks)
+		{
+			/* the list's own run, just past the end */
+			VsFreeExtent e;
+
+			memset(&e, 0, sizeof(e));
+			e.start = end;
+			e.nblocks = listblocks;
+			e.cluster = VS_NO_CLUSTER;
+			e.new_head = InvalidBlockNumber;
+			e.stamp = STAMP_FREE;
+			add_entry(&fl, &e);
+			end += listblocks;
+		}
+	}
+	newmeta.freelist = VsFreeListWrite(index, &fl);
+	end = Max(end, region_end(&newmeta.freelist));
+	if (RelationNeedsWAL(index) && newmeta.freelist.nblocks > 0)
+		log_newpage_range(index, MAIN_FORKNUM, newmeta.freelist.start,
+						  region_end(&newmeta.freelist), true);
+	{
+		Buffer		metabuf = ReadBuffer(index, VS_METAPAGE_BLKNO);
+		GenericXLogState *state;
+
+		LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
+		VsCheckPage(index, BufferGetPage(metabuf), VS_METAPAGE_BLKNO, VS_PAGE_META);
+		state = GenericXLogStart(index);
+		memcpy(PageGetContents(GenericXLogRegisterBuffer(state, metabuf, 0)), &newmeta,
+			   sizeof(VsMetaPageData));
+		GenericXLogFinish(state);
+		UnlockReleaseBuffer(metabuf);
+	}
+	VsFreeListStamp(index, &newmeta);
+
+	if (end < nblocks)
+	{
+		elog(DEBUG1, "vecstore: index \"%s\" truncated from %u to %u blocks",
+			 RelationGetRelationName(index), nblocks, end);
+		RelationTruncate(index, end);
+	}
+	UnlockRelation(index, AccessExclusiveLock);
+	VsFreeListBlocks(&fl, &free_blocks, &retired_blocks);
+	if (fl.ext)
+		pfree(fl.ext);
+	*removed = nblocks - Min(end, nblocks);
+	*free_left = free_blocks;
+	*nblocks_left = Min(end, nblocks);
+	return true;
+}
+
+/*
+ * VsFreeReclaim - after a compaction: the fork's free end goes back to the
+ * file system (truncate_tail); then, while a fifth of what is left is
+ * still free, the piece that ends last is moved down into free runs
+ * before it (a compaction that copies its clusters' bytes as they are,
+ * rebuilding nothing), and the end is given back again.  A few rounds at
+ * most; each needs the index to be free of other users for a moment.
+ * Returns the blocks removed.
+ */
+BlockNumber
+VsFreeReclaim(Relation index, BufferAccessStrategy bas)
+{
+	BlockNumber total = 0;
+
+	for (int round = 0; round < VS_RECLAIM_ROUNDS; round++)
+	{
+		BlockNumber removed;
+		BlockNumber nblocks;
+		uint64		free_left;
+		VsCompactResult res;
+
+		if (!truncate_tail(index, bas, &removed, &free_left, &nblocks))
+			break;
+		total += removed;
+		if (free_left < VS_RECLAIM_MIN_BLOCKS || free_left * 5 < nblocks ||
+			round == VS_RECLAIM_ROUNDS - 1)
+			break;
+		VsCompact(index, 0, true, bas, &res);
+		if (res.generation == 0 || res.clusters == 0)
+			break;
+	}
+	return total;
+}
+
+/*
+ * Truncation after a parallel VACUUM: the index is cleaned up inside
+ * parallel mode (by the leader), where AccessExclusiveLock cannot be
+ * logged (it needs a transaction id), so the truncation waits for the
+ * VACUUM's transaction to reach its commit, out of parallel mode.
+ */
+static List *truncate_later = NIL;	/* OIDs, in TopTransactionContext */
+static bool truncate_callback_registered = false;
+
+static void
+truncate_xact_callback(XactEvent event, void *arg)
+{
+	List	   *oids = truncate_later;
+	ListCell   *lc;
+
+	if (event != XACT_EVENT_PRE_COMMIT)
+	{
+		if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
+			event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
+			event == XACT_EVENT_PREPARE)
+			truncate_later = NIL;
+		return;
+	}
+	truncate_later = NIL;
+	foreach(lc, oids)
+	{
+		Relation	index = try_index_open(lfirst_oid(lc), RowExclusiveLock);
+
+		if (index == NULL)
+			continue;
+		VsFreeReclaim(index, NULL);
+		index_close(index, RowExclusiveLock);
+	}
+}
+
+/*
+ * VsFreeReclaimSoon - VsFreeReclaim now, or, in parallel mode, just
+ * before the transaction commits.  Returns the blocks removed now.
+ */
+BlockNumber
+VsFreeReclaimSoon(Relation index, BufferAccessStrategy bas)
+{
+	MemoryContext old;
+
+	if (!IsInParallelMode())
+		return VsFreeReclaim(index, bas);
+	if (IsParallelWorker())
+		return 0;
+	if (!truncate_callback_registered)
+	{
+		RegisterXactCallback(truncate_xact_callback, NULL);
+		truncate_callback_registered = true;
+	}
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	truncate_later = list_append_unique_oid(truncate_later, RelationGetRelid(index));
+	MemoryContextSwitchTo(old);
+	return 0;
 }

@@ -445,7 +445,7 @@ VsDeltaChainBeginRows(VsDeltaChain *chain, Relation index, const VsDirEntry *ent
 					  const VsClusterInfo *info, int lockmode, BufferAccessStrategy strategy,
 					  BlockNumber nblocks)
 {
-	if (BlockNumberIsValid(info->delta_blk))
+	if (!VsDeltaFromHead(entry, info))
 	{
 		VsDeltaChainBegin(chain, index, info->delta_blk, lockmode, strategy, nblocks);
 		chain->startoff = info->delta_off;
@@ -557,14 +557,16 @@ VsGetMetaCache(Relation index)
 	/*
 	 * The centroids and the routing graph are kept while their regions are
 	 * the same: a compaction changes the generation, not them, and a scan
-	 * in progress in this backend (a cursor) keeps reading them.
+	 * in progress in this backend (a cursor) keeps reading them.  Blocks
+	 * they left may hold them again later: "moves" tells a move from that.
 	 */
 	if (cache != NULL && RelFileNodeEquals(cache->node, index->rd_node) &&
 		cache->meta.nclusters == meta.nclusters &&
 		cache->meta.centroids.start == meta.centroids.start &&
 		cache->meta.centroids.nbytes == meta.centroids.nbytes &&
 		cache->meta.routing.start == meta.routing.start &&
-		cache->meta.routing.nbytes == meta.routing.nbytes)
+		cache->meta.routing.nbytes == meta.routing.nbytes &&
+		cache->meta.moves == meta.moves)
 	{
 		cache->meta = meta;
 		return cache;

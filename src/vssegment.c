@@ -664,6 +664,19 @@ VsSegmentWritePiece(Relation index, VsMetaPage meta)
 }
 
 /*
+ * VsSegmentWriteOtherPiece - build the segment file of a piece of the
+ * generation of "meta" that does not hold its head ("head": that
+ * generation's head, checked), from the fork (a compaction that wrote
+ * several pieces).
+ */
+void
+VsSegmentWriteOtherPiece(Relation index, VsMetaPage meta, const VsPieceInfo *piece,
+						 const char *head)
+{
+	write_piece(index, meta, piece, head);
+}
+
+/*
  * VsSegmentWrite - (re)build every segment file of the current generation
  * from the fork (vecstore_verify's repair).
  */

@@ -294,7 +294,7 @@ vsvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 	{
 		VsCompactResult res;
 
-		VsCompact(info->index, threshold, info->strategy, &res);
+		VsCompact(info->index, threshold, false, info->strategy, &res);
 		if (res.clusters > 0)
 			ereport(info->message_level,
 					(errmsg("index \"%s\": compacted %d clusters, " INT64_FORMAT " new rows folded, " INT64_FORMAT " removed rows dropped",
