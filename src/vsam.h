@@ -368,6 +368,10 @@ typedef struct VsClusterExtras
 	int			gpu_threads;	/* CPU threads the offload service may use
 								 * for one graph */
 	instr_time *graph_time;		/* where the graphs' time adds up, or NULL */
+	/* a compaction: the graph the cluster had, whose nodes are its first
+	 * rows, unchanged (VsHnswExtend inserts only the others), or NULL */
+	const void *prev_graph;
+	uint64		prev_graph_size;
 } VsClusterExtras;
 
 /* reloptions */

@@ -578,7 +578,8 @@ VsWriteCluster(VsBlobWriter *w, Relation index, int c, const float *vecs,
 
 		/*
 		 * The offload service's graph (see read_cluster), or, without one or
-		 * if that failed, every row inserted here.
+		 * if that failed, every row inserted here (or only those after the
+		 * previous graph's, which VsHnswExtend takes over).
 		 */
 		if (offgraph == NULL || ex->offload->ops->graph_end(offgraph, graph) != 0)
 		{
@@ -597,8 +598,14 @@ VsWriteCluster(VsBlobWriter *w, Relation index, int c, const float *vecs,
 				source.batch = code_batch;
 				opt.source = &source;
 			}
-			if (VsHnswBuild(vecs, (int) count, dims, ex->metric, &opt,
-							&VsKmeansServerHooks, graph, info->graph_size) != info->graph_size)
+			/* after a compaction that added rows only, the new rows only */
+			if (ex->prev_graph != NULL &&
+				VsHnswExtend(ex->prev_graph, ex->prev_graph_size, vecs, (int) count, dims,
+							 ex->metric, &opt, &VsKmeansServerHooks, graph,
+							 info->graph_size) == info->graph_size)
+				;
+			else if (VsHnswBuild(vecs, (int) count, dims, ex->metric, &opt,
+								 &VsKmeansServerHooks, graph, info->graph_size) != info->graph_size)
 				elog(ERROR, "could not build the graph of cluster %d of index \"%s\"",
 					 c, RelationGetRelationName(index));
 		}

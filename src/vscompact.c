@@ -1116,8 +1116,20 @@ VsCompact(Relation index, double threshold, bool relocate, BufferAccessStrategy 
 
 			Assert(out[nout].cluster == c);
 			Assert(cw->total == newinfo[c].vec_offset - newpieces[out[nout].piece].base);
+
+			/*
+			 * No sealed row removed: they come first, in their order, so
+			 * the graph they had is the start of the new one.
+			 */
+			if (cc[c].dead == 0 && info[c].graph_offset != 0 && info[c].count > 0)
+			{
+				ex.prev_graph = body + info[c].graph_offset;
+				ex.prev_graph_size = info[c].graph_size;
+			}
 			newinfo[c].crc = VsWriteCluster(cw, index, (int) c, vecs, tids, n, (int) meta.dims,
 											&ex, &newinfo[c], NULL, rowcxt);
+			ex.prev_graph = NULL;
+			ex.prev_graph_size = 0;
 			nout++;
 		}
 		else

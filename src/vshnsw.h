@@ -261,6 +261,9 @@ extern size_t VsHnswBuildMemory(int n, const VsHnswBuildOptions *opt);
 extern size_t VsHnswBuild(const float *vectors, int n, int dim,
 						  VsMetric metric, const VsHnswBuildOptions *opt,
 						  const VsHnswHooks *hooks, void *dst, size_t dst_size);
+extern size_t VsHnswExtend(const void *old, size_t old_size, const float *vectors, int n,
+						   int dim, VsMetric metric, const VsHnswBuildOptions *opt,
+						   const VsHnswHooks *hooks, void *dst, size_t dst_size);
 
 extern void VsHnswExactNeighbours(const float *vectors, int n, int dim,
 								  VsMetric metric, int k,

@@ -286,6 +286,101 @@ VsHnswBuild(const float *vectors, int n, int dim, VsMetric metric,
 	return (size_t) lay.total;
 }
 
+/*
+ * VsHnswExtend - the graph of "n" vectors whose first ones are the nodes
+ * of "old" (a checked graph of the same vectors, built with the same
+ * options): its nodes, levels and rows are taken over and only the new
+ * nodes are inserted.  A build inserts nodes in id order and draws their
+ * levels from the seed in id order too, so the result is the graph
+ * VsHnswBuild would give for the same options (when "old" came from it
+ * and not from neighbour lists), at the cost of the new nodes only.
+ * Returns the block's size, or 0 when "old" does not fit these options,
+ * vectors or "dst" (the caller then builds the graph anew).
+ */
+size_t
+VsHnswExtend(const void *old, size_t old_size, const float *vectors, int n, int dim,
+			 VsMetric metric, const VsHnswBuildOptions *opt, const VsHnswHooks *hooks,
+			 void *dst, size_t dst_size)
+{
+	const VsHnswHeaderData *oh = (const VsHnswHeaderData *) old;
+	VsHnswHeaderData *h = (VsHnswHeaderData *) dst;
+	uint32_t	counts[VS_HNSW_MAX_LEVELS];
+	Layout		lay;
+	Builder		b;
+	int			m,
+				efc,
+				nlevels;
+	uint64_t	seed;
+
+	options_resolve(opt, &m, &efc, &seed);
+	if (old == NULL || old_size < HEADER_SIZE || dst == NULL || ((uintptr_t) dst & 7) != 0 ||
+		vectors == NULL || dim < 1 || n < 1 || (opt != NULL && opt->neighbours != NULL))
+		return 0;
+	if (oh->magic != VS_HNSW_MAGIC || oh->version != VS_HNSW_VERSION ||
+		oh->n == 0 || oh->n > (uint32_t) n || oh->dim != (uint32_t) dim ||
+		oh->metric != (uint16_t) metric || oh->m != (uint16_t) m ||
+		oh->ef_construction != (uint32_t) efc || oh->seed != seed ||
+		oh->total_size != (uint64_t) old_size || oh->nlevels == 0 ||
+		oh->nlevels > VS_HNSW_MAX_LEVELS || oh->entry >= oh->n)
+		return 0;
+
+	nlevels = draw_levels(n, m, seed, NULL, counts);
+	VsHnswComputeLayout((uint32_t) n, m, nlevels, counts, metric == VS_METRIC_COSINE, &lay);
+	if (lay.total > (uint64_t) dst_size || lay.total > (uint64_t) SIZE_MAX)
+		return 0;
+
+	memset(dst, 0, (size_t) lay.total);
+	h->magic = VS_HNSW_MAGIC;
+	h->version = VS_HNSW_VERSION;
+	h->flags = (metric == VS_METRIC_COSINE) ? VS_HNSW_FLAG_NORMS : 0;
+	h->n = (uint32_t) n;
+	h->dim = (uint32_t) dim;
+	h->metric = (uint16_t) metric;
+	h->m = (uint16_t) m;
+	h->m0 = (uint16_t) (2 * m);
+	h->nlevels = (uint16_t) nlevels;
+	h->entry = VS_HNSW_NONE;
+	h->ef_construction = (uint32_t) efc;
+	h->total_size = lay.total;
+	h->seed = seed;
+	builder_init(&b, vectors, n, dim, metric, m, efc, seed, hooks, (char *) dst, counts, &lay);
+	b.source = opt ? opt->source : NULL;
+
+	/* the old nodes: the same levels, members and rows */
+	if (b.node_level[oh->entry] != oh->nlevels - 1)
+	{
+		builder_free(&b);
+		return 0;
+	}
+	for (int l = 0; l < oh->nlevels; l++)
+	{
+		Level		ol;
+
+		VsHnswLevelView((const char *) old, l, &ol);
+		if (ol.cap != b.levels[l].cap || ol.count > b.levels[l].count ||
+			(l > 0 && memcmp(ol.members, b.levels[l].members, sizeof(uint32_t) * ol.count) != 0))
+		{
+			builder_free(&b);
+			return 0;
+		}
+		memcpy((char *) dst + b.adj_offset[l], ol.adj, sizeof(uint32_t) * (size_t) ol.count * ol.cap);
+		if (l > 0)
+			b.next_local[l] = ol.count;
+	}
+	b.entry = oh->entry;
+	b.top = oh->nlevels - 1;
+
+	for (uint32_t q = oh->n; q < (uint32_t) n; q++)
+	{
+		insert_node(&b, q, 0);
+		if ((q % POLL_NODES) == POLL_NODES - 1 && hooks->check_interrupts)
+			hooks->check_interrupts();
+	}
+	h->entry = b.entry;
+	builder_free(&b);
+	return (size_t) lay.total;
+}
+
 /* what the tasks of VsHnswExactNeighbours share */
 typedef struct ExactPass
 {

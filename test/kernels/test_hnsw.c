@@ -578,6 +578,74 @@ test_determinism(void)
 }
 
 /*
+ * test_extend - VsHnswExtend: a graph of the first rows extended by the
+ * others is byte for byte the graph built on all of them at once (a build
+ * inserts in id order); a graph built with other options, or of other
+ * rows, is refused.
+ */
+static void
+test_extend(void)
+{
+	group_begin("extend: a graph of the first rows plus the rest = the graph of all");
+	for (int metric = VS_METRIC_L2; metric <= VS_METRIC_COSINE; metric++)
+	{
+		int			n = 3000,
+					dim = 24;
+		float	   *x = make_clustered(n, dim, 20, (VsMetric) metric, 5);
+		VsHnswBuildOptions opt;
+		int			parts[] = {1, 700, 2999, 3000};
+
+		VsHnswBuildOptionsInit(&opt);
+		opt.m = 12;
+		opt.ef_construction = 48;
+		opt.seed = 77;
+		for (int p = 0; p < 4; p++)
+		{
+			int			k = parts[p];
+			size_t		need = VsHnswSerializedSize(n, (VsMetric) metric, &opt);
+			size_t		needk = VsHnswSerializedSize(k, (VsMetric) metric, &opt);
+			char	   *full = aligned_alloc(64, need);
+			char	   *first = aligned_alloc(64, needk);
+			char	   *ext = aligned_alloc(64, need);
+			size_t		got;
+
+			check(VsHnswBuild(x, n, dim, (VsMetric) metric, &opt, &hooks, full, need) == need &&
+				  VsHnswBuild(x, k, dim, (VsMetric) metric, &opt, &hooks, first, needk) == needk,
+				  "%s: builds failed", metric_names[metric]);
+			memset(ext, 0xA5, need);
+			got = VsHnswExtend(first, needk, x, n, dim, (VsMetric) metric, &opt, &hooks, ext, need);
+			check(got == need, "%s: extending %d rows to %d gave %zu bytes, want %zu",
+				  metric_names[metric], k, n, got, need);
+			check(got == need && memcmp(full, ext, need) == 0,
+				  "%s: %d rows extended to %d differ from a build of %d", metric_names[metric], k, n, n);
+			check(VsHnswValidate(ext, need, n, dim, (VsMetric) metric) == NULL,
+				  "%s: extended graph invalid", metric_names[metric]);
+			if (k == 700)
+			{
+				VsHnswBuildOptions other = opt;
+
+				other.seed = 78;
+				check(VsHnswExtend(first, needk, x, n, dim, (VsMetric) metric, &other, &hooks,
+								   ext, need) == 0, "%s: another seed accepted", metric_names[metric]);
+				other = opt;
+				other.m = 10;
+				check(VsHnswExtend(first, needk, x, n, dim, (VsMetric) metric, &other, &hooks,
+								   ext, need) == 0, "%s: another m accepted", metric_names[metric]);
+				check(VsHnswExtend(first, needk, x, k - 1, dim, (VsMetric) metric, &opt, &hooks,
+								   ext, need) == 0, "%s: fewer rows accepted", metric_names[metric]);
+				check(VsHnswExtend(first, needk, x, n, dim, (VsMetric) metric, &opt, &hooks,
+								   ext, need - 64) == 0, "%s: short buffer accepted", metric_names[metric]);
+			}
+			free(full);
+			free(first);
+			free(ext);
+		}
+		free(x);
+	}
+	group_end();
+}
+
+/*
  * test_serialized - write, map read-only at an odd offset, validate,
  * search: the same results as in the build buffer.
  */
@@ -1395,6 +1463,7 @@ main(void)
 	test_recall();
 	test_lists();
 	test_determinism();
+	test_extend();
 	test_serialized();
 	test_validator_targeted();
 	test_validator_random();
