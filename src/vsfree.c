@@ -812,11 +812,19 @@ move_region(Relation index, VsFreeList *fl, VsRegion *region)
  * map forget them.  The caller holds RowExclusiveLock on the index and
  * ShareUpdateExclusiveLock on its table (no compaction meanwhile).
  *
- * False when it did not take the lock (nothing to gain, or the index is
- * in use); else the blocks it removed in *removed, and the free blocks
- * left in the fork (in the free list) in *free_left, of *nblocks.
+ * Returns TAIL_IDLE when there was nothing to gain, TAIL_BUSY when the
+ * index was in use, TAIL_DONE when it ran; the blocks it removed in
+ * *removed, and the free blocks left in the fork (in the free list) in
+ * *free_left, of *nblocks_left.
  */
-static bool
+typedef enum TailResult
+{
+	TAIL_IDLE,
+	TAIL_BUSY,
+	TAIL_DONE
+} TailResult;
+
+static TailResult
 truncate_tail(Relation index, BufferAccessStrategy bas, BlockNumber *removed,
 			  uint64 *free_left, BlockNumber *nblocks_left)
 {
@@ -830,13 +838,14 @@ truncate_tail(Relation index, BufferAccessStrategy bas, BlockNumber *removed,
 	uint64		free_blocks;
 	uint64		retired_blocks;
 	bool		locked = false;
+	bool		changed = false;
 
 	*removed = 0;
 	*free_left = 0;
 	*nblocks_left = 0;
 	/* a scan of this backend's own (a cursor) would lose its pages */
 	if (index->rd_refcnt > 1)
-		return false;
+		return TAIL_BUSY;
 	VsReadMeta(index, &meta);
 	nblocks = RelationGetNumberOfBlocks(index);
 	live = live_end(index, &meta, bas);
@@ -844,18 +853,19 @@ truncate_tail(Relation index, BufferAccessStrategy bas, BlockNumber *removed,
 	VsFreeListBlocks(&fl, &free_blocks, &retired_blocks);
 	if (fl.ext)
 		pfree(fl.ext);
+	*free_left = free_blocks;
+	*nblocks_left = nblocks;
 
 	/*
 	 * Worth a lock: a free end of 1000 blocks or a sixteenth of the fork
-	 * (as for a table), or a fifth of the fork free or retired, which
-	 * moving pieces down may bring to the end (VsFreeReclaim).
+	 * (as for a table), or 1 MB retired, which ripens under the lock (and
+	 * may be at the end, or join free runs).
 	 */
 	if (live == 0 ||
 		!((nblocks > live &&
 		   (nblocks - live >= 1000 || nblocks - live >= Max(nblocks / 16, 8))) ||
-		  (free_blocks + retired_blocks >= VS_RECLAIM_MIN_BLOCKS &&
-		   (free_blocks + retired_blocks) * 5 >= nblocks)))
-		return false;
+		  retired_blocks >= VS_RECLAIM_MIN_BLOCKS))
+		return TAIL_IDLE;
 	for (int tries = 0; tries < 10 && !locked; tries++)
 	{
 		locked = ConditionalLockRelation(index, AccessExclusiveLock);
@@ -869,19 +879,24 @@ truncate_tail(Relation index, BufferAccessStrategy bas, BlockNumber *removed,
 	{
 		elog(DEBUG1, "vecstore: index \"%s\" is in use; its free blocks are not truncated",
 			 RelationGetRelationName(index));
-		return false;
+		return TAIL_BUSY;
 	}
 
 	/* everything retired ripens: delta pages marked free, runs free */
 	VsReadMeta(index, &meta);
 	VsFreeListLoad(index, &meta, &fl, bas);
+	for (int i = 0; i < fl.n; i++)
+		changed = changed || fl.ext[i].stamp != STAMP_FREE;
 	VsFreeListRipen(index, &meta, &fl, true);
 	{
 		BlockNumber cut = cut_folded_chains(index, &meta, bas);
 		int			taken = take_fsm_pages(index, &fl, bas);
 
 		if (cut > 0 || taken > 0)
+		{
 			VsFreeListRipen(index, &meta, &fl, true);	/* sorted and merged again */
+			changed = true;
+		}
 	}
 
 	/* the metapage's small regions move down when they can */
@@ -892,7 +907,7 @@ truncate_tail(Relation index, BufferAccessStrategy bas, BlockNumber *removed,
 		moved = move_region(index, &fl, &newmeta.routing) || moved;
 		if (moved)
 			newmeta.moves++;
-		move_region(index, &fl, &newmeta.bitmap);
+		changed = move_region(index, &fl, &newmeta.bitmap) || moved || changed;
 	}
 
 	/* the end: past the live regions, back to the last delta page */
@@ -926,6 +941,16 @@ truncate_tail(Relation index, BufferAccessStrategy bas, BlockNumber *removed,
 		if (is_delta_page(index, end - 1, bas))
 			break;
 		end--;
+	}
+
+	if (!changed && end == nblocks)
+	{
+		UnlockRelation(index, AccessExclusiveLock);
+		VsFreeListBlocks(&fl, &free_blocks, &retired_blocks);
+		*free_left = free_blocks;
+		if (fl.ext)
+			pfree(fl.ext);
+		return TAIL_DONE;
 	}
 
 	/*
@@ -1001,17 +1026,17 @@ truncate_tail(Relation index, BufferAccessStrategy bas, BlockNumber *removed,
 	*removed = nblocks - Min(end, nblocks);
 	*free_left = free_blocks;
 	*nblocks_left = Min(end, nblocks);
-	return true;
+	return TAIL_DONE;
 }
 
 /*
  * VsFreeReclaim - after a compaction: the fork's free end goes back to the
  * file system (truncate_tail); then, while a fifth of what is left is
- * still free, the piece that ends last is moved down into free runs
- * before it (a compaction that copies its clusters' bytes as they are,
+ * still free, the last piece that fits into free runs before it is moved
+ * down (a compaction that copies its clusters' bytes as they are,
  * rebuilding nothing), and the end is given back again.  A few rounds at
- * most; each needs the index to be free of other users for a moment.
- * Returns the blocks removed.
+ * most, and none once the index is found in use.  Returns the blocks
+ * removed.
  */
 BlockNumber
 VsFreeReclaim(Relation index, BufferAccessStrategy bas)
@@ -1025,7 +1050,7 @@ VsFreeReclaim(Relation index, BufferAccessStrategy bas)
 		uint64		free_left;
 		VsCompactResult res;
 
-		if (!truncate_tail(index, bas, &removed, &free_left, &nblocks))
+		if (truncate_tail(index, bas, &removed, &free_left, &nblocks) == TAIL_BUSY)
 			break;
 		total += removed;
 		if (free_left < VS_RECLAIM_MIN_BLOCKS || free_left * 5 < nblocks ||
