@@ -61,6 +61,14 @@
 #    generations up to the current one, one of them segment_file, and no
 #    temporary file: after A, after each crash's next compaction, on the
 #    standby after C.
+# E. Space back: while another session's open transaction holds its lock
+#    on the index (read committed, between statements: no snapshot),
+#    three quarters of the rows deleted and VACUUMed: the compaction drops
+#    them, the relation is not truncated, and the transaction reads on;
+#    once it has ended, VACUUM truncates the relation by a quarter at
+#    least, check_live and check_files hold, and
+#    the standby replays the truncation (same relation size), answers as
+#    the primary does and check_live holds there.
 #
 # IDENTIFICATION
 #     test/t/021_compaction.pl
@@ -657,6 +665,38 @@ is($standby->safe_psql('postgres', "SELECT $cols FROM vecstore_index_info('$INDE
     $pinfo, "the standby's vecstore_index_info agrees ($cols)");
 check_live($standby, 'on the standby');
 check_files($standby, 'on the standby');
+
+#
+# E. Space back
+#
+my $size0 = $node->safe_psql('postgres', "SELECT pg_relation_size('$INDEX')");
+my $holder = $node->background_psql('postgres', on_error_stop => 1);
+# a transaction that used the index holds its lock (and, in READ COMMITTED
+# between statements, no snapshot: VACUUM can remove rows meanwhile)
+$holder->query_safe('BEGIN; SET enable_seqscan = off');
+is(scalar(split /\n/, $holder->query_safe("SELECT id FROM t ORDER BY v <-> '$QUERIES[2]' LIMIT 5")),
+    5, 'E: a transaction reads through the index and stays open');
+my $sealed0 = index_info($node, $INDEX, qw(sealed_rows))->{sealed_rows};
+$node->safe_psql('postgres', 'DELETE FROM t WHERE id % 4 <> 0; VACUUM t;');
+my $sealed1 = index_info($node, $INDEX, qw(sealed_rows))->{sealed_rows};
+cmp_ok($sealed1, '<', $sealed0 / 2, "E: VACUUM compacted the removed rows away ($sealed0 -> $sealed1 sealed rows)");
+my $size1 = $node->safe_psql('postgres', "SELECT pg_relation_size('$INDEX')");
+cmp_ok($size1, '>=', $size0,
+    "E: while that transaction holds its lock on the index, the relation is not truncated ($size0 -> $size1 bytes)");
+is(scalar(split /\n/, $holder->query_safe("SELECT id FROM t ORDER BY v <-> '$QUERIES[3]' LIMIT 50")),
+    50, 'E: the open transaction reads the new generation');
+$holder->query_safe('COMMIT');
+$holder->quit;
+$node->safe_psql('postgres', 'VACUUM t');
+my $size2 = $node->safe_psql('postgres', "SELECT pg_relation_size('$INDEX')");
+cmp_ok($size2, '<', $size1 * 3 / 4, "E: once it has ended, VACUUM truncates the relation ($size1 -> $size2 bytes)");
+check_live($node, 'E: after the truncation');
+check_files($node, 'E: after the truncation');
+$node->wait_for_catchup($standby, 'replay');
+is($standby->safe_psql('postgres', "SELECT pg_relation_size('$INDEX')"), $size2,
+    'E: the standby replayed the truncation');
+is(top10($standby, $EXACT), top10($node, $EXACT), "E: the standby's top-10 equal the primary's");
+check_live($standby, 'E: on the standby after the truncation');
 
 $standby->stop;
 $node->stop;
