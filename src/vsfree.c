@@ -551,7 +551,7 @@ VsFreeListBlocks(const VsFreeList *fl, uint64 *free_blocks, uint64 *retired_bloc
 
 /* free or retired blocks worth reclaiming (1 MB), and rounds of it */
 #define VS_RECLAIM_MIN_BLOCKS	128
-#define VS_RECLAIM_ROUNDS		6
+#define VS_RECLAIM_ROUNDS		12
 
 /* the block after a region, or 0 for an empty one */
 static inline BlockNumber
@@ -800,6 +800,170 @@ move_region(Relation index, VsFreeList *fl, VsRegion *region)
 }
 
 /*
+ * merge_free - the free runs of a list sorted by block and merged where
+ * they touch, first; the other entries after them, as they were.
+ */
+static void
+merge_free(VsFreeList *fl)
+{
+	VsFreeList	freed;
+	VsFreeList	rest;
+
+	memset(&freed, 0, sizeof(freed));
+	memset(&rest, 0, sizeof(rest));
+	for (int i = 0; i < fl->n; i++)
+	{
+		if (fl->ext[i].stamp == STAMP_FREE && fl->ext[i].cluster == VS_NO_CLUSTER)
+			add_entry(&freed, &fl->ext[i]);
+		else
+			add_entry(&rest, &fl->ext[i]);
+	}
+	if (freed.n > 1)
+		qsort(freed.ext, freed.n, sizeof(VsFreeExtent), extent_cmp);
+	fl->n = 0;
+	for (int i = 0; i < freed.n; i++)
+	{
+		if (fl->n > 0 && fl->ext[fl->n - 1].start + fl->ext[fl->n - 1].nblocks == freed.ext[i].start)
+			fl->ext[fl->n - 1].nblocks += freed.ext[i].nblocks;
+		else
+			fl->ext[fl->n++] = freed.ext[i];
+	}
+	for (int i = 0; i < rest.n; i++)
+		fl->ext[fl->n++] = rest.ext[i];
+	if (freed.ext)
+		pfree(freed.ext);
+	if (rest.ext)
+		pfree(rest.ext);
+}
+
+/*
+ * move_delta_pages - with AccessExclusiveLock on the index (no insert or
+ * scan meanwhile): the delta pages at or past block "limit" move into free
+ * blocks before it, so that they do not hold the end of the fork (an
+ * insert takes new pages at the end once the free space map is empty).
+ * Each move is one WAL record: the copy, the link to it (the previous
+ * page's, or the directory entry's head) and the entry's tail, and the old
+ * page marked free; it joins the free list.  The page a generation's fold
+ * position names (VsClusterInfo.delta_blk) stays.  Returns the pages moved.
+ */
+static int
+move_delta_pages(Relation index, VsMetaPage meta, VsFreeList *fl, BlockNumber limit,
+				 BufferAccessStrategy bas)
+{
+	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+	int			moved = 0;
+	char	   *problem;
+	char	   *head;
+	const VsClusterInfo *info;
+
+	if (meta->nclusters == 0 || limit >= nblocks)
+		return 0;
+	head = VsSealedHead(index, meta, bas, &problem);
+	if (head == NULL)
+		return 0;
+	info = VsHeadClusters(head);
+	for (uint32 c = 0; c < meta->nclusters; c++)
+	{
+		VsDirEntry	entry;
+		uint32		poff;
+		BlockNumber dirblk = VsBlobBlock(&meta->directory, (uint64) c * sizeof(VsDirEntry), &poff);
+		BlockNumber prev = InvalidBlockNumber;
+		BlockNumber blk;
+		BlockNumber fixed;
+		int			steps = 0;
+
+		VsBlobRead(index, &meta->directory, (uint64) c * sizeof(VsDirEntry), &entry, sizeof(entry), bas);
+		fixed = VsDeltaFromHead(&entry, &info[c]) ? InvalidBlockNumber : info[c].delta_blk;
+		for (blk = entry.delta_head; BlockNumberIsValid(blk) && blk < nblocks && steps++ < (int) nblocks;)
+		{
+			Buffer		buf;
+			BlockNumber next;
+			BlockNumber to = InvalidBlockNumber;
+			int			nruns;
+			VsRegion   *runs;
+
+			buf = ReadBufferExtended(index, MAIN_FORKNUM, blk, RBM_NORMAL, bas);
+			LockBuffer(buf, BUFFER_LOCK_SHARE);
+			VsCheckPage(index, BufferGetPage(buf), blk, VS_PAGE_DELTA);
+			next = VsPageGetOpaque(BufferGetPage(buf))->nextblkno;
+			UnlockReleaseBuffer(buf);
+			if (blk >= limit && blk != fixed)
+			{
+				runs = VsFreeListRuns(fl, &nruns);
+				if (nruns > 0 && runs[0].start < limit)
+					to = runs[0].start;
+				pfree(runs);
+			}
+			if (BlockNumberIsValid(to))
+			{
+				GenericXLogState *state;
+				Buffer		src = ReadBuffer(index, blk);
+				Buffer		dst = ReadBufferExtended(index, MAIN_FORKNUM, to, RBM_ZERO_AND_LOCK, NULL);
+				Buffer		link = InvalidBuffer;
+				Buffer		dir = InvalidBuffer;
+				Page		srcpage;
+				VsDirEntry *e = NULL;
+
+				VsFreeListTake(fl, to, 1);
+				LockBuffer(src, BUFFER_LOCK_EXCLUSIVE);
+				if (BlockNumberIsValid(prev))
+				{
+					link = ReadBuffer(index, prev);
+					LockBuffer(link, BUFFER_LOCK_EXCLUSIVE);
+				}
+				if (!BlockNumberIsValid(prev) || entry.delta_tail == blk)
+				{
+					dir = ReadBuffer(index, dirblk);
+					LockBuffer(dir, BUFFER_LOCK_EXCLUSIVE);
+					VsCheckPage(index, BufferGetPage(dir), dirblk, VS_PAGE_BLOB);
+				}
+				state = GenericXLogStart(index);
+				srcpage = GenericXLogRegisterBuffer(state, src, 0);
+				memcpy(GenericXLogRegisterBuffer(state, dst, GENERIC_XLOG_FULL_IMAGE), srcpage, BLCKSZ);
+				if (BufferIsValid(link))
+					VsPageGetOpaque(GenericXLogRegisterBuffer(state, link, 0))->nextblkno = to;
+				if (BufferIsValid(dir))
+					e = (VsDirEntry *) (PageGetContents(GenericXLogRegisterBuffer(state, dir, 0)) + poff);
+				if (!BlockNumberIsValid(prev))
+					e->delta_head = to;
+				if (entry.delta_tail == blk)
+					e->delta_tail = to;
+				VsPageGetOpaque(srcpage)->type = VS_PAGE_FREE;
+				VsPageGetOpaque(srcpage)->nextblkno = InvalidBlockNumber;
+				GenericXLogFinish(state);
+				if (BufferIsValid(dir))
+					UnlockReleaseBuffer(dir);
+				if (BufferIsValid(link))
+					UnlockReleaseBuffer(link);
+				UnlockReleaseBuffer(dst);
+				UnlockReleaseBuffer(src);
+				{
+					VsFreeExtent fe;
+
+					memset(&fe, 0, sizeof(fe));
+					fe.start = blk;
+					fe.nblocks = 1;
+					fe.cluster = VS_NO_CLUSTER;
+					fe.new_head = InvalidBlockNumber;
+					fe.stamp = STAMP_FREE;
+					add_entry(fl, &fe);
+				}
+				if (!BlockNumberIsValid(prev))
+					entry.delta_head = to;
+				if (entry.delta_tail == blk)
+					entry.delta_tail = to;
+				blk = to;
+				moved++;
+			}
+			prev = blk;
+			blk = next;
+		}
+	}
+	pfree(head);
+	return moved;
+}
+
+/*
  * truncate_tail - give the free blocks at the end of the fork back to the
  * file system, as VACUUM truncates a table: only under AccessExclusiveLock
  * on the index, taken only if no one holds a lock on it (a scan, an
@@ -913,6 +1077,11 @@ truncate_tail(Relation index, BufferAccessStrategy bas, BlockNumber *removed,
 	/* the end: past the live regions, back to the last delta page */
 	nblocks = RelationGetNumberOfBlocks(index);
 	live = live_end(index, &newmeta, bas);
+	if (live > 0 && move_delta_pages(index, &newmeta, &fl, live, bas) > 0)
+	{
+		merge_free(&fl);
+		changed = true;
+	}
 	end = nblocks;
 	while (live > 0 && end > live)
 	{
