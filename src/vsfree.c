@@ -1003,6 +1003,7 @@ truncate_tail(Relation index, BufferAccessStrategy bas, BlockNumber *removed,
 	uint64		retired_blocks;
 	bool		locked = false;
 	bool		changed = false;
+	bool		tail_ok = true;
 
 	*removed = 0;
 	*free_left = 0;
@@ -1128,6 +1129,19 @@ truncate_tail(Relation index, BufferAccessStrategy bas, BlockNumber *removed,
 	 * free space map entry still names is recognised as taken: it is not
 	 * marked free).
 	 */
+	listblocks = (BlockNumber) ((sizeof(VsFreeExtent) * (uint64) (fl.n + 2) + VS_BLOB_PAYLOAD - 1) /
+								VS_BLOB_PAYLOAD);
+	/*
+	 * The blocks just past the end may hold the list only when no retired
+	 * region the published metapage still names is there (a crash before
+	 * the switch must find that intact).
+	 */
+	for (int i = 0; i < fl.n; i++)
+	{
+		if (fl.ext[i].stamp != STAMP_FREE && fl.ext[i].cluster == VS_NO_CLUSTER &&
+			fl.ext[i].start < end + listblocks && fl.ext[i].start + fl.ext[i].nblocks > end)
+			tail_ok = false;
+	}
 	for (int i = 0; i < fl.n; i++)
 	{
 		VsFreeExtent *e = &fl.ext[i];
@@ -1140,15 +1154,13 @@ truncate_tail(Relation index, BufferAccessStrategy bas, BlockNumber *removed,
 			e->nblocks = end - e->start;
 	}
 	VsFreeListRetire(&fl, &meta.freelist);
-	listblocks = (BlockNumber) ((sizeof(VsFreeExtent) * (uint64) (fl.n + 1) + VS_BLOB_PAYLOAD - 1) /
-								VS_BLOB_PAYLOAD);
 	{
 		bool		fits = false;
 
 		for (int i = 0; i < fl.n && !fits; i++)
 			fits = fl.ext[i].stamp == STAMP_FREE && fl.ext[i].cluster == VS_NO_CLUSTER &&
 				fl.ext[i].nblocks >= listblocks;
-		if (!fits && end + listblocks <= nblocks)
+		if (!fits && tail_ok && end + listblocks <= nblocks)
 		{
 			/* the list's own run, just past the end */
 			VsFreeExtent e;
