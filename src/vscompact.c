@@ -752,9 +752,6 @@ VsCompact(Relation index, double threshold, bool relocate, BufferAccessStrategy 
 	split_rows = VsGetMaxClusterRows(index) > 0 ? (uint64) VsGetMaxClusterRows(index) : meta.split_rows;
 	split_rows = Max(split_rows, 2);
 	cc = palloc0(sizeof(CompactCluster) * meta.nclusters);
-	/* the free list: what earlier compactions retired may be reused now */
-	VsFreeListLoad(index, &meta, &fl, bas);
-	VsFreeListRipen(index, &meta, &fl, false);
 	if (relocate)
 	{
 		/*
@@ -763,7 +760,11 @@ VsCompact(Relation index, double threshold, bool relocate, BufferAccessStrategy 
 		 * which every compaction writes anew).  Moving one that is not the
 		 * last joins the runs around it, for the next round.
 		 */
-		int			top = choose_relocation(&meta, info, pieces, sh->npieces, &fl);
+		int			top;
+
+		VsFreeListLoad(index, &meta, &fl, bas);
+		VsFreeListRipen(index, &meta, &fl, false);
+		top = choose_relocation(&meta, info, pieces, sh->npieces, &fl);
 
 		if (top < 0)
 		{
@@ -812,7 +813,12 @@ VsCompact(Relation index, double threshold, bool relocate, BufferAccessStrategy 
 		goto done;
 	}
 	if (!relocate)
+	{
 		result->clusters += choose_pieces(info, meta.nclusters, pieces, sh->npieces, cc);
+		/* the free list: what earlier compactions retired may be reused now */
+		VsFreeListLoad(index, &meta, &fl, bas);
+		VsFreeListRipen(index, &meta, &fl, false);
+	}
 	progress(VS_PROGRESS_CLUSTERS_TOTAL, result->clusters);
 	progress(VS_PROGRESS_PHASE, VS_COMPACT_PHASE_SPLITTING);
 
