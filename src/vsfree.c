@@ -132,6 +132,46 @@ free_pages(Relation index, const BlockNumber *pages, int npages)
 }
 
 /*
+ * chain_pages - the pages of a delta chain from block "from" up to, not
+ * including, block "to" (InvalidBlockNumber: to the chain's end), into
+ * *pages (palloc'd), and the rows on them.  False when the walk leaves
+ * the fork, ends before "to", or is longer than the fork (a loop).
+ */
+static bool
+chain_pages(Relation index, BlockNumber from, BlockNumber to, BufferAccessStrategy bas,
+			BlockNumber **pages, int *npages, uint32 *rows)
+{
+	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+	int			maxpages = 64;
+
+	*pages = palloc(sizeof(BlockNumber) * maxpages);
+	*npages = 0;
+	*rows = 0;
+	for (BlockNumber blk = from; blk != to;)
+	{
+		Buffer		buf;
+		Page		page;
+
+		if (!BlockNumberIsValid(blk) || blk >= nblocks || *npages >= (int) nblocks)
+			return false;
+		buf = ReadBufferExtended(index, MAIN_FORKNUM, blk, RBM_NORMAL, bas);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		VsCheckPage(index, page, blk, VS_PAGE_DELTA);
+		*rows += PageGetMaxOffsetNumber(page);
+		if (*npages == maxpages)
+		{
+			maxpages *= 2;
+			*pages = repalloc(*pages, sizeof(BlockNumber) * maxpages);
+		}
+		(*pages)[(*npages)++] = blk;
+		blk = VsPageGetOpaque(page)->nextblkno;
+		UnlockReleaseBuffer(buf);
+	}
+	return true;
+}
+
+/*
  * ripen_chain - the retired front of a delta chain has ripened: move the
  * cluster's directory entry to the page the front ends at, then give the
  * front's pages to the free space map (*recorded counts them).  False
@@ -140,12 +180,10 @@ free_pages(Relation index, const BlockNumber *pages, int npages)
 static bool
 ripen_chain(Relation index, VsMetaPage meta, const VsFreeExtent *e, BlockNumber *recorded)
 {
-	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
-	BlockNumber *pages = palloc(sizeof(BlockNumber) * 64);
-	int			npages = 0,
-				maxpages = 64;
-	uint32		rows = 0;
-	BlockNumber blk = e->start;
+	BlockNumber *pages;
+	int			npages;
+	uint32		rows;
+	BlockNumber blk;
 	uint32		poff;
 	BlockNumber dirblk;
 	Buffer		buf;
@@ -166,47 +204,25 @@ ripen_chain(Relation index, VsMetaPage meta, const VsFreeExtent *e, BlockNumber 
 	blk = entry->delta_head;
 	UnlockReleaseBuffer(buf);
 	if (blk == e->new_head)
-	{
-		pfree(pages);
 		return true;			/* done before */
-	}
 	if (blk != e->start)
 	{
 		ereport(WARNING,
 				(errcode(ERRCODE_INDEX_CORRUPTED),
 				 errmsg("delta chain of cluster %u of index \"%s\" starts at block %u, not %u; its pages are not reused",
 						e->cluster, RelationGetRelationName(index), blk, e->start)));
-		pfree(pages);
 		return false;
 	}
 
 	/* the front, page by page (nothing changes it: no scan can read it) */
-	while (blk != e->new_head)
+	if (!chain_pages(index, e->start, e->new_head, NULL, &pages, &npages, &rows))
 	{
-		Page		page;
-
-		if (!BlockNumberIsValid(blk) || blk >= nblocks || npages >= (int) nblocks)
-		{
-			ereport(WARNING,
-					(errcode(ERRCODE_INDEX_CORRUPTED),
-					 errmsg("delta chain of cluster %u of index \"%s\" does not lead from block %u to %u; its pages are not reused",
-							e->cluster, RelationGetRelationName(index), e->start, e->new_head)));
-			pfree(pages);
-			return false;
-		}
-		buf = ReadBuffer(index, blk);
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		page = BufferGetPage(buf);
-		VsCheckPage(index, page, blk, VS_PAGE_DELTA);
-		rows += PageGetMaxOffsetNumber(page);
-		if (npages == maxpages)
-		{
-			maxpages *= 2;
-			pages = repalloc(pages, sizeof(BlockNumber) * maxpages);
-		}
-		pages[npages++] = blk;
-		blk = VsPageGetOpaque(page)->nextblkno;
-		UnlockReleaseBuffer(buf);
+		ereport(WARNING,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("delta chain of cluster %u of index \"%s\" does not lead from block %u to %u; its pages are not reused",
+						e->cluster, RelationGetRelationName(index), e->start, e->new_head)));
+		pfree(pages);
+		return false;
 	}
 
 	/* the directory entry moves past it */
@@ -668,13 +684,10 @@ take_fsm_pages(Relation index, VsFreeList *fl, BufferAccessStrategy bas)
 static BlockNumber
 cut_folded_chains(Relation index, VsMetaPage meta, BufferAccessStrategy bas)
 {
-	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
 	BlockNumber freed = 0;
 	char	   *problem;
 	char	   *head;
 	const VsClusterInfo *info;
-	BlockNumber *pages;
-	int			maxpages = 64;
 
 	if (meta->nclusters == 0)
 		return 0;
@@ -682,16 +695,15 @@ cut_folded_chains(Relation index, VsMetaPage meta, BufferAccessStrategy bas)
 	if (head == NULL)
 		return 0;
 	info = VsHeadClusters(head);
-	pages = palloc(sizeof(BlockNumber) * maxpages);
 	for (uint32 c = 0; c < meta->nclusters; c++)
 	{
 		VsDirEntry	entry;
 		uint32		poff;
 		BlockNumber dirblk;
-		BlockNumber blk;
-		uint32		rows = 0;
-		int			npages = 0;
-		bool		sound = true;
+		BlockNumber *pages;
+		uint32		rows;
+		int			npages;
+		bool		sound;
 		Buffer		buf;
 		GenericXLogState *state;
 		VsDirEntry *e;
@@ -699,35 +711,14 @@ cut_folded_chains(Relation index, VsMetaPage meta, BufferAccessStrategy bas)
 		VsBlobRead(index, &meta->directory, (uint64) c * sizeof(VsDirEntry), &entry, sizeof(entry), bas);
 		if (!BlockNumberIsValid(entry.delta_head) || entry.delta_count != info[c].delta_folded)
 			continue;
-		for (blk = entry.delta_head; BlockNumberIsValid(blk);)
-		{
-			Page		page;
-
-			if (blk >= nblocks || npages >= (int) nblocks)
-			{
-				sound = false;
-				break;
-			}
-			buf = ReadBufferExtended(index, MAIN_FORKNUM, blk, RBM_NORMAL, bas);
-			LockBuffer(buf, BUFFER_LOCK_SHARE);
-			page = BufferGetPage(buf);
-			VsCheckPage(index, page, blk, VS_PAGE_DELTA);
-			rows += PageGetMaxOffsetNumber(page);
-			if (npages == maxpages)
-			{
-				maxpages *= 2;
-				pages = repalloc(pages, sizeof(BlockNumber) * maxpages);
-			}
-			pages[npages++] = blk;
-			blk = VsPageGetOpaque(page)->nextblkno;
-			UnlockReleaseBuffer(buf);
-		}
+		sound = chain_pages(index, entry.delta_head, InvalidBlockNumber, bas, &pages, &npages, &rows);
 		if (!sound || entry.delta_skipped + rows != entry.delta_count)
 		{
 			ereport(WARNING,
 					(errcode(ERRCODE_INDEX_CORRUPTED),
 					 errmsg("delta chain of cluster %u of index \"%s\" does not hold the rows its directory entry counts; its pages are not reused",
 							c, RelationGetRelationName(index))));
+			pfree(pages);
 			continue;
 		}
 
@@ -744,8 +735,8 @@ cut_folded_chains(Relation index, VsMetaPage meta, BufferAccessStrategy bas)
 		UnlockReleaseBuffer(buf);
 		free_pages(index, pages, npages);
 		freed += npages;
+		pfree(pages);
 	}
-	pfree(pages);
 	pfree(head);
 	if (freed > 0)
 		IndexFreeSpaceMapVacuum(index);

@@ -188,6 +188,32 @@ VsHnswBuildMemory(int n, const VsHnswBuildOptions *opt)
 }
 
 /*
+ * init_block - a block of "total" bytes zeroed, with its header: a graph
+ * of no node yet.
+ */
+static void
+init_block(void *dst, int n, int dim, VsMetric metric, int m, int efc, int nlevels,
+		   uint64_t seed, uint64_t total)
+{
+	VsHnswHeaderData *h = (VsHnswHeaderData *) dst;
+
+	memset(dst, 0, (size_t) total);
+	h->magic = VS_HNSW_MAGIC;
+	h->version = VS_HNSW_VERSION;
+	h->flags = (metric == VS_METRIC_COSINE) ? VS_HNSW_FLAG_NORMS : 0;
+	h->n = (uint32_t) n;
+	h->dim = (uint32_t) (dim > 0 ? dim : 0);
+	h->metric = (uint16_t) metric;
+	h->m = (uint16_t) m;
+	h->m0 = (uint16_t) (2 * m);
+	h->nlevels = (uint16_t) nlevels;
+	h->entry = VS_HNSW_NONE;
+	h->ef_construction = (uint32_t) efc;
+	h->total_size = total;
+	h->seed = seed;
+}
+
+/*
  * VsHnswBuild - build the graph of n vectors into dst.
  *
  * vectors: n * dim floats, row-major (node i is row i), not modified.
@@ -245,20 +271,7 @@ VsHnswBuild(const float *vectors, int n, int dim, VsMetric metric,
 		return 0;
 
 	/* every byte defined: zero, then the rows empty */
-	memset(dst, 0, (size_t) lay.total);
-	h->magic = VS_HNSW_MAGIC;
-	h->version = VS_HNSW_VERSION;
-	h->flags = (metric == VS_METRIC_COSINE) ? VS_HNSW_FLAG_NORMS : 0;
-	h->n = (uint32_t) n;
-	h->dim = (uint32_t) (dim > 0 ? dim : 0);
-	h->metric = (uint16_t) metric;
-	h->m = (uint16_t) m;
-	h->m0 = (uint16_t) (2 * m);
-	h->nlevels = (uint16_t) nlevels;
-	h->entry = VS_HNSW_NONE;
-	h->ef_construction = (uint32_t) efc;
-	h->total_size = lay.total;
-	h->seed = seed;
+	init_block(dst, n, dim, metric, m, efc, nlevels, seed, lay.total);
 	if (n == 0)
 		return (size_t) lay.total;
 
@@ -329,20 +342,7 @@ VsHnswExtend(const void *old, size_t old_size, const float *vectors, int n, int 
 	if (lay.total > (uint64_t) dst_size || lay.total > (uint64_t) SIZE_MAX)
 		return 0;
 
-	memset(dst, 0, (size_t) lay.total);
-	h->magic = VS_HNSW_MAGIC;
-	h->version = VS_HNSW_VERSION;
-	h->flags = (metric == VS_METRIC_COSINE) ? VS_HNSW_FLAG_NORMS : 0;
-	h->n = (uint32_t) n;
-	h->dim = (uint32_t) dim;
-	h->metric = (uint16_t) metric;
-	h->m = (uint16_t) m;
-	h->m0 = (uint16_t) (2 * m);
-	h->nlevels = (uint16_t) nlevels;
-	h->entry = VS_HNSW_NONE;
-	h->ef_construction = (uint32_t) efc;
-	h->total_size = lay.total;
-	h->seed = seed;
+	init_block(dst, n, dim, metric, m, efc, nlevels, seed, lay.total);
 	builder_init(&b, vectors, n, dim, metric, m, efc, seed, hooks, (char *) dst, counts, &lay);
 	b.source = opt ? opt->source : NULL;
 
