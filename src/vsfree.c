@@ -579,15 +579,13 @@ region_end(const VsRegion *r)
 /*
  * live_end - the block after the last one the current generation's
  * regions use (metapage, directory, bitmap, centroids, routing graph,
- * free list, every piece); delta pages are not counted.  0 when the head
- * cannot be read.
+ * free list, every piece of "head", its checked head); delta pages are
+ * not counted.
  */
 static BlockNumber
-live_end(Relation index, VsMetaPage meta, BufferAccessStrategy bas)
+live_end(VsMetaPage meta, const char *head)
 {
 	BlockNumber end = VS_METAPAGE_BLKNO + 1;
-	char	   *problem;
-	char	   *head;
 
 	end = Max(end, region_end(&meta->centroids));
 	end = Max(end, region_end(&meta->directory));
@@ -595,14 +593,8 @@ live_end(Relation index, VsMetaPage meta, BufferAccessStrategy bas)
 	end = Max(end, region_end(&meta->sealed));
 	end = Max(end, region_end(&meta->routing));
 	end = Max(end, region_end(&meta->freelist));
-	if (meta->nclusters == 0 || meta->npieces <= 1)
-		return end;
-	head = VsSealedHead(index, meta, bas, &problem);
-	if (head == NULL)
-		return 0;
-	for (uint32 p = 1; p < meta->npieces; p++)
+	for (uint32 p = 1; head != NULL && p < meta->npieces; p++)
 		end = Max(end, region_end(&VsHeadPieces(head)[p].region));
-	pfree(head);
 	return end;
 }
 
@@ -674,7 +666,8 @@ take_fsm_pages(Relation index, VsFreeList *fl, BufferAccessStrategy bas)
 
 /*
  * cut_folded_chains - with AccessExclusiveLock on the index: every delta
- * chain all of whose rows the current generation folded goes altogether
+ * chain all of whose rows the current generation ("head", its checked
+ * head) folded goes altogether
  * (the cluster's next insert starts a new one).  Its directory entry is
  * emptied and its rows counted as skipped, so that the generation reads
  * the cluster's delta rows from the (new) chain's head (VsDeltaFromHead);
@@ -682,17 +675,12 @@ take_fsm_pages(Relation index, VsFreeList *fl, BufferAccessStrategy bas)
  * pages freed.
  */
 static BlockNumber
-cut_folded_chains(Relation index, VsMetaPage meta, BufferAccessStrategy bas)
+cut_folded_chains(Relation index, VsMetaPage meta, const char *head, BufferAccessStrategy bas)
 {
 	BlockNumber freed = 0;
-	char	   *problem;
-	char	   *head;
 	const VsClusterInfo *info;
 
 	if (meta->nclusters == 0)
-		return 0;
-	head = VsSealedHead(index, meta, bas, &problem);
-	if (head == NULL)
 		return 0;
 	info = VsHeadClusters(head);
 	for (uint32 c = 0; c < meta->nclusters; c++)
@@ -737,7 +725,6 @@ cut_folded_chains(Relation index, VsMetaPage meta, BufferAccessStrategy bas)
 		freed += npages;
 		pfree(pages);
 	}
-	pfree(head);
 	if (freed > 0)
 		IndexFreeSpaceMapVacuum(index);
 	return freed;
@@ -838,19 +825,14 @@ merge_free(VsFreeList *fl)
  * position names (VsClusterInfo.delta_blk) stays.  Returns the pages moved.
  */
 static int
-move_delta_pages(Relation index, VsMetaPage meta, VsFreeList *fl, BlockNumber limit,
-				 BufferAccessStrategy bas)
+move_delta_pages(Relation index, VsMetaPage meta, const char *head, VsFreeList *fl,
+				 BlockNumber limit, BufferAccessStrategy bas)
 {
 	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
 	int			moved = 0;
-	char	   *problem;
-	char	   *head;
 	const VsClusterInfo *info;
 
 	if (meta->nclusters == 0 || limit >= nblocks)
-		return 0;
-	head = VsSealedHead(index, meta, bas, &problem);
-	if (head == NULL)
 		return 0;
 	info = VsHeadClusters(head);
 	for (uint32 c = 0; c < meta->nclusters; c++)
@@ -950,8 +932,17 @@ move_delta_pages(Relation index, VsMetaPage meta, VsFreeList *fl, BlockNumber li
 			blk = next;
 		}
 	}
-	pfree(head);
 	return moved;
+}
+
+/* what truncate_tail read, given back (it runs up to VS_RECLAIM_ROUNDS times) */
+static void
+tail_free(VsFreeList *fl, char *head)
+{
+	if (fl->ext)
+		pfree(fl->ext);
+	if (head)
+		pfree(head);
 }
 
 /*
@@ -995,6 +986,7 @@ truncate_tail(Relation index, BufferAccessStrategy bas, BlockNumber *removed,
 	bool		locked = false;
 	bool		changed = false;
 	bool		tail_ok = true;
+	char	   *head = NULL;
 
 	*removed = 0;
 	*free_left = 0;
@@ -1002,13 +994,24 @@ truncate_tail(Relation index, BufferAccessStrategy bas, BlockNumber *removed,
 	/* a scan of this backend's own (a cursor) would lose its pages */
 	if (index->rd_refcnt > 1)
 		return TAIL_BUSY;
+	/*
+	 * The metapage, its head and its free list stay as read: the caller's
+	 * lock on the table keeps compactions out, and inserts change none of
+	 * them.
+	 */
 	VsReadMeta(index, &meta);
+	if (meta.nclusters > 0)
+	{
+		char	   *problem;
+
+		head = VsSealedHead(index, &meta, bas, &problem);
+		if (head == NULL)
+			return TAIL_IDLE;
+	}
 	nblocks = RelationGetNumberOfBlocks(index);
-	live = live_end(index, &meta, bas);
+	live = live_end(&meta, head);
 	VsFreeListLoad(index, &meta, &fl, bas);
 	VsFreeListBlocks(&fl, &free_blocks, &retired_blocks);
-	if (fl.ext)
-		pfree(fl.ext);
 	*free_left = free_blocks;
 	*nblocks_left = nblocks;
 
@@ -1017,11 +1020,13 @@ truncate_tail(Relation index, BufferAccessStrategy bas, BlockNumber *removed,
 	 * (as for a table), or 1 MB retired, which ripens under the lock (and
 	 * may be at the end, or join free runs).
 	 */
-	if (live == 0 ||
-		!((nblocks > live &&
+	if (!((nblocks > live &&
 		   (nblocks - live >= 1000 || nblocks - live >= Max(nblocks / 16, 8))) ||
 		  retired_blocks >= VS_RECLAIM_MIN_BLOCKS))
+	{
+		tail_free(&fl, head);
 		return TAIL_IDLE;
+	}
 	for (int tries = 0; tries < 10 && !locked; tries++)
 	{
 		locked = ConditionalLockRelation(index, AccessExclusiveLock);
@@ -1035,17 +1040,16 @@ truncate_tail(Relation index, BufferAccessStrategy bas, BlockNumber *removed,
 	{
 		elog(DEBUG1, "vecstore: index \"%s\" is in use; its free blocks are not truncated",
 			 RelationGetRelationName(index));
+		tail_free(&fl, head);
 		return TAIL_BUSY;
 	}
 
 	/* everything retired ripens: delta pages marked free, runs free */
-	VsReadMeta(index, &meta);
-	VsFreeListLoad(index, &meta, &fl, bas);
 	for (int i = 0; i < fl.n; i++)
 		changed = changed || fl.ext[i].stamp != STAMP_FREE;
 	VsFreeListRipen(index, &meta, &fl, true);
 	{
-		BlockNumber cut = cut_folded_chains(index, &meta, bas);
+		BlockNumber cut = cut_folded_chains(index, &meta, head, bas);
 		int			taken = take_fsm_pages(index, &fl, bas);
 
 		if (cut > 0 || taken > 0)
@@ -1068,14 +1072,14 @@ truncate_tail(Relation index, BufferAccessStrategy bas, BlockNumber *removed,
 
 	/* the end: past the live regions, back to the last delta page */
 	nblocks = RelationGetNumberOfBlocks(index);
-	live = live_end(index, &newmeta, bas);
-	if (live > 0 && move_delta_pages(index, &newmeta, &fl, live, bas) > 0)
+	live = live_end(&newmeta, head);
+	if (move_delta_pages(index, &newmeta, head, &fl, live, bas) > 0)
 	{
 		merge_free(&fl);
 		changed = true;
 	}
 	end = nblocks;
-	while (live > 0 && end > live)
+	while (end > live)
 	{
 		bool		listed = false;
 
@@ -1109,8 +1113,7 @@ truncate_tail(Relation index, BufferAccessStrategy bas, BlockNumber *removed,
 		UnlockRelation(index, AccessExclusiveLock);
 		VsFreeListBlocks(&fl, &free_blocks, &retired_blocks);
 		*free_left = free_blocks;
-		if (fl.ext)
-			pfree(fl.ext);
+		tail_free(&fl, head);
 		return TAIL_DONE;
 	}
 
@@ -1193,8 +1196,7 @@ truncate_tail(Relation index, BufferAccessStrategy bas, BlockNumber *removed,
 	}
 	UnlockRelation(index, AccessExclusiveLock);
 	VsFreeListBlocks(&fl, &free_blocks, &retired_blocks);
-	if (fl.ext)
-		pfree(fl.ext);
+	tail_free(&fl, head);
 	*removed = nblocks - Min(end, nblocks);
 	*free_left = free_blocks;
 	*nblocks_left = Min(end, nblocks);
