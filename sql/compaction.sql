@@ -25,6 +25,13 @@ SELECT reloptions FROM pg_class WHERE relname = 'ct_idx';
 -- 0: VACUUM marks removed rows and does not compact
 ALTER INDEX ct_idx SET (compaction_threshold = 0);
 SELECT reloptions FROM pg_class WHERE relname = 'ct_idx';
+-- min_cluster_rows: an integer, -1 (a tenth of the split bound, the
+-- default) .. 100000000; 0 never merges
+ALTER INDEX ct_idx SET (min_cluster_rows = -2);
+ALTER INDEX ct_idx SET (min_cluster_rows = 'few');
+ALTER INDEX ct_idx SET (min_cluster_rows = 0);
+SELECT reloptions FROM pg_class WHERE relname = 'ct_idx';
+ALTER INDEX ct_idx RESET (min_cluster_rows);
 
 -- vecstore_compact takes a vecstore index only
 SELECT * FROM vecstore_compact('ct');

@@ -73,6 +73,10 @@ VsAmInit(void)
 					  "Rows past which a compaction splits a cluster (0 follows the build: twice its mean rows per cluster)",
 					  VS_DEFAULT_MAX_CLUSTER_ROWS, 0, VS_MAX_MAX_CLUSTER_ROWS,
 					  ShareUpdateExclusiveLock);
+	add_int_reloption(vs_relopt_kind, "min_cluster_rows",
+					  "Rows under which a compaction merges a cluster into its nearest neighbour (-1: a tenth of the split bound; 0: never)",
+					  VS_DEFAULT_MIN_CLUSTER_ROWS, -1, VS_MAX_MAX_CLUSTER_ROWS,
+					  ShareUpdateExclusiveLock);
 
 	DefineCustomIntVariable("vecstore.probes",
 							"Sets the number of IVF clusters searched per query",
@@ -123,6 +127,7 @@ vsoptions(Datum reloptions, bool validate)
 		{"quantizer", RELOPT_TYPE_ENUM, offsetof(VsOptions, quantizer)},
 		{"compaction_threshold", RELOPT_TYPE_REAL, offsetof(VsOptions, compaction_threshold)},
 		{"max_cluster_rows", RELOPT_TYPE_INT, offsetof(VsOptions, max_cluster_rows)},
+		{"min_cluster_rows", RELOPT_TYPE_INT, offsetof(VsOptions, min_cluster_rows)},
 	};
 
 	return (bytea *) build_reloptions(reloptions, validate, vs_relopt_kind,
@@ -173,6 +178,18 @@ VsGetMaxClusterRows(Relation index)
 	VsOptions  *opts = (VsOptions *) index->rd_options;
 
 	return opts ? opts->max_cluster_rows : VS_DEFAULT_MAX_CLUSTER_ROWS;
+}
+
+/*
+ * VsGetMinClusterRows - the "min_cluster_rows" reloption (-1: automatic,
+ * 0: no merges).
+ */
+int
+VsGetMinClusterRows(Relation index)
+{
+	VsOptions  *opts = (VsOptions *) index->rd_options;
+
+	return opts ? opts->min_cluster_rows : VS_DEFAULT_MIN_CLUSTER_ROWS;
 }
 
 /*

@@ -128,6 +128,15 @@
  * build's count.
  */
 #define VS_DEFAULT_MAX_CLUSTER_ROWS	0
+
+/*
+ * reloption min_cluster_rows: a compaction that re-seals a cluster of
+ * fewer live rows merges it into the cluster of the nearest centroid
+ * (when the two together stay within the split bound); -1 (the default):
+ * a tenth of the split bound; 0: never.
+ */
+#define VS_DEFAULT_MIN_CLUSTER_ROWS	(-1)
+#define VS_AUTO_MERGE_FRACTION	10
 #define VS_MIN_SPLIT_ROWS		1000
 #define VS_MAX_MAX_CLUSTER_ROWS	100000000
 #define VsDirCapacity(nclusters) \
@@ -190,7 +199,9 @@ typedef struct VsMetaPageData
 	uint32		nclusters;
 	uint32		lists_option;	/* the reloption as given (0 = automatic) */
 	uint64		sealed_rows;	/* rows in the sealed region */
-	VsRegion	centroids;
+	VsRegion	centroids;		/* nclusters * dims float4; then, once a
+								 * compaction merged a cluster, nclusters
+								 * int32: each one's host (VsMetaCacheData) */
 	VsRegion	directory;
 	VsRegion	bitmap;
 	VsRegion	sealed;
@@ -384,6 +395,7 @@ typedef struct VsOptions
 	int			quantizer;		/* VS_QUANTIZER_* */
 	double		compaction_threshold;	/* see VS_DEFAULT_COMPACTION_THRESHOLD */
 	int			max_cluster_rows;	/* see VS_DEFAULT_MAX_CLUSTER_ROWS */
+	int			min_cluster_rows;	/* see VS_DEFAULT_MIN_CLUSTER_ROWS */
 } VsOptions;
 
 /*
@@ -398,6 +410,20 @@ typedef struct VsMetaCacheData
 	float	   *centroids;		/* nclusters * dims */
 	VsKmeansPrepared *prepared; /* centroids packed for routing rows */
 	void	   *routing;		/* HNSW graph over the centroids, or NULL */
+
+	/*
+	 * Merged clusters: a compaction gave their rows to the clusters of the
+	 * nearest centroids left; they take no rows (prepared routes to the
+	 * others only, live_ids maps its answers back) and are never visited.
+	 * A row an insert still put in such a cluster's delta chain (routed
+	 * before the merge was published) is read with the chain of its host,
+	 * the cluster of the centroid nearest to its own, and given away by the
+	 * next compaction.  hosts[c] is the host of cluster c, or -1; NULL when
+	 * no cluster is merged (and live_ids NULL too).
+	 */
+	int32	   *hosts;
+	int		   *live_ids;
+	int			nlive;			/* clusters not merged */
 	int			pins;			/* scans that read it (VsMetaCacheRelease) */
 	bool		detached;		/* replaced, freed with its last pin */
 } VsMetaCacheData;
@@ -498,6 +524,13 @@ VsCompareDistance(double a, double b)
 	return (a > b) - (a < b);
 }
 
+/* was cluster "c" merged into another one? (VsMetaCacheData.hosts) */
+static inline bool
+VsClusterMerged(VsMetaCache cache, int c)
+{
+	return cache->hosts != NULL && cache->hosts[c] >= 0;
+}
+
 /* is row "i" of a cluster deleted? ("bits", "shift" from VsDeletionBits) */
 static inline bool
 VsRowDeleted(const uint8 *bits, uint32 shift, uint64 i)
@@ -543,6 +576,7 @@ extern int	VsGetListsOption(Relation index);
 extern void VsGetGraphOptions(Relation index, int *m, int *ef_construction, int *quantizer);
 extern double VsGetCompactionThreshold(Relation index);
 extern int	VsGetMaxClusterRows(Relation index);
+extern int	VsGetMinClusterRows(Relation index);
 extern Datum vs_handler(PG_FUNCTION_ARGS);
 
 /* vsbuild.c */
@@ -587,6 +621,7 @@ typedef struct VsCompactResult
 	int64		rows_folded;	/* delta rows moved into sealed rows */
 	int64		rows_removed;	/* removed rows dropped */
 	int			splits;			/* clusters split */
+	int			merges;			/* clusters merged into another */
 	BlockNumber blocks_reused;	/* fork blocks reused instead of new ones */
 	BlockNumber blocks_truncated;	/* fork blocks given back at its end */
 	uint32		generation;		/* the index's generation afterwards */
@@ -659,6 +694,8 @@ extern void VsCheckPage(Relation index, Page page, BlockNumber blkno, uint16 typ
 extern Buffer VsNewBuffer(Relation index, ForkNumber forknum);
 extern void VsReadMeta(Relation index, VsMetaPage meta);
 extern VsMetaCache VsGetMetaCache(Relation index);
+extern int32 *VsReadCentroids(Relation index, const VsMetaPageData *meta, float *centroids,
+							  BufferAccessStrategy bas);
 extern void VsMetaCacheRelease(Relation index, VsMetaCache cache);
 extern void VsBlobRead(Relation index, const VsRegion *region, uint64 offset, void *dst, Size len,
 					   BufferAccessStrategy strategy);

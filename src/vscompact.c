@@ -69,14 +69,17 @@
 #include "utils/rel.h"
 
 #include "pgstat.h"
+#include "postmaster/interrupt.h"
 
 #include "vsam.h"
 #include "vskmeans.h"
 
 /*
  * vecstore.debug_compaction_stop: where a compaction waits, for the crash
- * tests (test/t/021_compaction.pl kills the server there).  Superuser
- * only, not in postgresql.conf.sample.
+ * tests (test/t/021_compaction.pl kills the server there) and the tests
+ * of work done meanwhile (set in postgresql.conf, a reload that changes
+ * it lets the compaction go on).  Superuser only, not in
+ * postgresql.conf.sample.
  */
 int			vecstore_debug_compaction_stop = VS_COMPACT_STOP_NONE;
 
@@ -112,9 +115,15 @@ debug_stop(int point)
 		return;
 	elog(LOG, "vecstore: compaction waits at \"%s\" (vecstore.debug_compaction_stop)",
 		 stop_options[point].name);
-	for (;;)
+	/* a reload that sets it to another point lets the compaction go on */
+	while (vecstore_debug_compaction_stop == point)
 	{
 		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
 		pg_usleep(10000L);
 	}
 }
@@ -138,6 +147,11 @@ typedef struct CompactCluster
 	bool		chosen;
 	bool		move;			/* chosen only to empty its piece: its bytes
 								 * are copied as they are */
+	bool		merged;			/* merged in the new generation: it keeps no
+								 * rows (VsMetaCacheData.hosts) */
+	int			host;			/* merged: the cluster whose probes read its
+								 * delta chain */
+	int64		absorbed;		/* rows it takes from merged clusters */
 	/* a split: into nparts clusters, itself and first_new, first_new + 1 ... */
 	int			nparts;			/* 0 or 1: not split */
 	int			first_new;
@@ -261,6 +275,172 @@ collect_rows(Relation index, VsMetaPage meta, const char *body, uint32 c,
 	*tidsp = tids;
 }
 
+/* rows a cluster takes from merged clusters (plan_merges) */
+typedef struct Incoming
+{
+	float	   *vecs;
+	ItemPointerData *tids;
+	int64		n;
+	int64		cap;
+} Incoming;
+
+/*
+ * collect_group - the live rows of chosen cluster "c" (collect_rows), then
+ * those it takes from merged clusters ("inc"), into *vecsp and *tidsp,
+ * palloc'd; their number into *np.  Returns the body to read from
+ * (VsSegmentCluster may map anew).
+ */
+static const char *
+collect_group(Relation index, VsMetaPage meta, const char *body, uint32 c,
+			  const CompactCluster *cc, const Incoming *inc, float **vecsp,
+			  ItemPointerData **tidsp, int64 *np, BufferAccessStrategy bas)
+{
+	const VsClusterInfo *info = VsHeadClusters(body) + c;
+	int64		n = (int64) (info->count - cc[c].dead + cc[c].delta_live);
+	float	   *vecs;
+	ItemPointerData *tids;
+
+	body = VsSegmentCluster(index, meta, body, c);
+	collect_rows(index, meta, body, c, &cc[c], &vecs, &tids, bas);
+	if (inc != NULL && inc[c].n > 0)
+	{
+		vecs = repalloc_huge(vecs, sizeof(float) * meta->dims * (n + inc[c].n));
+		tids = repalloc_huge(tids, sizeof(ItemPointerData) * (n + inc[c].n));
+		memcpy(vecs + (Size) n * meta->dims, inc[c].vecs, sizeof(float) * meta->dims * inc[c].n);
+		memcpy(tids + n, inc[c].tids, sizeof(ItemPointerData) * inc[c].n);
+		n += inc[c].n;
+	}
+	*vecsp = vecs;
+	*tidsp = tids;
+	*np = n;
+	return body;
+}
+
+/*
+ * plan_merges - after the counting: a re-sealed cluster of fewer than
+ * "min_rows" live rows is merged (while another cluster is left): its rows
+ * go, each, to the cluster of the nearest centroid among those not merged,
+ * as the build would have assigned them without it, so that every row
+ * stays in its cluster's Voronoi cell (the scans' bounds assume it,
+ * vsscan_policy.c).  A cluster merged before whose delta chain got rows
+ * (inserts routed before the merge was published) gives them away the
+ * same way.  Those rows go into "inc" (in the current memory context),
+ * the clusters that take them are chosen; each merged cluster's host (the
+ * cluster whose probes read its chain) is the one of the centroid nearest
+ * to its own.  Sets merged, host and absorbed; returns the merges
+ * planned.  *bodyp: as collect_group.
+ */
+static int
+plan_merges(Relation index, VsMetaPage meta, const char **bodyp, const VsClusterInfo *info,
+			const float *centroids, const int32 *hosts, uint64 min_rows, CompactCluster *cc,
+			Incoming *inc, BufferAccessStrategy bas)
+{
+	int			nlive = 0;
+	int			merges = 0;
+	bool		any = false;
+	int		   *live_ids;
+	float	   *lc;
+	float	   *norms;
+	int32		host;
+
+	for (uint32 c = 0; c < meta->nclusters; c++)
+	{
+		cc[c].host = hosts != NULL ? hosts[c] : -1;
+		cc[c].merged = cc[c].host >= 0;
+		any = any || cc[c].merged;
+		if (!cc[c].merged)
+			nlive++;
+	}
+	for (uint32 c = 0; c < meta->nclusters && min_rows > 0; c++)
+	{
+		uint64		live = info[c].count - cc[c].dead + cc[c].delta_live;
+
+		if (cc[c].merged || !cc[c].chosen || live >= min_rows || nlive <= 1)
+			continue;
+		cc[c].merged = true;
+		any = true;
+		nlive--;
+		merges++;
+	}
+	if (!any)
+		return 0;
+
+	/* the centroids left, packed */
+	live_ids = palloc(sizeof(int) * nlive);
+	lc = palloc_extended(sizeof(float) * meta->dims * nlive, MCXT_ALLOC_HUGE);
+	norms = palloc(sizeof(float) * nlive);
+	nlive = 0;
+	for (uint32 c = 0; c < meta->nclusters; c++)
+	{
+		if (cc[c].merged)
+			continue;
+		live_ids[nlive] = (int) c;
+		memcpy(lc + (Size) nlive * meta->dims, centroids + (Size) c * meta->dims,
+			   sizeof(float) * meta->dims);
+		nlive++;
+	}
+	VsKmeansCentroidNorms(lc, nlive, (int) meta->dims, norms);
+
+	for (uint32 c = 0; c < meta->nclusters; c++)
+	{
+		float	   *vecs;
+		ItemPointerData *tids;
+		int32	   *asg;
+		int64		n;
+
+		if (!cc[c].merged)
+			continue;
+		VsKmeansAssign(lc, norms, nlive, (int) meta->dims, (VsMetric) meta->row_metric,
+					   centroids + (Size) c * meta->dims, 1, &host, NULL, &VsKmeansServerHooks);
+		cc[c].host = live_ids[host];
+		if (!cc[c].chosen)
+			continue;
+
+		/* its rows, each to the nearest centroid left */
+		*bodyp = VsSegmentCluster(index, meta, *bodyp, c);
+		collect_rows(index, meta, *bodyp, c, &cc[c], &vecs, &tids, bas);
+		n = (int64) (info[c].count - cc[c].dead + cc[c].delta_live);
+		asg = palloc(sizeof(int32) * Max(n, 1));
+		VsKmeansAssign(lc, norms, nlive, (int) meta->dims, (VsMetric) meta->row_metric,
+					   vecs, (int) n, asg, NULL, &VsKmeansServerHooks);
+		for (int64 i = 0; i < n; i++)
+		{
+			Incoming   *to = &inc[live_ids[asg[i]]];
+
+			if (to->n == to->cap)
+			{
+				to->cap = Max(64, to->cap * 2);
+				if (to->vecs == NULL)
+				{
+					to->vecs = palloc_extended(sizeof(float) * meta->dims * to->cap, MCXT_ALLOC_HUGE);
+					to->tids = palloc_extended(sizeof(ItemPointerData) * to->cap, MCXT_ALLOC_HUGE);
+				}
+				else
+				{
+					to->vecs = repalloc_huge(to->vecs, sizeof(float) * meta->dims * to->cap);
+					to->tids = repalloc_huge(to->tids, sizeof(ItemPointerData) * to->cap);
+				}
+			}
+			memcpy(to->vecs + (Size) to->n * meta->dims, vecs + (Size) i * meta->dims,
+				   sizeof(float) * meta->dims);
+			to->tids[to->n++] = tids[i];
+		}
+		pfree(asg);
+		pfree(vecs);
+		pfree(tids);
+	}
+	for (uint32 c = 0; c < meta->nclusters; c++)
+	{
+		cc[c].absorbed = inc[c].n;
+		if (inc[c].n > 0)
+			cc[c].chosen = true;
+	}
+	pfree(live_ids);
+	pfree(lc);
+	pfree(norms);
+	return merges;
+}
+
 /*
  * piece_index - the place of the piece written by "generation" in a piece
  * table, or -1.
@@ -289,6 +469,7 @@ choose_pieces(const VsClusterInfo *info, uint32 nclusters, const VsPieceInfo *pi
 			  uint32 npieces, CompactCluster *cc)
 {
 	uint64	   *used = palloc0(sizeof(uint64) * npieces);
+	uint32	   *refs = palloc0(sizeof(uint32) * npieces);
 	int			added = 0;
 
 	for (;;)
@@ -297,14 +478,21 @@ choose_pieces(const VsClusterInfo *info, uint32 nclusters, const VsPieceInfo *pi
 		uint32		kept = 0;
 
 		memset(used, 0, sizeof(uint64) * npieces);
+		memset(refs, 0, sizeof(uint32) * npieces);
 		for (uint32 c = 0; c < nclusters; c++)
 		{
+			int			p = piece_index(pieces, npieces, info[c].piece);
+
 			if (!cc[c].chosen)
-				used[piece_index(pieces, npieces, info[c].piece)] += info[c].nbytes;
+			{
+				used[p] += info[c].nbytes;
+				refs[p]++;
+			}
 		}
 		for (uint32 p = 0; p < npieces; p++)
 		{
-			if (used[p] == 0)
+			/* (one kept only for empty clusters has all its bytes unused) */
+			if (refs[p] == 0)
 				continue;
 			kept++;
 			if (used[p] * 2 < pieces[p].region.nbytes && worst < 0)
@@ -314,7 +502,7 @@ choose_pieces(const VsClusterInfo *info, uint32 nclusters, const VsPieceInfo *pi
 		{
 			for (uint32 p = 0; p < npieces; p++)
 			{
-				if (used[p] > 0 && (worst < 0 || used[p] < used[worst]))
+				if (refs[p] > 0 && (worst < 0 || used[p] < used[worst]))
 					worst = (int) p;
 			}
 		}
@@ -331,6 +519,7 @@ choose_pieces(const VsClusterInfo *info, uint32 nclusters, const VsPieceInfo *pi
 		}
 	}
 	pfree(used);
+	pfree(refs);
 	return added;
 }
 
@@ -722,6 +911,11 @@ VsCompact(Relation index, double threshold, bool relocate, BufferAccessStrategy 
 	uint32		nclusters;
 	uint32		capacity;
 	uint64		split_rows;
+	int64		min_rows;
+	Incoming   *inc;
+	float	   *centroids;
+	int32	   *hosts;
+	bool		reshape;
 	uint64		headsize;
 	uint64		row_space;
 	uint64		nrows = 0;
@@ -732,6 +926,7 @@ VsCompact(Relation index, double threshold, bool relocate, BufferAccessStrategy 
 	XLogRecPtr	lsn;
 
 	memset(result, 0, sizeof(VsCompactResult));
+	reshape = false;
 	progress(VS_PROGRESS_INDEX, RelationGetRelid(index));
 	progress(VS_PROGRESS_PHASE, VS_COMPACT_PHASE_COUNTING);
 	VsReadMeta(index, &meta);
@@ -747,10 +942,17 @@ VsCompact(Relation index, double threshold, bool relocate, BufferAccessStrategy 
 	info = VsHeadClusters(oldhead);
 	pieces = VsHeadPieces(oldhead);
 
+	/* the centroids, and the hosts of the clusters merged before */
+	centroids = palloc_extended(sizeof(float) * meta.dims * meta.nclusters, MCXT_ALLOC_HUGE);
+	hosts = VsReadCentroids(index, &meta, centroids, bas);
+
 	/* what each cluster holds, and which pass the threshold */
 	capacity = (uint32) (meta.directory.nbytes / sizeof(VsDirEntry));
 	split_rows = VsGetMaxClusterRows(index) > 0 ? (uint64) VsGetMaxClusterRows(index) : meta.split_rows;
 	split_rows = Max(split_rows, 2);
+	min_rows = VsGetMinClusterRows(index);
+	if (min_rows < 0)
+		min_rows = (int64) (split_rows / VS_AUTO_MERGE_FRACTION);
 	cc = palloc0(sizeof(CompactCluster) * meta.nclusters);
 	if (relocate)
 	{
@@ -804,6 +1006,13 @@ VsCompact(Relation index, double threshold, bool relocate, BufferAccessStrategy 
 		if (info[c].count - cc[c].dead + cc[c].delta_live > split_rows &&
 			meta.nclusters < capacity)
 			cc[c].chosen = true;
+	}
+	inc = palloc0(sizeof(Incoming) * meta.nclusters);
+	if (!relocate)
+		result->merges = plan_merges(index, &meta, &body, info, centroids, hosts, (uint64) min_rows,
+									 cc, inc, bas);
+	for (uint32 c = 0; c < meta.nclusters && !relocate; c++)
+	{
 		if (cc[c].chosen)
 			result->clusters++;
 	}
@@ -841,13 +1050,15 @@ VsCompact(Relation index, double threshold, bool relocate, BufferAccessStrategy 
 	nclusters = meta.nclusters;
 	for (uint32 c = 0; c < meta.nclusters; c++)
 	{
-		uint64		live = info[c].count - cc[c].dead + cc[c].delta_live;
+		uint64		live = info[c].count - cc[c].dead + cc[c].delta_live + cc[c].absorbed;
 		float	   *vecs;
 		ItemPointerData *tids;
+		int64		n;
 		int			k;
 		MemoryContext percxt;
 
-		if (!cc[c].chosen || cc[c].move || live <= split_rows || nclusters >= capacity)
+		if (!cc[c].chosen || cc[c].move || cc[c].merged || live <= split_rows ||
+			nclusters >= capacity)
 			continue;
 		/* parts of about half the bound: live / (bound / 2), rounded */
 		k = (int) Min((uint64) (capacity - nclusters + 1),
@@ -855,11 +1066,10 @@ VsCompact(Relation index, double threshold, bool relocate, BufferAccessStrategy 
 		if (k < 2)
 			continue;
 		CHECK_FOR_INTERRUPTS();
-		body = VsSegmentCluster(index, &meta, body, c);
 		percxt = MemoryContextSwitchTo(rowcxt);
-		collect_rows(index, &meta, body, c, &cc[c], &vecs, &tids, bas);
+		body = collect_group(index, &meta, body, c, cc, inc, &vecs, &tids, &n, bas);
 		MemoryContextSwitchTo(cxt);
-		plan_split(&meta, &cc[c], vecs, (int64) live, k);
+		plan_split(&meta, &cc[c], vecs, n, k);
 		MemoryContextSwitchTo(percxt);
 		MemoryContextReset(rowcxt);
 		if (cc[c].nparts >= 2)
@@ -869,6 +1079,17 @@ VsCompact(Relation index, double threshold, bool relocate, BufferAccessStrategy 
 			result->splits++;
 		}
 	}
+
+	/*
+	 * Splits and merges change the clusters' shapes: the centroids (and
+	 * the merged clusters' hosts) and the routing graph are written anew.
+	 * A split's parts get their k-means centroids; a re-sealed cluster
+	 * keeps its own, as a host does: moved to its rows' mean, a centroid
+	 * leaves rows outside its Voronoi cell, which the scans' bounds assume
+	 * they are in (vsscan_policy.c), and recall fell (SIFT, bench/living.sh:
+	 * 0.974 against 0.983).
+	 */
+	reshape = result->splits > 0 || result->merges > 0;
 
 	/* the older pieces that some cluster not rewritten still reads */
 	for (uint32 p = 0; p < sh->npieces; p++)
@@ -906,7 +1127,9 @@ VsCompact(Relation index, double threshold, bool relocate, BufferAccessStrategy 
 	row_space = meta.row_space;
 	for (uint32 c = 0; c < meta.nclusters; c++)
 	{
-		uint64		live = info[c].count - cc[c].dead + cc[c].delta_live;
+		/* a merged cluster keeps no rows: its host takes them */
+		uint64		live = cc[c].merged ? 0 :
+			info[c].count - cc[c].dead + cc[c].delta_live + cc[c].absorbed;
 
 		if (!cc[c].chosen)
 			continue;
@@ -1114,8 +1337,15 @@ VsCompact(Relation index, double threshold, bool relocate, BufferAccessStrategy 
 			continue;
 		}
 		percxt = MemoryContextSwitchTo(rowcxt);
-		n = (int64) (info[c].count - cc[c].dead + cc[c].delta_live);
-		collect_rows(index, &meta, body, c, &cc[c], &vecs, &tids, bas);
+		if (cc[c].merged)
+		{
+			/* its rows went to its host: it keeps none */
+			n = 0;
+			vecs = NULL;
+			tids = NULL;
+		}
+		else
+			body = collect_group(index, &meta, body, c, cc, inc, &vecs, &tids, &n, bas);
 		if (cc[c].nparts < 2)
 		{
 			VsBlobWriter *cw = op[out[nout].piece].w;
@@ -1200,24 +1430,33 @@ VsCompact(Relation index, double threshold, bool relocate, BufferAccessStrategy 
 	if (row_space > meta.bitmap.nbytes * 8)
 		newmeta.bitmap = grow_bitmap(index, &meta, row_space, &fl, bas);
 	newmeta.nclusters = nclusters;
-	if (nclusters > meta.nclusters)
+	if (reshape)
 	{
-		/* the split clusters' centroids, and the routing graph over them */
-		float	   *centroids = palloc_extended(sizeof(float) * meta.dims * nclusters, MCXT_ALLOC_HUGE);
+		/* the split clusters' centroids, the merged ones' hosts, the graph */
+		Size		cbytes = sizeof(float) * meta.dims * nclusters;
+		char	   *region = palloc_extended(cbytes + sizeof(int32) * nclusters, MCXT_ALLOC_HUGE);
+		float	   *all = (float *) region;
+		int32	   *newhosts = (int32 *) (region + cbytes);
+		bool		any_merged = false;
 		void	   *routing;
 		size_t		routing_size;
 
-		VsBlobRead(index, &meta.centroids, 0, centroids,
-				   sizeof(float) * meta.dims * meta.nclusters, bas);
+		memcpy(all, centroids, sizeof(float) * meta.dims * meta.nclusters);
+		for (uint32 c = 0; c < nclusters; c++)
+		{
+			newhosts[c] = c < meta.nclusters && cc[c].merged ? cc[c].host : -1;
+			any_merged = any_merged || newhosts[c] >= 0;
+		}
 		for (uint32 c = 0; c < meta.nclusters; c++)
 		{
 			for (int j = 0; j < cc[c].nparts; j++)
-				memcpy(centroids + (Size) part_cluster(&cc[c], c, j) * meta.dims,
+				memcpy(all + (Size) part_cluster(&cc[c], c, j) * meta.dims,
 					   cc[c].centroids + (Size) j * meta.dims, sizeof(float) * meta.dims);
 		}
-		newmeta.centroids = write_region(index, centroids, sizeof(float) * meta.dims * nclusters, &fl);
+		newmeta.centroids = write_region(index, region,
+										 cbytes + (any_merged ? sizeof(int32) * nclusters : 0), &fl);
 		routing = VsBuildRouting(index, (VsMetric) meta.metric, (int) meta.dims, (int) nclusters,
-								 centroids, &routing_size);
+								 all, &routing_size);
 		newmeta.routing = write_region(index, routing, routing_size, &fl);
 	}
 
@@ -1287,8 +1526,9 @@ VsCompact(Relation index, double threshold, bool relocate, BufferAccessStrategy 
 	VsSegmentRemoveUnused(index, &newmeta, head);
 	pfree(head);
 	result->generation = newmeta.generation;
-	elog(DEBUG1, "vecstore compaction of \"%s\": %d clusters, " INT64_FORMAT " rows folded, " INT64_FORMAT " removed, generation %u reads %u pieces",
-		 RelationGetRelationName(index), result->clusters, result->rows_folded, result->rows_removed,
+	elog(DEBUG1, "vecstore compaction of \"%s\": %d clusters, %d split, %d merged, " INT64_FORMAT " rows folded, " INT64_FORMAT " removed, generation %u reads %u pieces",
+		 RelationGetRelationName(index), result->clusters, result->splits, result->merges,
+		 result->rows_folded, result->rows_removed,
 		 newmeta.generation, nnew);
 
 done:

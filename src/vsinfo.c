@@ -137,6 +137,10 @@ vecstore_index_info(PG_FUNCTION_ARGS)
 	int64		minrows = PG_INT64_MAX,
 				maxrows = 0,
 				delta_total = 0;
+	float	   *centroids;
+	int32	   *hosts;
+	int64	   *rows;
+	int32		nlive = 0;
 	uint64		sealed_dead,
 				delta_live,
 				delta_dead;
@@ -159,16 +163,18 @@ vecstore_index_info(PG_FUNCTION_ARGS)
 	info = VsHeadClusters(head);
 	pieces = VsHeadPieces(head);
 
+	/* merged clusters are not counted: their rows are their hosts' */
+	centroids = palloc_extended(sizeof(float) * meta.dims * Max(meta.nclusters, 1), MCXT_ALLOC_HUGE);
+	hosts = VsReadCentroids(index, &meta, centroids, bas);
+	rows = palloc0(sizeof(int64) * Max(meta.nclusters, 1));
 	for (uint32 c = 0; c < meta.nclusters; c++)
 	{
 		VsDirEntry	entry;
-		int64		rows;
 
 		VsBlobRead(index, &meta.directory, (uint64) c * sizeof(VsDirEntry), &entry, sizeof(entry),
 				   bas);
-		rows = (int64) info[c].count + entry.delta_count - info[c].delta_folded;
-		minrows = Min(minrows, rows);
-		maxrows = Max(maxrows, rows);
+		rows[hosts != NULL && hosts[c] >= 0 ? hosts[c] : c] +=
+			(int64) info[c].count + entry.delta_count - info[c].delta_folded;
 		delta_total += entry.delta_count - info[c].delta_folded;
 		if (info[c].graph_offset != 0)
 		{
@@ -179,6 +185,14 @@ vecstore_index_info(PG_FUNCTION_ARGS)
 			code_bytes += (int64) TYPEALIGN(VS_SEGMENT_ALIGN,
 											(uint64) info[c].count * (meta.params_size > 0 ?
 																	  VsQuantRecordSize(meta.dims) : 0));
+	}
+	for (uint32 c = 0; c < meta.nclusters; c++)
+	{
+		if (hosts != NULL && hosts[c] >= 0)
+			continue;
+		nlive++;
+		minrows = Min(minrows, rows[c]);
+		maxrows = Max(maxrows, rows[c]);
 	}
 	VsCountRows(index, &meta, bas, &sealed_dead, &delta_live, &delta_dead);
 	FreeAccessStrategy(bas);
@@ -197,12 +211,12 @@ vecstore_index_info(PG_FUNCTION_ARGS)
 	}
 
 	memset(nulls, 0, sizeof(nulls));
-	values[0] = Int32GetDatum(meta.nclusters);
+	values[0] = Int32GetDatum(nlive);
 	values[1] = Int32GetDatum(meta.dims);
 	values[2] = Int64GetDatum((int64) meta.sealed_rows);
-	values[3] = Int64GetDatum(meta.nclusters > 0 ? minrows : 0);
-	values[4] = Float8GetDatum(meta.nclusters > 0 ?
-							   (double) (meta.sealed_rows + delta_total) / meta.nclusters : 0);
+	values[3] = Int64GetDatum(nlive > 0 ? minrows : 0);
+	values[4] = Float8GetDatum(nlive > 0 ?
+							   (double) (meta.sealed_rows + delta_total) / nlive : 0);
 	values[5] = Int64GetDatum(maxrows);
 	values[6] = Int64GetDatum((int64) (delta_live + delta_dead));
 	values[7] = Int64GetDatum((int64) (sealed_dead + delta_dead));

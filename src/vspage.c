@@ -536,6 +536,47 @@ VsMetaCacheRelease(Relation index, VsMetaCache cache)
 }
 
 /*
+ * VsReadCentroids - the centroids of the generation of "meta" into
+ * "centroids" (nclusters * dims floats); returns the hosts of merged
+ * clusters (nclusters entries, palloc'd, -1 for a cluster not merged), or
+ * NULL when the region has none (no cluster was ever merged).
+ */
+int32 *
+VsReadCentroids(Relation index, const VsMetaPageData *meta, float *centroids,
+				BufferAccessStrategy bas)
+{
+	Size		cbytes = (Size) meta->nclusters * meta->dims * sizeof(float);
+	Size		hbytes = (Size) meta->nclusters * sizeof(int32);
+	int32	   *hosts;
+
+	if (meta->centroids.nbytes != cbytes && meta->centroids.nbytes != cbytes + hbytes)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" has a centroid region of " UINT64_FORMAT " bytes where %zu or %zu were expected",
+						RelationGetRelationName(index), meta->centroids.nbytes, cbytes, cbytes + hbytes),
+				 errhint("Please REINDEX it.")));
+	VsBlobRead(index, &meta->centroids, 0, centroids, cbytes, bas);
+	if (meta->centroids.nbytes == cbytes)
+		return NULL;
+	hosts = palloc(Max(hbytes, 1));
+	VsBlobRead(index, &meta->centroids, cbytes, hosts, hbytes, bas);
+	for (uint32 c = 0; c < meta->nclusters; c++)
+	{
+		int32		h = hosts[c];
+
+		/* a host is a cluster that was not merged itself */
+		if (h < -1 || h >= (int32) meta->nclusters || h == (int32) c ||
+			(h >= 0 && hosts[h] >= 0))
+			ereport(ERROR,
+					(errcode(ERRCODE_INDEX_CORRUPTED),
+					 errmsg("index \"%s\" has a merged cluster %u with host %d",
+							RelationGetRelationName(index), c, h),
+					 errhint("Please REINDEX it.")));
+	}
+	return hosts;
+}
+
+/*
  * VsGetMetaCache - the metapage and centroids of the index's current
  * generation, cached in rd_amcache (in a child of rd_indexcxt, so a
  * relcache rebuild frees it).  The metapage is re-read on every call, so a
@@ -591,13 +632,46 @@ VsGetMetaCache(Relation index)
 	cache->meta = meta;
 	nfloats = (Size) meta.nclusters * meta.dims;
 	cache->centroids = palloc_extended(Max(nfloats, 1) * sizeof(float), MCXT_ALLOC_HUGE);
-	VsBlobRead(index, &meta.centroids, 0, cache->centroids, nfloats * sizeof(float), NULL);
+	cache->hosts = VsReadCentroids(index, &meta, cache->centroids, NULL);
+	cache->nlive = (int) meta.nclusters;
+	for (uint32 c = 0; cache->hosts != NULL && c < meta.nclusters; c++)
+	{
+		if (cache->hosts[c] >= 0)
+			cache->nlive--;
+	}
 
-	/* the packed centroids that route rows exactly as the build did */
+	/*
+	 * The packed centroids that route rows exactly as the build did; with
+	 * merged clusters, those of the others only (live_ids maps them back).
+	 */
 	norms = palloc(sizeof(float) * Max(meta.nclusters, 1));
-	VsKmeansCentroidNorms(cache->centroids, meta.nclusters, meta.dims, norms);
-	cache->prepared = VsKmeansPrepare(cache->centroids, norms, meta.nclusters, meta.dims,
-									  (VsMetric) meta.row_metric, &VsKmeansServerHooks);
+	if (cache->hosts == NULL)
+	{
+		VsKmeansCentroidNorms(cache->centroids, meta.nclusters, meta.dims, norms);
+		cache->prepared = VsKmeansPrepare(cache->centroids, norms, meta.nclusters, meta.dims,
+										  (VsMetric) meta.row_metric, &VsKmeansServerHooks);
+	}
+	else
+	{
+		float	   *live = palloc_extended(sizeof(float) * meta.dims * Max(cache->nlive, 1),
+										   MCXT_ALLOC_HUGE);
+		int			n = 0;
+
+		cache->live_ids = palloc(sizeof(int) * Max(cache->nlive, 1));
+		for (uint32 c = 0; c < meta.nclusters; c++)
+		{
+			if (cache->hosts[c] >= 0)
+				continue;
+			cache->live_ids[n] = (int) c;
+			memcpy(live + (Size) n * meta.dims, cache->centroids + (Size) c * meta.dims,
+				   sizeof(float) * meta.dims);
+			n++;
+		}
+		VsKmeansCentroidNorms(live, n, meta.dims, norms);
+		cache->prepared = VsKmeansPrepare(live, norms, n, meta.dims,
+										  (VsMetric) meta.row_metric, &VsKmeansServerHooks);
+		pfree(live);
+	}
 
 	/* the graph over the centroids, checked once as it is loaded */
 	if (meta.routing.nbytes > 0)

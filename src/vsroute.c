@@ -11,7 +11,9 @@
  *
  *	- A row goes to the cluster the build would have put it in: the same
  *	  packed centroids, metric and arithmetic as the build's assignment
- *	  (VsNearestCluster).
+ *	  (VsNearestCluster), merged clusters left out.
+ *	- Merged clusters are never visited: their centroids stay nodes of the
+ *	  routing graph, but no order lists them.
  *	- A query visits clusters nearest centroid first: with a routing graph,
  *	  a graph search gives the first few (enough for the probes and some
  *	  widening) and the full order is computed only if the scan goes past
@@ -47,6 +49,9 @@ VsNearestCluster(VsMetaCache cache, const float *x)
 	if (cache->meta.nclusters <= 1)
 		return 0;
 	VsKmeansAssignPrepared(cache->prepared, x, 1, &cluster, NULL, &VsKmeansServerHooks);
+	/* with merged clusters, "prepared" packs the others only */
+	if (cache->live_ids != NULL)
+		cluster = cache->live_ids[cluster];
 	return cluster;
 }
 
@@ -85,7 +90,7 @@ VsRouteAll(VsRoute *route, VsMetaCache cache)
 	{
 		const float *cx = cache->centroids + (Size) c * dims;
 
-		if (taken[c])
+		if (taken[c] || VsClusterMerged(cache, c))
 			continue;
 		cd[n].cluster = c;
 		if (q == NULL)
@@ -146,10 +151,13 @@ VsRouteBegin(VsRoute *route, VsMetaCache cache, const float *query)
 		k = Min(k, ef);
 		found = VsHnswSearch(cache->routing, cache->centroids, route->query, k, ef, scratch, res);
 		for (int i = 0; i < found; i++)
-			route->order[route->norder++] = (int) res[i].id;
-		if (route->norder >= nclusters)
+		{
+			if (!VsClusterMerged(cache, (int) res[i].id))
+				route->order[route->norder++] = (int) res[i].id;
+		}
+		if (route->norder >= cache->nlive)
 			route->all = true;
-		if (found > 0)
+		if (route->norder > 0)
 			return;
 	}
 	VsRouteAll(route, cache);

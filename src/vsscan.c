@@ -591,6 +591,40 @@ offload_rows(VsScanOpaque so, VsProbe *p, const VsOffloadHit *hits, int nhits, i
 }
 
 /*
+ * delta_rows - the unfolded delta rows of cluster "cluster", exactly, into
+ * probe "p".
+ */
+static void
+delta_rows(IndexScanDesc scan, VsProbe *p, int cluster)
+{
+	VsScanOpaque so = (VsScanOpaque) scan->opaque;
+	Relation	index = scan->indexRelation;
+	VsDirEntry	entry;
+	VsDeltaChain chain;
+
+	VsBlobRead(index, &so->meta.directory, (uint64) cluster * sizeof(VsDirEntry),
+			   &entry, sizeof(entry), NULL);
+	VsDeltaChainBeginRows(&chain, index, &entry, cluster_info(so, cluster), BUFFER_LOCK_SHARE,
+						  NULL, 0);
+	while (VsDeltaChainNext(&chain))
+	{
+		Page		page = BufferGetPage(chain.buf);
+		OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+
+		for (OffsetNumber off = chain.first; off <= maxoff; off = OffsetNumberNext(off))
+		{
+			VsDeltaTuple tup = (VsDeltaTuple) PageGetItem(page, PageGetItemId(page, off));
+
+			if (tup->flags & VS_DELTA_DEAD)
+				continue;
+			found_row(so, p, &tup->tid, row_distance(so, tup->x));
+			so->scanned++;
+			so->cover += VS_COVER_FLAT;
+		}
+	}
+}
+
+/*
  * open_cluster - start on a cluster: its delta rows exactly, then its
  * sealed rows: the offload service's answers ("hits", when not NULL),
  * through the graph (when it has one and the query can use it) or flat.
@@ -602,8 +636,6 @@ open_cluster(IndexScanDesc scan, int cluster, const VsOffloadHit *hits, int nhit
 	Relation	index = scan->indexRelation;
 	const VsClusterInfo *info;
 	VsProbe    *p;
-	VsDirEntry	entry;
-	VsDeltaChain chain;
 
 	if (so->nprobes == so->maxprobes)
 	{
@@ -635,25 +667,15 @@ open_cluster(IndexScanDesc scan, int cluster, const VsOffloadHit *hits, int nhit
 	else
 		scan_rows_flat(so, p);
 
-	/* delta rows, from the fork */
-	VsBlobRead(index, &so->meta.directory, (uint64) cluster * sizeof(VsDirEntry),
-			   &entry, sizeof(entry), NULL);
-	VsDeltaChainBeginRows(&chain, index, &entry, info, BUFFER_LOCK_SHARE, NULL, 0);
-	while (VsDeltaChainNext(&chain))
+	/*
+	 * Delta rows, from the fork: its own, and those of the clusters merged
+	 * into it (rows inserted before the merge was published).
+	 */
+	delta_rows(scan, p, cluster);
+	for (int c = 0; so->cache->hosts != NULL && c < (int) so->meta.nclusters; c++)
 	{
-		Page		page = BufferGetPage(chain.buf);
-		OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
-
-		for (OffsetNumber off = chain.first; off <= maxoff; off = OffsetNumberNext(off))
-		{
-			VsDeltaTuple tup = (VsDeltaTuple) PageGetItem(page, PageGetItemId(page, off));
-
-			if (tup->flags & VS_DELTA_DEAD)
-				continue;
-			found_row(so, p, &tup->tid, row_distance(so, tup->x));
-			so->scanned++;
-			so->cover += VS_COVER_FLAT;
-		}
+		if (so->cache->hosts[c] == cluster)
+			delta_rows(scan, p, c);
 	}
 }
 
@@ -1029,7 +1051,7 @@ static void
 cut_short(IndexScanDesc scan)
 {
 	VsScanOpaque so = (VsScanOpaque) scan->opaque;
-	bool		left = so->nprobes < (int) so->meta.nclusters;
+	bool		left = so->nprobes < so->cache->nlive;
 
 	for (int i = 0; !left && i < so->nprobes; i++)
 		left = !so->probes[i].full;
