@@ -494,6 +494,7 @@ typedef struct VsDeltaChain
 	VsDeltaChainProblem problem;
 	OffsetNumber startoff;		/* the first row to read on the first page */
 	OffsetNumber first;			/* ... on the current page */
+	OffsetNumber off;			/* the row VsDeltaChainNextRow returned */
 	bool		started;
 } VsDeltaChain;
 
@@ -718,6 +719,7 @@ extern void VsDeltaChainBeginRows(VsDeltaChain *chain, Relation index, const VsD
 								  const VsClusterInfo *info, int lockmode,
 								  BufferAccessStrategy strategy, BlockNumber nblocks);
 extern bool VsDeltaChainNext(VsDeltaChain *chain);
+extern VsDeltaTuple VsDeltaChainNextRow(VsDeltaChain *chain);
 extern void VsDeltaChainEnd(VsDeltaChain *chain);
 
 /* vsscan_policy.c (the policy's scan state is in vsscan.h) */

@@ -170,27 +170,20 @@ count_delta(Relation index, const VsDirEntry *entry, const VsClusterInfo *info,
 			CompactCluster *cc, BufferAccessStrategy bas)
 {
 	VsDeltaChain chain;
+	VsDeltaTuple tup;
 
 	cc->startblk = VsDeltaFromHead(entry, info) ? entry->delta_head : info->delta_blk;
 	cc->endblk = InvalidBlockNumber;
 	cc->endoff = InvalidOffsetNumber;
 	VsDeltaChainBeginRows(&chain, index, entry, info, BUFFER_LOCK_SHARE, bas, 0);
-	while (VsDeltaChainNext(&chain))
+	while ((tup = VsDeltaChainNextRow(&chain)) != NULL)
 	{
-		Page		page = BufferGetPage(chain.buf);
-		OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
-
-		for (OffsetNumber off = chain.first; off <= maxoff; off = OffsetNumberNext(off))
-		{
-			VsDeltaTuple tup = (VsDeltaTuple) PageGetItem(page, PageGetItemId(page, off));
-
-			if (tup->flags & VS_DELTA_DEAD)
-				cc->delta_dead++;
-			else
-				cc->delta_live++;
-			cc->endblk = chain.blkno;
-			cc->endoff = off;
-		}
+		if (tup->flags & VS_DELTA_DEAD)
+			cc->delta_dead++;
+		else
+			cc->delta_live++;
+		cc->endblk = chain.blkno;
+		cc->endoff = chain.off;
 	}
 }
 
@@ -236,32 +229,22 @@ collect_rows(Relation index, VsMetaPage meta, const char *body, uint32 c,
 	if (BlockNumberIsValid(cc->endblk))
 	{
 		VsDeltaChain chain;
+		VsDeltaTuple tup;
 		bool		done = false;
 
+		/* up to the last row count_delta counted */
 		VsDeltaChainBeginRows(&chain, index, &entry, info, BUFFER_LOCK_SHARE, bas, 0);
-		while (!done && VsDeltaChainNext(&chain))
+		while (!done && (tup = VsDeltaChainNextRow(&chain)) != NULL)
 		{
-			Page		page = BufferGetPage(chain.buf);
-			OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
-
-			if (chain.blkno == cc->endblk)
-			{
-				maxoff = cc->endoff;
-				done = true;
-			}
-			for (OffsetNumber off = chain.first; off <= maxoff; off = OffsetNumberNext(off))
-			{
-				VsDeltaTuple tup = (VsDeltaTuple) PageGetItem(page, PageGetItemId(page, off));
-
-				if (tup->flags & VS_DELTA_DEAD)
-					continue;
-				if (n >= live)
-					elog(ERROR, "index \"%s\": a cluster has more live rows than were counted",
-						 RelationGetRelationName(index));
-				memcpy(vecs + (Size) n * meta->dims, tup->x, vsize);
-				tids[n] = tup->tid;
-				n++;
-			}
+			done = chain.blkno == cc->endblk && chain.off == cc->endoff;
+			if (tup->flags & VS_DELTA_DEAD)
+				continue;
+			if (n >= live)
+				elog(ERROR, "index \"%s\": a cluster has more live rows than were counted",
+					 RelationGetRelationName(index));
+			memcpy(vecs + (Size) n * meta->dims, tup->x, vsize);
+			tids[n] = tup->tid;
+			n++;
 		}
 		VsDeltaChainEnd(&chain);
 		if (!done)

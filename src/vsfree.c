@@ -325,6 +325,14 @@ VsFreeListRipen(Relation index, VsMetaPage meta, VsFreeList *fl, bool all)
 		IndexFreeSpaceMapVacuum(index);
 }
 
+/* is "page" one of ours, of type "type" (VS_PAGE_*)?  Never an error */
+static inline bool
+page_is(Page page, uint16 type)
+{
+	return !PageIsNew(page) && PageGetSpecialSize(page) == MAXALIGN(sizeof(VsPageOpaqueData)) &&
+		VsPageGetOpaque(page)->page_id == VS_PAGE_ID && VsPageGetOpaque(page)->type == type;
+}
+
 /*
  * VsNewDeltaBuffer - a page for a delta chain, exclusive-locked: one the
  * free space map offers (a folded chain's page, marked free), else a new
@@ -346,9 +354,7 @@ VsNewDeltaBuffer(Relation index)
 		{
 			Page		page = BufferGetPage(buf);
 
-			if (!PageIsNew(page) && PageGetSpecialSize(page) == MAXALIGN(sizeof(VsPageOpaqueData)) &&
-				VsPageGetOpaque(page)->page_id == VS_PAGE_ID &&
-				VsPageGetOpaque(page)->type == VS_PAGE_FREE)
+			if (page_is(page, VS_PAGE_FREE))
 				return buf;
 			LockBuffer(buf, BUFFER_LOCK_UNLOCK);
 		}
@@ -598,23 +604,20 @@ live_end(VsMetaPage meta, const char *head)
 	return end;
 }
 
-/* is block "blk" a delta page (possibly live)?  A page of any other kind
- * past the live regions is garbage: free, or a region no generation reads */
+/*
+ * block_is - is block "blk" a page of ours of type "type" (VS_PAGE_*)?
+ * (page_is under a share lock.)
+ */
 static bool
-is_delta_page(Relation index, BlockNumber blk, BufferAccessStrategy bas)
+block_is(Relation index, BlockNumber blk, uint16 type, BufferAccessStrategy bas)
 {
 	Buffer		buf = ReadBufferExtended(index, MAIN_FORKNUM, blk, RBM_NORMAL, bas);
-	Page		page;
-	bool		delta;
+	bool		is;
 
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
-	page = BufferGetPage(buf);
-	delta = !PageIsNew(page) &&
-		PageGetSpecialSize(page) == MAXALIGN(sizeof(VsPageOpaqueData)) &&
-		VsPageGetOpaque(page)->page_id == VS_PAGE_ID &&
-		VsPageGetOpaque(page)->type == VS_PAGE_DELTA;
+	is = page_is(BufferGetPage(buf), type);
 	UnlockReleaseBuffer(buf);
-	return delta;
+	return is;
 }
 
 /*
@@ -633,24 +636,11 @@ take_fsm_pages(Relation index, VsFreeList *fl, BufferAccessStrategy bas)
 	for (;;)
 	{
 		BlockNumber blk = GetFreeIndexPage(index);
-		Buffer		buf;
-		Page		page;
-		bool		isfree;
 		VsFreeExtent e;
 
 		if (!BlockNumberIsValid(blk))
 			break;
-		if (blk >= nblocks)
-			continue;
-		buf = ReadBufferExtended(index, MAIN_FORKNUM, blk, RBM_NORMAL, bas);
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		page = BufferGetPage(buf);
-		isfree = !PageIsNew(page) &&
-			PageGetSpecialSize(page) == MAXALIGN(sizeof(VsPageOpaqueData)) &&
-			VsPageGetOpaque(page)->page_id == VS_PAGE_ID &&
-			VsPageGetOpaque(page)->type == VS_PAGE_FREE;
-		UnlockReleaseBuffer(buf);
-		if (!isfree)
+		if (blk >= nblocks || !block_is(index, blk, VS_PAGE_FREE, bas))
 			continue;
 		memset(&e, 0, sizeof(e));
 		e.start = blk;
@@ -1103,7 +1093,8 @@ truncate_tail(Relation index, BufferAccessStrategy bas, BlockNumber *removed,
 		}
 		if (listed)
 			continue;
-		if (is_delta_page(index, end - 1, bas))
+		/* a page of any other kind past the live regions is garbage */
+		if (block_is(index, end - 1, VS_PAGE_DELTA, bas))
 			break;
 		end--;
 	}

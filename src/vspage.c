@@ -510,6 +510,34 @@ VsDeltaChainNext(VsDeltaChain *chain)
 }
 
 /*
+ * VsDeltaChainNextRow - the next row of a walk begun by
+ * VsDeltaChainBeginRows, removed ones included (VS_DELTA_DEAD), or NULL at
+ * the end (as VsDeltaChainNext).  The row lies on the page in chain->buf,
+ * at block chain->blkno and offset chain->off, valid until the next call.
+ * A walk goes row by row or page by page (VsDeltaChainNext), not both.
+ */
+VsDeltaTuple
+VsDeltaChainNextRow(VsDeltaChain *chain)
+{
+	for (;;)
+	{
+		if (BufferIsValid(chain->buf))
+		{
+			Page		page = BufferGetPage(chain->buf);
+
+			if (chain->off < PageGetMaxOffsetNumber(page))
+			{
+				chain->off = OffsetNumberNext(chain->off);
+				return (VsDeltaTuple) PageGetItem(page, PageGetItemId(page, chain->off));
+			}
+		}
+		if (!VsDeltaChainNext(chain))
+			return NULL;
+		chain->off = chain->first - 1;
+	}
+}
+
+/*
  * VsDeltaChainEnd - release the page of a walk stopped before its end.
  */
 void

@@ -601,26 +601,19 @@ delta_rows(IndexScanDesc scan, VsProbe *p, int cluster)
 	Relation	index = scan->indexRelation;
 	VsDirEntry	entry;
 	VsDeltaChain chain;
+	VsDeltaTuple tup;
 
 	VsBlobRead(index, &so->meta.directory, (uint64) cluster * sizeof(VsDirEntry),
 			   &entry, sizeof(entry), NULL);
 	VsDeltaChainBeginRows(&chain, index, &entry, cluster_info(so, cluster), BUFFER_LOCK_SHARE,
 						  NULL, 0);
-	while (VsDeltaChainNext(&chain))
+	while ((tup = VsDeltaChainNextRow(&chain)) != NULL)
 	{
-		Page		page = BufferGetPage(chain.buf);
-		OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
-
-		for (OffsetNumber off = chain.first; off <= maxoff; off = OffsetNumberNext(off))
-		{
-			VsDeltaTuple tup = (VsDeltaTuple) PageGetItem(page, PageGetItemId(page, off));
-
-			if (tup->flags & VS_DELTA_DEAD)
-				continue;
-			found_row(so, p, &tup->tid, row_distance(so, tup->x));
-			so->scanned++;
-			so->cover += VS_COVER_FLAT;
-		}
+		if (tup->flags & VS_DELTA_DEAD)
+			continue;
+		found_row(so, p, &tup->tid, row_distance(so, tup->x));
+		so->scanned++;
+		so->cover += VS_COVER_FLAT;
 	}
 }
 

@@ -225,25 +225,18 @@ VsCountRows(Relation index, VsMetaPage meta, BufferAccessStrategy strategy,
 	{
 		VsDirEntry	entry;
 		VsDeltaChain chain;
+		VsDeltaTuple tup;
 
 		*sealed_dead += VsCountDeleted(index, meta, &info[c], strategy);
 		VsBlobRead(index, &meta->directory, (uint64) c * sizeof(VsDirEntry), &entry, sizeof(entry),
 				   strategy);
 		VsDeltaChainBeginRows(&chain, index, &entry, &info[c], BUFFER_LOCK_SHARE, strategy, 0);
-		while (VsDeltaChainNext(&chain))
+		while ((tup = VsDeltaChainNextRow(&chain)) != NULL)
 		{
-			Page		page = BufferGetPage(chain.buf);
-			OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
-
-			for (OffsetNumber off = chain.first; off <= maxoff; off = OffsetNumberNext(off))
-			{
-				VsDeltaTuple tup = (VsDeltaTuple) PageGetItem(page, PageGetItemId(page, off));
-
-				if (tup->flags & VS_DELTA_DEAD)
-					(*delta_dead)++;
-				else
-					(*delta_live)++;
-			}
+			if (tup->flags & VS_DELTA_DEAD)
+				(*delta_dead)++;
+			else
+				(*delta_live)++;
 		}
 	}
 	pfree(head);
