@@ -18,7 +18,7 @@ MODULE_big = vecstore
 OBJS = src/vecstore.o src/vector.o src/vsdistance.o src/vskmeans.o src/vskmeans_assign.o \
 	src/vsquant.o src/vshnsw.o src/vshnsw_build.o src/vshnsw_search.o \
 	src/vsam.o src/vsbuild.o src/vscompact.o src/vscompact_worker.o src/vscost.o src/vsfree.o src/vsinfo.o src/vsinsert.o \
-	src/vspage.o src/vsroute.o src/vsscan.o src/vsscan_policy.o src/vssegment.o src/vssegment_checked.o src/vssegment_remove.o src/vsvacuum.o src/vsvalidate.o \
+	src/vspage.o src/vsroute.o src/vsscan.o src/vsscan_policy.o src/vssegment.o src/vssegment_checked.o src/vssegment_fault.o src/vssegment_remove.o src/vsvacuum.o src/vsvalidate.o \
 	src/vsgpu.o src/vsgpu_client.o src/vsgpu_worker.o src/vsoffload.o src/vsutil.o
 HEADERS = src/vector.h src/vsdistance.h
 

@@ -359,7 +359,8 @@ CREATE FUNCTION vecstore_index_info(index regclass,
     OUT routing_graph_bytes bigint,
     OUT segment_pieces integer,
     OUT compactions integer,
-    OUT fork_free_bytes bigint)
+    OUT fork_free_bytes bigint,
+    OUT fork_reads bigint)
     AS 'MODULE_PATHNAME', 'vecstore_index_info' LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
 
 CREATE FUNCTION vecstore_compact(index regclass, all_clusters boolean DEFAULT true,

@@ -756,8 +756,17 @@ extern bool VsCheckedGet(const VsSegmentIdentity *id, int cluster);
 extern void VsCheckedSet(const VsSegmentIdentity *id, int cluster);
 extern void VsCheckedForget(const VsSegmentIdentity *id);
 
+/* vssegment_fault.c */
+extern void VsFaultInit(void);
+extern bool VsMappedRun(void (*fn) (void *arg), void *arg);
+extern void VsFaultRangeAdd(char *start, Size len);
+extern void VsFaultRangeRemove(char *start);
+extern void *VsFaultAddress(void);
+
 /* vssegment.c */
 extern void VsSegmentInit(void);
+extern void VsSegmentFaulted(Relation index) pg_attribute_noreturn();
+extern uint64 VsSegmentForkReads(Relation index);
 extern const char *VsSegmentBody(Relation index, VsMetaPage meta);
 extern void VsSegmentRelease(const char *body);
 extern const char *VsSegmentCluster(Relation index, VsMetaPage meta, const char *body, uint32 cluster);

@@ -858,9 +858,9 @@ log_region(Relation index, const VsRegion *region)
  * (see the file's header).  Fills "result"; result->clusters is 0 when
  * nothing needed it (and nothing was written).
  */
-void
-VsCompact(Relation index, double threshold, bool relocate, BufferAccessStrategy bas,
-		  VsCompactResult *result)
+static void
+compact(Relation index, double threshold, bool relocate, BufferAccessStrategy bas,
+		VsCompactResult *result)
 {
 	BlockNumber below = InvalidBlockNumber;
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "vecstore compaction",
@@ -1526,6 +1526,39 @@ done:
 	progress(VS_PROGRESS_PHASE, 0);
 	MemoryContextSwitchTo(oldcxt);
 	MemoryContextDelete(cxt);
+}
+
+/* VsCompact's call of compact, for VsMappedRun */
+typedef struct CompactCall
+{
+	Relation	index;
+	double		threshold;
+	bool		relocate;
+	BufferAccessStrategy bas;
+	VsCompactResult *result;
+} CompactCall;
+
+static void
+compact_call(void *arg)
+{
+	CompactCall *call = arg;
+
+	compact(call->index, call->threshold, call->relocate, call->bas, call->result);
+}
+
+/*
+ * VsCompact - compact (see compact above); a segment file that shrinks
+ * under the mapping it reads ends the compaction with an error
+ * (vssegment_fault.c), not the process.
+ */
+void
+VsCompact(Relation index, double threshold, bool relocate, BufferAccessStrategy bas,
+		  VsCompactResult *result)
+{
+	CompactCall call = {index, threshold, relocate, bas, result};
+
+	if (!VsMappedRun(compact_call, &call))
+		VsSegmentFaulted(index);
 }
 
 /*

@@ -110,7 +110,7 @@ vecstore_stats(PG_FUNCTION_ARGS)
 }
 
 /* the columns of vecstore_index_info's row */
-#define INDEX_INFO_COLS 21
+#define INDEX_INFO_COLS 22
 
 PG_FUNCTION_INFO_V1(vecstore_index_info);
 /*
@@ -242,6 +242,7 @@ vecstore_index_info(PG_FUNCTION_ARGS)
 		VsFreeListBlocks(&fl, &free_blocks, &retired_blocks);
 		values[20] = Int64GetDatum((int64) ((free_blocks + retired_blocks) * BLCKSZ));
 	}
+	values[21] = Int64GetDatum((int64) VsSegmentForkReads(index));
 	pfree(head);
 
 	close_vecstore_index(index, heap);

@@ -1061,10 +1061,10 @@ cut_short(IndexScanDesc scan)
 }
 
 /*
- * vsgettuple - the next row in distance order.
+ * gettuple - the next row in distance order.
  */
-bool
-vsgettuple(IndexScanDesc scan, ScanDirection dir)
+static bool
+gettuple(IndexScanDesc scan, ScanDirection dir)
 {
 	VsScanOpaque so = (VsScanOpaque) scan->opaque;
 	MemoryContext oldcxt;
@@ -1164,6 +1164,37 @@ vsgettuple(IndexScanDesc scan, ScanDirection dir)
 	}
 	MemoryContextSwitchTo(oldcxt);
 	return found;
+}
+
+/* vsgettuple's call of gettuple, for VsMappedRun */
+typedef struct GettupleCall
+{
+	IndexScanDesc scan;
+	ScanDirection dir;
+	bool		found;
+} GettupleCall;
+
+static void
+gettuple_call(void *arg)
+{
+	GettupleCall *call = arg;
+
+	call->found = gettuple(call->scan, call->dir);
+}
+
+/*
+ * vsgettuple - the next row in distance order; a segment file that
+ * shrinks under the scan's mapping ends the statement with an error
+ * (vssegment_fault.c), not the backend.
+ */
+bool
+vsgettuple(IndexScanDesc scan, ScanDirection dir)
+{
+	GettupleCall call = {scan, dir, false};
+
+	if (!VsMappedRun(gettuple_call, &call))
+		VsSegmentFaulted(scan->indexRelation);
+	return call.found;
 }
 
 /*

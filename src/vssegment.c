@@ -50,12 +50,16 @@
 #include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/timestamp.h"
 
 #include "vsam.h"
 
 #define VS_SEGMENT_MAGIC		0x56534731	/* "VSG1" */
 #define VS_SEGMENT_VERSION		1
 #define VS_ELEM_FLOAT4			1
+
+/* how often a backend serving an index from its fork tries the files again */
+#define VS_FORK_RETRY_SECS		10
 
 
 /* the file header; the rest of its 4 kB is zero */
@@ -114,12 +118,20 @@ typedef struct VsMapping
 	VsSegmentIdentity vid;
 	char	   *head;			/* the mapped head's header (VsSealedHeader),
 								 * in TopMemoryContext, or NULL */
+	uint32	   *piece_gens;		/* the generations of the pieces after the
+								 * first, in piece-table order, in
+								 * TopMemoryContext */
+	uint32		npieces;
+	/* served from the fork: the files could not be mapped or rebuilt */
+	bool		from_fork;
+	TimestampTz fork_since;
+	uint64		fork_clusters;	/* clusters read from the fork, ever */
 	struct VsMapping *next;
 } VsMapping;
 
 static VsMapping *mappings = NULL;
 
-static bool read_header(const char *path, VsSegmentHeader *hdr);
+static const char *read_header(const char *path, VsSegmentHeader *hdr);
 static bool header_matches(const VsSegmentHeader *hdr, Relation index, VsMetaPage meta,
 						   const VsPieceInfo *piece);
 static void relcache_callback(Datum arg, Oid relid);
@@ -133,6 +145,7 @@ void
 VsSegmentInit(void)
 {
 	CacheRegisterRelcacheCallback(relcache_callback, (Datum) 0);
+	VsFaultInit();
 }
 
 /*
@@ -145,13 +158,24 @@ VsSegmentDir(Oid dboid, char *buf, Size len)
 	snprintf(buf, len, "%s/%u", VS_SEGMENT_DIR, dboid);
 }
 
+/* the file of one generation of a relfilenode, into "buf" */
+static void
+segment_path(RelFileNode node, uint32 generation, char *buf)
+{
+	snprintf(buf, MAXPGPATH, "%s/%u/%u.%u.seg", VS_SEGMENT_DIR, node.dbNode, node.relNode,
+			 generation);
+}
+
 /*
  * VsSegmentPath - the file of one generation of a relfilenode, palloc'd.
  */
 char *
 VsSegmentPath(RelFileNode node, uint32 generation)
 {
-	return psprintf("%s/%u/%u.%u.seg", VS_SEGMENT_DIR, node.dbNode, node.relNode, generation);
+	char		path[MAXPGPATH];
+
+	segment_path(node, generation, path);
+	return pstrdup(path);
 }
 
 /*
@@ -170,36 +194,33 @@ header_crc(const VsSegmentHeader *hdr)
 
 /*
  * make_dirs - create pg_vecstore/ and pg_vecstore/<db>/ if missing,
- * durably.
+ * durably.  NULL, or what failed.
  */
-static void
+static char *
 make_dirs(Oid dboid)
 {
 	char		dir[MAXPGPATH];
 
 	if (MakePGDirectory(VS_SEGMENT_DIR) < 0 && errno != EEXIST)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not create directory \"%s\": %m", VS_SEGMENT_DIR)));
+		return psprintf("could not create directory \"%s\": %m", VS_SEGMENT_DIR);
 	VsSegmentDir(dboid, dir, sizeof(dir));
 	if (MakePGDirectory(dir) < 0)
 	{
 		if (errno != EEXIST)
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("could not create directory \"%s\": %m", dir)));
+			return psprintf("could not create directory \"%s\": %m", dir);
 	}
 	else
 	{
 		fsync_fname(dir, true);
 		fsync_fname(VS_SEGMENT_DIR, true);
 	}
+	return NULL;
 }
 
 /*
- * write_all - write the whole buffer or raise an error.
+ * write_all - write the whole buffer; NULL, or what failed.
  */
-static void
+static char *
 write_all(int fd, const char *path, const void *buf, Size len)
 {
 	const char *p = buf;
@@ -212,17 +233,14 @@ write_all(int fd, const char *path, const void *buf, Size len)
 		{
 			if (errno == EINTR)
 				continue;
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("could not write file \"%s\": %m", path)));
+			return psprintf("could not write file \"%s\": %m", path);
 		}
 		if (n == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_DISK_FULL),
-					 errmsg("could not write file \"%s\": wrote no bytes", path)));
+			return psprintf("could not write file \"%s\": wrote no bytes", path);
 		p += n;
 		len -= n;
 	}
+	return NULL;
 }
 
 /*
@@ -520,11 +538,15 @@ VsSealedCheckFork(Relation index, VsMetaPage meta)
  * checked, or NULL when the piece is the generation's own), fsyncs it, and
  * renames it over the final name (durable_rename also fsyncs the
  * directory).  A backend that has the old file mapped keeps its mapping.
- * Bytes from the fork that fail their checksums mean the fork itself is
- * corrupt: that is an error with a REINDEX hint, and no file is written.
  * Works on a standby.
+ *
+ * Returns NULL, or what the file system refused (a full disk, a directory
+ * without write permission): the caller decides whether that is an error
+ * (a build) or a reason to read the fork instead (a scan).  Bytes from the
+ * fork that fail their checksums mean the fork itself is corrupt: that is
+ * an error with a REINDEX hint, and no file is written.
  */
-static void
+static char *
 write_piece(Relation index, VsMetaPage meta, const VsPieceInfo *piece, const char *head)
 {
 	char	   *path = VsSegmentPath(index->rd_node, piece->generation);
@@ -533,24 +555,29 @@ write_piece(Relation index, VsMetaPage meta, const VsPieceInfo *piece, const cha
 	VsSegmentHeader *hdr = (VsSegmentHeader *) hdrbuf.data;
 	VsSealedHeader psh;
 	volatile int fd;
+	char	   *volatile failed;
 	uint64		nbytes = piece->region.nbytes;
-	BufferAccessStrategy bas = GetAccessStrategy(BAS_BULKREAD);
+	BufferAccessStrategy bas;
 
-	make_dirs(index->rd_node.dbNode);
+	failed = make_dirs(index->rd_node.dbNode);
+	if (failed != NULL)
+		return failed;
+	bas = GetAccessStrategy(BAS_BULKREAD);
 	memset(&psh, 0, sizeof(psh));
 	if (nbytes >= sizeof(psh))
 		VsBlobRead(index, &piece->region, 0, &psh, sizeof(psh), bas);
 
 	fd = OpenTransientFile(tmppath, O_CREAT | O_TRUNC | O_RDWR | PG_BINARY);
 	if (fd < 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not create file \"%s\": %m", tmppath)));
+	{
+		FreeAccessStrategy(bas);
+		return psprintf("could not create file \"%s\": %m", tmppath);
+	}
 
 	PG_TRY();
 	{
 		char	   *problem = NULL;
-		char	   *addr;
+		char	   *addr = MAP_FAILED;
 		const char *body;
 		const char *curhead = head;
 		uint64		headsize = piece_head_size(&psh, nbytes);
@@ -558,83 +585,90 @@ write_piece(Relation index, VsMetaPage meta, const VsPieceInfo *piece, const cha
 
 		/* header first (its CRCs are filled in and rewritten at the end) */
 		memset(hdrbuf.data, 0, sizeof(hdrbuf.data));
-		write_all(fd, tmppath, hdrbuf.data, VS_SEGMENT_HEADER_SIZE);
-		while (offset < nbytes)
+		failed = write_all(fd, tmppath, hdrbuf.data, VS_SEGMENT_HEADER_SIZE);
+		while (failed == NULL && offset < nbytes)
 		{
 			Size		chunk = Min(nbytes - offset, (uint64) VS_BLOB_PAYLOAD);
 			PGAlignedBlock copy;
 
 			CHECK_FOR_INTERRUPTS();
 			VsBlobRead(index, &piece->region, offset, copy.data, chunk, bas);
-			write_all(fd, tmppath, copy.data, chunk);
+			failed = write_all(fd, tmppath, copy.data, chunk);
 			offset += chunk;
 		}
 
 		/* check what was written, where it was written */
-		addr = mmap(NULL, VS_SEGMENT_HEADER_SIZE + nbytes, PROT_READ, MAP_SHARED, fd, 0);
-		if (addr == MAP_FAILED)
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("could not map file \"%s\": %m", tmppath)));
-		body = addr + VS_SEGMENT_HEADER_SIZE;
-		if (curhead == NULL)
+		if (failed == NULL)
 		{
-			headsize = VsSealedHeadSize(meta->nclusters, meta->params_size, meta->npieces);
-			if (headsize > nbytes)
-				problem = psprintf("is shorter than its cluster table");
-			else
-				problem = head_problem(body, meta, headsize);
-			curhead = body;
+			addr = mmap(NULL, VS_SEGMENT_HEADER_SIZE + nbytes, PROT_READ, MAP_SHARED, fd, 0);
+			if (addr == MAP_FAILED)
+				failed = psprintf("could not map file \"%s\": %m", tmppath);
 		}
-		else if (headsize == 0 || crc_of(body, headsize) != piece->head_crc)
-			problem = psprintf("fails the checksum of the head of its piece of generation %u",
-							   piece->generation);
-		for (uint32 c = 0; c < meta->nclusters && problem == NULL; c++)
+		if (failed == NULL)
 		{
-			const VsClusterInfo *info = VsHeadClusters(curhead) + c;
+			body = addr + VS_SEGMENT_HEADER_SIZE;
+			if (curhead == NULL)
+			{
+				headsize = VsSealedHeadSize(meta->nclusters, meta->params_size, meta->npieces);
+				if (headsize > nbytes)
+					problem = psprintf("is shorter than its cluster table");
+				else
+					problem = head_problem(body, meta, headsize);
+				curhead = body;
+			}
+			else if (headsize == 0 || crc_of(body, headsize) != piece->head_crc)
+				problem = psprintf("fails the checksum of the head of its piece of generation %u",
+								   piece->generation);
+			for (uint32 c = 0; c < meta->nclusters && problem == NULL; c++)
+			{
+				const VsClusterInfo *info = VsHeadClusters(curhead) + c;
 
-			if (info->piece == piece->generation &&
-				crc_of(body + (info->vec_offset - piece->base), info->nbytes) != info->crc)
-				problem = psprintf("fails the checksum of cluster %u", c);
+				if (info->piece == piece->generation &&
+					crc_of(body + (info->vec_offset - piece->base), info->nbytes) != info->crc)
+					problem = psprintf("fails the checksum of cluster %u", c);
+			}
+			munmap(addr, VS_SEGMENT_HEADER_SIZE + nbytes);
+			if (problem != NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_INDEX_CORRUPTED),
+						 errmsg("sealed data of index \"%s\" %s", RelationGetRelationName(index), problem),
+						 errhint("Please REINDEX it.")));
 		}
-		munmap(addr, VS_SEGMENT_HEADER_SIZE + nbytes);
-		if (problem != NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_INDEX_CORRUPTED),
-					 errmsg("sealed data of index \"%s\" %s", RelationGetRelationName(index), problem),
-					 errhint("Please REINDEX it.")));
 
-		hdr->magic = VS_SEGMENT_MAGIC;
-		hdr->version = VS_SEGMENT_VERSION;
-		hdr->header_size = VS_SEGMENT_HEADER_SIZE;
-		hdr->dims = meta->dims;
-		hdr->elemtype = VS_ELEM_FLOAT4;
-		hdr->nclusters = psh.nclusters;
-		hdr->nvectors = psh.nrows;
-		hdr->dboid = index->rd_node.dbNode;
-		hdr->spcoid = index->rd_node.spcNode;
-		hdr->relfilenode = index->rd_node.relNode;
-		hdr->indexoid = RelationGetRelid(index);
-		hdr->generation = piece->generation;
-		hdr->body_crc = piece->head_crc;
-		hdr->body_size = nbytes;
-		hdr->seal_lsn = RecoveryInProgress() ? GetXLogReplayRecPtr(NULL) : GetXLogInsertRecPtr();
-		hdr->header_crc = header_crc(hdr);
-		if (pg_pwrite(fd, hdrbuf.data, VS_SEGMENT_HEADER_SIZE, 0) != VS_SEGMENT_HEADER_SIZE)
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("could not write file \"%s\": %m", tmppath)));
-
-		if (pg_fsync(fd) != 0)
-			ereport(data_sync_elevel(ERROR),
-					(errcode_for_file_access(),
-					 errmsg("could not fsync file \"%s\": %m", tmppath)));
-		if (CloseTransientFile(fd) != 0)
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("could not close file \"%s\": %m", tmppath)));
+		if (failed == NULL)
+		{
+			hdr->magic = VS_SEGMENT_MAGIC;
+			hdr->version = VS_SEGMENT_VERSION;
+			hdr->header_size = VS_SEGMENT_HEADER_SIZE;
+			hdr->dims = meta->dims;
+			hdr->elemtype = VS_ELEM_FLOAT4;
+			hdr->nclusters = psh.nclusters;
+			hdr->nvectors = psh.nrows;
+			hdr->dboid = index->rd_node.dbNode;
+			hdr->spcoid = index->rd_node.spcNode;
+			hdr->relfilenode = index->rd_node.relNode;
+			hdr->indexoid = RelationGetRelid(index);
+			hdr->generation = piece->generation;
+			hdr->body_crc = piece->head_crc;
+			hdr->body_size = nbytes;
+			hdr->seal_lsn = RecoveryInProgress() ? GetXLogReplayRecPtr(NULL) : GetXLogInsertRecPtr();
+			hdr->header_crc = header_crc(hdr);
+			if (pg_pwrite(fd, hdrbuf.data, VS_SEGMENT_HEADER_SIZE, 0) != VS_SEGMENT_HEADER_SIZE)
+				failed = psprintf("could not write file \"%s\": %m", tmppath);
+		}
+		/*
+		 * A failed fsync is not a PANIC here as it is for the fork: the
+		 * file is removed, and the fork still holds every byte.
+		 */
+		if (failed == NULL && pg_fsync(fd) != 0)
+			failed = psprintf("could not fsync file \"%s\": %m", tmppath);
+		if (CloseTransientFile(fd) != 0 && failed == NULL)
+			failed = psprintf("could not close file \"%s\": %m", tmppath);
 		fd = -1;
-		durable_rename(tmppath, path, ERROR);
+		if (failed == NULL && durable_rename(tmppath, path, LOG) != 0)
+			failed = psprintf("could not rename file \"%s\" to \"%s\": %m", tmppath, path);
+		if (failed != NULL)
+			unlink(tmppath);
 	}
 	PG_CATCH();
 	{
@@ -648,6 +682,24 @@ write_piece(Relation index, VsMetaPage meta, const VsPieceInfo *piece, const cha
 	FreeAccessStrategy(bas);
 	pfree(tmppath);
 	pfree(path);
+	return failed;
+}
+
+/*
+ * write_piece_or_error - write_piece, where a file that cannot be written
+ * is an error (builds, compactions, vecstore_verify's repair).
+ */
+static void
+write_piece_or_error(Relation index, VsMetaPage meta, const VsPieceInfo *piece, const char *head)
+{
+	char	   *failed = write_piece(index, meta, piece, head);
+
+	if (failed != NULL)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not write the segment file of generation %u of index \"%s\"",
+						piece->generation, RelationGetRelationName(index)),
+				 errdetail("%s", failed)));
 }
 
 /*
@@ -660,7 +712,7 @@ VsSegmentWritePiece(Relation index, VsMetaPage meta)
 	VsPieceInfo piece;
 
 	first_piece(meta, &piece);
-	write_piece(index, meta, &piece, NULL);
+	write_piece_or_error(index, meta, &piece, NULL);
 }
 
 /*
@@ -673,7 +725,7 @@ void
 VsSegmentWriteOtherPiece(Relation index, VsMetaPage meta, const VsPieceInfo *piece,
 						 const char *head)
 {
-	write_piece(index, meta, piece, head);
+	write_piece_or_error(index, meta, piece, head);
 }
 
 /*
@@ -696,31 +748,43 @@ VsSegmentWrite(Relation index, VsMetaPage meta)
 				 errhint("Please REINDEX it.")));
 	pieces = VsHeadPieces(head);
 	for (uint32 p = 1; p < meta->npieces; p++)
-		write_piece(index, meta, &pieces[p], head);
+		write_piece_or_error(index, meta, &pieces[p], head);
 	pfree(head);
 }
 
 /*
  * read_header - read and check a file's header (magic, version, size
- * fields, header CRC).  False when the file is missing, short or bad.
+ * fields, header CRC).  NULL when it is sound, else what is wrong, with
+ * the system's reason when the file could not be read.
  */
-static bool
+static const char *
 read_header(const char *path, VsSegmentHeader *hdr)
 {
 	int			fd;
 	ssize_t		n;
+	int			save_errno;
 
 	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
 	if (fd < 0)
-		return false;
+	{
+		if (errno == ENOENT)
+			return "is missing";
+		return psprintf("could not be opened: %m");
+	}
 	n = pg_pread(fd, hdr, sizeof(VsSegmentHeader), 0);
+	save_errno = errno;
 	CloseTransientFile(fd);
+	if (n < 0)
+	{
+		errno = save_errno;
+		return psprintf("could not be read: %m");
+	}
 	if (n != sizeof(VsSegmentHeader))
-		return false;
-	return hdr->magic == VS_SEGMENT_MAGIC &&
-		hdr->version == VS_SEGMENT_VERSION &&
-		hdr->header_size == VS_SEGMENT_HEADER_SIZE &&
-		hdr->header_crc == header_crc(hdr);
+		return "is shorter than its header";
+	if (hdr->magic != VS_SEGMENT_MAGIC || hdr->version != VS_SEGMENT_VERSION ||
+		hdr->header_size != VS_SEGMENT_HEADER_SIZE || hdr->header_crc != header_crc(hdr))
+		return "has a bad header";
+	return NULL;
 }
 
 /*
@@ -741,14 +805,26 @@ header_matches(const VsSegmentHeader *hdr, Relation index, VsMetaPage meta,
 }
 
 /*
+ * release_range - unmap a range map_generation (or map_from_fork) made.
+ */
+static void
+release_range(char *addr, Size len)
+{
+	VsFaultRangeRemove(addr);
+	if (munmap(addr, len) != 0)
+		elog(WARNING, "could not unmap " UINT64_FORMAT " bytes of segment files: %m", (uint64) len);
+}
+
+/*
  * unmap - drop a mapping.
  */
 static void
 unmap(VsMapping *m)
 {
-	if (m->addr != NULL && munmap(m->addr, m->len) != 0)
-		elog(WARNING, "could not unmap segment of index %u: %m", m->indexoid);
+	if (m->addr != NULL)
+		release_range(m->addr, m->len);
 	m->addr = NULL;
+	m->from_fork = false;
 	m->stale = false;
 	if (m->head != NULL)
 		pfree(m->head);
@@ -768,10 +844,8 @@ open_piece(Relation index, VsMetaPage meta, const VsPieceInfo *piece, struct sta
 	VsSegmentHeader hdr;
 	int			fd;
 
-	*problem = NULL;
-	if (!read_header(path, &hdr))
-		*problem = (access(path, F_OK) != 0 && errno == ENOENT) ? "is missing" : "has a bad header";
-	else if (!header_matches(&hdr, index, meta, piece))
+	*problem = read_header(path, &hdr);
+	if (*problem == NULL && !header_matches(&hdr, index, meta, piece))
 		*problem = "is stale";
 	if (*problem != NULL)
 	{
@@ -781,7 +855,7 @@ open_piece(Relation index, VsMetaPage meta, const VsPieceInfo *piece, struct sta
 	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
 	if (fd < 0)
 	{
-		*problem = "is missing";
+		*problem = errno == ENOENT ? "is missing" : psprintf("could not be opened: %m");
 		pfree(path);
 		return -1;
 	}
@@ -799,19 +873,36 @@ open_piece(Relation index, VsMetaPage meta, const VsPieceInfo *piece, struct sta
 	return fd;
 }
 
-/* mix what stat() says of a file into a hash */
-static uint64
-hash_stat(uint64 h, const struct stat *st)
+/*
+ * identity_add_file - what stat() says of file "p" of a generation (0: the
+ * generation's own piece, others in piece-table order) into its identity:
+ * the first file's device, inode, size and times as they are, the others'
+ * mixed into a hash.
+ */
+static void
+identity_add_file(VsSegmentIdentity *id, uint32 p, uint32 generation, const struct stat *st)
 {
-	uint64		v[4];
+	uint64		v[5];
+	uint64		h;
 
 	v[0] = (uint64) st->st_dev;
 	v[1] = (uint64) st->st_ino;
 	v[2] = (uint64) st->st_size;
 	v[3] = (uint64) st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
-	for (int i = 0; i < 4; i++)
+	v[4] = (uint64) st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
+	if (p == 0)
+	{
+		id->dev = v[0];
+		id->ino = v[1];
+		id->size = v[2];
+		id->mtime_ns = (int64) v[3];
+		id->ctime_ns = (int64) v[4];
+		return;
+	}
+	h = id->pieces_hash ^ generation;
+	for (int i = 0; i < 5; i++)
 		h = (h ^ v[i]) * UINT64CONST(0x100000001B3);
-	return h;
+	id->pieces_hash = h;
 }
 
 /*
@@ -878,10 +969,7 @@ map_generation(Relation index, VsMetaPage meta, VsMapping *m, VsMapped *out,
 	out->id.generation = meta->generation;
 	out->id.head_crc = meta->sealed_crc;
 	out->id.nclusters = meta->nclusters;
-	out->id.dev = (uint64) st.st_dev;
-	out->id.ino = (uint64) st.st_ino;
-	out->id.size = (uint64) st.st_size;
-	out->id.mtime_ns = (int64) st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+	identity_add_file(&out->id, 0, meta->generation, &st);
 
 	/*
 	 * The head as the file has it: checked before its piece table is used,
@@ -890,6 +978,7 @@ map_generation(Relation index, VsMetaPage meta, VsMapping *m, VsMapped *out,
 	 */
 	if (m != NULL && m->verified && m->vid.dev == out->id.dev && m->vid.ino == out->id.ino &&
 		m->vid.size == out->id.size && m->vid.mtime_ns == out->id.mtime_ns &&
+		m->vid.ctime_ns == out->id.ctime_ns &&
 		m->vid.generation == out->id.generation && m->vid.head_crc == out->id.head_crc)
 		trusted = true;
 	if (!trusted && (*problem = head_problem(head, meta, headsize)) != NULL)
@@ -909,6 +998,7 @@ map_generation(Relation index, VsMetaPage meta, VsMapping *m, VsMapped *out,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("could not reserve " UINT64_FORMAT " bytes of address space for index \"%s\": %m",
 						(uint64) len, RelationGetRelationName(index))));
+	VsFaultRangeAdd(addr, len);
 	for (uint32 p = 0; p < meta->npieces; p++)
 	{
 		const VsPieceInfo *piece = p == 0 ? &first : &pieces[p];
@@ -918,12 +1008,12 @@ map_generation(Relation index, VsMetaPage meta, VsMapping *m, VsMapped *out,
 		if (fd < 0)
 		{
 			out->bad = *piece;
-			munmap(addr, len);
+			release_range(addr, len);
 			pfree(head);
 			return false;
 		}
 		if (p > 0)
-			out->id.pieces_hash = hash_stat(out->id.pieces_hash ^ piece->generation, &st);
+			identity_add_file(&out->id, p, piece->generation, &st);
 		at = mmap(addr + piece->base, VS_SEGMENT_HEADER_SIZE + piece->region.nbytes, PROT_READ,
 				  MAP_SHARED | MAP_FIXED, fd, 0);
 		CloseTransientFile(fd);
@@ -931,7 +1021,7 @@ map_generation(Relation index, VsMetaPage meta, VsMapping *m, VsMapped *out,
 		{
 			int			save_errno = errno;
 
-			munmap(addr, len);
+			release_range(addr, len);
 			errno = save_errno;
 			ereport(ERROR,
 					(errcode_for_file_access(),
@@ -949,7 +1039,7 @@ map_generation(Relation index, VsMetaPage meta, VsMapping *m, VsMapped *out,
 	{
 		if (trusted && head_problem(head, meta, headsize) != NULL)
 		{
-			munmap(addr, len);
+			release_range(addr, len);
 			pfree(head);
 			*problem = "has a cluster table that fails its checks";
 			return false;
@@ -965,32 +1055,134 @@ map_generation(Relation index, VsMetaPage meta, VsMapping *m, VsMapped *out,
 }
 
 /*
- * VsSegmentBody - the sealed data of the index's current generation,
- * through this backend's mapping of its segment files, pinned.
- *
- * Maps (and verifies) the files on first use in this backend; rebuilds
- * from the fork a file that is missing, stale or corrupt.  The caller
- * must call VsSegmentRelease() when done (an error ending the transaction
- * releases every pin).  The pointer stays valid while pinned.
+ * files_unchanged - are the files behind a verified mapping still the
+ * files it verified (same devices, inodes, sizes and times)?  A file
+ * replaced, rebuilt by another backend, truncated or written in place is
+ * not, and the mapping must be made and checked again.
  */
-const char *
-VsSegmentBody(Relation index, VsMetaPage meta)
+static bool
+files_unchanged(const VsMapping *m)
+{
+	VsSegmentIdentity id;
+	struct stat st;
+	char		path[MAXPGPATH];
+
+	if (!m->verified || m->piece_gens == NULL)
+		return false;
+	id = m->vid;
+	id.pieces_hash = 0;
+	for (uint32 p = 0; p < m->npieces; p++)
+	{
+		segment_path(m->node, m->piece_gens[p], path);
+		if (stat(path, &st) != 0)
+			return false;
+		identity_add_file(&id, p, m->piece_gens[p], &st);
+	}
+	return memcmp(&id, &m->vid, sizeof(VsSegmentIdentity)) == 0;
+}
+
+/*
+ * map_from_fork - serve a generation from the fork: when its segment
+ * files cannot be read, mapped or rebuilt ("why"), the body is an
+ * anonymous range laid out as the mapping would be, with the head read
+ * from the fork now and each cluster read (through shared buffers) and
+ * checked the first time it is used (VsSegmentCluster).  Slower and
+ * private to this backend, but correct; the files are tried again every
+ * VS_FORK_RETRY_SECS.
+ */
+static void
+map_from_fork(Relation index, VsMetaPage meta, VsMapping *m, uint32 generation, const char *why)
+{
+	static bool warned = false;
+	char	   *problem;
+	char	   *head = VsSealedHead(index, meta, NULL, &problem);
+	const VsPieceInfo *pieces;
+	uint64		headsize;
+	Size		len;
+	char	   *addr;
+
+	if (head == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("sealed data of index \"%s\" %s", RelationGetRelationName(index), problem),
+				 errhint("Please REINDEX it.")));
+	headsize = VsSealedHeadSize(meta->nclusters, meta->params_size, meta->npieces);
+	pieces = VsHeadPieces(head);
+	len = pieces[meta->npieces - 1].base + VS_SEGMENT_HEADER_SIZE +
+		pieces[meta->npieces - 1].region.nbytes;
+	addr = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (addr == MAP_FAILED)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not reserve " UINT64_FORMAT " bytes of address space for index \"%s\": %m",
+						(uint64) len, RelationGetRelationName(index))));
+	memcpy(addr + VS_SEGMENT_HEADER_SIZE, head, headsize);
+
+	ereport(warned ? DEBUG1 : WARNING,
+			(errcode(ERRCODE_IO_ERROR),
+			 errmsg("reading index \"%s\" from its fork: its segment file of generation %u %s",
+					RelationGetRelationName(index), generation, why),
+			 errdetail("Scans of the index stay correct but are slower until the file can be rebuilt; this session tries again every %d seconds.",
+					   VS_FORK_RETRY_SECS),
+			 errhint("Check the file system under \"%s\".", VS_SEGMENT_DIR)));
+	warned = true;
+
+	m->addr = addr;
+	m->len = len;
+	m->from_fork = true;
+	m->fork_since = GetCurrentTimestamp();
+	m->verified = false;
+	memset(&m->vid, 0, sizeof(VsSegmentIdentity));
+	if (m->verified_clusters)
+		pfree(m->verified_clusters);
+	m->nclusters = meta->nclusters;
+	m->verified_clusters = MemoryContextAllocZero(TopMemoryContext, (meta->nclusters + 7) / 8);
+	m->head = MemoryContextAlloc(TopMemoryContext, sizeof(VsSealedHeader));
+	memcpy(m->head, head, sizeof(VsSealedHeader));
+	pfree(head);
+}
+
+/*
+ * segment_body - VsSegmentBody; with "force_fork", the files are known to
+ * be unusable (VsSegmentCluster found one corrupt and could not rebuild
+ * it) and the generation is served from the fork at once.
+ */
+static const char *
+segment_body(Relation index, VsMetaPage meta, const char *force_fork)
 {
 	VsMapping  *m;
 	VsMapping  *reuse = NULL;
 	VsMapped	mapped;
 	const char *problem = NULL;
+	char	   *fallback = NULL;
 	bool		rebuilt = false;
 
 	for (m = mappings; m != NULL; m = m->next)
 	{
 		if (m->indexoid != RelationGetRelid(index))
 			continue;
-		if (m->addr != NULL && !m->stale && RelFileNodeEquals(m->node, index->rd_node) &&
+		if (m->addr != NULL && !m->stale && force_fork == NULL &&
+			RelFileNodeEquals(m->node, index->rd_node) &&
 			m->generation == meta->generation && m->body_crc == meta->sealed_crc)
 		{
-			m->pins++;
-			return m->addr + VS_SEGMENT_HEADER_SIZE;
+			/*
+			 * Pinned: a scan of this statement uses it as it is.  Else the
+			 * files must be the ones it checked (or, read from the fork, it
+			 * must not be time to try the files again).
+			 */
+			if (m->pins > 0 ||
+				(m->from_fork ?
+				 !TimestampDifferenceExceeds(m->fork_since, GetCurrentTimestamp(),
+											 VS_FORK_RETRY_SECS * 1000) :
+				 files_unchanged(m)))
+			{
+				m->pins++;
+				return m->addr + VS_SEGMENT_HEADER_SIZE;
+			}
+			if (!m->from_fork)
+				ereport(DEBUG1,
+						(errmsg("segment files of index \"%s\" changed since this session checked them",
+								RelationGetRelationName(index))));
 		}
 		if (m->pins == 0 && reuse == NULL)
 			reuse = m;
@@ -1015,22 +1207,33 @@ VsSegmentBody(Relation index, VsMetaPage meta)
 	m->body_crc = meta->sealed_crc;
 	m->stale = false;
 
-	/* each file that fails is rebuilt once; then the set must map */
+	if (force_fork != NULL)
+	{
+		map_from_fork(index, meta, m, meta->generation, force_fork);
+		m->pins = 1;
+		return m->addr + VS_SEGMENT_HEADER_SIZE;
+	}
+
+	/*
+	 * Each file that fails is rebuilt once; then the set must map.  A file
+	 * that cannot be rebuilt (a full disk, permissions) or still does not
+	 * map leaves the fork to serve the scans.
+	 */
 	for (uint32 attempt = 0; !map_generation(index, meta, m, &mapped, &problem); attempt++)
 	{
+		char	   *failed;
+
 		if (attempt > meta->npieces)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("segment file of generation %u of index \"%s\" %s right after it was rebuilt",
-							mapped.bad.generation, RelationGetRelationName(index), problem),
-					 errhint("Check the file system under %s; REINDEX rebuilds the index.",
-							 VS_SEGMENT_DIR)));
+		{
+			fallback = psprintf("%s right after it was rebuilt", problem);
+			break;
+		}
 		ereport(DEBUG1,
 				(errmsg("rebuilding segment file of generation %u of index \"%s\": the file %s",
 						mapped.bad.generation, RelationGetRelationName(index), problem)));
 		m->verified = false;
 		if (mapped.bad.generation == meta->generation)
-			VsSegmentWritePiece(index, meta);
+			failed = write_piece(index, meta, &mapped.bad, NULL);
 		else
 		{
 			char	   *headproblem;
@@ -1042,10 +1245,21 @@ VsSegmentBody(Relation index, VsMetaPage meta)
 						 errmsg("sealed data of index \"%s\" %s", RelationGetRelationName(index),
 								headproblem),
 						 errhint("Please REINDEX it.")));
-			write_piece(index, meta, &mapped.bad, head);
+			failed = write_piece(index, meta, &mapped.bad, head);
 			pfree(head);
 		}
+		if (failed != NULL)
+		{
+			fallback = psprintf("%s, and rebuilding it failed (%s)", problem, failed);
+			break;
+		}
 		rebuilt = true;
+	}
+	if (fallback != NULL)
+	{
+		map_from_fork(index, meta, m, mapped.bad.generation, fallback);
+		m->pins = 1;
+		return m->addr + VS_SEGMENT_HEADER_SIZE;
 	}
 
 	if (!m->verified || memcmp(&m->vid, &mapped.id, sizeof(VsSegmentIdentity)) != 0)
@@ -1062,6 +1276,12 @@ VsSegmentBody(Relation index, VsMetaPage meta)
 	m->len = mapped.len;
 	m->head = MemoryContextAlloc(TopMemoryContext, sizeof(VsSealedHeader));
 	memcpy(m->head, mapped.head, sizeof(VsSealedHeader));
+	if (m->piece_gens)
+		pfree(m->piece_gens);
+	m->npieces = meta->npieces;
+	m->piece_gens = MemoryContextAlloc(TopMemoryContext, meta->npieces * sizeof(uint32));
+	for (uint32 p = 0; p < meta->npieces; p++)
+		m->piece_gens[p] = p == 0 ? meta->generation : VsHeadPieces(mapped.head)[p].generation;
 	pfree(mapped.head);
 	m->pins = 1;
 
@@ -1069,6 +1289,24 @@ VsSegmentBody(Relation index, VsMetaPage meta)
 	if (rebuilt)
 		VsSegmentRemoveUnused(index, meta, m->addr + VS_SEGMENT_HEADER_SIZE);
 	return m->addr + VS_SEGMENT_HEADER_SIZE;
+}
+
+/*
+ * VsSegmentBody - the sealed data of the index's current generation,
+ * through this backend's mapping of its segment files, pinned.
+ *
+ * Maps (and verifies) the files on first use in this backend, and maps
+ * them again when they changed since (a stat() of each file per call);
+ * rebuilds from the fork a file that is missing, stale or corrupt; reads
+ * the fork itself when a file can be neither read nor rebuilt.  The
+ * caller must call VsSegmentRelease() when done (an error ending the
+ * transaction releases every pin).  The pointer stays valid while pinned.
+ * Reads of it belong inside VS_MAPPED_TRY (vssegment_fault.c).
+ */
+const char *
+VsSegmentBody(Relation index, VsMetaPage meta)
+{
+	return segment_body(index, meta, NULL);
 }
 
 /*
@@ -1092,6 +1330,31 @@ VsSegmentRelease(const char *body)
 }
 
 /*
+ * check_graph - the graph of a cluster whose bytes passed their CRC is
+ * searched where it lies, following the offsets it holds: check them
+ * once, as for any bytes read from disk.  The CRC matched, so the fork
+ * holds the same bytes and a rebuild would not help: an error.
+ */
+static void
+check_graph(Relation index, VsMetaPage meta, const char *body, uint32 cluster)
+{
+	const VsClusterInfo *info = VsHeadClusters(body) + cluster;
+	const char *problem;
+
+	if (info->graph_offset == 0)
+		return;
+	problem = VsHnswValidate(body + info->graph_offset, info->graph_size, (int) info->count,
+							 (int) meta->dims, (VsMetric) meta->metric);
+	if (problem != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("graph of cluster %u of index \"%s\" is not usable",
+						cluster, RelationGetRelationName(index)),
+				 errdetail("%s", problem),
+				 errhint("Please REINDEX it.")));
+}
+
+/*
  * VsSegmentCluster - make sure cluster "cluster" of a pinned mapping has
  * been checked against its CRC; returns the body to read it from.
  *
@@ -1100,6 +1363,7 @@ VsSegmentRelease(const char *body)
  * and pinned anew, the old mapping's pin is dropped (it is unmapped once
  * nothing uses it), and the new body is returned: the caller must use it
  * from now on (the layout is the same, so offsets it holds stay valid).
+ * A body served from the fork reads the cluster from the fork here.
  */
 const char *
 VsSegmentCluster(Relation index, VsMetaPage meta, const char *body, uint32 cluster)
@@ -1108,6 +1372,7 @@ VsSegmentCluster(Relation index, VsMetaPage meta, const char *body, uint32 clust
 	const VsClusterInfo *info = VsHeadClusters(body) + cluster;
 	const VsPieceInfo *piece;
 	VsPieceInfo bad;
+	char	   *failed;
 
 	for (m = mappings; m != NULL; m = m->next)
 	{
@@ -1118,6 +1383,27 @@ VsSegmentCluster(Relation index, VsMetaPage meta, const char *body, uint32 clust
 		elog(ERROR, "segment of index \"%s\" is not mapped", RelationGetRelationName(index));
 	if (m->verified_clusters[cluster / 8] & (1 << (cluster % 8)))
 		return body;
+	piece = VsHeadPiece(body, info->piece);
+	if (piece == NULL)
+		elog(ERROR, "cluster %u of index \"%s\" is in no piece", cluster,
+			 RelationGetRelationName(index));
+
+	if (m->from_fork)
+	{
+		VsBlobRead(index, &piece->region, info->vec_offset - piece->base,
+				   (char *) body + info->vec_offset, info->nbytes, NULL);
+		if (crc_of(body + info->vec_offset, info->nbytes) != info->crc)
+			ereport(ERROR,
+					(errcode(ERRCODE_INDEX_CORRUPTED),
+					 errmsg("cluster %u of index \"%s\" fails its checksum in the index's fork",
+							cluster, RelationGetRelationName(index)),
+					 errhint("Please REINDEX it.")));
+		check_graph(index, meta, body, cluster);
+		m->verified_clusters[cluster / 8] |= (1 << (cluster % 8));
+		m->fork_clusters++;
+		return body;
+	}
+
 	if (VsCheckedGet(&m->vid, (int) cluster))
 	{
 		m->verified_clusters[cluster / 8] |= (1 << (cluster % 8));
@@ -1127,26 +1413,7 @@ VsSegmentCluster(Relation index, VsMetaPage meta, const char *body, uint32 clust
 
 	if (crc_of(body + info->vec_offset, info->nbytes) == info->crc)
 	{
-		/*
-		 * The graph is searched where it lies, following the offsets it
-		 * holds: check them once, as for any bytes read from disk.  The CRC
-		 * matched, so the fork holds the same bytes and a rebuild would not
-		 * help.
-		 */
-		if (info->graph_offset != 0)
-		{
-			const char *problem = VsHnswValidate(body + info->graph_offset, info->graph_size,
-												 (int) info->count, (int) meta->dims,
-												 (VsMetric) meta->metric);
-
-			if (problem != NULL)
-				ereport(ERROR,
-						(errcode(ERRCODE_INDEX_CORRUPTED),
-						 errmsg("graph of cluster %u of index \"%s\" is not usable",
-								cluster, RelationGetRelationName(index)),
-						 errdetail("%s", problem),
-						 errhint("Please REINDEX it.")));
-		}
+		check_graph(index, meta, body, cluster);
 		m->verified_clusters[cluster / 8] |= (1 << (cluster % 8));
 		VsCheckedSet(&m->vid, (int) cluster);
 		VsStats.clusters_checked++;
@@ -1158,16 +1425,15 @@ VsSegmentCluster(Relation index, VsMetaPage meta, const char *body, uint32 clust
 			(errcode(ERRCODE_DATA_CORRUPTED),
 			 errmsg("segment file of index \"%s\" fails the checksum of cluster %u; rebuilding it from the index",
 					RelationGetRelationName(index), cluster)));
-	piece = VsHeadPiece(body, info->piece);
-	if (piece == NULL)
-		elog(ERROR, "cluster %u of index \"%s\" is in no piece", cluster,
-			 RelationGetRelationName(index));
 	bad = *piece;
 	VsCheckedForget(&m->vid);
 	m->stale = true;
 	m->verified = false;
 	if (bad.generation == meta->generation)
-		VsSegmentWritePiece(index, meta);
+	{
+		first_piece(meta, &bad);
+		failed = write_piece(index, meta, &bad, NULL);
+	}
 	else
 	{
 		/* the head, from the mapping: it passed its checks */
@@ -1175,11 +1441,16 @@ VsSegmentCluster(Relation index, VsMetaPage meta, const char *body, uint32 clust
 		char	   *head = palloc_extended(headsize, MCXT_ALLOC_HUGE);
 
 		memcpy(head, body, headsize);
-		write_piece(index, meta, &bad, head);
+		failed = write_piece(index, meta, &bad, head);
 		pfree(head);
 	}
 	VsSegmentRelease(body);
-	body = VsSegmentBody(index, meta);
+	if (failed != NULL)
+		body = segment_body(index, meta,
+							psprintf("fails the checksum of cluster %u, and rebuilding it failed (%s)",
+									 cluster, failed));
+	else
+		body = VsSegmentBody(index, meta);
 	return VsSegmentCluster(index, meta, body, cluster);
 }
 
@@ -1244,6 +1515,33 @@ VsSegmentBytesMapped(Relation index)
 	return total;
 }
 
+/* VsSegmentCheck's pass over the clusters, for VsMappedRun */
+typedef struct CheckCall
+{
+	VsMetaPage	meta;
+	const char *body;
+	uint32	   *generation;
+	char	   *result;
+} CheckCall;
+
+static void
+check_call(void *arg)
+{
+	CheckCall  *call = arg;
+
+	for (uint32 c = 0; c < call->meta->nclusters && call->result == NULL; c++)
+	{
+		const VsClusterInfo *info = VsHeadClusters(call->body) + c;
+
+		CHECK_FOR_INTERRUPTS();
+		if (crc_of(call->body + info->vec_offset, info->nbytes) != info->crc)
+		{
+			call->result = psprintf("fails the checksum of cluster %u", c);
+			*call->generation = info->piece;
+		}
+	}
+}
+
 /*
  * VsSegmentCheck - check the segment files of the index's current
  * generation completely (every cluster's CRC) without using or changing
@@ -1255,8 +1553,7 @@ VsSegmentCheck(Relation index, VsMetaPage meta, uint32 *generation)
 {
 	const char *problem;
 	VsMapped	mapped;
-	const char *body;
-	char	   *result = NULL;
+	CheckCall	call;
 
 	*generation = meta->generation;
 	if (!map_generation(index, meta, NULL, &mapped, &problem))
@@ -1264,21 +1561,15 @@ VsSegmentCheck(Relation index, VsMetaPage meta, uint32 *generation)
 		*generation = mapped.bad.generation;
 		return problem;
 	}
-	body = mapped.addr + VS_SEGMENT_HEADER_SIZE;
-	for (uint32 c = 0; c < meta->nclusters && result == NULL; c++)
-	{
-		const VsClusterInfo *info = VsHeadClusters(body) + c;
-
-		CHECK_FOR_INTERRUPTS();
-		if (crc_of(body + info->vec_offset, info->nbytes) != info->crc)
-		{
-			result = psprintf("fails the checksum of cluster %u", c);
-			*generation = info->piece;
-		}
-	}
-	munmap(mapped.addr, mapped.len);
+	call.meta = meta;
+	call.body = mapped.addr + VS_SEGMENT_HEADER_SIZE;
+	call.generation = generation;
+	call.result = NULL;
+	if (!VsMappedRun(check_call, &call))
+		call.result = psprintf("was truncated or replaced in place while it was being checked");
+	release_range(mapped.addr, mapped.len);
 	pfree(mapped.head);
-	return result;
+	return call.result;
 }
 
 /*
@@ -1291,7 +1582,7 @@ VsSegmentFileIndex(const char *path, Oid *indexoid)
 {
 	VsSegmentHeader hdr;
 
-	if (!read_header(path, &hdr))
+	if (read_header(path, &hdr) != NULL)
 		return false;
 	*indexoid = hdr.indexoid;
 	return true;
@@ -1311,4 +1602,54 @@ VsSegmentEndOfXact(void)
 		if (m->stale)
 			unmap(m);
 	}
+}
+
+/*
+ * VsSegmentFaulted - a read of a mapping of the index's segment files
+ * faulted (vssegment_fault.c): the file shrank or was replaced in place
+ * under the mapping.  Forget what was checked of it, let the mapping go
+ * once its pins are dropped (so that the next statement checks the files
+ * again, and rebuilds them), and end the statement with an error.
+ */
+void
+VsSegmentFaulted(Relation index)
+{
+	char	   *addr = VsFaultAddress();
+	uint64		offset = 0;
+
+	for (VsMapping *m = mappings; m != NULL; m = m->next)
+	{
+		if (m->addr != NULL && addr >= m->addr && addr < m->addr + m->len)
+		{
+			offset = addr - m->addr;
+			if (m->verified)
+				VsCheckedForget(&m->vid);
+			m->verified = false;
+			m->stale = true;
+		}
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("segment file of index \"%s\" was truncated or replaced in place while mapped",
+					RelationGetRelationName(index)),
+			 errdetail("A read at offset " UINT64_FORMAT " of its mapping failed with SIGBUS.", offset),
+			 errhint("Files under \"%s\" must not be changed while the server runs; the next statement checks the index's files again and rebuilds them from the index.",
+					 VS_SEGMENT_DIR)));
+}
+
+/*
+ * VsSegmentForkReads - clusters of the index this backend read from the
+ * fork because its segment files could not be used.
+ */
+uint64
+VsSegmentForkReads(Relation index)
+{
+	uint64		total = 0;
+
+	for (VsMapping *m = mappings; m != NULL; m = m->next)
+	{
+		if (m->indexoid == RelationGetRelid(index))
+			total += m->fork_clusters;
+	}
+	return total;
 }

@@ -55,6 +55,7 @@ typedef struct VsSegmentIdentity
 	uint64		ino;
 	uint64		size;
 	int64		mtime_ns;		/* modification time, in nanoseconds */
+	int64		ctime_ns;		/* status change time (touch cannot set it) */
 	uint64		pieces_hash;	/* the same of the generation's other pieces
 								 * (vsam.h, VsPieceInfo), hashed; 0 if none */
 } VsSegmentIdentity;

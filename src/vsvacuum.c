@@ -144,6 +144,37 @@ vacuum_sealed(Relation index, VsMetaPage meta, const char *body, uint32 c,
 	return body;
 }
 
+/* vsbulkdelete's pass over the clusters, for VsMappedRun */
+typedef struct BulkDeleteCall
+{
+	IndexVacuumInfo *info;
+	IndexBulkDeleteResult *stats;
+	IndexBulkDeleteCallback callback;
+	void	   *callback_state;
+	VsMetaPage	meta;
+	const char *body;			/* pinned; VsSegmentCluster may replace it */
+} BulkDeleteCall;
+
+/* cluster by cluster: sealed rows, then delta rows */
+static void
+bulkdelete_call(void *arg)
+{
+	BulkDeleteCall *call = arg;
+	Relation	index = call->info->index;
+
+	for (uint32 c = 0; c < call->meta->nclusters; c++)
+	{
+		VsDirEntry	entry;
+
+		call->body = vacuum_sealed(index, call->meta, call->body, c, call->stats, call->callback,
+								   call->callback_state, call->info->strategy);
+		VsBlobRead(index, &call->meta->directory, (uint64) c * sizeof(VsDirEntry), &entry,
+				   sizeof(entry), call->info->strategy);
+		vacuum_delta_chain(index, &entry, VsHeadClusters(call->body) + c, call->stats,
+						   call->callback, call->callback_state, call->info->strategy);
+	}
+}
+
 /*
  * vsbulkdelete - mark the rows "callback" names as removed, so that scans
  * skip them before the heap reuses their slots.
@@ -171,28 +202,22 @@ vsbulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 {
 	Relation	index = info->index;
 	VsMetaPageData meta;
-	const char *body;
+	BulkDeleteCall call;
 
 	if (stats == NULL)
 		stats = (IndexBulkDeleteResult *) palloc0(sizeof(IndexBulkDeleteResult));
 
 	meta = VsGetMetaCache(index)->meta;
-	body = VsSegmentBody(index, &meta);
 
-	/* cluster by cluster: sealed rows, then delta rows */
-	for (uint32 c = 0; c < meta.nclusters; c++)
-	{
-		VsDirEntry	entry;
-
-		body = vacuum_sealed(index, &meta, body, c, stats, callback, callback_state,
-							 info->strategy);
-		VsBlobRead(index, &meta.directory, (uint64) c * sizeof(VsDirEntry), &entry, sizeof(entry),
-				   info->strategy);
-		vacuum_delta_chain(index, &entry, VsHeadClusters(body) + c, stats, callback,
-						   callback_state, info->strategy);
-	}
-
-	VsSegmentRelease(body);
+	call.info = info;
+	call.stats = stats;
+	call.callback = callback;
+	call.callback_state = callback_state;
+	call.meta = &meta;
+	call.body = VsSegmentBody(index, &meta);
+	if (!VsMappedRun(bulkdelete_call, &call))
+		VsSegmentFaulted(index);
+	VsSegmentRelease(call.body);
 	stats->num_pages = RelationGetNumberOfBlocks(index);
 	return stats;
 }
