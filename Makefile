@@ -26,7 +26,7 @@ DATA = sql/$(EXTENSION)--$(EXTVERSION).sql
 
 # Regression tests, in order (never a wildcard: install scripts share sql/).
 REGRESS = vector_type vector_functions cast copy aggregates errors \
-	index_options index_build index_scan index_vacuum compaction
+	index_options index_build index_scan index_vacuum compaction privileges
 REGRESS_OPTS = --inputdir=. --load-extension=$(EXTENSION)
 
 PG_CPPFLAGS = -I$(srcdir)/src

@@ -780,7 +780,7 @@ extern void VsSegmentWrite(Relation index, VsMetaPage meta);
 extern Size VsSegmentBytesMapped(Relation index);
 extern const char *VsSegmentCheck(Relation index, VsMetaPage meta, uint32 *generation);
 extern const VsQuantParams *VsSegmentParams(VsMetaPage meta, const char *body);
-extern bool VsSegmentFileIndex(const char *path, Oid *indexoid);
+extern bool VsSegmentFileIndex(const char *path, Oid *indexoid, TransactionId *writer);
 extern void VsSegmentEndOfXact(void);
 
 /* vssegment_remove.c */

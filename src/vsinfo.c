@@ -7,6 +7,8 @@
  * usual order) and read the fork through shared buffers.  Only
  * vecstore_verify(..., repair => true) changes anything: it rewrites a bad
  * segment file, which is a cache and never the only copy of anything.
+ * Both need the SELECT privilege on the index's table or ownership of the
+ * index (check_read_privilege); repair needs ownership.
  *
  * IDENTIFICATION
  *	  src/vsinfo.c
@@ -65,11 +67,43 @@ VsCloseIndex(Relation index, Relation heap, LOCKMODE heaplock, LOCKMODE indexloc
 		table_close(heap, heaplock);
 }
 
-/* open and close for reading */
-static Relation
-open_vecstore_index(Oid indexoid, Relation *heap)
+/*
+ * check_read_privilege - error unless the current user may read the index
+ * "indexoid" of table "heapoid" (InvalidOid when "indexoid" is no index:
+ * nothing to check, VsOpenIndex reports it): the SELECT privilege on the
+ * table, as reading its rows through the index would take, or ownership
+ * of the index.  "func" names the SQL function in the error's detail.
+ */
+static void
+check_read_privilege(Oid indexoid, Oid heapoid, const char *func)
 {
-	return VsOpenIndex(indexoid, AccessShareLock, AccessShareLock, heap);
+	if (!OidIsValid(heapoid) ||
+		pg_class_aclcheck(heapoid, GetUserId(), ACL_SELECT) == ACLCHECK_OK ||
+		pg_class_ownercheck(indexoid, GetUserId()))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied for table %s", get_rel_name(heapoid)),
+			 errdetail("%s needs the SELECT privilege on the table of index \"%s\", or ownership of the index.",
+					   func, get_rel_name(indexoid))));
+}
+
+/*
+ * open_vecstore_index - VsOpenIndex for reading, for a user who may read
+ * the index (check_read_privilege).  The privilege is checked before the
+ * locks are taken, so that a user without it cannot queue for them (as
+ * PostgreSQL checks a table's privileges before locking it), and again
+ * once they are held, against the table actually locked.
+ */
+static Relation
+open_vecstore_index(Oid indexoid, Relation *heap, const char *func)
+{
+	Relation	index;
+
+	check_read_privilege(indexoid, IndexGetRelation(indexoid, true), func);
+	index = VsOpenIndex(indexoid, AccessShareLock, AccessShareLock, heap);
+	check_read_privilege(indexoid, *heap ? RelationGetRelid(*heap) : InvalidOid, func);
+	return index;
 }
 
 static void
@@ -114,7 +148,8 @@ vecstore_stats(PG_FUNCTION_ARGS)
 
 PG_FUNCTION_INFO_V1(vecstore_index_info);
 /*
- * vecstore_index_info(regclass) - one row describing the index.
+ * vecstore_index_info(regclass) - one row describing the index.  Needs the
+ * SELECT privilege on its table or ownership of the index.
  */
 Datum
 vecstore_index_info(PG_FUNCTION_ARGS)
@@ -152,7 +187,7 @@ vecstore_index_info(PG_FUNCTION_ARGS)
 
 	tupdesc = VsResultRowType(fcinfo, INDEX_INFO_COLS);
 
-	index = open_vecstore_index(indexoid, &heap);
+	index = open_vecstore_index(indexoid, &heap, "vecstore_index_info()");
 	VsReadMeta(index, &meta);
 	head = VsSealedHead(index, &meta, bas, &headproblem);
 	if (head == NULL)
@@ -391,7 +426,9 @@ PG_FUNCTION_INFO_V1(vecstore_verify);
  * vecstore_verify(regclass, repair boolean) - check the fork and the
  * segment file; one row per problem (none when healthy).  With repair, a
  * bad segment file is rebuilt from the fork.  Problems in the fork itself
- * cannot be repaired here: REINDEX rebuilds the index.
+ * cannot be repaired here: REINDEX rebuilds the index.  Needs the SELECT
+ * privilege on the index's table or ownership of the index; repair needs
+ * ownership.
  */
 Datum
 vecstore_verify(PG_FUNCTION_ARGS)
@@ -412,7 +449,7 @@ vecstore_verify(PG_FUNCTION_ARGS)
 	BufferAccessStrategy bas = GetAccessStrategy(BAS_BULKREAD);
 
 	SetSingleFuncCall(fcinfo, 0);
-	index = open_vecstore_index(indexoid, &heap);
+	index = open_vecstore_index(indexoid, &heap, "vecstore_verify()");
 	if (repair && !pg_class_ownercheck(indexoid, GetUserId()))
 		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_INDEX, RelationGetRelationName(index));
 

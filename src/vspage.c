@@ -45,26 +45,64 @@ VsInitPage(Page page, uint16 type)
 }
 
 /*
+ * page_kind - a vecstore page type in words, for errors ("a delta page");
+ * a palloc'd "a page of unknown type N" for any other number.
+ */
+static const char *
+page_kind(uint16 type)
+{
+	switch (type)
+	{
+		case VS_PAGE_META:
+			return "a metapage";
+		case VS_PAGE_BLOB:
+			return "a blob page";
+		case VS_PAGE_DELTA:
+			return "a delta page";
+		case VS_PAGE_FREE:
+			return "a free page";
+	}
+	return psprintf("a page of unknown type %u", type);
+}
+
+/*
  * VsCheckPage - error with ERRCODE_INDEX_CORRUPTED unless "page" is a
- * vecstore page of the expected type.
+ * vecstore page of the expected type.  The error says which of these it
+ * is: an uninitialized page, a page that is not vecstore's (its special
+ * space or page id), or a vecstore page of another type, named in words.
  */
 void
 VsCheckPage(Relation index, Page page, BlockNumber blkno, uint16 type)
 {
 	VsPageOpaque opaque;
+	bool		special_ok;
 
-	if (PageIsNew(page) || PageGetSpecialSize(page) != MAXALIGN(sizeof(VsPageOpaqueData)))
+	if (PageIsNew(page))
 		ereport(ERROR,
 				(errcode(ERRCODE_INDEX_CORRUPTED),
-				 errmsg("index \"%s\" contains an unexpected page at block %u",
+				 errmsg("index \"%s\" has an uninitialized page at block %u where %s was expected",
+						RelationGetRelationName(index), blkno, page_kind(type)),
+				 errhint("Please REINDEX it.")));
+	special_ok = PageGetSpecialSize(page) == MAXALIGN(sizeof(VsPageOpaqueData));
+	if (!special_ok || VsPageGetOpaque(page)->page_id != VS_PAGE_ID)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" has a page at block %u that is not a vecstore page",
 						RelationGetRelationName(index), blkno),
+				 special_ok ?
+				 errdetail("Its page id is 0x%04X where a vecstore page has 0x%04X.",
+						   VsPageGetOpaque(page)->page_id, VS_PAGE_ID) :
+				 errdetail("Its special space has %d bytes where a vecstore page has %d.",
+						   (int) PageGetSpecialSize(page),
+						   (int) MAXALIGN(sizeof(VsPageOpaqueData))),
 				 errhint("Please REINDEX it.")));
 	opaque = VsPageGetOpaque(page);
-	if (opaque->page_id != VS_PAGE_ID || opaque->type != type)
+	if (opaque->type != type)
 		ereport(ERROR,
 				(errcode(ERRCODE_INDEX_CORRUPTED),
-				 errmsg("index \"%s\" has a page of type %u at block %u where type %u was expected",
-						RelationGetRelationName(index), opaque->type, blkno, type),
+				 errmsg("index \"%s\" has %s at block %u where %s was expected",
+						RelationGetRelationName(index), page_kind(opaque->type), blkno,
+						page_kind(type)),
 				 errhint("Please REINDEX it.")));
 }
 

@@ -42,6 +42,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "access/xact.h"
 #include "access/xlog.h"
 #include "access/xlogrecovery.h"
 #include "miscadmin.h"
@@ -80,7 +81,17 @@ typedef struct VsSegmentHeader
 	uint32		body_crc;		/* CRC-32C of the body's head (the manifest's) */
 	uint64		body_size;
 	XLogRecPtr	seal_lsn;		/* WAL position when the file was written */
-	uint32		header_crc;		/* CRC-32C of the fields above */
+	uint32		header_crc;		/* CRC-32C of the fields above, and of
+								 * writer_xid when it is valid */
+
+	/*
+	 * The top transaction that wrote the file, or Invalid (none assigned: a
+	 * rebuild on a standby or by a read-only query).  The sweep keeps a file
+	 * whose index it cannot see while this transaction is in progress.  It
+	 * lies after header_crc, in what was padding (zero) before it existed,
+	 * and the CRC covers it only when valid, so older files stay valid.
+	 */
+	TransactionId writer_xid;
 } VsSegmentHeader;
 
 /*
@@ -179,7 +190,8 @@ VsSegmentPath(RelFileNode node, uint32 generation)
 }
 
 /*
- * header_crc - CRC-32C of a header's fields before header_crc.
+ * header_crc - CRC-32C of a header's fields before header_crc, and of
+ * writer_xid when it is valid.
  */
 static uint32
 header_crc(const VsSegmentHeader *hdr)
@@ -188,6 +200,8 @@ header_crc(const VsSegmentHeader *hdr)
 
 	INIT_CRC32C(crc);
 	COMP_CRC32C(crc, hdr, offsetof(VsSegmentHeader, header_crc));
+	if (TransactionIdIsValid(hdr->writer_xid))
+		COMP_CRC32C(crc, &hdr->writer_xid, sizeof(TransactionId));
 	FIN_CRC32C(crc);
 	return crc;
 }
@@ -652,6 +666,7 @@ write_piece(Relation index, VsMetaPage meta, const VsPieceInfo *piece, const cha
 			hdr->body_crc = piece->head_crc;
 			hdr->body_size = nbytes;
 			hdr->seal_lsn = RecoveryInProgress() ? GetXLogReplayRecPtr(NULL) : GetXLogInsertRecPtr();
+			hdr->writer_xid = GetTopTransactionIdIfAny();
 			hdr->header_crc = header_crc(hdr);
 			if (pg_pwrite(fd, hdrbuf.data, VS_SEGMENT_HEADER_SIZE, 0) != VS_SEGMENT_HEADER_SIZE)
 				failed = psprintf("could not write file \"%s\": %m", tmppath);
@@ -1573,18 +1588,21 @@ VsSegmentCheck(Relation index, VsMetaPage meta, uint32 *generation)
 }
 
 /*
- * VsSegmentFileIndex - the index a segment file's header names, for the
- * removal of files (vssegment_remove.c).  False when the file is missing
- * or its header is bad.
+ * VsSegmentFileIndex - the index a segment file's header names, and (when
+ * "writer" is not NULL) the top transaction that wrote the file or
+ * InvalidTransactionId, for the removal of files (vssegment_remove.c).
+ * False when the file is missing or its header is bad.
  */
 bool
-VsSegmentFileIndex(const char *path, Oid *indexoid)
+VsSegmentFileIndex(const char *path, Oid *indexoid, TransactionId *writer)
 {
 	VsSegmentHeader hdr;
 
 	if (read_header(path, &hdr) != NULL)
 		return false;
 	*indexoid = hdr.indexoid;
+	if (writer != NULL)
+		*writer = hdr.writer_xid;
 	return true;
 }
 

@@ -17,7 +17,8 @@
  *	  (ProcessUtility_hook);
  *	- orphans left by a crash in between, or by a backend that had not
  *	  loaded the library, by a sweep (VsSegmentSweep) at each CREATE INDEX
- *	  and in vecstore_verify(repair).
+ *	  and in vecstore_verify(repair); never a file that a transaction
+ *	  still in progress wrote (its index is not visible yet).
  *
  * Removals wait in a list in TopMemoryContext until the end of their
  * (sub)transaction.  Unlinking a mapped file is safe: the mapping keeps
@@ -37,8 +38,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/table.h"
+#include "access/transam.h"
 #include "access/xact.h"
+#include "catalog/indexing.h"
 #include "catalog/objectaccess.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_class.h"
@@ -46,8 +51,11 @@
 #include "commands/defrem.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
+#include "storage/procarray.h"
 #include "tcop/utility.h"
+#include "utils/fmgroids.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 #include "vsam.h"
@@ -174,7 +182,7 @@ remove_files(Oid dboid, RelFileNode *node, Oid other_than_index, Oid keep_relfil
 
 			/* a temporary file's header is not final yet: leave it */
 			if (strstr(de->d_name, ".tmp.") == NULL &&
-				VsSegmentFileIndex(path, &indexoid) && indexoid == other_than_index)
+				VsSegmentFileIndex(path, &indexoid, NULL) && indexoid == other_than_index)
 				doit = true;
 		}
 		if (doit && unlink(path) != 0 && errno != ENOENT)
@@ -438,13 +446,94 @@ file_age(const char *path)
 }
 
 /*
+ * writer_in_progress - is "xid", the writer a segment file's header names,
+ * a transaction still in progress (a prepared one included)?
+ * InvalidTransactionId (a file of an older version, or written without a
+ * transaction id) is not.  Nor is an xid that does not precede the next
+ * one: it is not of this cluster's recent past (a file older than a
+ * wraparound), and TransactionIdIsInProgress might look it up in
+ * pg_subtrans.
+ */
+static bool
+writer_in_progress(TransactionId xid)
+{
+	if (!TransactionIdIsNormal(xid) ||
+		!TransactionIdPrecedes(xid, ReadNextTransactionId()))
+		return false;
+	return TransactionIdIsInProgress(xid);
+}
+
+/*
+ * index_has_relfilenode - does index "indexoid" exist, committed, with
+ * relfilenode "relnode"?
+ *
+ * Reads pg_class under a new catalog snapshot, not through the syscache:
+ * the caller has just seen the file's writer finish, and a snapshot taken
+ * before that, or a cache entry not yet invalidated by its commit (the
+ * invalidations are sent after the transaction leaves the proc array),
+ * would still show the index missing or with its old relfilenode.
+ */
+static bool
+index_has_relfilenode(Oid indexoid, Oid relnode)
+{
+	Relation	pg_class;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		found = false;
+
+	InvalidateCatalogSnapshot();
+	pg_class = table_open(RelationRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_class_oid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(indexoid));
+	scan = systable_beginscan(pg_class, ClassOidIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+		found = ((Form_pg_class) GETSTRUCT(tup))->relfilenode == relnode;
+	systable_endscan(scan);
+	table_close(pg_class, AccessShareLock);
+	return found;
+}
+
+/*
+ * temp_writer_alive - is the process named by a temporary file's name
+ * ("<file>.tmp.<pid>", write_piece in vssegment.c) a live backend?
+ *
+ * Age alone is not enough for a temporary file: its writer stops changing
+ * it once the bytes are written, while it checks them (a pass over the
+ * whole file) and fsyncs it, which for a large index on a busy disk can
+ * take longer than VS_SWEEP_MIN_AGE; removing it then would make the
+ * rename fail, and the CREATE INDEX with it.  A writer that dies removes
+ * its file (or the server restarts after a crash, and the pid names no
+ * backend).  A pid that names a backend by reuse only keeps a stale file
+ * until that backend exits.
+ */
+static bool
+temp_writer_alive(const char *name)
+{
+	const char *tmp = strstr(name, ".tmp.");
+	int			pid;
+	char		extra;
+
+	if (tmp == NULL || sscanf(tmp + 5, "%d%c", &pid, &extra) != 1 || pid <= 0)
+		return false;
+	return BackendPidGetProc(pid) != NULL;
+}
+
+/*
  * VsSegmentSweep - remove orphans: in this database's directory, files
  * whose header names no live index with that relfilenode (a crash between
  * a build and its commit, a drop in a backend without the library), stale
  * temporary files; and directories of databases that no longer exist.
- * Files younger than VS_SWEEP_MIN_AGE are left alone, so a build in
- * progress in another session keeps its file.  Returns the number of
- * files and directories removed.
+ *
+ * A file is never removed while its writer may still need it:
+ *	- files younger than VS_SWEEP_MIN_AGE are left alone;
+ *	- a file whose header names an index this transaction cannot see, or
+ *	  one with another relfilenode, is kept while the transaction that
+ *	  wrote it is in progress: a CREATE INDEX, REINDEX, TRUNCATE or VACUUM
+ *	  FULL that has not committed yet, however long ago it wrote the file;
+ *	- a temporary file is kept while its writer is a live backend.
+ * Returns the number of files and directories removed.
  */
 int
 VsSegmentSweep(void)
@@ -471,25 +560,23 @@ VsSegmentSweep(void)
 			if (file_age(path) < VS_SWEEP_MIN_AGE)
 				continue;
 			if (strstr(de->d_name, ".tmp.") != NULL)
-				orphan = true;
+				orphan = !temp_writer_alive(de->d_name);
 			else if (sscanf(de->d_name, "%u.%u.seg", &relnode, &gen) == 2)
 			{
 				Oid			indexoid;
+				TransactionId writer;
 
-				if (!VsSegmentFileIndex(path, &indexoid))
+				/*
+				 * The writer first, the catalog second: a writer that
+				 * commits in between is then visible to the catalog's
+				 * snapshot.
+				 */
+				if (!VsSegmentFileIndex(path, &indexoid, &writer))
 					orphan = true;
+				else if (writer_in_progress(writer))
+					orphan = false;
 				else
-				{
-					HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(indexoid));
-
-					if (!HeapTupleIsValid(tup))
-						orphan = true;
-					else
-					{
-						orphan = ((Form_pg_class) GETSTRUCT(tup))->relfilenode != relnode;
-						ReleaseSysCache(tup);
-					}
-				}
+					orphan = !index_has_relfilenode(indexoid, relnode);
 			}
 			if (orphan && unlink(path) == 0)
 				removed++;

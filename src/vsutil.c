@@ -103,6 +103,7 @@ VsDatumToVector(Relation index, Datum value, int dims)
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("vector has %d dimensions but index \"%s\" has %d",
 						v->dim, RelationGetRelationName(index), dims),
-				 errhint("Cast the value to vector(%d).", dims)));
+				 errhint("Vectors stored in or compared with this index must have %d dimensions.",
+						 dims)));
 	return v;
 }

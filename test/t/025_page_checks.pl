@@ -1,0 +1,121 @@
+#-------------------------------------------------------------------------
+#
+# 025_page_checks.pl
+#     TAP test: a page of the index that is not what the index expects is
+#     an "index corrupted" error that says what is wrong in words.
+#
+# An index on 2,000 rows; with the server stopped, one page of its fork
+# is changed, then a kNN query through the index (in a new server) must
+# fail with SQLSTATE XX002 and the message for that case:
+#   - the metapage (block 0) given the delta page type: "has a delta page
+#     at block 0 where a metapage was expected";
+#   - the first centroid page (block 1, a blob page) given another page id:
+#     "has a page at block 1 that is not a vecstore page", the detail
+#     naming both ids (the page type still matches: the old message said
+#     "type 2 ... where type 2 was expected");
+#   - the same page given an unknown type: "a page of unknown type 77";
+#   - the same page zeroed: "has an uninitialized page at block 1 where a
+#     blob page was expected".
+# Each time the original file is put back, and the index answers again.
+#
+# IDENTIFICATION
+#     test/t/025_page_checks.pl
+#
+#-------------------------------------------------------------------------
+use strict;
+use warnings;
+
+use File::Copy qw(copy);
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $BLCKSZ = 8192;
+
+my $node = PostgreSQL::Test::Cluster->new('pages');
+$node->init;
+$node->append_conf(
+    'postgresql.conf', qq{
+shared_preload_libraries = 'vecstore'
+vecstore.compaction_worker = off
+statement_timeout = '300s'
+});
+$node->start;
+is($node->safe_psql('postgres', 'SHOW data_checksums'), 'off',
+    'no data checksums (the test edits pages in place)');
+
+$node->safe_psql(
+    'postgres', q{
+CREATE EXTENSION vecstore;
+CREATE TABLE t (id int PRIMARY KEY, v vector(8));
+INSERT INTO t SELECT g, ARRAY(SELECT (hashint4(g * 8 + j) % 1000) / 100.0
+                              FROM generate_series(0, 7) AS j)::real[]::vector(8)
+FROM generate_series(1, 2000) AS g;
+CREATE INDEX t_idx ON t USING vecstore (v vector_l2_ops) WITH (lists = 4);
+CHECKPOINT;
+});
+my $file = $node->data_dir . '/' . $node->safe_psql('postgres', "SELECT pg_relation_filepath('t_idx')");
+my $saved = PostgreSQL::Test::Utils::tempdir() . '/t_idx';
+my $query = 'SET enable_seqscan = off; '
+  . 'SELECT id FROM t ORDER BY v <-> array_fill(5, ARRAY[8])::real[]::vector LIMIT 1';
+my $answer = $node->safe_psql('postgres', $query);
+$node->stop;
+copy($file, $saved) or die "copy $file: $!";
+
+#
+# with_page - with the server stopped, let $edit change the page at $blkno
+# (a byte string) and write it back, start the server, and return the
+# query's stderr; then put the original file back.
+#
+sub with_page
+{
+    my ($blkno, $edit) = @_;
+    open my $fh, '+<:raw', $file or die "open $file: $!";
+    sysseek($fh, $blkno * $BLCKSZ, 0) or die "seek: $!";
+    sysread($fh, my $page, $BLCKSZ) == $BLCKSZ or die "read: $!";
+    $page = $edit->($page);
+    sysseek($fh, $blkno * $BLCKSZ, 0) or die "seek: $!";
+    syswrite($fh, $page) == $BLCKSZ or die "write: $!";
+    close $fh;
+    $node->start;
+    my ($ret, $out, $err) = $node->psql('postgres', "\\set VERBOSITY verbose\n$query");
+    $node->stop;
+    copy($saved, $file) or die "copy back $file: $!";
+    return $err;
+}
+
+#
+# set_special - the page with the special space's type (at BLCKSZ - 4)
+# and page id (at BLCKSZ - 2) replaced where defined.
+#
+sub set_special
+{
+    my ($page, $type, $page_id) = @_;
+    substr($page, $BLCKSZ - 4, 2) = pack('v', $type)    if defined $type;
+    substr($page, $BLCKSZ - 2, 2) = pack('v', $page_id) if defined $page_id;
+    return $page;
+}
+
+my $err = with_page(0, sub { set_special($_[0], 3, undef) });
+like($err, qr/XX002/, 'metapage of another type: index corrupted');
+like($err, qr/index "t_idx" has a delta page at block 0 where a metapage was expected/,
+    'metapage of another type: the types are named');
+
+$err = with_page(1, sub { set_special($_[0], undef, 0x1234) });
+like($err, qr/index "t_idx" has a page at block 1 that is not a vecstore page/,
+    'a page with a foreign page id is not a vecstore page');
+like($err, qr/DETAIL:  Its page id is 0x1234 where a vecstore page has 0xFF8C\./,
+    'and the detail names both page ids');
+
+$err = with_page(1, sub { set_special($_[0], 77, undef) });
+like($err, qr/index "t_idx" has a page of unknown type 77 at block 1 where a blob page was expected/,
+    'a page of an unknown type');
+
+$err = with_page(1, sub { "\0" x $BLCKSZ });
+like($err, qr/index "t_idx" has an uninitialized page at block 1 where a blob page was expected/,
+    'an all-zero page is uninitialized');
+
+$node->start;
+is($node->safe_psql('postgres', $query), $answer, 'with the original file back, the index answers');
+$node->stop;
+done_testing();
