@@ -34,6 +34,10 @@
 #    it), and the queries return the table's rows.
 # G. A delta page's link to the next page of its chain inverted: as A-E
 #    (vecstore_verify names the chain and the block).
+# H. The metapage made to look as format version 3 wrote it (version 3,
+#    no CRC in a smaller special space): queries fail with SQLSTATE 0A000
+#    (feature_not_supported) naming the versions, with a REINDEX hint;
+#    REINDEX rewrites it.
 #
 # IDENTIFICATION
 #     test/t/025_metadata_checksums.pl
@@ -322,6 +326,28 @@ $after_f = $node->safe_psql('postgres', $EXACT_SQL);
     change_bytes($file, $head, $BLCKSZ - 16 - $CONTENTS, 2, \&invert);
     $node->start;
     expect_damage('G (delta page link)', 'delta chain', $head, $after_f);
+}
+
+# H. an index as format version 3 wrote it (its version, and a special
+# space of 8 bytes, without the CRC): refused as a format this library
+# does not read, not taken for damage; REINDEX rewrites it
+{
+    my $file = fork_file();
+    $node->stop;
+    change_bytes($file, 0, 4, 4, sub { pack('V', 3) });
+    # pd_special, in the page header before the payload
+    change_bytes($file, 0, 16 - $CONTENTS, 2, sub { pack('v', $BLCKSZ - 8) });
+    $node->start;
+    my ($ret, $stdout, $stderr) =
+      $node->psql('postgres', "\\set VERBOSITY verbose\n\\set ON_ERROR_STOP 1\n$INDEX_SQL");
+    isnt($ret, 0, 'H (format version 3): the query fails');
+    like($stderr, qr/ERROR:  0A000: index "items_v_idx" has format version 3, this vecstore reads version \d+/,
+        'H: the error is feature_not_supported and names the versions')
+      or diag($stderr);
+    like($stderr, qr/HINT:  Please REINDEX it\./, 'H: the error hints at REINDEX');
+    $node->safe_psql('postgres', 'REINDEX INDEX items_v_idx');
+    is(join("\n", verify()), '', 'H: vecstore_verify is clean after REINDEX');
+    is($node->safe_psql('postgres', $INDEX_SQL), $after_f, 'H: after REINDEX the queries return the exact ids');
 }
 
 $node->stop;
