@@ -56,7 +56,9 @@
 
 /* identification */
 #define VS_MAGIC				0x56535831	/* "VSX1" */
-#define VS_VERSION				3
+#define VS_VERSION				4	/* 2: codes and graphs; 3: compaction;
+									 * 4: a CRC-32C in every page's special
+									 * space (VsPageOpaqueData.crc) */
 #define VS_PAGE_ID				0xFF8C		/* lets pg_filedump recognise our pages */
 #define VS_METAPAGE_BLKNO		0
 
@@ -169,12 +171,24 @@
 #define VS_PHASE_WRITE			5
 #define VS_PHASE_SEGMENT		6
 
-/* the special space of every page */
+/*
+ * The special space of every page.  "crc" (format version 4) is the
+ * CRC-32C of what the page holds that PostgreSQL does not check (its own
+ * page checksums are off by default), set by every writer right before
+ * the page is logged (VsPageSeal) and checked by every reader
+ * (VsCheckPage): for a blob page, its payload; for the metapage, the
+ * VsMetaPageData; for a delta or free page, its links (the rows on a
+ * delta page are not covered).  Each time with the special space's
+ * fields before "crc".  It lives in the special space, not after the
+ * payload, because a full-page image drops the hole between pd_lower and
+ * pd_upper (zeros at replay), and the special space is always logged.
+ */
 typedef struct VsPageOpaqueData
 {
 	BlockNumber nextblkno;		/* delta chain: next page, or Invalid */
 	uint16		type;			/* VS_PAGE_* */
 	uint16		page_id;		/* VS_PAGE_ID */
+	uint32		crc;			/* see above; last: the CRC covers the rest */
 } VsPageOpaqueData;
 
 typedef VsPageOpaqueData *VsPageOpaque;
@@ -478,7 +492,8 @@ typedef enum VsDeltaChainProblem
 	VS_DELTA_CHAIN_OK = 0,
 	VS_DELTA_CHAIN_PAST_END,	/* a link points past the end of the index */
 	VS_DELTA_CHAIN_LOOPS,		/* longer than the index: a loop */
-	VS_DELTA_CHAIN_NOT_DELTA	/* a link reaches a page that is not a delta page */
+	VS_DELTA_CHAIN_NOT_DELTA,	/* a link reaches a page that is not a delta page */
+	VS_DELTA_CHAIN_DAMAGED		/* ... a delta page whose CRC does not match */
 } VsDeltaChainProblem;
 
 typedef struct VsDeltaChain
@@ -691,9 +706,13 @@ VsDeltaFromHead(const VsDirEntry *entry, const VsClusterInfo *info)
 
 /* vspage.c */
 extern void VsInitPage(Page page, uint16 type);
+extern uint32 VsPageCrc(Page page);
+extern void VsPageSeal(Page page);
+extern const char *VsPageProblem(Page page, uint16 type);
 extern void VsCheckPage(Relation index, Page page, BlockNumber blkno, uint16 type);
 extern Buffer VsNewBuffer(Relation index, ForkNumber forknum);
 extern void VsReadMeta(Relation index, VsMetaPage meta);
+extern bool VsReadMetaExtended(Relation index, VsMetaPage meta, bool check_crc);
 extern VsMetaCache VsGetMetaCache(Relation index);
 extern int32 *VsReadCentroids(Relation index, const VsMetaPageData *meta, float *centroids,
 							  BufferAccessStrategy bas);

@@ -676,6 +676,7 @@ write_metapage(Relation index, ForkNumber forknum, VsMetaPage meta)
 	page = BufferGetPage(buf);
 	VsInitPage(page, VS_PAGE_META);
 	memcpy(PageGetContents(page), meta, sizeof(VsMetaPageData));
+	VsPageSeal(page);
 	MarkBufferDirty(buf);
 	UnlockReleaseBuffer(buf);
 }

@@ -905,6 +905,7 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 	VsSealedHeader newsh;
 	char	   *head;
 	Buffer		metabuf;
+	Page		metapage;
 	GenericXLogState *state;
 	XLogRecPtr	lsn;
 
@@ -1496,8 +1497,9 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 		elog(ERROR, "index \"%s\" changed generation during a compaction",
 			 RelationGetRelationName(index));
 	state = GenericXLogStart(index);
-	memcpy(PageGetContents(GenericXLogRegisterBuffer(state, metabuf, 0)), &newmeta,
-		   sizeof(VsMetaPageData));
+	metapage = GenericXLogRegisterBuffer(state, metabuf, 0);
+	memcpy(PageGetContents(metapage), &newmeta, sizeof(VsMetaPageData));
+	VsPageSeal(metapage);
 	lsn = GenericXLogFinish(state);
 	UnlockReleaseBuffer(metabuf);
 

@@ -121,10 +121,13 @@ free_pages(Relation index, const BlockNumber *pages, int npages)
 	{
 		Buffer		buf = ReadBuffer(index, pages[i]);
 		GenericXLogState *state;
+		Page		page;
 
 		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 		state = GenericXLogStart(index);
-		VsPageGetOpaque(GenericXLogRegisterBuffer(state, buf, 0))->type = VS_PAGE_FREE;
+		page = GenericXLogRegisterBuffer(state, buf, 0);
+		VsPageGetOpaque(page)->type = VS_PAGE_FREE;
+		VsPageSeal(page);
 		GenericXLogFinish(state);
 		UnlockReleaseBuffer(buf);
 		RecordFreeIndexPage(index, pages[i]);
@@ -188,6 +191,7 @@ ripen_chain(Relation index, VsMetaPage meta, const VsFreeExtent *e, BlockNumber 
 	BlockNumber dirblk;
 	Buffer		buf;
 	GenericXLogState *state;
+	Page		dirpage;
 	VsDirEntry *entry;
 
 	/*
@@ -230,12 +234,14 @@ ripen_chain(Relation index, VsMetaPage meta, const VsFreeExtent *e, BlockNumber 
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 	VsCheckPage(index, BufferGetPage(buf), dirblk, VS_PAGE_BLOB);
 	state = GenericXLogStart(index);
-	entry = (VsDirEntry *) (PageGetContents(GenericXLogRegisterBuffer(state, buf, 0)) + poff);
+	dirpage = GenericXLogRegisterBuffer(state, buf, 0);
+	entry = (VsDirEntry *) (PageGetContents(dirpage) + poff);
 	if (entry->delta_head != e->start)
 		elog(ERROR, "delta chain of cluster %u of index \"%s\" moved during a compaction",
 			 e->cluster, RelationGetRelationName(index));
 	entry->delta_head = e->new_head;
 	entry->delta_skipped += rows;
+	VsPageSeal(dirpage);
 	GenericXLogFinish(state);
 	UnlockReleaseBuffer(buf);
 
@@ -325,12 +331,17 @@ VsFreeListRipen(Relation index, VsMetaPage meta, VsFreeList *fl, bool all)
 		IndexFreeSpaceMapVacuum(index);
 }
 
-/* is "page" one of ours, of type "type" (VS_PAGE_*)?  Never an error */
+/*
+ * is "page" one of ours, of type "type" (VS_PAGE_*), and with "sound" its
+ * CRC matching too?  Never an error.  A free page is taken for reuse only
+ * when sound: one whose type or link is damaged may be in a chain still.
+ */
 static inline bool
-page_is(Page page, uint16 type)
+page_is(Page page, uint16 type, bool sound)
 {
 	return !PageIsNew(page) && PageGetSpecialSize(page) == MAXALIGN(sizeof(VsPageOpaqueData)) &&
-		VsPageGetOpaque(page)->page_id == VS_PAGE_ID && VsPageGetOpaque(page)->type == type;
+		VsPageGetOpaque(page)->page_id == VS_PAGE_ID && VsPageGetOpaque(page)->type == type &&
+		(!sound || VsPageGetOpaque(page)->crc == VsPageCrc(page));
 }
 
 /*
@@ -354,7 +365,7 @@ VsNewDeltaBuffer(Relation index)
 		{
 			Page		page = BufferGetPage(buf);
 
-			if (page_is(page, VS_PAGE_FREE))
+			if (page_is(page, VS_PAGE_FREE, true))
 				return buf;
 			LockBuffer(buf, BUFFER_LOCK_UNLOCK);
 		}
@@ -530,13 +541,15 @@ VsFreeListStamp(Relation index, VsMetaPage meta)
 		BlockNumber blk = meta->freelist.start + p;
 		Buffer		buf = ReadBuffer(index, blk);
 		GenericXLogState *state;
+		Page		page;
 		VsFreeExtent *ext;
 		bool		changed = false;
 
 		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 		VsCheckPage(index, BufferGetPage(buf), blk, VS_PAGE_BLOB);
 		state = GenericXLogStart(index);
-		ext = (VsFreeExtent *) PageGetContents(GenericXLogRegisterBuffer(state, buf, 0));
+		page = GenericXLogRegisterBuffer(state, buf, 0);
+		ext = (VsFreeExtent *) PageGetContents(page);
 		for (uint64 i = p * per_page; i < Min(n, (p + 1) * per_page); i++)
 		{
 			if (ext[i - p * per_page].stamp == STAMP_PENDING)
@@ -546,7 +559,10 @@ VsFreeListStamp(Relation index, VsMetaPage meta)
 			}
 		}
 		if (changed)
+		{
+			VsPageSeal(page);
 			GenericXLogFinish(state);
+		}
 		else
 			GenericXLogAbort(state);
 		UnlockReleaseBuffer(buf);
@@ -605,17 +621,17 @@ live_end(VsMetaPage meta, const char *head)
 }
 
 /*
- * block_is - is block "blk" a page of ours of type "type" (VS_PAGE_*)?
- * (page_is under a share lock.)
+ * block_is - is block "blk" a page of ours of type "type" (VS_PAGE_*)
+ * (and sound)?  (page_is under a share lock.)
  */
 static bool
-block_is(Relation index, BlockNumber blk, uint16 type, BufferAccessStrategy bas)
+block_is(Relation index, BlockNumber blk, uint16 type, bool sound, BufferAccessStrategy bas)
 {
 	Buffer		buf = ReadBufferExtended(index, MAIN_FORKNUM, blk, RBM_NORMAL, bas);
 	bool		is;
 
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
-	is = page_is(BufferGetPage(buf), type);
+	is = page_is(BufferGetPage(buf), type, sound);
 	UnlockReleaseBuffer(buf);
 	return is;
 }
@@ -640,7 +656,7 @@ take_fsm_pages(Relation index, VsFreeList *fl, BufferAccessStrategy bas)
 
 		if (!BlockNumberIsValid(blk))
 			break;
-		if (blk >= nblocks || !block_is(index, blk, VS_PAGE_FREE, bas))
+		if (blk >= nblocks || !block_is(index, blk, VS_PAGE_FREE, true, bas))
 			continue;
 		memset(&e, 0, sizeof(e));
 		e.start = blk;
@@ -684,6 +700,7 @@ cut_folded_chains(Relation index, VsMetaPage meta, const char *head, BufferAcces
 		bool		sound;
 		Buffer		buf;
 		GenericXLogState *state;
+		Page		dirpage;
 		VsDirEntry *e;
 
 		VsBlobRead(index, &meta->directory, (uint64) c * sizeof(VsDirEntry), &entry, sizeof(entry), bas);
@@ -705,10 +722,12 @@ cut_folded_chains(Relation index, VsMetaPage meta, const char *head, BufferAcces
 		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 		VsCheckPage(index, BufferGetPage(buf), dirblk, VS_PAGE_BLOB);
 		state = GenericXLogStart(index);
-		e = (VsDirEntry *) (PageGetContents(GenericXLogRegisterBuffer(state, buf, 0)) + poff);
+		dirpage = GenericXLogRegisterBuffer(state, buf, 0);
+		e = (VsDirEntry *) (PageGetContents(dirpage) + poff);
 		e->delta_head = InvalidBlockNumber;
 		e->delta_tail = InvalidBlockNumber;
 		e->delta_skipped = e->delta_count;
+		VsPageSeal(dirpage);
 		GenericXLogFinish(state);
 		UnlockReleaseBuffer(buf);
 		free_pages(index, pages, npages);
@@ -865,6 +884,8 @@ move_delta_pages(Relation index, VsMetaPage meta, const char *head, VsFreeList *
 				Buffer		link = InvalidBuffer;
 				Buffer		dir = InvalidBuffer;
 				Page		srcpage;
+				Page		linkpage;
+				Page		dirpage = NULL;
 				VsDirEntry *e = NULL;
 
 				VsFreeListTake(fl, to, 1);
@@ -882,17 +903,28 @@ move_delta_pages(Relation index, VsMetaPage meta, const char *head, VsFreeList *
 				}
 				state = GenericXLogStart(index);
 				srcpage = GenericXLogRegisterBuffer(state, src, 0);
+				/* the copy keeps the page's CRC: it covers no block number */
 				memcpy(GenericXLogRegisterBuffer(state, dst, GENERIC_XLOG_FULL_IMAGE), srcpage, BLCKSZ);
 				if (BufferIsValid(link))
-					VsPageGetOpaque(GenericXLogRegisterBuffer(state, link, 0))->nextblkno = to;
+				{
+					linkpage = GenericXLogRegisterBuffer(state, link, 0);
+					VsPageGetOpaque(linkpage)->nextblkno = to;
+					VsPageSeal(linkpage);
+				}
 				if (BufferIsValid(dir))
-					e = (VsDirEntry *) (PageGetContents(GenericXLogRegisterBuffer(state, dir, 0)) + poff);
+				{
+					dirpage = GenericXLogRegisterBuffer(state, dir, 0);
+					e = (VsDirEntry *) (PageGetContents(dirpage) + poff);
+				}
 				if (!BlockNumberIsValid(prev))
 					e->delta_head = to;
 				if (entry.delta_tail == blk)
 					e->delta_tail = to;
+				if (BufferIsValid(dir))
+					VsPageSeal(dirpage);
 				VsPageGetOpaque(srcpage)->type = VS_PAGE_FREE;
 				VsPageGetOpaque(srcpage)->nextblkno = InvalidBlockNumber;
+				VsPageSeal(srcpage);
 				GenericXLogFinish(state);
 				if (BufferIsValid(dir))
 					UnlockReleaseBuffer(dir);
@@ -1093,8 +1125,11 @@ truncate_tail(Relation index, BufferAccessStrategy bas, BlockNumber *removed,
 		}
 		if (listed)
 			continue;
-		/* a page of any other kind past the live regions is garbage */
-		if (block_is(index, end - 1, VS_PAGE_DELTA, bas))
+		/*
+		 * a page of any other kind past the live regions is garbage (a
+		 * delta page is kept even when damaged)
+		 */
+		if (block_is(index, end - 1, VS_PAGE_DELTA, false, bas))
 			break;
 		end--;
 	}
@@ -1168,12 +1203,14 @@ truncate_tail(Relation index, BufferAccessStrategy bas, BlockNumber *removed,
 	{
 		Buffer		metabuf = ReadBuffer(index, VS_METAPAGE_BLKNO);
 		GenericXLogState *state;
+		Page		metapage;
 
 		LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
 		VsCheckPage(index, BufferGetPage(metabuf), VS_METAPAGE_BLKNO, VS_PAGE_META);
 		state = GenericXLogStart(index);
-		memcpy(PageGetContents(GenericXLogRegisterBuffer(state, metabuf, 0)), &newmeta,
-			   sizeof(VsMetaPageData));
+		metapage = GenericXLogRegisterBuffer(state, metabuf, 0);
+		memcpy(PageGetContents(metapage), &newmeta, sizeof(VsMetaPageData));
+		VsPageSeal(metapage);
 		GenericXLogFinish(state);
 		UnlockReleaseBuffer(metabuf);
 	}

@@ -412,6 +412,10 @@ check_delta_chain(Relation index, ReturnSetInfo *rsinfo, uint32 cluster,
 			add_problem(rsinfo, false, "delta chain of cluster %u reaches block %u, which is not a delta page",
 						cluster, chain.blkno);
 			return;
+		case VS_DELTA_CHAIN_DAMAGED:
+			add_problem(rsinfo, false, "delta chain of cluster %u: block %u fails its checksum: REINDEX the index",
+						cluster, chain.blkno);
+			return;
 	}
 	if (last != entry->delta_tail)
 		add_problem(rsinfo, false, "delta chain of cluster %u ends at block %u but its tail is recorded as %u",
@@ -419,6 +423,152 @@ check_delta_chain(Relation index, ReturnSetInfo *rsinfo, uint32 cluster,
 	if (rows + entry->delta_skipped != entry->delta_count)
 		add_problem(rsinfo, false, "delta chain of cluster %u holds " UINT64_FORMAT " rows (and %u cut from its front) but its count is %u",
 					cluster, rows, entry->delta_skipped, entry->delta_count);
+}
+
+/* the regions of the metapage that vecstore_verify checks page by page */
+#define VERIFY_REGIONS 6
+
+/*
+ * check_region_pages - the CRC (and type) of every page of a region, read
+ * through "bas"; one problem per bad page, named by "what" and its block.
+ * False when any page is bad: what reads the region would raise an error.
+ */
+static bool
+check_region_pages(Relation index, ReturnSetInfo *rsinfo, const char *what,
+				   const VsRegion *region, BufferAccessStrategy bas)
+{
+	bool		ok = true;
+
+	for (BlockNumber i = 0; i < region->nblocks; i++)
+	{
+		BlockNumber blkno = region->start + i;
+		Buffer		buf;
+		const char *problem;
+
+		CHECK_FOR_INTERRUPTS();
+		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL, bas);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		problem = VsPageProblem(BufferGetPage(buf), VS_PAGE_BLOB);
+		UnlockReleaseBuffer(buf);
+		if (problem != NULL)
+		{
+			add_problem(rsinfo, false, "%s: block %u %s: REINDEX the index", what, blkno, problem);
+			ok = false;
+		}
+	}
+	return ok;
+}
+
+/*
+ * check_metapage_rest - the metapage's payload past VsMetaPageData, which
+ * its CRC does not cover, holds zeros.
+ */
+static void
+check_metapage_rest(Relation index, ReturnSetInfo *rsinfo)
+{
+	Buffer		buf = ReadBuffer(index, VS_METAPAGE_BLKNO);
+	const char *rest;
+	Size		n = VS_BLOB_PAYLOAD - sizeof(VsMetaPageData);
+
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	rest = PageGetContents(BufferGetPage(buf)) + sizeof(VsMetaPageData);
+	for (Size i = 0; i < n; i++)
+	{
+		if (rest[i] != 0)
+		{
+			add_problem(rsinfo, false, "metapage: block %u holds bytes past its contents",
+						VS_METAPAGE_BLKNO);
+			break;
+		}
+	}
+	UnlockReleaseBuffer(buf);
+}
+
+/*
+ * check_bitmap - the deletion bitmap has a bit for every row the
+ * generation numbered (row_space), and none set past them: no compaction
+ * or VACUUM sets those, and a scan of a later generation would take the
+ * rows they fall on for deleted ones.
+ */
+static void
+check_bitmap(Relation index, VsMetaPage meta, ReturnSetInfo *rsinfo, BufferAccessStrategy bas)
+{
+	PGAlignedBlock chunk;
+	uint64		off;
+
+	if (meta->row_space > meta->bitmap.nbytes * 8)
+	{
+		add_problem(rsinfo, false, "bitmap: " UINT64_FORMAT " bits for " UINT64_FORMAT " rows: REINDEX the index",
+					meta->bitmap.nbytes * 8, meta->row_space);
+		return;
+	}
+	off = meta->row_space / 8;
+	while (off < meta->bitmap.nbytes)
+	{
+		Size		n = Min(meta->bitmap.nbytes - off, (uint64) VS_BLOB_PAYLOAD);
+		uint32		dummy;
+		BlockNumber blkno = VsBlobBlock(&meta->bitmap, off, &dummy);
+
+		CHECK_FOR_INTERRUPTS();
+		VsBlobRead(index, &meta->bitmap, off, chunk.data, n, bas);
+		/* the first byte may hold bits of rows in use: only the others */
+		if (off == meta->row_space / 8 && meta->row_space % 8 != 0)
+			chunk.data[0] &= (char) (0xFF << (meta->row_space % 8));
+		for (Size i = 0; i < n; i++)
+		{
+			if (chunk.data[i] != 0)
+			{
+				add_problem(rsinfo, false, "bitmap: block %u has bits set past the " UINT64_FORMAT " rows in use: REINDEX the index",
+							blkno, meta->row_space);
+				return;
+			}
+		}
+		off += n;
+	}
+}
+
+/*
+ * check_directory - the directory's entries past the generation's
+ * clusters, which nothing routes to, are empty; for its clusters, no more
+ * rows folded or cut than the entry counts ("head": the checked head of
+ * the generation).  The chains themselves are walked by check_delta_chain.
+ */
+static void
+check_directory(Relation index, VsMetaPage meta, const char *head, ReturnSetInfo *rsinfo,
+				BufferAccessStrategy bas)
+{
+	uint64		nentries = meta->directory.nbytes / sizeof(VsDirEntry);
+	const VsClusterInfo *info = head ? VsHeadClusters(head) : NULL;
+
+	if (nentries < meta->nclusters)
+	{
+		add_problem(rsinfo, false, "directory: " UINT64_FORMAT " entries for %u clusters: REINDEX the index",
+					nentries, meta->nclusters);
+		return;
+	}
+	for (uint64 c = 0; c < nentries; c++)
+	{
+		VsDirEntry	entry;
+		uint32		poff;
+		BlockNumber blkno = VsBlobBlock(&meta->directory, c * sizeof(VsDirEntry), &poff);
+
+		VsBlobRead(index, &meta->directory, c * sizeof(VsDirEntry), &entry, sizeof(entry), bas);
+		if (c >= meta->nclusters)
+		{
+			if (BlockNumberIsValid(entry.delta_head) || BlockNumberIsValid(entry.delta_tail) ||
+				entry.delta_count != 0 || entry.delta_skipped != 0)
+			{
+				add_problem(rsinfo, false, "directory: block %u has an entry for cluster " UINT64_FORMAT ", past the index's %u clusters: REINDEX the index",
+							blkno, c, meta->nclusters);
+				return;
+			}
+		}
+		else if (entry.delta_skipped > entry.delta_count ||
+				 (info != NULL && info[c].delta_folded > entry.delta_count))
+			add_problem(rsinfo, false, "directory: block %u: cluster " UINT64_FORMAT " counts %u delta rows, fewer than the %u cut or %u folded: REINDEX the index",
+						blkno, c, entry.delta_count, entry.delta_skipped,
+						info != NULL ? info[c].delta_folded : 0);
+	}
 }
 
 PG_FUNCTION_INFO_V1(vecstore_verify);
@@ -429,6 +579,15 @@ PG_FUNCTION_INFO_V1(vecstore_verify);
  * cannot be repaired here: REINDEX rebuilds the index.  Needs the SELECT
  * privilege on the index's table or ownership of the index; repair needs
  * ownership.
+ *
+ * The fork first, page by page: the metapage's CRC (when it fails,
+ * nothing else can be trusted: that is the only row), then every page of
+ * every region (the metapage's and the older pieces') against its CRC,
+ * with the region and the block named.  Then what reads a region is
+ * checked only where its pages are sound (a damaged page is an error for
+ * any reader): the sealed data against its CRCs, the graphs, the
+ * directory's entries and delta chains, the bitmap past the rows in use,
+ * the segment files.
  */
 Datum
 vecstore_verify(PG_FUNCTION_ARGS)
@@ -440,11 +599,14 @@ vecstore_verify(PG_FUNCTION_ARGS)
 	Relation	index;
 	VsMetaPageData meta;
 	BlockNumber nblocks;
-	const VsRegion *regions[6];
-	const char *region_names[6] = {"centroids", "directory", "bitmap", "sealed", "routing", "free list"};
+	const VsRegion *regions[VERIFY_REGIONS];
+	bool		region_ok[VERIFY_REGIONS];
+	const char *region_names[VERIFY_REGIONS] = {"centroids", "directory", "bitmap", "sealed", "routing", "free list"};
 	const char *problem;
 	uint32		generation;
-	bool		fork_ok = true;
+	bool		fits = true;
+	bool		sealed_ok;
+	char	   *head = NULL;
 	/* a pass over the whole index: a ring, not all of shared_buffers */
 	BufferAccessStrategy bas = GetAccessStrategy(BAS_BULKREAD);
 
@@ -453,7 +615,15 @@ vecstore_verify(PG_FUNCTION_ARGS)
 	if (repair && !pg_class_ownercheck(indexoid, GetUserId()))
 		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_INDEX, RelationGetRelationName(index));
 
-	VsReadMeta(index, &meta);
+	if (!VsReadMetaExtended(index, &meta, false))
+	{
+		add_problem(rsinfo, false, "metapage: block %u fails its checksum: REINDEX the index",
+					VS_METAPAGE_BLKNO);
+		FreeAccessStrategy(bas);
+		close_vecstore_index(index, heap);
+		return (Datum) 0;
+	}
+	check_metapage_rest(index, rsinfo);
 	nblocks = RelationGetNumberOfBlocks(index);
 
 	/* regions inside the fork */
@@ -463,7 +633,7 @@ vecstore_verify(PG_FUNCTION_ARGS)
 	regions[3] = &meta.sealed;
 	regions[4] = &meta.routing;
 	regions[5] = &meta.freelist;
-	for (int r = 0; r < 6; r++)
+	for (int r = 0; r < VERIFY_REGIONS; r++)
 	{
 		if (regions[r]->start + regions[r]->nblocks > nblocks ||
 			regions[r]->nbytes > (uint64) regions[r]->nblocks * VS_BLOB_PAYLOAD)
@@ -471,11 +641,46 @@ vecstore_verify(PG_FUNCTION_ARGS)
 			add_problem(rsinfo, false, "%s region (blocks %u..%u, " UINT64_FORMAT " bytes) does not fit the index's %u blocks",
 						region_names[r], regions[r]->start,
 						regions[r]->start + regions[r]->nblocks, regions[r]->nbytes, nblocks);
-			fork_ok = false;
+			fits = false;
+		}
+	}
+	if (!fits)
+	{
+		FreeAccessStrategy(bas);
+		close_vecstore_index(index, heap);
+		return (Datum) 0;
+	}
+
+	/* every page of every region against its CRC */
+	for (int r = 0; r < VERIFY_REGIONS; r++)
+		region_ok[r] = check_region_pages(index, rsinfo, region_names[r], regions[r], bas);
+
+	/* the older pieces' pages, once the head that lists them is sound */
+	sealed_ok = region_ok[3];
+	if (sealed_ok)
+	{
+		char	   *headproblem;
+
+		head = VsSealedHead(index, &meta, bas, &headproblem);
+		for (uint32 p = 1; head != NULL && p < meta.npieces; p++)
+		{
+			const VsPieceInfo *piece = &VsHeadPieces(head)[p];
+			char	   *what = psprintf("sealed region of generation %u", piece->generation);
+
+			if (piece->region.start + piece->region.nblocks > nblocks)
+			{
+				add_problem(rsinfo, false, "%s (blocks %u..%u) does not fit the index's %u blocks",
+							what, piece->region.start,
+							piece->region.start + piece->region.nblocks, nblocks);
+				sealed_ok = false;
+			}
+			else if (!check_region_pages(index, rsinfo, what, &piece->region, bas))
+				sealed_ok = false;
+			pfree(what);
 		}
 	}
 
-	if (fork_ok)
+	if (sealed_ok)
 	{
 		/* the sealed region: head against the manifest, clusters against it */
 		char	   *sealed_problem = VsSealedCheckFork(index, &meta);
@@ -483,15 +688,20 @@ vecstore_verify(PG_FUNCTION_ARGS)
 		if (sealed_problem != NULL)
 		{
 			add_problem(rsinfo, false, "sealed data in the index %s: REINDEX the index", sealed_problem);
-			fork_ok = false;
+			sealed_ok = false;
 		}
 	}
 
-	if (fork_ok)
+	if (sealed_ok && region_ok[4])
 		check_graphs(index, &meta, rsinfo, bas);
 
-	if (fork_ok)
+	if (region_ok[2])
+		check_bitmap(index, &meta, rsinfo, bas);
+
+	if (region_ok[1])
 	{
+		check_directory(index, &meta, sealed_ok ? head : NULL, rsinfo, bas);
+
 		/* each cluster's delta chain */
 		for (uint32 c = 0; c < meta.nclusters; c++)
 		{
@@ -501,7 +711,10 @@ vecstore_verify(PG_FUNCTION_ARGS)
 					   bas);
 			check_delta_chain(index, rsinfo, c, &entry, nblocks, bas);
 		}
+	}
 
+	if (sealed_ok)
+	{
 		/* the segment files */
 		problem = VsSegmentCheck(index, &meta, &generation);
 		if (problem != NULL)
@@ -516,6 +729,8 @@ vecstore_verify(PG_FUNCTION_ARGS)
 			VsSegmentSweep();
 	}
 
+	if (head != NULL)
+		pfree(head);
 	FreeAccessStrategy(bas);
 	close_vecstore_index(index, heap);
 	return (Datum) 0;

@@ -35,7 +35,8 @@
  * the relation extension lock only while extending).  All
  * of them are changed in one GenericXLog record: the row on its page, a
  * new page linked after the old tail, and the entry's tail, head and
- * count, so a crash leaves either all of it or none.  Every lock and pin
+ * count, so a crash leaves either all of it or none; each page changed
+ * is sealed (VsPageSeal) before.  Every lock and pin
  * is released before returning.  The caller holds RowExclusiveLock on the
  * index, and "meta" is its current metapage (the directory's place).
  * Errors out with ERRCODE_INDEX_CORRUPTED when a page is not of the
@@ -55,6 +56,7 @@ append_delta(Relation index, VsMetaPage meta, int cluster, ItemPointer heap_tid,
 	Buffer		newbuf = InvalidBuffer;
 	GenericXLogState *state;
 	Page		dirpage;
+	Page		tailpage = NULL;
 	VsDirEntry *entry;
 	Page		target;
 
@@ -73,8 +75,6 @@ append_delta(Relation index, VsMetaPage meta, int cluster, ItemPointer heap_tid,
 	target = NULL;
 	if (BlockNumberIsValid(entry->delta_tail))
 	{
-		Page		tailpage;
-
 		tailbuf = ReadBuffer(index, entry->delta_tail);
 		LockBuffer(tailbuf, BUFFER_LOCK_EXCLUSIVE);
 		VsCheckPage(index, BufferGetPage(tailbuf), entry->delta_tail, VS_PAGE_DELTA);
@@ -90,6 +90,7 @@ append_delta(Relation index, VsMetaPage meta, int cluster, ItemPointer heap_tid,
 			newpage = GenericXLogRegisterBuffer(state, newbuf, GENERIC_XLOG_FULL_IMAGE);
 			VsInitPage(newpage, VS_PAGE_DELTA);
 			VsPageGetOpaque(tailpage)->nextblkno = BufferGetBlockNumber(newbuf);
+			VsPageSeal(tailpage);
 			entry->delta_tail = BufferGetBlockNumber(newbuf);
 			target = newpage;
 		}
@@ -108,6 +109,8 @@ append_delta(Relation index, VsMetaPage meta, int cluster, ItemPointer heap_tid,
 		elog(ERROR, "failed to add delta row to index \"%s\"", RelationGetRelationName(index));
 	entry->delta_count++;
 
+	/* the rows on delta pages are not covered: a new page is sealed as it is */
+	VsPageSeal(dirpage);
 	GenericXLogFinish(state);
 
 	if (BufferIsValid(newbuf))

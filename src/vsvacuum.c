@@ -67,6 +67,7 @@ vacuum_delta_chain(Relation index, const VsDirEntry *entry, const VsClusterInfo 
 			else
 				stats->num_index_tuples += 1;
 		}
+		/* the flags of rows are not under the page's CRC: no VsPageSeal */
 		if (changed)
 			GenericXLogFinish(state);
 		else
@@ -103,6 +104,7 @@ vacuum_sealed(Relation index, VsMetaPage meta, const char *body, uint32 c,
 		uint64		pend = Min(end, ((uint64) p + 1) * ROWS_PER_BITMAP_PAGE);
 		Buffer		buf;
 		GenericXLogState *state;
+		Page		page;
 		uint8	   *bits;
 		bool		changed = false;
 
@@ -117,7 +119,8 @@ vacuum_sealed(Relation index, VsMetaPage meta, const char *body, uint32 c,
 		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 		VsCheckPage(index, BufferGetPage(buf), blkno, VS_PAGE_BLOB);
 		state = GenericXLogStart(index);
-		bits = (uint8 *) PageGetContents(GenericXLogRegisterBuffer(state, buf, 0));
+		page = GenericXLogRegisterBuffer(state, buf, 0);
+		bits = (uint8 *) PageGetContents(page);
 		for (; row < pend; row++, i++)
 		{
 			uint64		bit = row - (uint64) p * ROWS_PER_BITMAP_PAGE;
@@ -136,7 +139,10 @@ vacuum_sealed(Relation index, VsMetaPage meta, const char *body, uint32 c,
 				stats->num_index_tuples += 1;
 		}
 		if (changed)
+		{
+			VsPageSeal(page);
 			GenericXLogFinish(state);
+		}
 		else
 			GenericXLogAbort(state);
 		UnlockReleaseBuffer(buf);

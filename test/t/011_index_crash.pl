@@ -19,7 +19,9 @@
 #     at distance 0 as its nearest neighbour;
 #   - a full index-ordered scan returns every row of the table exactly
 #     once (no lost and no doubled delta entries after WAL replay);
-#   - vecstore_verify finds no problem, and vecstore_index_info counts at
+#   - vecstore_verify finds no problem (every page's CRC included: the
+#     CRCs of the pages inserts and VACUUM changed were replayed with
+#     them), and vecstore_index_info counts at
 #     least the live rows and at most the statement in flight more;
 #   - a new row is found at once.
 #

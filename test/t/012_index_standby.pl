@@ -16,7 +16,8 @@
 # the standby returns the same ids in the same order with the same
 # distances as the primary; vecstore_index_info agrees on the counts; the
 # standby's segment files exist under its own pg_vecstore/ once queried;
-# vecstore_verify is clean there.  Finally the standby is promoted, takes
+# vecstore_verify is clean there (every page's CRC included: replay keeps
+# the CRCs the primary's writers set).  Finally the standby is promoted, takes
 # inserts, and finds them through the index.
 #
 # Data: sift128-photos-euclidean and glove6b-100-angular from

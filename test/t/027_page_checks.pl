@@ -1,6 +1,6 @@
 #-------------------------------------------------------------------------
 #
-# 025_page_checks.pl
+# 027_page_checks.pl
 #     TAP test: a page of the index that is not what the index expects is
 #     an "index corrupted" error that says what is wrong in words.
 #
@@ -19,7 +19,7 @@
 # Each time the original file is put back, and the index answers again.
 #
 # IDENTIFICATION
-#     test/t/025_page_checks.pl
+#     test/t/027_page_checks.pl
 #
 #-------------------------------------------------------------------------
 use strict;
