@@ -85,21 +85,31 @@ sub with_page
 }
 
 #
-# set_special - the page with the special space's type (at BLCKSZ - 4)
-# and page id (at BLCKSZ - 2) replaced where defined.
+# set_special - the page with the special space's type and page id
+# replaced where defined.
 #
 sub set_special
 {
     my ($page, $type, $page_id) = @_;
-    substr($page, $BLCKSZ - 4, 2) = pack('v', $type)    if defined $type;
-    substr($page, $BLCKSZ - 2, 2) = pack('v', $page_id) if defined $page_id;
+    # the special space starts at pd_special (the page header's bytes
+    # 16-17): nextblkno, then type and page id, 16 bits each
+    my $special = unpack('v', substr($page, 16, 2));
+    substr($page, $special + 4, 2) = pack('v', $type)    if defined $type;
+    substr($page, $special + 6, 2) = pack('v', $page_id) if defined $page_id;
     return $page;
 }
 
+# the metapage's CRC is checked before anything else on it, so that
+# damage to its version reads as damage (025_metadata_checksums.pl)
 my $err = with_page(0, sub { set_special($_[0], 3, undef) });
 like($err, qr/XX002/, 'metapage of another type: index corrupted');
-like($err, qr/index "t_idx" has a delta page at block 0 where a metapage was expected/,
-    'metapage of another type: the types are named');
+like($err, qr/index "t_idx" has a corrupted page at block 0/,
+    'metapage of another type: its checksum fails first');
+
+# other pages: the type first, named in words
+$err = with_page(1, sub { set_special($_[0], 3, undef) });
+like($err, qr/index "t_idx" has a delta page at block 1 where a blob page was expected/,
+    'a blob page of another type: the types are named');
 
 $err = with_page(1, sub { set_special($_[0], undef, 0x1234) });
 like($err, qr/index "t_idx" has a page at block 1 that is not a vecstore page/,
