@@ -5,7 +5,7 @@
 #   make kernel-test             the stand-alone unit tests (KERNEL_TESTS, no server)
 #   ./test/run.sh                the whole suite on a throwaway server (README):
 #                                include rules, build, pg_regress, isolation,
-#                                unit tests, TAP
+#                                unit tests, TAP, fuzz
 #   ./tools/demo.sh              the demo on a throwaway server (README)
 #
 # WERROR=1 adds -Werror (the test script sets it).  WITH_CUDA (auto, yes,

@@ -25,6 +25,13 @@
 #   tap           prove, one test/t/*.pl at a time, as the unprivileged user
 #                 (PostgreSQL::Test::Cluster runs its own initdb, which
 #                 refuses root); a failing file's regress_log is printed
+#   fuzz          test/t/030_fuzz.pl (not run by "tap"), the same way:
+#                 mutated vector literals and binary COPY files, damaged
+#                 segment files and fork pages, each followed by queries
+#                 checked against a model or an exact scan; about a minute
+#                 (VECSTORE_FUZZ_SECONDS, default 60); its seed is in the
+#                 summary, so a failure replays with VECSTORE_FUZZ_SEED
+#                 (and VECSTORE_FUZZ_ONLY=literals|copy|segment|fork)
 #
 # Then a summary, one line per stage, and a last line "N passed, N failed"
 # that counts STAGES (not individual tests): a stage that could not run
@@ -209,23 +216,31 @@ else
     record kernel-test SKIP "no test/kernels/test_kernels.c yet"
 fi
 
-# --- tap ----------------------------------------------------------------
+# --- tap, fuzz -----------------------------------------------------------
+# The fuzz test is a stage of its own, not one of the "tap" files.
+fuzz_file=test/t/030_fuzz.pl
+fuzz=
+[ -f "$fuzz_file" ] && fuzz=$fuzz_file
 shopt -s nullglob
-taps=(test/t/*.pl)
+taps=()
+for t in test/t/*.pl; do
+    [ "$t" = "$fuzz_file" ] || taps+=("$t")
+done
 shopt -u nullglob
-if [ ${#taps[@]} -eq 0 ]; then
+if [ ${#taps[@]} -eq 0 ] && [ -z "$fuzz" ]; then
     record tap SKIP "no test/t/*.pl yet"
+    record fuzz SKIP "no $fuzz_file yet"
 elif ! ok install; then
     record tap FAIL "not run: install failed"
+    [ -z "$fuzz" ] || record fuzz FAIL "not run: install failed"
 else
-    header tap
     vs_user_dir tap
     testdir=$REPLY
 
     # The test user needs to read the tests and the data: when it cannot
     # reach them where they are (a checkout under /root), give it copies.
     src=$repo
-    if ! vs_as_user test -r "$repo/test/t/$(basename "${taps[0]}")"; then
+    if ! vs_as_user test -r "$repo/test/run.sh"; then
         src=$testdir/src
         mkdir "$src"
         tar -C "$repo" --exclude=./.git --exclude=./tmp_check -cf - . | tar -C "$src" -xf -
@@ -269,25 +284,57 @@ else
         exit(($status & 127) ? 128 + ($status & 127) : $status >> 8);'
 
     pgxs=$VS_PG_PKGLIBDIR/pgxs
-    failed_files=()
-    for t in "${taps[@]}"; do
-        if ! (cd "$src" && vs_as_user env -u PGHOST -u PGPORT -u PGUSER -u PGDATABASE \
+
+    # prove_file FILE - prove one TAP file as the test user; on failure,
+    # print the end of its regress_log.  (VECSTORE_FUZZ_* pass through.)
+    prove_file() {
+        local t=$1 log
+        if (cd "$src" && vs_as_user env -u PGHOST -u PGPORT -u PGUSER -u PGDATABASE \
             PERL5LIB="$pgxs/src/test/perl${PERL5LIB:+:$PERL5LIB}" \
             PG_REGRESS="$pgxs/src/test/regress/pg_regress" \
             TESTDIR="$testdir" VECSTORE_DATA="$data" VECSTORE_SRC="$src" \
             perl -e "$reaper" -- prove --norc -I "$pgxs/src/test/perl" -I "$src" -I "$src/test" "$t"); then
-            failed_files+=("$(basename "$t")")
-            log=$testdir/tmp_check/log/regress_log_$(basename "$t" .pl)
-            if [ -f "$log" ]; then
-                echo "--- last 60 lines of $log ---"
-                tail -n 60 "$log"
-            fi
+            return 0
         fi
-    done
-    if [ ${#failed_files[@]} -eq 0 ]; then
-        record tap PASS "all ${#taps[@]} files passed"
+        log=$testdir/tmp_check/log/regress_log_$(basename "$t" .pl)
+        if [ -f "$log" ]; then
+            echo "--- last 60 lines of $log ---"
+            tail -n 60 "$log"
+        fi
+        return 1
+    }
+
+    if [ ${#taps[@]} -eq 0 ]; then
+        record tap SKIP "no test/t/*.pl yet"
     else
-        record tap FAIL "${#failed_files[@]} of ${#taps[@]} files failed: ${failed_files[*]}"
+        header tap
+        failed_files=()
+        for t in "${taps[@]}"; do
+            prove_file "$t" || failed_files+=("$(basename "$t")")
+        done
+        if [ ${#failed_files[@]} -eq 0 ]; then
+            record tap PASS "all ${#taps[@]} files passed"
+        else
+            record tap FAIL "${#failed_files[@]} of ${#taps[@]} files failed: ${failed_files[*]}"
+        fi
+    fi
+
+    if [ -z "$fuzz" ]; then
+        record fuzz SKIP "no $fuzz_file yet"
+    else
+        header fuzz
+        # The seed and the per-category summary are diag lines (stderr).
+        if prove_file "$fuzz" 2>&1 | tee "$logdir/fuzz.log"; then
+            rc=0
+        else
+            rc=1
+        fi
+        seed=$(grep -Eo 'fuzz seed [0-9]+' "$logdir/fuzz.log" | head -n 1 | grep -Eo '[0-9]+$' || true)
+        if [ "$rc" = 0 ]; then
+            record fuzz PASS "seed ${seed:-?}, ${VECSTORE_FUZZ_SECONDS:-60} s"
+        else
+            record fuzz FAIL "seed ${seed:-?}: replay with VECSTORE_FUZZ_SEED=${seed:-?}; see $logdir/fuzz.log"
+        fi
     fi
 fi
 
