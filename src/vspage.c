@@ -619,7 +619,6 @@ VsReadMetaExtended(Relation index, VsMetaPage meta, bool check_crc)
 	Buffer		buf;
 	Page		page;
 	VsMetaPage	m;
-	bool		crc_ok = true;
 
 	buf = ReadBuffer(index, VS_METAPAGE_BLKNO);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
@@ -630,7 +629,14 @@ VsReadMetaExtended(Relation index, VsMetaPage meta, bool check_crc)
 	{
 		if (check_crc)
 			report_damaged(index, page, VS_METAPAGE_BLKNO);
-		crc_ok = false;
+
+		/*
+		 * Nothing on a damaged metapage can be believed, not even its
+		 * version: the caller (vecstore_verify) reports the damage alone.
+		 */
+		memcpy(meta, m, sizeof(VsMetaPageData));
+		UnlockReleaseBuffer(buf);
+		return false;
 	}
 	if (!PageIsNew(page) && m->magic == VS_MAGIC && m->version != VS_VERSION)
 		ereport(ERROR,
@@ -646,7 +652,7 @@ VsReadMetaExtended(Relation index, VsMetaPage meta, bool check_crc)
 				 errhint("Please REINDEX it.")));
 	memcpy(meta, m, sizeof(VsMetaPageData));
 	UnlockReleaseBuffer(buf);
-	return crc_ok;
+	return true;
 }
 
 /*

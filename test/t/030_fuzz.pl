@@ -1827,17 +1827,18 @@ sub mutate_fork
         # heap page
         my $blk  = pick(@{ $l->{delta_blocks} });
         my $base = $blk * $BLCKSZ;
-        my $next = get_uint($bytes, $base + $BLCKSZ - 8, 4);
+        my $sp   = get_uint($bytes, $base + 16, 2);    # pd_special: nextblkno, type, page id
+        my $next = get_uint($bytes, $base + $sp, 4);
         my $what = weighted(nextblkno => 4, type => 1, page_id => 1, pd_lower => 1, pd_upper => 1, pd_special => 1);
         if ($what eq 'nextblkno')
         {
             my $v = pick(0xffffffff, $blk, 0, pick(@{ $l->{delta_blocks} }), pick(@{ $l->{meta_blocks} }), $l->{nblocks} + 5);
-            push @writes, [ $base + $BLCKSZ - 8, pack('V', $v) ];
+            push @writes, [ $base + $sp, pack('V', $v) ];
             $desc = "delta page $blk: next block $next -> $v";
         }
         else
         {
-            my ($off, $size) = @{ { type => [ 8188, 2 ], page_id => [ 8190, 2 ], pd_lower => [ 12, 2 ], pd_upper => [ 14, 2 ], pd_special => [ 16, 2 ] }->{$what} };
+            my ($off, $size) = @{ { type => [ $sp + 4, 2 ], page_id => [ $sp + 6, 2 ], pd_lower => [ 12, 2 ], pd_upper => [ 14, 2 ], pd_special => [ 16, 2 ] }->{$what} };
             my $cur = get_uint($bytes, $base + $off, $size);
             my $v   = pick(0, 1, 2, 4, 0xffff, $cur + 1, $cur - 8, 8192);
             push @writes, [ $base + $off, put_uint($size, $v) ];
@@ -1847,8 +1848,9 @@ sub mutate_fork
     elsif ($kind eq 'page_header')
     {
         my $blk = pick(@{ $l->{meta_blocks} });
+        my $sp  = get_uint($bytes, $blk * $BLCKSZ + 16, 2);
         my ($name, $off, $size) = @{ pick([ pd_lower => 12, 2 ], [ pd_upper => 14, 2 ], [ pd_special => 16, 2 ],
-            [ pd_pagesize_version => 18, 2 ], [ nextblkno => 8184, 4 ], [ type => 8188, 2 ], [ page_id => 8190, 2 ]) };
+            [ pd_pagesize_version => 18, 2 ], [ nextblkno => $sp, 4 ], [ type => $sp + 4, 2 ], [ page_id => $sp + 6, 2 ]) };
         my $cur = get_uint($bytes, $blk * $BLCKSZ + $off, $size);
         my $v   = pick(0, 1, 0xffff, $cur + 1, $cur ^ 0x100, 8192, 3, 4);
         push @writes, [ $blk * $BLCKSZ + $off, put_uint($size, $v) ];
@@ -1920,7 +1922,7 @@ sub fuzz_fork
         while ($blk != 0xffffffff && $blk < $l->{nblocks} && !$seen{$blk}++)
         {
             $chain_of{$blk} = $c;
-            $blk = get_uint($pristine, $blk * $BLCKSZ + $BLCKSZ - 8, 4);
+            $blk = get_uint($pristine, $blk * $BLCKSZ + get_uint($pristine, $blk * $BLCKSZ + 16, 2), 4);
         }
     }
     my ($delta_rows, $delta_found) = (0, 0);
