@@ -2,7 +2,8 @@
 #
 # VsTest.pm
 #     What several TAP tests (test/t/*.pl) share: killing a server the hard
-#     way, and judging kNN results against an exact scan.  test/run.sh puts
+#     way, clustered test vectors and kNN queries over them, and judging
+#     kNN results against an exact scan.  test/run.sh puts
 #     test/ on prove's include path (-I).
 #
 # IDENTIFICATION
@@ -20,8 +21,8 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
 
-our @EXPORT_OK =
-  qw(server_pids crash_node check_results report_bad same_distances index_info);
+our @EXPORT_OK = qw(server_pids crash_node check_results report_bad same_distances index_info
+  clustered_vec_of_sql knn_sql);
 
 #
 # server_pids - pids of every process whose working directory is the
@@ -215,6 +216,43 @@ sub index_info
     my %info;
     @info{@cols} = split /\|/, $row, -1;
     return \%info;
+}
+
+#
+# clustered_vec_of_sql - the SQL that creates vec_of(id int, seed int), a
+# 64-dimensional vector: one of 40 centres (by id % 40) plus per-id noise,
+# all from hashes, so vectors are distinct and exact ties improbable; the
+# same ids with another seed give another data set of the same shape.
+#
+sub clustered_vec_of_sql
+{
+    return q{
+CREATE FUNCTION vec_of(id int, seed int) RETURNS vector(64)
+LANGUAGE sql IMMUTABLE STRICT AS $$
+    SELECT ARRAY(SELECT (hashint4((id % 40) * 1000 + j + seed * 7919) % 1000) / 100.0
+                      + (hashint4(id * 64 + j + seed * 104729) % 1000) / 400.0
+                 FROM generate_series(0, 63) AS j)::real[]::vector(64)
+$$;
+};
+}
+
+#
+# knn_sql - $nqueries kNN queries on items(id, v) after $settings, the
+# q-th query at vec_of($first + q * 37, 0) with LIMIT $limit; each prints
+# one line "q|id id ..." (ids in the order returned).
+#
+sub knn_sql
+{
+    my ($settings, $nqueries, $first, $limit) = @_;
+    my $sql = "$settings\n";
+    for my $q (1 .. $nqueries)
+    {
+        my $qv = "vec_of(" . ($first + $q * 37) . ", 0)";
+        $sql .= "SELECT $q, string_agg(id::text, ' ' ORDER BY rn) FROM "
+          . "(SELECT id, row_number() OVER () AS rn FROM "
+          . "(SELECT id FROM items ORDER BY v <-> $qv LIMIT $limit) s) s;\n";
+    }
+    return $sql;
 }
 
 1;

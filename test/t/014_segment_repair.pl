@@ -34,6 +34,7 @@ use File::Copy qw(copy);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use VsTest qw(clustered_vec_of_sql knn_sql);
 
 my $LISTS    = 40;
 my $NQUERIES = 20;
@@ -55,12 +56,7 @@ $node->start;
 $node->safe_psql(
     'postgres', qq{
 CREATE EXTENSION vecstore;
-CREATE FUNCTION vec_of(id int, seed int) RETURNS vector(64)
-LANGUAGE sql IMMUTABLE STRICT AS \$\$
-    SELECT ARRAY(SELECT (hashint4((id % 40) * 1000 + j + seed * 7919) % 1000) / 100.0
-                      + (hashint4(id * 64 + j + seed * 104729) % 1000) / 400.0
-                 FROM generate_series(0, 63) AS j)::real[]::vector(64)
-\$\$;
+@{[ clustered_vec_of_sql() ]}
 CREATE TABLE items (id int PRIMARY KEY, v vector(64));
 INSERT INTO items SELECT g, vec_of(g, 0) FROM generate_series(1, 10000) AS g;
 CREATE INDEX items_v_idx ON items USING vecstore (v vector_l2_ops) WITH (lists = $LISTS);
@@ -72,28 +68,10 @@ ANALYZE;
 is($node->safe_psql('postgres', 'SELECT count(DISTINCT v::text) FROM items'), '10000',
     'the vectors are distinct');
 
-#
-# knn_sql - the 20 queries under the given settings; each prints one line
-# "query|id id id ..." (ids in the order returned).
-#
-sub knn_sql
-{
-    my ($settings) = @_;
-    my $sql = "$settings\n";
-    for my $q (1 .. $NQUERIES)
-    {
-        my $qv = "vec_of(" . (20000 + $q * 37) . ", 0)";
-        $sql .= "SELECT $q, string_agg(id::text, ' ' ORDER BY rn) FROM "
-          . "(SELECT id, row_number() OVER () AS rn FROM "
-          . "(SELECT id FROM items ORDER BY v <-> $qv LIMIT 10) s) s;\n";
-    }
-    return $sql;
-}
-
 my %SQL = (
-    10     => knn_sql('SET enable_seqscan = off; SET vecstore.probes = 10;'),
-    $LISTS => knn_sql("SET enable_seqscan = off; SET vecstore.probes = $LISTS;"),
-    exact  => knn_sql('SET enable_indexscan = off; SET enable_bitmapscan = off;'));
+    10     => knn_sql('SET enable_seqscan = off; SET vecstore.probes = 10;', $NQUERIES, 20000, 10),
+    $LISTS => knn_sql("SET enable_seqscan = off; SET vecstore.probes = $LISTS;", $NQUERIES, 20000, 10),
+    exact  => knn_sql('SET enable_indexscan = off; SET enable_bitmapscan = off;', $NQUERIES, 20000, 10));
 
 like(
     $node->safe_psql('postgres',

@@ -49,7 +49,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use VsTest qw(crash_node);
+use VsTest qw(clustered_vec_of_sql crash_node knn_sql);
 
 my $NROWS    = 20_000;
 my $LISTS    = 40;
@@ -74,12 +74,7 @@ $node->start;
 $node->safe_psql(
     'postgres', qq{
 CREATE EXTENSION vecstore;
-CREATE FUNCTION vec_of(id int, seed int) RETURNS vector(64)
-LANGUAGE sql IMMUTABLE STRICT AS \$\$
-    SELECT ARRAY(SELECT (hashint4((id % 40) * 1000 + j + seed * 7919) % 1000) / 100.0
-                      + (hashint4(id * 64 + j + seed * 104729) % 1000) / 400.0
-                 FROM generate_series(0, 63) AS j)::real[]::vector(64)
-\$\$;
+@{[ clustered_vec_of_sql() ]}
 CREATE TABLE items (id int, v vector(64));
 INSERT INTO items SELECT g, vec_of(g, 0) FROM generate_series(1, $NROWS) AS g;
 CREATE INDEX items_v_idx ON items USING vecstore (v vector_l2_ops)
@@ -87,26 +82,8 @@ CREATE INDEX items_v_idx ON items USING vecstore (v vector_l2_ops)
 ANALYZE;
 });
 
-#
-# knn_sql - the queries under the given settings; each prints one line
-# "query|id id id ..." (ids in the order returned).
-#
-sub knn_sql
-{
-    my ($settings) = @_;
-    my $sql = "$settings\n";
-    for my $q (1 .. $NQUERIES)
-    {
-        my $qv = "vec_of(" . (50000 + $q * 37) . ", 0)";
-        $sql .= "SELECT $q, string_agg(id::text, ' ' ORDER BY rn) FROM "
-          . "(SELECT id, row_number() OVER () AS rn FROM "
-          . "(SELECT id FROM items ORDER BY v <-> $qv LIMIT 20) s) s;\n";
-    }
-    return $sql;
-}
-
-my $INDEX_SQL = knn_sql('SET enable_seqscan = off; SET vecstore.effort = 10;');
-my $EXACT_SQL = knn_sql('SET enable_indexscan = off; SET enable_bitmapscan = off;');
+my $INDEX_SQL = knn_sql('SET enable_seqscan = off; SET vecstore.effort = 10;', $NQUERIES, 50000, 20);
+my $EXACT_SQL = knn_sql('SET enable_indexscan = off; SET enable_bitmapscan = off;', $NQUERIES, 50000, 20);
 
 like(
     $node->safe_psql('postgres',
