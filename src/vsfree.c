@@ -89,6 +89,24 @@ add_entry(VsFreeList *fl, const VsFreeExtent *e)
 }
 
 /*
+ * add_extent - add_entry of an extent given by its fields.
+ */
+static void
+add_extent(VsFreeList *fl, BlockNumber start, BlockNumber nblocks, uint32 cluster,
+		   BlockNumber new_head, uint64 stamp)
+{
+	VsFreeExtent e;
+
+	memset(&e, 0, sizeof(e));
+	e.start = start;
+	e.nblocks = nblocks;
+	e.cluster = cluster;
+	e.new_head = new_head;
+	e.stamp = stamp;
+	add_entry(fl, &e);
+}
+
+/*
  * VsFreeListLoad - the index's free list, from the fork.
  */
 void
@@ -453,17 +471,10 @@ VsFreeListTake(VsFreeList *fl, BlockNumber start, BlockNumber n)
 void
 VsFreeListRetire(VsFreeList *fl, const VsRegion *region)
 {
-	VsFreeExtent e;
-
 	if (region->nblocks == 0)
 		return;
-	e.start = region->start;
-	e.nblocks = region->nblocks;
-	e.cluster = VS_NO_CLUSTER;
-	e.new_head = InvalidBlockNumber;
-	e.stamp = STAMP_PENDING;
-	e.pad = 0;
-	add_entry(fl, &e);
+	add_extent(fl, region->start, region->nblocks, VS_NO_CLUSTER, InvalidBlockNumber,
+			   STAMP_PENDING);
 }
 
 /*
@@ -474,17 +485,9 @@ VsFreeListRetire(VsFreeList *fl, const VsRegion *region)
 void
 VsFreeListRetireChain(VsFreeList *fl, uint32 cluster, BlockNumber start, BlockNumber new_head)
 {
-	VsFreeExtent e;
-
 	if (!BlockNumberIsValid(start) || start == new_head)
 		return;
-	e.start = start;
-	e.nblocks = 0;
-	e.cluster = cluster;
-	e.new_head = new_head;
-	e.stamp = STAMP_PENDING;
-	e.pad = 0;
-	add_entry(fl, &e);
+	add_extent(fl, start, 0, cluster, new_head, STAMP_PENDING);
 }
 
 /*
@@ -652,19 +655,12 @@ take_fsm_pages(Relation index, VsFreeList *fl, BufferAccessStrategy bas)
 	for (;;)
 	{
 		BlockNumber blk = GetFreeIndexPage(index);
-		VsFreeExtent e;
 
 		if (!BlockNumberIsValid(blk))
 			break;
 		if (blk >= nblocks || !block_is(index, blk, VS_PAGE_FREE, true, bas))
 			continue;
-		memset(&e, 0, sizeof(e));
-		e.start = blk;
-		e.nblocks = 1;
-		e.cluster = VS_NO_CLUSTER;
-		e.new_head = InvalidBlockNumber;
-		e.stamp = STAMP_FREE;
-		add_entry(fl, &e);
+		add_extent(fl, blk, 1, VS_NO_CLUSTER, InvalidBlockNumber, STAMP_FREE);
 		taken++;
 	}
 	return taken;
@@ -932,17 +928,7 @@ move_delta_pages(Relation index, VsMetaPage meta, const char *head, VsFreeList *
 					UnlockReleaseBuffer(link);
 				UnlockReleaseBuffer(dst);
 				UnlockReleaseBuffer(src);
-				{
-					VsFreeExtent fe;
-
-					memset(&fe, 0, sizeof(fe));
-					fe.start = blk;
-					fe.nblocks = 1;
-					fe.cluster = VS_NO_CLUSTER;
-					fe.new_head = InvalidBlockNumber;
-					fe.stamp = STAMP_FREE;
-					add_entry(fl, &fe);
-				}
+				add_extent(fl, blk, 1, VS_NO_CLUSTER, InvalidBlockNumber, STAMP_FREE);
 				if (!BlockNumberIsValid(prev))
 					entry.delta_head = to;
 				if (entry.delta_tail == blk)
@@ -1183,15 +1169,7 @@ truncate_tail(Relation index, BufferAccessStrategy bas, BlockNumber *removed,
 		if (!fits && tail_ok && end + listblocks <= nblocks)
 		{
 			/* the list's own run, just past the end */
-			VsFreeExtent e;
-
-			memset(&e, 0, sizeof(e));
-			e.start = end;
-			e.nblocks = listblocks;
-			e.cluster = VS_NO_CLUSTER;
-			e.new_head = InvalidBlockNumber;
-			e.stamp = STAMP_FREE;
-			add_entry(&fl, &e);
+			add_extent(&fl, end, listblocks, VS_NO_CLUSTER, InvalidBlockNumber, STAMP_FREE);
 			end += listblocks;
 		}
 	}
