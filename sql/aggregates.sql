@@ -40,3 +40,29 @@ SELECT aggfnoid::regprocedure, aggcombinefn, aggserialfn, aggdeserialfn, p.propa
 FROM pg_aggregate a JOIN pg_proc p ON p.oid = a.aggfnoid
 WHERE aggfnoid IN ('avg(vector)'::regprocedure, 'sum(vector)'::regprocedure)
 ORDER BY 1::text;
+
+-- pgvector's array-state functions, callable by name: a state is
+-- {count, sum_1, ..., sum_n}, '{0}' when empty
+SELECT vector_accum('{0}', '[1,2,3]');
+SELECT vector_accum(vector_accum('{0}', '[1,2,3]'), '[3,4,5]');
+SELECT vector_avg(vector_accum(vector_accum('{0}', '[1,2,3]'), '[3,4,5]'));
+SELECT vector_avg('{0}') IS NULL AS empty_is_null;
+SELECT vector_combine('{2,4,6}', '{1,1,1}');
+SELECT vector_combine('{0}', '{1,1,1}'), vector_combine('{1,1,1}', '{0}');
+-- the same mean as avg(vector), folded by hand
+SELECT vector_avg(s) = (SELECT avg(v) FROM unnest(ARRAY['[1,5]'::vector, '[2,6]', '[6,1]']) v) AS same
+FROM (SELECT vector_accum(vector_accum(vector_accum('{0}', '[1,5]'), '[2,6]'), '[6,1]') AS s) t;
+-- errors: not a state, dimensions, overflow
+SELECT vector_accum('{}', '[1]');
+SELECT vector_accum('{{0}}', '[1]');
+SELECT vector_accum('{NULL}', '[1]');
+SELECT vector_accum('{1,2}', '[1,2,3]');
+SELECT vector_combine('{1,2}', '{1,2,3}');
+SELECT vector_combine('{0}', '{0}');
+SELECT vector_avg('{1}');
+SELECT vector_avg('{1,1e300,1e300}'::float8[] || ARRAY[1e300]::float8[]);
+SELECT vector_accum('{1,1e308}', '[1e38]') IS NOT NULL AS fits;
+SELECT vector_combine('{1,1.7e308}', '{1,1.7e308}');
+-- rows of different dimensions: avg and sum say it as pgvector does
+SELECT avg(v) FROM unnest(ARRAY['[1,2]'::vector, '[3]']) v;
+SELECT sum(v) FROM unnest(ARRAY['[1,2]'::vector, '[3]']) v;

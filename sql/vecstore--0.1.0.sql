@@ -163,6 +163,22 @@ CREATE AGGREGATE sum(vector) (
     PARALLEL = SAFE
 );
 
+-- pgvector's aggregate support functions on its array state
+-- ({count, sum_1, ..., sum_n}), for applications that call them by name
+CREATE FUNCTION vector_accum(double precision[], vector) RETURNS double precision[]
+    AS 'MODULE_PATHNAME', 'vs_vector_accum' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION vector_combine(double precision[], double precision[]) RETURNS double precision[]
+    AS 'MODULE_PATHNAME', 'vs_vector_combine' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION vector_avg(double precision[]) RETURNS vector
+    AS 'MODULE_PATHNAME', 'vs_vector_avg' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION vector_accum(double precision[], vector) IS 'adds a vector to an array state {count, sums...} (pgvector''s avg transition function)';
+COMMENT ON FUNCTION vector_combine(double precision[], double precision[]) IS 'combines two array states {count, sums...} (pgvector''s avg combine function)';
+COMMENT ON FUNCTION vector_avg(double precision[]) IS 'the mean an array state {count, sums...} holds (pgvector''s avg final function)';
+
+CREATE FUNCTION binary_quantize(vector) RETURNS bit
+    AS 'MODULE_PATHNAME', 'vs_binary_quantize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION binary_quantize(vector) IS 'one bit per element, set where the element is positive';
+
 COMMENT ON AGGREGATE avg(vector) IS 'element-wise mean, summed in double precision';
 COMMENT ON AGGREGATE sum(vector) IS 'element-wise sum, summed in double precision';
 

@@ -53,3 +53,11 @@ SELECT id FROM items ORDER BY embedding <#> '[1,1,1]', id LIMIT 3;
 SELECT id FROM items ORDER BY embedding <=> '[1,1,1]', id LIMIT 3;
 SELECT id FROM items ORDER BY embedding <+> '[1,1,1]', id LIMIT 3;
 DROP TABLE items;
+
+-- binary_quantize: one bit per element, set where it is positive
+SELECT binary_quantize('[1,-2,0,3.5,-0.1,7,0,0,1]');
+SELECT binary_quantize('[1,-2,0,3.5,-0.1,7,0,0,1]')::text = '100101001' AS bits;
+SELECT length(binary_quantize(array_fill(1, ARRAY[16000])::vector)) AS bits;
+SELECT pg_typeof(binary_quantize('[1]'));
+-- an element that underflows float4 reads as zero (as pgvector reads it)
+SELECT '[1e-46,1]'::vector, '[-1e-46,1]'::vector, '[1e-40]'::vector;

@@ -34,6 +34,7 @@
 #include "utils/float.h"
 #include "utils/lsyscache.h"
 #include "utils/numeric.h"
+#include "utils/varbit.h"
 
 #include "vector.h"
 #include "vsdistance.h"
@@ -165,7 +166,9 @@ underflow_error(void)
 }
 
 /*
- * malformed_error - the literal is not of the form [x,y,...].
+ * malformed_error - the literal is not of the form [x,y,...].  The
+ * messages, and which of them have a DETAIL, are pgvector's, so that
+ * applications and tests written against pgvector see the same errors.
  */
 static void
 pg_attribute_noreturn()
@@ -173,8 +176,8 @@ malformed_error(const char *lit, const char *detail)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-			 errmsg("malformed vector literal: \"%s\"", lit),
-			 errdetail("%s", detail)));
+			 errmsg("invalid input syntax for type vector: \"%s\"", lit),
+			 detail != NULL ? errdetail("%s", detail) : 0));
 }
 
 PG_FUNCTION_INFO_V1(vs_vector_in);
@@ -231,17 +234,20 @@ vs_vector_in(PG_FUNCTION_ARGS)
 		while (vector_isspace(*pt))
 			pt++;
 		if (*pt == '\0')
-			malformed_error(lit, "Unexpected end of input.");
+			malformed_error(lit, NULL);
 
 		errno = 0;
 		val = strtof(pt, &end);
 		if (end == pt)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-					 errmsg("invalid input syntax for type vector: \"%s\"", lit),
-					 errdetail("Element %d is empty or not a number.", dim + 1)));
-		/* overflow, or underflow all the way to zero, as float4in reports */
-		if (errno == ERANGE && (val == 0.0f || isinf(val)))
+					 errmsg("invalid input syntax for type vector: \"%s\"", lit)));
+		/*
+		 * Overflow is an error; underflow reads as the nearest float, zero
+		 * included (as pgvector reads '[1e-46,1]': [0,1]; float4in would
+		 * refuse it).
+		 */
+		if (errno == ERANGE && isinf(val))
 			ereport(ERROR,
 					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 					 errmsg("\"%s\" is out of range for type vector",
@@ -260,18 +266,17 @@ vs_vector_in(PG_FUNCTION_ARGS)
 			break;
 		}
 		else if (*pt == '\0')
-			malformed_error(lit, "Unexpected end of input.");
+			malformed_error(lit, NULL);
 		else
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-					 errmsg("invalid input syntax for type vector: \"%s\"", lit),
-					 errdetail("Expected \",\" or \"]\" after element %d.", dim)));
+					 errmsg("invalid input syntax for type vector: \"%s\"", lit)));
 	}
 
 	while (vector_isspace(*pt))
 		pt++;
 	if (*pt != '\0')
-		malformed_error(lit, "Junk after closing right bracket.");
+		malformed_error(lit, "Junk after closing right brace.");
 
 	check_dim(dim);
 	check_expected_dim(typmod, dim);
@@ -326,8 +331,7 @@ vs_vector_typmod_in(PG_FUNCTION_ARGS)
 	if (n != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid type modifier"),
-				 errdetail("The vector type takes exactly one modifier, the number of dimensions.")));
+				 errmsg("invalid type modifier")));
 	if (*tl < 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -678,17 +682,10 @@ vs_subvector(PG_FUNCTION_ARGS)
 	/* int64 arithmetic: start + count cannot overflow */
 	first = Max(start, 1);
 	last = Min(start + count - 1, (int64) a->dim);
-	if (count < 1)
+	if (count < 1 || last < first)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("vector must have at least 1 dimension"),
-				 errdetail("The element count of subvector must be at least 1.")));
-	if (last < first)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("vector must have at least 1 dimension"),
-				 errdetail("Positions " INT64_FORMAT " to " INT64_FORMAT " lie outside a vector of %d dimensions.",
-						   start, start + count - 1, a->dim)));
+				 errmsg("vector must have at least 1 dimension")));
 
 	result = VsInitVector((int) (last - first + 1));
 	memcpy(result->x, a->x + (first - 1), sizeof(float) * result->dim);
@@ -913,6 +910,29 @@ agg_state_get(FunctionCallInfo fcinfo, int argno, MemoryContext aggcontext)
 	return state;
 }
 
+/*
+ * agg_dims_error - rows of different dimensions in avg(vector) or
+ * sum(vector), in pgvector's words for each: its avg accumulates into an
+ * array state ("expected N dimensions, not M"), its sum adds vectors
+ * ("different vector dimensions N and M").  The aggregate is looked up
+ * only here, on the way to the error.
+ */
+static void
+pg_attribute_noreturn()
+agg_dims_error(FunctionCallInfo fcinfo, int have, int got)
+{
+	Aggref	   *aggref = AggGetAggref(fcinfo);
+	char	   *name = aggref != NULL ? get_func_name(aggref->aggfnoid) : NULL;
+
+	if (name != NULL && strcmp(name, "avg") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("expected %d dimensions, not %d", have, got)));
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_EXCEPTION),
+			 errmsg("different vector dimensions %d and %d", have, got)));
+}
+
 PG_FUNCTION_INFO_V1(vs_vector_agg_accum);
 /*
  * vector_agg_accum - transition function of avg(vector) and sum(vector):
@@ -940,10 +960,7 @@ vs_vector_agg_accum(PG_FUNCTION_ARGS)
 		state->sums = MemoryContextAllocZero(aggcontext, sizeof(double) * v->dim);
 	}
 	else if (state->dim != v->dim)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("different vector dimensions %d and %d",
-						state->dim, v->dim)));
+		agg_dims_error(fcinfo, state->dim, v->dim);
 
 	for (int i = 0; i < v->dim; i++)
 		state->sums[i] += (double) v->x[i];
@@ -978,10 +995,7 @@ vs_vector_agg_combine(PG_FUNCTION_ARGS)
 		s1->sums = MemoryContextAllocZero(aggcontext, sizeof(double) * s2->dim);
 	}
 	else if (s1->dim != s2->dim)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("different vector dimensions %d and %d",
-						s1->dim, s2->dim)));
+		agg_dims_error(fcinfo, s1->dim, s2->dim);
 
 	for (int i = 0; i < s1->dim; i++)
 		s1->sums[i] += s2->sums[i];
@@ -1090,4 +1104,166 @@ Datum
 vs_vector_sum_final(PG_FUNCTION_ARGS)
 {
 	return agg_final_vector(fcinfo, false);
+}
+
+/*
+ * pgvector's aggregate support functions, callable from SQL.
+ *
+ * pgvector's avg(vector) keeps its state in a double precision[] of
+ * {count, sum_1, ..., sum_n}, starting from '{0}', and exposes the
+ * functions; applications and dumps call them by name.  vecstore's own
+ * aggregates keep an internal state (above), so these are the same
+ * arithmetic on the array form, for compatibility only.
+ */
+
+/*
+ * state_values - the elements of a state array, after checking that it is
+ * one: one dimension, at least one element (the count), no NULLs, float8.
+ * Sets *dim to the number of sums.
+ */
+static float8 *
+state_values(ArrayType *state, const char *caller, int *dim)
+{
+	if (ARR_NDIM(state) != 1 || ARR_DIMS(state)[0] < 1 || ARR_HASNULL(state) ||
+		ARR_ELEMTYPE(state) != FLOAT8OID)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s: expected state array", caller)));
+	*dim = ARR_DIMS(state)[0] - 1;
+	return (float8 *) ARR_DATA_PTR(state);
+}
+
+/*
+ * make_state - a state array of "count" and "dim" sums; "sums" NULL means
+ * zeros.
+ */
+static ArrayType *
+make_state(float8 count, const float8 *sums, int dim)
+{
+	Datum	   *d = palloc(sizeof(Datum) * (dim + 1));
+	ArrayType  *result;
+
+	d[0] = Float8GetDatum(count);
+	for (int i = 0; i < dim; i++)
+		d[i + 1] = Float8GetDatum(sums != NULL ? sums[i] : 0.0);
+	result = construct_array(d, dim + 1, FLOAT8OID, sizeof(float8), FLOAT8PASSBYVAL,
+							 TYPALIGN_DOUBLE);
+	pfree(d);
+	return result;
+}
+
+PG_FUNCTION_INFO_V1(vs_vector_accum);
+/*
+ * vector_accum(double precision[], vector) - the state with one more
+ * vector: into a state without sums ('{0}'), the vector sets the number
+ * of dimensions.
+ */
+Datum
+vs_vector_accum(PG_FUNCTION_ARGS)
+{
+	ArrayType  *state = PG_GETARG_ARRAYTYPE_P(0);
+	Vector	   *v = PG_GETARG_VECTOR_P(1);
+	int			dim;
+	float8	   *values = state_values(state, "vector_accum", &dim);
+	float8	   *sums;
+
+	if (dim == 0)
+	{
+		sums = palloc(sizeof(float8) * v->dim);
+		for (int i = 0; i < v->dim; i++)
+			sums[i] = v->x[i];
+		PG_RETURN_ARRAYTYPE_P(make_state(1.0, sums, v->dim));
+	}
+	check_expected_dim(dim, v->dim);
+	sums = palloc(sizeof(float8) * dim);
+	for (int i = 0; i < dim; i++)
+	{
+		sums[i] = values[i + 1] + v->x[i];
+		if (isinf(sums[i]))
+			overflow_error();
+	}
+	PG_RETURN_ARRAYTYPE_P(make_state(values[0] + 1.0, sums, dim));
+}
+
+PG_FUNCTION_INFO_V1(vs_vector_combine);
+/*
+ * vector_combine(double precision[], double precision[]) - two states as
+ * one: an empty one (count 0) gives the other.
+ */
+Datum
+vs_vector_combine(PG_FUNCTION_ARGS)
+{
+	ArrayType  *state1 = PG_GETARG_ARRAYTYPE_P(0);
+	ArrayType  *state2 = PG_GETARG_ARRAYTYPE_P(1);
+	int			dim1,
+				dim2;
+	float8	   *values1 = state_values(state1, "vector_combine", &dim1);
+	float8	   *values2 = state_values(state2, "vector_combine", &dim2);
+	float8	   *sums;
+
+	if (values1[0] == 0.0 || values2[0] == 0.0)
+	{
+		float8	   *values = values1[0] == 0.0 ? values2 : values1;
+		int			dim = values1[0] == 0.0 ? dim2 : dim1;
+
+		check_dim(dim);
+		PG_RETURN_ARRAYTYPE_P(make_state(values[0], values + 1, dim));
+	}
+	check_dim(dim1);
+	check_expected_dim(dim1, dim2);
+	sums = palloc(sizeof(float8) * dim1);
+	for (int i = 0; i < dim1; i++)
+	{
+		sums[i] = values1[i + 1] + values2[i + 1];
+		if (isinf(sums[i]))
+			overflow_error();
+	}
+	PG_RETURN_ARRAYTYPE_P(make_state(values1[0] + values2[0], sums, dim1));
+}
+
+PG_FUNCTION_INFO_V1(vs_vector_avg);
+/*
+ * vector_avg(double precision[]) - the mean a state holds, NULL for none.
+ */
+Datum
+vs_vector_avg(PG_FUNCTION_ARGS)
+{
+	ArrayType  *state = PG_GETARG_ARRAYTYPE_P(0);
+	int			dim;
+	float8	   *values = state_values(state, "vector_avg", &dim);
+	Vector	   *result;
+
+	if (values[0] == 0.0)
+		PG_RETURN_NULL();
+	check_dim(dim);
+	result = VsInitVector(dim);
+	for (int i = 0; i < dim; i++)
+	{
+		result->x[i] = (float) (values[i + 1] / values[0]);
+		if (isinf(result->x[i]))
+			overflow_error();
+	}
+	PG_RETURN_VECTOR_P(result);
+}
+
+PG_FUNCTION_INFO_V1(vs_binary_quantize);
+/*
+ * binary_quantize(vector) - one bit per element, set where it is positive
+ * (pgvector's binary quantization; the result is PostgreSQL's bit type).
+ */
+Datum
+vs_binary_quantize(PG_FUNCTION_ARGS)
+{
+	Vector	   *v = PG_GETARG_VECTOR_P(0);
+	VarBit	   *result = palloc0(VARBITTOTALLEN(v->dim));
+	bits8	   *r = VARBITS(result);
+
+	SET_VARSIZE(result, VARBITTOTALLEN(v->dim));
+	VARBITLEN(result) = v->dim;
+	for (int i = 0; i < v->dim; i++)
+	{
+		if (v->x[i] > 0)
+			r[i / 8] |= (bits8) (0x80 >> (i % 8));
+	}
+	PG_RETURN_VARBIT_P(result);
 }

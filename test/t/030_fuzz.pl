@@ -117,6 +117,8 @@
 use strict;
 use warnings;
 
+use POSIX ();
+
 use File::Path qw(make_path);
 use List::Util qw(min max);
 use Time::HiRes qw(time);
@@ -200,6 +202,20 @@ sub weighted
         return $pairs[ 2 * $i ] if ($r -= $pairs[ 2 * $i + 1 ]) < 0;
     }
     return $pairs[-2];
+}
+
+#
+# underflow_to_zero - an element literal that strtof would round to zero
+# although it is not zero ("1e-46"), as the zero it reads as; any other
+# literal as it is.
+#
+sub underflow_to_zero
+{
+    my ($lit) = @_;
+    (my $trimmed = $lit) =~ s/^[ \t\n\r\x0b\x0c]+|[ \t\n\r\x0b\x0c]+$//g;
+    my ($v, $unparsed) = POSIX::strtod($trimmed);
+    return $lit if $unparsed || $v != $v || $v == 0 || abs($v) >= 7.0064923216e-46;
+    return $v < 0 ? '-0' : '0';
 }
 
 sub sqlq { my ($s) = @_; $s =~ s/'/''/g; return "'$s'"; }
@@ -766,8 +782,10 @@ sub fuzz_literals
                 $check{$t} = { kind => $kind, typmod => $tmn, sql => $units[-1][1] };
                 if ($kind eq 'structured')
                 {
-                    # the model: the same elements through float4in
-                    my $arr = $dim ? 'ARRAY[' . join(',', map { sqlq($_) } @$el) . ']' : "'{}'";
+                    # the model: the same elements through float4in,
+                    # except that an element that underflows to zero
+                    # reads as zero (pgvector's rule; float4in refuses it)
+                    my $arr = $dim ? 'ARRAY[' . join(',', map { sqlq(underflow_to_zero($_)) } @$el) . ']' : "'{}'";
                     push @units,
                       [ "A$t", "SELECT 'A$t|' || encode(vector_send($arr\::real[]::vector$tm), 'hex');" ];
                     $check{$t}{model} = "A$t";
