@@ -467,15 +467,12 @@ array_to_vector_common(ArrayType *array, int32 typmod)
 				result->x[i] = DatumGetFloat4(elems[i]);
 				break;
 			case FLOAT8OID:
-				{
-					double		d = DatumGetFloat8(elems[i]);
-
-					result->x[i] = (float) d;
-					/* a finite double beyond float4's range */
-					if (isinf(result->x[i]) && !isinf(d))
-						overflow_error();
-					break;
-				}
+				/*
+				 * A double beyond float4's range becomes infinite, which
+				 * check_element refuses (pgvector's words for it)
+				 */
+				result->x[i] = (float) DatumGetFloat8(elems[i]);
+				break;
 			case NUMERICOID:
 				/* numeric_float4 reports its own range errors */
 				result->x[i] = DatumGetFloat4(DirectFunctionCall1(numeric_float4, elems[i]));
