@@ -111,3 +111,21 @@ FROM pg_opclass opc JOIN pg_am am ON am.oid = opc.opcmethod
 WHERE am.amname = 'vecstore' ORDER BY opc.opcname;
 
 DROP TABLE o;
+
+-- pgvector's query settings do nothing here: a scan says so, once per
+-- session and setting
+CREATE TABLE pgv (id int, v vector(2));
+INSERT INTO pgv SELECT g, ARRAY[g, g % 7]::real[]::vector FROM generate_series(1, 100) g;
+CREATE INDEX pgv_idx ON pgv USING vecstore (v);
+SET enable_seqscan = off;
+SET hnsw.ef_search = 100;
+SET ivfflat.probes = 10;
+SELECT id FROM pgv ORDER BY v <-> '[3,3]' LIMIT 1;
+SELECT id FROM pgv ORDER BY v <-> '[3,3]' LIMIT 1;
+SET hnsw.iterative_scan = relaxed_order;
+SELECT id FROM pgv ORDER BY v <-> '[3,3]' LIMIT 1;
+RESET enable_seqscan;
+RESET hnsw.ef_search;
+RESET ivfflat.probes;
+RESET hnsw.iterative_scan;
+DROP TABLE pgv;

@@ -193,6 +193,64 @@ VsGetMinClusterRows(Relation index)
 }
 
 /*
+ * pgvector's query settings, and what does their work in vecstore.  A
+ * session that sets one while pgvector's library is not loaded in it gets
+ * a placeholder that nothing reads; VsWarnForeignSettings tells it so.
+ */
+static const struct
+{
+	const char *name;
+	const char *instead;
+}			foreign_settings[] =
+{
+	{"hnsw.ef_search", "vecstore.effort (1-10) sets how hard a query searches; vecstore.ef_search fixes the graph search's depth."},
+	{"hnsw.iterative_scan", "vecstore scans always go on until the query has its rows, within vecstore.max_scan_tuples, and return them in exact distance order."},
+	{"hnsw.max_scan_tuples", "Set vecstore.max_scan_tuples."},
+	{"hnsw.scan_mem_multiplier", "vecstore scans are bounded by vecstore.max_scan_tuples."},
+	{"ivfflat.probes", "vecstore.effort (1-10) sets how hard a query searches; vecstore.probes fixes the number of clusters."},
+	{"ivfflat.iterative_scan", "vecstore scans always go on until the query has its rows, within vecstore.max_scan_tuples, and return them in exact distance order."},
+	{"ivfflat.max_probes", "vecstore scans are bounded by vecstore.max_scan_tuples."},
+};
+
+/*
+ * VsWarnForeignSettings - at the start of a scan: a WARNING, once per
+ * session and setting, for each of pgvector's query settings that this
+ * session set (SET, ALTER ROLE/DATABASE SET, PGOPTIONS) as a placeholder:
+ * it changes nothing here.  Where pgvector's library is loaded the
+ * setting is pgvector's own and is left alone.
+ */
+void
+VsWarnForeignSettings(void)
+{
+	static bool warned[lengthof(foreign_settings)];
+	static int	checked_options = -1;
+	bool		placeholders = false;
+
+	/*
+	 * Setting one the first time creates its placeholder: while no
+	 * placeholder of these exists and no setting was created since the
+	 * last look, there is nothing to look up (a scan pays one call).
+	 */
+	if (GetNumConfigOptions() == checked_options)
+		return;
+	for (int i = 0; i < lengthof(foreign_settings); i++)
+	{
+		if (!(GetConfigOptionFlags(foreign_settings[i].name, true) & GUC_CUSTOM_PLACEHOLDER))
+			continue;
+		placeholders = true;
+		if (warned[i] || GetConfigOption(foreign_settings[i].name, true, false) == NULL)
+			continue;
+		warned[i] = true;
+		ereport(WARNING,
+				(errcode(ERRCODE_WARNING),
+				 errmsg("setting \"%s\" has no effect on vecstore indexes",
+						foreign_settings[i].name),
+				 errhint("%s", foreign_settings[i].instead)));
+	}
+	checked_options = placeholders ? -1 : GetNumConfigOptions();
+}
+
+/*
  * VsGetMetric - which distance the index's operator class orders by,
  * told from the C function behind support function 1.
  */

@@ -593,6 +593,7 @@ extern void VsGetGraphOptions(Relation index, int *m, int *ef_construction, int 
 extern double VsGetCompactionThreshold(Relation index);
 extern int	VsGetMaxClusterRows(Relation index);
 extern int	VsGetMinClusterRows(Relation index);
+extern void VsWarnForeignSettings(void);
 extern Datum vs_handler(PG_FUNCTION_ARGS);
 
 /* vsbuild.c */

@@ -983,6 +983,8 @@ vsbeginscan(Relation index, int nkeys, int norderbys)
 	IndexScanDesc scan = RelationGetIndexScan(index, nkeys, norderbys);
 	VsScanOpaque so = palloc0(sizeof(VsScanOpaqueData));
 
+	VsWarnForeignSettings();
+
 	so->scanCtx = AllocSetContextCreate(CurrentMemoryContext, "vecstore scan context",
 										ALLOCSET_DEFAULT_SIZES);
 	scan->opaque = so;
