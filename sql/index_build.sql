@@ -85,3 +85,17 @@ RESET enable_seqscan;
 -- (it has no directory of segment files to remove)
 CREATE DATABASE vecstore_regress_nosegments;
 DROP DATABASE vecstore_regress_nosegments;
+
+-- sizes: the core functions leave the segment files out
+CREATE TABLE sz (id int, v vector(8));
+INSERT INTO sz SELECT g, array_fill(g::real, ARRAY[8])::vector FROM generate_series(1, 3000) g;
+CREATE INDEX sz_idx ON sz USING vecstore (v);
+CREATE INDEX sz_id ON sz (id);
+SELECT vecstore_index_size('sz_idx') = pg_total_relation_size('sz_idx')
+         + (SELECT segment_bytes FROM vecstore_index_info('sz_idx')) AS index_and_segment,
+       (SELECT segment_bytes FROM vecstore_index_info('sz_idx')) > 3000 * 8 * 4 AS segment_holds_vectors,
+       vecstore_index_size('sz_id') = pg_total_relation_size('sz_id') AS btree_as_core,
+       vecstore_database_size() >= (SELECT segment_bytes FROM vecstore_index_info('sz_idx')) AS database_counts_it;
+SELECT vecstore_index_size('sz');
+SELECT vecstore_index_size(0) IS NULL AS missing_is_null;
+DROP TABLE sz;

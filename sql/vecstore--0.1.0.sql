@@ -379,6 +379,13 @@ CREATE FUNCTION vecstore_index_info(index regclass,
     OUT fork_reads bigint)
     AS 'MODULE_PATHNAME', 'vecstore_index_info' LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
 
+CREATE FUNCTION vecstore_index_size(index regclass) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'vecstore_index_size' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+CREATE FUNCTION vecstore_database_size() RETURNS bigint
+    AS 'MODULE_PATHNAME', 'vecstore_database_size' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION vecstore_index_size(regclass) IS 'bytes of an index on disk: pg_total_relation_size plus its segment files under pg_vecstore';
+COMMENT ON FUNCTION vecstore_database_size() IS 'bytes of the current database''s segment files under pg_vecstore, which pg_database_size leaves out';
+
 CREATE FUNCTION vecstore_compact(index regclass, all_clusters boolean DEFAULT true,
     OUT clusters integer,
     OUT rows_folded bigint,

@@ -27,6 +27,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
+#include "storage/fd.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -117,6 +118,80 @@ VsBackendStats VsStats;
 
 /* the columns of vecstore_stats's row */
 #define STATS_COLS 9
+
+/*
+ * segment_bytes - bytes of the files in this database's segment directory,
+ * all of them (relnode InvalidOid) or those of one relfilenode (every
+ * generation's, and temporary files being written): what the disk holds,
+ * which the core size functions do not count.
+ */
+static int64
+segment_bytes(Oid relnode)
+{
+	char		dir[MAXPGPATH];
+	char		prefix[32];
+	DIR		   *d;
+	struct dirent *de;
+	int64		total = 0;
+
+	VsSegmentDir(MyDatabaseId, dir, sizeof(dir));
+	snprintf(prefix, sizeof(prefix), "%u.", relnode);
+	d = AllocateDir(dir);
+	if (d == NULL)
+		return 0;				/* no index has written one yet */
+	while ((de = ReadDirExtended(d, dir, LOG)) != NULL)
+	{
+		char		path[MAXPGPATH];
+		struct stat st;
+
+		if (de->d_name[0] == '.' ||
+			(OidIsValid(relnode) && strncmp(de->d_name, prefix, strlen(prefix)) != 0))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
+			total += (int64) st.st_size;
+	}
+	FreeDir(d);
+	return total;
+}
+
+PG_FUNCTION_INFO_V1(vecstore_index_size);
+/*
+ * vecstore_index_size(regclass) - pg_total_relation_size of an index
+ * plus, for a vecstore index, its segment files (every generation's still
+ * on disk).  Like pg_total_relation_size, it needs no privilege on the
+ * table; NULL for a relation that does not exist.
+ */
+Datum
+vecstore_index_size(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	Relation	rel = try_relation_open(relid, AccessShareLock);
+	int64		total;
+
+	if (rel == NULL)
+		PG_RETURN_NULL();
+	if (rel->rd_rel->relkind != RELKIND_INDEX)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not an index", RelationGetRelationName(rel))));
+	total = DatumGetInt64(DirectFunctionCall1(pg_total_relation_size, ObjectIdGetDatum(relid)));
+	if (rel->rd_rel->relam == get_index_am_oid("vecstore", true))
+		total += segment_bytes(rel->rd_node.relNode);
+	relation_close(rel, AccessShareLock);
+	PG_RETURN_INT64(total);
+}
+
+PG_FUNCTION_INFO_V1(vecstore_database_size);
+/*
+ * vecstore_database_size() - bytes of the current database's segment
+ * files, which pg_database_size leaves out.
+ */
+Datum
+vecstore_database_size(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64(segment_bytes(InvalidOid));
+}
 
 PG_FUNCTION_INFO_V1(vecstore_stats);
 /*
