@@ -639,6 +639,7 @@ typedef struct VsCompactResult
 	int64		rows_removed;	/* removed rows dropped */
 	int			splits;			/* clusters split */
 	int			merges;			/* clusters merged into another */
+	int			slots_reused;	/* parts of splits put in merged slots */
 	BlockNumber blocks_reused;	/* fork blocks reused instead of new ones */
 	BlockNumber blocks_truncated;	/* fork blocks given back at its end */
 	uint32		generation;		/* the index's generation afterwards */

@@ -152,9 +152,11 @@ typedef struct CompactCluster
 	int			host;			/* merged: the cluster whose probes read its
 								 * delta chain */
 	int64		absorbed;		/* rows it takes from merged clusters */
-	/* a split: into nparts clusters, itself and first_new, first_new + 1 ... */
+	bool		reused;			/* merged before, its slot now holds a part
+								 * of a split cluster (slot_free) */
+	/* a split: into nparts clusters, itself and part_ids[1], part_ids[2] ... */
 	int			nparts;			/* 0 or 1: not split */
-	int			first_new;
+	uint32	   *part_ids;		/* nparts: the cluster each part becomes */
 	float	   *centroids;		/* nparts * dims */
 	float	   *norms;			/* their norms, for the assignment */
 	int64	   *counts;			/* rows per part */
@@ -821,7 +823,34 @@ plan_split(VsMetaPage meta, CompactCluster *cc, const float *vecs, int64 n, int 
 static inline uint32
 part_cluster(const CompactCluster *cc, uint32 c, int j)
 {
-	return j == 0 ? c : (uint32) (cc->first_new + j - 1);
+	return j == 0 ? c : cc->part_ids[j];
+}
+
+/*
+ * slot_free - may cluster "c" (of the "nclusters" the old generation has)
+ * hold a part of a split cluster in the new generation?  When it was
+ * merged by an earlier compaction (its host reads its chain in the old
+ * generation), nothing of this compaction touches it (not chosen: no
+ * unfolded row, live or removed, is on its chain up to the end
+ * count_delta saw, so none is left to give away; not moved with its
+ * piece), and no part took it yet.
+ *
+ * Why that is safe: the slot keeps its directory entry, its chain and its
+ * fold position (delta_blk, delta_off, delta_folded), as every compaction
+ * keeps a chain; both generations read the chain from that same position,
+ * past the last row folded, the old one through the host's probes and the
+ * new one through the cluster's own.  A row appended later (by an insert
+ * routed with the old generation's centroids, or the new one's) is on the
+ * chain after that position: each generation reads it once, and the new
+ * one never reads a row of the old chain that the host took.  Its sealed
+ * rows are new (a part of the split cluster's rows, which the old
+ * generation reads in that cluster); the old generation read none there.
+ */
+static inline bool
+slot_free(const CompactCluster *cc, const int32 *hosts, uint32 c, uint32 nclusters)
+{
+	return c < nclusters && hosts != NULL && hosts[c] >= 0 && cc[c].merged && !cc[c].chosen &&
+		!cc[c].reused && cc[c].delta_live == 0 && cc[c].delta_dead == 0;
 }
 
 /*
@@ -893,6 +922,8 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 	char	   *oldhead;
 	uint32		nclusters;
 	uint32		capacity;
+	uint32		nfree;
+	uint32		next_free = 0;
 	uint64		split_rows;
 	int64		min_rows;
 	Incoming   *inc;
@@ -986,9 +1017,19 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 		else
 			cc[c].chosen = changed >= VS_COMPACT_MIN_ROWS &&
 				changed >= threshold * (double) (info[c].count + cc[c].delta_live + cc[c].delta_dead);
-		/* one grown past the bound is split (when the directory has room) */
+	}
+	/* one grown past the bound is split (when the directory has room) */
+	nfree = 0;
+	for (uint32 c = 0; c < meta.nclusters && !relocate; c++)
+	{
+		if (hosts != NULL && hosts[c] >= 0 && !cc[c].chosen && cc[c].delta_live == 0 &&
+			cc[c].delta_dead == 0)
+			nfree++;
+	}
+	for (uint32 c = 0; c < meta.nclusters && !relocate; c++)
+	{
 		if (info[c].count - cc[c].dead + cc[c].delta_live > split_rows &&
-			meta.nclusters < capacity)
+			(meta.nclusters < capacity || nfree > 0))
 			cc[c].chosen = true;
 	}
 	inc = palloc0(sizeof(Incoming) * meta.nclusters);
@@ -1027,11 +1068,20 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 	/*
 	 * Clusters grown past the bound are split, while the directory has
 	 * room for more: k-means on the rows, into parts of about half the
-	 * bound; the first part keeps the cluster's number, the others get new
-	 * ones.  The rows are read here and again when written (the same rows,
-	 * so the same parts).
+	 * bound; the first part keeps the cluster's number, the others take
+	 * the slots of clusters merged before (slot_free), then new numbers
+	 * after the last.  Without reuse, an index that keeps changing shape
+	 * would fill the directory with merged slots and stop splitting.  The
+	 * rows are read here and again when written (the same rows, so the
+	 * same parts).
 	 */
 	nclusters = meta.nclusters;
+	nfree = 0;
+	for (uint32 c = 0; c < meta.nclusters && !relocate; c++)
+	{
+		if (slot_free(cc, hosts, c, meta.nclusters))
+			nfree++;
+	}
 	for (uint32 c = 0; c < meta.nclusters; c++)
 	{
 		uint64		live = info[c].count - cc[c].dead + cc[c].delta_live + cc[c].absorbed;
@@ -1042,10 +1092,10 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 		MemoryContext percxt;
 
 		if (!cc[c].chosen || cc[c].move || cc[c].merged || live <= split_rows ||
-			nclusters >= capacity)
+			(nclusters >= capacity && nfree == 0))
 			continue;
 		/* parts of about half the bound: live / (bound / 2), rounded */
-		k = (int) Min((uint64) (capacity - nclusters + 1),
+		k = (int) Min((uint64) (capacity - nclusters + nfree + 1),
 					  Max(2, (live + split_rows / 4) / (split_rows / 2)));
 		if (k < 2)
 			continue;
@@ -1058,8 +1108,24 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 		MemoryContextReset(rowcxt);
 		if (cc[c].nparts >= 2)
 		{
-			cc[c].first_new = (int) nclusters;
-			nclusters += cc[c].nparts - 1;
+			/* the parts after the first: freed slots first, then new ones */
+			cc[c].part_ids = palloc(sizeof(uint32) * cc[c].nparts);
+			cc[c].part_ids[0] = c;
+			for (int j = 1; j < cc[c].nparts; j++)
+			{
+				while (nfree > 0 && !slot_free(cc, hosts, next_free, meta.nclusters))
+					next_free++;
+				if (nfree > 0)
+				{
+					cc[next_free].reused = true;
+					cc[next_free].merged = false;	/* live again: no host */
+					cc[c].part_ids[j] = next_free;
+					nfree--;
+					result->slots_reused++;
+				}
+				else
+					cc[c].part_ids[j] = nclusters++;
+			}
 			result->splits++;
 		}
 	}
@@ -1081,7 +1147,7 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 		bool		used = false;
 
 		for (uint32 c = 0; c < meta.nclusters && !used; c++)
-			used = !cc[c].chosen && info[c].piece == pieces[p].generation;
+			used = !cc[c].chosen && !cc[c].reused && info[c].piece == pieces[p].generation;
 		if (!used)
 			continue;
 		if (nkept + 1 >= VS_MAX_PIECES)
@@ -1107,6 +1173,19 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 	for (uint32 c = meta.nclusters; c < nclusters; c++)
 		newinfo[c].delta_blk = InvalidBlockNumber;	/* a new cluster: its chain
 													 * is still empty */
+	for (uint32 c = 0; c < meta.nclusters; c++)
+	{
+		VsClusterInfo reused;
+
+		if (!cc[c].reused)
+			continue;
+		/* a reused slot: new rows, laid out below; the chain as it was */
+		memset(&reused, 0, sizeof(reused));
+		reused.delta_blk = info[c].delta_blk;
+		reused.delta_off = info[c].delta_off;
+		reused.delta_folded = info[c].delta_folded;
+		newinfo[c] = reused;
+	}
 	out = palloc_extended(sizeof(OutCluster) * nclusters, MCXT_ALLOC_HUGE);
 	row_space = meta.row_space;
 	for (uint32 c = 0; c < meta.nclusters; c++)
@@ -1205,7 +1284,7 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 			continue;
 		for (uint32 c = 0; c < meta.nclusters; c++)
 		{
-			if (cc[c].chosen || info[c].piece != newpieces[p].generation)
+			if (cc[c].chosen || cc[c].reused || info[c].piece != newpieces[p].generation)
 				continue;
 			newinfo[c].vec_offset = newinfo[c].vec_offset - oldbase + newpieces[p].base;
 			newinfo[c].tid_offset = newinfo[c].tid_offset - oldbase + newpieces[p].base;
@@ -1511,8 +1590,9 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 	VsSegmentRemoveUnused(index, &newmeta, head);
 	pfree(head);
 	result->generation = newmeta.generation;
-	elog(DEBUG1, "vecstore compaction of \"%s\": %d clusters, %d split, %d merged, " INT64_FORMAT " rows folded, " INT64_FORMAT " removed, generation %u reads %u pieces",
+	elog(DEBUG1, "vecstore compaction of \"%s\": %d clusters, %d split, %d merged, %d merged slots reused, " INT64_FORMAT " rows folded, " INT64_FORMAT " removed, generation %u reads %u pieces",
 		 RelationGetRelationName(index), result->clusters, result->splits, result->merges,
+		 result->slots_reused,
 		 result->rows_folded, result->rows_removed,
 		 newmeta.generation, nnew);
 
