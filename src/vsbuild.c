@@ -761,6 +761,14 @@ write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_me
 	VsBlobWrite(&w, head, headsize);
 	pfree(head);
 
+	/* blocks done/total of this phase: the sealed region's blocks */
+	{
+		const int	params[] = {PROGRESS_SCAN_BLOCKS_TOTAL, PROGRESS_SCAN_BLOCKS_DONE};
+		const int64 values[] = {piece.region.nblocks, 0};
+
+		pgstat_progress_update_multi_param(2, params, values);
+	}
+
 	/*
 	 * The clusters, in order.  Each is read from the sort one cluster
 	 * ahead of its writing, and its graph sent to the offload service then,
@@ -786,10 +794,12 @@ write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_me
 		MemoryContextReset(cur->cxt);
 		pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE,
 									 (int64) (info[c].first_row + counts[c]));
+		pgstat_progress_update_param(PROGRESS_SCAN_BLOCKS_DONE, (int64) w.nblocks);
 	}
 	MemoryContextDelete(rows[1].cxt);
 	MemoryContextDelete(rows[0].cxt);
 	meta->sealed = VsBlobEnd(&w);
+	pgstat_progress_update_param(PROGRESS_SCAN_BLOCKS_DONE, (int64) meta->sealed.nblocks);
 	if (meta->sealed.nbytes != sealed_size || meta->sealed.nblocks != piece.region.nblocks)
 		elog(ERROR, "index \"%s\": sealed region is " UINT64_FORMAT " bytes, expected " UINT64_FORMAT,
 			 RelationGetRelationName(index), meta->sealed.nbytes, sealed_size);
@@ -955,7 +965,14 @@ build_train(VsBuildState *bs)
 	VsKmeansOptions opt;
 	int			quantizer;
 
-	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, VS_PHASE_KMEANS);
+	/* k-means reads no blocks: none done of none, not the scan's last */
+	{
+		const int	params[] = {PROGRESS_CREATEIDX_SUBPHASE, PROGRESS_SCAN_BLOCKS_TOTAL,
+		PROGRESS_SCAN_BLOCKS_DONE};
+		const int64 values[] = {VS_PHASE_KMEANS, 0, 0};
+
+		pgstat_progress_update_multi_param(3, params, values);
+	}
 	VsKmeansOptionsInit(&opt);
 	opt.seed = VS_KMEANS_SEED;
 	bs->row_metric = VsKmeansRowMetric(bs->metric, &opt);
