@@ -793,6 +793,7 @@ extern void VsSegmentRelease(const char *body);
 extern const char *VsSegmentCluster(Relation index, VsMetaPage meta, const char *body, uint32 cluster);
 extern const VsPieceInfo *VsHeadPiece(const char *head, uint32 generation);
 extern char *VsSealedHead(Relation index, VsMetaPage meta, BufferAccessStrategy bas, char **problem);
+extern char *VsSealedHeadOrError(Relation index, VsMetaPage meta, BufferAccessStrategy bas);
 extern char *VsSealedCheckFork(Relation index, VsMetaPage meta);
 extern void VsSegmentWritePiece(Relation index, VsMetaPage meta);
 extern void VsSegmentWriteOtherPiece(Relation index, VsMetaPage meta, const VsPieceInfo *piece,

@@ -234,7 +234,6 @@ vecstore_index_info(PG_FUNCTION_ARGS)
 	Relation	index;
 	VsMetaPageData meta;
 	char	   *head;
-	char	   *headproblem;
 	const VsClusterInfo *info;
 	const VsPieceInfo *pieces;
 	int64		segment_bytes = 0;
@@ -264,12 +263,7 @@ vecstore_index_info(PG_FUNCTION_ARGS)
 
 	index = open_vecstore_index(indexoid, &heap, "vecstore_index_info()");
 	VsReadMeta(index, &meta);
-	head = VsSealedHead(index, &meta, bas, &headproblem);
-	if (head == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INDEX_CORRUPTED),
-				 errmsg("sealed data of index \"%s\" %s", RelationGetRelationName(index), headproblem),
-				 errhint("Please REINDEX it.")));
+	head = VsSealedHeadOrError(index, &meta, bas);
 	info = VsHeadClusters(head);
 	pieces = VsHeadPieces(head);
 

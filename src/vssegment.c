@@ -447,6 +447,24 @@ VsSealedHead(Relation index, VsMetaPage meta, BufferAccessStrategy bas, char **p
 }
 
 /*
+ * VsSealedHeadOrError - VsSealedHead, where a head that fails its checks
+ * is an error with a REINDEX hint.
+ */
+char *
+VsSealedHeadOrError(Relation index, VsMetaPage meta, BufferAccessStrategy bas)
+{
+	char	   *problem;
+	char	   *head = VsSealedHead(index, meta, bas, &problem);
+
+	if (head == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("sealed data of index \"%s\" %s", RelationGetRelationName(index), problem),
+				 errhint("Please REINDEX it.")));
+	return head;
+}
+
+/*
  * piece_head_size - the size of the head a piece starts with (its own
  * generation's), from its header; 0 when that header is not plausible.
  */
@@ -750,17 +768,11 @@ VsSegmentWriteOtherPiece(Relation index, VsMetaPage meta, const VsPieceInfo *pie
 void
 VsSegmentWrite(Relation index, VsMetaPage meta)
 {
-	char	   *problem;
 	char	   *head;
 	const VsPieceInfo *pieces;
 
 	VsSegmentWritePiece(index, meta);
-	head = VsSealedHead(index, meta, NULL, &problem);
-	if (head == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INDEX_CORRUPTED),
-				 errmsg("sealed data of index \"%s\" %s", RelationGetRelationName(index), problem),
-				 errhint("Please REINDEX it.")));
+	head = VsSealedHeadOrError(index, meta, NULL);
 	pieces = VsHeadPieces(head);
 	for (uint32 p = 1; p < meta->npieces; p++)
 		write_piece_or_error(index, meta, &pieces[p], head);
@@ -1109,18 +1121,12 @@ static void
 map_from_fork(Relation index, VsMetaPage meta, VsMapping *m, uint32 generation, const char *why)
 {
 	static bool warned = false;
-	char	   *problem;
-	char	   *head = VsSealedHead(index, meta, NULL, &problem);
+	char	   *head = VsSealedHeadOrError(index, meta, NULL);
 	const VsPieceInfo *pieces;
 	uint64		headsize;
 	Size		len;
 	char	   *addr;
 
-	if (head == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INDEX_CORRUPTED),
-				 errmsg("sealed data of index \"%s\" %s", RelationGetRelationName(index), problem),
-				 errhint("Please REINDEX it.")));
 	headsize = VsSealedHeadSize(meta->nclusters, meta->params_size, meta->npieces);
 	pieces = VsHeadPieces(head);
 	len = pieces[meta->npieces - 1].base + VS_SEGMENT_HEADER_SIZE +
@@ -1251,15 +1257,8 @@ segment_body(Relation index, VsMetaPage meta, const char *force_fork)
 			failed = write_piece(index, meta, &mapped.bad, NULL);
 		else
 		{
-			char	   *headproblem;
-			char	   *head = VsSealedHead(index, meta, NULL, &headproblem);
+			char	   *head = VsSealedHeadOrError(index, meta, NULL);
 
-			if (head == NULL)
-				ereport(ERROR,
-						(errcode(ERRCODE_INDEX_CORRUPTED),
-						 errmsg("sealed data of index \"%s\" %s", RelationGetRelationName(index),
-								headproblem),
-						 errhint("Please REINDEX it.")));
 			failed = write_piece(index, meta, &mapped.bad, head);
 			pfree(head);
 		}

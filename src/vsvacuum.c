@@ -238,15 +238,9 @@ void
 VsCountRows(Relation index, VsMetaPage meta, BufferAccessStrategy strategy,
 			uint64 *sealed_dead, uint64 *delta_live, uint64 *delta_dead)
 {
-	char	   *problem;
-	char	   *head = VsSealedHead(index, meta, strategy, &problem);
+	char	   *head = VsSealedHeadOrError(index, meta, strategy);
 	const VsClusterInfo *info;
 
-	if (head == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INDEX_CORRUPTED),
-				 errmsg("sealed data of index \"%s\" %s", RelationGetRelationName(index), problem),
-				 errhint("Please REINDEX it.")));
 	info = VsHeadClusters(head);
 	*sealed_dead = 0;
 	*delta_live = 0;
