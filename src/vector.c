@@ -1131,8 +1131,7 @@ state_values(ArrayType *state, const char *caller, int *dim)
 }
 
 /*
- * make_state - a state array of "count" and "dim" sums; "sums" NULL means
- * zeros.
+ * make_state - a state array of "count" and "dim" sums.
  */
 static ArrayType *
 make_state(float8 count, const float8 *sums, int dim)
@@ -1142,7 +1141,7 @@ make_state(float8 count, const float8 *sums, int dim)
 
 	d[0] = Float8GetDatum(count);
 	for (int i = 0; i < dim; i++)
-		d[i + 1] = Float8GetDatum(sums != NULL ? sums[i] : 0.0);
+		d[i + 1] = Float8GetDatum(sums[i]);
 	result = construct_array(d, dim + 1, FLOAT8OID, sizeof(float8), FLOAT8PASSBYVAL,
 							 TYPALIGN_DOUBLE);
 	pfree(d);

@@ -149,29 +149,16 @@ VsFaultInit(void)
 void
 VsFaultRangeAdd(char *start, Size len)
 {
+	/*
+	 * The handler runs only on a fault in a read of a mapping, never during
+	 * this function (it reads no mapping), so the array may move.
+	 */
 	if (nranges == maxranges)
 	{
-		int			newmax = Max(16, maxranges * 2);
-		VsFaultRange *grown = MemoryContextAlloc(TopMemoryContext, newmax * sizeof(VsFaultRange));
-
-		if (nranges > 0)
-			memcpy(grown, ranges, nranges * sizeof(VsFaultRange));
-
-		/*
-		 * The handler may run at any instruction of this process's reads of
-		 * mappings, never during this function (it reads no mapping), so a
-		 * plain switch of the pointer is enough.
-		 */
-		if (ranges != NULL)
-		{
-			VsFaultRange *old = ranges;
-
-			ranges = grown;
-			pfree(old);
-		}
-		else
-			ranges = grown;
-		maxranges = newmax;
+		maxranges = Max(16, maxranges * 2);
+		ranges = ranges == NULL ?
+			MemoryContextAlloc(TopMemoryContext, maxranges * sizeof(VsFaultRange)) :
+			repalloc(ranges, maxranges * sizeof(VsFaultRange));
 	}
 	ranges[nranges].start = start;
 	ranges[nranges].len = len;
