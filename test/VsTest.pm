@@ -22,7 +22,12 @@ use Test::More;
 use Time::HiRes qw(usleep);
 
 our @EXPORT_OK = qw(server_pids crash_node check_results report_bad same_distances index_info
-  clustered_vec_of_sql knn_sql);
+  clustered_vec_of_sql knn_sql blob_sql blob_nearest check_blob_index $EXACT_SCAN $SEQ_SCAN);
+
+# settings for an exact index scan, and for a sequential scan
+our $EXACT_SCAN =
+  'SET enable_seqscan = off; SET vecstore.effort = 10; SET vecstore.max_scan_tuples = 1000000;';
+our $SEQ_SCAN = 'SET enable_indexscan = off; SET enable_bitmapscan = off;';
 
 #
 # server_pids - pids of every process whose working directory is the
@@ -253,6 +258,58 @@ sub knn_sql
           . "(SELECT id FROM items ORDER BY v <-> $qv LIMIT $limit) s) s;\n";
     }
     return $sql;
+}
+
+#
+# blob_sql - the SQL that creates blob(g int, seed int), an 8-dimensional
+# vector in a blob of side 1 around (10 g, ..., 10 g): groups of rows that
+# compactions merge and split (023_merge.pl, 028_slot_reuse.pl keep them
+# in a table m (id int, g int, v vector(8)) with an index m_idx).
+#
+sub blob_sql
+{
+    return q{
+CREATE FUNCTION blob(g int, seed int) RETURNS vector LANGUAGE sql AS
+  $$ SELECT array_agg(10 * g + ((seed * 7919 + d * 104729) % 100003) / 100003.0)::vector
+     FROM generate_series(1, 8) d $$;
+};
+}
+
+#
+# blob_nearest - the ids of the $k rows of m nearest to the point
+# (x, ..., x), after $settings, in distance order (ties by id).
+#
+sub blob_nearest
+{
+    my ($n, $settings, $x, $k) = @_;
+    my $c = '[' . join(',', ($x) x 8) . ']';
+    return $n->safe_psql('postgres',
+        "$settings SELECT string_agg(id::text, ',' ORDER BY d, id) FROM "
+          . "(SELECT id, v <-> '$c' AS d FROM m ORDER BY v <-> '$c' LIMIT $k) s");
+}
+
+#
+# check_blob_index - on node $n: an exact scan of m_idx returns every live
+# row of m once, vecstore_verify is clean, and the 30 rows nearest to each
+# of the points (x, ..., x) are those of a sequential scan.
+#
+sub check_blob_index
+{
+    my ($n, $what, @points) = @_;
+    my $live = $n->safe_psql('postgres', 'SELECT count(*) FROM m');
+    is( $n->safe_psql('postgres',
+            "$EXACT_SCAN SELECT count(*) || '/' || count(DISTINCT id) FROM "
+              . "(SELECT id FROM m ORDER BY v <-> '[35,35,35,35,35,35,35,35]') s"),
+        "$live/$live",
+        "$what: an exact index scan returns the $live live rows once");
+    is($n->safe_psql('postgres', "SELECT count(*) FROM vecstore_verify('m_idx')"),
+        '0', "$what: vecstore_verify finds no problem");
+    for my $x (@points)
+    {
+        is(blob_nearest($n, $EXACT_SCAN, $x, 30), blob_nearest($n, $SEQ_SCAN, $x, 30),
+            "$what: the 30 nearest to ($x, ...) as a sequential scan has them");
+    }
+    return;
 }
 
 1;

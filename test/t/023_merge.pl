@@ -26,6 +26,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use VsTest qw(blob_sql blob_nearest check_blob_index $EXACT_SCAN $SEQ_SCAN);
 
 my $node = PostgreSQL::Test::Cluster->new('main');
 $node->init(allows_streaming => 1);
@@ -35,11 +36,8 @@ $node->safe_psql('postgres', 'CREATE EXTENSION vecstore');
 
 # group g (0..7) is a blob of side 1 around (10 g, ..., 10 g)
 $node->safe_psql(
-    'postgres', q{
+    'postgres', blob_sql() . q{
     CREATE TABLE m (id int PRIMARY KEY, g int, v vector(8));
-    CREATE FUNCTION blob(g int, seed int) RETURNS vector LANGUAGE sql AS
-      $$ SELECT array_agg(10 * g + ((seed * 7919 + d * 104729) % 100003) / 100003.0)::vector
-         FROM generate_series(1, 8) d $$;
     INSERT INTO m SELECT i, i % 8, blob(i % 8, i) FROM generate_series(1, 4000) i;
     CREATE INDEX m_idx ON m USING vecstore (v) WITH (lists = 8, min_cluster_rows = 100);
 });
@@ -56,38 +54,8 @@ sub clusters
 
 is(clusters($node), '8', 'built: 8 clusters');
 
-my $EXACT = 'SET enable_seqscan = off; SET vecstore.effort = 10; '
-  . 'SET vecstore.max_scan_tuples = 1000000;';
-my $SEQ = 'SET enable_indexscan = off; SET enable_bitmapscan = off;';
-
-# the ids of the k nearest rows to the centre of group g, with $settings
-sub nearest
-{
-    my ($n, $settings, $g, $k) = @_;
-    my $c = '[' . join(',', (10 * $g + 0.5) x 8) . ']';
-    return $n->safe_psql('postgres',
-        "$settings SELECT string_agg(id::text, ',' ORDER BY d, id) FROM "
-          . "(SELECT id, v <-> '$c' AS d FROM m ORDER BY v <-> '$c' LIMIT $k) s");
-}
-
-# every live row, once, from an exact index scan
-sub check_all
-{
-    my ($what) = @_;
-    my $live = $node->safe_psql('postgres', 'SELECT count(*) FROM m');
-    is( $node->safe_psql('postgres',
-            "$EXACT SELECT count(*) || '/' || count(DISTINCT id) FROM "
-              . "(SELECT id FROM m ORDER BY v <-> '[35,35,35,35,35,35,35,35]') s"),
-        "$live/$live",
-        "$what: an exact index scan returns the $live live rows once");
-    is($node->safe_psql('postgres', "SELECT count(*) FROM vecstore_verify('m_idx')"),
-        '0', "$what: vecstore_verify finds no problem");
-    for my $g (0 .. 7)
-    {
-        is(nearest($node, $EXACT, $g, 30), nearest($node, $SEQ, $g, 30),
-            "$what: the 30 nearest to group $g as a sequential scan has them");
-    }
-}
+# the centres of the groups
+my @GROUPS = map { 10 * $_ + 0.5 } 0 .. 7;
 
 # (A) two groups shrink: their clusters are merged
 $node->safe_psql(
@@ -96,16 +64,17 @@ $node->safe_psql(
     VACUUM m;
 });
 is(clusters($node), '6', 'A: the two shrunk clusters are merged');
-check_all('A');
-is(nearest($node, 'SET enable_seqscan = off;', 3, 20), nearest($node, $SEQ, 3, 20),
+check_blob_index($node, 'A', @GROUPS);
+is( blob_nearest($node, 'SET enable_seqscan = off;', 30.5, 20),
+    blob_nearest($node, $SEQ_SCAN, 30.5, 20),
     'A: at the defaults, the 20 rows left of a merged group are found');
 $node->safe_psql('postgres',
     'INSERT INTO m SELECT i, 3, blob(3, i) FROM generate_series(5001, 5100) i');
 is( $node->safe_psql('postgres',
-        "$EXACT SELECT count(*) FROM (SELECT id, g FROM m ORDER BY v <-> "
+        "$EXACT_SCAN SELECT count(*) FROM (SELECT id, g FROM m ORDER BY v <-> "
           . "'[30,30,30,30,30,30,30,30]' LIMIT 120) s WHERE g = 3"),
     '120', 'A: rows inserted where a merged cluster was are found');
-check_all('A, after inserts');
+check_blob_index($node, 'A, after inserts', @GROUPS);
 
 # (B) a compaction that merges group 6's cluster waits while rows go into
 # that cluster's delta chain
@@ -137,21 +106,22 @@ $node->poll_query_until('postgres',
   or die 'the compaction did not finish';
 is(clusters($node), '5', 'B: the compaction merged the shrunk cluster');
 is( $node->safe_psql('postgres',
-        "$EXACT SELECT count(*) FROM (SELECT id, g FROM m ORDER BY v <-> "
+        "$EXACT_SCAN SELECT count(*) FROM (SELECT id, g FROM m ORDER BY v <-> "
           . "'[60,60,60,60,60,60,60,60]' LIMIT 70) s WHERE g = 6"),
     '70', 'B: the rows inserted meanwhile are found after the merge');
-check_all('B, merged');
+check_blob_index($node, 'B, merged', @GROUPS);
 $node->safe_psql('postgres', "SELECT * FROM vecstore_compact('m_idx')");
 is($node->safe_psql('postgres', "SELECT delta_rows FROM vecstore_index_info('m_idx')"),
     '0', 'B: the next compaction folds them into the clusters left');
-check_all('B, folded');
+check_blob_index($node, 'B, folded', @GROUPS);
 
 # (C) the standby replays the merges
 $node->wait_for_catchup($standby, 'replay');
 is(clusters($standby), '5', 'C: the standby has 5 clusters');
 for my $g (0 .. 7)
 {
-    is(nearest($standby, $EXACT, $g, 30), nearest($node, $EXACT, $g, 30),
+    is( blob_nearest($standby, $EXACT_SCAN, 10 * $g + 0.5, 30),
+        blob_nearest($node, $EXACT_SCAN, 10 * $g + 0.5, 30),
         "C: the standby's 30 nearest to group $g are the primary's");
 }
 

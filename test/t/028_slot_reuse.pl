@@ -32,6 +32,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use VsTest qw(blob_sql blob_nearest check_blob_index $EXACT_SCAN $SEQ_SCAN);
 
 my $node = PostgreSQL::Test::Cluster->new('main');
 $node->init(allows_streaming => 1);
@@ -41,11 +42,8 @@ $node->safe_psql('postgres', 'CREATE EXTENSION vecstore; CREATE EXTENSION pagein
 
 # group g (0..7) is a blob of side 1 around (10 g, ..., 10 g)
 $node->safe_psql(
-    'postgres', q{
+    'postgres', blob_sql() . q{
     CREATE TABLE m (id int PRIMARY KEY, g int, v vector(8));
-    CREATE FUNCTION blob(g int, seed int) RETURNS vector LANGUAGE sql AS
-      $$ SELECT array_agg(10 * g + ((seed * 7919 + d * 104729) % 100003) / 100003.0)::vector
-         FROM generate_series(1, 8) d $$;
     INSERT INTO m SELECT i, i % 8, blob(i % 8, i) FROM generate_series(1, 4000) i;
     CREATE INDEX m_idx ON m USING vecstore (v)
       WITH (lists = 8, min_cluster_rows = 100, max_cluster_rows = 1200);
@@ -75,43 +73,9 @@ sub slots
 is(clusters($node), '8', 'built: 8 clusters');
 is(slots($node),    '8', 'built: 8 slots');
 
-my $EXACT = 'SET enable_seqscan = off; SET vecstore.effort = 10; '
-  . 'SET vecstore.max_scan_tuples = 1000000;';
-my $SEQ = 'SET enable_indexscan = off; SET enable_bitmapscan = off;';
-
-# the ids of the k nearest rows to the point (x, ..., x), with $settings
-sub nearest
-{
-    my ($n, $settings, $x, $k) = @_;
-    my $c = '[' . join(',', ($x) x 8) . ']';
-    return $n->safe_psql('postgres',
-        "$settings SELECT string_agg(id::text, ',' ORDER BY d, id) FROM "
-          . "(SELECT id, v <-> '$c' AS d FROM m ORDER BY v <-> '$c' LIMIT $k) s");
-}
-
 # the centres of the groups, and points between them
 my @QUERIES = map { 10 * $_ + 0.5 } 0 .. 7;
 push @QUERIES, 5, 15.3, 35, 52;
-
-# every live row, once, from an exact index scan; the nearest rows as a
-# sequential scan has them
-sub check_all
-{
-    my ($what) = @_;
-    my $live = $node->safe_psql('postgres', 'SELECT count(*) FROM m');
-    is( $node->safe_psql('postgres',
-            "$EXACT SELECT count(*) || '/' || count(DISTINCT id) FROM "
-              . "(SELECT id FROM m ORDER BY v <-> '[35,35,35,35,35,35,35,35]') s"),
-        "$live/$live",
-        "$what: an exact index scan returns the $live live rows once");
-    is($node->safe_psql('postgres', "SELECT count(*) FROM vecstore_verify('m_idx')"),
-        '0', "$what: vecstore_verify finds no problem");
-    for my $x (@QUERIES)
-    {
-        is(nearest($node, $EXACT, $x, 30), nearest($node, $SEQ, $x, 30),
-            "$what: the 30 nearest to ($x, ...) as a sequential scan has them");
-    }
-}
 
 # (A) two groups shrink: their clusters are merged, their slots stay
 $node->safe_psql('postgres',
@@ -119,7 +83,7 @@ $node->safe_psql('postgres',
       . "SELECT * FROM vecstore_compact('m_idx')");
 is(clusters($node), '6', 'A: the two shrunk clusters are merged');
 is(slots($node),    '8', 'A: 8 slots, 2 of them merged');
-check_all('A');
+check_blob_index($node, 'A', @QUERIES);
 
 # (B) another group grows past max_cluster_rows: its cluster splits, and
 # the new parts take the merged slots
@@ -128,7 +92,7 @@ $node->safe_psql('postgres',
       . "SELECT * FROM vecstore_compact('m_idx')");
 is(clusters($node), '8', 'B: the grown cluster is split in three');
 is(slots($node),    '8', 'B: its new parts took the merged slots: still 8 slots');
-check_all('B');
+check_blob_index($node, 'B', @QUERIES);
 
 # (C) again elsewhere: two more groups shrink, another grows
 $node->safe_psql('postgres',
@@ -136,21 +100,21 @@ $node->safe_psql('postgres',
       . "SELECT * FROM vecstore_compact('m_idx')");
 is(clusters($node), '6', 'C: two more shrunk clusters are merged');
 is(slots($node),    '8', 'C: 8 slots, 2 of them merged');
-check_all('C, merged');
+check_blob_index($node, 'C, merged', @QUERIES);
 $node->safe_psql('postgres',
     'INSERT INTO m SELECT i, 6, blob(6, i) FROM generate_series(20001, 21500) i; '
       . "SELECT * FROM vecstore_compact('m_idx')");
 is(clusters($node), '8', 'C: the grown cluster is split in three');
 is(slots($node),    '8', 'C: its new parts took the merged slots: still 8 slots');
-check_all('C, split');
+check_blob_index($node, 'C, split', @QUERIES);
 
 # rows inserted now go to the reused slots' clusters too
 $node->safe_psql('postgres',
     'INSERT INTO m SELECT i, 1, blob(1, i) FROM generate_series(30001, 30300) i; '
       . 'INSERT INTO m SELECT i, 6, blob(6, i) FROM generate_series(31001, 31300) i');
-check_all('C, inserts');
+check_blob_index($node, 'C, inserts', @QUERIES);
 $node->safe_psql('postgres', "SELECT * FROM vecstore_compact('m_idx')");
-check_all('C, folded');
+check_blob_index($node, 'C, folded', @QUERIES);
 is(slots($node), clusters($node),
     'C: slots past the eight only once no merged slot was left (' . slots($node) . ' slots)');
 
@@ -160,7 +124,7 @@ is(clusters($standby), clusters($node), "D: the standby has the primary's live c
 is(slots($standby),    slots($node),    "D: the standby has the primary's slots");
 for my $x (@QUERIES)
 {
-    is(nearest($standby, $EXACT, $x, 30), nearest($node, $EXACT, $x, 30),
+    is(blob_nearest($standby, $EXACT_SCAN, $x, 30), blob_nearest($node, $EXACT_SCAN, $x, 30),
         "D: the standby's 30 nearest to ($x, ...) are the primary's");
 }
 
