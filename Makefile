@@ -22,7 +22,9 @@ OBJS = src/vecstore.o src/vector.o src/vsdistance.o src/vskmeans.o src/vskmeans_
 	src/vsgpu.o src/vsgpu_client.o src/vsgpu_worker.o src/vsoffload.o src/vsutil.o
 HEADERS = src/vector.h src/vsdistance.h
 
-DATA = sql/$(EXTENSION)--$(EXTVERSION).sql
+# The install script of every released version and the update scripts
+# between them (0.1.0 is frozen; see CHANGELOG.md).
+DATA = sql/$(EXTENSION)--0.1.0.sql sql/$(EXTENSION)--0.1.0--0.2.0.sql sql/$(EXTENSION)--$(EXTVERSION).sql
 
 # Regression tests, in order (never a wildcard: install scripts share sql/).
 REGRESS = vector_type vector_functions cast copy aggregates errors \

@@ -1,0 +1,469 @@
+-- vecstore 0.2.0: the vector type, its operators, functions, casts and aggregates.
+
+-- complain if script is sourced in psql, rather than via CREATE EXTENSION
+\echo Use "CREATE EXTENSION vecstore" to load this file. \quit
+
+-- the type
+
+CREATE TYPE vector;
+
+CREATE FUNCTION vector_in(cstring, oid, integer) RETURNS vector
+    AS 'MODULE_PATHNAME', 'vs_vector_in' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION vector_out(vector) RETURNS cstring
+    AS 'MODULE_PATHNAME', 'vs_vector_out' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION vector_typmod_in(cstring[]) RETURNS integer
+    AS 'MODULE_PATHNAME', 'vs_vector_typmod_in' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION vector_recv(internal, oid, integer) RETURNS vector
+    AS 'MODULE_PATHNAME', 'vs_vector_recv' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION vector_send(vector) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'vs_vector_send' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE TYPE vector (
+    INPUT     = vector_in,
+    OUTPUT    = vector_out,
+    TYPMOD_IN = vector_typmod_in,
+    RECEIVE   = vector_recv,
+    SEND      = vector_send,
+    STORAGE   = external
+);
+
+COMMENT ON TYPE vector IS 'vector of float4 elements, 1 to 16000 dimensions; text form [1,2,3]';
+COMMENT ON FUNCTION vector_in(cstring, oid, integer) IS 'text input of vector: [x1,x2,...]';
+COMMENT ON FUNCTION vector_out(vector) IS 'text output of vector, shortest round-trip floats';
+COMMENT ON FUNCTION vector_typmod_in(cstring[]) IS 'typmod input of vector(n): the number of dimensions';
+COMMENT ON FUNCTION vector_recv(internal, oid, integer) IS 'binary input of vector: int16 dims, int16 zero, float4 values';
+COMMENT ON FUNCTION vector_send(vector) IS 'binary output of vector: int16 dims, int16 zero, float4 values';
+
+-- distances
+
+CREATE FUNCTION l2_distance(vector, vector) RETURNS float8
+    AS 'MODULE_PATHNAME', 'vs_l2_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION inner_product(vector, vector) RETURNS float8
+    AS 'MODULE_PATHNAME', 'vs_inner_product' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION cosine_distance(vector, vector) RETURNS float8
+    AS 'MODULE_PATHNAME', 'vs_cosine_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION l1_distance(vector, vector) RETURNS float8
+    AS 'MODULE_PATHNAME', 'vs_l1_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION vector_l2_squared_distance(vector, vector) RETURNS float8
+    AS 'MODULE_PATHNAME', 'vs_vector_l2_squared_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION vector_negative_inner_product(vector, vector) RETURNS float8
+    AS 'MODULE_PATHNAME', 'vs_vector_negative_inner_product' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION l2_distance(vector, vector) IS 'Euclidean (L2) distance';
+COMMENT ON FUNCTION inner_product(vector, vector) IS 'inner (dot) product';
+COMMENT ON FUNCTION cosine_distance(vector, vector) IS 'cosine distance: 1 - cosine similarity, NaN for a zero vector';
+COMMENT ON FUNCTION l1_distance(vector, vector) IS 'taxicab (L1) distance';
+COMMENT ON FUNCTION vector_l2_squared_distance(vector, vector) IS 'squared Euclidean distance';
+COMMENT ON FUNCTION vector_negative_inner_product(vector, vector) IS 'negative inner product, so that smaller means more similar';
+
+-- other functions
+
+CREATE FUNCTION vector_dims(vector) RETURNS integer
+    AS 'MODULE_PATHNAME', 'vs_vector_dims' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION vector_norm(vector) RETURNS float8
+    AS 'MODULE_PATHNAME', 'vs_vector_norm' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION l2_normalize(vector) RETURNS vector
+    AS 'MODULE_PATHNAME', 'vs_l2_normalize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION subvector(vector, integer, integer) RETURNS vector
+    AS 'MODULE_PATHNAME', 'vs_subvector' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION vector_dims(vector) IS 'number of dimensions';
+COMMENT ON FUNCTION vector_norm(vector) IS 'Euclidean norm';
+COMMENT ON FUNCTION l2_normalize(vector) IS 'vector scaled to unit Euclidean norm (a zero vector is returned unchanged)';
+COMMENT ON FUNCTION subvector(vector, integer, integer) IS 'subvector(v, start, count): count elements from position start (1-based)';
+
+-- arithmetic
+
+CREATE FUNCTION vector_add(vector, vector) RETURNS vector
+    AS 'MODULE_PATHNAME', 'vs_vector_add' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION vector_sub(vector, vector) RETURNS vector
+    AS 'MODULE_PATHNAME', 'vs_vector_sub' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION vector_mul(vector, vector) RETURNS vector
+    AS 'MODULE_PATHNAME', 'vs_vector_mul' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION vector_concat(vector, vector) RETURNS vector
+    AS 'MODULE_PATHNAME', 'vs_vector_concat' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION vector_add(vector, vector) IS 'element-wise sum';
+COMMENT ON FUNCTION vector_sub(vector, vector) IS 'element-wise difference';
+COMMENT ON FUNCTION vector_mul(vector, vector) IS 'element-wise product';
+COMMENT ON FUNCTION vector_concat(vector, vector) IS 'concatenation';
+
+-- comparison and hashing
+
+CREATE FUNCTION vector_lt(vector, vector) RETURNS bool
+    AS 'MODULE_PATHNAME', 'vs_vector_lt' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION vector_le(vector, vector) RETURNS bool
+    AS 'MODULE_PATHNAME', 'vs_vector_le' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION vector_eq(vector, vector) RETURNS bool
+    AS 'MODULE_PATHNAME', 'vs_vector_eq' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION vector_ne(vector, vector) RETURNS bool
+    AS 'MODULE_PATHNAME', 'vs_vector_ne' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION vector_ge(vector, vector) RETURNS bool
+    AS 'MODULE_PATHNAME', 'vs_vector_ge' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION vector_gt(vector, vector) RETURNS bool
+    AS 'MODULE_PATHNAME', 'vs_vector_gt' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION vector_cmp(vector, vector) RETURNS integer
+    AS 'MODULE_PATHNAME', 'vs_vector_cmp' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION vector_hash(vector) RETURNS integer
+    AS 'MODULE_PATHNAME', 'vs_vector_hash' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION vector_hash_extended(vector, bigint) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'vs_vector_hash_extended' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION vector_lt(vector, vector) IS 'less than, in vector_cmp order';
+COMMENT ON FUNCTION vector_le(vector, vector) IS 'less than or equal, in vector_cmp order';
+COMMENT ON FUNCTION vector_eq(vector, vector) IS 'equal: same dimensions and equal elements';
+COMMENT ON FUNCTION vector_ne(vector, vector) IS 'not equal';
+COMMENT ON FUNCTION vector_ge(vector, vector) IS 'greater than or equal, in vector_cmp order';
+COMMENT ON FUNCTION vector_gt(vector, vector) IS 'greater than, in vector_cmp order';
+COMMENT ON FUNCTION vector_cmp(vector, vector) IS 'btree order: element by element, then the shorter vector first';
+COMMENT ON FUNCTION vector_hash(vector) IS 'hash consistent with =';
+COMMENT ON FUNCTION vector_hash_extended(vector, bigint) IS 'seeded 64-bit hash consistent with =';
+
+-- aggregates: one internal state (count and double sums) serves avg and sum
+
+CREATE FUNCTION vector_agg_accum(internal, vector) RETURNS internal
+    AS 'MODULE_PATHNAME', 'vs_vector_agg_accum' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION vector_agg_combine(internal, internal) RETURNS internal
+    AS 'MODULE_PATHNAME', 'vs_vector_agg_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION vector_agg_serialize(internal) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'vs_vector_agg_serialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION vector_agg_deserialize(bytea, internal) RETURNS internal
+    AS 'MODULE_PATHNAME', 'vs_vector_agg_deserialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION vector_avg_final(internal) RETURNS vector
+    AS 'MODULE_PATHNAME', 'vs_vector_avg_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION vector_sum_final(internal) RETURNS vector
+    AS 'MODULE_PATHNAME', 'vs_vector_sum_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+COMMENT ON FUNCTION vector_agg_accum(internal, vector) IS 'transition function of avg(vector) and sum(vector)';
+COMMENT ON FUNCTION vector_agg_combine(internal, internal) IS 'combine function of avg(vector) and sum(vector)';
+COMMENT ON FUNCTION vector_agg_serialize(internal) IS 'serialization function of avg(vector) and sum(vector)';
+COMMENT ON FUNCTION vector_agg_deserialize(bytea, internal) IS 'deserialization function of avg(vector) and sum(vector)';
+COMMENT ON FUNCTION vector_avg_final(internal) IS 'final function of avg(vector)';
+COMMENT ON FUNCTION vector_sum_final(internal) IS 'final function of sum(vector)';
+
+CREATE AGGREGATE avg(vector) (
+    SFUNC = vector_agg_accum,
+    STYPE = internal,
+    SSPACE = 4096,
+    FINALFUNC = vector_avg_final,
+    COMBINEFUNC = vector_agg_combine,
+    SERIALFUNC = vector_agg_serialize,
+    DESERIALFUNC = vector_agg_deserialize,
+    PARALLEL = SAFE
+);
+
+CREATE AGGREGATE sum(vector) (
+    SFUNC = vector_agg_accum,
+    STYPE = internal,
+    SSPACE = 4096,
+    FINALFUNC = vector_sum_final,
+    COMBINEFUNC = vector_agg_combine,
+    SERIALFUNC = vector_agg_serialize,
+    DESERIALFUNC = vector_agg_deserialize,
+    PARALLEL = SAFE
+);
+
+-- pgvector's aggregate support functions on its array state
+-- ({count, sum_1, ..., sum_n}), for applications that call them by name
+CREATE FUNCTION vector_accum(double precision[], vector) RETURNS double precision[]
+    AS 'MODULE_PATHNAME', 'vs_vector_accum' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION vector_combine(double precision[], double precision[]) RETURNS double precision[]
+    AS 'MODULE_PATHNAME', 'vs_vector_combine' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION vector_avg(double precision[]) RETURNS vector
+    AS 'MODULE_PATHNAME', 'vs_vector_avg' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION vector_accum(double precision[], vector) IS 'adds a vector to an array state {count, sums...} (pgvector''s avg transition function)';
+COMMENT ON FUNCTION vector_combine(double precision[], double precision[]) IS 'combines two array states {count, sums...} (pgvector''s avg combine function)';
+COMMENT ON FUNCTION vector_avg(double precision[]) IS 'the mean an array state {count, sums...} holds (pgvector''s avg final function)';
+
+CREATE FUNCTION binary_quantize(vector) RETURNS bit
+    AS 'MODULE_PATHNAME', 'vs_binary_quantize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION binary_quantize(vector) IS 'one bit per element, set where the element is positive';
+
+COMMENT ON AGGREGATE avg(vector) IS 'element-wise mean, summed in double precision';
+COMMENT ON AGGREGATE sum(vector) IS 'element-wise sum, summed in double precision';
+
+-- casts
+
+CREATE FUNCTION vector(vector, integer, boolean) RETURNS vector
+    AS 'MODULE_PATHNAME', 'vs_vector' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION array_to_vector(integer[], integer, boolean) RETURNS vector
+    AS 'MODULE_PATHNAME', 'vs_array_to_vector' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION array_to_vector(real[], integer, boolean) RETURNS vector
+    AS 'MODULE_PATHNAME', 'vs_array_to_vector' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION array_to_vector(double precision[], integer, boolean) RETURNS vector
+    AS 'MODULE_PATHNAME', 'vs_array_to_vector' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION array_to_vector(numeric[], integer, boolean) RETURNS vector
+    AS 'MODULE_PATHNAME', 'vs_array_to_vector' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION vector_to_float4(vector, integer, boolean) RETURNS real[]
+    AS 'MODULE_PATHNAME', 'vs_vector_to_float4' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION vector(vector, integer, boolean) IS 'cast of vector to vector(n), checking the dimensions';
+COMMENT ON FUNCTION array_to_vector(integer[], integer, boolean) IS 'cast of integer[] to vector';
+COMMENT ON FUNCTION array_to_vector(real[], integer, boolean) IS 'cast of real[] to vector';
+COMMENT ON FUNCTION array_to_vector(double precision[], integer, boolean) IS 'cast of double precision[] to vector';
+COMMENT ON FUNCTION array_to_vector(numeric[], integer, boolean) IS 'cast of numeric[] to vector';
+COMMENT ON FUNCTION vector_to_float4(vector, integer, boolean) IS 'cast of vector to real[]';
+
+CREATE CAST (vector AS vector)
+    WITH FUNCTION vector(vector, integer, boolean) AS IMPLICIT;
+CREATE CAST (vector AS real[])
+    WITH FUNCTION vector_to_float4(vector, integer, boolean) AS IMPLICIT;
+CREATE CAST (integer[] AS vector)
+    WITH FUNCTION array_to_vector(integer[], integer, boolean) AS ASSIGNMENT;
+CREATE CAST (real[] AS vector)
+    WITH FUNCTION array_to_vector(real[], integer, boolean) AS ASSIGNMENT;
+CREATE CAST (double precision[] AS vector)
+    WITH FUNCTION array_to_vector(double precision[], integer, boolean) AS ASSIGNMENT;
+CREATE CAST (numeric[] AS vector)
+    WITH FUNCTION array_to_vector(numeric[], integer, boolean) AS ASSIGNMENT;
+
+COMMENT ON CAST (vector AS vector) IS 'applies the vector(n) type modifier';
+COMMENT ON CAST (vector AS real[]) IS 'vector to real[]';
+COMMENT ON CAST (integer[] AS vector) IS 'integer[] to vector';
+COMMENT ON CAST (real[] AS vector) IS 'real[] to vector';
+COMMENT ON CAST (double precision[] AS vector) IS 'double precision[] to vector';
+COMMENT ON CAST (numeric[] AS vector) IS 'numeric[] to vector';
+
+-- operators
+
+CREATE OPERATOR <-> (
+    LEFTARG = vector, RIGHTARG = vector, PROCEDURE = l2_distance,
+    COMMUTATOR = '<->'
+);
+CREATE OPERATOR <#> (
+    LEFTARG = vector, RIGHTARG = vector, PROCEDURE = vector_negative_inner_product,
+    COMMUTATOR = '<#>'
+);
+CREATE OPERATOR <=> (
+    LEFTARG = vector, RIGHTARG = vector, PROCEDURE = cosine_distance,
+    COMMUTATOR = '<=>'
+);
+CREATE OPERATOR <+> (
+    LEFTARG = vector, RIGHTARG = vector, PROCEDURE = l1_distance,
+    COMMUTATOR = '<+>'
+);
+CREATE OPERATOR + (
+    LEFTARG = vector, RIGHTARG = vector, PROCEDURE = vector_add,
+    COMMUTATOR = +
+);
+CREATE OPERATOR - (
+    LEFTARG = vector, RIGHTARG = vector, PROCEDURE = vector_sub
+);
+CREATE OPERATOR * (
+    LEFTARG = vector, RIGHTARG = vector, PROCEDURE = vector_mul,
+    COMMUTATOR = *
+);
+CREATE OPERATOR || (
+    LEFTARG = vector, RIGHTARG = vector, PROCEDURE = vector_concat
+);
+CREATE OPERATOR < (
+    LEFTARG = vector, RIGHTARG = vector, PROCEDURE = vector_lt,
+    COMMUTATOR = >, NEGATOR = >=,
+    RESTRICT = scalarltsel, JOIN = scalarltjoinsel
+);
+CREATE OPERATOR <= (
+    LEFTARG = vector, RIGHTARG = vector, PROCEDURE = vector_le,
+    COMMUTATOR = >=, NEGATOR = >,
+    RESTRICT = scalarlesel, JOIN = scalarlejoinsel
+);
+CREATE OPERATOR = (
+    LEFTARG = vector, RIGHTARG = vector, PROCEDURE = vector_eq,
+    COMMUTATOR = =, NEGATOR = <>,
+    RESTRICT = eqsel, JOIN = eqjoinsel,
+    HASHES, MERGES
+);
+CREATE OPERATOR <> (
+    LEFTARG = vector, RIGHTARG = vector, PROCEDURE = vector_ne,
+    COMMUTATOR = <>, NEGATOR = =,
+    RESTRICT = neqsel, JOIN = neqjoinsel
+);
+CREATE OPERATOR >= (
+    LEFTARG = vector, RIGHTARG = vector, PROCEDURE = vector_ge,
+    COMMUTATOR = <=, NEGATOR = <,
+    RESTRICT = scalargesel, JOIN = scalargejoinsel
+);
+CREATE OPERATOR > (
+    LEFTARG = vector, RIGHTARG = vector, PROCEDURE = vector_gt,
+    COMMUTATOR = <, NEGATOR = <=,
+    RESTRICT = scalargtsel, JOIN = scalargtjoinsel
+);
+
+COMMENT ON OPERATOR <-> (vector, vector) IS 'Euclidean (L2) distance';
+COMMENT ON OPERATOR <#> (vector, vector) IS 'negative inner product';
+COMMENT ON OPERATOR <=> (vector, vector) IS 'cosine distance';
+COMMENT ON OPERATOR <+> (vector, vector) IS 'taxicab (L1) distance';
+COMMENT ON OPERATOR + (vector, vector) IS 'element-wise sum';
+COMMENT ON OPERATOR - (vector, vector) IS 'element-wise difference';
+COMMENT ON OPERATOR * (vector, vector) IS 'element-wise product';
+COMMENT ON OPERATOR || (vector, vector) IS 'concatenation';
+COMMENT ON OPERATOR < (vector, vector) IS 'less than';
+COMMENT ON OPERATOR <= (vector, vector) IS 'less than or equal';
+COMMENT ON OPERATOR = (vector, vector) IS 'equal';
+COMMENT ON OPERATOR <> (vector, vector) IS 'not equal';
+COMMENT ON OPERATOR >= (vector, vector) IS 'greater than or equal';
+COMMENT ON OPERATOR > (vector, vector) IS 'greater than';
+
+-- operator classes for btree (ORDER BY, uniqueness, merge joins) and hash
+
+CREATE OPERATOR CLASS vector_ops
+    DEFAULT FOR TYPE vector USING btree AS
+    OPERATOR 1 <,
+    OPERATOR 2 <=,
+    OPERATOR 3 =,
+    OPERATOR 4 >=,
+    OPERATOR 5 >,
+    FUNCTION 1 vector_cmp(vector, vector);
+
+CREATE OPERATOR CLASS vector_ops
+    DEFAULT FOR TYPE vector USING hash AS
+    OPERATOR 1 =,
+    FUNCTION 1 vector_hash(vector),
+    FUNCTION 2 vector_hash_extended(vector, bigint);
+
+COMMENT ON OPERATOR CLASS vector_ops USING btree IS 'btree ordering of vectors';
+COMMENT ON OPERATOR CLASS vector_ops USING hash IS 'hashing of vectors';
+
+-- the vecstore index access method
+
+CREATE FUNCTION vshandler(internal) RETURNS index_am_handler
+    AS 'MODULE_PATHNAME', 'vs_handler' LANGUAGE C;
+
+CREATE ACCESS METHOD vecstore TYPE INDEX HANDLER vshandler;
+
+COMMENT ON FUNCTION vshandler(internal) IS 'handler of the vecstore index access method';
+COMMENT ON ACCESS METHOD vecstore IS 'IVF index for nearest-neighbour search, sealed clusters in memory-mapped segment files';
+
+CREATE OPERATOR CLASS vector_l2_ops
+    DEFAULT FOR TYPE vector USING vecstore AS
+    OPERATOR 1 <-> (vector, vector) FOR ORDER BY float_ops,
+    FUNCTION 1 l2_distance(vector, vector);
+
+CREATE OPERATOR CLASS vector_ip_ops
+    FOR TYPE vector USING vecstore AS
+    OPERATOR 1 <#> (vector, vector) FOR ORDER BY float_ops,
+    FUNCTION 1 vector_negative_inner_product(vector, vector);
+
+CREATE OPERATOR CLASS vector_cosine_ops
+    FOR TYPE vector USING vecstore AS
+    OPERATOR 1 <=> (vector, vector) FOR ORDER BY float_ops,
+    FUNCTION 1 cosine_distance(vector, vector);
+
+COMMENT ON OPERATOR CLASS vector_l2_ops USING vecstore IS 'vecstore index for Euclidean distance (<->)';
+COMMENT ON OPERATOR CLASS vector_ip_ops USING vecstore IS 'vecstore index for negative inner product (<#>)';
+COMMENT ON OPERATOR CLASS vector_cosine_ops USING vecstore IS 'vecstore index for cosine distance (<=>)';
+
+-- introspection
+
+CREATE FUNCTION vecstore_index_info(index regclass,
+    OUT clusters integer,
+    OUT dimensions integer,
+    OUT sealed_rows bigint,
+    OUT min_cluster_rows bigint,
+    OUT avg_cluster_rows double precision,
+    OUT max_cluster_rows bigint,
+    OUT delta_rows bigint,
+    OUT dead_rows bigint,
+    OUT segment_file text,
+    OUT segment_generation integer,
+    OUT segment_bytes bigint,
+    OUT bytes_mapped bigint,
+    OUT fork_bytes bigint,
+    OUT quantizer text,
+    OUT graph_clusters integer,
+    OUT code_bytes bigint,
+    OUT graph_bytes bigint,
+    OUT routing_graph_bytes bigint,
+    OUT segment_pieces integer,
+    OUT compactions integer,
+    OUT fork_free_bytes bigint,
+    OUT fork_reads bigint)
+    AS 'MODULE_PATHNAME', 'vecstore_index_info' LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
+
+CREATE FUNCTION vecstore_index_size(index regclass) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'vecstore_index_size' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+CREATE FUNCTION vecstore_database_size() RETURNS bigint
+    AS 'MODULE_PATHNAME', 'vecstore_database_size' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION vecstore_index_size(regclass) IS 'bytes of an index on disk: pg_total_relation_size plus its segment files under pg_vecstore';
+COMMENT ON FUNCTION vecstore_database_size() IS 'bytes of the current database''s segment files under pg_vecstore, which pg_database_size leaves out';
+
+CREATE FUNCTION vecstore_compact(index regclass, all_clusters boolean DEFAULT true,
+    OUT clusters integer,
+    OUT rows_folded bigint,
+    OUT rows_removed bigint,
+    OUT generation integer)
+    AS 'MODULE_PATHNAME', 'vecstore_compact' LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION vecstore_gpu_status(
+    OUT state text,
+    OUT device text,
+    OUT memory_total bigint,
+    OUT memory_limit bigint,
+    OUT memory_used bigint,
+    OUT helper_pid integer,
+    OUT restarts integer,
+    OUT state_since timestamptz,
+    OUT fallbacks bigint,
+    OUT fallback_reason text,
+    OUT resident_clusters integer,
+    OUT requests bigint,
+    OUT in_flight integer,
+    OUT open_scans integer,
+    OUT batches bigint,
+    OUT avg_batch_size float8,
+    OUT last_error text)
+    AS 'MODULE_PATHNAME', 'vecstore_gpu_status' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+
+CREATE FUNCTION vecstore_stats(
+    OUT scans bigint,
+    OUT rows_examined bigint,
+    OUT clusters_opened bigint,
+    OUT scans_cut_short bigint,
+    OUT files_checked bigint,
+    OUT files_trusted bigint,
+    OUT clusters_checked bigint,
+    OUT clusters_trusted bigint,
+    OUT shared_checks boolean)
+    AS 'MODULE_PATHNAME', 'vecstore_stats' LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
+
+CREATE FUNCTION vecstore_verify(index regclass, repair boolean DEFAULT false)
+    RETURNS TABLE (problem text, repaired boolean)
+    AS 'MODULE_PATHNAME', 'vecstore_verify' LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
+
+COMMENT ON FUNCTION vecstore_index_info(regclass) IS 'clusters, rows per cluster, delta and dead rows, segment file and bytes mapped by this session, codes and graphs, of a vecstore index';
+CREATE VIEW vecstore_compaction_progress AS
+    SELECT s.pid,
+           s.datid,
+           d.datname,
+           s.relid,
+           s.param15::oid AS indexrelid,
+           CASE s.param14
+               WHEN 1 THEN 'counting rows'
+               WHEN 2 THEN 'splitting clusters'
+               WHEN 3 THEN 'writing clusters'
+               WHEN 4 THEN 'logging pages'
+               WHEN 5 THEN 'switching generation'
+           END AS phase,
+           s.param11 AS clusters_total,
+           s.param12 AS clusters_done,
+           s.param13 AS rows_written
+    FROM pg_stat_get_progress_info('VACUUM') s
+    LEFT JOIN pg_database d ON d.oid = s.datid
+    WHERE s.param14 > 0;
+
+COMMENT ON VIEW vecstore_compaction_progress IS 'compactions of vecstore indexes in progress (VACUUM, vecstore_compact, the compaction worker): phase, clusters to re-seal and done, rows written';
+COMMENT ON FUNCTION vecstore_compact(regclass, boolean) IS 'compacts a vecstore index now: folds delta rows into their clusters and drops removed rows, for every cluster that has any (all_clusters) or those past its compaction_threshold';
+COMMENT ON FUNCTION vecstore_gpu_status() IS 'the GPU service: state, device, memory, helper process and restarts, work that ran on the CPU instead and why, requests and batches, last error';
+COMMENT ON FUNCTION vecstore_stats() IS 'this session''s index scans (rows examined, clusters opened, scans cut short by vecstore.max_scan_tuples) and segment checks (done here, or taken from the server''s record)';
+COMMENT ON FUNCTION vecstore_verify(regclass, boolean) IS 'checks a vecstore index (fork checksums, delta chains, segment file); one row per problem; repair => true rebuilds a bad segment file';
+
+-- halfvec: the type, its operators, functions, casts and aggregates
+-- (end of halfvec)
+
+-- bit: Hamming and Jaccard distances
+-- (end of bit)
+
+-- sparsevec: the type, its operators, functions and casts
+-- (end of sparsevec)
+
+-- operator classes added in 0.2.0
+-- (end of operator classes)
