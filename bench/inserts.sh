@@ -32,7 +32,7 @@ data_root=${VECSTORE_DATA:-$(dirname "$repo")/shared/data}
 nq=${BENCH_QUERIES:-200}
 datasets=${BENCH_DATASETS:-sift glove}
 shares=${BENCH_SHARES:-100 80 50 20}
-settings_spec=${BENCH_SETTINGS:-SET vecstore.probes = 0|SET vecstore.probes = 2; SET vecstore.ef_search = 40}
+settings_spec=${BENCH_SETTINGS:-SET vecstore.probes = auto|SET vecstore.probes = 2; SET vecstore.ef_search = 40}
 export VECSTORE_PGPORT=${VECSTORE_PGPORT:-54392}
 k=10
 warm=10

@@ -16,7 +16,7 @@
 #                   spaces or commas (default: every set in ../shared/data)
 #   BENCH_LISTS     which lists values to build (default "auto sqrt"):
 #                   auto = rows/1000, vecstore's own choice (it is built
-#                   with lists = 0) and pgvector's advice up to 1M rows;
+#                   with lists = auto) and pgvector's advice up to 1M rows;
 #                   sqrt = round(sqrt(rows)), the usual IVF rule of thumb,
 #                   more and smaller clusters at these sizes; or numbers.
 #                   ivfflat is built with the same number.

@@ -3,9 +3,14 @@
 CREATE TABLE o (v vector(3));
 INSERT INTO o SELECT ARRAY[i, i % 7, -i]::vector FROM generate_series(1, 100) i;
 
--- lists: 0 (automatic) .. 32768
+-- lists: auto (the default: from the row count) or 1 .. 32768; 0 is
+-- refused, as pgvector refuses it
 CREATE INDEX ON o USING vecstore (v) WITH (lists = -1);
-CREATE INDEX o_min ON o USING vecstore (v) WITH (lists = 0);
+CREATE INDEX ON o USING vecstore (v) WITH (lists = 0);
+CREATE INDEX o_auto ON o USING vecstore (v) WITH (lists = auto);
+SELECT clusters FROM vecstore_index_info('o_auto');
+DROP INDEX o_auto;
+CREATE INDEX o_min ON o USING vecstore (v) WITH (lists = 1);
 CREATE INDEX o_max ON o USING vecstore (v) WITH (lists = 32768);
 CREATE INDEX ON o USING vecstore (v) WITH (lists = 32769);
 CREATE INDEX ON o USING vecstore (v) WITH (lists = 'many');
@@ -20,6 +25,9 @@ CREATE INDEX ON o USING vecstore (v) WITH (m = 1);
 CREATE INDEX ON o USING vecstore (v) WITH (m = 101);
 CREATE INDEX ON o USING vecstore (v) WITH (ef_construction = 3);
 CREATE INDEX ON o USING vecstore (v) WITH (ef_construction = 1001);
+-- ef_construction must cover the bottom level's 2 * m neighbours
+CREATE INDEX ON o USING vecstore (v) WITH (m = 16, ef_construction = 31);
+CREATE INDEX ON o USING vecstore (v) WITH (m = 40);
 CREATE INDEX ON o USING vecstore (v) WITH (quantizer = 'pq');
 CREATE INDEX ON o USING vecstore (v) WITH (quantizer = '');
 CREATE INDEX o_g1 ON o USING vecstore (v) WITH (m = 2, ef_construction = 4, quantizer = 'none');
@@ -30,9 +38,13 @@ ALTER INDEX o_g1 SET (m = 0);
 ALTER INDEX o_g1 SET (quantizer = 'binary');
 DROP INDEX o_g1, o_g2;
 
--- vecstore.probes: 0 (automatic) .. 32768
+-- vecstore.probes: auto (the default) or 1 .. 32768
 SET vecstore.probes = 0;
+SET vecstore.probes = 'ten';
 SET vecstore.probes = 1;
+SHOW vecstore.probes;
+SET vecstore.probes = AUTO;
+SHOW vecstore.probes;
 SET vecstore.probes = 32768;
 SET vecstore.probes = 32769;
 RESET vecstore.probes;
@@ -46,10 +58,11 @@ SET vecstore.max_scan_tuples = 2147483648;
 RESET vecstore.max_scan_tuples;
 SHOW vecstore.max_scan_tuples;
 
--- vecstore.ef_search: 0 (from vecstore.effort) .. 1000
+-- vecstore.ef_search: auto (from vecstore.effort, the default) or 1 .. 1000
 SET vecstore.ef_search = -1;
 SET vecstore.ef_search = 0;
 SET vecstore.ef_search = 1;
+SET vecstore.ef_search = auto;
 SET vecstore.ef_search = 1000;
 SET vecstore.ef_search = 1001;
 RESET vecstore.ef_search;

@@ -26,6 +26,13 @@ EXPLAIN (COSTS OFF) SELECT id FROM t ORDER BY v <=> '[1,1,1]' LIMIT 3;
 SELECT id, round((v <=> '[1,1,1]')::numeric, 6) AS dist FROM t ORDER BY v <=> '[1,1,1]' LIMIT 10;
 DROP INDEX t_cos;
 
+-- L1: the index searches through L2's clusters, codes and graphs and
+-- ranks by the exact taxicab distance
+CREATE INDEX t_l1 ON t USING vecstore (v vector_l1_ops) WITH (lists = 2);
+EXPLAIN (COSTS OFF) SELECT id FROM t ORDER BY v <+> '[1,1,1]' LIMIT 3;
+SELECT id, v <+> '[1,1,1]' AS dist FROM t ORDER BY v <+> '[1,1,1]' LIMIT 10;
+DROP INDEX t_l1;
+
 -- an operator the index cannot order by is not served by it
 CREATE INDEX t_l2 ON t USING vecstore (v vector_l2_ops) WITH (lists = 2);
 EXPLAIN (COSTS OFF) SELECT id FROM t ORDER BY v <+> '[1,1,1]' LIMIT 3;
@@ -198,6 +205,17 @@ SELECT * FROM g_check('<=>', 10);
 SELECT ordered, distinct_rows FROM g_check('<=>', 500);
 COMMIT;
 DROP INDEX g_cos;
+CREATE INDEX g_l1 ON g USING vecstore (v vector_l1_ops) WITH (lists = 1);
+SELECT quantizer, graph_bytes > 0 AS has_graph FROM vecstore_index_info('g_l1');
+BEGIN;
+SET LOCAL vecstore.ef_search = 1000;
+SELECT * FROM g_check('<+>', 10);
+SELECT ordered, distinct_rows FROM g_check('<+>', 500);
+COMMIT;
+BEGIN;
+SELECT identical >= 8 AS nearly_all_exact, ordered, distinct_rows FROM g_check('<+>', 10);
+COMMIT;
+DROP INDEX g_l1;
 CREATE INDEX g_none ON g USING vecstore (v) WITH (lists = 1, quantizer = none, m = 8);
 SELECT graph_clusters, quantizer, code_bytes FROM vecstore_index_info('g_none');
 BEGIN;

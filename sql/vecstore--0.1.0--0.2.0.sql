@@ -111,4 +111,9 @@ COMMENT ON FUNCTION vecstore_stats() IS 'this session''s index scans (rows exami
 -- (end of sparsevec)
 
 -- operator classes added in 0.2.0
+CREATE OPERATOR CLASS vector_l1_ops
+    FOR TYPE vector USING vecstore AS
+    OPERATOR 1 <+> (vector, vector) FOR ORDER BY float_ops,
+    FUNCTION 1 l1_distance(vector, vector);
+COMMENT ON OPERATOR CLASS vector_l1_ops USING vecstore IS 'vecstore index for taxicab (L1) distance (<+>)';
 -- (end of operator classes)

@@ -606,7 +606,7 @@ vs_l1_distance(PG_FUNCTION_ARGS)
 	Vector	   *b = PG_GETARG_VECTOR_P(1);
 
 	VsCheckDims(a, b);
-	PG_RETURN_FLOAT8((double) VsKernels.l1(a->x, b->x, a->dim));
+	PG_RETURN_FLOAT8(VsMetricDistance(VS_METRIC_L1, a->x, b->x, a->dim));
 }
 
 PG_FUNCTION_INFO_V1(vs_vector_dims);

@@ -40,6 +40,99 @@ static relopt_enum_elt_def quantizer_values[] = {
 extern Datum vs_l2_distance(PG_FUNCTION_ARGS);
 extern Datum vs_vector_negative_inner_product(PG_FUNCTION_ARGS);
 extern Datum vs_cosine_distance(PG_FUNCTION_ARGS);
+extern Datum vs_l1_distance(PG_FUNCTION_ARGS);
+
+/* the strings behind vecstore.probes and vecstore.ef_search */
+static char *probes_string = NULL;
+static char *ef_search_string = NULL;
+
+/*
+ * parse_auto_int - "auto" (any case) as 0, or an integer from min to max;
+ * false when "value" is neither.
+ */
+static bool
+parse_auto_int(const char *value, int min, int max, int *result)
+{
+	char	   *end;
+	long		n;
+
+	if (pg_strcasecmp(value, "auto") == 0)
+	{
+		*result = 0;
+		return true;
+	}
+	errno = 0;
+	n = strtol(value, &end, 10);
+	while (end != value && *end == ' ')
+		end++;
+	if (end == value || *end != '\0' || errno != 0 || n < min || n > max)
+		return false;
+	*result = (int) n;
+	return true;
+}
+
+/*
+ * validate_lists - the "lists" reloption: "auto" or a number of clusters.
+ * 0 is refused, as pgvector refuses it; "auto" says what 0 used to.
+ */
+static void
+validate_lists(const char *value)
+{
+	int			lists;
+
+	if (value != NULL && !parse_auto_int(value, VS_MIN_LISTS, VS_MAX_LISTS, &lists))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for option \"lists\": \"%s\"", value),
+				 errdetail("Valid values are \"auto\" (about one cluster per %d rows) and integers between \"%d\" and \"%d\".",
+						   VS_AUTO_CLUSTER_ROWS, VS_MIN_LISTS, VS_MAX_LISTS)));
+}
+
+/* check hooks of vecstore.probes and vecstore.ef_search */
+static bool
+check_auto_int(char **newval, void **extra, const char *name, int max, const char *what)
+{
+	int			n;
+	int		   *parsed;
+
+	if (!parse_auto_int(*newval, 1, max, &n))
+	{
+		GUC_check_errdetail("%s is \"auto\" or %s from 1 to %d.", name, what, max);
+		return false;
+	}
+	parsed = malloc(sizeof(int));	/* GUC frees "extra" with free() */
+	if (parsed == NULL)
+		return false;
+	*parsed = n;
+	*extra = parsed;
+	return true;
+}
+
+static bool
+check_probes(char **newval, void **extra, GucSource source)
+{
+	return check_auto_int(newval, extra, "vecstore.probes", VS_MAX_PROBES,
+						  "a number of clusters");
+}
+
+static void
+assign_probes(const char *newval, void *extra)
+{
+	vecstore_probes = *(int *) extra;
+}
+
+static bool
+check_ef_search(char **newval, void **extra, GucSource source)
+{
+	return check_auto_int(newval, extra, "vecstore.ef_search", VS_HNSW_MAX_EF_SEARCH,
+						  "a size of the candidate list");
+}
+
+static void
+assign_ef_search(const char *newval, void *extra)
+{
+	vecstore_ef_search = *(int *) extra;
+}
 
 /*
  * VsAmInit - register the reloptions and GUCs (from _PG_init).
@@ -48,10 +141,9 @@ void
 VsAmInit(void)
 {
 	vs_relopt_kind = add_reloption_kind();
-	add_int_reloption(vs_relopt_kind, "lists",
-					  "Number of IVF clusters (0 chooses from the row count)",
-					  VS_DEFAULT_LISTS, VS_MIN_LISTS, VS_MAX_LISTS,
-					  AccessExclusiveLock);
+	add_string_reloption(vs_relopt_kind, "lists",
+						 "Number of IVF clusters, or auto (chosen from the row count)",
+						 "auto", validate_lists, AccessExclusiveLock);
 	add_int_reloption(vs_relopt_kind, "m",
 					  "Neighbours per node of the graph inside each cluster (twice as many on its bottom level)",
 					  VS_HNSW_DEFAULT_M, VS_HNSW_MIN_M, VS_HNSW_MAX_M,
@@ -78,12 +170,11 @@ VsAmInit(void)
 					  VS_DEFAULT_MIN_CLUSTER_ROWS, -1, VS_MAX_MAX_CLUSTER_ROWS,
 					  ShareUpdateExclusiveLock);
 
-	DefineCustomIntVariable("vecstore.probes",
-							"Sets the number of IVF clusters searched per query",
-							"0 decides for each query (see vecstore.effort); a number fixes it: more probes find more of the true nearest neighbours and cost more time.",
-							&vecstore_probes,
-							VS_DEFAULT_PROBES, VS_MIN_PROBES, VS_MAX_PROBES,
-							PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("vecstore.probes",
+							   "Sets the number of IVF clusters searched per query",
+							   "auto decides for each query (see vecstore.effort); a number fixes it: more probes find more of the true nearest neighbours and cost more time.",
+							   &probes_string, "auto",
+							   PGC_USERSET, 0, check_probes, assign_probes, NULL);
 
 	DefineCustomIntVariable("vecstore.max_scan_tuples",
 							"Sets how many rows a scan may examine when it continues past the probed clusters",
@@ -92,15 +183,14 @@ VsAmInit(void)
 							VS_DEFAULT_MAX_SCAN_TUPLES, VS_MIN_MAX_SCAN_TUPLES, VS_MAX_MAX_SCAN_TUPLES,
 							PGC_USERSET, 0, NULL, NULL, NULL);
 
-	DefineCustomIntVariable("vecstore.ef_search",
-							"Sets the size of the candidate list of the graph search inside each probed cluster",
-							"0 takes it from vecstore.effort; larger values find more of the true nearest neighbours and cost more time.",
-							&vecstore_ef_search,
-							VS_DEFAULT_EF_SEARCH, 0, VS_HNSW_MAX_EF_SEARCH,
-							PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("vecstore.ef_search",
+							   "Sets the size of the candidate list of the graph search inside each probed cluster",
+							   "auto takes it from vecstore.effort; larger values find more of the true nearest neighbours and cost more time.",
+							   &ef_search_string, "auto",
+							   PGC_USERSET, 0, check_ef_search, assign_ef_search, NULL);
 
 	DefineCustomIntVariable("vecstore.effort",
-							"Sets how hard a query searches when vecstore.probes is 0",
+							"Sets how hard a query searches when vecstore.probes is auto",
 							"Higher levels find more of the true nearest neighbours and cost more time; 10 is an exact search.",
 							&vecstore_effort,
 							VS_DEFAULT_EFFORT, VS_MIN_EFFORT, VS_MAX_EFFORT,
@@ -121,7 +211,7 @@ static bytea *
 vsoptions(Datum reloptions, bool validate)
 {
 	static const relopt_parse_elt tab[] = {
-		{"lists", RELOPT_TYPE_INT, offsetof(VsOptions, lists)},
+		{"lists", RELOPT_TYPE_STRING, offsetof(VsOptions, lists)},
 		{"m", RELOPT_TYPE_INT, offsetof(VsOptions, m)},
 		{"ef_construction", RELOPT_TYPE_INT, offsetof(VsOptions, ef_construction)},
 		{"quantizer", RELOPT_TYPE_ENUM, offsetof(VsOptions, quantizer)},
@@ -130,19 +220,34 @@ vsoptions(Datum reloptions, bool validate)
 		{"min_cluster_rows", RELOPT_TYPE_INT, offsetof(VsOptions, min_cluster_rows)},
 	};
 
-	return (bytea *) build_reloptions(reloptions, validate, vs_relopt_kind,
-									  sizeof(VsOptions), tab, lengthof(tab));
+	VsOptions  *opts;
+
+	opts = (VsOptions *) build_reloptions(reloptions, validate, vs_relopt_kind,
+										  sizeof(VsOptions), tab, lengthof(tab));
+	/* as pgvector's HNSW: a candidate list shorter than the bottom level's
+	 * neighbours could not fill them */
+	if (validate && opts != NULL && opts->ef_construction < 2 * opts->m)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ef_construction must be greater than or equal to 2 * m")));
+	return (bytea *) opts;
 }
 
 /*
- * VsGetListsOption - the "lists" reloption of an index (0 = automatic).
+ * VsGetListsOption - the "lists" reloption of an index (0 = auto).
  */
 int
 VsGetListsOption(Relation index)
 {
 	VsOptions  *opts = (VsOptions *) index->rd_options;
+	int			lists;
 
-	return opts ? opts->lists : VS_DEFAULT_LISTS;
+	if (opts == NULL || opts->lists == 0)
+		return VS_DEFAULT_LISTS;
+	/* checked when it was set; an index of an older release may say "0" */
+	if (!parse_auto_int((const char *) opts + opts->lists, 0, VS_MAX_LISTS, &lists))
+		return VS_DEFAULT_LISTS;
+	return lists;
 }
 
 /*
@@ -251,11 +356,11 @@ VsWarnForeignSettings(void)
 }
 
 /*
- * VsGetMetric - which distance the index's operator class orders by,
+ * VsGetOrderMetric - which distance the index's operator class orders by,
  * told from the C function behind support function 1.
  */
 VsMetric
-VsGetMetric(Relation index)
+VsGetOrderMetric(Relation index)
 {
 	FmgrInfo   *proc = index_getprocinfo(index, 1, 1);
 
@@ -265,12 +370,31 @@ VsGetMetric(Relation index)
 		return VS_METRIC_IP;
 	if (proc->fn_addr == vs_cosine_distance)
 		return VS_METRIC_COSINE;
+	if (proc->fn_addr == vs_l1_distance)
+		return VS_METRIC_L1;
 	ereport(ERROR,
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 			 errmsg("operator class of index \"%s\" uses a distance function vecstore does not support",
 					RelationGetRelationName(index)),
-			 errhint("Use vector_l2_ops, vector_ip_ops or vector_cosine_ops.")));
+			 errhint("Use vector_l2_ops, vector_ip_ops, vector_cosine_ops or vector_l1_ops.")));
 	return VS_METRIC_L2;		/* keep compiler quiet */
+}
+
+/*
+ * VsGetMetric - the metric the index's structures are built for (the
+ * metapage's): its clusters, codes, graphs and routing.  The order metric,
+ * except L1: an L1 index is built as an L2 one, whose searches find the
+ * candidates, and its scans rank them by their exact L1 distances
+ * (vsscan.c).  k-means, Voronoi bounds and SQ8 codes have no L1 form as
+ * good as their L2 one, and the rows near a query in L1 are, in the
+ * main, those near it in L2.
+ */
+VsMetric
+VsGetMetric(Relation index)
+{
+	VsMetric	metric = VsGetOrderMetric(index);
+
+	return metric == VS_METRIC_L1 ? VS_METRIC_L2 : metric;
 }
 
 /*

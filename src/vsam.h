@@ -74,32 +74,33 @@
 
 /* index limits and option ranges */
 #define VS_MAX_DIM				2000
-#define VS_DEFAULT_LISTS		0	/* 0: follow the row count */
+#define VS_DEFAULT_LISTS		0	/* "auto" (0 inside): follow the row count */
 
 /*
- * Rows per cluster when lists = 0: big enough that the graph inside a
+ * Rows per cluster when lists = auto: big enough that the graph inside a
  * cluster does most of the search, while the clusters still split the
  * data finely enough for routing (bench/RESULTS.md, "Choosing the
  * defaults").
  */
 #define VS_AUTO_CLUSTER_ROWS	5000
-#define VS_MIN_LISTS			0
+#define VS_MIN_LISTS			1
 #define VS_MAX_LISTS			32768
-#define VS_DEFAULT_PROBES		0	/* 0: automatic, see VsEffectiveProbes */
+#define VS_DEFAULT_PROBES		0	/* "auto" (0 inside), see VsEffectiveProbes */
 
 /*
- * The search of a query (vsscan_policy.c): vecstore.probes = 0 (the
- * default) decides per query how many clusters to open, at the level of
- * effort vecstore.effort (VS_MAX_EFFORT: an exact search);
- * vecstore.ef_search = 0 (the default) takes the first ef of each graph
- * search from the effort.  Set, they fix the search.  The default effort
+ * The search of a query (vsscan_policy.c): vecstore.probes = auto (the
+ * default; 0 in vecstore_probes) decides per query how many clusters to
+ * open, at the level of effort vecstore.effort (VS_MAX_EFFORT: an exact
+ * search); vecstore.ef_search = auto (the default; 0 in
+ * vecstore_ef_search) takes the first ef of each graph search from the
+ * effort.  Set, they fix the search.  The default effort
  * is chosen by measurement (bench/RESULTS.md, "Fast by default").
  */
 #define VS_DEFAULT_EF_SEARCH	0
 #define VS_DEFAULT_EFFORT		4
 #define VS_MIN_EFFORT			1
 #define VS_MAX_EFFORT			10
-#define VS_MIN_PROBES			0
+#define VS_MIN_PROBES			1
 #define VS_MAX_PROBES			32768
 #define VS_DEFAULT_MAX_SCAN_TUPLES 40000
 #define VS_MIN_MAX_SCAN_TUPLES	1
@@ -403,7 +404,7 @@ typedef struct VsClusterExtras
 typedef struct VsOptions
 {
 	int32		vl_len_;		/* varlena header (do not touch directly!) */
-	int			lists;
+	int			lists;			/* offset of the string: "auto" or a number */
 	int			m;
 	int			ef_construction;
 	int			quantizer;		/* VS_QUANTIZER_* */
@@ -560,7 +561,10 @@ VsRowDeleted(const uint8 *bits, uint32 shift, uint64 i)
 typedef struct VsCandidate
 {
 	ItemPointerData tid;
-	double		distance;
+	double		distance;		/* ordering key: the operator's order */
+	double		skey;			/* search key: the structures' metric (the
+								 * same as distance but for an L1 index,
+								 * whose searches run in L2) */
 } VsCandidate;
 
 /* this backend's counters, since it started (vecstore_stats()) */
@@ -588,6 +592,7 @@ extern int	vecstore_rerank_window;
 /* vsam.c */
 extern void VsAmInit(void);
 extern VsMetric VsGetMetric(Relation index);
+extern VsMetric VsGetOrderMetric(Relation index);
 extern int	VsGetListsOption(Relation index);
 extern void VsGetGraphOptions(Relation index, int *m, int *ef_construction, int *quantizer);
 extern double VsGetCompactionThreshold(Relation index);

@@ -50,7 +50,9 @@ typedef enum VsMetric
 {
 	VS_METRIC_L2 = 1,			/* vector_l2_ops: <-> */
 	VS_METRIC_IP = 2,			/* vector_ip_ops: <#> */
-	VS_METRIC_COSINE = 3		/* vector_cosine_ops: <=> */
+	VS_METRIC_COSINE = 3,		/* vector_cosine_ops: <=> */
+	VS_METRIC_L1 = 4			/* vector_l1_ops: <+> (the index orders by it;
+								 * its clusters, codes and graphs are L2's) */
 } VsMetric;
 
 /*
@@ -103,7 +105,8 @@ VsCosineFromSums(float dot, float norm_a, float norm_b)
 
 /*
  * VsMetricDistance - the value the ORDER BY operator of "metric" returns
- * (l2_distance, vector_negative_inner_product, cosine_distance), computed
+ * (l2_distance, vector_negative_inner_product, cosine_distance,
+ * l1_distance), computed
  * the one way both the SQL functions and the index use, so that the
  * index's order and values are exactly the operators'.
  */
@@ -123,6 +126,8 @@ VsMetricDistance(VsMetric metric, const float *a, const float *b, int n)
 		case VS_METRIC_COSINE:
 			VsKernels.dot_norms(a, b, n, &dot, &norm_a, &norm_b);
 			return VsCosineFromSums(dot, norm_a, norm_b);
+		case VS_METRIC_L1:
+			return (double) VsKernels.l1(a, b, n);
 	}
 	return __builtin_nan("");	/* not a metric: callers pass only these */
 }

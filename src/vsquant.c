@@ -1025,6 +1025,7 @@ VsQuantPrepareQueryPath(const VsQuantParams *params, const float *q,
 	switch (metric)
 	{
 		case VS_METRIC_L2:
+		case VS_METRIC_L1:		/* not a codes' metric: an L1 index's are L2's */
 			query->k = konst + 255.0 * delta * (double) sumw;
 			query->coef = -2.0 * delta;
 			break;
@@ -1253,6 +1254,7 @@ finish(const VsQuantQuery *query, int32_t s, const uint8_t *record)
 	switch (query->metric)
 	{
 		case VS_METRIC_L2:
+		case VS_METRIC_L1:		/* not a codes' metric (see above) */
 			return (float) (t + (double) record_aux(record));
 		case VS_METRIC_IP:
 			return (float) t;

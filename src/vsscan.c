@@ -128,6 +128,8 @@ typedef struct VsScanOpaqueData
 	const char *body;			/* sealed region, mapped and pinned */
 	VsMetaCache cache;			/* the metadata cache, pinned (VsMetaCacheRelease) */
 	float	   *query;			/* dims floats; NULL for a NULL query */
+	VsMetric	order;			/* the operator class's metric; meta.metric
+								 * is the structures' (VsGetMetric) */
 	bool		use_graphs;		/* a query the graphs can search for */
 	VsOffload  *offload;		/* the scan's requests to the offload service
 								 * (the GPU), or NULL */
@@ -313,7 +315,7 @@ ready_fix(VsScanOpaque so)
  * returned (it would break the order).
  */
 static inline void
-add_candidate(VsScanOpaque so, ItemPointer tid, double distance)
+add_candidate(VsScanOpaque so, ItemPointer tid, double distance, double skey)
 {
 	if (so->have_last && VsCompareDistance(distance, so->last_distance) < 0)
 		return;
@@ -324,21 +326,23 @@ add_candidate(VsScanOpaque so, ItemPointer tid, double distance)
 	}
 	so->cands[so->ncands].tid = *tid;
 	so->cands[so->ncands].distance = distance;
+	so->cands[so->ncands].skey = skey;
 	so->ncands++;
 }
 
 /*
- * found_row - a row of opened cluster "p" with its exact distance: into
- * the ready heap, and the policy learns what the cluster holds.
+ * found_row - a row of opened cluster "p" with its exact ordering and
+ * search keys (row_distance): into the ready heap, and the policy learns
+ * what the cluster holds.
  */
 static inline void
-found_row(VsScanOpaque so, VsProbe *p, ItemPointer tid, double distance)
+found_row(VsScanOpaque so, VsProbe *p, ItemPointer tid, double distance, double skey)
 {
-	add_candidate(so, tid, distance);
-	if (distance < p->best)
+	add_candidate(so, tid, distance, skey);
+	if (skey < p->best)
 	{
-		p->best = distance;
-		VsPolicyObserve(&so->policy, p->cluster, distance);
+		p->best = skey;
+		VsPolicyObserve(&so->policy, p->cluster, skey);
 	}
 }
 
@@ -364,16 +368,31 @@ add_pending(VsScanOpaque so, int probe, uint32 row, float distance)
  * row_distance - the ordering key of a row: for L2 the squared distance
  * (the square root, which keeps the order, is taken when the row is
  * returned, see key_to_distance), for the others the distance itself; 0
- * for a NULL query (every row is as near as any other).
+ * for a NULL query (every row is as near as any other).  Into "skey" the
+ * search key, the one the policy, the codes and the graphs compare with:
+ * the ordering key, except under L1, where it is the squared L2 distance.
  */
 static inline double
-row_distance(VsScanOpaque so, const float *x)
+row_distance(VsScanOpaque so, const float *x, double *skey)
 {
+	double		d;
+
 	if (so->query == NULL)
+	{
+		*skey = 0.0;
 		return 0.0;
+	}
 	if (so->meta.metric == VS_METRIC_L2)
-		return (double) VsKernels.l2_squared(so->query, x, so->meta.dims);
-	return VsMetricDistance((VsMetric) so->meta.metric, so->query, x, so->meta.dims);
+	{
+		d = (double) VsKernels.l2_squared(so->query, x, so->meta.dims);
+		*skey = d;
+		if (so->order == VS_METRIC_L1)
+			return (double) VsKernels.l1(so->query, x, so->meta.dims);
+		return d;
+	}
+	d = VsMetricDistance((VsMetric) so->meta.metric, so->query, x, so->meta.dims);
+	*skey = d;
+	return d;
 }
 
 /*
@@ -383,7 +402,7 @@ row_distance(VsScanOpaque so, const float *x)
 static inline double
 key_to_distance(VsScanOpaque so, double key)
 {
-	if (so->meta.metric == VS_METRIC_L2 && so->query != NULL)
+	if (so->order == VS_METRIC_L2 && so->query != NULL)
 		return sqrt(key);
 	return key;
 }
@@ -426,6 +445,8 @@ scan_rows_flat(VsScanOpaque so, VsProbe *p)
 	for (uint32 i = 0; i < info->count; i++)
 	{
 		ItemPointerData tid;
+		double		d,
+					skey;
 
 		if (p->seen != NULL && (p->seen[i / 8] & (1 << (i % 8))))
 			continue;
@@ -437,7 +458,8 @@ scan_rows_flat(VsScanOpaque so, VsProbe *p)
 		if (probe_deleted(p, i))
 			continue;
 		sealed_tid(so, info, i, &tid);
-		found_row(so, p, &tid, row_distance(so, vecs + (Size) i * dims));
+		d = row_distance(so, vecs + (Size) i * dims, &skey);
+		found_row(so, p, &tid, d, skey);
 	}
 	p->full = true;
 }
@@ -602,6 +624,8 @@ delta_rows(IndexScanDesc scan, VsProbe *p, int cluster)
 	VsDirEntry	entry;
 	VsDeltaChain chain;
 	VsDeltaTuple tup;
+	double		d,
+				skey;
 
 	VsBlobRead(index, &so->meta.directory, (uint64) cluster * sizeof(VsDirEntry),
 			   &entry, sizeof(entry), NULL);
@@ -611,7 +635,8 @@ delta_rows(IndexScanDesc scan, VsProbe *p, int cluster)
 	{
 		if (tup->flags & VS_DELTA_DEAD)
 			continue;
-		found_row(so, p, &tup->tid, row_distance(so, tup->x));
+		d = row_distance(so, tup->x, &skey);
+		found_row(so, p, &tup->tid, d, skey);
 		so->scanned++;
 		so->cover += VS_COVER_FLAT;
 	}
@@ -887,12 +912,13 @@ rerank(VsScanOpaque so, int n)
 		}
 		sealed_tid(so, info, top.row, &tid);
 		{
-			double		exact = row_distance(so, x);
+			double		skey;
+			double		exact = row_distance(so, x, &skey);
 
 			/* how far the codes overstate a distance, at most, so far */
-			if (top.distance - exact > so->code_error)
-				so->code_error = top.distance - exact;
-			found_row(so, p, &tid, exact);
+			if (top.distance - skey > so->code_error)
+				so->code_error = top.distance - skey;
+			found_row(so, p, &tid, exact, skey);
 		}
 	}
 }
@@ -918,6 +944,7 @@ start_scan(IndexScanDesc scan)
 	cache->pins++;				/* its centroids are read until the scan ends */
 	so->cache = cache;
 	so->meta = cache->meta;
+	so->order = VsGetOrderMetric(scan->indexRelation);
 	if (!(scan->orderByData[0].sk_flags & SK_ISNULL))
 	{
 		Vector	   *q = VsDatumToVector(scan->indexRelation,
@@ -1038,6 +1065,24 @@ vsrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int nord
 }
 
 /*
+ * pending_may_precede - may the nearest pending candidate by code come
+ * before the nearest exact one (so->ncands > 0)?  Its code distance, less
+ * the most the codes have overstated one, is a lower bound of its squared
+ * L2 distance; under L1, whose distance is at least the L2 one, its root
+ * is a lower bound of the L1 distance: every pending row that may precede
+ * the next row returned is reranked first.
+ */
+static inline bool
+pending_may_precede(VsScanOpaque so)
+{
+	double		bound = so->pending[0].distance - so->code_error;
+
+	if (so->order == VS_METRIC_L1)
+		return VsCompareDistance(sqrt(Max(bound, 0.0)), so->cands[0].distance) <= 0;
+	return VsCompareDistance(bound, so->cands[0].distance) <= 0;
+}
+
+/*
  * cut_short - the scan ran out of vecstore.max_scan_tuples with rows left
  * unexamined: say so, once (a filter may have discarded rows the executor
  * still needs, and the ones it would have kept may exist).
@@ -1099,9 +1144,7 @@ gettuple(IndexScanDesc scan, ScanDirection dir)
 		 * the nearest exact one.
 		 */
 		ready_fix(so);
-		while (so->npending > 0 &&
-			   (so->ncands == 0 ||
-				VsCompareDistance(so->pending[0].distance - so->code_error, so->cands[0].distance) <= 0))
+		while (so->npending > 0 && (so->ncands == 0 || pending_may_precede(so)))
 		{
 			rerank(so, vecstore_rerank_window);
 			ready_fix(so);
@@ -1112,15 +1155,15 @@ gettuple(IndexScanDesc scan, ScanDirection dir)
 		 * may hold nearer rows: search it deeper first (within
 		 * max_scan_tuples).
 		 */
-		if (so->ncands > 0 && deepen_before(scan, so->cands[0].distance))
+		if (so->ncands > 0 && deepen_before(scan, so->cands[0].skey))
 			continue;
-		if (so->ncands > 0 && confirm_before(scan, so->cands[0].distance))
+		if (so->ncands > 0 && confirm_before(scan, so->cands[0].skey))
 			continue;
 
 		/* clusters that may hold a row nearer than the next one: open them */
 		if (so->ncands > 0 && more)
 		{
-			int			n = VsPolicyBefore(&so->policy, so->cands[0].distance, so->returned,
+			int			n = VsPolicyBefore(&so->policy, so->cands[0].skey, so->returned,
 										   so->opening, so->meta.nclusters);
 
 			if (n > 0)

@@ -471,7 +471,7 @@ for my $case (@CASES)
         '0', "$name: vecstore_verify finds no problem");
 }
 
-# lists = 0 (the default) follows the row count: about rows / 5000
+# lists = auto (the default) follows the row count: about rows / 5000
 {
     my $rows = $node->safe_psql('postgres', 'SELECT count(*) FROM items_l2');
     $node->safe_psql('postgres',

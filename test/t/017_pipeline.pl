@@ -79,7 +79,7 @@ use VsTest qw(check_results report_bad same_distances index_info);
 # clustering and graphs are seeded, so the figures repeat):
 #   IVF:     the build without the graph (default probes = 10 searches
 #            every list of these indexes: exact);
-#   default: the graph build, default settings (probes = 0, here 7, 7 and
+#   default: the graph build, default settings (probes = auto, here 7, 7 and
 #            4 of 8, 8 and 5 lists; m = 16, ef_construction = 64,
 #            quantizer = sq8, ef_search = 120, rerank_window = 40);
 #   fast:    the same build at probes = 2, ef_search = 40.

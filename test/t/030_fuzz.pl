@@ -1248,9 +1248,9 @@ sub knn_units
         $qi = $force if defined $force && ($i == 1 || $i == $n + 1);
         my $set =
           $exact
-          ? pick('SET vecstore.probes = 0; SET vecstore.effort = 10;',
+          ? pick('SET vecstore.probes = auto; SET vecstore.effort = 10;',
             'SET vecstore.effort = 4; SET vecstore.probes = 32768;')
-          : pick('SET vecstore.probes = 0; SET vecstore.effort = ' . (1 + rint(9)) . ';',
+          : pick('SET vecstore.probes = auto; SET vecstore.effort = ' . (1 + rint(9)) . ';',
             'SET vecstore.effort = 4; SET vecstore.probes = 1;');
         my $tag = "$prefix$i";
         push @units, [ $tag, "$set " . knn_sql($tag, $qi) ];
