@@ -20,7 +20,8 @@ EXPLAIN (COSTS OFF) SELECT id FROM t ORDER BY v <#> '[1,1,1]' LIMIT 3;
 SELECT id, v <#> '[1,1,1]' AS dist FROM t ORDER BY v <#> '[1,1,1]' LIMIT 10;
 DROP INDEX t_ip;
 
--- cosine (on vectors that are not unit length; the zero vector sorts last)
+-- cosine (on vectors that are not unit length; a zero vector has no angle:
+-- the index leaves it out, as pgvector does)
 CREATE INDEX t_cos ON t USING vecstore (v vector_cosine_ops) WITH (lists = 2);
 EXPLAIN (COSTS OFF) SELECT id FROM t ORDER BY v <=> '[1,1,1]' LIMIT 3;
 SELECT id, round((v <=> '[1,1,1]')::numeric, 6) AS dist FROM t ORDER BY v <=> '[1,1,1]' LIMIT 10;

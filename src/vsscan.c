@@ -130,6 +130,8 @@ typedef struct VsScanOpaqueData
 	float	   *query;			/* dims floats; NULL for a NULL query */
 	VsMetric	order;			/* the operator class's metric; meta.metric
 								 * is the structures' (VsGetMetric) */
+	bool		skip_nan;		/* leave out rows at a NaN distance: zero
+								 * rows under cosine, as pgvector does */
 	bool		use_graphs;		/* a query the graphs can search for */
 	VsOffload  *offload;		/* the scan's requests to the offload service
 								 * (the GPU), or NULL */
@@ -318,6 +320,8 @@ static inline void
 add_candidate(VsScanOpaque so, ItemPointer tid, double distance, double skey)
 {
 	if (so->have_last && VsCompareDistance(distance, so->last_distance) < 0)
+		return;
+	if (so->skip_nan && isnan(distance))
 		return;
 	if (so->ncands == so->maxcands)
 	{
@@ -963,6 +967,13 @@ start_scan(IndexScanDesc scan)
 	so->use_graphs = so->query != NULL;
 	if (so->use_graphs && so->meta.metric == VS_METRIC_COSINE)
 		so->use_graphs = VsKernels.inner_product(so->query, so->query, so->meta.dims) > 0.0f;
+
+	/*
+	 * A zero row has no angle to any query: pgvector leaves it out of a
+	 * cosine index, so a scan for a query that has one does too (a zero
+	 * query, whose every distance is NaN, still returns every row).
+	 */
+	so->skip_nan = so->meta.metric == VS_METRIC_COSINE && so->use_graphs;
 	VsRouteBegin(&so->route, cache, so->query);
 	VsPolicyBegin(&so->policy, cache, &so->route, so->use_graphs);
 	so->use_graphs = !so->policy.exact;
