@@ -460,6 +460,27 @@ COMMENT ON FUNCTION vecstore_verify(regclass, boolean) IS 'checks a vecstore ind
 -- (end of halfvec)
 
 -- bit: Hamming and Jaccard distances
+
+CREATE FUNCTION hamming_distance(bit, bit) RETURNS float8
+    AS 'MODULE_PATHNAME', 'vs_hamming_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION jaccard_distance(bit, bit) RETURNS float8
+    AS 'MODULE_PATHNAME', 'vs_jaccard_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION hamming_distance(bit, bit) IS 'Hamming distance: the number of positions where the bits differ';
+COMMENT ON FUNCTION jaccard_distance(bit, bit) IS 'Jaccard distance: 1 - |a & b| / |a | b|, 1 when no bit is set in both';
+
+CREATE OPERATOR <~> (
+    LEFTARG = bit, RIGHTARG = bit, PROCEDURE = hamming_distance,
+    COMMUTATOR = '<~>'
+);
+CREATE OPERATOR <%> (
+    LEFTARG = bit, RIGHTARG = bit, PROCEDURE = jaccard_distance,
+    COMMUTATOR = '<%>'
+);
+
+COMMENT ON OPERATOR <~> (bit, bit) IS 'Hamming distance';
+COMMENT ON OPERATOR <%> (bit, bit) IS 'Jaccard distance';
+
 -- (end of bit)
 
 -- sparsevec: the type, its operators, functions and casts
