@@ -15,19 +15,19 @@ EXTENSION = vecstore
 EXTVERSION = $(shell grep default_version $(EXTENSION).control | sed -e "s/default_version[[:space:]]*=[[:space:]]*'\([^']*\)'/\1/")
 
 MODULE_big = vecstore
-OBJS = src/vecstore.o src/vector.o src/vsdistance.o src/vskmeans.o src/vskmeans_assign.o \
+OBJS = src/vecstore.o src/vector.o src/bitvec.o src/sparsevec.o src/vsdistance.o src/vsdistance_bit.o src/vskmeans.o src/vskmeans_assign.o \
 	src/vsquant.o src/vshnsw.o src/vshnsw_build.o src/vshnsw_search.o \
 	src/vsam.o src/vsbuild.o src/vscompact.o src/vscompact_worker.o src/vscost.o src/vsfree.o src/vsinfo.o src/vsinsert.o \
 	src/vspage.o src/vsroute.o src/vsscan.o src/vsscan_policy.o src/vssegment.o src/vssegment_checked.o src/vssegment_fault.o src/vssegment_remove.o src/vsvacuum.o src/vsvalidate.o \
 	src/vsgpu.o src/vsgpu_client.o src/vsgpu_worker.o src/vsoffload.o src/vsutil.o
-HEADERS = src/vector.h src/vsdistance.h
+HEADERS = src/vector.h src/sparsevec.h src/vsdistance.h
 
 # The install script of every released version and the update scripts
 # between them (0.1.0 is frozen; see CHANGELOG.md).
 DATA = sql/$(EXTENSION)--0.1.0.sql sql/$(EXTENSION)--0.1.0--0.2.0.sql sql/$(EXTENSION)--$(EXTVERSION).sql
 
 # Regression tests, in order (never a wildcard: install scripts share sql/).
-REGRESS = vector_type vector_functions cast copy aggregates errors \
+REGRESS = vector_type vector_functions cast copy aggregates bit sparsevec errors \
 	index_options index_build index_scan index_vacuum compaction privileges
 REGRESS_OPTS = --inputdir=. --load-extension=$(EXTENSION)
 
@@ -221,6 +221,16 @@ bench/bench_quant: bench/bench_quant.c test/kernels/vsrng.h test/kernels/vsfvecs
 KERNEL_TESTS += test/kernels/test_quant
 EXTRA_CLEAN += test/kernels/test_quant bench/bench_quant
 endif
+
+# ---------------------------------------------------------------------------
+# Bit distances (src/vsdistance_bit.c): the popcount kernels' unit test,
+# every path against the scalar one.
+# ---------------------------------------------------------------------------
+test/kernels/test_bit: test/kernels/test_bit.c test/kernels/vstest.h test/kernels/vsrng.h src/vsdistance_bit.c src/vsdistance_bit.h
+	$(CC) $(STANDALONE_CFLAGS) -o $@ test/kernels/test_bit.c src/vsdistance_bit.c -lm
+
+KERNEL_TESTS += test/kernels/test_bit
+EXTRA_CLEAN += test/kernels/test_bit
 
 kernel-test: $(KERNEL_TESTS)
 	@rc=0; for t in $(KERNEL_TESTS); do ./$$t || rc=1; done; exit $$rc

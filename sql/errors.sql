@@ -62,10 +62,10 @@ SELECT '[1,2]'::vector <+> '[1,2,3]';
 SELECT '[1,2]'::vector + '[1,2,3]';
 SELECT '[1,2]'::vector - '[1,2,3]';
 SELECT '[1,2]'::vector * '[1,2,3]';
-SELECT sqlstate_of($$SELECT l2_distance('[1]', '[1,2]')$$);
-SELECT sqlstate_of($$SELECT inner_product('[1]', '[1,2]')$$);
-SELECT sqlstate_of($$SELECT cosine_distance('[1]', '[1,2]')$$);
-SELECT sqlstate_of($$SELECT l1_distance('[1]', '[1,2]')$$);
+SELECT sqlstate_of($$SELECT l2_distance(vector '[1]', '[1,2]')$$);
+SELECT sqlstate_of($$SELECT inner_product(vector '[1]', '[1,2]')$$);
+SELECT sqlstate_of($$SELECT cosine_distance(vector '[1]', '[1,2]')$$);
+SELECT sqlstate_of($$SELECT l1_distance(vector '[1]', '[1,2]')$$);
 SELECT sqlstate_of($$SELECT vector_l2_squared_distance('[1]', '[1,2]')$$);
 
 -- arithmetic that leaves float4's range

@@ -460,9 +460,225 @@ COMMENT ON FUNCTION vecstore_verify(regclass, boolean) IS 'checks a vecstore ind
 -- (end of halfvec)
 
 -- bit: Hamming and Jaccard distances
+
+CREATE FUNCTION hamming_distance(bit, bit) RETURNS float8
+    AS 'MODULE_PATHNAME', 'vs_hamming_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION jaccard_distance(bit, bit) RETURNS float8
+    AS 'MODULE_PATHNAME', 'vs_jaccard_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION hamming_distance(bit, bit) IS 'Hamming distance: the number of positions where the bits differ';
+COMMENT ON FUNCTION jaccard_distance(bit, bit) IS 'Jaccard distance: 1 - |a & b| / |a | b|, 1 when no bit is set in both';
+
+CREATE OPERATOR <~> (
+    LEFTARG = bit, RIGHTARG = bit, PROCEDURE = hamming_distance,
+    COMMUTATOR = '<~>'
+);
+CREATE OPERATOR <%> (
+    LEFTARG = bit, RIGHTARG = bit, PROCEDURE = jaccard_distance,
+    COMMUTATOR = '<%>'
+);
+
+COMMENT ON OPERATOR <~> (bit, bit) IS 'Hamming distance';
+COMMENT ON OPERATOR <%> (bit, bit) IS 'Jaccard distance';
+
 -- (end of bit)
 
 -- sparsevec: the type, its operators, functions and casts
+
+CREATE TYPE sparsevec;
+
+CREATE FUNCTION sparsevec_in(cstring, oid, integer) RETURNS sparsevec
+    AS 'MODULE_PATHNAME', 'vs_sparsevec_in' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION sparsevec_out(sparsevec) RETURNS cstring
+    AS 'MODULE_PATHNAME', 'vs_sparsevec_out' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION sparsevec_typmod_in(cstring[]) RETURNS integer
+    AS 'MODULE_PATHNAME', 'vs_sparsevec_typmod_in' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION sparsevec_recv(internal, oid, integer) RETURNS sparsevec
+    AS 'MODULE_PATHNAME', 'vs_sparsevec_recv' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION sparsevec_send(sparsevec) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'vs_sparsevec_send' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE TYPE sparsevec (
+    INPUT     = sparsevec_in,
+    OUTPUT    = sparsevec_out,
+    TYPMOD_IN = sparsevec_typmod_in,
+    RECEIVE   = sparsevec_recv,
+    SEND      = sparsevec_send,
+    STORAGE   = external
+);
+
+COMMENT ON TYPE sparsevec IS 'sparse vector of float4 elements, up to 1000000000 dimensions and 16000 non-zero elements; text form {1:1.5,3:2}/5';
+COMMENT ON FUNCTION sparsevec_in(cstring, oid, integer) IS 'text input of sparsevec: {index:value,...}/dimensions, indices from 1';
+COMMENT ON FUNCTION sparsevec_out(sparsevec) IS 'text output of sparsevec, ascending indices, shortest round-trip floats';
+COMMENT ON FUNCTION sparsevec_typmod_in(cstring[]) IS 'typmod input of sparsevec(n): the number of dimensions';
+COMMENT ON FUNCTION sparsevec_recv(internal, oid, integer) IS 'binary input of sparsevec: int32 dims, int32 nnz, int32 zero, int32 indices from 0, float4 values';
+COMMENT ON FUNCTION sparsevec_send(sparsevec) IS 'binary output of sparsevec: int32 dims, int32 nnz, int32 zero, int32 indices from 0, float4 values';
+
+CREATE FUNCTION l2_distance(sparsevec, sparsevec) RETURNS float8
+    AS 'MODULE_PATHNAME', 'vs_sparsevec_l2_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION inner_product(sparsevec, sparsevec) RETURNS float8
+    AS 'MODULE_PATHNAME', 'vs_sparsevec_inner_product' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION cosine_distance(sparsevec, sparsevec) RETURNS float8
+    AS 'MODULE_PATHNAME', 'vs_sparsevec_cosine_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION l1_distance(sparsevec, sparsevec) RETURNS float8
+    AS 'MODULE_PATHNAME', 'vs_sparsevec_l1_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION sparsevec_l2_squared_distance(sparsevec, sparsevec) RETURNS float8
+    AS 'MODULE_PATHNAME', 'vs_sparsevec_l2_squared_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION sparsevec_negative_inner_product(sparsevec, sparsevec) RETURNS float8
+    AS 'MODULE_PATHNAME', 'vs_sparsevec_negative_inner_product' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION l2_norm(sparsevec) RETURNS float8
+    AS 'MODULE_PATHNAME', 'vs_sparsevec_l2_norm' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION l2_normalize(sparsevec) RETURNS sparsevec
+    AS 'MODULE_PATHNAME', 'vs_sparsevec_l2_normalize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION l2_distance(sparsevec, sparsevec) IS 'Euclidean (L2) distance';
+COMMENT ON FUNCTION inner_product(sparsevec, sparsevec) IS 'inner (dot) product';
+COMMENT ON FUNCTION cosine_distance(sparsevec, sparsevec) IS 'cosine distance: 1 - cosine similarity, NaN for a zero vector';
+COMMENT ON FUNCTION l1_distance(sparsevec, sparsevec) IS 'taxicab (L1) distance';
+COMMENT ON FUNCTION sparsevec_l2_squared_distance(sparsevec, sparsevec) IS 'squared Euclidean distance';
+COMMENT ON FUNCTION sparsevec_negative_inner_product(sparsevec, sparsevec) IS 'negative inner product, so that smaller means more similar';
+COMMENT ON FUNCTION l2_norm(sparsevec) IS 'Euclidean norm';
+COMMENT ON FUNCTION l2_normalize(sparsevec) IS 'sparsevec scaled to unit Euclidean norm (a zero vector is returned unchanged)';
+
+CREATE FUNCTION sparsevec_lt(sparsevec, sparsevec) RETURNS bool
+    AS 'MODULE_PATHNAME', 'vs_sparsevec_lt' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION sparsevec_le(sparsevec, sparsevec) RETURNS bool
+    AS 'MODULE_PATHNAME', 'vs_sparsevec_le' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION sparsevec_eq(sparsevec, sparsevec) RETURNS bool
+    AS 'MODULE_PATHNAME', 'vs_sparsevec_eq' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION sparsevec_ne(sparsevec, sparsevec) RETURNS bool
+    AS 'MODULE_PATHNAME', 'vs_sparsevec_ne' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION sparsevec_ge(sparsevec, sparsevec) RETURNS bool
+    AS 'MODULE_PATHNAME', 'vs_sparsevec_ge' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION sparsevec_gt(sparsevec, sparsevec) RETURNS bool
+    AS 'MODULE_PATHNAME', 'vs_sparsevec_gt' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION sparsevec_cmp(sparsevec, sparsevec) RETURNS integer
+    AS 'MODULE_PATHNAME', 'vs_sparsevec_cmp' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION sparsevec_lt(sparsevec, sparsevec) IS 'less than, in sparsevec_cmp order';
+COMMENT ON FUNCTION sparsevec_le(sparsevec, sparsevec) IS 'less than or equal, in sparsevec_cmp order';
+COMMENT ON FUNCTION sparsevec_eq(sparsevec, sparsevec) IS 'equal: same dimensions and equal elements';
+COMMENT ON FUNCTION sparsevec_ne(sparsevec, sparsevec) IS 'not equal';
+COMMENT ON FUNCTION sparsevec_ge(sparsevec, sparsevec) IS 'greater than or equal, in sparsevec_cmp order';
+COMMENT ON FUNCTION sparsevec_gt(sparsevec, sparsevec) IS 'greater than, in sparsevec_cmp order';
+COMMENT ON FUNCTION sparsevec_cmp(sparsevec, sparsevec) IS 'btree order: that of the dense vectors, element by element, then fewer dimensions first';
+
+CREATE FUNCTION sparsevec(sparsevec, integer, boolean) RETURNS sparsevec
+    AS 'MODULE_PATHNAME', 'vs_sparsevec' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION vector_to_sparsevec(vector, integer, boolean) RETURNS sparsevec
+    AS 'MODULE_PATHNAME', 'vs_vector_to_sparsevec' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION sparsevec_to_vector(sparsevec, integer, boolean) RETURNS vector
+    AS 'MODULE_PATHNAME', 'vs_sparsevec_to_vector' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION array_to_sparsevec(integer[], integer, boolean) RETURNS sparsevec
+    AS 'MODULE_PATHNAME', 'vs_array_to_sparsevec' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION array_to_sparsevec(real[], integer, boolean) RETURNS sparsevec
+    AS 'MODULE_PATHNAME', 'vs_array_to_sparsevec' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION array_to_sparsevec(double precision[], integer, boolean) RETURNS sparsevec
+    AS 'MODULE_PATHNAME', 'vs_array_to_sparsevec' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION array_to_sparsevec(numeric[], integer, boolean) RETURNS sparsevec
+    AS 'MODULE_PATHNAME', 'vs_array_to_sparsevec' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION sparsevec(sparsevec, integer, boolean) IS 'cast of sparsevec to sparsevec(n), checking the dimensions';
+COMMENT ON FUNCTION vector_to_sparsevec(vector, integer, boolean) IS 'cast of vector to sparsevec: its non-zero elements';
+COMMENT ON FUNCTION sparsevec_to_vector(sparsevec, integer, boolean) IS 'cast of sparsevec to vector: zeros where nothing is stored';
+COMMENT ON FUNCTION array_to_sparsevec(integer[], integer, boolean) IS 'cast of integer[] to sparsevec';
+COMMENT ON FUNCTION array_to_sparsevec(real[], integer, boolean) IS 'cast of real[] to sparsevec';
+COMMENT ON FUNCTION array_to_sparsevec(double precision[], integer, boolean) IS 'cast of double precision[] to sparsevec';
+COMMENT ON FUNCTION array_to_sparsevec(numeric[], integer, boolean) IS 'cast of numeric[] to sparsevec';
+
+CREATE CAST (sparsevec AS sparsevec)
+    WITH FUNCTION sparsevec(sparsevec, integer, boolean) AS IMPLICIT;
+CREATE CAST (sparsevec AS vector)
+    WITH FUNCTION sparsevec_to_vector(sparsevec, integer, boolean) AS ASSIGNMENT;
+CREATE CAST (vector AS sparsevec)
+    WITH FUNCTION vector_to_sparsevec(vector, integer, boolean) AS IMPLICIT;
+CREATE CAST (integer[] AS sparsevec)
+    WITH FUNCTION array_to_sparsevec(integer[], integer, boolean) AS ASSIGNMENT;
+CREATE CAST (real[] AS sparsevec)
+    WITH FUNCTION array_to_sparsevec(real[], integer, boolean) AS ASSIGNMENT;
+CREATE CAST (double precision[] AS sparsevec)
+    WITH FUNCTION array_to_sparsevec(double precision[], integer, boolean) AS ASSIGNMENT;
+CREATE CAST (numeric[] AS sparsevec)
+    WITH FUNCTION array_to_sparsevec(numeric[], integer, boolean) AS ASSIGNMENT;
+
+COMMENT ON CAST (sparsevec AS sparsevec) IS 'applies the sparsevec(n) type modifier';
+COMMENT ON CAST (sparsevec AS vector) IS 'sparsevec to vector';
+COMMENT ON CAST (vector AS sparsevec) IS 'vector to sparsevec';
+COMMENT ON CAST (integer[] AS sparsevec) IS 'integer[] to sparsevec';
+COMMENT ON CAST (real[] AS sparsevec) IS 'real[] to sparsevec';
+COMMENT ON CAST (double precision[] AS sparsevec) IS 'double precision[] to sparsevec';
+COMMENT ON CAST (numeric[] AS sparsevec) IS 'numeric[] to sparsevec';
+
+CREATE OPERATOR <-> (
+    LEFTARG = sparsevec, RIGHTARG = sparsevec, PROCEDURE = l2_distance,
+    COMMUTATOR = '<->'
+);
+CREATE OPERATOR <#> (
+    LEFTARG = sparsevec, RIGHTARG = sparsevec, PROCEDURE = sparsevec_negative_inner_product,
+    COMMUTATOR = '<#>'
+);
+CREATE OPERATOR <=> (
+    LEFTARG = sparsevec, RIGHTARG = sparsevec, PROCEDURE = cosine_distance,
+    COMMUTATOR = '<=>'
+);
+CREATE OPERATOR <+> (
+    LEFTARG = sparsevec, RIGHTARG = sparsevec, PROCEDURE = l1_distance,
+    COMMUTATOR = '<+>'
+);
+CREATE OPERATOR < (
+    LEFTARG = sparsevec, RIGHTARG = sparsevec, PROCEDURE = sparsevec_lt,
+    COMMUTATOR = >, NEGATOR = >=,
+    RESTRICT = scalarltsel, JOIN = scalarltjoinsel
+);
+CREATE OPERATOR <= (
+    LEFTARG = sparsevec, RIGHTARG = sparsevec, PROCEDURE = sparsevec_le,
+    COMMUTATOR = >=, NEGATOR = >,
+    RESTRICT = scalarlesel, JOIN = scalarlejoinsel
+);
+CREATE OPERATOR = (
+    LEFTARG = sparsevec, RIGHTARG = sparsevec, PROCEDURE = sparsevec_eq,
+    COMMUTATOR = =, NEGATOR = <>,
+    RESTRICT = eqsel, JOIN = eqjoinsel,
+    MERGES
+);
+CREATE OPERATOR <> (
+    LEFTARG = sparsevec, RIGHTARG = sparsevec, PROCEDURE = sparsevec_ne,
+    COMMUTATOR = <>, NEGATOR = =,
+    RESTRICT = neqsel, JOIN = neqjoinsel
+);
+CREATE OPERATOR >= (
+    LEFTARG = sparsevec, RIGHTARG = sparsevec, PROCEDURE = sparsevec_ge,
+    COMMUTATOR = <=, NEGATOR = <,
+    RESTRICT = scalargesel, JOIN = scalargejoinsel
+);
+CREATE OPERATOR > (
+    LEFTARG = sparsevec, RIGHTARG = sparsevec, PROCEDURE = sparsevec_gt,
+    COMMUTATOR = <, NEGATOR = <=,
+    RESTRICT = scalargtsel, JOIN = scalargtjoinsel
+);
+
+COMMENT ON OPERATOR <-> (sparsevec, sparsevec) IS 'Euclidean (L2) distance';
+COMMENT ON OPERATOR <#> (sparsevec, sparsevec) IS 'negative inner product';
+COMMENT ON OPERATOR <=> (sparsevec, sparsevec) IS 'cosine distance';
+COMMENT ON OPERATOR <+> (sparsevec, sparsevec) IS 'taxicab (L1) distance';
+COMMENT ON OPERATOR < (sparsevec, sparsevec) IS 'less than';
+COMMENT ON OPERATOR <= (sparsevec, sparsevec) IS 'less than or equal';
+COMMENT ON OPERATOR = (sparsevec, sparsevec) IS 'equal';
+COMMENT ON OPERATOR <> (sparsevec, sparsevec) IS 'not equal';
+COMMENT ON OPERATOR >= (sparsevec, sparsevec) IS 'greater than or equal';
+COMMENT ON OPERATOR > (sparsevec, sparsevec) IS 'greater than';
+
+CREATE OPERATOR CLASS sparsevec_ops
+    DEFAULT FOR TYPE sparsevec USING btree AS
+    OPERATOR 1 <,
+    OPERATOR 2 <=,
+    OPERATOR 3 =,
+    OPERATOR 4 >=,
+    OPERATOR 5 >,
+    FUNCTION 1 sparsevec_cmp(sparsevec, sparsevec);
+
+COMMENT ON OPERATOR CLASS sparsevec_ops USING btree IS 'btree ordering of sparse vectors';
+
 -- (end of sparsevec)
 
 -- operator classes added in 0.2.0

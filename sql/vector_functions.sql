@@ -1,18 +1,18 @@
 -- Distance functions and operators, norms, arithmetic, subvector.
 
-SELECT l2_distance('[0,0]', '[3,4]'), '[0,0]'::vector <-> '[3,4]';
-SELECT l2_distance('[1,2,3]', '[1,2,3]');
+SELECT l2_distance(vector '[0,0]', '[3,4]'), '[0,0]'::vector <-> '[3,4]';
+SELECT l2_distance(vector '[1,2,3]', '[1,2,3]');
 SELECT vector_l2_squared_distance('[0,0]', '[3,4]');
-SELECT inner_product('[1,2]', '[3,4]'), '[1,2]'::vector <#> '[3,4]';
+SELECT inner_product(vector '[1,2]', '[3,4]'), '[1,2]'::vector <#> '[3,4]';
 SELECT vector_negative_inner_product('[1,2]', '[3,4]');
-SELECT cosine_distance('[1,2]', '[2,4]'), cosine_distance('[1,2]', '[0,0]');
-SELECT cosine_distance('[1,1]', '[1,1]'), cosine_distance('[1,1]', '[-1,-1]'), cosine_distance('[1,0]', '[0,2]');
+SELECT cosine_distance(vector '[1,2]', '[2,4]'), cosine_distance(vector '[1,2]', '[0,0]');
+SELECT cosine_distance(vector '[1,1]', '[1,1]'), cosine_distance(vector '[1,1]', '[-1,-1]'), cosine_distance(vector '[1,0]', '[0,2]');
 SELECT '[1,2]'::vector <=> '[2,4]';
-SELECT l1_distance('[0,0]', '[3,4]'), '[0,0]'::vector <+> '[3,4]';
-SELECT l1_distance('[1,-2,3]', '[-1,2,-3]');
+SELECT l1_distance(vector '[0,0]', '[3,4]'), '[0,0]'::vector <+> '[3,4]';
+SELECT l1_distance(vector '[1,-2,3]', '[-1,2,-3]');
 
 -- cosine is scale-invariant and stays within [0, 2] despite rounding
-SELECT cosine_distance('[0.1,0.2,0.3]', '[1,2,3]') BETWEEN 0 AND 1e-7 AS same_direction;
+SELECT cosine_distance(vector '[0.1,0.2,0.3]', '[1,2,3]') BETWEEN 0 AND 1e-7 AS same_direction;
 SELECT cosine_distance(v, v) >= 0 AS never_negative
 FROM (SELECT '[0.3333333,0.1111111,7.7777777]'::vector AS v) s;
 
@@ -32,8 +32,8 @@ FROM v;
 
 -- norms and normalisation
 SELECT vector_dims('[1,2,3]'), vector_norm('[3,4]'), vector_norm('[0,0,0]');
-SELECT l2_normalize('[3,4]'), l2_normalize('[0,0]'), l2_normalize('[-5]');
-SELECT abs(vector_norm(l2_normalize('[1,2,3,4,5]')) - 1) < 1e-6 AS unit;
+SELECT l2_normalize(vector '[3,4]'), l2_normalize(vector '[0,0]'), l2_normalize(vector '[-5]');
+SELECT abs(vector_norm(l2_normalize(vector '[1,2,3,4,5]')) - 1) < 1e-6 AS unit;
 
 -- arithmetic
 SELECT '[1,2,3]'::vector + '[4,5,6]', '[1,2,3]'::vector - '[4,5,6]', '[1,2,3]'::vector * '[4,5,6]';

@@ -5,7 +5,8 @@
  *
  * _PG_init runs once per process that loads the library (a backend on
  * first use, or the postmaster under shared_preload_libraries).  It picks
- * the distance-kernel path for this CPU and registers vecstore.simd; each
+ * the distance-kernel path for this CPU and registers vecstore.simd, and
+ * picks the popcount path of the bit distances (vsdistance_bit.c); each
  * subsystem adds its own through its *Init function, in this order:
  *
  *	VsQuantInit		the compact codes' kernel path (vsquant.c)
@@ -32,6 +33,7 @@
 #include "vector.h"
 #include "vsam.h"
 #include "vsdistance.h"
+#include "vsdistance_bit.h"
 #include "vsgpu.h"
 #include "vsquant.h"
 
@@ -114,6 +116,7 @@ void
 _PG_init(void)
 {
 	VsDistanceInit();
+	VsBitDistanceInit();
 
 	DefineCustomEnumVariable("vecstore.simd",
 							 "Selects the SIMD implementation of the distance functions",
