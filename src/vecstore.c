@@ -5,7 +5,8 @@
  *
  * _PG_init runs once per process that loads the library (a backend on
  * first use, or the postmaster under shared_preload_libraries).  It picks
- * the distance-kernel path for this CPU and registers vecstore.simd; each
+ * the distance-kernel paths (float and half) for this CPU and registers
+ * vecstore.simd; each
  * subsystem adds its own through its *Init function, in this order:
  *
  *	VsQuantInit		the compact codes' kernel path (vsquant.c)
@@ -32,6 +33,7 @@
 #include "vector.h"
 #include "vsam.h"
 #include "vsdistance.h"
+#include "vsdistance_half.h"
 #include "vsgpu.h"
 #include "vsquant.h"
 
@@ -77,18 +79,24 @@ check_simd(int *newval, void **extra, GucSource source)
 }
 
 /*
- * assign_simd - install the chosen kernel path.  Cannot fail: the check
- * hook has run.
+ * assign_simd - install the chosen kernel path, for the float kernels and
+ * the half ones (which fall back to the next path down on a CPU with the
+ * path's float instructions but not F16C).  Cannot fail: the check hook
+ * has run.
  */
 static void
 assign_simd(int newval, void *extra)
 {
 	if (newval == VS_SIMD_AUTO)
+	{
 		VsDistanceInit();
+		VsHalfDistanceInit();
+	}
 	else
 	{
 		VsKernels = *VsKernelsForPath((VsKernelPath) newval);
 		VsKernelsActivePath = (VsKernelPath) newval;
+		VsHalfDistanceSetPath((VsKernelPath) newval);
 	}
 }
 
@@ -114,6 +122,7 @@ void
 _PG_init(void)
 {
 	VsDistanceInit();
+	VsHalfDistanceInit();
 
 	DefineCustomEnumVariable("vecstore.simd",
 							 "Selects the SIMD implementation of the distance functions",
