@@ -27,7 +27,7 @@ HEADERS = src/vector.h src/halfvec.h src/vsdistance.h src/vsdistance_half.h
 DATA = sql/$(EXTENSION)--0.1.0.sql sql/$(EXTENSION)--0.1.0--0.2.0.sql sql/$(EXTENSION)--$(EXTVERSION).sql
 
 # Regression tests, in order (never a wildcard: install scripts share sql/).
-REGRESS = vector_type vector_functions cast copy aggregates errors \
+REGRESS = vector_type vector_functions cast copy aggregates halfvec errors \
 	index_options index_build index_scan index_vacuum compaction privileges
 REGRESS_OPTS = --inputdir=. --load-extension=$(EXTENSION)
 
