@@ -6,8 +6,8 @@
  * _PG_init runs once per process that loads the library (a backend on
  * first use, or the postmaster under shared_preload_libraries).  It picks
  * the distance-kernel paths (float and half) for this CPU and registers
- * vecstore.simd; each
- * subsystem adds its own through its *Init function, in this order:
+ * vecstore.simd; each subsystem adds its own through its *Init function,
+ * in this order:
  *
  *	VsQuantInit		the compact codes' kernel path (vsquant.c)
  *	VsAmInit		the access method's reloptions and GUCs (vsam.c)
