@@ -15,19 +15,19 @@ EXTENSION = vecstore
 EXTVERSION = $(shell grep default_version $(EXTENSION).control | sed -e "s/default_version[[:space:]]*=[[:space:]]*'\([^']*\)'/\1/")
 
 MODULE_big = vecstore
-OBJS = src/vecstore.o src/vector.o src/bitvec.o src/sparsevec.o src/vsdistance.o src/vsdistance_bit.o src/vskmeans.o src/vskmeans_assign.o \
+OBJS = src/vecstore.o src/vector.o src/halfvec.o src/bitvec.o src/sparsevec.o src/vsdistance.o src/vsdistance_half.o src/vsdistance_bit.o src/vskmeans.o src/vskmeans_assign.o \
 	src/vsquant.o src/vshnsw.o src/vshnsw_build.o src/vshnsw_search.o \
 	src/vsam.o src/vsbuild.o src/vscompact.o src/vscompact_worker.o src/vscost.o src/vsfree.o src/vsinfo.o src/vsinsert.o \
 	src/vspage.o src/vsroute.o src/vsscan.o src/vsscan_policy.o src/vssegment.o src/vssegment_checked.o src/vssegment_fault.o src/vssegment_remove.o src/vsvacuum.o src/vsvalidate.o \
 	src/vsgpu.o src/vsgpu_client.o src/vsgpu_worker.o src/vsoffload.o src/vsutil.o
-HEADERS = src/vector.h src/sparsevec.h src/vsdistance.h
+HEADERS = src/vector.h src/halfvec.h src/sparsevec.h src/vsdistance.h src/vsdistance_half.h
 
 # The install script of every released version and the update scripts
 # between them (0.1.0 is frozen; see CHANGELOG.md).
 DATA = sql/$(EXTENSION)--0.1.0.sql sql/$(EXTENSION)--0.1.0--0.2.0.sql sql/$(EXTENSION)--$(EXTVERSION).sql
 
 # Regression tests, in order (never a wildcard: install scripts share sql/).
-REGRESS = vector_type vector_functions cast copy aggregates bit sparsevec errors \
+REGRESS = vector_type vector_functions cast copy aggregates halfvec bit sparsevec errors \
 	index_options index_build index_scan index_vacuum compaction privileges
 REGRESS_OPTS = --inputdir=. --load-extension=$(EXTENSION)
 
@@ -159,6 +159,14 @@ tools/fvecs2pg: tools/fvecs2pg.c
 # every stand-alone unit test; each block below adds its own, and the
 # kernel-test rule at the end runs them all
 KERNEL_TESTS = test/kernels/test_kernels
+
+# half-precision conversion and kernels (src/vsdistance_half.c)
+HALF_SRCS = src/vsdistance_half.c src/vsdistance.c
+test/kernels/test_half: test/kernels/test_half.c test/kernels/vstest.h test/kernels/vsrng.h $(HALF_SRCS) src/vsdistance_half.h src/vsdistance.h
+	$(CC) $(STANDALONE_CFLAGS) -o $@ test/kernels/test_half.c $(HALF_SRCS) -lm
+
+KERNEL_TESTS += test/kernels/test_half
+EXTRA_CLEAN += test/kernels/test_half
 
 test:
 	./test/run.sh

@@ -62,10 +62,10 @@ SELECT '[1,2]'::vector <+> '[1,2,3]';
 SELECT '[1,2]'::vector + '[1,2,3]';
 SELECT '[1,2]'::vector - '[1,2,3]';
 SELECT '[1,2]'::vector * '[1,2,3]';
-SELECT sqlstate_of($$SELECT l2_distance(vector '[1]', '[1,2]')$$);
-SELECT sqlstate_of($$SELECT inner_product(vector '[1]', '[1,2]')$$);
-SELECT sqlstate_of($$SELECT cosine_distance(vector '[1]', '[1,2]')$$);
-SELECT sqlstate_of($$SELECT l1_distance(vector '[1]', '[1,2]')$$);
+SELECT sqlstate_of($$SELECT l2_distance('[1]'::vector, '[1,2]')$$);
+SELECT sqlstate_of($$SELECT inner_product('[1]'::vector, '[1,2]')$$);
+SELECT sqlstate_of($$SELECT cosine_distance('[1]'::vector, '[1,2]')$$);
+SELECT sqlstate_of($$SELECT l1_distance('[1]'::vector, '[1,2]')$$);
 SELECT sqlstate_of($$SELECT vector_l2_squared_distance('[1]', '[1,2]')$$);
 
 -- arithmetic that leaves float4's range
@@ -84,10 +84,10 @@ SELECT avg(v) FROM (VALUES ('[1,2]'::vector), ('[1,2,3]')) t(v);
 SELECT sum(v) FROM (VALUES ('[1,2]'::vector), ('[1,2,3]')) t(v);
 
 -- subvector that selects nothing
-SELECT subvector('[1,2,3]', 4, 1);
-SELECT subvector('[1,2,3]', 1, 0);
-SELECT subvector('[1,2,3]', -5, 3);
-SELECT sqlstate_of($$SELECT subvector('[1,2,3]', 2, -1)$$);
+SELECT subvector('[1,2,3]'::vector, 4, 1);
+SELECT subvector('[1,2,3]'::vector, 1, 0);
+SELECT subvector('[1,2,3]'::vector, -5, 3);
+SELECT sqlstate_of($$SELECT subvector('[1,2,3]'::vector, 2, -1)$$);
 
 -- casts from arrays: NULLs, several dimensions, empty, non-finite, range
 SELECT ARRAY[1,NULL,3]::vector;

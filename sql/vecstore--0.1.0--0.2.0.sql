@@ -102,6 +102,314 @@ COMMENT ON FUNCTION vecstore_compact(regclass, boolean) IS 'compacts a vecstore 
 COMMENT ON FUNCTION vecstore_stats() IS 'this session''s index scans (rows examined, clusters opened, scans cut short by vecstore.max_scan_tuples) and segment checks (done here, or taken from the server''s record)';
 
 -- halfvec: the type, its operators, functions, casts and aggregates
+
+CREATE TYPE halfvec;
+
+CREATE FUNCTION halfvec_in(cstring, oid, integer) RETURNS halfvec
+    AS 'MODULE_PATHNAME', 'vs_halfvec_in' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION halfvec_out(halfvec) RETURNS cstring
+    AS 'MODULE_PATHNAME', 'vs_halfvec_out' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION halfvec_typmod_in(cstring[]) RETURNS integer
+    AS 'MODULE_PATHNAME', 'vs_halfvec_typmod_in' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION halfvec_recv(internal, oid, integer) RETURNS halfvec
+    AS 'MODULE_PATHNAME', 'vs_halfvec_recv' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION halfvec_send(halfvec) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'vs_halfvec_send' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE TYPE halfvec (
+    INPUT     = halfvec_in,
+    OUTPUT    = halfvec_out,
+    TYPMOD_IN = halfvec_typmod_in,
+    RECEIVE   = halfvec_recv,
+    SEND      = halfvec_send,
+    STORAGE   = external
+);
+
+COMMENT ON TYPE halfvec IS 'vector of half-precision (binary16) elements, 1 to 16000 dimensions; text form [1,2,3]';
+COMMENT ON FUNCTION halfvec_in(cstring, oid, integer) IS 'text input of halfvec: [x1,x2,...], each rounded to the nearest half';
+COMMENT ON FUNCTION halfvec_out(halfvec) IS 'text output of halfvec, each element''s exact value as a shortest round-trip float4';
+COMMENT ON FUNCTION halfvec_typmod_in(cstring[]) IS 'typmod input of halfvec(n): the number of dimensions';
+COMMENT ON FUNCTION halfvec_recv(internal, oid, integer) IS 'binary input of halfvec: int16 dims, int16 zero, binary16 values';
+COMMENT ON FUNCTION halfvec_send(halfvec) IS 'binary output of halfvec: int16 dims, int16 zero, binary16 values';
+
+CREATE FUNCTION l2_distance(halfvec, halfvec) RETURNS float8
+    AS 'MODULE_PATHNAME', 'vs_halfvec_l2_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION inner_product(halfvec, halfvec) RETURNS float8
+    AS 'MODULE_PATHNAME', 'vs_halfvec_inner_product' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION cosine_distance(halfvec, halfvec) RETURNS float8
+    AS 'MODULE_PATHNAME', 'vs_halfvec_cosine_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION l1_distance(halfvec, halfvec) RETURNS float8
+    AS 'MODULE_PATHNAME', 'vs_halfvec_l1_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION halfvec_l2_squared_distance(halfvec, halfvec) RETURNS float8
+    AS 'MODULE_PATHNAME', 'vs_halfvec_l2_squared_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION halfvec_negative_inner_product(halfvec, halfvec) RETURNS float8
+    AS 'MODULE_PATHNAME', 'vs_halfvec_negative_inner_product' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION l2_distance(halfvec, halfvec) IS 'Euclidean (L2) distance';
+COMMENT ON FUNCTION inner_product(halfvec, halfvec) IS 'inner (dot) product';
+COMMENT ON FUNCTION cosine_distance(halfvec, halfvec) IS 'cosine distance: 1 - cosine similarity, NaN for a zero vector';
+COMMENT ON FUNCTION l1_distance(halfvec, halfvec) IS 'taxicab (L1) distance';
+COMMENT ON FUNCTION halfvec_l2_squared_distance(halfvec, halfvec) IS 'squared Euclidean distance';
+COMMENT ON FUNCTION halfvec_negative_inner_product(halfvec, halfvec) IS 'negative inner product, so that smaller means more similar';
+
+CREATE FUNCTION vector_dims(halfvec) RETURNS integer
+    AS 'MODULE_PATHNAME', 'vs_halfvec_vector_dims' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION l2_norm(halfvec) RETURNS float8
+    AS 'MODULE_PATHNAME', 'vs_halfvec_l2_norm' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION l2_normalize(halfvec) RETURNS halfvec
+    AS 'MODULE_PATHNAME', 'vs_halfvec_l2_normalize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION subvector(halfvec, integer, integer) RETURNS halfvec
+    AS 'MODULE_PATHNAME', 'vs_halfvec_subvector' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION binary_quantize(halfvec) RETURNS bit
+    AS 'MODULE_PATHNAME', 'vs_halfvec_binary_quantize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION vector_dims(halfvec) IS 'number of dimensions';
+COMMENT ON FUNCTION l2_norm(halfvec) IS 'Euclidean norm';
+COMMENT ON FUNCTION l2_normalize(halfvec) IS 'halfvec scaled to unit Euclidean norm (a zero vector is returned unchanged)';
+COMMENT ON FUNCTION subvector(halfvec, integer, integer) IS 'subvector(v, start, count): count elements from position start (1-based)';
+COMMENT ON FUNCTION binary_quantize(halfvec) IS 'one bit per element, set where the element is positive';
+
+CREATE FUNCTION halfvec_add(halfvec, halfvec) RETURNS halfvec
+    AS 'MODULE_PATHNAME', 'vs_halfvec_add' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION halfvec_sub(halfvec, halfvec) RETURNS halfvec
+    AS 'MODULE_PATHNAME', 'vs_halfvec_sub' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION halfvec_mul(halfvec, halfvec) RETURNS halfvec
+    AS 'MODULE_PATHNAME', 'vs_halfvec_mul' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION halfvec_concat(halfvec, halfvec) RETURNS halfvec
+    AS 'MODULE_PATHNAME', 'vs_halfvec_concat' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION halfvec_add(halfvec, halfvec) IS 'element-wise sum, rounded to half';
+COMMENT ON FUNCTION halfvec_sub(halfvec, halfvec) IS 'element-wise difference, rounded to half';
+COMMENT ON FUNCTION halfvec_mul(halfvec, halfvec) IS 'element-wise product, rounded to half';
+COMMENT ON FUNCTION halfvec_concat(halfvec, halfvec) IS 'concatenation';
+
+CREATE FUNCTION halfvec_lt(halfvec, halfvec) RETURNS bool
+    AS 'MODULE_PATHNAME', 'vs_halfvec_lt' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION halfvec_le(halfvec, halfvec) RETURNS bool
+    AS 'MODULE_PATHNAME', 'vs_halfvec_le' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION halfvec_eq(halfvec, halfvec) RETURNS bool
+    AS 'MODULE_PATHNAME', 'vs_halfvec_eq' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION halfvec_ne(halfvec, halfvec) RETURNS bool
+    AS 'MODULE_PATHNAME', 'vs_halfvec_ne' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION halfvec_ge(halfvec, halfvec) RETURNS bool
+    AS 'MODULE_PATHNAME', 'vs_halfvec_ge' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION halfvec_gt(halfvec, halfvec) RETURNS bool
+    AS 'MODULE_PATHNAME', 'vs_halfvec_gt' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION halfvec_cmp(halfvec, halfvec) RETURNS integer
+    AS 'MODULE_PATHNAME', 'vs_halfvec_cmp' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION halfvec_hash(halfvec) RETURNS integer
+    AS 'MODULE_PATHNAME', 'vs_halfvec_hash' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION halfvec_hash_extended(halfvec, bigint) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'vs_halfvec_hash_extended' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION halfvec_lt(halfvec, halfvec) IS 'less than, in halfvec_cmp order';
+COMMENT ON FUNCTION halfvec_le(halfvec, halfvec) IS 'less than or equal, in halfvec_cmp order';
+COMMENT ON FUNCTION halfvec_eq(halfvec, halfvec) IS 'equal: same dimensions and equal elements';
+COMMENT ON FUNCTION halfvec_ne(halfvec, halfvec) IS 'not equal';
+COMMENT ON FUNCTION halfvec_ge(halfvec, halfvec) IS 'greater than or equal, in halfvec_cmp order';
+COMMENT ON FUNCTION halfvec_gt(halfvec, halfvec) IS 'greater than, in halfvec_cmp order';
+COMMENT ON FUNCTION halfvec_cmp(halfvec, halfvec) IS 'btree order: element by element, then the shorter vector first';
+COMMENT ON FUNCTION halfvec_hash(halfvec) IS 'hash consistent with =';
+COMMENT ON FUNCTION halfvec_hash_extended(halfvec, bigint) IS 'seeded 64-bit hash consistent with =';
+
+-- aggregates: vector's internal state (count and double sums) and its
+-- combine, serial and deserial functions; halfvec's own transition and
+-- final functions
+CREATE FUNCTION halfvec_agg_accum(internal, halfvec) RETURNS internal
+    AS 'MODULE_PATHNAME', 'vs_halfvec_agg_accum' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION halfvec_avg_final(internal) RETURNS halfvec
+    AS 'MODULE_PATHNAME', 'vs_halfvec_avg_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION halfvec_sum_final(internal) RETURNS halfvec
+    AS 'MODULE_PATHNAME', 'vs_halfvec_sum_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+COMMENT ON FUNCTION halfvec_agg_accum(internal, halfvec) IS 'transition function of avg(halfvec) and sum(halfvec)';
+COMMENT ON FUNCTION halfvec_avg_final(internal) IS 'final function of avg(halfvec)';
+COMMENT ON FUNCTION halfvec_sum_final(internal) IS 'final function of sum(halfvec)';
+
+CREATE AGGREGATE avg(halfvec) (
+    SFUNC = halfvec_agg_accum,
+    STYPE = internal,
+    SSPACE = 4096,
+    FINALFUNC = halfvec_avg_final,
+    COMBINEFUNC = vector_agg_combine,
+    SERIALFUNC = vector_agg_serialize,
+    DESERIALFUNC = vector_agg_deserialize,
+    PARALLEL = SAFE
+);
+
+CREATE AGGREGATE sum(halfvec) (
+    SFUNC = halfvec_agg_accum,
+    STYPE = internal,
+    SSPACE = 4096,
+    FINALFUNC = halfvec_sum_final,
+    COMBINEFUNC = vector_agg_combine,
+    SERIALFUNC = vector_agg_serialize,
+    DESERIALFUNC = vector_agg_deserialize,
+    PARALLEL = SAFE
+);
+
+COMMENT ON AGGREGATE avg(halfvec) IS 'element-wise mean, summed in double precision';
+COMMENT ON AGGREGATE sum(halfvec) IS 'element-wise sum, summed in double precision';
+
+-- pgvector's halfvec aggregate support functions on its array state
+-- ({count, sum_1, ..., sum_n}); halfvec_combine is vector_combine
+CREATE FUNCTION halfvec_accum(double precision[], halfvec) RETURNS double precision[]
+    AS 'MODULE_PATHNAME', 'vs_halfvec_accum' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION halfvec_avg(double precision[]) RETURNS halfvec
+    AS 'MODULE_PATHNAME', 'vs_halfvec_avg' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION halfvec_combine(double precision[], double precision[]) RETURNS double precision[]
+    AS 'MODULE_PATHNAME', 'vs_vector_combine' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION halfvec_accum(double precision[], halfvec) IS 'adds a halfvec to an array state {count, sums...} (pgvector''s avg transition function)';
+COMMENT ON FUNCTION halfvec_avg(double precision[]) IS 'the mean an array state {count, sums...} holds, as a halfvec (pgvector''s avg final function)';
+COMMENT ON FUNCTION halfvec_combine(double precision[], double precision[]) IS 'combines two array states {count, sums...} (pgvector''s avg combine function; vector_combine)';
+
+CREATE FUNCTION halfvec(halfvec, integer, boolean) RETURNS halfvec
+    AS 'MODULE_PATHNAME', 'vs_halfvec' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION halfvec_to_vector(halfvec, integer, boolean) RETURNS vector
+    AS 'MODULE_PATHNAME', 'vs_halfvec_to_vector' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION vector_to_halfvec(vector, integer, boolean) RETURNS halfvec
+    AS 'MODULE_PATHNAME', 'vs_vector_to_halfvec' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION array_to_halfvec(integer[], integer, boolean) RETURNS halfvec
+    AS 'MODULE_PATHNAME', 'vs_array_to_halfvec' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION array_to_halfvec(real[], integer, boolean) RETURNS halfvec
+    AS 'MODULE_PATHNAME', 'vs_array_to_halfvec' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION array_to_halfvec(double precision[], integer, boolean) RETURNS halfvec
+    AS 'MODULE_PATHNAME', 'vs_array_to_halfvec' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION array_to_halfvec(numeric[], integer, boolean) RETURNS halfvec
+    AS 'MODULE_PATHNAME', 'vs_array_to_halfvec' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION halfvec_to_float4(halfvec, integer, boolean) RETURNS real[]
+    AS 'MODULE_PATHNAME', 'vs_halfvec_to_float4' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION halfvec(halfvec, integer, boolean) IS 'cast of halfvec to halfvec(n), checking the dimensions';
+COMMENT ON FUNCTION halfvec_to_vector(halfvec, integer, boolean) IS 'cast of halfvec to vector (exact)';
+COMMENT ON FUNCTION vector_to_halfvec(vector, integer, boolean) IS 'cast of vector to halfvec, rounding each element to the nearest half';
+COMMENT ON FUNCTION array_to_halfvec(integer[], integer, boolean) IS 'cast of integer[] to halfvec';
+COMMENT ON FUNCTION array_to_halfvec(real[], integer, boolean) IS 'cast of real[] to halfvec';
+COMMENT ON FUNCTION array_to_halfvec(double precision[], integer, boolean) IS 'cast of double precision[] to halfvec';
+COMMENT ON FUNCTION array_to_halfvec(numeric[], integer, boolean) IS 'cast of numeric[] to halfvec';
+COMMENT ON FUNCTION halfvec_to_float4(halfvec, integer, boolean) IS 'cast of halfvec to real[]';
+
+CREATE CAST (halfvec AS halfvec)
+    WITH FUNCTION halfvec(halfvec, integer, boolean) AS IMPLICIT;
+CREATE CAST (halfvec AS vector)
+    WITH FUNCTION halfvec_to_vector(halfvec, integer, boolean) AS ASSIGNMENT;
+CREATE CAST (vector AS halfvec)
+    WITH FUNCTION vector_to_halfvec(vector, integer, boolean) AS IMPLICIT;
+CREATE CAST (halfvec AS real[])
+    WITH FUNCTION halfvec_to_float4(halfvec, integer, boolean) AS ASSIGNMENT;
+CREATE CAST (integer[] AS halfvec)
+    WITH FUNCTION array_to_halfvec(integer[], integer, boolean) AS ASSIGNMENT;
+CREATE CAST (real[] AS halfvec)
+    WITH FUNCTION array_to_halfvec(real[], integer, boolean) AS ASSIGNMENT;
+CREATE CAST (double precision[] AS halfvec)
+    WITH FUNCTION array_to_halfvec(double precision[], integer, boolean) AS ASSIGNMENT;
+CREATE CAST (numeric[] AS halfvec)
+    WITH FUNCTION array_to_halfvec(numeric[], integer, boolean) AS ASSIGNMENT;
+
+COMMENT ON CAST (halfvec AS halfvec) IS 'applies the halfvec(n) type modifier';
+COMMENT ON CAST (halfvec AS vector) IS 'halfvec to vector (exact)';
+COMMENT ON CAST (vector AS halfvec) IS 'vector to halfvec (rounds to the nearest half)';
+COMMENT ON CAST (halfvec AS real[]) IS 'halfvec to real[]';
+COMMENT ON CAST (integer[] AS halfvec) IS 'integer[] to halfvec';
+COMMENT ON CAST (real[] AS halfvec) IS 'real[] to halfvec';
+COMMENT ON CAST (double precision[] AS halfvec) IS 'double precision[] to halfvec';
+COMMENT ON CAST (numeric[] AS halfvec) IS 'numeric[] to halfvec';
+
+CREATE OPERATOR <-> (
+    LEFTARG = halfvec, RIGHTARG = halfvec, PROCEDURE = l2_distance,
+    COMMUTATOR = '<->'
+);
+CREATE OPERATOR <#> (
+    LEFTARG = halfvec, RIGHTARG = halfvec, PROCEDURE = halfvec_negative_inner_product,
+    COMMUTATOR = '<#>'
+);
+CREATE OPERATOR <=> (
+    LEFTARG = halfvec, RIGHTARG = halfvec, PROCEDURE = cosine_distance,
+    COMMUTATOR = '<=>'
+);
+CREATE OPERATOR <+> (
+    LEFTARG = halfvec, RIGHTARG = halfvec, PROCEDURE = l1_distance,
+    COMMUTATOR = '<+>'
+);
+CREATE OPERATOR + (
+    LEFTARG = halfvec, RIGHTARG = halfvec, PROCEDURE = halfvec_add,
+    COMMUTATOR = +
+);
+CREATE OPERATOR - (
+    LEFTARG = halfvec, RIGHTARG = halfvec, PROCEDURE = halfvec_sub
+);
+CREATE OPERATOR * (
+    LEFTARG = halfvec, RIGHTARG = halfvec, PROCEDURE = halfvec_mul,
+    COMMUTATOR = *
+);
+CREATE OPERATOR || (
+    LEFTARG = halfvec, RIGHTARG = halfvec, PROCEDURE = halfvec_concat
+);
+CREATE OPERATOR < (
+    LEFTARG = halfvec, RIGHTARG = halfvec, PROCEDURE = halfvec_lt,
+    COMMUTATOR = >, NEGATOR = >=,
+    RESTRICT = scalarltsel, JOIN = scalarltjoinsel
+);
+CREATE OPERATOR <= (
+    LEFTARG = halfvec, RIGHTARG = halfvec, PROCEDURE = halfvec_le,
+    COMMUTATOR = >=, NEGATOR = >,
+    RESTRICT = scalarlesel, JOIN = scalarlejoinsel
+);
+CREATE OPERATOR = (
+    LEFTARG = halfvec, RIGHTARG = halfvec, PROCEDURE = halfvec_eq,
+    COMMUTATOR = =, NEGATOR = <>,
+    RESTRICT = eqsel, JOIN = eqjoinsel,
+    HASHES, MERGES
+);
+CREATE OPERATOR <> (
+    LEFTARG = halfvec, RIGHTARG = halfvec, PROCEDURE = halfvec_ne,
+    COMMUTATOR = <>, NEGATOR = =,
+    RESTRICT = neqsel, JOIN = neqjoinsel
+);
+CREATE OPERATOR >= (
+    LEFTARG = halfvec, RIGHTARG = halfvec, PROCEDURE = halfvec_ge,
+    COMMUTATOR = <=, NEGATOR = <,
+    RESTRICT = scalargesel, JOIN = scalargejoinsel
+);
+CREATE OPERATOR > (
+    LEFTARG = halfvec, RIGHTARG = halfvec, PROCEDURE = halfvec_gt,
+    COMMUTATOR = <, NEGATOR = <=,
+    RESTRICT = scalargtsel, JOIN = scalargtjoinsel
+);
+
+COMMENT ON OPERATOR <-> (halfvec, halfvec) IS 'Euclidean (L2) distance';
+COMMENT ON OPERATOR <#> (halfvec, halfvec) IS 'negative inner product';
+COMMENT ON OPERATOR <=> (halfvec, halfvec) IS 'cosine distance';
+COMMENT ON OPERATOR <+> (halfvec, halfvec) IS 'taxicab (L1) distance';
+COMMENT ON OPERATOR + (halfvec, halfvec) IS 'element-wise sum';
+COMMENT ON OPERATOR - (halfvec, halfvec) IS 'element-wise difference';
+COMMENT ON OPERATOR * (halfvec, halfvec) IS 'element-wise product';
+COMMENT ON OPERATOR || (halfvec, halfvec) IS 'concatenation';
+COMMENT ON OPERATOR < (halfvec, halfvec) IS 'less than';
+COMMENT ON OPERATOR <= (halfvec, halfvec) IS 'less than or equal';
+COMMENT ON OPERATOR = (halfvec, halfvec) IS 'equal';
+COMMENT ON OPERATOR <> (halfvec, halfvec) IS 'not equal';
+COMMENT ON OPERATOR >= (halfvec, halfvec) IS 'greater than or equal';
+COMMENT ON OPERATOR > (halfvec, halfvec) IS 'greater than';
+
+CREATE OPERATOR CLASS halfvec_ops
+    DEFAULT FOR TYPE halfvec USING btree AS
+    OPERATOR 1 <,
+    OPERATOR 2 <=,
+    OPERATOR 3 =,
+    OPERATOR 4 >=,
+    OPERATOR 5 >,
+    FUNCTION 1 halfvec_cmp(halfvec, halfvec);
+
+CREATE OPERATOR CLASS halfvec_ops
+    DEFAULT FOR TYPE halfvec USING hash AS
+    OPERATOR 1 =,
+    FUNCTION 1 halfvec_hash(halfvec),
+    FUNCTION 2 halfvec_hash_extended(halfvec, bigint);
+
+COMMENT ON OPERATOR CLASS halfvec_ops USING btree IS 'btree ordering of halfvecs';
+COMMENT ON OPERATOR CLASS halfvec_ops USING hash IS 'hashing of halfvecs';
+
 -- (end of halfvec)
 
 -- bit: Hamming and Jaccard distances

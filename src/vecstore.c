@@ -5,9 +5,10 @@
  *
  * _PG_init runs once per process that loads the library (a backend on
  * first use, or the postmaster under shared_preload_libraries).  It picks
- * the distance-kernel path for this CPU and registers vecstore.simd, and
- * picks the popcount path of the bit distances (vsdistance_bit.c); each
- * subsystem adds its own through its *Init function, in this order:
+ * the distance-kernel paths (float and half) for this CPU and registers
+ * vecstore.simd, and picks the popcount path of the bit distances
+ * (vsdistance_bit.c); each subsystem adds its own through its *Init
+ * function, in this order:
  *
  *	VsQuantInit		the compact codes' kernel path (vsquant.c)
  *	VsAmInit		the access method's reloptions and GUCs (vsam.c)
@@ -34,6 +35,7 @@
 #include "vsam.h"
 #include "vsdistance.h"
 #include "vsdistance_bit.h"
+#include "vsdistance_half.h"
 #include "vsgpu.h"
 #include "vsquant.h"
 
@@ -79,18 +81,24 @@ check_simd(int *newval, void **extra, GucSource source)
 }
 
 /*
- * assign_simd - install the chosen kernel path.  Cannot fail: the check
- * hook has run.
+ * assign_simd - install the chosen kernel path, for the float kernels and
+ * the half ones (which fall back to the next path down on a CPU with the
+ * path's float instructions but not F16C).  Cannot fail: the check hook
+ * has run.
  */
 static void
 assign_simd(int newval, void *extra)
 {
 	if (newval == VS_SIMD_AUTO)
+	{
 		VsDistanceInit();
+		VsHalfDistanceInit();
+	}
 	else
 	{
 		VsKernels = *VsKernelsForPath((VsKernelPath) newval);
 		VsKernelsActivePath = (VsKernelPath) newval;
+		VsHalfDistanceSetPath((VsKernelPath) newval);
 	}
 }
 
@@ -117,6 +125,7 @@ _PG_init(void)
 {
 	VsDistanceInit();
 	VsBitDistanceInit();
+	VsHalfDistanceInit();
 
 	DefineCustomEnumVariable("vecstore.simd",
 							 "Selects the SIMD implementation of the distance functions",

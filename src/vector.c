@@ -29,25 +29,17 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "libpq/pqformat.h"
+#include "parser/parse_type.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/float.h"
 #include "utils/lsyscache.h"
 #include "utils/numeric.h"
+#include "utils/syscache.h"
 #include "utils/varbit.h"
 
 #include "vector.h"
 #include "vsdistance.h"
-
-/* the state of avg(vector) and sum(vector) */
-typedef struct VectorAggStateData
-{
-	int64		count;			/* rows accumulated */
-	int			dim;			/* 0 until the first row */
-	double	   *sums;			/* dim running sums, in double */
-} VectorAggStateData;
-
-typedef VectorAggStateData *VectorAggState;
 
 static inline bool vector_isspace(char ch);
 static inline void check_dim(int dim);
@@ -55,8 +47,6 @@ static inline void check_expected_dim(int32 typmod, int dim);
 static inline void check_element(float value);
 static int	vector_cmp_internal(const Vector *a, const Vector *b);
 static Vector *array_to_vector_common(ArrayType *array, int32 typmod);
-static VectorAggState agg_state_get(FunctionCallInfo fcinfo, int argno,
-									MemoryContext aggcontext);
 
 /*
  * VsInitVector - allocate a zeroed vector of "dim" elements in the current
@@ -893,11 +883,12 @@ vs_vector_hash_extended(PG_FUNCTION_ARGS)
 }
 
 /*
- * agg_state_get - the aggregate state in argument "argno", created
- * empty in "aggcontext" when it is NULL.
+ * VsAggStateGet - the aggregate state in argument "argno", created
+ * empty in "aggcontext" when it is NULL.  Shared with halfvec's
+ * aggregates, whose combine, serial and deserial functions are these.
  */
-static VectorAggState
-agg_state_get(FunctionCallInfo fcinfo, int argno, MemoryContext aggcontext)
+VectorAggState
+VsAggStateGet(FunctionCallInfo fcinfo, int argno, MemoryContext aggcontext)
 {
 	VectorAggState state;
 
@@ -908,26 +899,34 @@ agg_state_get(FunctionCallInfo fcinfo, int argno, MemoryContext aggcontext)
 }
 
 /*
- * agg_dims_error - rows of different dimensions in avg(vector) or
- * sum(vector), in pgvector's words for each: its avg accumulates into an
- * array state ("expected N dimensions, not M"), its sum adds vectors
- * ("different vector dimensions N and M").  The aggregate is looked up
- * only here, on the way to the error.
+ * VsAggDimsError - rows of different dimensions in avg() or sum() of
+ * vector or halfvec, in pgvector's words for each: its avg accumulates
+ * into an array state ("expected N dimensions, not M"), its sum adds
+ * vectors ("different vector dimensions N and M", "different halfvec
+ * ..."; the type is the aggregate's argument's).  The aggregate is
+ * looked up only here, on the way to the error.
  */
-static void
-pg_attribute_noreturn()
-agg_dims_error(FunctionCallInfo fcinfo, int have, int got)
+void
+VsAggDimsError(FunctionCallInfo fcinfo, int have, int got)
 {
 	Aggref	   *aggref = AggGetAggref(fcinfo);
 	char	   *name = aggref != NULL ? get_func_name(aggref->aggfnoid) : NULL;
+	const char *typname = "vector";
 
 	if (name != NULL && strcmp(name, "avg") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("expected %d dimensions, not %d", have, got)));
+	if (aggref != NULL && aggref->aggargtypes != NIL)
+	{
+		Type		type = typeidType(linitial_oid(aggref->aggargtypes));
+
+		typname = pstrdup(typeTypeName(type));
+		ReleaseSysCache(type);
+	}
 	ereport(ERROR,
 			(errcode(ERRCODE_DATA_EXCEPTION),
-			 errmsg("different vector dimensions %d and %d", have, got)));
+			 errmsg("different %s dimensions %d and %d", typname, have, got)));
 }
 
 PG_FUNCTION_INFO_V1(vs_vector_agg_accum);
@@ -946,7 +945,7 @@ vs_vector_agg_accum(PG_FUNCTION_ARGS)
 	if (!AggCheckCallContext(fcinfo, &aggcontext))
 		elog(ERROR, "vector_agg_accum called in non-aggregate context");
 
-	state = agg_state_get(fcinfo, 0, aggcontext);
+	state = VsAggStateGet(fcinfo, 0, aggcontext);
 	if (PG_ARGISNULL(1))
 		PG_RETURN_POINTER(state);
 	v = PG_GETARG_VECTOR_P(1);
@@ -957,7 +956,7 @@ vs_vector_agg_accum(PG_FUNCTION_ARGS)
 		state->sums = MemoryContextAllocZero(aggcontext, sizeof(double) * v->dim);
 	}
 	else if (state->dim != v->dim)
-		agg_dims_error(fcinfo, state->dim, v->dim);
+		VsAggDimsError(fcinfo, state->dim, v->dim);
 
 	for (int i = 0; i < v->dim; i++)
 		state->sums[i] += (double) v->x[i];
@@ -979,7 +978,7 @@ vs_vector_agg_combine(PG_FUNCTION_ARGS)
 	if (!AggCheckCallContext(fcinfo, &aggcontext))
 		elog(ERROR, "vector_agg_combine called in non-aggregate context");
 
-	s1 = agg_state_get(fcinfo, 0, aggcontext);
+	s1 = VsAggStateGet(fcinfo, 0, aggcontext);
 	if (PG_ARGISNULL(1))
 		PG_RETURN_POINTER(s1);
 	s2 = (VectorAggState) PG_GETARG_POINTER(1);
@@ -992,7 +991,7 @@ vs_vector_agg_combine(PG_FUNCTION_ARGS)
 		s1->sums = MemoryContextAllocZero(aggcontext, sizeof(double) * s2->dim);
 	}
 	else if (s1->dim != s2->dim)
-		agg_dims_error(fcinfo, s1->dim, s2->dim);
+		VsAggDimsError(fcinfo, s1->dim, s2->dim);
 
 	for (int i = 0; i < s1->dim; i++)
 		s1->sums[i] += s2->sums[i];
@@ -1114,12 +1113,13 @@ vs_vector_sum_final(PG_FUNCTION_ARGS)
  */
 
 /*
- * state_values - the elements of a state array, after checking that it is
- * one: one dimension, at least one element (the count), no NULLs, float8.
- * Sets *dim to the number of sums.
+ * VsAggStateValues - the elements of a state array, after checking that it
+ * is one: one dimension, at least one element (the count), no NULLs,
+ * float8.  Sets *dim to the number of sums.  "caller" names the SQL
+ * function in the error.
  */
-static float8 *
-state_values(ArrayType *state, const char *caller, int *dim)
+float8 *
+VsAggStateValues(ArrayType *state, const char *caller, int *dim)
 {
 	if (ARR_NDIM(state) != 1 || ARR_DIMS(state)[0] < 1 || ARR_HASNULL(state) ||
 		ARR_ELEMTYPE(state) != FLOAT8OID)
@@ -1131,10 +1131,11 @@ state_values(ArrayType *state, const char *caller, int *dim)
 }
 
 /*
- * make_state - a state array of "count" and "dim" sums.
+ * VsMakeAggState - a state array of "count" and "dim" sums, palloc'd in
+ * the current context.
  */
-static ArrayType *
-make_state(float8 count, const float8 *sums, int dim)
+ArrayType *
+VsMakeAggState(float8 count, const float8 *sums, int dim)
 {
 	Datum	   *d = palloc(sizeof(Datum) * (dim + 1));
 	ArrayType  *result;
@@ -1160,7 +1161,7 @@ vs_vector_accum(PG_FUNCTION_ARGS)
 	ArrayType  *state = PG_GETARG_ARRAYTYPE_P(0);
 	Vector	   *v = PG_GETARG_VECTOR_P(1);
 	int			dim;
-	float8	   *values = state_values(state, "vector_accum", &dim);
+	float8	   *values = VsAggStateValues(state, "vector_accum", &dim);
 	float8	   *sums;
 
 	if (dim == 0)
@@ -1168,7 +1169,7 @@ vs_vector_accum(PG_FUNCTION_ARGS)
 		sums = palloc(sizeof(float8) * v->dim);
 		for (int i = 0; i < v->dim; i++)
 			sums[i] = v->x[i];
-		PG_RETURN_ARRAYTYPE_P(make_state(1.0, sums, v->dim));
+		PG_RETURN_ARRAYTYPE_P(VsMakeAggState(1.0, sums, v->dim));
 	}
 	check_expected_dim(dim, v->dim);
 	sums = palloc(sizeof(float8) * dim);
@@ -1178,7 +1179,7 @@ vs_vector_accum(PG_FUNCTION_ARGS)
 		if (isinf(sums[i]))
 			overflow_error();
 	}
-	PG_RETURN_ARRAYTYPE_P(make_state(values[0] + 1.0, sums, dim));
+	PG_RETURN_ARRAYTYPE_P(VsMakeAggState(values[0] + 1.0, sums, dim));
 }
 
 PG_FUNCTION_INFO_V1(vs_vector_combine);
@@ -1193,8 +1194,8 @@ vs_vector_combine(PG_FUNCTION_ARGS)
 	ArrayType  *state2 = PG_GETARG_ARRAYTYPE_P(1);
 	int			dim1,
 				dim2;
-	float8	   *values1 = state_values(state1, "vector_combine", &dim1);
-	float8	   *values2 = state_values(state2, "vector_combine", &dim2);
+	float8	   *values1 = VsAggStateValues(state1, "vector_combine", &dim1);
+	float8	   *values2 = VsAggStateValues(state2, "vector_combine", &dim2);
 	float8	   *sums;
 
 	if (values1[0] == 0.0 || values2[0] == 0.0)
@@ -1203,7 +1204,7 @@ vs_vector_combine(PG_FUNCTION_ARGS)
 		int			dim = values1[0] == 0.0 ? dim2 : dim1;
 
 		check_dim(dim);
-		PG_RETURN_ARRAYTYPE_P(make_state(values[0], values + 1, dim));
+		PG_RETURN_ARRAYTYPE_P(VsMakeAggState(values[0], values + 1, dim));
 	}
 	check_dim(dim1);
 	check_expected_dim(dim1, dim2);
@@ -1214,7 +1215,7 @@ vs_vector_combine(PG_FUNCTION_ARGS)
 		if (isinf(sums[i]))
 			overflow_error();
 	}
-	PG_RETURN_ARRAYTYPE_P(make_state(values1[0] + values2[0], sums, dim1));
+	PG_RETURN_ARRAYTYPE_P(VsMakeAggState(values1[0] + values2[0], sums, dim1));
 }
 
 PG_FUNCTION_INFO_V1(vs_vector_avg);
@@ -1226,7 +1227,7 @@ vs_vector_avg(PG_FUNCTION_ARGS)
 {
 	ArrayType  *state = PG_GETARG_ARRAYTYPE_P(0);
 	int			dim;
-	float8	   *values = state_values(state, "vector_avg", &dim);
+	float8	   *values = VsAggStateValues(state, "vector_avg", &dim);
 	Vector	   *result;
 
 	if (values[0] == 0.0)

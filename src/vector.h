@@ -16,6 +16,7 @@
 #define VS_VECTOR_H
 
 #include "fmgr.h"
+#include "utils/array.h"
 
 #define VS_VECTOR_MAX_DIM 16000
 
@@ -32,8 +33,27 @@ typedef struct Vector
 #define PG_GETARG_VECTOR_P(x)		DatumGetVector(PG_GETARG_DATUM(x))
 #define PG_RETURN_VECTOR_P(x)		PG_RETURN_POINTER(x)
 
+/*
+ * The state of avg() and sum() of vector and halfvec (an internal state:
+ * the SQL functions vector_agg_combine, _serialize and _deserialize serve
+ * both types).
+ */
+typedef struct VectorAggStateData
+{
+	int64		count;			/* rows accumulated */
+	int			dim;			/* 0 until the first row */
+	double	   *sums;			/* dim running sums, in double */
+} VectorAggStateData;
+
+typedef VectorAggStateData *VectorAggState;
+
 /* in vector.c */
 extern Vector *VsInitVector(int dim);
+extern VectorAggState VsAggStateGet(FunctionCallInfo fcinfo, int argno,
+									MemoryContext aggcontext);
+extern void VsAggDimsError(FunctionCallInfo fcinfo, int have, int got) pg_attribute_noreturn();
+extern float8 *VsAggStateValues(ArrayType *state, const char *caller, int *dim);
+extern ArrayType *VsMakeAggState(float8 count, const float8 *sums, int dim);
 extern void VsCheckDims(const Vector *a, const Vector *b);
 extern void VsVectorTypeInit(void);
 
