@@ -995,4 +995,27 @@ CREATE OPERATOR CLASS vector_l1_ops
     OPERATOR 1 <+> (vector, vector) FOR ORDER BY float_ops,
     FUNCTION 1 l1_distance(vector, vector);
 COMMENT ON OPERATOR CLASS vector_l1_ops USING vecstore IS 'vecstore index for taxicab (L1) distance (<+>)';
+
+-- halfvec: the index widens the values to float4 for its clusters, codes
+-- and graphs, and keeps its full vectors in 16 bits (half the bytes)
+CREATE OPERATOR CLASS halfvec_l2_ops
+    DEFAULT FOR TYPE halfvec USING vecstore AS
+    OPERATOR 1 <-> (halfvec, halfvec) FOR ORDER BY float_ops,
+    FUNCTION 1 l2_distance(halfvec, halfvec);
+CREATE OPERATOR CLASS halfvec_ip_ops
+    FOR TYPE halfvec USING vecstore AS
+    OPERATOR 1 <#> (halfvec, halfvec) FOR ORDER BY float_ops,
+    FUNCTION 1 halfvec_negative_inner_product(halfvec, halfvec);
+CREATE OPERATOR CLASS halfvec_cosine_ops
+    FOR TYPE halfvec USING vecstore AS
+    OPERATOR 1 <=> (halfvec, halfvec) FOR ORDER BY float_ops,
+    FUNCTION 1 cosine_distance(halfvec, halfvec);
+CREATE OPERATOR CLASS halfvec_l1_ops
+    FOR TYPE halfvec USING vecstore AS
+    OPERATOR 1 <+> (halfvec, halfvec) FOR ORDER BY float_ops,
+    FUNCTION 1 l1_distance(halfvec, halfvec);
+COMMENT ON OPERATOR CLASS halfvec_l2_ops USING vecstore IS 'vecstore index of halfvec for Euclidean distance (<->)';
+COMMENT ON OPERATOR CLASS halfvec_ip_ops USING vecstore IS 'vecstore index of halfvec for negative inner product (<#>)';
+COMMENT ON OPERATOR CLASS halfvec_cosine_ops USING vecstore IS 'vecstore index of halfvec for cosine distance (<=>)';
+COMMENT ON OPERATOR CLASS halfvec_l1_ops USING vecstore IS 'vecstore index of halfvec for taxicab (L1) distance (<+>)';
 -- (end of operator classes)

@@ -41,6 +41,29 @@ extern Datum vs_l2_distance(PG_FUNCTION_ARGS);
 extern Datum vs_vector_negative_inner_product(PG_FUNCTION_ARGS);
 extern Datum vs_cosine_distance(PG_FUNCTION_ARGS);
 extern Datum vs_l1_distance(PG_FUNCTION_ARGS);
+extern Datum vs_halfvec_l2_distance(PG_FUNCTION_ARGS);
+extern Datum vs_halfvec_negative_inner_product(PG_FUNCTION_ARGS);
+extern Datum vs_halfvec_cosine_distance(PG_FUNCTION_ARGS);
+extern Datum vs_halfvec_l1_distance(PG_FUNCTION_ARGS);
+
+/* each operator class: the C function behind its support function 1 */
+typedef struct VsOpclassKind
+{
+	PGFunction	fn;
+	VsMetric	metric;			/* what it orders by */
+	bool		half;			/* a halfvec column */
+} VsOpclassKind;
+
+static const VsOpclassKind opclass_kinds[] = {
+	{vs_l2_distance, VS_METRIC_L2, false},
+	{vs_vector_negative_inner_product, VS_METRIC_IP, false},
+	{vs_cosine_distance, VS_METRIC_COSINE, false},
+	{vs_l1_distance, VS_METRIC_L1, false},
+	{vs_halfvec_l2_distance, VS_METRIC_L2, true},
+	{vs_halfvec_negative_inner_product, VS_METRIC_IP, true},
+	{vs_halfvec_cosine_distance, VS_METRIC_COSINE, true},
+	{vs_halfvec_l1_distance, VS_METRIC_L1, true},
+};
 
 /* the strings behind vecstore.probes and vecstore.ef_search */
 static char *probes_string = NULL;
@@ -356,28 +379,45 @@ VsWarnForeignSettings(void)
 }
 
 /*
- * VsGetOrderMetric - which distance the index's operator class orders by,
- * told from the C function behind support function 1.
+ * opclass_kind - the index's operator class, told from the C function
+ * behind its support function 1.
  */
-VsMetric
-VsGetOrderMetric(Relation index)
+static const VsOpclassKind *
+opclass_kind(Relation index)
 {
 	FmgrInfo   *proc = index_getprocinfo(index, 1, 1);
 
-	if (proc->fn_addr == vs_l2_distance)
-		return VS_METRIC_L2;
-	if (proc->fn_addr == vs_vector_negative_inner_product)
-		return VS_METRIC_IP;
-	if (proc->fn_addr == vs_cosine_distance)
-		return VS_METRIC_COSINE;
-	if (proc->fn_addr == vs_l1_distance)
-		return VS_METRIC_L1;
+	for (int i = 0; i < lengthof(opclass_kinds); i++)
+	{
+		if (proc->fn_addr == opclass_kinds[i].fn)
+			return &opclass_kinds[i];
+	}
 	ereport(ERROR,
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 			 errmsg("operator class of index \"%s\" uses a distance function vecstore does not support",
 					RelationGetRelationName(index)),
-			 errhint("Use vector_l2_ops, vector_ip_ops, vector_cosine_ops or vector_l1_ops.")));
-	return VS_METRIC_L2;		/* keep compiler quiet */
+			 errhint("Use vector_l2_ops, vector_ip_ops, vector_cosine_ops or vector_l1_ops, or their halfvec_ forms.")));
+	return NULL;				/* keep compiler quiet */
+}
+
+/*
+ * VsGetOrderMetric - which distance the index's operator class orders by.
+ */
+VsMetric
+VsGetOrderMetric(Relation index)
+{
+	return opclass_kind(index)->metric;
+}
+
+/*
+ * VsIndexHalf - is the index's column halfvec?  Its values are widened to
+ * float4 (exactly) for everything the index computes, and its sealed
+ * vectors are stored as binary16, half the bytes (VsMetaElemSize).
+ */
+bool
+VsIndexHalf(Relation index)
+{
+	return opclass_kind(index)->half;
 }
 
 /*

@@ -247,8 +247,14 @@ typedef struct VsMetaPageData
 	uint32		moves;			/* times the centroids or the routing graph
 								 * moved without changing (vsfree.c): part
 								 * of what a backend's cache of them checks */
-	uint32		pad;
+	uint32		elem_size;		/* bytes of an element of the sealed
+								 * vectors: 2 for a halfvec index
+								 * (binary16), else 4 (float4; 0 in indexes
+								 * made before halfvec) */
 } VsMetaPageData;
+
+/* bytes of an element of the sealed vectors of the index of "meta" */
+#define VsMetaElemSize(meta)	((meta)->elem_size == 2 ? 2 : 4)
 
 typedef VsMetaPageData *VsMetaPage;
 
@@ -391,6 +397,8 @@ typedef struct VsClusterExtras
 	int			m;
 	int			ef_construction;
 	struct VsOffload *offload;	/* the build's offload (the GPU), or NULL */
+	int			elem_size;		/* bytes of a stored element: 4, or 2
+								 * (VsMetaElemSize) */
 	int			gpu_threads;	/* CPU threads the offload service may use
 								 * for one graph */
 	instr_time *graph_time;		/* where the graphs' time adds up, or NULL */
@@ -593,6 +601,7 @@ extern int	vecstore_rerank_window;
 extern void VsAmInit(void);
 extern VsMetric VsGetMetric(Relation index);
 extern VsMetric VsGetOrderMetric(Relation index);
+extern bool VsIndexHalf(Relation index);
 extern int	VsGetListsOption(Relation index);
 extern void VsGetGraphOptions(Relation index, int *m, int *ef_construction, int *quantizer);
 extern double VsGetCompactionThreshold(Relation index);

@@ -50,6 +50,7 @@
 #include "pgstat.h"
 
 #include "vsam.h"
+#include "vsdistance_half.h"
 #include "vskmeans.h"
 #include "vsoffload.h"
 
@@ -68,6 +69,7 @@ typedef struct VsBuildState
 	IndexInfo  *indexInfo;
 	VsMetric	metric;
 	VsMetric	row_metric;		/* how rows pick their cluster */
+	bool		half;			/* a halfvec column (VsIndexHalf) */
 	int			dims;			/* 0 until known (column without typmod) */
 
 	/* pass 1: counting and sampling */
@@ -169,7 +171,7 @@ sample_callback(Relation index, ItemPointer tid, Datum *values,
 		return;
 
 	oldcxt = MemoryContextSwitchTo(bs->tmpCtx);
-	v = DatumGetVector(values[0]);
+	v = VsDatumAsVector(values[0], bs->half);
 	check_row_dims(bs, v);
 
 	/* Algorithm R: the first cap rows fill it, then row i replaces with cap/i */
@@ -269,7 +271,7 @@ assign_callback(Relation index, ItemPointer tid, Datum *values,
 		return;
 
 	oldcxt = MemoryContextSwitchTo(bs->tmpCtx);
-	v = DatumGetVector(values[0]);
+	v = VsDatumAsVector(values[0], bs->half);
 	check_row_dims(bs, v);
 	memcpy(bs->batch + (Size) bs->nbatch * bs->dims, v->x, sizeof(float) * bs->dims);
 	bs->batch_tids[bs->nbatch] = *tid;
@@ -337,7 +339,7 @@ VsClusterLayout(VsClusterInfo *info, uint64 off, int c, int64 count, int dims,
 	info->count = (uint32) count;
 	info->crc = 0;				/* filled in as the cluster is written */
 	info->vec_offset = off;
-	off = TYPEALIGN(VS_SEGMENT_ALIGN, off + (uint64) count * dims * sizeof(float));
+	off = TYPEALIGN(VS_SEGMENT_ALIGN, off + (uint64) count * dims * ex->elem_size);
 	info->tid_offset = off;
 	off = TYPEALIGN(VS_SEGMENT_ALIGN, off + (uint64) count * sizeof(ItemPointerData));
 	info->code_offset = 0;
@@ -548,7 +550,16 @@ VsWriteCluster(VsBlobWriter *w, Relation index, int c, const float *vecs,
 	uint64		start PG_USED_FOR_ASSERTS_ONLY = w->total;
 
 	VsBlobCrcStart(w);
-	if (count > 0)
+	if (count > 0 && ex->elem_size == 2)
+	{
+		/* a halfvec index: its values, exactly, as they were */
+		uint16	   *halves = palloc_extended(sizeof(uint16) * dims * (Size) count, MCXT_ALLOC_HUGE);
+
+		VsHalfKernels.float_to_half(vecs, halves, dims * (int) count);
+		VsBlobWrite(w, halves, sizeof(uint16) * dims * (Size) count);
+		pfree(halves);
+	}
+	else if (count > 0)
 		VsBlobWrite(w, vecs, sizeof(float) * dims * (Size) count);
 	VsBlobPad(w, VS_SEGMENT_ALIGN);
 	Assert(w->total - start == info->tid_offset - info->vec_offset);
@@ -732,6 +743,7 @@ write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_me
 	meta->m = (uint16) ex->m;
 	meta->ef_construction = (uint16) ex->ef_construction;
 	meta->graph_threshold = (uint32) ex->graph_threshold;
+	meta->elem_size = (uint32) ex->elem_size;
 
 	write_meta_regions(&w, index, forknum, metric, dims, nclusters, centroids, nrows, meta);
 
@@ -903,6 +915,7 @@ build_init(VsBuildState *bs, Relation heap, Relation index, IndexInfo *indexInfo
 	bs->indexInfo = indexInfo;
 	bs->lists_option = VsGetListsOption(index);
 	bs->metric = VsGetMetric(index);
+	bs->half = VsIndexHalf(index);
 	bs->dims = get_dims(index);
 	bs->tmpCtx = AllocSetContextCreate(CurrentMemoryContext, "vecstore build temporary context",
 									   ALLOCSET_DEFAULT_SIZES);
@@ -1011,6 +1024,7 @@ build_train(VsBuildState *bs)
 
 	/* the codes' ranges, from the same sample */
 	bs->ex.metric = bs->metric;
+	bs->ex.elem_size = bs->half ? 2 : 4;
 	bs->ex.graph_threshold = VS_HNSW_FLAT_THRESHOLD;
 	bs->ex.offload = bs->offload;
 	bs->ex.gpu_threads = (bs->offload != NULL && bs->offload->ops->usable(bs->offload)) ?
@@ -1018,6 +1032,12 @@ build_train(VsBuildState *bs)
 	INSTR_TIME_SET_ZERO(bs->graph_time);
 	bs->ex.graph_time = &bs->graph_time;
 	VsGetGraphOptions(bs->index, &bs->ex.m, &bs->ex.ef_construction, &quantizer);
+	/* graphs without codes search the full vectors, which must be float4 */
+	if (bs->half && quantizer == VS_QUANTIZER_NONE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("vecstore indexes on halfvec need quantizer = sq8"),
+				 errdetail("Without codes the graphs search the full vectors, which a halfvec index stores in 16 bits.")));
 	if (quantizer == VS_QUANTIZER_SQ8 && bs->ntrain > 0)
 	{
 		VsQuantOptions qopt;
@@ -1204,6 +1224,7 @@ vsbuildempty(Relation index)
 	/* no rows: no codes and no graphs, only the options for the record */
 	memset(&ex, 0, sizeof(ex));
 	ex.metric = metric;
+	ex.elem_size = VsIndexHalf(index) ? 2 : 4;
 	ex.graph_threshold = VS_HNSW_FLAT_THRESHOLD;
 	VsGetGraphOptions(index, &ex.m, &ex.ef_construction, &quantizer);
 

@@ -72,6 +72,7 @@
 #include "postmaster/interrupt.h"
 
 #include "vsam.h"
+#include "vsdistance_half.h"
 #include "vskmeans.h"
 
 /*
@@ -207,7 +208,7 @@ collect_rows(Relation index, VsMetaPage meta, const char *body, uint32 c,
 	ItemPointerData *tids = palloc_extended(sizeof(ItemPointerData) * Max(live, 1), MCXT_ALLOC_HUGE);
 	VsDirEntry	entry;
 	int64		n = 0;
-	Size		vsize = sizeof(float) * meta->dims;
+	Size		vsize = (Size) VsMetaElemSize(meta) * meta->dims;	/* a sealed row's */
 
 	VsBlobRead(index, &meta->directory, (uint64) c * sizeof(VsDirEntry), &entry, sizeof(entry), bas);
 
@@ -220,7 +221,11 @@ collect_rows(Relation index, VsMetaPage meta, const char *body, uint32 c,
 		{
 			if (VsRowDeleted(bits, shift, i))
 				continue;
-			memcpy(vecs + (Size) n * meta->dims, body + info->vec_offset + (Size) i * vsize, vsize);
+			if (VsMetaElemSize(meta) == 2)
+				VsHalfKernels.half_to_float((const uint16 *) (body + info->vec_offset + (Size) i * vsize),
+											vecs + (Size) n * meta->dims, (int) meta->dims);
+			else
+				memcpy(vecs + (Size) n * meta->dims, body + info->vec_offset + (Size) i * vsize, vsize);
 			memcpy(&tids[n], body + info->tid_offset + sizeof(ItemPointerData) * i,
 				   sizeof(ItemPointerData));
 			n++;
@@ -244,7 +249,7 @@ collect_rows(Relation index, VsMetaPage meta, const char *body, uint32 c,
 			if (n >= live)
 				elog(ERROR, "index \"%s\": a cluster has more live rows than were counted",
 					 RelationGetRelationName(index));
-			memcpy(vecs + (Size) n * meta->dims, tup->x, vsize);
+			memcpy(vecs + (Size) n * meta->dims, tup->x, sizeof(float) * meta->dims);
 			tids[n] = tup->tid;
 			n++;
 		}
@@ -1164,6 +1169,7 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 	memset(&ex, 0, sizeof(ex));
 	ex.params = VsSegmentParams(&meta, oldhead);
 	ex.metric = (VsMetric) meta.metric;
+	ex.elem_size = VsMetaElemSize(&meta);
 	ex.graph_threshold = (int) meta.graph_threshold;
 	ex.m = meta.m;				/* the graphs keep the index's build options */
 	ex.ef_construction = meta.ef_construction;

@@ -147,7 +147,7 @@ vsinsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 
 	cache = VsGetMetaCache(index);
 	meta = cache->meta;			/* a copy: the cache may be rebuilt meanwhile */
-	v = VsDatumToVector(index, values[0], meta.dims);
+	v = VsDatumToVector(index, values[0], meta.dims, VsIndexHalf(index));
 	cluster = VsNearestCluster(cache, v->x);
 	append_delta(index, &meta, cluster, heap_tid, v);
 

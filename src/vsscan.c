@@ -77,6 +77,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
+#include "vsdistance_half.h"
 #include "vsoffload.h"
 #include "vsscan.h"
 
@@ -130,6 +131,8 @@ typedef struct VsScanOpaqueData
 	float	   *query;			/* dims floats; NULL for a NULL query */
 	VsMetric	order;			/* the operator class's metric; meta.metric
 								 * is the structures' (VsGetMetric) */
+	bool		half;			/* sealed vectors are binary16 (a halfvec
+								 * index: VsMetaElemSize) */
 	bool		skip_nan;		/* leave out rows at a NaN distance: zero
 								 * rows under cosine, as pgvector does */
 	bool		use_graphs;		/* a query the graphs can search for */
@@ -400,6 +403,58 @@ row_distance(VsScanOpaque so, const float *x, double *skey)
 }
 
 /*
+ * half_row_distance - row_distance of a binary16 row of a halfvec index's
+ * sealed vectors, against the query widened to float4.
+ */
+static inline double
+half_row_distance(VsScanOpaque so, const uint16 *x, double *skey)
+{
+	int			dims = so->meta.dims;
+	double		d;
+	float		dot,
+				norm_q,
+				norm_x;
+
+	if (so->query == NULL)
+	{
+		*skey = 0.0;
+		return 0.0;
+	}
+	switch ((VsMetric) so->meta.metric)
+	{
+		case VS_METRIC_IP:
+			d = -(double) VsHalfKernels.inner_product_fh(so->query, x, dims);
+			break;
+		case VS_METRIC_COSINE:
+			VsHalfKernels.dot_norms_fh(so->query, x, dims, &dot, &norm_q, &norm_x);
+			d = VsCosineFromSums(dot, norm_q, norm_x);
+			break;
+		default:				/* L2, and L1's structures */
+			d = (double) VsHalfKernels.l2_squared_fh(so->query, x, dims);
+			*skey = d;
+			if (so->order == VS_METRIC_L1)
+				return (double) VsHalfKernels.l1_fh(so->query, x, dims);
+			return d;
+	}
+	*skey = d;
+	return d;
+}
+
+/*
+ * sealed_distance - row_distance of row "row" of an opened cluster's
+ * sealed vectors, float4 or binary16.
+ */
+static inline double
+sealed_distance(VsScanOpaque so, const VsClusterInfo *info, uint32 row, double *skey)
+{
+	const char *x = so->body + info->vec_offset;
+
+	if (so->half)
+		return half_row_distance(so, (const uint16 *) x + (Size) row * so->meta.dims, skey);
+	return row_distance(so, (const float *) x + (Size) row * so->meta.dims, skey);
+}
+
+/*
  * key_to_distance - the operator's value from an ordering key: the same
  * float8 l2_distance() returns, sqrt of the float sum.
  */
@@ -443,8 +498,6 @@ static void
 scan_rows_flat(VsScanOpaque so, VsProbe *p)
 {
 	const VsClusterInfo *info = cluster_info(so, p->cluster);
-	const float *vecs = (const float *) (so->body + info->vec_offset);
-	int			dims = so->meta.dims;
 
 	for (uint32 i = 0; i < info->count; i++)
 	{
@@ -462,7 +515,7 @@ scan_rows_flat(VsScanOpaque so, VsProbe *p)
 		if (probe_deleted(p, i))
 			continue;
 		sealed_tid(so, info, i, &tid);
-		d = row_distance(so, vecs + (Size) i * dims, &skey);
+		d = sealed_distance(so, info, i, &skey);
 		found_row(so, p, &tid, d, skey);
 	}
 	p->full = true;
@@ -898,14 +951,11 @@ extend(IndexScanDesc scan)
 static void
 rerank(VsScanOpaque so, int n)
 {
-	int			dims = so->meta.dims;
-
 	while (n-- > 0 && so->npending > 0)
 	{
 		VsPending	top = so->pending[0];
 		VsProbe    *p = &so->probes[top.probe];
 		const VsClusterInfo *info = cluster_info(so, p->cluster);
-		const float *x = (const float *) (so->body + info->vec_offset) + (Size) top.row * dims;
 		ItemPointerData tid;
 
 		so->npending--;
@@ -917,7 +967,7 @@ rerank(VsScanOpaque so, int n)
 		sealed_tid(so, info, top.row, &tid);
 		{
 			double		skey;
-			double		exact = row_distance(so, x, &skey);
+			double		exact = sealed_distance(so, info, top.row, &skey);
 
 			/* how far the codes overstate a distance, at most, so far */
 			if (top.distance - skey > so->code_error)
@@ -949,11 +999,12 @@ start_scan(IndexScanDesc scan)
 	so->cache = cache;
 	so->meta = cache->meta;
 	so->order = VsGetOrderMetric(scan->indexRelation);
+	so->half = VsMetaElemSize(&so->meta) == 2;
 	if (!(scan->orderByData[0].sk_flags & SK_ISNULL))
 	{
 		Vector	   *q = VsDatumToVector(scan->indexRelation,
 										scan->orderByData[0].sk_argument,
-										so->meta.dims);
+										so->meta.dims, so->half);
 
 		so->query = palloc(sizeof(float) * so->meta.dims);
 		memcpy(so->query, q->x, sizeof(float) * so->meta.dims);
@@ -981,8 +1032,9 @@ start_scan(IndexScanDesc scan)
 	/*
 	 * An approximate search the offload service can do (exactly, per
 	 * cluster), when it should: the scan counts as open until scanCtx goes.
+	 * The service reads float4 vectors: a halfvec index searches here.
 	 */
-	so->use_offload = so->use_graphs && so->offload != NULL &&
+	so->use_offload = so->use_graphs && so->offload != NULL && !so->half &&
 		so->offload->ops->scan_start(so->offload, so->scanCtx);
 
 	so->body = VsSegmentBody(scan->indexRelation, &so->meta);

@@ -348,7 +348,7 @@ table_problem(const char *head, VsMetaPage meta, uint64 headsize)
 			info[c].vec_offset < piece->base + (piece == pieces ? headsize : sizeof(VsSealedHeader)) ||
 			end < info[c].vec_offset || end > piece->base + piece->region.nbytes ||
 			info[c].vec_offset % VS_SEGMENT_ALIGN != 0 ||
-			info[c].vec_offset + (uint64) info[c].count * dims * sizeof(float) > info[c].tid_offset ||
+			info[c].vec_offset + (uint64) info[c].count * dims * VsMetaElemSize(meta) > info[c].tid_offset ||
 			info[c].first_row + info[c].count > meta->row_space)
 			return psprintf("has an inconsistent entry for cluster %u in its cluster table", c);
 		pos = info[c].tid_offset + (uint64) info[c].count * sizeof(ItemPointerData);

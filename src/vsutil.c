@@ -19,6 +19,8 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
+#include "halfvec.h"
+#include "vsdistance_half.h"
 #include "vsutil.h"
 
 /*
@@ -88,15 +90,33 @@ VsNormalize(float *x, int dims)
 }
 
 /*
- * VsDatumToVector - detoast an indexed or query value and check that it
- * has the index's "dims" dimensions.
+ * VsDatumAsVector - an indexed or query value as float4 elements: a vector
+ * detoasted, a halfvec ("half") widened, exactly, into a new Vector.
+ */
+Vector *
+VsDatumAsVector(Datum value, bool half)
+{
+	HalfVector *h;
+	Vector	   *v;
+
+	if (!half)
+		return DatumGetVector(value);
+	h = DatumGetHalfVector(value);
+	v = VsInitVector(h->dim);
+	VsHalfKernels.half_to_float(h->x, v->x, h->dim);
+	return v;
+}
+
+/*
+ * VsDatumToVector - an indexed or query value as float4 elements
+ * (VsDatumAsVector), checked to have the index's "dims" dimensions.
  *
  * Result is palloc'd in the current context (or points into the datum).
  */
 Vector *
-VsDatumToVector(Relation index, Datum value, int dims)
+VsDatumToVector(Relation index, Datum value, int dims, bool half)
 {
-	Vector	   *v = DatumGetVector(value);
+	Vector	   *v = VsDatumAsVector(value, half);
 
 	if (v->dim != dims)
 		ereport(ERROR,

@@ -29,6 +29,7 @@ extern TupleDesc VsResultRowType(FunctionCallInfo fcinfo, int ncolumns);
 extern const VsKmeansHooks VsKmeansServerHooks;
 
 extern void VsNormalize(float *x, int dims);
-extern Vector *VsDatumToVector(Relation index, Datum value, int dims);
+extern Vector *VsDatumAsVector(Datum value, bool half);
+extern Vector *VsDatumToVector(Relation index, Datum value, int dims, bool half);
 
 #endif							/* VSUTIL_H */

@@ -1,0 +1,132 @@
+#-------------------------------------------------------------------------
+#
+# 032_pgvector_migrate.pl
+#     TAP test: a dump of a pgvector database restores into vecstore
+#     through tools/pgvector-migrate.sh, in one command, from a plain and
+#     from a custom-format dump (test/fixtures/README says how they were
+#     made).
+#
+# Checked: every row arrives with the same text as in the pgvector
+# database (one digest); the vector indexes come back as vecstore indexes
+# (hnsw and ivfflat alike, options kept), those of operator classes
+# vecstore does not index (bit, sparsevec) are left out and reported;
+# pgvector's setting in ALTER DATABASE is left out; the view restores and
+# queries are answered by the new indexes as an exact scan answers them.
+#
+# IDENTIFICATION
+#     test/t/032_pgvector_migrate.pl
+#
+#-------------------------------------------------------------------------
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $src = $ENV{VECSTORE_SRC} // '.';
+my $tool = "$src/tools/pgvector-migrate.sh";
+my $fixtures = "$src/test/fixtures";
+# the rows' digest in the pgvector database (test/fixtures/README)
+my $DIGEST = '3313fc8fa3441a807f02cbd1d0c7900e';
+
+my $node = PostgreSQL::Test::Cluster->new('migrate');
+$node->init;
+$node->append_conf(
+    'postgresql.conf', qq{
+shared_preload_libraries = 'vecstore'
+vecstore.gpu = off
+vecstore.compaction_worker = off
+});
+$node->start;
+
+# pg_restore and psql of the server's installation
+my $bindir = $node->config_data('--bindir');
+local $ENV{PATH} = "$bindir:$ENV{PATH}";
+my $connstr = $node->connstr('postgres');
+
+# restore DUMP through the tool into database DB ('postgres' for a dump
+# that creates its own); returns the tool's standard error
+sub restore
+{
+    my ($dump, $db, @args) = @_;
+    my $err = "$PostgreSQL::Test::Utils::tmp_check/migrate_$db.err";
+    my $cmd = "'$tool' '$dump' @args 2>'$err' | psql -X -q -v ON_ERROR_STOP=1 '"
+      . $node->connstr($db) . "' >/dev/null";
+    my $rc = system('bash', '-c', "set -o pipefail; $cmd");
+    is($rc, 0, "restoring $dump into $db through the tool succeeds");
+    return slurp_file($err);
+}
+
+sub check_database
+{
+    my ($db, $label) = @_;
+
+    is($node->safe_psql($db,
+            q{SELECT md5(string_agg(concat_ws('|', id, embedding, half, sparse, bits, note), ';' ORDER BY id)) || ' ' || count(*) FROM items}),
+        "$DIGEST 301", "$label: every row as pgvector had it");
+    is($node->safe_psql($db, q{SELECT extname FROM pg_extension WHERE extname IN ('vector', 'vecstore')}),
+        'vecstore', "$label: the extension is vecstore");
+    is($node->safe_psql($db,
+            q{SELECT string_agg(c.relname, ',' ORDER BY c.relname) FROM pg_index i
+              JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam
+              WHERE i.indrelid = 'items'::regclass AND a.amname = 'vecstore'}),
+        'items_expr,items_half,items_half_ivf,items_hnsw_cos,items_hnsw_l1,items_hnsw_l2,items_ivf_ip,items_partial',
+        "$label: the vector and halfvec indexes are vecstore indexes");
+    is($node->safe_psql($db,
+            q{SELECT count(*) FROM pg_class WHERE relname IN ('items_bits', 'items_sparse')}),
+        '0', "$label: the bit and sparsevec indexes are left out");
+    like($node->safe_psql($db, q{SELECT pg_get_indexdef('items_hnsw_l2'::regclass)}),
+        qr/USING vecstore \(embedding(?: vector_l2_ops)?\) WITH \(m='8', ef_construction='32'\)/,
+        "$label: hnsw's options carry over");
+    like($node->safe_psql($db, q{SELECT pg_get_indexdef('items_ivf_ip'::regclass)}),
+        qr/USING vecstore \(embedding vector_ip_ops\) WITH \(lists='4'\)/,
+        "$label: ivfflat's lists carry over");
+    is($node->safe_psql($db, q{SELECT count(*) FROM nearest}), '5', "$label: the view restores");
+
+    # each index answers as an exact scan does
+    for my $q (
+        [ 'embedding <-> \'[1,2,3]\'', 'items_hnsw_l2' ],
+        [ 'embedding <=> \'[1,2,3]\'', 'items_hnsw_cos' ],
+        [ 'embedding <#> \'[1,2,3]\'', 'items_ivf_ip' ],
+        [ 'embedding <+> \'[1,2,3]\'', 'items_hnsw_l1' ],
+        [ 'half <-> \'[3,1,-4]\'', 'items_half' ],
+        [ 'half <=> \'[3,1,-4]\'', 'items_half_ivf' ])
+    {
+        my ($order, $index) = @$q;
+        my $plan = $node->safe_psql($db,
+            "SET enable_seqscan = off; EXPLAIN (COSTS OFF) SELECT id FROM items ORDER BY $order LIMIT 5");
+        like($plan, qr/Index Scan using $index/, "$label: ORDER BY $order uses $index");
+        my $via = $node->safe_psql($db,
+            "SET enable_seqscan = off; SELECT array_agg(round(d::numeric, 4)) FROM (SELECT $order AS d FROM items ORDER BY $order LIMIT 5) s");
+        my $exact = $node->safe_psql($db,
+            "SET enable_indexscan = off; SET enable_bitmapscan = off; SELECT array_agg(round(d::numeric, 4)) FROM (SELECT $order AS d FROM items WHERE $order IS NOT NULL ORDER BY $order LIMIT 5) s");
+        is($via, $exact, "$label: $index gives the exact distances");
+    }
+}
+
+# a plain dump that creates its database (pg_dump --create)
+my $err = restore("$fixtures/pgvector-0.8.6.sql", 'postgres');
+like($err, qr/left out an index with operator class bit_hamming_ops/, 'plain: the bit index is reported');
+like($err, qr/left out an index with operator class sparsevec_l2_ops/, 'plain: the sparsevec index is reported');
+like($err, qr/index hnsw: 6, index ivfflat: 2, index left out: 2, setting: 1/, 'plain: the summary counts what changed');
+is($node->safe_psql('postgres',
+        q{SELECT count(*) FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
+          WHERE d.datname = 'pgv_src'}),
+    '0', "plain: pgvector's setting is left out of ALTER DATABASE");
+check_database('pgv_src', 'plain');
+
+# a custom-format dump, into a database made beforehand
+$node->safe_psql('postgres', 'CREATE DATABASE fromcustom');
+$err = restore("$fixtures/pgvector-0.8.6.dump", 'fromcustom', '--no-owner');
+like($err, qr/index hnsw: 6, index ivfflat: 2, index left out: 2/, 'custom: the summary counts what changed');
+check_database('fromcustom', 'custom');
+
+# a dump with no pgvector in it passes through unchanged
+my $plain = "$PostgreSQL::Test::Utils::tmp_check/plain.sql";
+$node->command_ok([ 'pg_dump', '-d', $node->connstr('postgres'), '-f', $plain ], 'a dump of postgres');
+my $out = `'$tool' '$plain' 2>/dev/null`;
+is($out, slurp_file($plain), 'a dump without pgvector passes through byte for byte');
+
+$node->stop;
+done_testing();
