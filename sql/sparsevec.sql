@@ -200,6 +200,37 @@ SELECT castcontext, castsource::regtype, casttarget::regtype FROM pg_cast
 WHERE castsource = 'sparsevec'::regtype OR casttarget = 'sparsevec'::regtype
 ORDER BY castsource::regtype::text, casttarget::regtype::text;
 DROP TABLE sv_cast;
+-- casts with halfvec: halfvec to sparsevec keeps the non-zero halves
+-- exactly (-0 is not stored, a subnormal is); sparsevec to halfvec rounds
+-- each value to the nearest half, zeros where nothing is stored
+SELECT '[0,-1.5,0,65504,-0,6e-8]'::halfvec::sparsevec, '[0,0]'::halfvec::sparsevec;
+SELECT '{1:0.1,3:-2,4:65519}/5'::sparsevec::halfvec, '{}/2'::sparsevec::halfvec;
+-- values too small for a half round to zero, keeping their sign
+SELECT '{1:1e-9,2:-1e-9,3:1}/3'::sparsevec::halfvec;
+SELECT ('{1:1e-9,2:-1e-9,3:1}/3'::sparsevec::halfvec)::sparsevec;
+-- typmods on either side
+SELECT '[1,0,2]'::halfvec::sparsevec(3);
+SELECT '[1,0,2]'::halfvec::sparsevec(4);
+SELECT '{3:1.5}/4'::sparsevec::halfvec(4);
+SELECT '{3:1.5}/4'::sparsevec::halfvec(3);
+-- out of range for a half, too many dimensions for a halfvec
+SELECT '{2:65520}/3'::sparsevec::halfvec;
+SELECT '{1:1,2:-1e10}/2'::sparsevec::halfvec;
+SELECT '{16001:1}/16001'::sparsevec::halfvec;
+SELECT '{1:1}/1000000000'::sparsevec::halfvec;
+-- 16000 dimensions, all stored, both ways
+SELECT (array_fill(1, ARRAY[16000])::halfvec::sparsevec)::halfvec = array_fill(1, ARRAY[16000])::halfvec AS round_trip,
+       ('{16000:1}/16000'::sparsevec::halfvec)::sparsevec = '{16000:1}/16000'::sparsevec AS round_trip_sparse;
+-- sparsevec to halfvec is an assignment cast, halfvec to sparsevec
+-- implicit (so a halfvec meets a sparsevec in its operators)
+CREATE TABLE shv_cast (h halfvec(3), s sparsevec(3));
+INSERT INTO shv_cast VALUES ('{1:1.0001}/3'::sparsevec, '[0,2,0]'::halfvec);
+SELECT * FROM shv_cast;
+INSERT INTO shv_cast (h) VALUES ('{1:1}/4'::sparsevec);
+INSERT INTO shv_cast (s) VALUES ('[1,2]'::halfvec);
+SELECT '{1:3}/2'::sparsevec <-> '[0,4]'::halfvec AS l2_mixed,
+       '[0,4]'::halfvec <+> '{1:3}/2'::sparsevec AS l1_mixed;
+DROP TABLE shv_cast;
 -- casts from arrays
 SELECT ARRAY[0,4,0,-1]::sparsevec AS int4, ARRAY[0.5,0,0]::numeric[]::sparsevec AS numeric;
 SELECT '{0,1.25,0}'::real[]::sparsevec AS float4, '{1e-50,2,0}'::float8[]::sparsevec AS float8;

@@ -522,6 +522,10 @@ CREATE FUNCTION vector_to_sparsevec(vector, integer, boolean) RETURNS sparsevec
     AS 'MODULE_PATHNAME', 'vs_vector_to_sparsevec' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION sparsevec_to_vector(sparsevec, integer, boolean) RETURNS vector
     AS 'MODULE_PATHNAME', 'vs_sparsevec_to_vector' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION halfvec_to_sparsevec(halfvec, integer, boolean) RETURNS sparsevec
+    AS 'MODULE_PATHNAME', 'vs_halfvec_to_sparsevec' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION sparsevec_to_halfvec(sparsevec, integer, boolean) RETURNS halfvec
+    AS 'MODULE_PATHNAME', 'vs_sparsevec_to_halfvec' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION array_to_sparsevec(integer[], integer, boolean) RETURNS sparsevec
     AS 'MODULE_PATHNAME', 'vs_array_to_sparsevec' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION array_to_sparsevec(real[], integer, boolean) RETURNS sparsevec
@@ -534,6 +538,8 @@ CREATE FUNCTION array_to_sparsevec(numeric[], integer, boolean) RETURNS sparseve
 COMMENT ON FUNCTION sparsevec(sparsevec, integer, boolean) IS 'cast of sparsevec to sparsevec(n), checking the dimensions';
 COMMENT ON FUNCTION vector_to_sparsevec(vector, integer, boolean) IS 'cast of vector to sparsevec: its non-zero elements';
 COMMENT ON FUNCTION sparsevec_to_vector(sparsevec, integer, boolean) IS 'cast of sparsevec to vector: zeros where nothing is stored';
+COMMENT ON FUNCTION halfvec_to_sparsevec(halfvec, integer, boolean) IS 'cast of halfvec to sparsevec: its non-zero elements (exact)';
+COMMENT ON FUNCTION sparsevec_to_halfvec(sparsevec, integer, boolean) IS 'cast of sparsevec to halfvec: zeros where nothing is stored, values rounded to the nearest half';
 COMMENT ON FUNCTION array_to_sparsevec(integer[], integer, boolean) IS 'cast of integer[] to sparsevec';
 COMMENT ON FUNCTION array_to_sparsevec(real[], integer, boolean) IS 'cast of real[] to sparsevec';
 COMMENT ON FUNCTION array_to_sparsevec(double precision[], integer, boolean) IS 'cast of double precision[] to sparsevec';
@@ -545,6 +551,10 @@ CREATE CAST (sparsevec AS vector)
     WITH FUNCTION sparsevec_to_vector(sparsevec, integer, boolean) AS ASSIGNMENT;
 CREATE CAST (vector AS sparsevec)
     WITH FUNCTION vector_to_sparsevec(vector, integer, boolean) AS IMPLICIT;
+CREATE CAST (sparsevec AS halfvec)
+    WITH FUNCTION sparsevec_to_halfvec(sparsevec, integer, boolean) AS ASSIGNMENT;
+CREATE CAST (halfvec AS sparsevec)
+    WITH FUNCTION halfvec_to_sparsevec(halfvec, integer, boolean) AS IMPLICIT;
 CREATE CAST (integer[] AS sparsevec)
     WITH FUNCTION array_to_sparsevec(integer[], integer, boolean) AS ASSIGNMENT;
 CREATE CAST (real[] AS sparsevec)
@@ -557,6 +567,8 @@ CREATE CAST (numeric[] AS sparsevec)
 COMMENT ON CAST (sparsevec AS sparsevec) IS 'applies the sparsevec(n) type modifier';
 COMMENT ON CAST (sparsevec AS vector) IS 'sparsevec to vector';
 COMMENT ON CAST (vector AS sparsevec) IS 'vector to sparsevec';
+COMMENT ON CAST (sparsevec AS halfvec) IS 'sparsevec to halfvec (rounds to the nearest half)';
+COMMENT ON CAST (halfvec AS sparsevec) IS 'halfvec to sparsevec (exact)';
 COMMENT ON CAST (integer[] AS sparsevec) IS 'integer[] to sparsevec';
 COMMENT ON CAST (real[] AS sparsevec) IS 'real[] to sparsevec';
 COMMENT ON CAST (double precision[] AS sparsevec) IS 'double precision[] to sparsevec';

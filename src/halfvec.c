@@ -54,7 +54,6 @@ static inline void check_dims(const HalfVector *a, const HalfVector *b);
 static inline void check_dim(int dim);
 static inline void check_expected_dim(int32 typmod, int dim);
 static inline void check_element(uint16 value);
-static uint16 float_to_half_checked(float value);
 static int	halfvec_cmp_internal(const HalfVector *a, const HalfVector *b);
 static HalfVector *array_to_halfvec_common(ArrayType *array, int32 typmod);
 
@@ -183,12 +182,13 @@ underflow_error(void)
 }
 
 /*
- * float_to_half_checked - "value" rounded to half; a finite value that
+ * VsFloatToHalfChecked - "value" rounded to half; a finite value that
  * rounds to infinity is an error.  NaN and infinity pass through, for
- * check_element to refuse in its own words.
+ * check_element to refuse in its own words.  Also the cast from sparsevec
+ * (sparsevec.c).
  */
-static uint16
-float_to_half_checked(float value)
+uint16
+VsFloatToHalfChecked(float value)
 {
 	uint16		h = VsFloatToHalf(value);
 
@@ -199,7 +199,7 @@ float_to_half_checked(float value)
 
 /*
  * halfvec_from_floats - a halfvec of the "dim" floats "x" (bulk
- * conversion), after the same range check as float_to_half_checked.
+ * conversion), after the same range check as VsFloatToHalfChecked.
  * Elements are not checked for NaN or infinity.
  */
 static HalfVector *
@@ -1193,7 +1193,7 @@ vs_halfvec_avg(PG_FUNCTION_ARGS)
 	result = VsInitHalfVector(dim);
 	for (int i = 0; i < dim; i++)
 	{
-		result->x[i] = float_to_half_checked((float) (values[i + 1] / values[0]));
+		result->x[i] = VsFloatToHalfChecked((float) (values[i + 1] / values[0]));
 		check_element(result->x[i]);
 	}
 	PG_RETURN_HALFVEC_P(result);

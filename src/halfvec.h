@@ -36,5 +36,6 @@ typedef struct HalfVector
 
 /* in halfvec.c */
 extern HalfVector *VsInitHalfVector(int dim);
+extern uint16 VsFloatToHalfChecked(float value);
 
 #endif							/* VS_HALFVEC_H */

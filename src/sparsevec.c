@@ -39,9 +39,11 @@
 #include "utils/float.h"
 #include "utils/lsyscache.h"
 
+#include "halfvec.h"
 #include "sparsevec.h"
 #include "vector.h"
 #include "vsdistance.h"
+#include "vsdistance_half.h"
 
 /* one element of the text form, before sorting */
 typedef struct SparseInputElement
@@ -143,8 +145,8 @@ check_nnz(int nnz, int dim)
 }
 
 /*
- * check_expected_dim - enforce a sparsevec(n) or vector(n) typmod (-1
- * means any).
+ * check_expected_dim - enforce a sparsevec(n), vector(n) or halfvec(n)
+ * typmod (-1 means any).
  */
 static inline void
 check_expected_dim(int32 typmod, int dim)
@@ -591,6 +593,72 @@ vs_sparsevec_to_vector(PG_FUNCTION_ARGS)
 	for (int i = 0; i < sv->nnz; i++)
 		result->x[sv->indices[i]] = values[i];
 	PG_RETURN_VECTOR_P(result);
+}
+
+PG_FUNCTION_INFO_V1(vs_halfvec_to_sparsevec);
+/*
+ * halfvec_to_sparsevec - the cast from halfvec: its non-zero elements
+ * (-0 counts as zero), widened exactly to float4.  A halfvec has at most
+ * 16000 elements, all finite, so nnz fits and the values need no check.
+ */
+Datum
+vs_halfvec_to_sparsevec(PG_FUNCTION_ARGS)
+{
+	HalfVector *vec = PG_GETARG_HALFVEC_P(0);
+	int32		typmod = PG_GETARG_INT32(1);
+	SparseVector *result;
+	float	   *values;
+	int			nnz = 0;
+	int			j = 0;
+
+	check_dim(vec->dim);
+	check_expected_dim(typmod, vec->dim);
+	for (int i = 0; i < vec->dim; i++)
+		if (!VsHalfIsZero(vec->x[i]))
+			nnz++;
+	check_nnz(nnz, vec->dim);
+
+	result = VsInitSparseVector(vec->dim, nnz);
+	values = VsSparsevecValues(result);
+	for (int i = 0; i < vec->dim; i++)
+	{
+		if (!VsHalfIsZero(vec->x[i]))
+		{
+			result->indices[j] = i;
+			values[j] = VsHalfToFloat(vec->x[i]);
+			j++;
+		}
+	}
+	PG_RETURN_SPARSEVEC_P(result);
+}
+
+PG_FUNCTION_INFO_V1(vs_sparsevec_to_halfvec);
+/*
+ * sparsevec_to_halfvec - the cast to halfvec: zeros where nothing is
+ * stored, each stored value rounded to nearest even half (one of
+ * magnitude 65520 or more is out of range; a tiny one may round to
+ * zero, as in pgvector); the dimensions must fit a halfvec.
+ */
+Datum
+vs_sparsevec_to_halfvec(PG_FUNCTION_ARGS)
+{
+	SparseVector *sv = PG_GETARG_SPARSEVEC_P(0);
+	int32		typmod = PG_GETARG_INT32(1);
+	float	   *values = VsSparsevecValues(sv);
+	HalfVector *result;
+
+	/* halfvec's own limits, in its words (halfvec.c, check_dim) */
+	if (sv->dim > VS_HALFVEC_MAX_DIM)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("halfvec cannot have more than %d dimensions",
+						VS_HALFVEC_MAX_DIM)));
+	check_expected_dim(typmod, sv->dim);
+
+	result = VsInitHalfVector(sv->dim);
+	for (int i = 0; i < sv->nnz; i++)
+		result->x[sv->indices[i]] = VsFloatToHalfChecked(values[i]);
+	PG_RETURN_HALFVEC_P(result);
 }
 
 /*
