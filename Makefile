@@ -28,7 +28,7 @@ DATA = sql/$(EXTENSION)--0.1.0.sql sql/$(EXTENSION)--0.1.0--0.2.0.sql sql/$(EXTE
 
 # Regression tests, in order (never a wildcard: install scripts share sql/).
 REGRESS = vector_type vector_functions cast copy aggregates halfvec bit sparsevec errors \
-	index_options index_build index_scan index_halfvec index_vacuum compaction privileges
+	index_options index_build index_scan index_halfvec index_bit index_vacuum compaction privileges
 REGRESS_OPTS = --inputdir=. --load-extension=$(EXTENSION)
 
 PG_CPPFLAGS = -I$(srcdir)/src

@@ -124,8 +124,19 @@ DROP TABLE e;
 
 -- options and limits
 CREATE INDEX ON h USING vecstore (v) WITH (quantizer = none);
-CREATE TABLE big (v halfvec(2001));
-CREATE INDEX ON big USING vecstore (v);
+-- up to 4000 dimensions: a row inserted later waits in one index page,
+-- in 16 bits
+CREATE TABLE big (id int, v halfvec(4000));
+INSERT INTO big SELECT i, array_fill(i::real / 100, ARRAY[4000])::halfvec FROM generate_series(1, 50) i;
+CREATE INDEX big_v ON big USING vecstore (v);
+INSERT INTO big SELECT i, array_fill(i::real / 100, ARRAY[4000])::halfvec FROM generate_series(51, 60) i;
+SELECT array_agg(id) FROM (SELECT id FROM big ORDER BY v <-> array_fill(0.555::real, ARRAY[4000])::halfvec LIMIT 4) s;
+SELECT clusters FROM vecstore_compact('big_v');
+SELECT delta_rows, sealed_rows FROM vecstore_index_info('big_v');
+SELECT array_agg(id) FROM (SELECT id FROM big ORDER BY v <-> array_fill(0.555::real, ARRAY[4000])::halfvec LIMIT 4) s;
+CREATE TABLE bigger (v halfvec(4001));
+CREATE INDEX ON bigger USING vecstore (v);
+DROP TABLE bigger;
 -- a query of other dimensions
 SELECT id FROM h ORDER BY v <-> '[1,2,3]' LIMIT 1;
 CREATE INDEX h_l2 ON h USING vecstore (v);

@@ -1030,4 +1030,12 @@ COMMENT ON OPERATOR CLASS halfvec_l2_ops USING vecstore IS 'vecstore index of ha
 COMMENT ON OPERATOR CLASS halfvec_ip_ops USING vecstore IS 'vecstore index of halfvec for negative inner product (<#>)';
 COMMENT ON OPERATOR CLASS halfvec_cosine_ops USING vecstore IS 'vecstore index of halfvec for cosine distance (<=>)';
 COMMENT ON OPERATOR CLASS halfvec_l1_ops USING vecstore IS 'vecstore index of halfvec for taxicab (L1) distance (<+>)';
+
+-- bit: Hamming distance is the squared L2 distance of the bits as 0s and
+-- 1s; the index keeps the rows packed and searches its graphs on them
+CREATE OPERATOR CLASS bit_hamming_ops
+    FOR TYPE bit USING vecstore AS
+    OPERATOR 1 <~> (bit, bit) FOR ORDER BY float_ops,
+    FUNCTION 1 hamming_distance(bit, bit);
+COMMENT ON OPERATOR CLASS bit_hamming_ops USING vecstore IS 'vecstore index of bit strings for Hamming distance (<~>)';
 -- (end of operator classes)

@@ -45,24 +45,27 @@ extern Datum vs_halfvec_l2_distance(PG_FUNCTION_ARGS);
 extern Datum vs_halfvec_negative_inner_product(PG_FUNCTION_ARGS);
 extern Datum vs_halfvec_cosine_distance(PG_FUNCTION_ARGS);
 extern Datum vs_halfvec_l1_distance(PG_FUNCTION_ARGS);
+extern Datum vs_hamming_distance(PG_FUNCTION_ARGS);
 
 /* each operator class: the C function behind its support function 1 */
 typedef struct VsOpclassKind
 {
 	PGFunction	fn;
 	VsMetric	metric;			/* what it orders by */
-	bool		half;			/* a halfvec column */
+	int			elem;			/* how the index stores the column's
+								 * elements: VS_ELEM_* */
 } VsOpclassKind;
 
 static const VsOpclassKind opclass_kinds[] = {
-	{vs_l2_distance, VS_METRIC_L2, false},
-	{vs_vector_negative_inner_product, VS_METRIC_IP, false},
-	{vs_cosine_distance, VS_METRIC_COSINE, false},
-	{vs_l1_distance, VS_METRIC_L1, false},
-	{vs_halfvec_l2_distance, VS_METRIC_L2, true},
-	{vs_halfvec_negative_inner_product, VS_METRIC_IP, true},
-	{vs_halfvec_cosine_distance, VS_METRIC_COSINE, true},
-	{vs_halfvec_l1_distance, VS_METRIC_L1, true},
+	{vs_l2_distance, VS_METRIC_L2, VS_ELEM_FLOAT4},
+	{vs_vector_negative_inner_product, VS_METRIC_IP, VS_ELEM_FLOAT4},
+	{vs_cosine_distance, VS_METRIC_COSINE, VS_ELEM_FLOAT4},
+	{vs_l1_distance, VS_METRIC_L1, VS_ELEM_FLOAT4},
+	{vs_halfvec_l2_distance, VS_METRIC_L2, VS_ELEM_HALF},
+	{vs_halfvec_negative_inner_product, VS_METRIC_IP, VS_ELEM_HALF},
+	{vs_halfvec_cosine_distance, VS_METRIC_COSINE, VS_ELEM_HALF},
+	{vs_halfvec_l1_distance, VS_METRIC_L1, VS_ELEM_HALF},
+	{vs_hamming_distance, VS_METRIC_HAMMING, VS_ELEM_BIT},
 };
 
 /* the strings behind vecstore.probes and vecstore.ef_search */
@@ -396,7 +399,7 @@ opclass_kind(Relation index)
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 			 errmsg("operator class of index \"%s\" uses a distance function vecstore does not support",
 					RelationGetRelationName(index)),
-			 errhint("Use vector_l2_ops, vector_ip_ops, vector_cosine_ops or vector_l1_ops, or their halfvec_ forms.")));
+			 errhint("Use vector_l2_ops, vector_ip_ops, vector_cosine_ops or vector_l1_ops, their halfvec_ forms, or bit_hamming_ops.")));
 	return NULL;				/* keep compiler quiet */
 }
 
@@ -410,14 +413,15 @@ VsGetOrderMetric(Relation index)
 }
 
 /*
- * VsIndexHalf - is the index's column halfvec?  Its values are widened to
- * float4 (exactly) for everything the index computes, and its sealed
- * vectors are stored as binary16, half the bytes (VsMetaElemSize).
+ * VsIndexElem - how the index stores its column's elements (VS_ELEM_*):
+ * float4 for vector, binary16 for halfvec (half the bytes), packed bits
+ * for bit.  The values are widened to float4, exactly, for everything the
+ * index computes (VsDatumAsVector).
  */
-bool
-VsIndexHalf(Relation index)
+int
+VsIndexElem(Relation index)
 {
-	return opclass_kind(index)->half;
+	return opclass_kind(index)->elem;
 }
 
 /*
@@ -434,7 +438,8 @@ VsGetMetric(Relation index)
 {
 	VsMetric	metric = VsGetOrderMetric(index);
 
-	return metric == VS_METRIC_L1 ? VS_METRIC_L2 : metric;
+	/* Hamming: the squared L2 distance of the bits as 0s and 1s */
+	return (metric == VS_METRIC_L1 || metric == VS_METRIC_HAMMING) ? VS_METRIC_L2 : metric;
 }
 
 /*

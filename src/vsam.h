@@ -73,7 +73,6 @@
 #define VS_BLOB_PAYLOAD			8128
 
 /* index limits and option ranges */
-#define VS_MAX_DIM				2000
 #define VS_DEFAULT_LISTS		0	/* "auto" (0 inside): follow the row count */
 
 /*
@@ -247,14 +246,14 @@ typedef struct VsMetaPageData
 	uint32		moves;			/* times the centroids or the routing graph
 								 * moved without changing (vsfree.c): part
 								 * of what a backend's cache of them checks */
-	uint32		elem_size;		/* bytes of an element of the sealed
-								 * vectors: 2 for a halfvec index
-								 * (binary16), else 4 (float4; 0 in indexes
-								 * made before halfvec) */
+	uint32		elem_size;		/* how the rows' elements are stored (sealed
+								 * and delta): VS_ELEM_* (0 in indexes made
+								 * before halfvec: float4) */
 } VsMetaPageData;
 
-/* bytes of an element of the sealed vectors of the index of "meta" */
-#define VsMetaElemSize(meta)	((meta)->elem_size == 2 ? 2 : 4)
+/* how the index of "meta" stores its rows' elements: VS_ELEM_* (vsutil.h) */
+#define VsMetaElemSize(meta)	((meta)->elem_size == 0 ? VS_ELEM_FLOAT4 : (int) (meta)->elem_size)
+
 
 typedef VsMetaPageData *VsMetaPage;
 
@@ -373,13 +372,16 @@ typedef struct VsDeltaTupleData
 {
 	ItemPointerData tid;
 	uint16		flags;			/* VS_DELTA_DEAD */
-	float		x[FLEXIBLE_ARRAY_MEMBER];
+	float		x[FLEXIBLE_ARRAY_MEMBER];	/* the row, as the index stores
+											 * its elements (VS_ELEM_*:
+											 * float4 here only for a
+											 * vector index) */
 } VsDeltaTupleData;
 
 typedef VsDeltaTupleData *VsDeltaTuple;
 
 #define VS_DELTA_DEAD			0x0001
-#define VS_DELTA_TUPLE_SIZE(dims)	MAXALIGN(offsetof(VsDeltaTupleData, x) + sizeof(float) * (dims))
+#define VS_DELTA_TUPLE_SIZE(elem, dims)	MAXALIGN(offsetof(VsDeltaTupleData, x) + VsRowBytes(elem, dims))
 
 struct VsOffload;
 struct VsOffloadGraph;
@@ -397,8 +399,7 @@ typedef struct VsClusterExtras
 	int			m;
 	int			ef_construction;
 	struct VsOffload *offload;	/* the build's offload (the GPU), or NULL */
-	int			elem_size;		/* bytes of a stored element: 4, or 2
-								 * (VsMetaElemSize) */
+	int			elem_size;		/* how rows are stored: VS_ELEM_* */
 	int			gpu_threads;	/* CPU threads the offload service may use
 								 * for one graph */
 	instr_time *graph_time;		/* where the graphs' time adds up, or NULL */
@@ -601,7 +602,7 @@ extern int	vecstore_rerank_window;
 extern void VsAmInit(void);
 extern VsMetric VsGetMetric(Relation index);
 extern VsMetric VsGetOrderMetric(Relation index);
-extern bool VsIndexHalf(Relation index);
+extern int	VsIndexElem(Relation index);
 extern int	VsGetListsOption(Relation index);
 extern void VsGetGraphOptions(Relation index, int *m, int *ef_construction, int *quantizer);
 extern double VsGetCompactionThreshold(Relation index);

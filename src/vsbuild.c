@@ -69,7 +69,7 @@ typedef struct VsBuildState
 	IndexInfo  *indexInfo;
 	VsMetric	metric;
 	VsMetric	row_metric;		/* how rows pick their cluster */
-	bool		half;			/* a halfvec column (VsIndexHalf) */
+	int			elem;			/* how rows are stored: VS_ELEM_* */
 	int			dims;			/* 0 until known (column without typmod) */
 
 	/* pass 1: counting and sampling */
@@ -121,14 +121,14 @@ static int
 get_dims(Relation index)
 {
 	int			typmod = TupleDescAttr(RelationGetDescr(index), 0)->atttypmod;
+	int			max = VsMaxDims(VsIndexElem(index));
 
 	if (typmod == -1)
 		return 0;
-	if (typmod > VS_MAX_DIM)
+	if (typmod > max)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("column cannot have more than %d dimensions for vecstore index",
-						VS_MAX_DIM)));
+				 errmsg("column cannot have more than %d dimensions for vecstore index", max)));
 	return typmod;
 }
 
@@ -141,11 +141,13 @@ check_row_dims(VsBuildState *bs, const Vector *v)
 {
 	if (bs->dims == 0)
 	{
-		if (v->dim > VS_MAX_DIM)
+		int			max = VsMaxDims(bs->elem);
+
+		if (v->dim > max)
 			ereport(ERROR,
 					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 					 errmsg("vector has %d dimensions, vecstore indexes at most %d",
-							v->dim, VS_MAX_DIM)));
+							v->dim, max)));
 		bs->dims = v->dim;
 	}
 	else if (v->dim != bs->dims)
@@ -171,7 +173,7 @@ sample_callback(Relation index, ItemPointer tid, Datum *values,
 		return;
 
 	oldcxt = MemoryContextSwitchTo(bs->tmpCtx);
-	v = VsDatumAsVector(values[0], bs->half);
+	v = VsDatumAsVector(values[0], bs->elem);
 	check_row_dims(bs, v);
 
 	/* Algorithm R: the first cap rows fill it, then row i replaces with cap/i */
@@ -271,7 +273,7 @@ assign_callback(Relation index, ItemPointer tid, Datum *values,
 		return;
 
 	oldcxt = MemoryContextSwitchTo(bs->tmpCtx);
-	v = VsDatumAsVector(values[0], bs->half);
+	v = VsDatumAsVector(values[0], bs->elem);
 	check_row_dims(bs, v);
 	memcpy(bs->batch + (Size) bs->nbatch * bs->dims, v->x, sizeof(float) * bs->dims);
 	bs->batch_tids[bs->nbatch] = *tid;
@@ -339,7 +341,7 @@ VsClusterLayout(VsClusterInfo *info, uint64 off, int c, int64 count, int dims,
 	info->count = (uint32) count;
 	info->crc = 0;				/* filled in as the cluster is written */
 	info->vec_offset = off;
-	off = TYPEALIGN(VS_SEGMENT_ALIGN, off + (uint64) count * dims * ex->elem_size);
+	off = TYPEALIGN(VS_SEGMENT_ALIGN, off + (uint64) count * VsRowBytes(ex->elem_size, dims));
 	info->tid_offset = off;
 	off = TYPEALIGN(VS_SEGMENT_ALIGN, off + (uint64) count * sizeof(ItemPointerData));
 	info->code_offset = 0;
@@ -550,14 +552,16 @@ VsWriteCluster(VsBlobWriter *w, Relation index, int c, const float *vecs,
 	uint64		start PG_USED_FOR_ASSERTS_ONLY = w->total;
 
 	VsBlobCrcStart(w);
-	if (count > 0 && ex->elem_size == 2)
+	if (count > 0 && ex->elem_size != VS_ELEM_FLOAT4)
 	{
-		/* a halfvec index: its values, exactly, as they were */
-		uint16	   *halves = palloc_extended(sizeof(uint16) * dims * (Size) count, MCXT_ALLOC_HUGE);
+		/* halfvec or bit: the values, exactly, as they were */
+		Size		rowbytes = VsRowBytes(ex->elem_size, dims);
+		char	   *rows = palloc_extended(rowbytes * (Size) count, MCXT_ALLOC_HUGE);
 
-		VsHalfKernels.float_to_half(vecs, halves, dims * (int) count);
-		VsBlobWrite(w, halves, sizeof(uint16) * dims * (Size) count);
-		pfree(halves);
+		for (int64 i = 0; i < count; i++)
+			VsEncodeRow(ex->elem_size, vecs + (Size) i * dims, dims, rows + rowbytes * i);
+		VsBlobWrite(w, rows, rowbytes * (Size) count);
+		pfree(rows);
 	}
 	else if (count > 0)
 		VsBlobWrite(w, vecs, sizeof(float) * dims * (Size) count);
@@ -915,7 +919,7 @@ build_init(VsBuildState *bs, Relation heap, Relation index, IndexInfo *indexInfo
 	bs->indexInfo = indexInfo;
 	bs->lists_option = VsGetListsOption(index);
 	bs->metric = VsGetMetric(index);
-	bs->half = VsIndexHalf(index);
+	bs->elem = VsIndexElem(index);
 	bs->dims = get_dims(index);
 	bs->tmpCtx = AllocSetContextCreate(CurrentMemoryContext, "vecstore build temporary context",
 									   ALLOCSET_DEFAULT_SIZES);
@@ -1024,7 +1028,7 @@ build_train(VsBuildState *bs)
 
 	/* the codes' ranges, from the same sample */
 	bs->ex.metric = bs->metric;
-	bs->ex.elem_size = bs->half ? 2 : 4;
+	bs->ex.elem_size = bs->elem;
 	bs->ex.graph_threshold = VS_HNSW_FLAT_THRESHOLD;
 	bs->ex.offload = bs->offload;
 	bs->ex.gpu_threads = (bs->offload != NULL && bs->offload->ops->usable(bs->offload)) ?
@@ -1033,11 +1037,14 @@ build_train(VsBuildState *bs)
 	bs->ex.graph_time = &bs->graph_time;
 	VsGetGraphOptions(bs->index, &bs->ex.m, &bs->ex.ef_construction, &quantizer);
 	/* graphs without codes search the full vectors, which must be float4 */
-	if (bs->half && quantizer == VS_QUANTIZER_NONE)
+	if (bs->elem == VS_ELEM_HALF && quantizer == VS_QUANTIZER_NONE)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("vecstore indexes on halfvec need quantizer = sq8"),
 				 errdetail("Without codes the graphs search the full vectors, which a halfvec index stores in 16 bits.")));
+	/* the bits are their own codes: the graphs search them (vsscan.c) */
+	if (bs->elem == VS_ELEM_BIT)
+		quantizer = VS_QUANTIZER_NONE;
 	if (quantizer == VS_QUANTIZER_SQ8 && bs->ntrain > 0)
 	{
 		VsQuantOptions qopt;
@@ -1224,7 +1231,7 @@ vsbuildempty(Relation index)
 	/* no rows: no codes and no graphs, only the options for the record */
 	memset(&ex, 0, sizeof(ex));
 	ex.metric = metric;
-	ex.elem_size = VsIndexHalf(index) ? 2 : 4;
+	ex.elem_size = VsIndexElem(index);
 	ex.graph_threshold = VS_HNSW_FLAT_THRESHOLD;
 	VsGetGraphOptions(index, &ex.m, &ex.ef_construction, &quantizer);
 

@@ -72,7 +72,6 @@
 #include "postmaster/interrupt.h"
 
 #include "vsam.h"
-#include "vsdistance_half.h"
 #include "vskmeans.h"
 
 /*
@@ -208,7 +207,8 @@ collect_rows(Relation index, VsMetaPage meta, const char *body, uint32 c,
 	ItemPointerData *tids = palloc_extended(sizeof(ItemPointerData) * Max(live, 1), MCXT_ALLOC_HUGE);
 	VsDirEntry	entry;
 	int64		n = 0;
-	Size		vsize = (Size) VsMetaElemSize(meta) * meta->dims;	/* a sealed row's */
+	int			elem = VsMetaElemSize(meta);
+	Size		vsize = VsRowBytes(elem, meta->dims);	/* a stored row's */
 
 	VsBlobRead(index, &meta->directory, (uint64) c * sizeof(VsDirEntry), &entry, sizeof(entry), bas);
 
@@ -221,11 +221,8 @@ collect_rows(Relation index, VsMetaPage meta, const char *body, uint32 c,
 		{
 			if (VsRowDeleted(bits, shift, i))
 				continue;
-			if (VsMetaElemSize(meta) == 2)
-				VsHalfKernels.half_to_float((const uint16 *) (body + info->vec_offset + (Size) i * vsize),
-											vecs + (Size) n * meta->dims, (int) meta->dims);
-			else
-				memcpy(vecs + (Size) n * meta->dims, body + info->vec_offset + (Size) i * vsize, vsize);
+			VsDecodeRow(elem, body + info->vec_offset + (Size) i * vsize, (int) meta->dims,
+						vecs + (Size) n * meta->dims);
 			memcpy(&tids[n], body + info->tid_offset + sizeof(ItemPointerData) * i,
 				   sizeof(ItemPointerData));
 			n++;
@@ -249,7 +246,7 @@ collect_rows(Relation index, VsMetaPage meta, const char *body, uint32 c,
 			if (n >= live)
 				elog(ERROR, "index \"%s\": a cluster has more live rows than were counted",
 					 RelationGetRelationName(index));
-			memcpy(vecs + (Size) n * meta->dims, tup->x, sizeof(float) * meta->dims);
+			VsDecodeRow(elem, tup->x, (int) meta->dims, vecs + (Size) n * meta->dims);
 			tids[n] = tup->tid;
 			n++;
 		}

@@ -51,8 +51,10 @@ typedef enum VsMetric
 	VS_METRIC_L2 = 1,			/* vector_l2_ops: <-> */
 	VS_METRIC_IP = 2,			/* vector_ip_ops: <#> */
 	VS_METRIC_COSINE = 3,		/* vector_cosine_ops: <=> */
-	VS_METRIC_L1 = 4			/* vector_l1_ops: <+> (the index orders by it;
+	VS_METRIC_L1 = 4,			/* vector_l1_ops: <+> (the index orders by it;
 								 * its clusters, codes and graphs are L2's) */
+	VS_METRIC_HAMMING = 5		/* bit_hamming_ops: <~> (bits as 0s and 1s:
+								 * the squared L2 distance) */
 } VsMetric;
 
 /*
@@ -128,6 +130,8 @@ VsMetricDistance(VsMetric metric, const float *a, const float *b, int n)
 			return VsCosineFromSums(dot, norm_a, norm_b);
 		case VS_METRIC_L1:
 			return (double) VsKernels.l1(a, b, n);
+		case VS_METRIC_HAMMING:
+			return (double) VsKernels.l2_squared(a, b, n);
 	}
 	return __builtin_nan("");	/* not a metric: callers pass only these */
 }

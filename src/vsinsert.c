@@ -46,7 +46,8 @@ static void
 append_delta(Relation index, VsMetaPage meta, int cluster, ItemPointer heap_tid,
 			 const Vector *v)
 {
-	Size		itemsz = VS_DELTA_TUPLE_SIZE(meta->dims);
+	int			elem = VsMetaElemSize(meta);
+	Size		itemsz = VS_DELTA_TUPLE_SIZE(elem, meta->dims);
 	VsDeltaTuple tup = palloc0(itemsz);
 	uint32		poff;
 	BlockNumber dirblk = VsBlobBlock(&meta->directory,
@@ -62,7 +63,7 @@ append_delta(Relation index, VsMetaPage meta, int cluster, ItemPointer heap_tid,
 
 	tup->tid = *heap_tid;
 	tup->flags = 0;
-	memcpy(tup->x, v->x, sizeof(float) * meta->dims);
+	VsEncodeRow(elem, v->x, meta->dims, tup->x);
 
 	dirbuf = ReadBuffer(index, dirblk);
 	LockBuffer(dirbuf, BUFFER_LOCK_EXCLUSIVE);
@@ -147,7 +148,7 @@ vsinsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 
 	cache = VsGetMetaCache(index);
 	meta = cache->meta;			/* a copy: the cache may be rebuilt meanwhile */
-	v = VsDatumToVector(index, values[0], meta.dims, VsIndexHalf(index));
+	v = VsDatumToVector(index, values[0], meta.dims, VsIndexElem(index));
 	cluster = VsNearestCluster(cache, v->x);
 	append_delta(index, &meta, cluster, heap_tid, v);
 

@@ -1026,6 +1026,7 @@ VsQuantPrepareQueryPath(const VsQuantParams *params, const float *q,
 	{
 		case VS_METRIC_L2:
 		case VS_METRIC_L1:		/* not a codes' metric: an L1 index's are L2's */
+		case VS_METRIC_HAMMING:
 			query->k = konst + 255.0 * delta * (double) sumw;
 			query->coef = -2.0 * delta;
 			break;
@@ -1255,6 +1256,7 @@ finish(const VsQuantQuery *query, int32_t s, const uint8_t *record)
 	{
 		case VS_METRIC_L2:
 		case VS_METRIC_L1:		/* not a codes' metric (see above) */
+		case VS_METRIC_HAMMING:
 			return (float) (t + (double) record_aux(record));
 		case VS_METRIC_IP:
 			return (float) t;

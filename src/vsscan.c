@@ -77,6 +77,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
+#include "vsdistance_bit.h"
 #include "vsdistance_half.h"
 #include "vsoffload.h"
 #include "vsscan.h"
@@ -131,8 +132,10 @@ typedef struct VsScanOpaqueData
 	float	   *query;			/* dims floats; NULL for a NULL query */
 	VsMetric	order;			/* the operator class's metric; meta.metric
 								 * is the structures' (VsGetMetric) */
-	bool		half;			/* sealed vectors are binary16 (a halfvec
-								 * index: VsMetaElemSize) */
+	int			elem;			/* how rows are stored: VS_ELEM_*
+								 * (VsMetaElemSize) */
+	uint8	   *qbits;			/* a bit index: the query, packed */
+	float	   *rowbuf;			/* dims floats: a delta row, widened */
 	bool		skip_nan;		/* leave out rows at a NaN distance: zero
 								 * rows under cosine, as pgvector does */
 	bool		use_graphs;		/* a query the graphs can search for */
@@ -441,6 +444,26 @@ half_row_distance(VsScanOpaque so, const uint16 *x, double *skey)
 }
 
 /*
+ * bit_row_distance - row_distance of a packed row of a bit index's sealed
+ * vectors: the Hamming distance, which is also the squared L2 distance of
+ * the bits as 0s and 1s, the structures' metric.
+ */
+static inline double
+bit_row_distance(VsScanOpaque so, const uint8 *x, double *skey)
+{
+	double		d;
+
+	if (so->query == NULL)
+	{
+		*skey = 0.0;
+		return 0.0;
+	}
+	d = (double) VsBitKernels.hamming(so->qbits, x, VsRowBytes(VS_ELEM_BIT, so->meta.dims));
+	*skey = d;
+	return d;
+}
+
+/*
  * sealed_distance - row_distance of row "row" of an opened cluster's
  * sealed vectors, float4 or binary16.
  */
@@ -449,8 +472,11 @@ sealed_distance(VsScanOpaque so, const VsClusterInfo *info, uint32 row, double *
 {
 	const char *x = so->body + info->vec_offset;
 
-	if (so->half)
+	if (so->elem == VS_ELEM_HALF)
 		return half_row_distance(so, (const uint16 *) x + (Size) row * so->meta.dims, skey);
+	if (so->elem == VS_ELEM_BIT)
+		return bit_row_distance(so, (const uint8 *) x + VsRowBytes(VS_ELEM_BIT, so->meta.dims) * row,
+								skey);
 	return row_distance(so, (const float *) x + (Size) row * so->meta.dims, skey);
 }
 
@@ -530,6 +556,24 @@ code_distances(void *ctx, const uint32_t *ids, uint32_t n, float *out)
 	VsQuantDistancesIds(qs->query, qs->block, ids, n, out);
 }
 
+/* a bit index's graph search: the packed rows are their own codes */
+typedef struct VsBitScan
+{
+	const uint8 *query;
+	const uint8 *rows;
+	Size		rowbytes;
+} VsBitScan;
+
+static void
+bit_distances(void *ctx, const uint32_t *ids, uint32_t n, float *out)
+{
+	VsBitScan  *bs = (VsBitScan *) ctx;
+
+	for (uint32_t i = 0; i < n; i++)
+		out[i] = (float) VsBitKernels.hamming(bs->query, bs->rows + bs->rowbytes * ids[i],
+											  bs->rowbytes);
+}
+
 /*
  * search_graph - the "ef" nearest rows of an opened cluster by its graph,
  * those not examined yet into the pending heap.  Returns how many of
@@ -570,6 +614,15 @@ search_graph(IndexScanDesc scan, VsProbe *p, int ef, double within)
 		qs.query = so->qquery;
 		qs.block = (const uint8 *) (so->body + info->code_offset);
 		found = VsHnswSearchBatch(graph, code_distances, &qs, ef, ef, so->scratch, so->results);
+	}
+	else if (so->elem == VS_ELEM_BIT)
+	{
+		VsBitScan	bs;
+
+		bs.query = so->qbits;
+		bs.rows = (const uint8 *) (so->body + info->vec_offset);
+		bs.rowbytes = VsRowBytes(VS_ELEM_BIT, so->meta.dims);
+		found = VsHnswSearchBatch(graph, bit_distances, &bs, ef, ef, so->scratch, so->results);
 	}
 	else
 		found = VsHnswSearch(graph, (const float *) (so->body + info->vec_offset), so->query,
@@ -692,7 +745,13 @@ delta_rows(IndexScanDesc scan, VsProbe *p, int cluster)
 	{
 		if (tup->flags & VS_DELTA_DEAD)
 			continue;
-		d = row_distance(so, tup->x, &skey);
+		if (so->elem == VS_ELEM_FLOAT4)
+			d = row_distance(so, tup->x, &skey);
+		else
+		{
+			VsDecodeRow(so->elem, tup->x, so->meta.dims, so->rowbuf);
+			d = row_distance(so, so->rowbuf, &skey);
+		}
 		found_row(so, p, &tup->tid, d, skey);
 		so->scanned++;
 		so->cover += VS_COVER_FLAT;
@@ -999,15 +1058,21 @@ start_scan(IndexScanDesc scan)
 	so->cache = cache;
 	so->meta = cache->meta;
 	so->order = VsGetOrderMetric(scan->indexRelation);
-	so->half = VsMetaElemSize(&so->meta) == 2;
+	so->elem = VsMetaElemSize(&so->meta);
+	so->rowbuf = palloc(sizeof(float) * Max(so->meta.dims, 1));
 	if (!(scan->orderByData[0].sk_flags & SK_ISNULL))
 	{
 		Vector	   *q = VsDatumToVector(scan->indexRelation,
 										scan->orderByData[0].sk_argument,
-										so->meta.dims, so->half);
+										so->meta.dims, so->elem);
 
 		so->query = palloc(sizeof(float) * so->meta.dims);
 		memcpy(so->query, q->x, sizeof(float) * so->meta.dims);
+		if (so->elem == VS_ELEM_BIT)
+		{
+			so->qbits = palloc(VsRowBytes(VS_ELEM_BIT, so->meta.dims));
+			VsEncodeRow(VS_ELEM_BIT, so->query, so->meta.dims, so->qbits);
+		}
 	}
 
 	/*
@@ -1032,9 +1097,9 @@ start_scan(IndexScanDesc scan)
 	/*
 	 * An approximate search the offload service can do (exactly, per
 	 * cluster), when it should: the scan counts as open until scanCtx goes.
-	 * The service reads float4 vectors: a halfvec index searches here.
+	 * The service reads float4 vectors: a halfvec or bit index searches here.
 	 */
-	so->use_offload = so->use_graphs && so->offload != NULL && !so->half &&
+	so->use_offload = so->use_graphs && so->offload != NULL && so->elem == VS_ELEM_FLOAT4 &&
 		so->offload->ops->scan_start(so->offload, so->scanCtx);
 
 	so->body = VsSegmentBody(scan->indexRelation, &so->meta);

@@ -57,7 +57,8 @@
 
 #define VS_SEGMENT_MAGIC		0x56534731	/* "VSG1" */
 #define VS_SEGMENT_VERSION		1
-#define VS_ELEM_FLOAT4			1
+#define VS_SEGMENT_ELEMTYPE		1	/* the one value: the elements are as the
+									 * metapage's elem_size says */
 
 /* how often a backend serving an index from its fork tries the files again */
 #define VS_FORK_RETRY_SECS		10
@@ -70,7 +71,7 @@ typedef struct VsSegmentHeader
 	uint32		version;
 	uint32		header_size;	/* VS_SEGMENT_HEADER_SIZE */
 	uint32		dims;
-	uint32		elemtype;		/* VS_ELEM_FLOAT4 */
+	uint32		elemtype;		/* VS_SEGMENT_ELEMTYPE */
 	uint32		nclusters;
 	uint64		nvectors;
 	Oid			dboid;
@@ -348,7 +349,7 @@ table_problem(const char *head, VsMetaPage meta, uint64 headsize)
 			info[c].vec_offset < piece->base + (piece == pieces ? headsize : sizeof(VsSealedHeader)) ||
 			end < info[c].vec_offset || end > piece->base + piece->region.nbytes ||
 			info[c].vec_offset % VS_SEGMENT_ALIGN != 0 ||
-			info[c].vec_offset + (uint64) info[c].count * dims * VsMetaElemSize(meta) > info[c].tid_offset ||
+			info[c].vec_offset + (uint64) info[c].count * VsRowBytes(VsMetaElemSize(meta), dims) > info[c].tid_offset ||
 			info[c].first_row + info[c].count > meta->row_space)
 			return psprintf("has an inconsistent entry for cluster %u in its cluster table", c);
 		pos = info[c].tid_offset + (uint64) info[c].count * sizeof(ItemPointerData);
@@ -673,7 +674,7 @@ write_piece(Relation index, VsMetaPage meta, const VsPieceInfo *piece, const cha
 			hdr->version = VS_SEGMENT_VERSION;
 			hdr->header_size = VS_SEGMENT_HEADER_SIZE;
 			hdr->dims = meta->dims;
-			hdr->elemtype = VS_ELEM_FLOAT4;
+			hdr->elemtype = VS_SEGMENT_ELEMTYPE;
 			hdr->nclusters = psh.nclusters;
 			hdr->nvectors = psh.nrows;
 			hdr->dboid = index->rd_node.dbNode;
@@ -822,7 +823,7 @@ header_matches(const VsSegmentHeader *hdr, Relation index, VsMetaPage meta,
 			   const VsPieceInfo *piece)
 {
 	return hdr->dims == meta->dims &&
-		hdr->elemtype == VS_ELEM_FLOAT4 &&
+		hdr->elemtype == VS_SEGMENT_ELEMTYPE &&
 		hdr->dboid == index->rd_node.dbNode &&
 		hdr->spcoid == index->rd_node.spcNode &&
 		hdr->relfilenode == index->rd_node.relNode &&

@@ -20,6 +20,7 @@
 #include "utils/rel.h"
 
 #include "halfvec.h"
+#include "utils/varbit.h"
 #include "vsdistance_half.h"
 #include "vsutil.h"
 
@@ -90,21 +91,84 @@ VsNormalize(float *x, int dims)
 }
 
 /*
- * VsDatumAsVector - an indexed or query value as float4 elements: a vector
- * detoasted, a halfvec ("half") widened, exactly, into a new Vector.
+ * VsDatumAsVector - an indexed or query value as float4 elements, for an
+ * index that stores them as "elem" (VS_ELEM_*): a vector detoasted, a
+ * halfvec widened (exactly), a bit string as 0s and 1s, into a new Vector.
  */
 Vector *
-VsDatumAsVector(Datum value, bool half)
+VsDatumAsVector(Datum value, int elem)
 {
-	HalfVector *h;
 	Vector	   *v;
 
-	if (!half)
-		return DatumGetVector(value);
-	h = DatumGetHalfVector(value);
-	v = VsInitVector(h->dim);
-	VsHalfKernels.half_to_float(h->x, v->x, h->dim);
-	return v;
+	if (elem == VS_ELEM_HALF)
+	{
+		HalfVector *h = DatumGetHalfVector(value);
+
+		v = VsInitVector(h->dim);
+		VsHalfKernels.half_to_float(h->x, v->x, h->dim);
+		return v;
+	}
+	if (elem == VS_ELEM_BIT)
+	{
+		VarBit	   *b = DatumGetVarBitP(value);
+		int			n = VARBITLEN(b);
+
+		if (n < 1 || n > VS_VECTOR_MAX_DIM)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("bit string of length %d cannot be indexed by vecstore", n),
+					 errdetail("A vecstore index takes bit strings of 1 to %d bits.",
+							   VS_VECTOR_MAX_DIM)));
+		v = VsInitVector(n);
+		VsDecodeRow(VS_ELEM_BIT, VARBITS(b), n, v->x);
+		return v;
+	}
+	return DatumGetVector(value);
+}
+
+/*
+ * VsEncodeRow - "dims" float4 elements as an index stores them ("elem"):
+ * copied, rounded to binary16 (exact for values that came from a halfvec),
+ * or one bit each, set for 1 (they came from a bit string), packed most
+ * significant first.  "out" holds VsRowBytes(elem, dims) bytes.
+ */
+void
+VsEncodeRow(int elem, const float *x, int dims, void *out)
+{
+	if (elem == VS_ELEM_HALF)
+		VsHalfKernels.float_to_half(x, (uint16 *) out, dims);
+	else if (elem == VS_ELEM_BIT)
+	{
+		uint8	   *bits = (uint8 *) out;
+
+		memset(bits, 0, (dims + 7) / 8);
+		for (int i = 0; i < dims; i++)
+		{
+			if (x[i] >= 0.5f)
+				bits[i / 8] |= (uint8) (0x80 >> (i % 8));
+		}
+	}
+	else
+		memcpy(out, x, sizeof(float) * dims);
+}
+
+/*
+ * VsDecodeRow - a stored row ("elem") back as "dims" float4 elements.
+ */
+void
+VsDecodeRow(int elem, const void *in, int dims, float *x)
+{
+	if (elem == VS_ELEM_HALF)
+		VsHalfKernels.half_to_float((const uint16 *) in, x, dims);
+	else if (elem == VS_ELEM_BIT)
+	{
+		const uint8 *bits = (const uint8 *) in;
+
+		for (int i = 0; i < dims; i++)
+			x[i] = (bits[i / 8] & (0x80 >> (i % 8))) ? 1.0f : 0.0f;
+	}
+	else
+		memcpy(x, in, sizeof(float) * dims);
 }
 
 /*
@@ -114,9 +178,9 @@ VsDatumAsVector(Datum value, bool half)
  * Result is palloc'd in the current context (or points into the datum).
  */
 Vector *
-VsDatumToVector(Relation index, Datum value, int dims, bool half)
+VsDatumToVector(Relation index, Datum value, int dims, int elem)
 {
-	Vector	   *v = VsDatumAsVector(value, half);
+	Vector	   *v = VsDatumAsVector(value, elem);
 
 	if (v->dim != dims)
 		ereport(ERROR,

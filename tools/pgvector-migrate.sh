@@ -21,8 +21,9 @@
 #   - CREATE INDEX ... USING hnsw / ivfflat with an operator class vecstore
 #     has  ->  USING vecstore; the options carry over: hnsw's m and
 #     ef_construction and ivfflat's lists mean the same in vecstore
-#   - CREATE INDEX with an operator class vecstore does not index (bit,
-#     sparsevec): left out, as a comment, and reported; the column and its
+#   - CREATE INDEX with an operator class vecstore does not index
+#     (bit_jaccard_ops, sparsevec_*): left out, as a comment, and reported;
+#     the column and its
 #     rows are restored, and queries on it scan the table
 #   - settings of pgvector (hnsw.*, ivfflat.*) in ALTER DATABASE / ROLE ...
 #     SET: left out, as a comment; README "Coming from pgvector" says what
@@ -39,7 +40,7 @@ dump=$1
 shift
 
 # the operator classes vecstore indexes, as pgvector names them
-supported='vector_l2_ops|vector_ip_ops|vector_cosine_ops|vector_l1_ops|halfvec_l2_ops|halfvec_ip_ops|halfvec_cosine_ops|halfvec_l1_ops'
+supported='vector_l2_ops|vector_ip_ops|vector_cosine_ops|vector_l1_ops|halfvec_l2_ops|halfvec_ip_ops|halfvec_cosine_ops|halfvec_l1_ops|bit_hamming_ops'
 
 rewrite() {
     SUPPORTED="$supported" perl -ne '
