@@ -380,7 +380,8 @@ add_pending(VsScanOpaque so, int probe, uint32 row, float distance)
  * returned, see key_to_distance), for the others the distance itself; 0
  * for a NULL query (every row is as near as any other).  Into "skey" the
  * search key, the one the policy, the codes and the graphs compare with:
- * the ordering key, except under L1, where it is the squared L2 distance.
+ * the ordering key, except under L1, where it is the squared L2 distance
+ * (under Hamming both are that of the bits as 0s and 1s).
  */
 static inline double
 row_distance(VsScanOpaque so, const float *x, double *skey)

@@ -8,8 +8,10 @@
 #     product); the same after 10,000 rows inserted by 10 concurrent
 #     clients into an empty index, and again after VACUUM has folded them
 #     in; recall after three quarters of the rows are deleted, before and
-#     after VACUUM (0.93 and 0.95); and duplicates: every copy of a vector
-#     is returned, however many there are.
+#     after VACUUM (0.93 and 0.95); duplicates: every copy of a vector
+#     is returned, however many there are; and build recall on halfvec
+#     (four classes, 0.98) and on bit strings (Hamming, 0.98, ties counted
+#     as found).
 #
 # The data is pgvector's shape: 10,000 x 3 products of two uniform
 # numbers (random() * random()), 20 uniform queries; seeded, so a
@@ -42,7 +44,7 @@ $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION vecstore');
 
 srand(20261205);
-my @queries = map { sprintf('[%.6f,%.6f,%.6f]', rand(), rand(), rand()) } 1 .. $NQUERIES;
+our @queries = map { sprintf('[%.6f,%.6f,%.6f]', rand(), rand(), rand()) } 1 .. $NQUERIES;
 
 my %opclass = (
     '<->' => 'vector_l2_ops',
@@ -99,6 +101,57 @@ for my $op ('<->', '<#>', '<=>', '<+>')
     $node->safe_psql('postgres', 'DROP INDEX idx');
 }
 $node->safe_psql('postgres', 'DROP TABLE tst');
+
+# --- halfvec: build recall per operator class (pgvector: 10 dimensions of
+# 2 * random() * random(), 0.98 for every class) -----------------------------
+{
+    my @hq = map { '[' . join(',', map { sprintf('%.4f', rand()) } 1 .. 10) . ']' } 1 .. $NQUERIES;
+    local @queries = @hq;
+    $node->safe_psql('postgres', q{
+SELECT setseed(0.75);
+CREATE TABLE tst (i int4, v halfvec(10));
+INSERT INTO tst SELECT i, ARRAY(SELECT 2 * random() * random() FROM generate_series(1, 10))
+FROM generate_series(1, 10000) i;
+});
+    for my $op ('<->', '<#>', '<=>', '<+>')
+    {
+        my $expected = exact_ids($op);
+        (my $opclass = $opclass{$op}) =~ s/^vector_/halfvec_/;
+        $node->safe_psql('postgres', "CREATE INDEX idx ON tst USING vecstore (v $opclass)");
+        cmp_ok(recall($op, $expected), '>=', 0.98, "halfvec build: recall\@$LIMIT of $opclass");
+        $node->safe_psql('postgres', 'DROP INDEX idx');
+    }
+    $node->safe_psql('postgres', 'DROP TABLE tst');
+}
+
+# --- bit: build recall of bit_hamming_ops (pgvector: 52 bits, 0.98).  Many
+# rows share a Hamming distance, so a row counts as found when its
+# distance is within the exact LIMIT-th one (which rows of a tie an exact
+# scan returns is arbitrary) ---------------------------------------------
+{
+    my @bq = map { sprintf('%d::bigint::bit(52)', int(rand() * 2**52)) } 1 .. $NQUERIES;
+    $node->safe_psql('postgres', q{
+SELECT setseed(0.125);
+CREATE TABLE tst (i int4, v bit(52));
+INSERT INTO tst SELECT i, (random() * 2 ^ 52)::bigint::bit(52) FROM generate_series(1, 10000) i;
+CREATE INDEX idx ON tst USING vecstore (v bit_hamming_ops);
+});
+    like($node->safe_psql('postgres',
+            "SET enable_seqscan = off; EXPLAIN (COSTS OFF) SELECT i FROM tst ORDER BY v <~> $bq[0] LIMIT $LIMIT"),
+        qr/Index Scan using idx/, 'ORDER BY <~> is an index scan');
+    my ($found, $total) = (0, 0);
+    for my $q (@bq)
+    {
+        my $kth = $node->safe_psql('postgres',
+            "SET enable_indexscan = off; SELECT max(d) FROM (SELECT v <~> $q AS d FROM tst ORDER BY 1 LIMIT $LIMIT) s");
+        $found += $node->safe_psql('postgres',
+            "SET enable_seqscan = off; SELECT count(*) FILTER (WHERE d <= $kth) FROM
+             (SELECT v <~> $q AS d FROM tst ORDER BY v <~> $q LIMIT $LIMIT) s");
+        $total += $LIMIT;
+    }
+    cmp_ok($found / $total, '>=', 0.98, "bit build: recall\@$LIMIT of bit_hamming_ops (ties counted)");
+    $node->safe_psql('postgres', 'DROP TABLE tst');
+}
 
 # --- rows inserted by concurrent clients into an empty index --------------
 $node->safe_psql('postgres', 'CREATE TABLE tst (i serial, v vector(3))');
