@@ -32,6 +32,15 @@
 #                 (VECSTORE_FUZZ_SECONDS, default 60); its seed is in the
 #                 summary, so a failure replays with VECSTORE_FUZZ_SEED
 #                 (and VECSTORE_FUZZ_ONLY=literals|copy|segment|fork)
+#   citus         the Citus tests, test/citus/*.pl (not run by "tap"), the
+#                 same way: a coordinator and two workers of this machine
+#                 with a distributed table and vecstore indexes on its
+#                 shards (README, "Scaling out").  When citus.so is not
+#                 installed in this PostgreSQL, it first builds and installs
+#                 Citus 13.2.2 with ../shared/deps/citus/build.sh (about 5
+#                 minutes on 2 cores; $VECSTORE_CITUS_BUILD names another
+#                 script); a failed build is FAIL, not SKIP.  About 2
+#                 minutes once Citus is installed.
 #
 # Then a summary, one line per stage, and a last line "N passed, N failed"
 # that counts STAGES (not individual tests): a stage that could not run
@@ -46,6 +55,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 data_root=${VECSTORE_DATA:-$(dirname "$repo")/shared/data}
+citus_build=${VECSTORE_CITUS_BUILD:-$(dirname "$repo")/shared/deps/citus/build.sh}
 jobs=$(nproc 2>/dev/null || echo 2)
 
 stage_names=()
@@ -216,8 +226,9 @@ else
     record kernel-test SKIP "no test/kernels/test_kernels.c yet"
 fi
 
-# --- tap, fuzz -----------------------------------------------------------
-# The fuzz test is a stage of its own, not one of the "tap" files.
+# --- tap, fuzz, citus ----------------------------------------------------
+# The fuzz test is a stage of its own, not one of the "tap" files; so are
+# the Citus tests, in a directory of their own.
 fuzz_file=test/t/030_fuzz.pl
 fuzz=
 [ -f "$fuzz_file" ] && fuzz=$fuzz_file
@@ -226,13 +237,16 @@ taps=()
 for t in test/t/*.pl; do
     [ "$t" = "$fuzz_file" ] || taps+=("$t")
 done
+citus_tests=(test/citus/*.pl)
 shopt -u nullglob
-if [ ${#taps[@]} -eq 0 ] && [ -z "$fuzz" ]; then
+if [ ${#taps[@]} -eq 0 ] && [ -z "$fuzz" ] && [ ${#citus_tests[@]} -eq 0 ]; then
     record tap SKIP "no test/t/*.pl yet"
     record fuzz SKIP "no $fuzz_file yet"
+    record citus SKIP "no test/citus/*.pl yet"
 elif ! ok install; then
     record tap FAIL "not run: install failed"
     [ -z "$fuzz" ] || record fuzz FAIL "not run: install failed"
+    [ ${#citus_tests[@]} -eq 0 ] || record citus FAIL "not run: install failed"
 else
     vs_user_dir tap
     testdir=$REPLY
@@ -334,6 +348,45 @@ else
             record fuzz PASS "seed ${seed:-?}, ${VECSTORE_FUZZ_SECONDS:-60} s"
         else
             record fuzz FAIL "seed ${seed:-?}: replay with VECSTORE_FUZZ_SEED=${seed:-?}; see $logdir/fuzz.log"
+        fi
+    fi
+
+    if [ ${#citus_tests[@]} -eq 0 ]; then
+        record citus SKIP "no test/citus/*.pl yet"
+    else
+        header citus
+        # Citus goes into the PostgreSQL vecstore was installed into: its
+        # build.sh installs into the pg_config first on PATH.
+        citus_ok=1
+        if [ -f "$VS_PG_PKGLIBDIR/citus.so" ]; then
+            echo "citus: $VS_PG_PKGLIBDIR/citus.so is installed"
+        elif [ ! -x "$citus_build" ]; then
+            citus_ok=0
+            record citus FAIL "citus.so is not installed and $citus_build is missing"
+        else
+            echo "citus: building Citus with $citus_build (log: $logdir/citus-build.log)"
+            t0=$SECONDS
+            if PATH="$VS_PG_BINDIR:$PATH" "$citus_build" >"$logdir/citus-build.log" 2>&1 &&
+                [ -f "$VS_PG_PKGLIBDIR/citus.so" ]; then
+                echo "citus: built and installed in $((SECONDS - t0)) s"
+            else
+                citus_ok=0
+                tail -n 30 "$logdir/citus-build.log"
+                record citus FAIL "building Citus failed after $((SECONDS - t0)) s; see $logdir/citus-build.log"
+            fi
+        fi
+        if [ "$citus_ok" = 1 ]; then
+            failed_files=()
+            for t in "${citus_tests[@]}"; do
+                prove_file "$t" || failed_files+=("$(basename "$t")")
+            done
+            if [ ${#failed_files[@]} -eq 0 ]; then
+                citus_version=$(sed -n "s/^default_version = '\\(.*\\)'$/\\1/p" \
+                    "$("$PG_CONFIG" --sharedir)/extension/citus.control" 2>/dev/null || true)
+                record citus PASS "all ${#citus_tests[@]} files passed, Citus ${citus_version:-?}"
+            else
+                record citus FAIL "${#citus_tests[@]} files, failed: ${failed_files[*]}"
+            fi
         fi
     fi
 fi
