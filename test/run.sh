@@ -37,10 +37,10 @@
 #                 with a distributed table and vecstore indexes on its
 #                 shards (README, "Scaling out").  When citus.so is not
 #                 installed in this PostgreSQL, it first builds and installs
-#                 Citus 13.2.2 with ../shared/deps/citus/build.sh (about 5
+#                 Citus 13.2.2 with ../shared/deps/citus/build.sh (2-8
 #                 minutes on 2 cores; $VECSTORE_CITUS_BUILD names another
-#                 script); a failed build is FAIL, not SKIP.  About 2
-#                 minutes once Citus is installed.
+#                 script); a failed build is FAIL, not SKIP.  About a
+#                 minute once Citus is installed.
 #
 # Then a summary, one line per stage, and a last line "N passed, N failed"
 # that counts STAGES (not individual tests): a stage that could not run
@@ -383,7 +383,7 @@ else
             if [ ${#failed_files[@]} -eq 0 ]; then
                 citus_version=$(sed -n "s/^default_version = '\\(.*\\)'$/\\1/p" \
                     "$("$PG_CONFIG" --sharedir)/extension/citus.control" 2>/dev/null || true)
-                record citus PASS "all ${#citus_tests[@]} files passed, Citus ${citus_version:-?}"
+                record citus PASS "all ${#citus_tests[@]} files passed, extension citus ${citus_version:-?}"
             else
                 record citus FAIL "${#citus_tests[@]} files, failed: ${failed_files[*]}"
             fi
