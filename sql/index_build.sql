@@ -99,3 +99,24 @@ SELECT vecstore_index_size('sz_idx') = pg_total_relation_size('sz_idx')
 SELECT vecstore_index_size('sz');
 SELECT vecstore_index_size(0) IS NULL AS missing_is_null;
 DROP TABLE sz;
+
+-- the memory report: the segment's parts, hot and cold, and what the page
+-- cache holds of them (everything, right after the build wrote it: not
+-- asserted, the cache is the kernel's)
+CREATE TABLE mem (id int, v vector(8));
+INSERT INTO mem SELECT i, ARRAY(SELECT sin(i * j) FROM generate_series(1, 8) j) FROM generate_series(1, 3000) i;
+CREATE INDEX mem_v ON mem USING vecstore (v) WITH (lists = 2);
+SELECT part, hot, bytes > 0 AS has_bytes, resident_bytes BETWEEN 0 AND bytes AS resident_within,
+       pinned_bytes
+FROM vecstore_index_memory('mem_v');
+SELECT (SELECT bytes FROM vecstore_index_memory('mem_v') WHERE part = 'vectors') = 3000 * 8 * 4 AS vector_bytes,
+       (SELECT bytes FROM vecstore_index_memory('mem_v') WHERE part = 'tids') = 3000 * 6 AS tid_bytes,
+       (SELECT bytes FROM vecstore_index_memory('mem_v') WHERE part = 'graphs') =
+       (SELECT graph_bytes FROM vecstore_index_info('mem_v')) AS graph_bytes,
+       (SELECT sum(bytes) FROM vecstore_index_memory('mem_v')) <=
+       (SELECT segment_bytes FROM vecstore_index_info('mem_v')) AS within_segment;
+-- a halfvec index's vectors take half the bytes
+CREATE INDEX mem_h ON mem USING vecstore ((v::halfvec(8))) WITH (lists = 2);
+SELECT bytes = 3000 * 8 * 2 AS half_vector_bytes FROM vecstore_index_memory('mem_h') WHERE part = 'vectors';
+SELECT * FROM vecstore_index_memory('mem');
+DROP TABLE mem;

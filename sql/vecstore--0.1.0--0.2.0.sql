@@ -684,3 +684,9 @@ CREATE OPERATOR CLASS bit_hamming_ops
     FUNCTION 1 hamming_distance(bit, bit);
 COMMENT ON OPERATOR CLASS bit_hamming_ops USING vecstore IS 'vecstore index of bit strings for Hamming distance (<~>)';
 -- (end of operator classes)
+
+-- what an index's segment holds, hot and cold, and how much of it is in memory
+CREATE FUNCTION vecstore_index_memory(index regclass)
+    RETURNS TABLE (part text, hot boolean, bytes bigint, resident_bytes bigint, pinned_bytes bigint)
+    AS 'MODULE_PATHNAME', 'vecstore_index_memory' LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION vecstore_index_memory(regclass) IS 'the parts of a vecstore index''s segment (head, tids, codes, graphs: hot; vectors: cold): bytes, bytes in the page cache, bytes pinned';

@@ -17,7 +17,9 @@
  */
 #include "postgres.h"
 
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "access/relation.h"
 #include "access/table.h"
@@ -351,6 +353,138 @@ vecstore_index_info(PG_FUNCTION_ARGS)
 
 	close_vecstore_index(index, heap);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * What vecstore_index_memory reports: the parts of a generation's sealed
+ * data.  The hot parts are read by every probed cluster's search (the
+ * head on every scan, the codes and graphs of the clusters opened, the
+ * TIDs of the rows returned); the cold part, the full vectors, only for
+ * the rows reranked.
+ */
+typedef enum MemPart
+{
+	MEM_HEAD,
+	MEM_TIDS,
+	MEM_CODES,
+	MEM_GRAPHS,
+	MEM_VECTORS,
+	MEM_NPARTS
+} MemPart;
+
+static const char *const mem_part_names[MEM_NPARTS] = {
+	"head", "tids", "codes", "graphs", "vectors"
+};
+
+typedef struct MemCount
+{
+	int64		bytes;
+	int64		resident;
+} MemCount;
+
+/*
+ * count_range - add "len" bytes at "addr" of a mapping to "mc": all of
+ * them to its bytes, those on pages the page cache holds (mincore) to its
+ * resident bytes.  "vec" is scratch for mincore, one byte per page of the
+ * range.
+ */
+static void
+count_range(MemCount *mc, const char *addr, uint64 len, unsigned char **vec, Size *veclen)
+{
+	Size		pagesize = (Size) sysconf(_SC_PAGESIZE);
+	uintptr_t	start = (uintptr_t) addr;
+	uintptr_t	end = start + len;
+	uintptr_t	first = start & ~(uintptr_t) (pagesize - 1);
+	Size		npages;
+
+	if (len == 0)
+		return;
+	mc->bytes += (int64) len;
+	npages = (end - first + pagesize - 1) / pagesize;
+	if (npages > *veclen)
+	{
+		*vec = *vec ? repalloc_huge(*vec, npages) : MemoryContextAllocHuge(CurrentMemoryContext, npages);
+		*veclen = npages;
+	}
+	if (mincore((void *) first, end - first, *vec) != 0)
+		return;					/* not mapped as we think: count none */
+	for (Size i = 0; i < npages; i++)
+	{
+		uintptr_t	pstart = first + i * pagesize;
+		uintptr_t	pend = pstart + pagesize;
+
+		if ((*vec)[i] & 1)
+			mc->resident += (int64) (Min(pend, end) - Max(pstart, start));
+	}
+}
+
+PG_FUNCTION_INFO_V1(vecstore_index_memory);
+/*
+ * vecstore_index_memory(regclass) - the parts of the index's current
+ * generation of sealed data (its segment files), hot and cold: bytes, the
+ * bytes the page cache holds (mincore over this backend's mapping, which
+ * this call makes if the session had none), and the bytes pinned in memory
+ * (none: pinning is not built yet).  One row per part.  Needs the SELECT
+ * privilege on its table or ownership of the index.
+ */
+Datum
+vecstore_index_memory(PG_FUNCTION_ARGS)
+{
+	Oid			indexoid = PG_GETARG_OID(0);
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Relation	heap;
+	Relation	index;
+	VsMetaPageData meta;
+	const char *body;
+	const VsSealedHeader *sh;
+	const VsClusterInfo *info;
+	MemCount	counts[MEM_NPARTS];
+	unsigned char *vec = NULL;
+	Size		veclen = 0;
+	int			elem;
+
+	InitMaterializedSRF(fcinfo, 0);
+	index = open_vecstore_index(indexoid, &heap, "vecstore_index_memory()");
+	VsReadMeta(index, &meta);
+	elem = VsMetaElemSize(&meta);
+	memset(counts, 0, sizeof(counts));
+
+	body = VsSegmentBody(index, &meta);
+	sh = (const VsSealedHeader *) body;
+	info = VsHeadClusters(body);
+	count_range(&counts[MEM_HEAD], body,
+				VsSealedHeadSize(sh->nclusters, sh->params_size, sh->npieces), &vec, &veclen);
+	for (uint32 c = 0; c < sh->nclusters; c++)
+	{
+		count_range(&counts[MEM_VECTORS], body + info[c].vec_offset,
+					(uint64) info[c].count * VsRowBytes(elem, (int) meta.dims), &vec, &veclen);
+		count_range(&counts[MEM_TIDS], body + info[c].tid_offset,
+					(uint64) info[c].count * sizeof(ItemPointerData), &vec, &veclen);
+		if (info[c].code_offset != 0)
+			count_range(&counts[MEM_CODES], body + info[c].code_offset,
+						(uint64) info[c].count * sh->record_size, &vec, &veclen);
+		if (info[c].graph_offset != 0)
+			count_range(&counts[MEM_GRAPHS], body + info[c].graph_offset, info[c].graph_size,
+						&vec, &veclen);
+	}
+	VsSegmentRelease(body);
+	if (vec)
+		pfree(vec);
+
+	for (int p = 0; p < MEM_NPARTS; p++)
+	{
+		Datum		values[5];
+		bool		nulls[5] = {false, false, false, false, false};
+
+		values[0] = CStringGetTextDatum(mem_part_names[p]);
+		values[1] = BoolGetDatum(p != MEM_VECTORS);
+		values[2] = Int64GetDatum(counts[p].bytes);
+		values[3] = Int64GetDatum(counts[p].resident);
+		values[4] = Int64GetDatum(0);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	close_vecstore_index(index, heap);
+	return (Datum) 0;
 }
 
 /*
