@@ -834,8 +834,12 @@ part_cluster(const CompactCluster *cc, uint32 c, int j)
  * merged by an earlier compaction (its host reads its chain in the old
  * generation), nothing of this compaction touches it (not chosen: no
  * unfolded row, live or removed, is on its chain up to the end
- * count_delta saw, so none is left to give away; not moved with its
- * piece), and no part took it yet.
+ * count_delta saw, so none is left to give away), and no part took it
+ * yet.  One that choose_pieces moves with its piece (it holds no row: its
+ * bytes are an empty cluster's) is free too, and stays behind when a part
+ * takes it: otherwise the merged slots of a piece that every compaction
+ * evacuates would never be free, and a directory at capacity would never
+ * split again.
  *
  * Why that is safe: the slot keeps its directory entry, its chain and its
  * fold position (delta_blk, delta_off, delta_folded), as every compaction
@@ -851,7 +855,8 @@ part_cluster(const CompactCluster *cc, uint32 c, int j)
 static inline bool
 slot_free(const CompactCluster *cc, const int32 *hosts, uint32 c, uint32 nclusters)
 {
-	return c < nclusters && hosts != NULL && hosts[c] >= 0 && cc[c].merged && !cc[c].chosen &&
+	return c < nclusters && hosts != NULL && hosts[c] >= 0 && cc[c].merged &&
+		(!cc[c].chosen || cc[c].move) &&
 		!cc[c].reused && cc[c].delta_live == 0 && cc[c].delta_dead == 0;
 }
 
@@ -1119,6 +1124,13 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 					next_free++;
 				if (nfree > 0)
 				{
+					if (cc[next_free].move)
+					{
+						/* the part is written there instead (slot_free) */
+						cc[next_free].move = false;
+						cc[next_free].chosen = false;
+						result->clusters--;
+					}
 					cc[next_free].reused = true;
 					cc[next_free].merged = false;	/* live again: no host */
 					cc[c].part_ids[j] = next_free;
