@@ -962,43 +962,8 @@ halfvec_cmp_internal(const HalfVector *a, const HalfVector *b)
 	return 0;
 }
 
-/* the six comparison operators, all through halfvec_cmp_internal */
-#define VS_HALFVEC_COMPARISON_FUNCTION(name, test) \
-PG_FUNCTION_INFO_V1(name); \
-Datum \
-name(PG_FUNCTION_ARGS) \
-{ \
-	HalfVector *a = PG_GETARG_HALFVEC_P(0); \
-	HalfVector *b = PG_GETARG_HALFVEC_P(1); \
-	int			c = halfvec_cmp_internal(a, b); \
-\
-	PG_FREE_IF_COPY(a, 0); \
-	PG_FREE_IF_COPY(b, 1); \
-	PG_RETURN_BOOL(test); \
-}
-
-VS_HALFVEC_COMPARISON_FUNCTION(vs_halfvec_lt, c < 0)
-VS_HALFVEC_COMPARISON_FUNCTION(vs_halfvec_le, c <= 0)
-VS_HALFVEC_COMPARISON_FUNCTION(vs_halfvec_eq, c == 0)
-VS_HALFVEC_COMPARISON_FUNCTION(vs_halfvec_ne, c != 0)
-VS_HALFVEC_COMPARISON_FUNCTION(vs_halfvec_ge, c >= 0)
-VS_HALFVEC_COMPARISON_FUNCTION(vs_halfvec_gt, c > 0)
-
-PG_FUNCTION_INFO_V1(vs_halfvec_cmp);
-/*
- * halfvec_cmp - btree support function 1.
- */
-Datum
-vs_halfvec_cmp(PG_FUNCTION_ARGS)
-{
-	HalfVector *a = PG_GETARG_HALFVEC_P(0);
-	HalfVector *b = PG_GETARG_HALFVEC_P(1);
-	int			c = halfvec_cmp_internal(a, b);
-
-	PG_FREE_IF_COPY(a, 0);
-	PG_FREE_IF_COPY(b, 1);
-	PG_RETURN_INT32(c);
-}
+/* the six comparison operators and btree support function 1 (halfvec_cmp) */
+VS_COMPARISON_FUNCTIONS(vs_halfvec, HalfVector, PG_GETARG_HALFVEC_P, halfvec_cmp_internal)
 
 /*
  * halfvec_hash_internal - hash consistent with halfvec_eq: -0 (0x8000)

@@ -1051,40 +1051,5 @@ sparsevec_cmp_internal(const SparseVector *a, const SparseVector *b)
 	return 0;
 }
 
-/* the six comparison operators, all through sparsevec_cmp_internal */
-#define VS_SPARSEVEC_COMPARISON(name, test) \
-PG_FUNCTION_INFO_V1(name); \
-Datum \
-name(PG_FUNCTION_ARGS) \
-{ \
-	SparseVector *a = PG_GETARG_SPARSEVEC_P(0); \
-	SparseVector *b = PG_GETARG_SPARSEVEC_P(1); \
-	int			c = sparsevec_cmp_internal(a, b); \
-\
-	PG_FREE_IF_COPY(a, 0); \
-	PG_FREE_IF_COPY(b, 1); \
-	PG_RETURN_BOOL(test); \
-}
-
-VS_SPARSEVEC_COMPARISON(vs_sparsevec_lt, c < 0)
-VS_SPARSEVEC_COMPARISON(vs_sparsevec_le, c <= 0)
-VS_SPARSEVEC_COMPARISON(vs_sparsevec_eq, c == 0)
-VS_SPARSEVEC_COMPARISON(vs_sparsevec_ne, c != 0)
-VS_SPARSEVEC_COMPARISON(vs_sparsevec_ge, c >= 0)
-VS_SPARSEVEC_COMPARISON(vs_sparsevec_gt, c > 0)
-
-PG_FUNCTION_INFO_V1(vs_sparsevec_cmp);
-/*
- * sparsevec_cmp - btree support function 1.
- */
-Datum
-vs_sparsevec_cmp(PG_FUNCTION_ARGS)
-{
-	SparseVector *a = PG_GETARG_SPARSEVEC_P(0);
-	SparseVector *b = PG_GETARG_SPARSEVEC_P(1);
-	int			c = sparsevec_cmp_internal(a, b);
-
-	PG_FREE_IF_COPY(a, 0);
-	PG_FREE_IF_COPY(b, 1);
-	PG_RETURN_INT32(c);
-}
+/* the six comparison operators and btree support function 1 (sparsevec_cmp) */
+VS_COMPARISON_FUNCTIONS(vs_sparsevec, SparseVector, PG_GETARG_SPARSEVEC_P, sparsevec_cmp_internal)

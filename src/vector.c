@@ -789,43 +789,8 @@ vector_cmp_internal(const Vector *a, const Vector *b)
 	return 0;
 }
 
-/* the six comparison operators, all through vector_cmp_internal */
-#define VS_COMPARISON_FUNCTION(name, test) \
-PG_FUNCTION_INFO_V1(name); \
-Datum \
-name(PG_FUNCTION_ARGS) \
-{ \
-	Vector	   *a = PG_GETARG_VECTOR_P(0); \
-	Vector	   *b = PG_GETARG_VECTOR_P(1); \
-	int			c = vector_cmp_internal(a, b); \
-\
-	PG_FREE_IF_COPY(a, 0); \
-	PG_FREE_IF_COPY(b, 1); \
-	PG_RETURN_BOOL(test); \
-}
-
-VS_COMPARISON_FUNCTION(vs_vector_lt, c < 0)
-VS_COMPARISON_FUNCTION(vs_vector_le, c <= 0)
-VS_COMPARISON_FUNCTION(vs_vector_eq, c == 0)
-VS_COMPARISON_FUNCTION(vs_vector_ne, c != 0)
-VS_COMPARISON_FUNCTION(vs_vector_ge, c >= 0)
-VS_COMPARISON_FUNCTION(vs_vector_gt, c > 0)
-
-PG_FUNCTION_INFO_V1(vs_vector_cmp);
-/*
- * vector_cmp - btree support function 1.
- */
-Datum
-vs_vector_cmp(PG_FUNCTION_ARGS)
-{
-	Vector	   *a = PG_GETARG_VECTOR_P(0);
-	Vector	   *b = PG_GETARG_VECTOR_P(1);
-	int			c = vector_cmp_internal(a, b);
-
-	PG_FREE_IF_COPY(a, 0);
-	PG_FREE_IF_COPY(b, 1);
-	PG_RETURN_INT32(c);
-}
+/* the six comparison operators and btree support function 1 (vector_cmp) */
+VS_COMPARISON_FUNCTIONS(vs_vector, Vector, PG_GETARG_VECTOR_P, vector_cmp_internal)
 
 /*
  * vector_hash_internal - hash consistent with vector_eq: -0 hashes as +0,

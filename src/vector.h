@@ -47,6 +47,36 @@ typedef struct VectorAggStateData
 
 typedef VectorAggStateData *VectorAggState;
 
+/*
+ * VS_COMPARISON_FUNCTIONS - the six comparison operators and the btree
+ * support function (prefix_lt, _le, _eq, _ne, _ge, _gt and prefix_cmp) of
+ * a vector-like type whose order is cmp(a, b) (negative, zero, positive);
+ * the arguments come through getarg and are freed when they are copies.
+ * vector, halfvec and sparsevec use it.
+ */
+#define VS_COMPARISON_FUNCTION(name, type, getarg, cmp, result) \
+PG_FUNCTION_INFO_V1(name); \
+Datum \
+name(PG_FUNCTION_ARGS) \
+{ \
+	type	   *a = getarg(0); \
+	type	   *b = getarg(1); \
+	int			c = cmp(a, b); \
+\
+	PG_FREE_IF_COPY(a, 0); \
+	PG_FREE_IF_COPY(b, 1); \
+	result; \
+}
+
+#define VS_COMPARISON_FUNCTIONS(prefix, type, getarg, cmp) \
+VS_COMPARISON_FUNCTION(prefix##_lt, type, getarg, cmp, PG_RETURN_BOOL(c < 0)) \
+VS_COMPARISON_FUNCTION(prefix##_le, type, getarg, cmp, PG_RETURN_BOOL(c <= 0)) \
+VS_COMPARISON_FUNCTION(prefix##_eq, type, getarg, cmp, PG_RETURN_BOOL(c == 0)) \
+VS_COMPARISON_FUNCTION(prefix##_ne, type, getarg, cmp, PG_RETURN_BOOL(c != 0)) \
+VS_COMPARISON_FUNCTION(prefix##_ge, type, getarg, cmp, PG_RETURN_BOOL(c >= 0)) \
+VS_COMPARISON_FUNCTION(prefix##_gt, type, getarg, cmp, PG_RETURN_BOOL(c > 0)) \
+VS_COMPARISON_FUNCTION(prefix##_cmp, type, getarg, cmp, PG_RETURN_INT32(c))
+
 /* in vector.c */
 extern Vector *VsInitVector(int dim);
 extern VectorAggState VsAggStateGet(FunctionCallInfo fcinfo, int argno,
