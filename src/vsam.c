@@ -463,6 +463,8 @@ vsbuildphasename(int64 phasenum)
 			return "writing clusters: vectors, codes, graphs";
 		case VS_PHASE_SEGMENT:
 			return "writing segment file";
+		case VS_PHASE_GRAPHS:
+			return "building graphs in parallel";
 		default:
 			return NULL;
 	}

@@ -170,6 +170,7 @@
 #define VS_PHASE_ASSIGN			4
 #define VS_PHASE_WRITE			5
 #define VS_PHASE_SEGMENT		6
+#define VS_PHASE_GRAPHS			7	/* a parallel build's last graphs */
 
 /*
  * The special space of every page.  "crc" (format version 4) is the
@@ -407,6 +408,8 @@ typedef struct VsClusterExtras
 	 * rows, unchanged (VsHnswExtend inserts only the others), or NULL */
 	const void *prev_graph;
 	uint64		prev_graph_size;
+	/* the graphs' bytes left zero, for the parallel build to fill */
+	bool		defer_graphs;
 } VsClusterExtras;
 
 /* reloptions */
@@ -625,6 +628,18 @@ extern char *VsMakeHead(const VsSealedHeader *sh, const VsClusterInfo *info,
 extern uint32 VsHeadCrc(const char *head, uint64 size);
 extern void *VsBuildRouting(Relation index, VsMetric metric, int dims, int nclusters,
 							const float *centroids, size_t *size);
+extern void VsBuildGraph(Relation index, int c, const float *vecs, const uint8 *codes,
+						 int64 count, int dims, const VsClusterExtras *ex,
+						 const VsClusterInfo *info, void *graph);
+
+/* vsbuild_parallel.c */
+typedef struct VsBuildParallel VsBuildParallel;
+extern VsBuildParallel *VsBuildParallelBegin(Relation index, int nworkers,
+											 const VsClusterInfo *info, int nclusters,
+											 int dims, const VsClusterExtras *ex,
+											 VsRegion region);
+extern void VsBuildParallelReady(VsBuildParallel *bp, uint64 bytes);
+extern void VsBuildParallelFinish(VsBuildParallel *bp, VsClusterInfo *info);
 
 /* vsinsert.c */
 extern bool vsinsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,

@@ -106,6 +106,7 @@ typedef struct VsBuildState
 	TupleTableSlot *slot;
 
 	/* writing */
+	int			nworkers;		/* parallel workers for the graphs, or 0 */
 	instr_time	graph_time;		/* where the graphs' time adds up */
 
 	MemoryContext tmpCtx;
@@ -534,11 +535,55 @@ write_meta_regions(VsBlobWriter *w, Relation index, ForkNumber forknum, VsMetric
 }
 
 /*
+ * VsBuildGraph - cluster c's graph (info->graph_size bytes) into "graph",
+ * on this backend: every one of its "count" rows inserted, the insertions
+ * searching over its "codes" (as queries will) when it has them; or, after
+ * a compaction that added rows only, the rows after ex->prev_graph's only
+ * (VsHnswExtend).  The same input gives the same bytes on any backend:
+ * the parallel build (vsbuild_parallel.c) relies on it.
+ */
+void
+VsBuildGraph(Relation index, int c, const float *vecs, const uint8 *codes, int64 count,
+			 int dims, const VsClusterExtras *ex, const VsClusterInfo *info, void *graph)
+{
+	VsHnswBuildOptions opt;
+	VsHnswBuildSource source;
+	VsCodeSource cs;
+
+	graph_options(ex, c, &opt);
+	if (codes != NULL)
+	{
+		cs.params = ex->params;
+		cs.vecs = vecs;
+		cs.codes = codes;
+		cs.dims = dims;
+		cs.query = NULL;
+		cs.querybuf = palloc(VsQuantQuerySize(ex->params));
+		source.ctx = &cs;
+		source.set_query = code_set_query;
+		source.batch = code_batch;
+		opt.source = &source;
+	}
+	if (ex->prev_graph != NULL &&
+		VsHnswExtend(ex->prev_graph, ex->prev_graph_size, vecs, (int) count, dims,
+					 ex->metric, &opt, &VsKmeansServerHooks, graph,
+					 info->graph_size) == info->graph_size)
+		;
+	else if (VsHnswBuild(vecs, (int) count, dims, ex->metric, &opt,
+						 &VsKmeansServerHooks, graph, info->graph_size) != info->graph_size)
+		elog(ERROR, "could not build the graph of cluster %d of index \"%s\"",
+			 c, RelationGetRelationName(index));
+	if (codes != NULL)
+		pfree(cs.querybuf);
+}
+
+/*
  * VsWriteCluster - cluster c's bytes, at the offsets "info" gives: its
  * "count" vectors and TIDs, its codes, and its graph ("graph": the
  * offload service's, collected here; or built on this backend when it is
- * NULL or failed).  Temporary memory goes into "cxt".  Returns the CRC-32C
- * of the bytes.
+ * NULL or failed; zeros with ex->defer_graphs).  Temporary memory goes
+ * into "cxt".  Returns the CRC-32C of the bytes (of no use when the graph
+ * was deferred: whoever fills it computes the cluster's CRC).
  */
 uint32
 VsWriteCluster(VsBlobWriter *w, Relation index, int c, const float *vecs,
@@ -579,11 +624,14 @@ VsWriteCluster(VsBlobWriter *w, Relation index, int c, const float *vecs,
 		VsBlobWrite(w, codes, codesize);
 		VsBlobPad(w, VS_SEGMENT_ALIGN);
 	}
-	if (info->graph_offset != 0)
+	if (info->graph_offset != 0 && ex->defer_graphs)
 	{
-		VsHnswBuildOptions opt;
-		VsHnswBuildSource source;
-		VsCodeSource cs;
+		/* zeros, which the parallel build's participants fill */
+		VsBlobWrite(w, NULL, info->graph_size);
+		VsBlobPad(w, VS_SEGMENT_ALIGN);
+	}
+	else if (info->graph_offset != 0)
+	{
 		void	   *graph = palloc_extended(info->graph_size, MCXT_ALLOC_HUGE);
 		instr_time	graph_start;
 		instr_time	graph_end;
@@ -593,37 +641,10 @@ VsWriteCluster(VsBlobWriter *w, Relation index, int c, const float *vecs,
 
 		/*
 		 * The offload service's graph (see read_cluster), or, without one or
-		 * if that failed, every row inserted here (or only those after the
-		 * previous graph's, which VsHnswExtend takes over).
+		 * if that failed, built here.
 		 */
 		if (offgraph == NULL || ex->offload->ops->graph_end(offgraph, graph) != 0)
-		{
-			graph_options(ex, c, &opt);
-			/* the insertions search over the codes, as queries will */
-			if (codes != NULL)
-			{
-				cs.params = ex->params;
-				cs.vecs = vecs;
-				cs.codes = codes;
-				cs.dims = dims;
-				cs.query = NULL;
-				cs.querybuf = palloc(VsQuantQuerySize(ex->params));
-				source.ctx = &cs;
-				source.set_query = code_set_query;
-				source.batch = code_batch;
-				opt.source = &source;
-			}
-			/* after a compaction that added rows only, the new rows only */
-			if (ex->prev_graph != NULL &&
-				VsHnswExtend(ex->prev_graph, ex->prev_graph_size, vecs, (int) count, dims,
-							 ex->metric, &opt, &VsKmeansServerHooks, graph,
-							 info->graph_size) == info->graph_size)
-				;
-			else if (VsHnswBuild(vecs, (int) count, dims, ex->metric, &opt,
-								 &VsKmeansServerHooks, graph, info->graph_size) != info->graph_size)
-				elog(ERROR, "could not build the graph of cluster %d of index \"%s\"",
-					 c, RelationGetRelationName(index));
-		}
+			VsBuildGraph(index, c, vecs, codes, count, dims, ex, info, graph);
 		INSTR_TIME_SET_CURRENT(graph_end);
 		if (ex->graph_time != NULL)
 			INSTR_TIME_ACCUM_DIFF(*ex->graph_time, graph_end, graph_start);
@@ -716,8 +737,11 @@ static void
 write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_metric,
 			int dims, int nclusters, const float *centroids, const int64 *counts,
 			Tuplesortstate *sort, TupleTableSlot *slot, int lists_option,
-			const VsClusterExtras *ex, VsMetaPage meta)
+			const VsClusterExtras *ex_in, int nworkers, VsMetaPage meta)
 {
+	VsClusterExtras exd = *ex_in;
+	const VsClusterExtras *ex = &exd;
+	VsBuildParallel *par = NULL;
 	VsBlobWriter w;
 	VsClusterInfo *info;
 	VsSealedHeader sh;
@@ -777,6 +801,16 @@ write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_me
 	VsBlobWrite(&w, head, headsize);
 	pfree(head);
 
+	/*
+	 * With parallel workers (vsbuild_parallel.c), the clusters' graphs are
+	 * left zero here and built by every participant from the written pages.
+	 */
+	if (nworkers > 0)
+	{
+		par = VsBuildParallelBegin(index, nworkers, info, nclusters, dims, ex, piece.region);
+		exd.defer_graphs = par != NULL;
+	}
+
 	/* blocks done/total of this phase: the sealed region's blocks */
 	{
 		const int	params[] = {PROGRESS_SCAN_BLOCKS_TOTAL, PROGRESS_SCAN_BLOCKS_DONE};
@@ -808,6 +842,8 @@ write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_me
 		info[c].crc = VsWriteCluster(&w, index, c, cur->vecs, cur->tids, counts[c], dims, ex,
 									 &info[c], cur->graph, cur->cxt);
 		MemoryContextReset(cur->cxt);
+		if (par != NULL)
+			VsBuildParallelReady(par, (uint64) w.nblocks * VS_BLOB_PAYLOAD);
 		pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE,
 									 (int64) (info[c].first_row + counts[c]));
 		pgstat_progress_update_param(PROGRESS_SCAN_BLOCKS_DONE, (int64) w.nblocks);
@@ -819,6 +855,10 @@ write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_me
 	if (meta->sealed.nbytes != sealed_size || meta->sealed.nblocks != piece.region.nblocks)
 		elog(ERROR, "index \"%s\": sealed region is " UINT64_FORMAT " bytes, expected " UINT64_FORMAT,
 			 RelationGetRelationName(index), meta->sealed.nbytes, sealed_size);
+
+	/* the graphs the workers build, and their clusters' CRCs */
+	if (par != NULL)
+		VsBuildParallelFinish(par, info);
 
 	/* the clusters' CRCs into the table, and the CRC of the whole head */
 	head = VsMakeHead(&sh, info, ex->params, &piece, &headsize);
@@ -871,11 +911,12 @@ auto_lists(double rows)
 }
 
 /*
- * build_threads - how many CPU threads the GPU service may use for this
- * build's graphs: as many as PostgreSQL would give a parallel B-tree build
+ * build_threads - how many processes or threads may build this index's
+ * graphs: as many workers as PostgreSQL would give a parallel B-tree build
  * of this table (plan_create_index_workers: max_parallel_maintenance_workers,
  * the table's parallel_workers, its size and maintenance_work_mem), plus
- * one for the leader.  The CPU build itself runs on this backend alone.
+ * one for the leader.  The GPU service's threads, or the leader and its
+ * parallel workers.
  */
 static int
 build_threads(Relation heap, Relation index)
@@ -1031,8 +1072,18 @@ build_train(VsBuildState *bs)
 	bs->ex.elem_size = bs->elem;
 	bs->ex.graph_threshold = VS_HNSW_FLAT_THRESHOLD;
 	bs->ex.offload = bs->offload;
-	bs->ex.gpu_threads = (bs->offload != NULL && bs->offload->ops->usable(bs->offload)) ?
-		build_threads(bs->heap, bs->index) : 1;
+	/*
+	 * With a GPU, its service builds the graphs on as many threads as
+	 * PostgreSQL would give a parallel build; without, parallel workers do
+	 * (vsbuild_parallel.c).
+	 */
+	if (bs->offload != NULL && bs->offload->ops->usable(bs->offload))
+		bs->ex.gpu_threads = build_threads(bs->heap, bs->index);
+	else
+	{
+		bs->ex.gpu_threads = 1;
+		bs->nworkers = build_threads(bs->heap, bs->index) - 1;
+	}
 	INSTR_TIME_SET_ZERO(bs->graph_time);
 	bs->ex.graph_time = &bs->graph_time;
 	VsGetGraphOptions(bs->index, &bs->ex.m, &bs->ex.ef_construction, &quantizer);
@@ -1131,7 +1182,8 @@ build_write(VsBuildState *bs, VsMetaPage meta)
 	reserve_metapage(bs->index, MAIN_FORKNUM);
 	INSTR_TIME_SET_CURRENT(start);
 	write_index(bs->index, MAIN_FORKNUM, bs->metric, bs->row_metric, bs->dims, bs->nclusters,
-				bs->centroids, bs->counts, bs->sort, bs->slot, bs->lists_option, &bs->ex, meta);
+				bs->centroids, bs->counts, bs->sort, bs->slot, bs->lists_option, &bs->ex,
+				bs->nworkers, meta);
 	INSTR_TIME_SET_CURRENT(elapsed);
 	INSTR_TIME_SUBTRACT(elapsed, start);
 	elog(DEBUG1, "vecstore clusters: %d, %lld graphs built by the GPU service on %d threads, %.1f ms with codes, graphs and the fork, %.1f ms of it in graphs",
@@ -1237,7 +1289,7 @@ vsbuildempty(Relation index)
 
 	reserve_metapage(index, INIT_FORKNUM);
 	write_index(index, INIT_FORKNUM, metric, row_metric, dims, nclusters, centroids,
-				counts, NULL, NULL, VsGetListsOption(index), &ex, &meta);
+				counts, NULL, NULL, VsGetListsOption(index), &ex, 0, &meta);
 	/* init forks are always WAL-logged */
 	log_newpage_range(index, INIT_FORKNUM, 0,
 					  RelationGetNumberOfBlocksInFork(index, INIT_FORKNUM), true);
