@@ -1120,23 +1120,51 @@ build_train(VsBuildState *bs)
 }
 
 /*
+ * assign_sort_begin - the sort of pass 2: (cluster, tid, vector) tuples,
+ * by cluster and then by TID, so that a cluster's rows come in the
+ * table's order whatever the sort does with equal keys (in memory or on
+ * disk: the same index bytes at any maintenance_work_mem); its tuple
+ * descriptor in *desc.
+ */
+static Tuplesortstate *
+assign_sort_begin(Relation index, TupleDesc *desc)
+{
+	AttrNumber	attnums[] = {1, 2};
+	Oid			sortops[] = {Int4LessOperator, TIDLessOperator};
+	Oid			collations[] = {InvalidOid, InvalidOid};
+	bool		nullsfirst[] = {false, false};
+	TupleDesc	d = CreateTemplateTupleDesc(3);
+
+	TupleDescInitEntry(d, (AttrNumber) 1, "cluster", INT4OID, -1, 0);
+	TupleDescInitEntry(d, (AttrNumber) 2, "tid", TIDOID, -1, 0);
+	TupleDescInitEntry(d, (AttrNumber) 3, "vector",
+					   TupleDescAttr(RelationGetDescr(index), 0)->atttypid, -1, 0);
+	*desc = d;
+	return tuplesort_begin_heap(d, 2, attnums, sortops, collations, nullsfirst,
+								maintenance_work_mem, NULL, TUPLESORT_NONE);
+}
+
+/*
  * build_assign - pass 2 over the heap: every row to its nearest centroid,
  * in batches (a GPU transfer's worth when the offload service takes
- * them), into a tuplesort by cluster, sorted at the end.
+ * them), into a tuplesort by cluster and TID, sorted at the end.
+ *
+ * Not in parallel: with parallel workers each scanning a part of the heap
+ * into its part of a parallel sort (tuplesort.h) and this backend merging
+ * them, this pass took 1.3-1.7x as long on a 2-core VM (300,000 and
+ * 1,000,000 x 128 rows): the parts go through temporary files, and the
+ * merge is serial (bench/RESULTS.md, "Parallel CREATE INDEX").
  */
 static void
 build_assign(VsBuildState *bs)
 {
-	AttrNumber	attnum = 1;
-	Oid			sortop = Int4LessOperator;
-	Oid			collation = InvalidOid;
-	bool		nullsfirst = false;
 	instr_time	start,
 				elapsed;
 
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, VS_PHASE_ASSIGN);
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL, (int64) bs->rows);
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, 0);
+	bs->sort = assign_sort_begin(bs->index, &bs->sortdesc);
 	bs->counts = palloc0(sizeof(int64) * bs->nclusters);
 	/* the GPU takes the rows a transfer segment holds at a time */
 	bs->batch_cap = Max(ASSIGN_BATCH, bs->offload != NULL ?
@@ -1144,14 +1172,7 @@ build_assign(VsBuildState *bs)
 	bs->batch = palloc(sizeof(float) * bs->dims * bs->batch_cap);
 	bs->batch_tids = palloc(sizeof(ItemPointerData) * bs->batch_cap);
 	bs->batch_assign = palloc(sizeof(int32) * bs->batch_cap);
-	bs->sortdesc = CreateTemplateTupleDesc(3);
-	TupleDescInitEntry(bs->sortdesc, (AttrNumber) 1, "cluster", INT4OID, -1, 0);
-	TupleDescInitEntry(bs->sortdesc, (AttrNumber) 2, "tid", TIDOID, -1, 0);
-	TupleDescInitEntry(bs->sortdesc, (AttrNumber) 3, "vector",
-					   TupleDescAttr(RelationGetDescr(bs->index), 0)->atttypid, -1, 0);
 	bs->slot = MakeSingleTupleTableSlot(bs->sortdesc, &TTSOpsMinimalTuple);
-	bs->sort = tuplesort_begin_heap(bs->sortdesc, 1, &attnum, &sortop, &collation, &nullsfirst,
-									maintenance_work_mem, NULL, TUPLESORT_NONE);
 	INSTR_TIME_SET_CURRENT(start);
 	if (bs->rows > 0)
 	{
