@@ -472,8 +472,8 @@ read_cluster(Relation index, Tuplesortstate *sort, TupleTableSlot *slot, int c,
 	 * the same size and layout, measured the same recall (vshnsw.c,
 	 * build_from_lists).
 	 */
-	if (info->graph_offset != 0 && ex->offload != NULL && !ex->offload->disabled &&
-		ex->offload->ops->usable(ex->offload))
+	if (info->graph_offset != 0 && !ex->defer_graphs && ex->offload != NULL &&
+		!ex->offload->disabled && ex->offload->ops->usable(ex->offload))
 	{
 		VsHnswBuildOptions opt;
 
