@@ -85,6 +85,13 @@ SET vecstore.rerank_window = 100001;
 RESET vecstore.rerank_window;
 SHOW vecstore.rerank_window;
 
+-- vecstore.readahead: auto, on, off (and the boolean spellings)
+SET vecstore.readahead = on;
+SET vecstore.readahead = false;
+SET vecstore.readahead = sometimes;
+RESET vecstore.readahead;
+SHOW vecstore.readahead;
+
 -- a misspelt setting in the reserved prefix
 SET vecstore.probe = 3;
 

@@ -185,6 +185,15 @@ SELECT identical >= 8 AS nearly_all_exact, ordered, distinct_rows FROM g_check('
 SELECT ordered, distinct_rows FROM g_check('<->', 500);
 SET LOCAL vecstore.rerank_window = 1;
 SELECT ordered, distinct_rows FROM g_check('<->', 500);
+RESET vecstore.rerank_window;
+-- read-ahead asks the kernel for pages; the answers are the same
+SET LOCAL vecstore.readahead = on;
+CREATE TEMP TABLE ra_on AS SELECT * FROM g_check('<->', 10);
+SET LOCAL vecstore.readahead = off;
+SELECT a.identical = b.identical AS same_answers, b.ordered, b.distinct_rows
+FROM ra_on a, g_check('<->', 10) b;
+SET LOCAL vecstore.readahead = on;
+SELECT ordered, distinct_rows FROM g_check('<->', 500);
 -- the graph search is what finds the rows: a tiny ef_search misses some
 -- (on the CPU: a GPU service answers each cluster exactly instead)
 SET LOCAL vecstore.ef_search = 1;

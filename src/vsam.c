@@ -27,6 +27,20 @@ int			vecstore_max_scan_tuples = VS_DEFAULT_MAX_SCAN_TUPLES;
 int			vecstore_ef_search = VS_DEFAULT_EF_SEARCH;
 int			vecstore_effort = VS_DEFAULT_EFFORT;
 int			vecstore_rerank_window = VS_DEFAULT_RERANK_WINDOW;
+int			vecstore_readahead = VS_READAHEAD_AUTO;
+
+static const struct config_enum_entry readahead_options[] = {
+	{"auto", VS_READAHEAD_AUTO, false},
+	{"on", VS_READAHEAD_ON, false},
+	{"off", VS_READAHEAD_OFF, false},
+	{"true", VS_READAHEAD_ON, true},
+	{"false", VS_READAHEAD_OFF, true},
+	{"yes", VS_READAHEAD_ON, true},
+	{"no", VS_READAHEAD_OFF, true},
+	{"1", VS_READAHEAD_ON, true},
+	{"0", VS_READAHEAD_OFF, true},
+	{NULL, 0, false}
+};
 
 static relopt_kind vs_relopt_kind;
 
@@ -221,6 +235,12 @@ VsAmInit(void)
 							&vecstore_effort,
 							VS_DEFAULT_EFFORT, VS_MIN_EFFORT, VS_MAX_EFFORT,
 							PGC_USERSET, 0, NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("vecstore.readahead",
+							 "Asks the kernel ahead for the parts of a segment file a scan is about to read",
+							 "auto: while the backend meets pages that are not in memory; on: always; off: never.  A scan asks for each opened cluster's graph and codes, and for each batch of candidates' vectors, before reading them, so that the disk serves the reads together.",
+							 &vecstore_readahead, VS_READAHEAD_AUTO, readahead_options,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("vecstore.rerank_window",
 							"Sets how many graph candidates get their exact distance at a time",

@@ -600,6 +600,12 @@ extern int	vecstore_max_scan_tuples;
 extern int	vecstore_ef_search;
 extern int	vecstore_effort;
 extern int	vecstore_rerank_window;
+extern int	vecstore_readahead;
+
+/* vecstore.readahead */
+#define VS_READAHEAD_AUTO		0	/* while pages are found missing */
+#define VS_READAHEAD_ON			1
+#define VS_READAHEAD_OFF		2
 
 /* vsam.c */
 extern void VsAmInit(void);

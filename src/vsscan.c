@@ -70,6 +70,8 @@
 #include "postgres.h"
 
 #include <math.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 
 #include "access/relscan.h"
 #include "miscadmin.h"
@@ -180,6 +182,10 @@ typedef struct VsScanOpaqueData
 	int64		returned;		/* rows returned so far */
 	double		code_error;		/* the most a code distance exceeded its
 								 * row's exact distance, in this scan */
+	bool		readahead;		/* ask the kernel for what is about to be
+								 * read (see note_faults) */
+	VsPending  *batch;			/* rerank's batch, in scanCtx */
+	int			maxbatch;
 } VsScanOpaqueData;
 
 typedef VsScanOpaqueData *VsScanOpaque;
@@ -760,6 +766,70 @@ delta_rows(IndexScanDesc scan, VsProbe *p, int cluster)
 }
 
 /*
+ * Read-ahead (vecstore.readahead).  A scan reads the mapped segment file
+ * at random: the graph and codes of each cluster it opens, then one full
+ * vector per candidate it reranks.  When those pages are not in memory
+ * (after a restart, or with data larger than memory), each read waits for
+ * one page from disk in turn.  So while a backend meets pages that are not
+ * there (major faults, counted by the kernel for the process), its scans
+ * tell the kernel first what they will read (madvise MADV_WILLNEED, which
+ * starts the reads and returns): a cluster's TIDs, codes and graph when it
+ * is opened (the whole cluster when it is scanned flat), and each batch of
+ * candidates' vectors before they are reranked.  The disk then serves
+ * many reads at once.  A backend whose pages are all in memory makes no
+ * such calls: it only counts its faults, once per cluster opened.  "on"
+ * asks always, "off" never.
+ */
+static long vs_last_majflt = -1;	/* this backend's major faults at the
+									 * last count; -1: none yet */
+
+/* this backend's major faults so far */
+static long
+major_faults(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) != 0)
+		return 0;
+	return ru.ru_majflt;
+}
+
+/*
+ * note_faults - with vecstore.readahead = auto, count the backend's major
+ * faults; read ahead from now on in this scan if there were any since the
+ * last count (and in the first scan of a backend, which cannot know).
+ */
+static void
+note_faults(VsScanOpaque so)
+{
+	long		n;
+
+	if (vecstore_readahead != VS_READAHEAD_AUTO)
+	{
+		so->readahead = vecstore_readahead == VS_READAHEAD_ON;
+		return;
+	}
+	n = major_faults();
+	if (vs_last_majflt < 0 || n > vs_last_majflt)
+		so->readahead = true;
+	vs_last_majflt = n;
+}
+
+/* ask for the pages of "len" bytes at "addr" of the mapping (errors ignored) */
+static void
+read_ahead(const char *addr, Size len)
+{
+	static uintptr_t pagesize = 0;
+	uintptr_t	start;
+
+	if (pagesize == 0)
+		pagesize = (uintptr_t) sysconf(_SC_PAGESIZE);
+	start = (uintptr_t) addr & ~(pagesize - 1);
+
+	(void) madvise((void *) start, (uintptr_t) addr + len - start, MADV_WILLNEED);
+}
+
+/*
  * open_cluster - start on a cluster: its delta rows exactly, then its
  * sealed rows: the offload service's answers ("hits", when not NULL),
  * through the graph (when it has one and the query can use it) or flat.
@@ -783,6 +853,18 @@ open_cluster(IndexScanDesc scan, int cluster, const VsOffloadHit *hits, int nhit
 	p->best = INFINITY;
 	VsStats.clusters_opened++;
 
+	/* what it will read, when pages have been missing (see read_ahead) */
+	info = cluster_info(so, cluster);
+	if (so->readahead && info->count > 0)
+	{
+		if (VsPolicyUseGraph(&so->policy, info->count, info->graph_offset != 0) &&
+			hits == NULL)
+			read_ahead(so->body + info->tid_offset,
+					   info->vec_offset + info->nbytes - info->tid_offset);
+		else
+			read_ahead(so->body + info->vec_offset, info->nbytes);
+	}
+
 	/* the mapping, checked the first time we read the cluster */
 	so->body = VsSegmentCluster(index, &so->meta, so->body, cluster);
 	info = cluster_info(so, cluster);
@@ -801,6 +883,8 @@ open_cluster(IndexScanDesc scan, int cluster, const VsOffloadHit *hits, int nhit
 	}
 	else
 		scan_rows_flat(so, p);
+	if (!so->readahead && vecstore_readahead == VS_READAHEAD_AUTO)
+		note_faults(so);
 
 	/*
 	 * Delta rows, from the fork: its own, and those of the clusters merged
@@ -1011,19 +1095,47 @@ extend(IndexScanDesc scan)
 static void
 rerank(VsScanOpaque so, int n)
 {
-	while (n-- > 0 && so->npending > 0)
-	{
-		VsPending	top = so->pending[0];
-		VsProbe    *p = &so->probes[top.probe];
-		const VsClusterInfo *info = cluster_info(so, p->cluster);
-		ItemPointerData tid;
+	VsPending  *batch;
+	int			nbatch = 0;
 
+	/* the batch, in the order of the heap */
+	if (n > so->maxbatch)
+	{
+		so->batch = MemoryContextAlloc(so->scanCtx, sizeof(VsPending) * n);
+		so->maxbatch = n;
+	}
+	batch = so->batch;
+	while (nbatch < n && so->npending > 0)
+	{
+		batch[nbatch++] = so->pending[0];
 		so->npending--;
 		if (so->npending > 0)
 		{
 			so->pending[0] = so->pending[so->npending];
 			pending_sift_down(so->pending, so->npending, 0);
 		}
+	}
+
+	/* their vectors, all asked for before the first is read */
+	if (so->readahead)
+	{
+		Size		rowbytes = VsRowBytes(so->elem, so->meta.dims);
+
+		for (int i = 0; i < nbatch; i++)
+		{
+			const VsClusterInfo *info = cluster_info(so, so->probes[batch[i].probe].cluster);
+
+			read_ahead(so->body + info->vec_offset + rowbytes * batch[i].row, rowbytes);
+		}
+	}
+
+	for (int i = 0; i < nbatch; i++)
+	{
+		VsPending	top = batch[i];
+		VsProbe    *p = &so->probes[top.probe];
+		const VsClusterInfo *info = cluster_info(so, p->cluster);
+		ItemPointerData tid;
+
 		sealed_tid(so, info, top.row, &tid);
 		{
 			double		skey;
@@ -1125,6 +1237,7 @@ start_scan(IndexScanDesc scan)
 	pgstat_count_index_scan(scan->indexRelation);
 	VsStats.scans++;
 	so->started = true;
+	note_faults(so);
 	open_clusters(scan, so->opening,
 				  VsPolicyFirst(&so->policy, so->opening, so->meta.nclusters));
 	MemoryContextSwitchTo(oldcxt);
@@ -1180,6 +1293,9 @@ vsrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int nord
 	so->npending = so->maxpending = 0;
 	so->cands = NULL;
 	so->ncands = so->ncands_heap = so->maxcands = 0;
+	so->batch = NULL;
+	so->maxbatch = 0;
+	so->readahead = false;
 	VsStats.rows_examined += so->scanned;
 	so->started = false;
 	so->exhausted = false;
