@@ -797,7 +797,9 @@ major_faults(void)
 /*
  * note_faults - with vecstore.readahead = auto, count the backend's major
  * faults; read ahead from now on in this scan if there were any since the
- * last count (and in the first scan of a backend, which cannot know).
+ * last count.  The first count of a backend only starts counting, so that
+ * a new connection's first query makes no calls for pages in memory; it
+ * reads ahead from its second cluster on if its first one was missing.
  */
 static void
 note_faults(VsScanOpaque so)
@@ -810,7 +812,7 @@ note_faults(VsScanOpaque so)
 		return;
 	}
 	n = major_faults();
-	if (vs_last_majflt < 0 || n > vs_last_majflt)
+	if (vs_last_majflt >= 0 && n > vs_last_majflt)
 		so->readahead = true;
 	vs_last_majflt = n;
 }
