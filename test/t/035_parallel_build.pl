@@ -4,7 +4,8 @@
 #     TAP test: CREATE INDEX with parallel workers (vsbuild_parallel.c)
 #     writes the same bytes as a serial build, for every kind of index
 #     whose clusters get graphs: vector with codes and without, cosine,
-#     halfvec, bit, an UNLOGGED table.  The fork (every page, LSN and
+#     halfvec, bit, an UNLOGGED table, an expression, CREATE INDEX
+#     CONCURRENTLY and REINDEX CONCURRENTLY.  The fork (every page, LSN and
 #     checksum left out) and the segment file's body are compared; the
 #     build must say that it shared its graphs with workers, so that a
 #     build that silently went serial fails.  Then: a parallel build
@@ -74,13 +75,14 @@ sub digest
 # what the build said about its workers
 sub build
 {
-    my ($workers, $table, $spec) = @_;
+    my ($workers, $table, $spec, $concurrently) = @_;
+    $concurrently = $concurrently ? 'CONCURRENTLY' : '';
     my ($ret, $out, $err) = $node->psql(
         'postgres', qq{
 SET max_parallel_maintenance_workers = $workers;
 SET client_min_messages = debug1;
 DROP INDEX IF EXISTS p;
-CREATE INDEX p ON $table USING vecstore $spec;
+CREATE INDEX $concurrently p ON $table USING vecstore $spec;
 });
     is($ret, 0, "build of $table $spec with $workers workers") or diag($err);
     my ($shared) = $err =~ /graphs of index "p" shared with (\d+) parallel workers/;
@@ -99,16 +101,31 @@ my @cases = (
     [ 'items',  '(h halfvec_l2_ops) WITH (lists = 6)' ],
     [ 'items',  '(b bit_hamming_ops) WITH (lists = 4)' ],
     [ 'uitems', '(v vector_ip_ops) WITH (lists = 6)' ],
+    [ 'items',  '((v::halfvec(24)) halfvec_l2_ops) WITH (lists = 6)' ],
+    [ 'items',  '(v vector_l2_ops) WITH (lists = 6)', 'concurrently' ],
 );
 foreach my $case (@cases)
 {
-    my ($table, $spec) = @$case;
-    my ($serial, $none) = build(0, $table, $spec);
+    my ($table, $spec, $concurrently) = @$case;
+    my ($serial, $none) = build(0, $table, $spec, $concurrently);
     is($none, 0, "serial build of $table $spec used no workers");
-    my ($parallel, $shared) = build(2, $table, $spec);
+    my ($parallel, $shared) = build(2, $table, $spec, $concurrently);
     is($shared, 2, "parallel build of $table $spec shared its graphs with 2 workers");
     is($parallel, $serial, "parallel build of $table $spec wrote the same bytes");
 }
+
+# REINDEX CONCURRENTLY builds in parallel too, the same bytes
+build(0, 'items', '(v vector_l2_ops) WITH (lists = 6)');
+my ($before) = digest('p', 'main');
+my ($rret, $rout, $rerr) = $node->psql(
+    'postgres', q{
+SET max_parallel_maintenance_workers = 2;
+SET client_min_messages = debug1;
+REINDEX INDEX CONCURRENTLY p;
+});
+is($rret, 0, 'REINDEX CONCURRENTLY') or diag($rerr);
+like($rerr, qr/shared with 2 parallel workers/, 'REINDEX CONCURRENTLY shares its graphs with 2 workers');
+is(digest('p', 'main'), $before, 'and writes the serial build\'s bytes');
 
 # a parallel build answers as the serial one did, and verifies clean
 my $query = q{
