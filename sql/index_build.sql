@@ -115,6 +115,26 @@ SELECT (SELECT bytes FROM vecstore_index_memory('mem_v') WHERE part = 'vectors')
        (SELECT graph_bytes FROM vecstore_index_info('mem_v')) AS graph_bytes,
        (SELECT sum(bytes) FROM vecstore_index_memory('mem_v')) <=
        (SELECT segment_bytes FROM vecstore_index_info('mem_v')) AS within_segment;
+-- per cluster: its rows, hot part (TIDs, codes, graph) and cold part
+-- (vectors), and how many scans opened it (counted with
+-- shared_preload_libraries, NULL without)
+SELECT count(*) AS clusters, sum(rows) = 3000 AS all_rows,
+       sum(cold_bytes) = 3000 * 8 * 4 AS cold_is_vectors,
+       sum(hot_bytes) = (SELECT sum(bytes) FROM vecstore_index_memory('mem_v')
+                         WHERE hot AND part <> 'head') AS hot_is_tids_codes_graphs,
+       bool_and(hot_resident_bytes BETWEEN 0 AND hot_bytes
+                AND cold_resident_bytes BETWEEN 0 AND cold_bytes) AS resident_within
+FROM vecstore_cluster_access('mem_v');
+CREATE TEMP TABLE acc0 AS SELECT cluster, accesses FROM vecstore_cluster_access('mem_v');
+SET enable_seqscan = off;
+SELECT count(*) FROM (SELECT id FROM mem ORDER BY v <-> (SELECT v FROM mem WHERE id = 1) LIMIT 5) s;
+SELECT count(*) FROM (SELECT id FROM mem ORDER BY v <-> (SELECT v FROM mem WHERE id = 2000) LIMIT 5) s;
+RESET enable_seqscan;
+SELECT coalesce(sum(b.accesses - a.accesses) >= 2, true) AS two_scans_counted,
+       bool_and(b.accesses IS NULL OR (b.accesses > a.accesses) = (b.last_access IS NOT NULL))
+         AS opened_have_last_access
+FROM acc0 a JOIN vecstore_cluster_access('mem_v') b USING (cluster);
+SELECT * FROM vecstore_cluster_access('mem');
 -- a halfvec index's vectors take half the bytes
 CREATE INDEX mem_h ON mem USING vecstore ((v::halfvec(8))) WITH (lists = 2);
 SELECT bytes = 3000 * 8 * 2 AS half_vector_bytes FROM vecstore_index_memory('mem_h') WHERE part = 'vectors';

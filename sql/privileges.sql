@@ -1,4 +1,4 @@
--- Privileges: vecstore_index_info, vecstore_index_memory and vecstore_verify read an index's
+-- Privileges: vecstore_index_info, vecstore_index_memory, vecstore_cluster_access and vecstore_verify read an index's
 -- structure, so they need the SELECT privilege on its table or ownership
 -- of the index; vecstore_verify(..., repair => true) and vecstore_compact
 -- change files or pages and need ownership.  Roles are cluster-wide:
@@ -16,6 +16,7 @@ SELECT * FROM vecstore_verify('priv_idx');
 SELECT * FROM vecstore_verify('priv_idx', repair => true);
 SELECT * FROM vecstore_compact('priv_idx');
 SELECT * FROM vecstore_index_memory('priv_idx');
+SELECT * FROM vecstore_cluster_access('priv_idx');
 -- an INSERT or UPDATE privilege is not enough
 RESET ROLE;
 GRANT INSERT, UPDATE ON priv_t TO regress_vecstore_reader;
@@ -29,6 +30,7 @@ GRANT SELECT ON priv_t TO regress_vecstore_reader;
 SET ROLE regress_vecstore_reader;
 SELECT clusters, dimensions, sealed_rows FROM vecstore_index_info('priv_idx');
 SELECT count(*) FROM vecstore_index_memory('priv_idx');
+SELECT count(*) FROM vecstore_cluster_access('priv_idx');
 SELECT * FROM vecstore_verify('priv_idx');
 SELECT * FROM vecstore_verify('priv_idx', repair => true);
 SELECT * FROM vecstore_compact('priv_idx');

@@ -1045,3 +1045,10 @@ CREATE FUNCTION vecstore_index_memory(index regclass)
     RETURNS TABLE (part text, hot boolean, bytes bigint, resident_bytes bigint, pinned_bytes bigint)
     AS 'MODULE_PATHNAME', 'vecstore_index_memory' LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION vecstore_index_memory(regclass) IS 'the parts of a vecstore index''s segment (head, tids, codes, graphs: hot; vectors: cold): bytes, bytes in the page cache, bytes pinned';
+
+CREATE FUNCTION vecstore_cluster_access(index regclass)
+    RETURNS TABLE (cluster integer, rows bigint, accesses bigint, last_access timestamptz,
+                   hot_bytes bigint, hot_resident_bytes bigint,
+                   cold_bytes bigint, cold_resident_bytes bigint)
+    AS 'MODULE_PATHNAME', 'vecstore_cluster_access' LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION vecstore_cluster_access(regclass) IS 'per cluster of a vecstore index: rows, how many scans opened it and when last (with shared_preload_libraries), and its hot (TIDs, codes, graph) and cold (vectors) bytes and the bytes of each in the page cache';

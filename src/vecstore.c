@@ -144,6 +144,7 @@ _PG_init(void)
 	VsGpuInit();
 	VsSegmentInit();
 	VsCheckedInit();
+	VsAccessInit();
 	VsSegmentRemoveInit();
 
 	MarkGUCPrefixReserved("vecstore");

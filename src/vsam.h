@@ -38,6 +38,7 @@
 #include "access/genam.h"
 #include "access/generic_xlog.h"
 #include "access/reloptions.h"
+#include "datatype/timestamp.h"
 #include "nodes/execnodes.h"
 #include "nodes/pathnodes.h"
 #include "port/pg_crc32c.h"
@@ -807,6 +808,12 @@ extern void VsFreeListStamp(Relation index, VsMetaPage meta);
 extern void VsFreeListBlocks(const VsFreeList *fl, uint64 *free_blocks, uint64 *retired_blocks);
 
 /* vssegment_checked.c */
+/* vsaccess.c */
+extern void VsAccessInit(void);
+extern bool VsAccessAvailable(void);
+extern void VsAccessNote(RelFileNode node, uint32 cluster);
+extern bool VsAccessGet(RelFileNode node, uint32 cluster, uint64 *accesses, TimestampTz *last);
+
 extern void VsCheckedInit(void);
 extern bool VsCheckedAvailable(void);
 extern bool VsCheckedGet(const VsSegmentIdentity *id, int cluster);

@@ -34,6 +34,7 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/timestamp.h"
 
 #include "vsam.h"
 
@@ -483,6 +484,80 @@ vecstore_index_memory(PG_FUNCTION_ARGS)
 		values[4] = Int64GetDatum(0);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
+	close_vecstore_index(index, heap);
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(vecstore_cluster_access);
+/*
+ * vecstore_cluster_access(regclass) - one row per cluster of the index's
+ * current generation: its rows (sealed), how many scans opened it and the
+ * start of the last statement that did (vsaccess.c: NULL without
+ * shared_preload_libraries, 0 and NULL for a cluster no scan opened since
+ * the server started), and its hot part (TIDs, codes, graph) and cold
+ * part (full vectors): bytes, and bytes the page cache holds (mincore
+ * over this backend's mapping).  Needs the SELECT privilege on its table
+ * or ownership of the index.
+ */
+Datum
+vecstore_cluster_access(PG_FUNCTION_ARGS)
+{
+	Oid			indexoid = PG_GETARG_OID(0);
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Relation	heap;
+	Relation	index;
+	VsMetaPageData meta;
+	const char *body;
+	const VsSealedHeader *sh;
+	const VsClusterInfo *info;
+	unsigned char *vec = NULL;
+	Size		veclen = 0;
+	int			elem;
+
+	InitMaterializedSRF(fcinfo, 0);
+	index = open_vecstore_index(indexoid, &heap, "vecstore_cluster_access()");
+	VsReadMeta(index, &meta);
+	elem = VsMetaElemSize(&meta);
+	body = VsSegmentBody(index, &meta);
+	sh = (const VsSealedHeader *) body;
+	info = VsHeadClusters(body);
+	for (uint32 c = 0; c < sh->nclusters; c++)
+	{
+		Datum		values[8];
+		bool		nulls[8] = {false, false, false, false, false, false, false, false};
+		MemCount	hot;
+		MemCount	cold;
+		uint64		accesses = 0;
+		TimestampTz last = 0;
+		bool		counted = VsAccessGet(index->rd_node, c, &accesses, &last);
+
+		memset(&hot, 0, sizeof(hot));
+		memset(&cold, 0, sizeof(cold));
+		count_range(&cold, body + info[c].vec_offset,
+					(uint64) info[c].count * VsRowBytes(elem, (int) meta.dims), &vec, &veclen);
+		count_range(&hot, body + info[c].tid_offset,
+					(uint64) info[c].count * sizeof(ItemPointerData), &vec, &veclen);
+		if (info[c].code_offset != 0)
+			count_range(&hot, body + info[c].code_offset,
+						(uint64) info[c].count * sh->record_size, &vec, &veclen);
+		if (info[c].graph_offset != 0)
+			count_range(&hot, body + info[c].graph_offset, info[c].graph_size, &vec, &veclen);
+
+		values[0] = Int32GetDatum((int32) c);
+		values[1] = Int64GetDatum((int64) info[c].count);
+		values[2] = Int64GetDatum((int64) accesses);
+		nulls[2] = !VsAccessAvailable();
+		values[3] = TimestampTzGetDatum(last);
+		nulls[3] = !counted;
+		values[4] = Int64GetDatum(hot.bytes);
+		values[5] = Int64GetDatum(hot.resident);
+		values[6] = Int64GetDatum(cold.bytes);
+		values[7] = Int64GetDatum(cold.resident);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	VsSegmentRelease(body);
+	if (vec)
+		pfree(vec);
 	close_vecstore_index(index, heap);
 	return (Datum) 0;
 }

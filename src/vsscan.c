@@ -854,6 +854,7 @@ open_cluster(IndexScanDesc scan, int cluster, const VsOffloadHit *hits, int nhit
 	p->cluster = cluster;
 	p->best = INFINITY;
 	VsStats.clusters_opened++;
+	VsAccessNote(index->rd_node, (uint32) cluster);
 
 	/* what it will read, when pages have been missing (see read_ahead) */
 	info = cluster_info(so, cluster);

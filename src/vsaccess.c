@@ -1,0 +1,263 @@
+/*-------------------------------------------------------------------------
+ *
+ * vsaccess.c
+ *	  Which clusters the server's queries open: per cluster, how often and
+ *	  when last, in shared memory.
+ *
+ * A query opens a few of an index's clusters (the nearest to it); across
+ * many queries some clusters are opened far more often than others.  With
+ * shared_preload_libraries = 'vecstore', every scan counts each cluster it
+ * opens here, keyed by the index's relfilenode and the cluster's number,
+ * with the start of the statement that opened it last;
+ * vecstore_cluster_access(index) (vsinfo.c) lists them beside what the
+ * page cache holds of each cluster, which is what an operator sizing
+ * memory, or choosing what to keep resident, needs to see.
+ *
+ * The counts live in a shared hash table of VS_ACCESS_ENTRIES clusters,
+ * split into partitions, each under its own lock (a scan takes one shared
+ * to count a cluster it has counted before, exclusive the first time).
+ * When the table is full, the half of it opened least recently is dropped
+ * (entries of indexes dropped or rebuilt go that way: a REINDEX starts new
+ * counts, under its new relfilenode).  A cluster keeps its counts through
+ * compactions, under its number.  Without preloading nothing is counted.
+ *
+ * IDENTIFICATION
+ *	  src/vsaccess.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "port/atomics.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/hsearch.h"
+#include "utils/timestamp.h"
+
+#include "vsam.h"
+
+/* clusters the table holds, and its partitions */
+#define VS_ACCESS_ENTRIES		65536
+#define VS_ACCESS_PARTITIONS	16
+
+typedef struct VsAccessKey
+{
+	Oid			dbid;
+	Oid			relnode;
+	uint32		cluster;
+} VsAccessKey;
+
+typedef struct VsAccessEntry
+{
+	VsAccessKey key;			/* the hash key: first */
+	pg_atomic_uint64 accesses;
+	pg_atomic_uint64 last;		/* TimestampTz of the last opening statement */
+} VsAccessEntry;
+
+typedef struct VsAccessShared
+{
+	LWLockPadded *locks;		/* VS_ACCESS_PARTITIONS */
+	pg_atomic_uint64 evictions; /* entries dropped to make room */
+} VsAccessShared;
+
+static VsAccessShared *access_shared = NULL;
+static HTAB *access_hash = NULL;
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+static void
+access_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(VsAccessShared)) +
+						   hash_estimate_size(VS_ACCESS_ENTRIES, sizeof(VsAccessEntry)));
+	RequestNamedLWLockTranche("vecstore cluster access", VS_ACCESS_PARTITIONS);
+}
+
+static void
+access_shmem_startup(void)
+{
+	bool		found;
+	HASHCTL		ctl;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	access_shared = ShmemInitStruct("vecstore cluster access", sizeof(VsAccessShared), &found);
+	if (!found)
+	{
+		access_shared->locks = GetNamedLWLockTranche("vecstore cluster access");
+		pg_atomic_init_u64(&access_shared->evictions, 0);
+	}
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(VsAccessKey);
+	ctl.entrysize = sizeof(VsAccessEntry);
+	ctl.num_partitions = VS_ACCESS_PARTITIONS;
+	access_hash = ShmemInitHash("vecstore cluster access table",
+								VS_ACCESS_ENTRIES, VS_ACCESS_ENTRIES, &ctl,
+								HASH_ELEM | HASH_BLOBS | HASH_PARTITION);
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * VsAccessInit - reserve the table's shared memory (from _PG_init, when
+ * the library is preloaded; otherwise nothing is counted).
+ */
+void
+VsAccessInit(void)
+{
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = access_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = access_shmem_startup;
+}
+
+/*
+ * VsAccessAvailable - are openings counted (the library was preloaded)?
+ */
+bool
+VsAccessAvailable(void)
+{
+	return access_hash != NULL;
+}
+
+static inline LWLock *
+partition_lock(uint32 hashcode)
+{
+	return &access_shared->locks[hashcode % VS_ACCESS_PARTITIONS].lock;
+}
+
+/*
+ * evict - the table is full: drop the half of it opened least recently
+ * (every partition locked, in order, as the table is swept twice).
+ */
+static void
+evict(void)
+{
+	HASH_SEQ_STATUS seq;
+	VsAccessEntry *e;
+	TimestampTz oldest = DT_NOEND;
+	TimestampTz newest = DT_NOBEGIN;
+	TimestampTz cut;
+	long		n = 0;
+
+	for (int i = 0; i < VS_ACCESS_PARTITIONS; i++)
+		LWLockAcquire(&access_shared->locks[i].lock, LW_EXCLUSIVE);
+	if (hash_get_num_entries(access_hash) >= VS_ACCESS_ENTRIES)
+	{
+		hash_seq_init(&seq, access_hash);
+		while ((e = hash_seq_search(&seq)) != NULL)
+		{
+			TimestampTz t = (TimestampTz) pg_atomic_read_u64(&e->last);
+
+			oldest = Min(oldest, t);
+			newest = Max(newest, t);
+		}
+		cut = oldest + (newest - oldest) / 2;
+		hash_seq_init(&seq, access_hash);
+		while ((e = hash_seq_search(&seq)) != NULL)
+		{
+			if ((TimestampTz) pg_atomic_read_u64(&e->last) <= cut)
+			{
+				hash_search(access_hash, &e->key, HASH_REMOVE, NULL);
+				n++;
+			}
+		}
+		pg_atomic_fetch_add_u64(&access_shared->evictions, n);
+	}
+	for (int i = VS_ACCESS_PARTITIONS - 1; i >= 0; i--)
+		LWLockRelease(&access_shared->locks[i].lock);
+}
+
+/*
+ * VsAccessNote - a scan of the index whose relfilenode is "node" opens
+ * cluster "cluster": count it.
+ */
+void
+VsAccessNote(RelFileNode node, uint32 cluster)
+{
+	VsAccessKey key;
+	uint32		hashcode;
+	LWLock	   *lock;
+	VsAccessEntry *e;
+	bool		found;
+	uint64		now;
+
+	if (access_hash == NULL)
+		return;
+	memset(&key, 0, sizeof(key));
+	key.dbid = node.dbNode;
+	key.relnode = node.relNode;
+	key.cluster = cluster;
+	hashcode = get_hash_value(access_hash, &key);
+	lock = partition_lock(hashcode);
+	now = (uint64) GetCurrentStatementStartTimestamp();
+
+	LWLockAcquire(lock, LW_SHARED);
+	e = hash_search_with_hash_value(access_hash, &key, hashcode, HASH_FIND, NULL);
+	if (e != NULL)
+	{
+		pg_atomic_fetch_add_u64(&e->accesses, 1);
+		pg_atomic_write_u64(&e->last, now);
+		LWLockRelease(lock);
+		return;
+	}
+	LWLockRelease(lock);
+
+	for (int attempt = 0; attempt < 2; attempt++)
+	{
+		LWLockAcquire(lock, LW_EXCLUSIVE);
+		e = hash_search_with_hash_value(access_hash, &key, hashcode, HASH_ENTER_NULL, &found);
+		if (e != NULL)
+		{
+			if (!found)
+			{
+				pg_atomic_init_u64(&e->accesses, 0);
+				pg_atomic_init_u64(&e->last, 0);
+			}
+			pg_atomic_fetch_add_u64(&e->accesses, 1);
+			pg_atomic_write_u64(&e->last, now);
+			LWLockRelease(lock);
+			return;
+		}
+		LWLockRelease(lock);
+		evict();
+	}
+}
+
+/*
+ * VsAccessGet - the counts of cluster "cluster" of the index whose
+ * relfilenode is "node": false when it has none.
+ */
+bool
+VsAccessGet(RelFileNode node, uint32 cluster, uint64 *accesses, TimestampTz *last)
+{
+	VsAccessKey key;
+	uint32		hashcode;
+	LWLock	   *lock;
+	VsAccessEntry *e;
+
+	if (access_hash == NULL)
+		return false;
+	memset(&key, 0, sizeof(key));
+	key.dbid = node.dbNode;
+	key.relnode = node.relNode;
+	key.cluster = cluster;
+	hashcode = get_hash_value(access_hash, &key);
+	lock = partition_lock(hashcode);
+	LWLockAcquire(lock, LW_SHARED);
+	e = hash_search_with_hash_value(access_hash, &key, hashcode, HASH_FIND, NULL);
+	if (e != NULL)
+	{
+		*accesses = pg_atomic_read_u64(&e->accesses);
+		*last = (TimestampTz) pg_atomic_read_u64(&e->last);
+	}
+	LWLockRelease(lock);
+	return e != NULL;
+}
