@@ -419,6 +419,27 @@ count_range(MemCount *mc, const char *addr, uint64 len, unsigned char **vec, Siz
 	}
 }
 
+/*
+ * count_cluster - add a cluster's parts ("info", in the mapped "body"; rows
+ * of "rowbytes", code records of "record_size") to "counts": its vectors,
+ * TIDs, codes and graph.
+ */
+static void
+count_cluster(MemCount *counts, const char *body, const VsClusterInfo *info, Size rowbytes,
+			  uint32 record_size, unsigned char **vec, Size *veclen)
+{
+	count_range(&counts[MEM_VECTORS], body + info->vec_offset,
+				(uint64) info->count * rowbytes, vec, veclen);
+	count_range(&counts[MEM_TIDS], body + info->tid_offset,
+				(uint64) info->count * sizeof(ItemPointerData), vec, veclen);
+	if (info->code_offset != 0)
+		count_range(&counts[MEM_CODES], body + info->code_offset,
+					(uint64) info->count * record_size, vec, veclen);
+	if (info->graph_offset != 0)
+		count_range(&counts[MEM_GRAPHS], body + info->graph_offset, info->graph_size,
+					vec, veclen);
+}
+
 PG_FUNCTION_INFO_V1(vecstore_index_memory);
 /*
  * vecstore_index_memory(regclass) - the parts of the index's current
@@ -456,18 +477,8 @@ vecstore_index_memory(PG_FUNCTION_ARGS)
 	count_range(&counts[MEM_HEAD], body,
 				VsSealedHeadSize(sh->nclusters, sh->params_size, sh->npieces), &vec, &veclen);
 	for (uint32 c = 0; c < sh->nclusters; c++)
-	{
-		count_range(&counts[MEM_VECTORS], body + info[c].vec_offset,
-					(uint64) info[c].count * VsRowBytes(elem, (int) meta.dims), &vec, &veclen);
-		count_range(&counts[MEM_TIDS], body + info[c].tid_offset,
-					(uint64) info[c].count * sizeof(ItemPointerData), &vec, &veclen);
-		if (info[c].code_offset != 0)
-			count_range(&counts[MEM_CODES], body + info[c].code_offset,
-						(uint64) info[c].count * sh->record_size, &vec, &veclen);
-		if (info[c].graph_offset != 0)
-			count_range(&counts[MEM_GRAPHS], body + info[c].graph_offset, info[c].graph_size,
-						&vec, &veclen);
-	}
+		count_cluster(counts, body, &info[c], VsRowBytes(elem, (int) meta.dims),
+					  sh->record_size, &vec, &veclen);
 	VsSegmentRelease(body);
 	if (vec)
 		pfree(vec);
@@ -525,23 +536,14 @@ vecstore_cluster_access(PG_FUNCTION_ARGS)
 	{
 		Datum		values[8];
 		bool		nulls[8] = {false, false, false, false, false, false, false, false};
-		MemCount	hot;
-		MemCount	cold;
+		MemCount	counts[MEM_NPARTS];
 		uint64		accesses = 0;
 		TimestampTz last = 0;
 		bool		counted = VsAccessGet(index->rd_node, c, &accesses, &last);
 
-		memset(&hot, 0, sizeof(hot));
-		memset(&cold, 0, sizeof(cold));
-		count_range(&cold, body + info[c].vec_offset,
-					(uint64) info[c].count * VsRowBytes(elem, (int) meta.dims), &vec, &veclen);
-		count_range(&hot, body + info[c].tid_offset,
-					(uint64) info[c].count * sizeof(ItemPointerData), &vec, &veclen);
-		if (info[c].code_offset != 0)
-			count_range(&hot, body + info[c].code_offset,
-						(uint64) info[c].count * sh->record_size, &vec, &veclen);
-		if (info[c].graph_offset != 0)
-			count_range(&hot, body + info[c].graph_offset, info[c].graph_size, &vec, &veclen);
+		memset(counts, 0, sizeof(counts));
+		count_cluster(counts, body, &info[c], VsRowBytes(elem, (int) meta.dims),
+					  sh->record_size, &vec, &veclen);
 
 		values[0] = Int32GetDatum((int32) c);
 		values[1] = Int64GetDatum((int64) info[c].count);
@@ -549,10 +551,12 @@ vecstore_cluster_access(PG_FUNCTION_ARGS)
 		nulls[2] = !VsAccessAvailable();
 		values[3] = TimestampTzGetDatum(last);
 		nulls[3] = !counted;
-		values[4] = Int64GetDatum(hot.bytes);
-		values[5] = Int64GetDatum(hot.resident);
-		values[6] = Int64GetDatum(cold.bytes);
-		values[7] = Int64GetDatum(cold.resident);
+		values[4] = Int64GetDatum(counts[MEM_TIDS].bytes + counts[MEM_CODES].bytes +
+								  counts[MEM_GRAPHS].bytes);
+		values[5] = Int64GetDatum(counts[MEM_TIDS].resident + counts[MEM_CODES].resident +
+								  counts[MEM_GRAPHS].resident);
+		values[6] = Int64GetDatum(counts[MEM_VECTORS].bytes);
+		values[7] = Int64GetDatum(counts[MEM_VECTORS].resident);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	VsSegmentRelease(body);
