@@ -17,7 +17,7 @@ EXTVERSION = $(shell grep default_version $(EXTENSION).control | sed -e "s/defau
 MODULE_big = vecstore
 OBJS = src/vecstore.o src/vector.o src/halfvec.o src/bitvec.o src/sparsevec.o src/vsdistance.o src/vsdistance_half.o src/vsdistance_bit.o src/vskmeans.o src/vskmeans_assign.o \
 	src/vsquant.o src/vshnsw.o src/vshnsw_build.o src/vshnsw_search.o \
-	src/vsam.o src/vsaccess.o src/vsbuild.o src/vsbuild_parallel.o src/vscompact.o src/vscompact_worker.o src/vscost.o src/vsfree.o src/vsinfo.o src/vsinsert.o \
+	src/vsam.o src/vsaccess.o src/vspin.o src/vsbuild.o src/vsbuild_parallel.o src/vscompact.o src/vscompact_worker.o src/vscost.o src/vsfree.o src/vsinfo.o src/vsinsert.o \
 	src/vspage.o src/vsroute.o src/vsscan.o src/vsscan_policy.o src/vssegment.o src/vssegment_checked.o src/vssegment_fault.o src/vssegment_remove.o src/vsvacuum.o src/vsvalidate.o \
 	src/vsgpu.o src/vsgpu_client.o src/vsgpu_worker.o src/vsoffload.o src/vsutil.o
 HEADERS = src/vector.h src/halfvec.h src/sparsevec.h src/vsdistance.h src/vsdistance_half.h

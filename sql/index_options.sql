@@ -92,6 +92,11 @@ SET vecstore.readahead = sometimes;
 RESET vecstore.readahead;
 SHOW vecstore.readahead;
 
+-- vecstore.pin_memory and vecstore.pin_naptime: the server's, not a session's
+SHOW vecstore.pin_memory;
+SET vecstore.pin_memory = '64MB';
+SHOW vecstore.pin_naptime;
+
 -- a misspelt setting in the reserved prefix
 SET vecstore.probe = 3;
 

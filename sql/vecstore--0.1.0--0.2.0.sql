@@ -694,6 +694,6 @@ COMMENT ON FUNCTION vecstore_index_memory(regclass) IS 'the parts of a vecstore 
 CREATE FUNCTION vecstore_cluster_access(index regclass)
     RETURNS TABLE (cluster integer, rows bigint, accesses bigint, last_access timestamptz,
                    hot_bytes bigint, hot_resident_bytes bigint,
-                   cold_bytes bigint, cold_resident_bytes bigint)
+                   cold_bytes bigint, cold_resident_bytes bigint, pinned_bytes bigint)
     AS 'MODULE_PATHNAME', 'vecstore_cluster_access' LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
-COMMENT ON FUNCTION vecstore_cluster_access(regclass) IS 'per cluster of a vecstore index: rows, how many scans opened it and when last (with shared_preload_libraries), and its hot (TIDs, codes, graph) and cold (vectors) bytes and the bytes of each in the page cache';
+COMMENT ON FUNCTION vecstore_cluster_access(regclass) IS 'per cluster of a vecstore index: rows, how many scans opened it and when last (with shared_preload_libraries), and its hot (TIDs, codes, graph) and cold (vectors) bytes, the bytes of each in the page cache, and the bytes locked by vecstore.pin_memory';

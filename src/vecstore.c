@@ -145,6 +145,7 @@ _PG_init(void)
 	VsSegmentInit();
 	VsCheckedInit();
 	VsAccessInit();
+	VsPinInit();
 	VsSegmentRemoveInit();
 
 	MarkGUCPrefixReserved("vecstore");

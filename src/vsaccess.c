@@ -55,6 +55,7 @@ typedef struct VsAccessEntry
 	VsAccessKey key;			/* the hash key: first */
 	pg_atomic_uint64 accesses;
 	pg_atomic_uint64 last;		/* TimestampTz of the last opening statement */
+	pg_atomic_uint64 pinned;	/* bytes the pinner holds locked (vspin.c) */
 } VsAccessEntry;
 
 typedef struct VsAccessShared
@@ -220,6 +221,7 @@ VsAccessNote(RelFileNode node, uint32 cluster)
 			{
 				pg_atomic_init_u64(&e->accesses, 0);
 				pg_atomic_init_u64(&e->last, 0);
+				pg_atomic_init_u64(&e->pinned, 0);
 			}
 			pg_atomic_fetch_add_u64(&e->accesses, 1);
 			pg_atomic_write_u64(&e->last, now);
@@ -233,10 +235,12 @@ VsAccessNote(RelFileNode node, uint32 cluster)
 
 /*
  * VsAccessGet - the counts of cluster "cluster" of the index whose
- * relfilenode is "node": false when it has none.
+ * relfilenode is "node", and the bytes of it the pinner holds: false
+ * when it has none.
  */
 bool
-VsAccessGet(RelFileNode node, uint32 cluster, uint64 *accesses, TimestampTz *last)
+VsAccessGet(RelFileNode node, uint32 cluster, uint64 *accesses, TimestampTz *last,
+			uint64 *pinned)
 {
 	VsAccessKey key;
 	uint32		hashcode;
@@ -257,7 +261,73 @@ VsAccessGet(RelFileNode node, uint32 cluster, uint64 *accesses, TimestampTz *las
 	{
 		*accesses = pg_atomic_read_u64(&e->accesses);
 		*last = (TimestampTz) pg_atomic_read_u64(&e->last);
+		*pinned = pg_atomic_read_u64(&e->pinned);
 	}
 	LWLockRelease(lock);
 	return e != NULL;
+}
+
+/*
+ * VsAccessSnapshot - every counted cluster, for the pinner: palloc'd, the
+ * number in *n.
+ */
+VsAccessCount *
+VsAccessSnapshot(int *n)
+{
+	HASH_SEQ_STATUS seq;
+	VsAccessEntry *e;
+	VsAccessCount *out;
+	int			max;
+
+	*n = 0;
+	if (access_hash == NULL)
+		return NULL;
+	for (int i = 0; i < VS_ACCESS_PARTITIONS; i++)
+		LWLockAcquire(&access_shared->locks[i].lock, LW_SHARED);
+	max = (int) hash_get_num_entries(access_hash);
+	out = palloc(sizeof(VsAccessCount) * Max(max, 1));
+	hash_seq_init(&seq, access_hash);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		if (*n >= max)
+		{
+			hash_seq_term(&seq);
+			break;
+		}
+		out[*n].dbid = e->key.dbid;
+		out[*n].relnode = e->key.relnode;
+		out[*n].cluster = e->key.cluster;
+		out[*n].accesses = pg_atomic_read_u64(&e->accesses);
+		(*n)++;
+	}
+	for (int i = VS_ACCESS_PARTITIONS - 1; i >= 0; i--)
+		LWLockRelease(&access_shared->locks[i].lock);
+	return out;
+}
+
+/*
+ * VsAccessSetPinned - the pinner holds "bytes" of a cluster locked (0: no
+ * longer).  A cluster no longer counted is left alone.
+ */
+void
+VsAccessSetPinned(Oid dbid, Oid relnode, uint32 cluster, uint64 bytes)
+{
+	VsAccessKey key;
+	uint32		hashcode;
+	LWLock	   *lock;
+	VsAccessEntry *e;
+
+	if (access_hash == NULL)
+		return;
+	memset(&key, 0, sizeof(key));
+	key.dbid = dbid;
+	key.relnode = relnode;
+	key.cluster = cluster;
+	hashcode = get_hash_value(access_hash, &key);
+	lock = partition_lock(hashcode);
+	LWLockAcquire(lock, LW_SHARED);
+	e = hash_search_with_hash_value(access_hash, &key, hashcode, HASH_FIND, NULL);
+	if (e != NULL)
+		pg_atomic_write_u64(&e->pinned, bytes);
+	LWLockRelease(lock);
 }

@@ -812,7 +812,21 @@ extern void VsFreeListBlocks(const VsFreeList *fl, uint64 *free_blocks, uint64 *
 extern void VsAccessInit(void);
 extern bool VsAccessAvailable(void);
 extern void VsAccessNote(RelFileNode node, uint32 cluster);
-extern bool VsAccessGet(RelFileNode node, uint32 cluster, uint64 *accesses, TimestampTz *last);
+extern bool VsAccessGet(RelFileNode node, uint32 cluster, uint64 *accesses, TimestampTz *last,
+						uint64 *pinned);
+typedef struct VsAccessCount
+{
+	Oid			dbid;
+	Oid			relnode;
+	uint32		cluster;
+	uint64		accesses;
+} VsAccessCount;
+extern VsAccessCount *VsAccessSnapshot(int *n);
+extern void VsAccessSetPinned(Oid dbid, Oid relnode, uint32 cluster, uint64 bytes);
+
+/* vspin.c */
+extern int	vecstore_pin_memory;
+extern void VsPinInit(void);
 
 extern void VsCheckedInit(void);
 extern bool VsCheckedAvailable(void);

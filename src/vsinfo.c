@@ -381,6 +381,7 @@ typedef struct MemCount
 {
 	int64		bytes;
 	int64		resident;
+	int64		pinned;
 } MemCount;
 
 /*
@@ -445,8 +446,8 @@ PG_FUNCTION_INFO_V1(vecstore_index_memory);
  * vecstore_index_memory(regclass) - the parts of the index's current
  * generation of sealed data (its segment files), hot and cold: bytes, the
  * bytes the page cache holds (mincore over this backend's mapping, which
- * this call makes if the session had none), and the bytes pinned in memory
- * (none: pinning is not built yet).  One row per part.  Needs the SELECT
+ * this call makes if the session had none), and the bytes of it the
+ * pinner holds locked (vspin.c).  One row per part.  Needs the SELECT
  * privilege on its table or ownership of the index.
  */
 Datum
@@ -477,8 +478,23 @@ vecstore_index_memory(PG_FUNCTION_ARGS)
 	count_range(&counts[MEM_HEAD], body,
 				VsSealedHeadSize(sh->nclusters, sh->params_size, sh->npieces), &vec, &veclen);
 	for (uint32 c = 0; c < sh->nclusters; c++)
+	{
+		uint64		accesses;
+		TimestampTz last;
+		uint64		pinned = 0;
+
 		count_cluster(counts, body, &info[c], VsRowBytes(elem, (int) meta.dims),
 					  sh->record_size, &vec, &veclen);
+		/* a pinned cluster's hot part is locked whole (vspin.c) */
+		if (VsAccessGet(index->rd_node, c, &accesses, &last, &pinned) && pinned > 0)
+		{
+			counts[MEM_TIDS].pinned += (int64) info[c].count * sizeof(ItemPointerData);
+			if (info[c].code_offset != 0)
+				counts[MEM_CODES].pinned += (int64) info[c].count * sh->record_size;
+			if (info[c].graph_offset != 0)
+				counts[MEM_GRAPHS].pinned += (int64) info[c].graph_size;
+		}
+	}
 	VsSegmentRelease(body);
 	if (vec)
 		pfree(vec);
@@ -492,7 +508,7 @@ vecstore_index_memory(PG_FUNCTION_ARGS)
 		values[1] = BoolGetDatum(p != MEM_VECTORS);
 		values[2] = Int64GetDatum(counts[p].bytes);
 		values[3] = Int64GetDatum(counts[p].resident);
-		values[4] = Int64GetDatum(0);
+		values[4] = Int64GetDatum(counts[p].pinned);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	close_vecstore_index(index, heap);
@@ -507,8 +523,9 @@ PG_FUNCTION_INFO_V1(vecstore_cluster_access);
  * shared_preload_libraries, 0 and NULL for a cluster no scan opened since
  * the server started), and its hot part (TIDs, codes, graph) and cold
  * part (full vectors): bytes, and bytes the page cache holds (mincore
- * over this backend's mapping).  Needs the SELECT privilege on its table
- * or ownership of the index.
+ * over this backend's mapping); and the bytes the pinner holds locked
+ * (vspin.c: its hot part, to whole pages).  Needs the SELECT privilege on
+ * its table or ownership of the index.
  */
 Datum
 vecstore_cluster_access(PG_FUNCTION_ARGS)
@@ -534,12 +551,13 @@ vecstore_cluster_access(PG_FUNCTION_ARGS)
 	info = VsHeadClusters(body);
 	for (uint32 c = 0; c < sh->nclusters; c++)
 	{
-		Datum		values[8];
-		bool		nulls[8] = {false, false, false, false, false, false, false, false};
+		Datum		values[9];
+		bool		nulls[9] = {false, false, false, false, false, false, false, false, false};
 		MemCount	counts[MEM_NPARTS];
 		uint64		accesses = 0;
 		TimestampTz last = 0;
-		bool		counted = VsAccessGet(index->rd_node, c, &accesses, &last);
+		uint64		pinned = 0;
+		bool		counted = VsAccessGet(index->rd_node, c, &accesses, &last, &pinned);
 
 		memset(counts, 0, sizeof(counts));
 		count_cluster(counts, body, &info[c], VsRowBytes(elem, (int) meta.dims),
@@ -557,6 +575,7 @@ vecstore_cluster_access(PG_FUNCTION_ARGS)
 								  counts[MEM_GRAPHS].resident);
 		values[6] = Int64GetDatum(counts[MEM_VECTORS].bytes);
 		values[7] = Int64GetDatum(counts[MEM_VECTORS].resident);
+		values[8] = Int64GetDatum((int64) pinned);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	VsSegmentRelease(body);

@@ -208,6 +208,28 @@ header_crc(const VsSegmentHeader *hdr)
 }
 
 /*
+ * VsSegmentHeaderSound - is the mapping "addr" of "size" bytes a segment
+ * file of relfilenode "relnode" whose header passes its checks (magic,
+ * version, sizes, CRC)?  Sets *generation.  For the pinner (vspin.c),
+ * which maps files without an index open.
+ */
+bool
+VsSegmentHeaderSound(const char *addr, Size size, Oid relnode, uint32 *generation)
+{
+	VsSegmentHeader hdr;
+
+	if (size < VS_SEGMENT_HEADER_SIZE)
+		return false;
+	memcpy(&hdr, addr, sizeof(hdr));
+	if (hdr.magic != VS_SEGMENT_MAGIC || hdr.version != VS_SEGMENT_VERSION ||
+		hdr.header_size != VS_SEGMENT_HEADER_SIZE || hdr.header_crc != header_crc(&hdr) ||
+		hdr.relfilenode != relnode || hdr.body_size > size - VS_SEGMENT_HEADER_SIZE)
+		return false;
+	*generation = hdr.generation;
+	return true;
+}
+
+/*
  * make_dirs - create pg_vecstore/ and pg_vecstore/<db>/ if missing,
  * durably.  NULL, or what failed.
  */
