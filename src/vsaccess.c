@@ -298,6 +298,7 @@ VsAccessSnapshot(int *n)
 		out[*n].relnode = e->key.relnode;
 		out[*n].cluster = e->key.cluster;
 		out[*n].accesses = pg_atomic_read_u64(&e->accesses);
+		out[*n].score = 0;
 		(*n)++;
 	}
 	for (int i = VS_ACCESS_PARTITIONS - 1; i >= 0; i--)

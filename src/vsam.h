@@ -820,6 +820,7 @@ typedef struct VsAccessCount
 	Oid			relnode;
 	uint32		cluster;
 	uint64		accesses;
+	double		score;			/* the pinner's: recent accesses */
 } VsAccessCount;
 extern VsAccessCount *VsAccessSnapshot(int *n);
 extern void VsAccessSetPinned(Oid dbid, Oid relnode, uint32 cluster, uint64 bytes);

@@ -11,7 +11,11 @@
  * hot parts included.  With shared_preload_libraries = 'vecstore' and
  * vecstore.pin_memory > 0, this worker, every vecstore.pin_naptime:
  *
- *	- ranks the clusters by how often scans opened them (vsaccess.c);
+ *	- ranks the clusters by how often scans opened them lately (vsaccess.c
+ *	  counts since the server started; the worker's score of a cluster is
+ *	  the openings since its last round plus half its previous score, so
+ *	  a cluster that stops being opened loses its place within a few
+ *	  rounds);
  *	- for each, most opened first, finds its index's current segment file
  *	  (the highest generation of pg_vecstore/<db>/<relfilenode>.*.seg; its
  *	  head says which file holds the cluster), maps it read-only, and
@@ -52,6 +56,7 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "utils/guc.h"
+#include "utils/hsearch.h"
 #include "utils/memutils.h"
 
 #include "vsam.h"
@@ -91,9 +96,21 @@ typedef struct Newest
 	uint32		generation;
 } Newest;
 
+/* a cluster's score between rounds */
+typedef struct Score
+{
+	VsAccessCount key;			/* dbid, relnode, cluster: the hash key */
+	uint64		accesses;		/* its count at the last round */
+	double		score;
+	bool		seen;			/* this round */
+} Score;
+
+#define SCORE_KEYSIZE	(offsetof(VsAccessCount, cluster) + sizeof(uint32))
+
 static List *files = NIL;
 static List *pins = NIL;
 static MemoryContext pin_cxt = NULL;
+static HTAB *scores = NULL;
 
 PGDLLEXPORT void vs_pin_main(Datum arg);
 
@@ -130,12 +147,66 @@ VsPinInit(void)
 	RegisterBackgroundWorker(&worker);
 }
 
+/*
+ * score_counts - each cluster's score: the openings since the last round
+ * plus half the score it had then (its count, the first time it is seen);
+ * clusters no longer counted are forgotten.
+ */
+static void
+score_counts(VsAccessCount *counts, int n)
+{
+	HASH_SEQ_STATUS seq;
+	Score	   *sc;
+
+	if (scores == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = SCORE_KEYSIZE;
+		ctl.entrysize = sizeof(Score);
+		ctl.hcxt = pin_cxt;
+		scores = hash_create("vecstore pinner scores", 1024, &ctl,
+							 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	for (int i = 0; i < n; i++)
+	{
+		VsAccessCount key;
+		bool		found;
+
+		memset(&key, 0, sizeof(key));
+		key.dbid = counts[i].dbid;
+		key.relnode = counts[i].relnode;
+		key.cluster = counts[i].cluster;
+		sc = hash_search(scores, &key, HASH_ENTER, &found);
+		if (!found)
+			sc->score = (double) counts[i].accesses;
+		else
+			sc->score = sc->score / 2 +
+				(double) (counts[i].accesses >= sc->accesses ?
+						  counts[i].accesses - sc->accesses : counts[i].accesses);
+		sc->accesses = counts[i].accesses;
+		sc->seen = true;
+		counts[i].score = sc->score;
+	}
+	hash_seq_init(&seq, scores);
+	while ((sc = hash_seq_search(&seq)) != NULL)
+	{
+		if (!sc->seen)
+			hash_search(scores, &sc->key, HASH_REMOVE, NULL);
+		else
+			sc->seen = false;
+	}
+}
+
 static int
-by_accesses(const void *a, const void *b)
+by_score(const void *a, const void *b)
 {
 	const VsAccessCount *x = a;
 	const VsAccessCount *y = b;
 
+	if (x->score != y->score)
+		return x->score > y->score ? -1 : 1;
 	if (x->accesses != y->accesses)
 		return x->accesses > y->accesses ? -1 : 1;
 	if (x->relnode != y->relnode)
@@ -327,7 +398,8 @@ pin_round(void)
 	if (budget > 0)
 	{
 		counts = VsAccessSnapshot(&n);
-		qsort(counts, n, sizeof(VsAccessCount), by_accesses);
+		score_counts(counts, n);
+		qsort(counts, n, sizeof(VsAccessCount), by_score);
 		for (int i = 0; i < n; i++)
 			if (!list_member_oid(dbs, counts[i].dbid))
 			{
@@ -336,7 +408,7 @@ pin_round(void)
 			}
 	}
 
-	for (int i = 0; i < n && counts[i].accesses > 0; i++)
+	for (int i = 0; i < n && counts[i].score > 0; i++)
 	{
 		PinFile    *head = NULL;
 		PinFile    *pf;

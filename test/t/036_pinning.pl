@@ -5,7 +5,8 @@
 #     scans open most, within vecstore.pin_memory: the most opened cluster
 #     is locked, the total stays within the budget (as the access view
 #     and the worker's own VmLck say), and everything is given back when
-#     the index is dropped and when the setting goes back to 0.
+#     the index is dropped and when the setting goes back to 0; when the
+#     queries move to another cluster, the lock moves with them.
 #
 # IDENTIFICATION
 #     test/t/036_pinning.pl
@@ -94,6 +95,40 @@ FROM vecstore_index_memory('items_v') WHERE hot}),
 my $lck = vmlck();
 cmp_ok($lck, '>', 0, "the pinner's VmLck ($lck kB)");
 cmp_ok($lck * 1024, '<=', 1024 * 1024, 'within the budget');
+
+# as the queries move, so does what is locked: the cluster of row 4, now
+# opened most, is locked, and the cluster of row 1, no longer opened, is not
+sub cluster_of
+{
+    my ($id) = @_;
+    # the cluster whose count a query near row $id raises
+    my $before = $node->safe_psql('postgres',
+        q{SELECT string_agg(cluster || ':' || accesses, ',' ORDER BY cluster) FROM vecstore_cluster_access('items_v')});
+    query($id, 1);
+    my %b = map { split /:/ } split /,/, $before;
+    my $after = $node->safe_psql('postgres',
+        q{SELECT string_agg(cluster || ':' || accesses, ',' ORDER BY cluster) FROM vecstore_cluster_access('items_v')});
+    my %a = map { split /:/ } split /,/, $after;
+    my @first = sort { ($a{$b} - $b{$b}) <=> ($a{$a} - $b{$a}) } keys %a;
+    return $first[0];
+}
+my $c1 = cluster_of(1);
+my $c4 = cluster_of(4);
+isnt($c4, $c1, "rows 1 and 4 are in different clusters ($c1, $c4)");
+for (1 .. 4)
+{
+    query(4, 40);
+    sleep 1;
+}
+ok( $node->poll_query_until(
+        'postgres', qq{SELECT pinned_bytes > 0 FROM vecstore_cluster_access('items_v') WHERE cluster = $c4}),
+    'the cluster now opened most is locked');
+ok( $node->poll_query_until(
+        'postgres', qq{SELECT pinned_bytes = 0 FROM vecstore_cluster_access('items_v') WHERE cluster = $c1}),
+    'the cluster no longer opened is not');
+cmp_ok($node->safe_psql('postgres',
+        q{SELECT sum(pinned_bytes) FROM vecstore_cluster_access('items_v')}), '<=', 1024 * 1024,
+    'still within the budget');
 
 # DROP gives it back
 $node->safe_psql('postgres', 'DROP INDEX items_v');
