@@ -290,6 +290,35 @@ report_damaged(Relation index, Page page, BlockNumber blkno)
 }
 
 /*
+ * delta_lines_sound - does a delta page's header describe its line
+ * pointers as PageAddItem leaves them: pd_lower past the header by whole
+ * line pointers, not past pd_upper?  The CRC does not cover a delta page's
+ * rows or header (inserts and VACUUM change them), so without this a
+ * damaged pd_lower would hide the page's rows from every reader.
+ */
+static bool
+delta_lines_sound(Page page)
+{
+	PageHeader	ph = (PageHeader) page;
+
+	return ph->pd_lower >= SizeOfPageHeaderData && ph->pd_lower <= ph->pd_upper &&
+		(ph->pd_lower - SizeOfPageHeaderData) % sizeof(ItemIdData) == 0;
+}
+
+static void
+report_bad_lines(Relation index, Page page, BlockNumber blkno)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INDEX_CORRUPTED),
+			 errmsg("index \"%s\" has a corrupted delta page at block %u",
+					RelationGetRelationName(index), blkno),
+			 errdetail("Its line pointers end at byte %u and its rows start at byte %u.",
+					   (unsigned) ((PageHeader) page)->pd_lower,
+					   (unsigned) ((PageHeader) page)->pd_upper),
+			 errhint("Please REINDEX it.")));
+}
+
+/*
  * check_page_type - error with ERRCODE_INDEX_CORRUPTED unless "page" is a
  * vecstore page of type "type".
  */
@@ -340,6 +369,8 @@ VsCheckPage(Relation index, Page page, BlockNumber blkno, uint16 type)
 	check_page_type(index, page, blkno, type);
 	if (VsPageGetOpaque(page)->crc != VsPageCrc(page))
 		report_damaged(index, page, blkno);
+	if (type == VS_PAGE_DELTA && !delta_lines_sound(page))
+		report_bad_lines(index, page, blkno);
 }
 
 /*
@@ -813,7 +844,7 @@ VsDeltaChainNext(VsDeltaChain *chain)
 		if (PageIsNew(page) || PageGetSpecialSize(page) != MAXALIGN(sizeof(VsPageOpaqueData)) ||
 			opaque->page_id != VS_PAGE_ID || opaque->type != VS_PAGE_DELTA)
 			chain->problem = VS_DELTA_CHAIN_NOT_DELTA;
-		else if (opaque->crc != VsPageCrc(page))
+		else if (opaque->crc != VsPageCrc(page) || !delta_lines_sound(page))
 			chain->problem = VS_DELTA_CHAIN_DAMAGED;
 		if (chain->problem != VS_DELTA_CHAIN_OK)
 		{
