@@ -714,7 +714,7 @@ check_delta_chain(Relation index, ReturnSetInfo *rsinfo, uint32 cluster,
 						cluster, chain.blkno);
 			return;
 		case VS_DELTA_CHAIN_DAMAGED:
-			add_problem(rsinfo, false, "delta chain of cluster %u: block %u fails its checksum: REINDEX the index",
+			add_problem(rsinfo, false, "delta chain of cluster %u: block %u fails its checksum or its line pointers are damaged: REINDEX the index",
 						cluster, chain.blkno);
 			return;
 	}
