@@ -128,10 +128,35 @@ VsAccessAvailable(void)
 	return access_hash != NULL;
 }
 
-static inline LWLock *
-partition_lock(uint32 hashcode)
+/*
+ * find_key - the key of cluster "cluster" of relfilenode "relnode" in
+ * database "dbid" into *key, its hash code into *hashcode; returns the
+ * lock of its partition.
+ */
+static LWLock *
+find_key(Oid dbid, Oid relnode, uint32 cluster, VsAccessKey *key, uint32 *hashcode)
 {
-	return &access_shared->locks[hashcode % VS_ACCESS_PARTITIONS].lock;
+	memset(key, 0, sizeof(VsAccessKey));
+	key->dbid = dbid;
+	key->relnode = relnode;
+	key->cluster = cluster;
+	*hashcode = get_hash_value(access_hash, key);
+	return &access_shared->locks[*hashcode % VS_ACCESS_PARTITIONS].lock;
+}
+
+/* every partition's lock, in order (a sweep of the whole table) */
+static void
+lock_all(LWLockMode mode)
+{
+	for (int i = 0; i < VS_ACCESS_PARTITIONS; i++)
+		LWLockAcquire(&access_shared->locks[i].lock, mode);
+}
+
+static void
+unlock_all(void)
+{
+	for (int i = VS_ACCESS_PARTITIONS - 1; i >= 0; i--)
+		LWLockRelease(&access_shared->locks[i].lock);
 }
 
 /*
@@ -148,8 +173,7 @@ evict(void)
 	TimestampTz cut;
 	long		n = 0;
 
-	for (int i = 0; i < VS_ACCESS_PARTITIONS; i++)
-		LWLockAcquire(&access_shared->locks[i].lock, LW_EXCLUSIVE);
+	lock_all(LW_EXCLUSIVE);
 	if (hash_get_num_entries(access_hash) >= VS_ACCESS_ENTRIES)
 	{
 		hash_seq_init(&seq, access_hash);
@@ -172,8 +196,7 @@ evict(void)
 		}
 		pg_atomic_fetch_add_u64(&access_shared->evictions, n);
 	}
-	for (int i = VS_ACCESS_PARTITIONS - 1; i >= 0; i--)
-		LWLockRelease(&access_shared->locks[i].lock);
+	unlock_all();
 }
 
 /*
@@ -192,12 +215,7 @@ VsAccessNote(RelFileNode node, uint32 cluster)
 
 	if (access_hash == NULL)
 		return;
-	memset(&key, 0, sizeof(key));
-	key.dbid = node.dbNode;
-	key.relnode = node.relNode;
-	key.cluster = cluster;
-	hashcode = get_hash_value(access_hash, &key);
-	lock = partition_lock(hashcode);
+	lock = find_key(node.dbNode, node.relNode, cluster, &key, &hashcode);
 	now = (uint64) GetCurrentStatementStartTimestamp();
 
 	LWLockAcquire(lock, LW_SHARED);
@@ -249,12 +267,7 @@ VsAccessGet(RelFileNode node, uint32 cluster, uint64 *accesses, TimestampTz *las
 
 	if (access_hash == NULL)
 		return false;
-	memset(&key, 0, sizeof(key));
-	key.dbid = node.dbNode;
-	key.relnode = node.relNode;
-	key.cluster = cluster;
-	hashcode = get_hash_value(access_hash, &key);
-	lock = partition_lock(hashcode);
+	lock = find_key(node.dbNode, node.relNode, cluster, &key, &hashcode);
 	LWLockAcquire(lock, LW_SHARED);
 	e = hash_search_with_hash_value(access_hash, &key, hashcode, HASH_FIND, NULL);
 	if (e != NULL)
@@ -282,8 +295,7 @@ VsAccessSnapshot(int *n)
 	*n = 0;
 	if (access_hash == NULL)
 		return NULL;
-	for (int i = 0; i < VS_ACCESS_PARTITIONS; i++)
-		LWLockAcquire(&access_shared->locks[i].lock, LW_SHARED);
+	lock_all(LW_SHARED);
 	max = (int) hash_get_num_entries(access_hash);
 	out = palloc(sizeof(VsAccessCount) * Max(max, 1));
 	hash_seq_init(&seq, access_hash);
@@ -301,8 +313,7 @@ VsAccessSnapshot(int *n)
 		out[*n].score = 0;
 		(*n)++;
 	}
-	for (int i = VS_ACCESS_PARTITIONS - 1; i >= 0; i--)
-		LWLockRelease(&access_shared->locks[i].lock);
+	unlock_all();
 	return out;
 }
 
@@ -320,12 +331,7 @@ VsAccessSetPinned(Oid dbid, Oid relnode, uint32 cluster, uint64 bytes)
 
 	if (access_hash == NULL)
 		return;
-	memset(&key, 0, sizeof(key));
-	key.dbid = dbid;
-	key.relnode = relnode;
-	key.cluster = cluster;
-	hashcode = get_hash_value(access_hash, &key);
-	lock = partition_lock(hashcode);
+	lock = find_key(dbid, relnode, cluster, &key, &hashcode);
 	LWLockAcquire(lock, LW_SHARED);
 	e = hash_search_with_hash_value(access_hash, &key, hashcode, HASH_FIND, NULL);
 	if (e != NULL)

@@ -423,22 +423,41 @@ count_range(MemCount *mc, const char *addr, uint64 len, unsigned char **vec, Siz
 /*
  * count_cluster - add a cluster's parts ("info", in the mapped "body"; rows
  * of "rowbytes", code records of "record_size") to "counts": its vectors,
- * TIDs, codes and graph.
+ * TIDs, codes and graph; with "pinned", its hot parts (TIDs, codes, graph,
+ * which the pinner locks whole: vspin.c) to their pinned bytes too.
  */
 static void
 count_cluster(MemCount *counts, const char *body, const VsClusterInfo *info, Size rowbytes,
-			  uint32 record_size, unsigned char **vec, Size *veclen)
+			  uint32 record_size, bool pinned, unsigned char **vec, Size *veclen)
 {
+	uint64		tids = (uint64) info->count * sizeof(ItemPointerData);
+	uint64		codes = info->code_offset != 0 ? (uint64) info->count * record_size : 0;
+	uint64		graph = info->graph_offset != 0 ? info->graph_size : 0;
+
 	count_range(&counts[MEM_VECTORS], body + info->vec_offset,
 				(uint64) info->count * rowbytes, vec, veclen);
-	count_range(&counts[MEM_TIDS], body + info->tid_offset,
-				(uint64) info->count * sizeof(ItemPointerData), vec, veclen);
-	if (info->code_offset != 0)
-		count_range(&counts[MEM_CODES], body + info->code_offset,
-					(uint64) info->count * record_size, vec, veclen);
-	if (info->graph_offset != 0)
-		count_range(&counts[MEM_GRAPHS], body + info->graph_offset, info->graph_size,
-					vec, veclen);
+	count_range(&counts[MEM_TIDS], body + info->tid_offset, tids, vec, veclen);
+	count_range(&counts[MEM_CODES], body + info->code_offset, codes, vec, veclen);
+	count_range(&counts[MEM_GRAPHS], body + info->graph_offset, graph, vec, veclen);
+	if (pinned)
+	{
+		counts[MEM_TIDS].pinned += (int64) tids;
+		counts[MEM_CODES].pinned += (int64) codes;
+		counts[MEM_GRAPHS].pinned += (int64) graph;
+	}
+}
+
+/*
+ * cluster_pinned - does the pinner hold cluster "c" of the index locked?
+ */
+static bool
+cluster_pinned(Relation index, uint32 c)
+{
+	uint64		accesses;
+	TimestampTz last;
+	uint64		pinned = 0;
+
+	return VsAccessGet(index->rd_node, c, &accesses, &last, &pinned) && pinned > 0;
 }
 
 PG_FUNCTION_INFO_V1(vecstore_index_memory);
@@ -478,23 +497,8 @@ vecstore_index_memory(PG_FUNCTION_ARGS)
 	count_range(&counts[MEM_HEAD], body,
 				VsSealedHeadSize(sh->nclusters, sh->params_size, sh->npieces), &vec, &veclen);
 	for (uint32 c = 0; c < sh->nclusters; c++)
-	{
-		uint64		accesses;
-		TimestampTz last;
-		uint64		pinned = 0;
-
 		count_cluster(counts, body, &info[c], VsRowBytes(elem, (int) meta.dims),
-					  sh->record_size, &vec, &veclen);
-		/* a pinned cluster's hot part is locked whole (vspin.c) */
-		if (VsAccessGet(index->rd_node, c, &accesses, &last, &pinned) && pinned > 0)
-		{
-			counts[MEM_TIDS].pinned += (int64) info[c].count * sizeof(ItemPointerData);
-			if (info[c].code_offset != 0)
-				counts[MEM_CODES].pinned += (int64) info[c].count * sh->record_size;
-			if (info[c].graph_offset != 0)
-				counts[MEM_GRAPHS].pinned += (int64) info[c].graph_size;
-		}
-	}
+					  sh->record_size, cluster_pinned(index, c), &vec, &veclen);
 	VsSegmentRelease(body);
 	if (vec)
 		pfree(vec);
@@ -561,7 +565,7 @@ vecstore_cluster_access(PG_FUNCTION_ARGS)
 
 		memset(counts, 0, sizeof(counts));
 		count_cluster(counts, body, &info[c], VsRowBytes(elem, (int) meta.dims),
-					  sh->record_size, &vec, &veclen);
+					  sh->record_size, false, &vec, &veclen);
 
 		values[0] = Int32GetDatum((int32) c);
 		values[1] = Int64GetDatum((int64) info[c].count);

@@ -225,21 +225,19 @@ newest_in(List *out, Oid dbid)
 	DIR		   *d;
 	struct dirent *de;
 
-	snprintf(dir, sizeof(dir), "%s/%u", VS_SEGMENT_DIR, dbid);
+	VsSegmentDir(dbid, dir, sizeof(dir));
 	d = AllocateDir(dir);
 	if (d == NULL)
 		return out;
 	while ((de = ReadDirExtended(d, dir, LOG)) != NULL)
 	{
-		unsigned int relnode;
-		unsigned int generation;
-		char		tail[8];
+		Oid			relnode;
+		uint32		generation;
 		ListCell   *lc;
 		bool		found = false;
 
-		/* "<relnode>.<generation>.seg", nothing after (temporary files are) */
-		if (sscanf(de->d_name, "%u.%u.%7s", &relnode, &generation, tail) != 3 ||
-			strcmp(tail, "seg") != 0)
+		/* not a temporary file */
+		if (!VsSegmentFileName(de->d_name, &relnode, &generation))
 			continue;
 		foreach(lc, out)
 		{
@@ -275,7 +273,8 @@ newest_in(List *out, Oid dbid)
 static PinFile *
 map_file(Oid dbid, Oid relnode, uint32 generation)
 {
-	char		path[MAXPGPATH];
+	RelFileNode node = {InvalidOid, dbid, relnode};
+	char	   *path = VsSegmentPath(node, generation);
 	struct stat st;
 	ListCell   *lc;
 	PinFile    *pf;
@@ -284,7 +283,6 @@ map_file(Oid dbid, Oid relnode, uint32 generation)
 	uint32		gen;
 	MemoryContext old;
 
-	snprintf(path, sizeof(path), "%s/%u/%u.%u.seg", VS_SEGMENT_DIR, dbid, relnode, generation);
 	if (stat(path, &st) != 0)
 		return NULL;
 	foreach(lc, files)

@@ -208,10 +208,21 @@ header_crc(const VsSegmentHeader *hdr)
 }
 
 /*
+ * header_sound - does a header pass its own checks (magic, version, size,
+ * CRC)?
+ */
+static bool
+header_sound(const VsSegmentHeader *hdr)
+{
+	return hdr->magic == VS_SEGMENT_MAGIC && hdr->version == VS_SEGMENT_VERSION &&
+		hdr->header_size == VS_SEGMENT_HEADER_SIZE && hdr->header_crc == header_crc(hdr);
+}
+
+/*
  * VsSegmentHeaderSound - is the mapping "addr" of "size" bytes a segment
- * file of relfilenode "relnode" whose header passes its checks (magic,
- * version, sizes, CRC)?  Sets *generation.  For the pinner (vspin.c),
- * which maps files without an index open.
+ * file of relfilenode "relnode" whose header is sound (header_sound) and
+ * whose body fits?  Sets *generation.  For the pinner (vspin.c), which
+ * maps files without an index open.
  */
 bool
 VsSegmentHeaderSound(const char *addr, Size size, Oid relnode, uint32 *generation)
@@ -221,11 +232,31 @@ VsSegmentHeaderSound(const char *addr, Size size, Oid relnode, uint32 *generatio
 	if (size < VS_SEGMENT_HEADER_SIZE)
 		return false;
 	memcpy(&hdr, addr, sizeof(hdr));
-	if (hdr.magic != VS_SEGMENT_MAGIC || hdr.version != VS_SEGMENT_VERSION ||
-		hdr.header_size != VS_SEGMENT_HEADER_SIZE || hdr.header_crc != header_crc(&hdr) ||
-		hdr.relfilenode != relnode || hdr.body_size > size - VS_SEGMENT_HEADER_SIZE)
+	if (!header_sound(&hdr) || hdr.relfilenode != relnode ||
+		hdr.body_size > size - VS_SEGMENT_HEADER_SIZE)
 		return false;
 	*generation = hdr.generation;
+	return true;
+}
+
+/*
+ * VsSegmentFileName - is "name" exactly a segment file's name,
+ * "<relfilenode>.<generation>.seg" (not a temporary file)?  Sets both.
+ */
+bool
+VsSegmentFileName(const char *name, Oid *relnode, uint32 *generation)
+{
+	unsigned int r,
+				g;
+	char		exact[64];
+
+	if (sscanf(name, "%u.%u.seg", &r, &g) != 2)
+		return false;
+	snprintf(exact, sizeof(exact), "%u.%u.seg", r, g);
+	if (strcmp(exact, name) != 0)
+		return false;
+	*relnode = r;
+	*generation = g;
 	return true;
 }
 
@@ -831,8 +862,7 @@ read_header(const char *path, VsSegmentHeader *hdr)
 	}
 	if (n != sizeof(VsSegmentHeader))
 		return "is shorter than its header";
-	if (hdr->magic != VS_SEGMENT_MAGIC || hdr->version != VS_SEGMENT_VERSION ||
-		hdr->header_size != VS_SEGMENT_HEADER_SIZE || hdr->header_crc != header_crc(hdr))
+	if (!header_sound(hdr))
 		return "has a bad header";
 	return NULL;
 }

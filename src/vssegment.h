@@ -63,6 +63,7 @@ typedef struct VsSegmentIdentity
 extern void VsSegmentDir(Oid dboid, char *buf, Size len);
 extern char *VsSegmentPath(RelFileNode node, uint32 generation);
 extern bool VsSegmentHeaderSound(const char *addr, Size size, Oid relnode, uint32 *generation);
+extern bool VsSegmentFileName(const char *name, Oid *relnode, uint32 *generation);
 extern bool VsSegmentGetId(const char *body, VsSegmentId *id);
 
 #endif							/* VSSEGMENT_H */

@@ -218,16 +218,12 @@ VsSegmentRemoveUnused(Relation index, VsMetaPage meta, const char *head)
 		return 0;
 	while ((de = ReadDirExtended(d, dir, LOG)) != NULL)
 	{
-		unsigned int relnode,
-					gen;
-		char		name[64];
+		Oid			relnode;
+		uint32		gen;
 		char		path[MAXPGPATH];
 
-		/* exactly "<relfilenode>.<generation>.seg": not a temporary file */
-		if (sscanf(de->d_name, "%u.%u.seg", &relnode, &gen) != 2)
-			continue;
-		snprintf(name, sizeof(name), "%u.%u.seg", relnode, gen);
-		if (strcmp(name, de->d_name) != 0 ||
+		/* not a temporary file */
+		if (!VsSegmentFileName(de->d_name, &relnode, &gen) ||
 			relnode != index->rd_node.relNode || gen >= meta->generation ||
 			VsHeadPiece(head, gen) != NULL)
 			continue;
