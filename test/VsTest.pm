@@ -1,9 +1,10 @@
 #-------------------------------------------------------------------------
 #
 # VsTest.pm
-#     What several TAP tests (test/t/*.pl) share: killing a server the hard
-#     way, clustered test vectors and kNN queries over them, and judging
-#     kNN results against an exact scan.  test/run.sh puts
+#     What several TAP tests (test/t/*.pl, test/citus/*.pl) share: killing
+#     a server the hard way, clustered test vectors and kNN queries over
+#     them, vectors read from fvecs files or generated in their stead, and
+#     judging kNN results against an exact scan.  test/run.sh puts
 #     test/ on prove's include path (-I).
 #
 # IDENTIFICATION
@@ -22,7 +23,8 @@ use Test::More;
 use Time::HiRes qw(usleep);
 
 our @EXPORT_OK = qw(server_pids crash_node check_results report_bad same_distances index_info
-  clustered_vec_of_sql knn_sql blob_sql blob_nearest check_blob_index $EXACT_SCAN $SEQ_SCAN);
+  clustered_vec_of_sql knn_sql blob_sql blob_nearest check_blob_index fvecs_literals
+  mixture_literals $EXACT_SCAN $SEQ_SCAN);
 
 # settings for an exact index scan, and for a sequential scan
 our $EXACT_SCAN =
@@ -310,6 +312,63 @@ sub check_blob_index
             "$what: the 30 nearest to ($x, ...) as a sequential scan has them");
     }
     return;
+}
+
+
+#
+# fvecs_literals - vectors first .. first+n-1 (0-based) of an fvecs file, as
+# vector literals; its dimension and a reference to the list.  float4
+# values are printed with 9 significant digits, which round-trips exactly.
+#
+sub fvecs_literals
+{
+    my ($file, $first, $n) = @_;
+    my @lits;
+
+    open my $fh, '<:raw', $file or die "could not open $file: $!";
+    read($fh, my $head, 4) == 4 or die "$file: empty";
+    my $dim = unpack('l<', $head);
+    my $rec = 4 + 4 * $dim;
+    seek($fh, $first * $rec, 0) or die "$file: seek: $!";
+    for my $i (1 .. $n)
+    {
+        my $got = read($fh, my $buf, $rec);
+        die "$file: short read at vector " . ($first + $i - 1)
+          unless defined $got && $got == $rec;
+        my ($d, @v) = unpack('l< f<*', $buf);
+        die "$file: dimension $d, expected $dim" unless $d == $dim;
+        push @lits, '[' . join(',', map { sprintf('%.9g', $_) } @v) . ']';
+    }
+    close $fh;
+    return ($dim, \@lits);
+}
+
+#
+# mixture_literals - n deterministic vectors of a 48-dimensional Gaussian
+# mixture (40 centres, the same for every seed), the stand-in for a data
+# set where ../shared/data is missing; its dimension and a reference to
+# the list.
+#
+sub mixture_literals
+{
+    my ($seed, $n) = @_;
+    my ($dim, $ncent) = (48, 40);
+
+    srand(777);
+    my @cent = map { [ map { rand(10) } 1 .. $dim ] } 1 .. $ncent;
+    srand($seed);
+    my @lits;
+    for (1 .. $n)
+    {
+        my $c = $cent[ int(rand($ncent)) ];
+        push @lits,
+          '['
+          . join(',',
+            map { sprintf('%.6g', $_ + 2 * sqrt(-2 * log(1 - rand())) * cos(6.2831853 * rand())) }
+              @$c)
+          . ']';
+    }
+    return ($dim, \@lits);
 }
 
 1;

@@ -73,7 +73,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use VsTest qw(check_results report_bad same_distances $SEQ_SCAN);
+use VsTest qw(check_results report_bad same_distances fvecs_literals mixture_literals $SEQ_SCAN);
 
 my $NBASE    = 20_000;
 my $NEXTRA   = 4_000;
@@ -147,55 +147,6 @@ is( $coord->safe_psql('postgres',
                 "SELECT extversion FROM pg_extension WHERE extname = 'vecstore'")) x 2),
     'CREATE EXTENSION vecstore reaches both workers');
 
-#
-# fvecs_literals - vectors first .. first+n-1 of an fvecs file as literals.
-#
-sub fvecs_literals
-{
-    my ($file, $first, $n) = @_;
-    my @lits;
-
-    open my $fh, '<:raw', $file or die "could not open $file: $!";
-    read($fh, my $head, 4) == 4 or die "$file: empty";
-    my $dim = unpack('l<', $head);
-    my $rec = 4 + 4 * $dim;
-    seek($fh, $first * $rec, 0) or die "$file: seek: $!";
-    for (1 .. $n)
-    {
-        read($fh, my $buf, $rec) == $rec or die "$file: short read";
-        my ($d, @v) = unpack('l< f<*', $buf);
-        push @lits, '[' . join(',', map { sprintf('%.9g', $_) } @v) . ']';
-    }
-    close $fh;
-    return ($dim, \@lits);
-}
-
-#
-# generated_literals - n deterministic vectors of a 48-dimensional Gaussian
-# mixture, the stand-in for the data set.
-#
-sub generated_literals
-{
-    my ($seed, $n) = @_;
-    my ($dim, $ncent) = (48, 40);
-
-    srand(777);
-    my @cent = map { [ map { rand(10) } 1 .. $dim ] } 1 .. $ncent;
-    srand($seed);
-    my @lits;
-    for (1 .. $n)
-    {
-        my $c = $cent[ int(rand($ncent)) ];
-        push @lits,
-          '['
-          . join(',',
-            map { sprintf('%.6g', $_ + 2 * sqrt(-2 * log(1 - rand())) * cos(6.2831853 * rand())) }
-              @$c)
-          . ']';
-    }
-    return ($dim, \@lits);
-}
-
 my ($dim, $base, $queries);
 my $dir = "$data_root/sift128-photos-euclidean";
 if ($data_root ne '' && -r "$dir/base.fvecs")
@@ -207,8 +158,8 @@ if ($data_root ne '' && -r "$dir/base.fvecs")
 else
 {
     note 'generated data';
-    ($dim, $base) = generated_literals(10, $NBASE + $NEXTRA);
-    (undef, $queries) = generated_literals(11, $NQUERIES);
+    ($dim, $base) = mixture_literals(10, $NBASE + $NEXTRA);
+    (undef, $queries) = mixture_literals(11, $NQUERIES);
 }
 
 # stage (local): every row; items_local and items get the first $NBASE

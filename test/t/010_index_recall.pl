@@ -57,7 +57,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use VsTest qw(check_results report_bad same_distances index_info);
+use VsTest qw(check_results report_bad same_distances index_info fvecs_literals);
 
 # the vecstore_index_info columns the checks read
 my @INFO_COLS = qw(clusters sealed_rows delta_rows dead_rows segment_file segment_bytes);
@@ -122,34 +122,6 @@ log_statement = 'ddl'
 });
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION vecstore');
-
-#
-# fvecs_literals - vectors first .. first+n-1 (0-based) of an fvecs file, as
-# vector literals.  float4 values are printed with 9 significant digits,
-# which round-trips exactly.
-#
-sub fvecs_literals
-{
-    my ($file, $first, $n) = @_;
-    my @lits;
-
-    open my $fh, '<:raw', $file or die "could not open $file: $!";
-    read($fh, my $head, 4) == 4 or die "$file: empty";
-    my $dim = unpack('l<', $head);
-    my $rec = 4 + 4 * $dim;
-    seek($fh, $first * $rec, 0) or die "$file: seek: $!";
-    for my $i (1 .. $n)
-    {
-        my $got = read($fh, my $buf, $rec);
-        die "$file: short read at vector " . ($first + $i - 1)
-          unless defined $got && $got == $rec;
-        my ($d, @v) = unpack('l< f<*', $buf);
-        die "$file: dimension $d, expected $dim" unless $d == $dim;
-        push @lits, '[' . join(',', map { sprintf('%.9g', $_) } @v) . ']';
-    }
-    close $fh;
-    return ($dim, \@lits);
-}
 
 #
 # generated_literals - n vectors of a Gaussian mixture (32 dimensions, 64

@@ -34,6 +34,7 @@ use File::Path qw(rmtree);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use VsTest qw(fvecs_literals mixture_literals);
 
 my $NBASE    = 10_000;
 my $NQUERIES = 20;
@@ -56,55 +57,6 @@ $primary->start;
 $primary->safe_psql('postgres', 'CREATE EXTENSION vecstore');
 
 #
-# fvecs_literals - vectors first .. first+n-1 of an fvecs file as literals.
-#
-sub fvecs_literals
-{
-    my ($file, $first, $n) = @_;
-    my @lits;
-
-    open my $fh, '<:raw', $file or die "could not open $file: $!";
-    read($fh, my $head, 4) == 4 or die "$file: empty";
-    my $dim = unpack('l<', $head);
-    my $rec = 4 + 4 * $dim;
-    seek($fh, $first * $rec, 0) or die "$file: seek: $!";
-    for (1 .. $n)
-    {
-        read($fh, my $buf, $rec) == $rec or die "$file: short read";
-        my ($d, @v) = unpack('l< f<*', $buf);
-        push @lits, '[' . join(',', map { sprintf('%.9g', $_) } @v) . ']';
-    }
-    close $fh;
-    return ($dim, \@lits);
-}
-
-#
-# generated_literals - n deterministic vectors of a 48-dimensional Gaussian
-# mixture, the stand-in for a data set.
-#
-sub generated_literals
-{
-    my ($seed, $n) = @_;
-    my ($dim, $ncent) = (48, 40);
-
-    srand(777);
-    my @cent = map { [ map { rand(10) } 1 .. $dim ] } 1 .. $ncent;
-    srand($seed);
-    my @lits;
-    for (1 .. $n)
-    {
-        my $c = $cent[ int(rand($ncent)) ];
-        push @lits,
-          '['
-          . join(',',
-            map { sprintf('%.6g', $_ + 2 * sqrt(-2 * log(1 - rand())) * cos(6.2831853 * rand())) }
-              @$c)
-          . ']';
-    }
-    return ($dim, \@lits);
-}
-
-#
 # load - a table (id, v) with n + n/5 rows of a data set in a staging
 # table, and the queries; returns the dimension and the query literals.
 #
@@ -124,8 +76,8 @@ sub load
     else
     {
         note "$table: generated data";
-        ($dim, $base) = generated_literals($seed, $n);
-        (undef, $queries) = generated_literals($seed + 1, $NQUERIES);
+        ($dim, $base) = mixture_literals($seed, $n);
+        (undef, $queries) = mixture_literals($seed + 1, $NQUERIES);
     }
     $primary->safe_psql('postgres',
         "CREATE TABLE stage_$table (id int, v vector($dim));\n"
