@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * bench_quant.c
- *	  Benchmark: compact codes (SQ8) as the first stage of the query
+ *	  Benchmark: compact codes (SQ8, SQ4) as the first stage of the query
  *	  pipeline, and the speed of a code distance against a float one.
  *
  * Not a test: it checks nothing and exits 0 (2 on bad usage or missing
@@ -10,7 +10,7 @@
  *
  *	1. speed: nanoseconds per distance at 100, 128, 784 and 1536 dimensions,
  *	   per path, float (vsdistance.c, squared L2) against SQ8 (vsquant.c,
- *	   squared L2), in two settings: "scan", one query against 4096 stored
+ *	   squared L2), and SQ4 on the active path, in two settings: "scan", one query against 4096 stored
  *	   vectors in order (a flat scan of a cluster), and "graph", the same
  *	   number of distances to records picked at random in a pool whose
  *	   float vectors take 256 MiB (the access pattern of a graph search on
@@ -22,7 +22,8 @@
  *	   (tie-aware: a hit is a row whose exact distance is <= the 10th).
  *	   Pools: (a) the whole base set, global codes, per clip fraction of
  *	   the training ranges; (b) the rows of the 10 nearest of n/1000 IVF
- *	   lists (the index defaults), global and residual codes.  Reported:
+ *	   lists (the index defaults), global and residual SQ8 codes and
+ *	   global SQ4 codes.  Reported:
  *	   recall at several R, and the smallest R reaching 0.95 and 0.99;
  *	3. the 1-bit RaBitQ-style alternative, prototyped here (see its
  *	   section): the same recall tables on the same IVF pools, and its
@@ -230,6 +231,9 @@ exact(VsMetric metric, const float *a, const float *b, int dim)
 				VsKernels.dot_norms(a, b, dim, &dot, &na, &nb);
 				return VsCosineFromSums(dot, na, nb);
 			}
+		case VS_METRIC_L1:		/* the data sets use none of these */
+		case VS_METRIC_HAMMING:
+			break;
 	}
 	return 0;
 }
@@ -272,6 +276,7 @@ typedef struct Variant
 	SpeedKind	kind;
 	VsDistanceKernels fk;		/* float kinds */
 	const VsQuantQuery *query;	/* code kinds */
+	const uint8_t *block;		/* code kinds: records other than cblock's */
 	int			reps;			/* SCAN_N-distance passes per run */
 	double		ns[MAX_RUNS];	/* per run */
 } Variant;
@@ -284,7 +289,8 @@ run_variant(const Variant *v, const float *q, const float *fbase,
 			const uint8_t *cblock, int dim, const uint32_t *ids, float *out)
 {
 	FloatCtx	fctx = {v->fk, q, fbase, dim};
-	VsQuantScan scan = {v->query, cblock};
+	const uint8_t *block = v->block ? v->block : cblock;
+	VsQuantScan scan = {v->query, block};
 	double		t0 = now_seconds();
 
 	for (int rep = 0; rep < v->reps; rep++)
@@ -300,14 +306,14 @@ run_variant(const Variant *v, const float *q, const float *fbase,
 					out[i] = float_by_id(&fctx, ids[i]);
 				break;
 			case SK_CODE_SCAN:
-				VsQuantDistances(v->query, cblock, SCAN_N, out);
+				VsQuantDistances(v->query, block, SCAN_N, out);
 				break;
 			case SK_CODE_GRAPH:
 				for (int i = 0; i < SCAN_N; i++)
 					out[i] = VsQuantDistanceById(&scan, ids[i]);
 				break;
 			case SK_CODE_GRAPH_BATCH:
-				VsQuantDistancesIds(v->query, cblock, ids, SCAN_N, out);
+				VsQuantDistancesIds(v->query, block, ids, SCAN_N, out);
 				break;
 		}
 		sink += out[rep % SCAN_N];
@@ -353,8 +359,9 @@ section_speed(void)
 		   "the float ones as in \"graph\". Median of %d interleaved rounds; the last column is the "
 		   "median over rounds of (best float path / best code path).\n\n",
 		   SCAN_N, SCAN_N, GRAPH_BYTES >> 20, nruns);
-	printf("| dims | setting | float scalar | float avx2 | float avx512 | SQ8 scalar | SQ8 avx2 | SQ8 avx512bw | SQ8 avx512vnni | best float / best SQ8 |\n");
-	printf("|-----:|---------|-----:|-----:|-----:|-----:|-----:|-----:|-----:|-----:|\n");
+	printf("| dims | setting | float scalar | float avx2 | float avx512 | SQ8 scalar | SQ8 avx2 | SQ8 avx512bw | SQ8 avx512vnni | SQ4 %s | best float / best SQ8 | best SQ8 / SQ4 |\n",
+		   VsQuantPathName(VsQuantActivePath));
+	printf("|-----:|---------|-----:|-----:|-----:|-----:|-----:|-----:|-----:|-----:|-----:|-----:|\n");
 
 	for (size_t di = 0; di < sizeof(dims) / sizeof(dims[0]); di++)
 	{
@@ -368,6 +375,11 @@ section_speed(void)
 		uint8_t    *cblock;
 		void	   *qbuf[VS_QUANT_NPATHS];
 		VsQuantQuery *queries[VS_QUANT_NPATHS];
+		VsQuantParams *params4 = xmalloc(VsQuantParamsSize(dim));
+		VsQuantOptions opt4;
+		uint8_t    *cblock4;
+		void	   *qbuf4;
+		VsQuantQuery *query4;
 
 		if (quick)
 			pool /= 4;
@@ -387,15 +399,25 @@ section_speed(void)
 			qbuf[p] = xmalloc(VsQuantQuerySize(params));
 			queries[p] = VsQuantPrepareQueryPath(params, q, NULL, (VsQuantPath) p, qbuf[p]);
 		}
+		VsQuantOptionsInit(&opt4);
+		opt4.kind = VS_QUANT_SQ4;
+		if (VsQuantTrain(fbase, 10000, dim, VS_METRIC_L2, NULL, NULL, &opt4, &hooks, params4) != 0)
+			exit(2);
+		cblock4 = xmalloc(VsQuantBlockSize(params4, pool));
+		VsQuantEncodeBlock(params4, fbase, pool, NULL, cblock4);
+		qbuf4 = xmalloc(VsQuantQuerySize(params4));
+		query4 = VsQuantPrepareQuery(params4, q, NULL, qbuf4);
 
 		for (int setting = 0; setting < 3; setting++)
 		{
 			static const char *const names[] = {"scan", "graph", "graph batch"};
-			Variant		v[VS_KERNEL_NPATHS + VS_QUANT_NPATHS];
+			Variant		v[VS_KERNEL_NPATHS + VS_QUANT_NPATHS + 1];
 			int			fidx[VS_KERNEL_NPATHS],
-						cidx[VS_QUANT_NPATHS];
+						cidx[VS_QUANT_NPATHS],
+						idx4;
 			int			nv = 0;
-			double		ratios[MAX_RUNS];
+			double		ratios[MAX_RUNS],
+						ratios4[MAX_RUNS];
 
 			memset(v, 0, sizeof(v));
 			for (int p = 0; p < VS_KERNEL_NPATHS; p++)
@@ -419,6 +441,11 @@ section_speed(void)
 				v[nv].query = queries[p];
 				cidx[p] = nv++;
 			}
+			v[nv].kind = setting == 0 ? SK_CODE_SCAN :
+				setting == 1 ? SK_CODE_GRAPH : SK_CODE_GRAPH_BATCH;
+			v[nv].query = query4;
+			v[nv].block = cblock4;
+			idx4 = nv++;
 			time_variants(v, nv, q, fbase, cblock, dim, ids, out);
 			for (int r = 0; r < nruns; r++)
 			{
@@ -432,13 +459,15 @@ section_speed(void)
 					if (cidx[p] >= 0 && v[cidx[p]].ns[r] < bc)
 						bc = v[cidx[p]].ns[r];
 				ratios[r] = bf / bc;
+				ratios4[r] = bc / v[idx4].ns[r];
 			}
 			printf("| %d | %s |", dim, names[setting]);
 			for (int p = 0; p < VS_KERNEL_NPATHS; p++)
 				fidx[p] < 0 ? printf(" - |") : printf(" %.1f |", median(v[fidx[p]].ns, nruns));
 			for (int p = 0; p < VS_QUANT_NPATHS; p++)
 				cidx[p] < 0 ? printf(" - |") : printf(" %.1f |", median(v[cidx[p]].ns, nruns));
-			printf(" %.2fx |\n", median(ratios, nruns));
+			printf(" %.1f |", median(v[idx4].ns, nruns));
+			printf(" %.2fx | %.2fx |\n", median(ratios, nruns), median(ratios4, nruns));
 			fflush(stdout);
 		}
 
@@ -465,7 +494,7 @@ section_speed(void)
 			t_enc = now_seconds() - t0;
 			snprintf(build_notes[di], sizeof(build_notes[di]),
 					 "| %d | %.1f | %.1f | %.0f | %zu |", dim, t_train0 * 1e3, t_train1 * 1e3,
-					 t_enc * 1e9 / nenc, VsQuantRecordSize(dim));
+					 t_enc * 1e9 / nenc, VsQuantRecordSize(VS_QUANT_SQ8, dim));
 		}
 		for (int p = 0; p < VS_QUANT_NPATHS; p++)
 			free(qbuf[p]);
@@ -475,6 +504,9 @@ section_speed(void)
 		free(ids);
 		free(params);
 		free(cblock);
+		free(params4);
+		free(cblock4);
+		free(qbuf4);
 	}
 	printf("\nBuild-side costs (one core): training on 10,000 rows (min/max, and the 0.1%%/99.9%% "
 		   "quantiles by quickselect), encoding (ns per vector), and bytes per record:\n\n");
@@ -741,7 +773,7 @@ kth_exact(const DataSet *s, const float *q, const uint32_t *ids, int n,
  * residual (with the IVF's centroids).
  */
 static VsQuantParams *
-train_params(const DataSet *s, double clip, const Ivf *residual)
+train_params(const DataSet *s, int kind, double clip, const Ivf *residual)
 {
 	int			ns = s->n < TRAIN_SAMPLE ? s->n : TRAIN_SAMPLE;
 	float	   *x = xmalloc(sizeof(float) * (size_t) ns * s->dim);
@@ -760,6 +792,7 @@ train_params(const DataSet *s, double clip, const Ivf *residual)
 	}
 	rng_state = saved;
 	VsQuantOptionsInit(&opt);
+	opt.kind = kind;
 	opt.clip = clip;
 	if (VsQuantTrain(x, ns, s->dim, s->metric, residual ? residual->centroids : NULL,
 					 residual ? assign : NULL, &opt, &hooks, p) != 0)
@@ -1394,7 +1427,7 @@ section_quality(int do_sq8, int do_rabitq)
 				kth[j] = kth_exact(s, s->query + (size_t) j * s->dim, NULL, s->n, scratch);
 			for (size_t ci = 0; ci < sizeof(clips) / sizeof(clips[0]); ci++)
 			{
-				VsQuantParams *p = train_params(s, clips[ci], NULL);
+				VsQuantParams *p = train_params(s, VS_QUANT_SQ8, clips[ci], NULL);
 				Curve		curve;
 				char		config[64];
 
@@ -1456,7 +1489,7 @@ section_quality(int do_sq8, int do_rabitq)
 			for (int residual = 0; residual < 2; residual++)
 				for (size_t ci = 0; ci < 2; ci++)
 				{
-					VsQuantParams *p = train_params(s, ivf_clips[ci], residual ? &ivf : NULL);
+					VsQuantParams *p = train_params(s, VS_QUANT_SQ8, ivf_clips[ci], residual ? &ivf : NULL);
 					IvfCodes	codes;
 					Curve		curve;
 					char		config[64];
@@ -1469,6 +1502,17 @@ section_quality(int do_sq8, int do_rabitq)
 					ivf_free(&ivf, &codes);
 					free(p);
 				}
+			{
+				VsQuantParams *p = train_params(s, VS_QUANT_SQ4, 0.0, NULL);
+				IvfCodes	codes;
+				Curve		curve;
+
+				ivf_encode(s, &ivf, p, 0, &codes);
+				eval_ivf(s, &ivf, &codes, probed, nprobed, kth, &curve);
+				print_curve(name, "SQ4 global, clip 0", &curve);
+				ivf_free(&ivf, &codes);
+				free(p);
+			}
 		}
 		if (do_rabitq)
 		{

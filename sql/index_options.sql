@@ -20,7 +20,7 @@ SELECT clusters FROM vecstore_index_info('o_max');
 ALTER INDEX o_min SET (lists = 40000);
 DROP INDEX o_min, o_max;
 
--- m: 2 .. 100; ef_construction: 4 .. 1000; quantizer: sq8 | none
+-- m: 2 .. 100; ef_construction: 4 .. 1000; quantizer: sq8 | sq4 | none
 CREATE INDEX ON o USING vecstore (v) WITH (m = 1);
 CREATE INDEX ON o USING vecstore (v) WITH (m = 101);
 CREATE INDEX ON o USING vecstore (v) WITH (ef_construction = 3);
@@ -34,6 +34,10 @@ CREATE INDEX o_g1 ON o USING vecstore (v) WITH (m = 2, ef_construction = 4, quan
 CREATE INDEX o_g2 ON o USING vecstore (v) WITH (m = 100, ef_construction = 1000, quantizer = sq8);
 SELECT quantizer, graph_clusters FROM vecstore_index_info('o_g1');
 SELECT quantizer, graph_clusters, code_bytes > 0 AS has_codes FROM vecstore_index_info('o_g2');
+CREATE INDEX o_g3 ON o USING vecstore (v) WITH (quantizer = sq4);
+SELECT quantizer, code_bytes > 0 AS has_codes FROM vecstore_index_info('o_g3');
+SELECT * FROM vecstore_verify('o_g3');
+DROP INDEX o_g3;
 ALTER INDEX o_g1 SET (m = 0);
 ALTER INDEX o_g1 SET (quantizer = 'binary');
 DROP INDEX o_g1, o_g2;

@@ -233,6 +233,39 @@ SET LOCAL vecstore.ef_search = 1000;
 SELECT * FROM g_check('<->', 10);
 SELECT ordered, distinct_rows FROM g_check('<->', 500);
 COMMIT;
+DROP INDEX g_none;
+-- 4-bit codes (at 16 dimensions both kinds pad their codes to 16 bytes):
+-- coarser estimates, the same exact answers once the search is wide
+-- enough, and the exact order however narrow it is
+CREATE INDEX g_sq4 ON g USING vecstore (v) WITH (lists = 1, quantizer = sq4);
+SELECT graph_clusters, quantizer, code_bytes FROM vecstore_index_info('g_sq4');
+SELECT * FROM vecstore_verify('g_sq4');
+BEGIN;
+SET LOCAL vecstore.ef_search = 1000;
+SELECT * FROM g_check('<->', 10);
+SELECT ordered, distinct_rows FROM g_check('<->', 500);
+COMMIT;
+BEGIN;
+SELECT identical >= 8 AS nearly_all_exact, ordered, distinct_rows FROM g_check('<->', 10);
+SET LOCAL vecstore.rerank_window = 1;
+SELECT ordered, distinct_rows FROM g_check('<->', 500);
+COMMIT;
+DROP INDEX g_sq4;
+CREATE INDEX g_sq4_ip ON g USING vecstore (v vector_ip_ops) WITH (lists = 1, quantizer = sq4);
+BEGIN;
+SET LOCAL vecstore.ef_search = 1000;
+SELECT * FROM g_check('<#>', 10);
+SELECT ordered, distinct_rows FROM g_check('<#>', 500);
+COMMIT;
+DROP INDEX g_sq4_ip;
+CREATE INDEX g_sq4_cos ON g USING vecstore (v vector_cosine_ops) WITH (lists = 1, quantizer = sq4);
+BEGIN;
+SET LOCAL vecstore.ef_search = 1000;
+SELECT * FROM g_check('<=>', 10);
+SELECT ordered, distinct_rows FROM g_check('<=>', 500);
+COMMIT;
+DROP INDEX g_sq4_cos;
+CREATE INDEX g_none ON g USING vecstore (v) WITH (lists = 1, quantizer = none, m = 8);
 -- rows deleted from the table stay out; rows inserted after the build are found
 DELETE FROM g WHERE id % 2 = 0;
 VACUUM g;

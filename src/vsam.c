@@ -46,6 +46,7 @@ static relopt_kind vs_relopt_kind;
 
 static relopt_enum_elt_def quantizer_values[] = {
 	{"sq8", VS_QUANTIZER_SQ8},
+	{"sq4", VS_QUANTIZER_SQ4},
 	{"none", VS_QUANTIZER_NONE},
 	{(const char *) NULL}
 };
@@ -195,7 +196,7 @@ VsAmInit(void)
 	add_enum_reloption(vs_relopt_kind, "quantizer",
 					   "Compact codes the graph search reads",
 					   quantizer_values, VS_QUANTIZER_SQ8,
-					   "Valid values are \"sq8\" and \"none\".",
+					   "Valid values are \"sq8\", \"sq4\" and \"none\".",
 					   AccessExclusiveLock);
 	add_real_reloption(vs_relopt_kind, "compaction_threshold",
 					   "Fraction of a cluster's rows that are new or removed before VACUUM re-seals it (0 turns it off)",

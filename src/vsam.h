@@ -148,6 +148,7 @@
 /* reloption quantizer: the codes the graph search reads */
 #define VS_QUANTIZER_NONE		0	/* the graph reads the full vectors */
 #define VS_QUANTIZER_SQ8		1	/* 8-bit scalar codes (vsquant.h) */
+#define VS_QUANTIZER_SQ4		2	/* 4-bit scalar codes (vsquant.h) */
 
 /*
  * Route through an HNSW graph over the centroids (built with the index,
@@ -362,8 +363,9 @@ typedef struct VsPieceInfo
 	(VsSealedPiecesOffset(nclusters, params_size) + \
 	 TYPEALIGN(VS_SEGMENT_ALIGN, (uint64) (npieces) * sizeof(VsPieceInfo)))
 
-/* the cluster table and the piece table of a head */
+/* the cluster table and the piece table of a head; its code record size */
 #define VsHeadClusters(head)	((const VsClusterInfo *) ((const char *) (head) + sizeof(VsSealedHeader)))
+#define VsHeadRecordSize(head)	(((const VsSealedHeader *) (head))->record_size)
 #define VsHeadPieces(head) \
 	((const VsPieceInfo *) ((const char *) (head) + \
 		VsSealedPiecesOffset(((const VsSealedHeader *) (head))->nclusters, \

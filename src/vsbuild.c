@@ -766,7 +766,8 @@ write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_me
 	meta->sealed_rows = nrows;
 	meta->generation = 1;
 	meta->row_metric = row_metric;
-	meta->quantizer = ex->params ? VS_QUANTIZER_SQ8 : VS_QUANTIZER_NONE;
+	meta->quantizer = ex->params == NULL ? VS_QUANTIZER_NONE :
+		ex->params->kind == VS_QUANT_SQ4 ? VS_QUANTIZER_SQ4 : VS_QUANTIZER_SQ8;
 	meta->params_size = params_size;
 	meta->m = (uint16) ex->m;
 	meta->ef_construction = (uint16) ex->ef_construction;
@@ -1091,18 +1092,19 @@ build_train(VsBuildState *bs)
 	if (bs->elem == VS_ELEM_HALF && quantizer == VS_QUANTIZER_NONE)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("vecstore indexes on halfvec need quantizer = sq8"),
+				 errmsg("vecstore indexes on halfvec need quantizer = sq8 or sq4"),
 				 errdetail("Without codes the graphs search the full vectors, which a halfvec index stores in 16 bits.")));
 	/* the bits are their own codes: the graphs search them (vsscan.c) */
 	if (bs->elem == VS_ELEM_BIT)
 		quantizer = VS_QUANTIZER_NONE;
-	if (quantizer == VS_QUANTIZER_SQ8 && bs->ntrain > 0)
+	if (quantizer != VS_QUANTIZER_NONE && bs->ntrain > 0)
 	{
 		VsQuantOptions qopt;
 		VsQuantHooks qhooks = {VsKmeansServerHooks.alloc, VsKmeansServerHooks.free,
 		VsKmeansServerHooks.check_interrupts};
 
 		VsQuantOptionsInit(&qopt);
+		qopt.kind = quantizer == VS_QUANTIZER_SQ4 ? VS_QUANT_SQ4 : VS_QUANT_SQ8;
 		bs->params = palloc0(VsQuantParamsSize(bs->dims));
 		if (VsQuantTrain(bs->sample, bs->ntrain, bs->dims, bs->metric, NULL, NULL, &qopt,
 						 &qhooks, bs->params) != 0)

@@ -290,8 +290,7 @@ vecstore_index_info(PG_FUNCTION_ARGS)
 		}
 		if (info[c].code_offset != 0)
 			code_bytes += (int64) TYPEALIGN(VS_SEGMENT_ALIGN,
-											(uint64) info[c].count * (meta.params_size > 0 ?
-																	  VsQuantRecordSize(meta.dims) : 0));
+											(uint64) info[c].count * VsHeadRecordSize(head));
 	}
 	for (uint32 c = 0; c < meta.nclusters; c++)
 	{
@@ -333,7 +332,8 @@ vecstore_index_info(PG_FUNCTION_ARGS)
 	nulls[10] = !present;
 	values[11] = Int64GetDatum((int64) VsSegmentBytesMapped(index));
 	values[12] = Int64GetDatum((int64) RelationGetNumberOfBlocks(index) * BLCKSZ);
-	values[13] = CStringGetTextDatum(meta.quantizer == VS_QUANTIZER_SQ8 ? "sq8" : "none");
+	values[13] = CStringGetTextDatum(meta.quantizer == VS_QUANTIZER_SQ8 ? "sq8" :
+									 meta.quantizer == VS_QUANTIZER_SQ4 ? "sq4" : "none");
 	values[14] = Int32GetDatum(graph_clusters);
 	values[15] = Int64GetDatum(code_bytes);
 	values[16] = Int64GetDatum(graph_bytes);

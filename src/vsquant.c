@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * vsquant.c
- *	  Compact codes for graph traversal: 8-bit scalar quantization (SQ8).
+ *	  Compact codes for graph traversal: 8-bit and 4-bit scalar
+ *	  quantization (SQ8, SQ4).
  *
  * Owns training of the per-dimension ranges, encoding, the serialisable
  * parameter struct and its validation, and the asymmetric distance between
@@ -44,6 +45,19 @@
  * scalar path is a plain loop.  Records pad their codes with zeros to a
  * multiple of 16 bytes and queries pad their weights with zeros to a
  * multiple of 64, so no path needs a scalar tail.
+ *
+ * SQ4.  The same code with L = 15 levels instead of 255: c in 0..15, the
+ * middle of the range at 7.5 steps, two codes per byte (dimension 2i in
+ * the low nibble of byte i).  Every formula above holds with 127.5 -> 7.5
+ * and 255 -> 15.  A prepared SQ4 query splits its weights into two
+ * streams, the even dimensions' and the odd ones', each indexed by code
+ * byte: the kernels mask the low nibbles and shift out the high ones and
+ * run the SQ8 kernel's multiply-add on each stream (two vpdpbusd pairs per
+ * 64 bytes, that is per 128 dimensions, with VNNI).  A record takes about
+ * half the bytes of SQ8's (80 instead of 144 at 128 dimensions), and the
+ * per-dimension error of the values is 17 times larger: ranges are not
+ * clipped for SQ4 either, so outliers widen its steps as they do SQ8's.
+ * The weights' rounding adds at most delta/2 * 7.5 per dimension.
  *
  * Cosine.  Vectors are normalised before encoding (zero vectors stay
  * zero), so one set of ranges fits every row, and the record stores
@@ -146,7 +160,8 @@ struct VsQuantQuery
 	VsQuantPath path;
 	VsMetric	metric;
 	int			dims;
-	int			pd;				/* code bytes per record: dims rounded to 16 */
+	int			pd;				/* code bytes per record, a multiple of 16 */
+	int			levels;			/* L: 255 (SQ8) or 15 (SQ4) */
 	size_t		record_size;
 	double		k;				/* distance = finish(k + coef * S, aux) */
 	double		coef;
@@ -154,15 +169,22 @@ struct VsQuantQuery
 	const int16_t *w16;			/* W, for vpmaddwd and scalar */
 	const int8_t *wh;			/* W = 128 wh + wl, for vpdpbusd */
 	const int8_t *wl;
+	/* SQ4: w16, wh, wl weigh the low nibbles, these the high ones */
+	const int16_t *w16_hi;
+	const int8_t *wh_hi;
+	const int8_t *wl_hi;
 };
 
 static size_t pad_to(size_t x, size_t align);
-static uint8_t quantize(double v, float lo, float step);
+static int	kind_levels(int kind);
+static size_t code_bytes(int kind, int dims);
+static inline int code_at(int kind, const uint8_t *codes, int d);
+static uint8_t quantize(double v, float lo, float step, int levels);
 static double input_scale(const VsQuantParams *params, const float *x);
 static float input_value(const float *x, int d, double scale,
 						 const float *centroid);
 static float select_kth(float *a, int n, int k);
-static int	weight_limit(int pd);
+static int	weight_limit(int levels, int nweights);
 static float finish(const VsQuantQuery *query, int32_t s, const uint8_t *record);
 static float record_aux(const uint8_t *record);
 
@@ -205,6 +227,46 @@ ids_scalar(const VsQuantQuery *query, const uint8_t *block,
 		const uint8_t *rec = block + (size_t) ids[i] * query->record_size;
 
 		out[i] = finish(query, dot_scalar(query, rec + VS_QUANT_RECORD_HEADER), rec);
+	}
+}
+
+/*
+ * dot4_scalar - SQ4: each code byte's low nibble against the first
+ * weight stream, its high nibble against the second.
+ */
+static int32_t
+dot4_scalar(const VsQuantQuery *query, const uint8_t *codes)
+{
+	const int16_t *wlo = query->w16;
+	const int16_t *whi = query->w16_hi;
+	int32_t		s = 0;
+
+	for (int i = 0; i < query->pd; i++)
+		s += (int32_t) (codes[i] & 15) * wlo[i] + (int32_t) (codes[i] >> 4) * whi[i];
+	return s;
+}
+
+static void
+block4_scalar(const VsQuantQuery *query, const uint8_t *block, uint32_t n,
+			  float *out)
+{
+	for (uint32_t i = 0; i < n; i++)
+	{
+		const uint8_t *rec = block + (size_t) i * query->record_size;
+
+		out[i] = finish(query, dot4_scalar(query, rec + VS_QUANT_RECORD_HEADER), rec);
+	}
+}
+
+static void
+ids4_scalar(const VsQuantQuery *query, const uint8_t *block,
+			const uint32_t *ids, uint32_t n, float *out)
+{
+	for (uint32_t i = 0; i < n; i++)
+	{
+		const uint8_t *rec = block + (size_t) ids[i] * query->record_size;
+
+		out[i] = finish(query, dot4_scalar(query, rec + VS_QUANT_RECORD_HEADER), rec);
 	}
 }
 
@@ -353,13 +415,129 @@ dot_avx512vnni(const VsQuantQuery *query, const uint8_t *codes)
 }
 
 /*
+ * dot4_avx2 - SQ4: 16 code bytes widened to 16 bits, the low nibbles
+ * masked and the high ones shifted down, one vpmaddwd per stream.
+ */
+VS_AVX2 static inline int32_t
+dot4_avx2_inline(const VsQuantQuery *query, const uint8_t *codes)
+{
+	const int16_t *wlo = query->w16;
+	const int16_t *whi = query->w16_hi;
+	const int	pd = query->pd;
+	const __m256i mask = _mm256_set1_epi16(15);
+	__m256i		a0 = _mm256_setzero_si256();
+	__m256i		a1 = _mm256_setzero_si256();
+
+	for (int i = 0; i < pd; i += 16)
+	{
+		__m256i		c = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *) (codes + i)));
+
+		a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_and_si256(c, mask),
+													 _mm256_load_si256((const __m256i *) (wlo + i))));
+		a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(_mm256_srli_epi16(c, 4),
+													 _mm256_load_si256((const __m256i *) (whi + i))));
+	}
+	return hsum256_epi32(_mm256_add_epi32(a0, a1));
+}
+
+VS_AVX2 static int32_t
+dot4_avx2(const VsQuantQuery *query, const uint8_t *codes)
+{
+	return dot4_avx2_inline(query, codes);
+}
+
+/*
+ * dot4_avx512 - as dot4_avx2 with 32 code bytes per step; a remainder of
+ * 16 is zero-extended into a half register.
+ */
+VS_AVX512 static inline int32_t
+dot4_avx512_inline(const VsQuantQuery *query, const uint8_t *codes)
+{
+	const int16_t *wlo = query->w16;
+	const int16_t *whi = query->w16_hi;
+	const int	pd = query->pd;
+	const __m512i mask = _mm512_set1_epi16(15);
+	__m512i		a0 = _mm512_setzero_si512();
+	__m512i		a1 = _mm512_setzero_si512();
+	int			i = 0;
+
+	for (; i + 32 <= pd; i += 32)
+	{
+		__m512i		c = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *) (codes + i)));
+
+		a0 = _mm512_add_epi32(a0, _mm512_madd_epi16(_mm512_and_si512(c, mask),
+													 _mm512_load_si512((const void *) (wlo + i))));
+		a1 = _mm512_add_epi32(a1, _mm512_madd_epi16(_mm512_srli_epi16(c, 4),
+													 _mm512_load_si512((const void *) (whi + i))));
+	}
+	if (i < pd)
+	{
+		__m256i		half = _mm256_zextsi128_si256(_mm_loadu_si128((const __m128i *) (codes + i)));
+		__m512i		c = _mm512_cvtepu8_epi16(half);
+
+		a0 = _mm512_add_epi32(a0, _mm512_madd_epi16(_mm512_and_si512(c, mask),
+													 _mm512_load_si512((const void *) (wlo + i))));
+		a1 = _mm512_add_epi32(a1, _mm512_madd_epi16(_mm512_srli_epi16(c, 4),
+													 _mm512_load_si512((const void *) (whi + i))));
+	}
+	return _mm512_reduce_add_epi32(_mm512_add_epi32(a0, a1));
+}
+
+VS_AVX512 static int32_t
+dot4_avx512(const VsQuantQuery *query, const uint8_t *codes)
+{
+	return dot4_avx512_inline(query, codes);
+}
+
+/*
+ * dot4_avx512vnni - 64 code bytes (128 dimensions) per step: the nibbles
+ * split into two byte vectors, each through two vpdpbusd against its
+ * stream's split weights; the remainder is a masked load as for SQ8.
+ */
+VS_AVX512VNNI static inline int32_t
+dot4_avx512vnni_inline(const VsQuantQuery *query, const uint8_t *codes)
+{
+	const int	pd = query->pd;
+	const __m512i mask = _mm512_set1_epi8(15);
+	__m512i		ah = _mm512_setzero_si512();
+	__m512i		al = _mm512_setzero_si512();
+	int			i = 0;
+
+	for (; i < pd; i += 64)
+	{
+		__m512i		c;
+		__m512i		lo;
+		__m512i		hi;
+
+		if (i + 64 <= pd)
+			c = _mm512_loadu_si512((const void *) (codes + i));
+		else
+			c = _mm512_maskz_loadu_epi8(((__mmask64) 1 << (pd - i)) - 1,
+										(const void *) (codes + i));
+		lo = _mm512_and_si512(c, mask);
+		hi = _mm512_and_si512(_mm512_srli_epi16(c, 4), mask);
+		ah = _mm512_dpbusd_epi32(ah, lo, _mm512_load_si512((const void *) (query->wh + i)));
+		al = _mm512_dpbusd_epi32(al, lo, _mm512_load_si512((const void *) (query->wl + i)));
+		ah = _mm512_dpbusd_epi32(ah, hi, _mm512_load_si512((const void *) (query->wh_hi + i)));
+		al = _mm512_dpbusd_epi32(al, hi, _mm512_load_si512((const void *) (query->wl_hi + i)));
+	}
+	return _mm512_reduce_add_epi32(_mm512_add_epi32(_mm512_slli_epi32(ah, 7), al));
+}
+
+VS_AVX512VNNI static int32_t
+dot4_avx512vnni(const VsQuantQuery *query, const uint8_t *codes)
+{
+	return dot4_avx512vnni_inline(query, codes);
+}
+
+/*
  * The block and id loops of each SIMD path, with the kernel inlined.  The
  * id loop prefetches the record two ids ahead (its first cache lines):
  * graph neighbours are scattered, and a miss costs more than a distance.
  */
 #define PREFETCH_AHEAD	2
 
-#define DEFINE_LOOPS(name, ATTR) \
+#define DEFINE_LOOPS(name, dot, ATTR) \
 ATTR static void \
 block_##name(const VsQuantQuery *query, const uint8_t *block, uint32_t n, \
 			 float *out) \
@@ -367,7 +545,7 @@ block_##name(const VsQuantQuery *query, const uint8_t *block, uint32_t n, \
 	for (uint32_t i = 0; i < n; i++) \
 	{ \
 		const uint8_t *rec = block + (size_t) i * query->record_size; \
-		out[i] = finish(query, dot_##name##_inline(query, rec + VS_QUANT_RECORD_HEADER), rec); \
+		out[i] = finish(query, dot(query, rec + VS_QUANT_RECORD_HEADER), rec); \
 	} \
 } \
 ATTR static void \
@@ -384,13 +562,16 @@ ids_##name(const VsQuantQuery *query, const uint8_t *block, \
 			__builtin_prefetch(next); \
 			__builtin_prefetch(next + 64); \
 		} \
-		out[i] = finish(query, dot_##name##_inline(query, rec + VS_QUANT_RECORD_HEADER), rec); \
+		out[i] = finish(query, dot(query, rec + VS_QUANT_RECORD_HEADER), rec); \
 	} \
 }
 
-DEFINE_LOOPS(avx2, VS_AVX2)
-DEFINE_LOOPS(avx512, VS_AVX512)
-DEFINE_LOOPS(avx512vnni, VS_AVX512VNNI)
+DEFINE_LOOPS(avx2, dot_avx2_inline, VS_AVX2)
+DEFINE_LOOPS(avx512, dot_avx512_inline, VS_AVX512)
+DEFINE_LOOPS(avx512vnni, dot_avx512vnni_inline, VS_AVX512VNNI)
+DEFINE_LOOPS(4_avx2, dot4_avx2_inline, VS_AVX2)
+DEFINE_LOOPS(4_avx512, dot4_avx512_inline, VS_AVX512)
+DEFINE_LOOPS(4_avx512vnni, dot4_avx512vnni_inline, VS_AVX512VNNI)
 
 #endif							/* VS_HAVE_X86_SIMD */
 
@@ -400,6 +581,15 @@ static const QuantKernels kernel_table[VS_QUANT_NPATHS] = {
 	[VS_QUANT_PATH_AVX2] = {dot_avx2, block_avx2, ids_avx2},
 	[VS_QUANT_PATH_AVX512] = {dot_avx512, block_avx512, ids_avx512},
 	[VS_QUANT_PATH_AVX512VNNI] = {dot_avx512vnni, block_avx512vnni, ids_avx512vnni},
+#endif
+};
+
+static const QuantKernels kernel_table4[VS_QUANT_NPATHS] = {
+	[VS_QUANT_PATH_SCALAR] = {dot4_scalar, block4_scalar, ids4_scalar},
+#ifdef VS_HAVE_X86_SIMD
+	[VS_QUANT_PATH_AVX2] = {dot4_avx2, block_4_avx2, ids_4_avx2},
+	[VS_QUANT_PATH_AVX512] = {dot4_avx512, block_4_avx512, ids_4_avx512},
+	[VS_QUANT_PATH_AVX512VNNI] = {dot4_avx512vnni, block_4_avx512vnni, ids_4_avx512vnni},
 #endif
 };
 
@@ -499,14 +689,14 @@ VsQuantParamsSize(int dims)
 }
 
 /*
- * VsQuantRecordSize - bytes of one record: the per-vector header and the
- * codes, padded to VS_QUANT_CODE_ALIGN.  A multiple of 16, so records in a
- * block stay 16-byte aligned.
+ * VsQuantRecordSize - bytes of one record of a code "kind": the
+ * per-vector header and the codes, padded to VS_QUANT_CODE_ALIGN.  A
+ * multiple of 16, so records in a block stay 16-byte aligned.
  */
 size_t
-VsQuantRecordSize(int dims)
+VsQuantRecordSize(int kind, int dims)
 {
-	return VS_QUANT_RECORD_HEADER + pad_to((size_t) dims, VS_QUANT_CODE_ALIGN);
+	return VS_QUANT_RECORD_HEADER + code_bytes(kind, dims);
 }
 
 /*
@@ -562,7 +752,7 @@ VsQuantTrain(const float *samples, int n, int dims, VsMetric metric,
 		(n > 0 && samples == NULL) ||
 		(metric != VS_METRIC_L2 && metric != VS_METRIC_IP &&
 		 metric != VS_METRIC_COSINE) ||
-		opt->kind != VS_QUANT_SQ8 ||
+		(opt->kind != VS_QUANT_SQ8 && opt->kind != VS_QUANT_SQ4) ||
 		!(opt->clip >= 0.0 && opt->clip <= VS_QUANT_MAX_CLIP) ||
 		((centroids == NULL) != (assign == NULL)) ||
 		(n > 0 && hooks == NULL))
@@ -571,12 +761,12 @@ VsQuantTrain(const float *samples, int n, int dims, VsMetric metric,
 	memset(params, 0, VsQuantParamsSize(dims));
 	params->magic = VS_QUANT_MAGIC;
 	params->version = VS_QUANT_VERSION;
-	params->kind = VS_QUANT_SQ8;
+	params->kind = (uint16_t) opt->kind;
 	params->dims = (uint32_t) dims;
 	params->metric = (uint32_t) metric;
 	params->flags = centroids ? VS_QUANT_RESIDUAL : 0;
 	params->size = (uint32_t) VsQuantParamsSize(dims);
-	params->record_size = (uint32_t) VsQuantRecordSize(dims);
+	params->record_size = (uint32_t) VsQuantRecordSize(opt->kind, dims);
 	params->clip_ppm = (uint32_t) floor(opt->clip * 1e6 + 0.5);
 	lo = params->data;
 	step = params->data + dims;
@@ -665,7 +855,7 @@ VsQuantTrain(const float *samples, int n, int dims, VsMetric metric,
 			 * includes a constant dimension) is stored as constant: step 0
 			 * and every code 0, decoding to the middle of the range.
 			 */
-			s = (vhi - vlo) / 255.0;
+			s = (vhi - vlo) / kind_levels(opt->kind);
 			if (!(s >= FLT_MIN) || !isfinite(s) || (float) s == 0.0f)
 			{
 				lo[d0 + j] = (float) (0.5 * (vlo + vhi));
@@ -722,7 +912,7 @@ VsQuantValidate(const VsQuantParams *params, size_t avail)
 		return "Quantizer parameters have a wrong magic number.";
 	if (params->version != VS_QUANT_VERSION)
 		return "Quantizer parameters have an unsupported version.";
-	if (params->kind != VS_QUANT_SQ8)
+	if (params->kind != VS_QUANT_SQ8 && params->kind != VS_QUANT_SQ4)
 		return "Quantizer parameters have an unknown code kind.";
 	if (params->dims < 1 || params->dims > VS_QUANT_MAX_DIM)
 		return "Quantizer parameters have an invalid dimension count.";
@@ -735,7 +925,7 @@ VsQuantValidate(const VsQuantParams *params, size_t avail)
 		return "Quantizer parameters have a wrong size.";
 	if (params->size > avail)
 		return "Quantizer parameters are truncated.";
-	if (params->record_size != VsQuantRecordSize((int) params->dims))
+	if (params->record_size != VsQuantRecordSize(params->kind, (int) params->dims))
 		return "Quantizer parameters have a wrong record size.";
 	if (params->clip_ppm > (uint32_t) (VS_QUANT_MAX_CLIP * 1e6))
 		return "Quantizer parameters have an invalid clip fraction.";
@@ -757,8 +947,8 @@ VsQuantValidate(const VsQuantParams *params, size_t avail)
 	{
 		if (!isfinite(lo[d]) || !isfinite(step[d]) || step[d] < 0.0f ||
 			(step[d] > 0.0f && step[d] < FLT_MIN) ||
-			!isfinite((double) lo[d] + 255.0 * step[d]) ||
-			fabs((double) lo[d] + 255.0 * step[d]) > FLT_MAX)
+			!isfinite((double) lo[d] + kind_levels(params->kind) * (double) step[d]) ||
+			fabs((double) lo[d] + kind_levels(params->kind) * (double) step[d]) > FLT_MAX)
 			return "Quantizer parameters have an invalid range.";
 	}
 	return NULL;
@@ -788,15 +978,18 @@ VsQuantCrc32c(uint32_t crc, const void *data, size_t len)
  * VsQuantEncode - write the record of vector "x" (dims floats, finite).
  *
  * "centroid" is the vector's cluster centroid for residual params, else
- * NULL.  "record" receives VsQuantRecordSize(dims) bytes: the header
- * (float aux, then three floats of zero), the codes, zero padding.  Values
- * outside a dimension's range get its nearest end (0 or 255).
+ * NULL.  "record" receives params->record_size bytes: the header (float
+ * aux, then three floats of zero), the codes, zero padding.  Values
+ * outside a dimension's range get its nearest end (0 or L).
  */
 void
 VsQuantEncode(const VsQuantParams *params, const float *x,
 			  const float *centroid, uint8_t *record)
 {
 	const int	dims = (int) params->dims;
+	const int	kind = params->kind;
+	const int	levels = kind_levels(kind);
+	const double mid = levels / 2.0;
 	const float *lo = params->data;
 	const float *step = params->data + dims;
 	uint8_t    *codes = record + VS_QUANT_RECORD_HEADER;
@@ -804,16 +997,23 @@ VsQuantEncode(const VsQuantParams *params, const float *x,
 	double		acc = 0.0;
 	float		header[VS_QUANT_RECORD_HEADER / sizeof(float)] = {0};
 
+	memset(codes, 0, params->record_size - VS_QUANT_RECORD_HEADER);
 	for (int d = 0; d < dims; d++)
-		codes[d] = quantize(input_value(x, d, scale, centroid), lo[d], step[d]);
-	memset(codes + dims, 0, params->record_size - VS_QUANT_RECORD_HEADER - dims);
+	{
+		uint8_t		c = quantize(input_value(x, d, scale, centroid), lo[d], step[d], levels);
+
+		if (kind == VS_QUANT_SQ4)
+			codes[d >> 1] |= (uint8_t) (c << (4 * (d & 1)));
+		else
+			codes[d] = c;
+	}
 
 	if (params->metric == VS_METRIC_L2)
 	{
 		/* V = |x^ - m|^2 */
 		for (int d = 0; d < dims; d++)
 		{
-			double		e = (double) step[d] * ((double) codes[d] - 127.5);
+			double		e = (double) step[d] * ((double) code_at(kind, codes, d) - mid);
 
 			acc += e * e;
 		}
@@ -823,7 +1023,7 @@ VsQuantEncode(const VsQuantParams *params, const float *x,
 		/* |x^|^2 of the decoded vector, centroid added back */
 		for (int d = 0; d < dims; d++)
 		{
-			double		xh = (double) lo[d] + (double) step[d] * codes[d] +
+			double		xh = (double) lo[d] + (double) step[d] * code_at(kind, codes, d) +
 				(centroid ? (double) centroid[d] : 0.0);
 
 			acc += xh * xh;
@@ -869,7 +1069,8 @@ VsQuantDecode(const VsQuantParams *params, const uint8_t *record,
 	const uint8_t *codes = record + VS_QUANT_RECORD_HEADER;
 
 	for (int d = 0; d < dims; d++)
-		x[d] = lo[d] + step[d] * (float) codes[d] + (centroid ? centroid[d] : 0.0f);
+		x[d] = lo[d] + step[d] * (float) code_at(params->kind, codes, d) +
+			(centroid ? centroid[d] : 0.0f);
 }
 
 /*
@@ -879,10 +1080,11 @@ VsQuantDecode(const VsQuantParams *params, const uint8_t *record,
 size_t
 VsQuantQuerySize(const VsQuantParams *params)
 {
-	size_t		pd64 = pad_to(params->dims, 64);
+	size_t		pd64 = pad_to(code_bytes(params->kind, (int) params->dims), 64);
+	int			streams = params->kind == VS_QUANT_SQ4 ? 2 : 1;
 
 	return VS_QUANT_BLOCK_ALIGN + pad_to(sizeof(VsQuantQuery), 64) +
-		pd64 * (sizeof(int16_t) + 2 * sizeof(int8_t));
+		streams * pd64 * (sizeof(int16_t) + 2 * sizeof(int8_t));
 }
 
 /*
@@ -909,32 +1111,47 @@ VsQuantPrepareQueryPath(const VsQuantParams *params, const float *q,
 						const float *centroid, VsQuantPath path, void *buf)
 {
 	const int	dims = (int) params->dims;
-	const int	pd = (int) pad_to((size_t) dims, VS_QUANT_CODE_ALIGN);
-	const size_t pd64 = pad_to((size_t) dims, 64);
+	const int	sq4 = params->kind == VS_QUANT_SQ4;
+	const int	levels = kind_levels(params->kind);
+	const double mid = levels / 2.0;
+	const int	pd = (int) code_bytes(params->kind, dims);
+	const size_t pd64 = pad_to((size_t) pd, 64);
+	const int	streams = sq4 ? 2 : 1;
 	const float *lo = params->data;
 	const float *step = params->data + dims;
 	const VsMetric metric = (VsMetric) params->metric;
 	VsQuantQuery *query;
 	char	   *p;
-	int16_t    *w16;
-	int8_t	   *wh;
-	int8_t	   *wl;
+	int16_t    *w16[2];
+	int8_t	   *wh[2];
+	int8_t	   *wl[2];
 	double		scale = 1.0;
 	double		konst = 0.0;	/* |a|^2 (L2) or q . (centroid + m) */
 	double		maxw = 0.0;
 	double		delta = 0.0;
 	int64_t		sumw = 0;
-	int			limit = weight_limit(pd);
+	int			limit = weight_limit(levels, streams * pd);
 
 	if ((int) path < 0 || path >= VS_QUANT_NPATHS || !VsQuantPathSupported(path))
 		return NULL;
 
+	/*
+	 * The weight arrays, each pd64 entries: SQ8 has one stream indexed by
+	 * dimension, SQ4 two indexed by code byte (even dimensions, odd ones).
+	 * Entries no dimension fills stay zero.
+	 */
 	p = (char *) pad_to((size_t) (uintptr_t) buf, VS_QUANT_BLOCK_ALIGN);
 	query = (VsQuantQuery *) p;
 	p += pad_to(sizeof(VsQuantQuery), 64);
-	w16 = (int16_t *) p;
-	wh = (int8_t *) (p + pd64 * sizeof(int16_t));
-	wl = wh + pd64;
+	memset(p, 0, streams * pd64 * (sizeof(int16_t) + 2 * sizeof(int8_t)));
+	for (int st = 0; st < 2; st++)
+	{
+		int			sp = st < streams ? st : 0;
+
+		w16[st] = (int16_t *) p + sp * pd64;
+		wh[st] = (int8_t *) (p + streams * pd64 * sizeof(int16_t)) + sp * pd64;
+		wl[st] = wh[st] + streams * pd64;
+	}
 
 	if (metric == VS_METRIC_COSINE)
 	{
@@ -953,20 +1170,20 @@ VsQuantPrepareQueryPath(const VsQuantParams *params, const float *q,
 	for (int d = 0; d < dims; d++)
 	{
 		double		qd = (double) q[d] * scale;
-		double		mid = (double) lo[d] + 127.5 * step[d];
+		double		md = (double) lo[d] + mid * step[d];
 		double		cd = centroid ? (double) centroid[d] : 0.0;
 		double		w;
 
 		if (metric == VS_METRIC_L2)
 		{
-			double		a = qd - cd - mid;
+			double		a = qd - cd - md;
 
 			konst += a * a;
 			w = a * step[d];
 		}
 		else
 		{
-			konst += qd * (cd + mid);
+			konst += qd * (cd + md);
 			w = qd * step[d];
 		}
 		if (fabs(w) > maxw)
@@ -981,9 +1198,12 @@ VsQuantPrepareQueryPath(const VsQuantParams *params, const float *q,
 		double		w;
 		int			wi = 0;
 
+		int			st = sq4 ? (d & 1) : 0;
+		int			at = sq4 ? (d >> 1) : d;
+
 		if (metric == VS_METRIC_L2)
 			w = (qd - (centroid ? (double) centroid[d] : 0.0) -
-				 ((double) lo[d] + 127.5 * step[d])) * step[d];
+				 ((double) lo[d] + mid * step[d])) * step[d];
 		else
 			w = qd * step[d];
 		if (delta > 0.0)
@@ -992,50 +1212,48 @@ VsQuantPrepareQueryPath(const VsQuantParams *params, const float *q,
 
 			wi = r > limit ? limit : (r < -limit ? -limit : (int) r);
 		}
-		w16[d] = (int16_t) wi;
+		w16[st][at] = (int16_t) wi;
 		/* W = 128 wh + wl, wl in 0..127: an arithmetic floor split */
-		wl[d] = (int8_t) (wi & 127);
-		wh[d] = (int8_t) ((wi - (wi & 127)) / 128);
+		wl[st][at] = (int8_t) (wi & 127);
+		wh[st][at] = (int8_t) ((wi - (wi & 127)) / 128);
 		sumw += wi;
 	}
-	for (size_t d = (size_t) dims; d < pd64; d++)
-	{
-		w16[d] = 0;
-		wh[d] = 0;
-		wl[d] = 0;
-	}
 
-	query->kernels = &kernel_table[path];
+	query->kernels = sq4 ? &kernel_table4[path] : &kernel_table[path];
 	query->path = path;
 	query->metric = metric;
 	query->dims = dims;
 	query->pd = pd;
+	query->levels = levels;
 	query->record_size = params->record_size;
 	query->delta = delta;
-	query->w16 = w16;
-	query->wh = wh;
-	query->wl = wl;
+	query->w16 = w16[0];
+	query->wh = wh[0];
+	query->wl = wl[0];
+	query->w16_hi = sq4 ? w16[1] : NULL;
+	query->wh_hi = sq4 ? wh[1] : NULL;
+	query->wl_hi = sq4 ? wl[1] : NULL;
 
 	/*
-	 * With w^_d = delta W_d and S = sum W_d c_d:
-	 *	L2:  |a|^2 - 2 sum w^_d (c_d - 127.5) + V = |a|^2 + 255 delta sum W - 2 delta S + V
-	 *	IP:  -(q.(cent + m) + sum w^_d (c_d - 127.5))
-	 *	cos: 1 - (q'.(cent + m) + sum w^_d (c_d - 127.5)) aux
+	 * With w^_d = delta W_d, S = sum W_d c_d and the middle level L/2:
+	 *	L2:  |a|^2 - 2 sum w^_d (c_d - L/2) + V = |a|^2 + L delta sum W - 2 delta S + V
+	 *	IP:  -(q.(cent + m) + sum w^_d (c_d - L/2))
+	 *	cos: 1 - (q'.(cent + m) + sum w^_d (c_d - L/2)) aux
 	 */
 	switch (metric)
 	{
 		case VS_METRIC_L2:
 		case VS_METRIC_L1:		/* not a codes' metric: an L1 index's are L2's */
 		case VS_METRIC_HAMMING:
-			query->k = konst + 255.0 * delta * (double) sumw;
+			query->k = konst + levels * delta * (double) sumw;
 			query->coef = -2.0 * delta;
 			break;
 		case VS_METRIC_IP:
-			query->k = -(konst - 127.5 * delta * (double) sumw);
+			query->k = -(konst - mid * delta * (double) sumw);
 			query->coef = -delta;
 			break;
 		case VS_METRIC_COSINE:
-			query->k = konst - 127.5 * delta * (double) sumw;
+			query->k = konst - mid * delta * (double) sumw;
 			query->coef = delta;
 			break;
 	}
@@ -1093,9 +1311,9 @@ VsQuantDistanceById(void *ctx, uint32_t id)
 /*
  * VsQuantQueryDelta - the weight quantum of a prepared query (0 when all
  * its weights are zero): each distance may differ from the exact distance
- * to the decoded vector by up to 63.75 * delta * dims (times 2 for L2,
- * times the stored 1/|x^| for cosine), plus float rounding.  For tests and
- * diagnostics.
+ * to the decoded vector by up to L/4 * delta * dims (63.75 for SQ8, 3.75
+ * for SQ4; times 2 for L2, times the stored 1/|x^| for cosine), plus
+ * float rounding.  For tests and diagnostics.
  */
 double
 VsQuantQueryDelta(const VsQuantQuery *query)
@@ -1113,12 +1331,44 @@ pad_to(size_t x, size_t align)
 }
 
 /*
- * quantize - the code of value "v" in the range [lo, lo + 255 step]:
+ * kind_levels - L, the highest code of a kind (SQ8 unless SQ4).
+ */
+static int
+kind_levels(int kind)
+{
+	return kind == VS_QUANT_SQ4 ? 15 : 255;
+}
+
+/*
+ * code_bytes - bytes of a record's codes: one per dimension (SQ8) or one
+ * per two (SQ4), padded to VS_QUANT_CODE_ALIGN.
+ */
+static size_t
+code_bytes(int kind, int dims)
+{
+	size_t		bytes = kind == VS_QUANT_SQ4 ? ((size_t) dims + 1) / 2 : (size_t) dims;
+
+	return pad_to(bytes, VS_QUANT_CODE_ALIGN);
+}
+
+/*
+ * code_at - the code of dimension d in a record's code bytes.
+ */
+static inline int
+code_at(int kind, const uint8_t *codes, int d)
+{
+	if (kind == VS_QUANT_SQ4)
+		return (codes[d >> 1] >> (4 * (d & 1))) & 15;
+	return codes[d];
+}
+
+/*
+ * quantize - the code of value "v" in the range [lo, lo + levels * step]:
  * nearest level, ends clipped, a constant dimension (step 0) always 0.
  * In double, so that the only error is the rounding to a level.
  */
 static uint8_t
-quantize(double v, float lo, float step)
+quantize(double v, float lo, float step, int levels)
 {
 	double		t;
 
@@ -1127,8 +1377,8 @@ quantize(double v, float lo, float step)
 	t = (v - (double) lo) / (double) step;
 	if (!(t > 0.0))				/* also NaN */
 		return 0;
-	if (t >= 255.0)
-		return 255;
+	if (t >= levels)
+		return (uint8_t) levels;
 	return (uint8_t) (t + 0.5);
 }
 
@@ -1216,13 +1466,14 @@ select_kth(float *a, int n, int k)
 }
 
 /*
- * weight_limit - the largest |W| for codes of "pd" bytes such that
- * 255 * |W| * pd, a bound on every partial sum of S, stays in int32.
+ * weight_limit - the largest |W| for "nweights" weights against codes up
+ * to "levels" such that levels * |W| * nweights, a bound on every partial
+ * sum of S, stays in int32.
  */
 static int
-weight_limit(int pd)
+weight_limit(int levels, int nweights)
 {
-	int64_t		limit = (int64_t) INT32_MAX / (255 * (int64_t) pd);
+	int64_t		limit = (int64_t) INT32_MAX / (levels * (int64_t) nweights);
 
 	return limit > WEIGHT_MAX ? WEIGHT_MAX : (int) limit;
 }

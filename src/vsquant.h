@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * vsquant.h
- *	  Compact codes for graph traversal: 8-bit scalar quantization (SQ8).
+ *	  Compact codes for graph traversal: 8-bit and 4-bit scalar
+ *	  quantization (SQ8, SQ4).
  *
  * This header is plain C99 plus <stddef.h> and <stdint.h>: it does not
  * include postgres.h, so the unit test (test/kernels/test_quant.c) and the
@@ -16,10 +17,11 @@
  *	  metric, CRC-32C) that can be copied byte for byte into the fork and
  *	  the segment and checked with VsQuantValidate when read back;
  *	- VsQuantEncode: one vector to one "record" of VsQuantRecordSize bytes
- *	  (a 16-byte header of per-vector factors, then one byte per dimension
- *	  padded with zeros to a multiple of 16); the records of a cluster are
- *	  stored back to back in a block of VsQuantBlockSize bytes that starts
- *	  64-byte aligned;
+ *	  (a 16-byte header of per-vector factors, then the codes: one byte per
+ *	  dimension for SQ8, one nibble for SQ4 (dimension 2i in the low nibble
+ *	  of byte i, 2i + 1 in the high one), padded with zeros to a multiple
+ *	  of 16 bytes); the records of a cluster are stored back to back in a
+ *	  block of VsQuantBlockSize bytes that starts 64-byte aligned;
  *	- VsQuantPrepareQuery: once per query (and per cluster when the codes
  *	  are residuals, see below), into a caller-supplied buffer;
  *	- VsQuantDistance / VsQuantDistances / VsQuantDistancesIds /
@@ -63,7 +65,8 @@
 #define VS_QUANT_VERSION		1
 
 /* the code kinds (VsQuantParams.kind) */
-#define VS_QUANT_SQ8			1
+#define VS_QUANT_SQ8			1	/* one byte per dimension, 256 levels */
+#define VS_QUANT_SQ4			2	/* one nibble per dimension, 16 levels */
 
 /* VsQuantParams.flags */
 #define VS_QUANT_RESIDUAL		0x0001	/* codes are x - centroid */
@@ -121,7 +124,7 @@ typedef struct VsQuantHooks
 
 typedef struct VsQuantOptions
 {
-	/* VS_QUANT_SQ8 */
+	/* VS_QUANT_SQ8 or VS_QUANT_SQ4 */
 	int			kind;
 	/* fraction clipped at each end of each dimension, 0 .. VS_QUANT_MAX_CLIP */
 	double		clip;
@@ -133,15 +136,16 @@ typedef struct VsQuantOptions
  * struct with its arrays: VsQuantParamsSize(dims).  Fields are only ever
  * appended; a reader rejects a version it does not know.
  *
- * For SQ8, data[] holds lo[dims] then step[dims]: the code c of dimension
- * d stands for lo[d] + step[d] * c, c in 0..255.  step[d] == 0 marks a
- * dimension that was constant in the sample (every code 0).
+ * For both kinds, data[] holds lo[dims] then step[dims]: the code c of
+ * dimension d stands for lo[d] + step[d] * c, c in 0..L with L = 255 for
+ * SQ8 and 15 for SQ4.  step[d] == 0 marks a dimension that was constant
+ * in the sample (every code 0).
  */
 typedef struct VsQuantParams
 {
 	uint32_t	magic;			/* VS_QUANT_MAGIC */
 	uint16_t	version;		/* VS_QUANT_VERSION */
-	uint16_t	kind;			/* VS_QUANT_SQ8 */
+	uint16_t	kind;			/* VS_QUANT_SQ8, VS_QUANT_SQ4 */
 	uint32_t	dims;
 	uint32_t	metric;			/* VsMetric */
 	uint32_t	flags;			/* VS_QUANT_RESIDUAL */
@@ -173,7 +177,7 @@ extern const char *VsQuantPathName(VsQuantPath path);
 /* parameters */
 extern void VsQuantOptionsInit(VsQuantOptions *opt);
 extern size_t VsQuantParamsSize(int dims);
-extern size_t VsQuantRecordSize(int dims);
+extern size_t VsQuantRecordSize(int kind, int dims);
 extern size_t VsQuantBlockSize(const VsQuantParams *params, uint64_t n);
 extern int	VsQuantTrain(const float *samples, int n, int dims, VsMetric metric,
 						 const float *centroids, const int32_t *assign,

@@ -376,7 +376,8 @@ table_problem(const char *head, VsMetaPage meta, uint64 headsize)
 		if (problem != NULL)
 			return psprintf("has unusable code parameters: %s", problem);
 		if (params->dims != dims || params->metric != meta->metric ||
-			params->record_size != sh->record_size)
+			params->record_size != sh->record_size ||
+			params->kind != (meta->quantizer == VS_QUANTIZER_SQ4 ? VS_QUANT_SQ4 : VS_QUANT_SQ8))
 			return psprintf("has code parameters for another index");
 	}
 	pieces = VsHeadPieces(head);

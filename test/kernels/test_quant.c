@@ -1,14 +1,16 @@
 /*-------------------------------------------------------------------------
  *
  * test_quant.c
- *	  Unit test: compact codes (SQ8) for graph traversal.
+ *	  Unit test: compact codes (SQ8, SQ4) for graph traversal.
  *
  * Links src/vsquant.c and src/vsdistance.c without the server (see the
  * Makefile target test/kernels/test_quant).  Each group of checks prints
  * one line, "ok   - ..." or "FAIL - ..." with up to MAX_DETAILS reasons; a
  * group that cannot run (a path this CPU lacks) prints "skip - ..." and is
  * not counted.  The last line is exactly "N passed, N failed"; the exit
- * status is 1 on any failure.
+ * status is 1 on any failure.  Every group after "layout" runs once per
+ * code kind, its line prefixed with "sq8" or "sq4"; L is the kind's
+ * highest code (255 or 15).
  *
  * The groups:
  *	- layout: struct and record sizes, block alignment, CRC-32C check value;
@@ -19,9 +21,10 @@
  *	  nearest end outside it, padding zero, for dims 1..2000 (tails of 16
  *	  and 64), each metric, with and without a centroid;
  *	- distances: against a double-precision reference on the decoded
- *	  vector, within the bound derived in vsquant.c (63.75 * delta per
+ *	  vector, within the bound derived in vsquant.c (L/4 * delta per
  *	  dimension, times 2 for L2 and the stored 1/|x^| for cosine, plus
- *	  float rounding);
+ *	  float rounding); and the check has teeth: a record whose code moved
+ *	  one level on the query's heaviest dimension breaks the bound;
  *	- paths: every SIMD path returns exactly the scalar path's distances,
  *	  through every entry point, and never reads past the last record (the
  *	  block ends at a PROT_NONE page);
@@ -64,9 +67,29 @@
 #define RECALL_MIN		0.99
 #define RECALL_R		40
 
+/*
+ * SQ4 on the same data (measured figures are on the group's line):
+ * sixteen levels cost the ranking more than 256 do.
+ */
+#define RECALL_MIN_SQ4	0.90
+
 
 
 static long interrupt_calls;
+
+/* the code kind the groups test (main runs them for each) */
+static int	test_kind = VS_QUANT_SQ8;
+
+#define KIND_NAME	(test_kind == VS_QUANT_SQ4 ? "sq4" : "sq8")
+#define LEVELS		(test_kind == VS_QUANT_SQ4 ? 15 : 255)
+#define RS(dims)	VsQuantRecordSize(test_kind, (dims))
+/* the code of dimension d in record "rec" */
+#define CODE(rec, d) \
+	(test_kind == VS_QUANT_SQ4 ? \
+	 (((rec)[VS_QUANT_RECORD_HEADER + (d) / 2] >> (4 * ((d) % 2))) & 15) : \
+	 (rec)[VS_QUANT_RECORD_HEADER + (d)])
+/* bytes of codes without the padding */
+#define CODE_BYTES(dims) (test_kind == VS_QUANT_SQ4 ? ((dims) + 1) / 2 : (dims))
 
 static const char *const metric_names[] = {"?", "l2", "ip", "cosine"};
 
@@ -124,6 +147,7 @@ train(const float *x, int n, int dims, VsMetric metric, const float *cents,
 	VsQuantOptions opt;
 
 	VsQuantOptionsInit(&opt);
+	opt.kind = test_kind;
 	opt.clip = clip;
 	if (VsQuantTrain(x, n, dims, metric, cents, assign, &opt, &hooks, p) != 0)
 	{
@@ -178,7 +202,7 @@ decoded(const VsQuantParams *p, const uint8_t *rec, const float *cent,
 	const float *step = p->data + p->dims;
 
 	for (uint32_t d = 0; d < p->dims; d++)
-		out[d] = (double) lo[d] + (double) step[d] * rec[VS_QUANT_RECORD_HEADER + d] +
+		out[d] = (double) lo[d] + (double) step[d] * CODE(rec, (int) d) +
 			(cent ? cent[d] : 0.0);
 }
 
@@ -239,13 +263,13 @@ ref_code_dist(VsMetric metric, const float *q, const double *xh, int dims,
 	}
 	if (metric == VS_METRIC_L2)
 	{
-		/* weights: 2 * 63.75 delta per dimension; V and D rounded to float */
-		*bound = 127.5 * delta * dims + 2.4e-7 * (aux + l2 + nq) + 1e-30;
+		/* weights: 2 * L/4 delta per dimension; V and D rounded to float */
+		*bound = LEVELS / 2.0 * delta * dims + 2.4e-7 * (aux + l2 + nq) + 1e-30;
 		return l2;
 	}
 	if (metric == VS_METRIC_IP)
 	{
-		*bound = 63.75 * delta * dims + 2.4e-7 * (fabs(dot) + 1e-30) +
+		*bound = LEVELS / 4.0 * delta * dims + 2.4e-7 * (fabs(dot) + 1e-30) +
 			1e-12 * sqrt(nq * nx);
 		return -dot;
 	}
@@ -255,7 +279,7 @@ ref_code_dist(VsMetric metric, const float *q, const double *xh, int dims,
 		*bound = 1e-6;
 		return 1.0;
 	}
-	*bound = 63.75 * delta * dims * aux + 2.4e-7 * (1.0 + fabs(dot / sqrt(nq * nx))) + 1e-9;
+	*bound = LEVELS / 4.0 * delta * dims * aux + 2.4e-7 * (1.0 + fabs(dot / sqrt(nq * nx))) + 1e-9;
 	return 1.0 - dot / sqrt(nq * nx);
 }
 
@@ -310,12 +334,16 @@ test_layout(void)
 	for (size_t i = 0; i < sizeof(dimlist) / sizeof(dimlist[0]); i++)
 	{
 		int			dims = dimlist[i];
-		size_t		rs = VsQuantRecordSize(dims);
+		size_t		rs = VsQuantRecordSize(VS_QUANT_SQ8, dims);
+		size_t		rs4 = VsQuantRecordSize(VS_QUANT_SQ4, dims);
 		VsQuantParams hdr;
 
 		check(rs % 16 == 0 && rs >= (size_t) dims + VS_QUANT_RECORD_HEADER &&
 			  rs < (size_t) dims + VS_QUANT_RECORD_HEADER + 16,
 			  "dims %d: record size %zu", dims, rs);
+		check(rs4 % 16 == 0 && rs4 >= (size_t) (dims + 1) / 2 + VS_QUANT_RECORD_HEADER &&
+			  rs4 < (size_t) (dims + 1) / 2 + VS_QUANT_RECORD_HEADER + 16,
+			  "dims %d: SQ4 record size %zu", dims, rs4);
 		check(VsQuantParamsSize(dims) == 64 + 8 * (size_t) dims, "dims %d: params size", dims);
 		hdr.record_size = (uint32_t) rs;
 		for (uint64_t n = 0; n < 70; n += 7)
@@ -349,7 +377,8 @@ test_training(void)
 	static const int ns[] = {1, 2, 3, 10, 1000, 4999};
 	const int	dims = 37;
 
-	group_begin("training: ranges = sorted quantiles (clip 0..0.25, n 1..4999, duplicates), hooks, bad arguments");
+	group_begin("%s training: ranges = sorted quantiles (clip 0..0.25, n 1..4999, duplicates), hooks, bad arguments",
+				KIND_NAME);
 	rng_seed(11);
 	for (size_t ni = 0; ni < sizeof(ns) / sizeof(ns[0]); ni++)
 	{
@@ -388,7 +417,7 @@ test_training(void)
 				double		vlo,
 							vhi,
 							lo = p->data[d],
-							hi = p->data[d] + 255.0 * p->data[dims + d];
+							hi = p->data[d] + LEVELS * (double) p->data[dims + d];
 
 				for (int i = 0; i < n; i++)
 					col[i] = x[(size_t) i * dims + d];
@@ -461,7 +490,7 @@ encode_shape(int dims, VsMetric metric, int residual)
 	float	   *x = xmalloc(sizeof(float) * (size_t) n * dims);
 	float	   *cents = xmalloc(sizeof(float) * (size_t) k * dims);
 	int32_t    *assign = xmalloc(sizeof(int32_t) * n);
-	size_t		rs = VsQuantRecordSize(dims);
+	size_t		rs = RS(dims);
 	uint8_t    *rec = xmalloc_aligned(rs);
 	float	   *dec = xmalloc(sizeof(float) * dims);
 	double	   *in = xmalloc(sizeof(double) * dims);
@@ -496,17 +525,17 @@ encode_shape(int dims, VsMetric metric, int residual)
 		for (int d = 0; d < dims; d++)
 		{
 			double		rlo = lo[d],
-						rhi = (double) lo[d] + 255.0 * step[d];
+						rhi = (double) lo[d] + LEVELS * (double) step[d];
 			double		want = in[d] < rlo ? rlo : (in[d] > rhi ? rhi : in[d]);
-			double		got = (double) lo[d] + (double) step[d] * rec[VS_QUANT_RECORD_HEADER + d];
+			double		got = (double) lo[d] + (double) step[d] * CODE(rec, d);
 			/* the residual is rounded to float before it is quantized */
 			double		tol = step[d] * 0.5 * (1 + 1e-9) + 1e-12 * (fabs(rlo) + fabs(rhi)) +
 				1.2e-7 * (fabs(in[d]) + (cent ? fabs(cent[d]) : 0));
 
 			if (step[d] == 0)
 			{
-				check(rec[VS_QUANT_RECORD_HEADER + d] == 0, "dims %d: constant dim code %d",
-					  dims, rec[VS_QUANT_RECORD_HEADER + d]);
+				check(CODE(rec, d) == 0, "dims %d: constant dim code %d",
+					  dims, CODE(rec, d));
 				continue;
 			}
 			check(fabs(got - want) <= tol,
@@ -514,16 +543,20 @@ encode_shape(int dims, VsMetric metric, int residual)
 				  metric_names[metric], dims, residual ? " residual" : "", i, d,
 				  in[d], got, rlo, rhi, step[d]);
 			if (in[d] < rlo || in[d] > rhi)
-				check(rec[VS_QUANT_RECORD_HEADER + d] == (in[d] > rhi ? 255 : 0),
+				check(CODE(rec, d) == (in[d] > rhi ? LEVELS : 0),
 					  "dims %d: out-of-range %g got code %d", dims, in[d],
-					  rec[VS_QUANT_RECORD_HEADER + d]);
+					  CODE(rec, d));
 			/* VsQuantDecode: the same in float arithmetic */
 			check(fabs(dec[d] - (got + (cent ? cent[d] : 0))) <=
 				  2.4e-7 * (fabs(got) + fabs(rlo) + (cent ? fabs(cent[d]) : 0)) + 1e-30,
 				  "dims %d: VsQuantDecode %g vs %g", dims, dec[d], got);
 		}
-		for (size_t b = VS_QUANT_RECORD_HEADER + dims; b < rs; b++)
+		for (size_t b = VS_QUANT_RECORD_HEADER + CODE_BYTES(dims); b < rs; b++)
 			check(rec[b] == 0, "dims %d: padding byte %zu = %d", dims, b, rec[b]);
+		if (test_kind == VS_QUANT_SQ4 && dims % 2 == 1)
+			check((rec[VS_QUANT_RECORD_HEADER + dims / 2] >> 4) == 0,
+				  "dims %d: the last byte's unused nibble is %d", dims,
+				  rec[VS_QUANT_RECORD_HEADER + dims / 2] >> 4);
 		{
 			float		hdr[4];
 
@@ -548,8 +581,8 @@ test_encode(void)
 {
 	static const int dimlist[] = {1, 2, 3, 15, 16, 17, 31, 33, 63, 64, 65, 100, 127, 128, 129, 784, 1536, 2000};
 
-	group_begin("encode/decode: |x - x^| <= step/2 in range, ends outside, padding zero; %d dims x 3 metrics x global/residual",
-				(int) (sizeof(dimlist) / sizeof(dimlist[0])));
+	group_begin("%s encode/decode: |x - x^| <= step/2 in range, ends outside, padding zero; %d dims x 3 metrics x global/residual",
+				KIND_NAME, (int) (sizeof(dimlist) / sizeof(dimlist[0])));
 	rng_seed(21);
 	for (size_t i = 0; i < sizeof(dimlist) / sizeof(dimlist[0]); i++)
 		for (int m = VS_METRIC_L2; m <= VS_METRIC_COSINE; m++)
@@ -573,7 +606,7 @@ distance_shape(int dims, VsMetric metric, int residual, double offset)
 	float	   *qs = xmalloc(sizeof(float) * (size_t) nq * dims);
 	float	   *cents = xmalloc(sizeof(float) * (size_t) k * dims);
 	int32_t    *assign = xmalloc(sizeof(int32_t) * n);
-	size_t		rs = VsQuantRecordSize(dims);
+	size_t		rs = RS(dims);
 	uint8_t    *block;
 	double	   *xh = xmalloc(sizeof(double) * dims);
 	VsQuantParams *p;
@@ -640,6 +673,52 @@ distance_shape(int dims, VsMetric metric, int residual, double offset)
 					  "%s dims %d%s off %g q %d vec %d: got %.9g ref %.9g (diff %.3g > bound %.3g, delta %.3g)",
 					  metric_names[metric], dims, residual ? " residual" : "", offset, j, i,
 					  got, ref, fabs(got - ref), bound, delta);
+
+				/*
+				 * The check has teeth: move the code of the query's
+				 * heaviest dimension one level (the stored V left as it
+				 * was).  The estimate then moves by about 2 max|w|, more
+				 * than the bound of L/2 * delta * dims = L/2 * max|w| *
+				 * dims / W_max (W_max = 16383) when dims <= 128.
+				 */
+				if (metric == VS_METRIC_L2 && !residual && dims <= 128 && delta > 0 &&
+					i < 8)
+				{
+					const float *lo = p->data;
+					const float *step = p->data + dims;
+					uint8_t    *bad = xmalloc_aligned(rs);
+					double		maxw = -1;
+					int			heavy = 0,
+								c;
+					float		gbad;
+					double		bbad;
+
+					for (int d = 0; d < dims; d++)
+					{
+						double		w = fabs(((double) q[d] - (lo[d] + LEVELS / 2.0 * step[d])) * step[d]);
+
+						if (w > maxw)
+						{
+							maxw = w;
+							heavy = d;
+						}
+					}
+					memcpy(bad, rec, rs);
+					c = CODE(rec, heavy);
+					c = c < LEVELS ? c + 1 : c - 1;
+					if (test_kind == VS_QUANT_SQ4)
+						bad[VS_QUANT_RECORD_HEADER + heavy / 2] =
+							(uint8_t) ((bad[VS_QUANT_RECORD_HEADER + heavy / 2] &
+										(heavy % 2 ? 0x0F : 0xF0)) | (c << (4 * (heavy % 2))));
+					else
+						bad[VS_QUANT_RECORD_HEADER + heavy] = (uint8_t) c;
+					gbad = VsQuantDistance(query, bad);
+					(void) ref_code_dist(metric, qn, xh, dims, delta, rec, &bbad);
+					check(fabs(gbad - ref) > bbad,
+						  "dims %d q %d vec %d: a code one level off on dimension %d stays within the bound (diff %.3g, bound %.3g)",
+						  dims, j, i, heavy, fabs(gbad - ref), bbad);
+					free(bad);
+				}
 			}
 			free(qn);
 			free(buf);
@@ -662,8 +741,8 @@ test_distances(void)
 {
 	static const int dimlist[] = {1, 3, 16, 17, 64, 100, 128, 129, 784, 1536, 2000};
 
-	group_begin("distances = double reference on decoded vectors within the derived bound; %d dims x 3 metrics x global/residual x 2 offsets",
-				(int) (sizeof(dimlist) / sizeof(dimlist[0])));
+	group_begin("%s distances = double reference on decoded vectors within the derived bound, a code off by one level breaks it; %d dims x 3 metrics x global/residual x 2 offsets",
+				KIND_NAME, (int) (sizeof(dimlist) / sizeof(dimlist[0])));
 	rng_seed(31);
 	for (size_t i = 0; i < sizeof(dimlist) / sizeof(dimlist[0]); i++)
 		for (int m = VS_METRIC_L2; m <= VS_METRIC_COSINE; m++)
@@ -686,8 +765,8 @@ test_paths(VsQuantPath path)
 	128, 129, 200, 784, 1000, 1536, 2000, 4000, 16000};
 	size_t		page = (size_t) sysconf(_SC_PAGESIZE);
 
-	group_begin("path %s = scalar bit for bit (one, block, ids, callback), no read past the block; %d dims x 3 metrics",
-				VsQuantPathName(path), (int) (sizeof(dimlist) / sizeof(dimlist[0])));
+	group_begin("%s path %s = scalar bit for bit (one, block, ids, callback), no read past the block; %d dims x 3 metrics",
+				KIND_NAME, VsQuantPathName(path), (int) (sizeof(dimlist) / sizeof(dimlist[0])));
 	if (!VsQuantPathSupported(path))
 	{
 		group_skip("path not supported by this CPU");
@@ -699,7 +778,7 @@ test_paths(VsQuantPath path)
 		int			dims = dimlist[di];
 		int			n = dims >= 4000 ? 20 : 64;
 		const int	nq = 4;
-		size_t		rs = VsQuantRecordSize(dims);
+		size_t		rs = RS(dims);
 		size_t		bytes = (size_t) n * rs;
 		size_t		maplen = ((bytes + page - 1) / page + 1) * page;
 		char	   *map;
@@ -719,7 +798,7 @@ test_paths(VsQuantPath path)
 		/* records are 16-aligned in a segment; the block ends at the guard */
 		block = (uint8_t *) map + (maplen - page - bytes);
 
-		/* extreme data: codes at 0 and 255 and heavy weights */
+		/* extreme data: codes at 0 and L and heavy weights */
 		fill_clustered(x, n, dims, 3, 5.0, 0.0);
 		fill_clustered(qs, nq, dims, 3, 20.0, 0.0);
 		for (int d = 0; d < dims; d++)
@@ -910,9 +989,10 @@ test_ranking(void)
 				nq = 50,
 				dims = 96,
 				k = 8;
+	const double recall_min = test_kind == VS_QUANT_SQ4 ? RECALL_MIN_SQ4 : RECALL_MIN;
 
-	group_begin("ranking: recall@10 after exact rerank of R=%d >= %.2f (synthetic clustered, 3 metrics x global/residual)",
-				RECALL_R, RECALL_MIN);
+	group_begin("%s ranking: recall@10 after exact rerank of R=%d >= %.2f (synthetic clustered, 3 metrics x global/residual)",
+				KIND_NAME, RECALL_R, recall_min);
 	rng_seed(51);
 	for (int m = VS_METRIC_L2; m <= VS_METRIC_COSINE; m++)
 	{
@@ -921,7 +1001,7 @@ test_ranking(void)
 		float	   *cents = xmalloc(sizeof(float) * (size_t) k * dims);
 		int32_t    *assign = xmalloc(sizeof(int32_t) * n);
 		uint8_t    *block;
-		size_t		rs = VsQuantRecordSize(dims);
+		size_t		rs = RS(dims);
 
 		/* 40 tight blobs, offset so that IP and cosine differ from L2 */
 		fill_clustered(x, n, dims, 40, 4.0, 1.0);
@@ -971,7 +1051,7 @@ test_ranking(void)
 							  block + (size_t) i * rs);
 			rec10 = recall_rerank(p, block, x, n, qs, nq, 10, r ? cents : NULL, assign, k);
 			rec = recall_rerank(p, block, x, n, qs, nq, RECALL_R, r ? cents : NULL, assign, k);
-			check(rec >= RECALL_MIN, "%s %s: recall@10 with R=%d is %.3f",
+			check(rec >= recall_min, "%s %s: recall@10 with R=%d is %.3f",
 				  metric_names[m], r ? "residual" : "global", RECALL_R, rec);
 			check(rec >= rec10, "%s: rerank of 40 (%.3f) worse than of 10 (%.3f)",
 				  metric_names[m], rec, rec10);
@@ -1000,12 +1080,13 @@ test_edges(void)
 	const int	dims = 21;
 	float		x[3][21];
 	float		q[21];
-	uint8_t    *rec = xmalloc_aligned(VsQuantRecordSize(dims));
+	uint8_t    *rec = xmalloc_aligned(RS(dims));
 	void	   *buf;
 	VsQuantQuery *query;
 	VsQuantParams *p;
 
-	group_begin("edge cases: constant dims, n = 1 and n = 0, far-out values, zero vectors under cosine");
+	group_begin("%s edge cases: constant dims, n = 1 and n = 0, far-out values, zero vectors under cosine",
+				KIND_NAME);
 	rng_seed(61);
 	for (int i = 0; i < 3; i++)
 		for (int d = 0; d < dims; d++)
@@ -1020,8 +1101,7 @@ test_edges(void)
 	q[0] = 100.0f;				/* a query off the constant */
 	VsQuantEncode(p, x[1], NULL, rec);
 	for (int d = 0; d < 5; d++)
-		check(rec[VS_QUANT_RECORD_HEADER + d] == 0, "constant dim %d code %d", d,
-			  rec[VS_QUANT_RECORD_HEADER + d]);
+		check(CODE(rec, d) == 0, "constant dim %d code %d", d, CODE(rec, d));
 	for (int path = 0; path < VS_QUANT_NPATHS; path++)
 	{
 		if (!VsQuantPathSupported((VsQuantPath) path))
@@ -1073,12 +1153,10 @@ test_edges(void)
 		}
 		VsQuantEncode(p, big, NULL, rec);
 		for (int d = 5; d < dims; d++)
-			check(rec[VS_QUANT_RECORD_HEADER + d] == 255, "+3e38 dim %d code %d", d,
-				  rec[VS_QUANT_RECORD_HEADER + d]);
+			check(CODE(rec, d) == LEVELS, "+3e38 dim %d code %d", d, CODE(rec, d));
 		VsQuantEncode(p, small, NULL, rec);
 		for (int d = 5; d < dims; d++)
-			check(rec[VS_QUANT_RECORD_HEADER + d] == 0, "-3e38 dim %d code %d", d,
-				  rec[VS_QUANT_RECORD_HEADER + d]);
+			check(CODE(rec, d) == 0, "-3e38 dim %d code %d", d, CODE(rec, d));
 		for (int path = 0; path < VS_QUANT_NPATHS; path++)
 		{
 			if (!VsQuantPathSupported((VsQuantPath) path))
@@ -1122,14 +1200,14 @@ test_edges(void)
 		}
 		/* scaling a vector changes nothing under cosine */
 		{
-			uint8_t    *rec2 = xmalloc_aligned(VsQuantRecordSize(dims));
+			uint8_t    *rec2 = xmalloc_aligned(RS(dims));
 			float		scaled[21];
 
 			for (int d = 0; d < dims; d++)
 				scaled[d] = xs[1][d] * 1024.0f;
 			VsQuantEncode(p, xs[1], NULL, rec);
 			VsQuantEncode(p, scaled, NULL, rec2);
-			check(memcmp(rec, rec2, VsQuantRecordSize(dims)) == 0, "cosine code depends on length");
+			check(memcmp(rec, rec2, RS(dims)) == 0, "cosine code depends on length");
 			free(rec2);
 		}
 		free(p);
@@ -1151,7 +1229,7 @@ test_validation(void)
 	size_t		size;
 	int			missed = 0;
 
-	group_begin("validation: every bit flip, truncation and bad field rejected");
+	group_begin("%s validation: every bit flip, truncation and bad field rejected", KIND_NAME);
 	rng_seed(71);
 	for (int i = 0; i < 100 * dims; i++)
 		x[i] = (float) rng_gauss();
@@ -1188,7 +1266,9 @@ test_validation(void)
 	p->size = (uint32_t) size;
 	RESEALED_BAD(p->magic ^= 1, "magic");
 	RESEALED_BAD(p->version = 2, "version 2");
-	RESEALED_BAD(p->kind = 2, "kind 2");
+	RESEALED_BAD(p->kind = 3, "kind 3");
+	RESEALED_BAD(p->kind = test_kind == VS_QUANT_SQ4 ? VS_QUANT_SQ8 : VS_QUANT_SQ4,
+				 "the other kind (its record size differs)");
 	RESEALED_BAD(p->dims = dims - 1, "dims");
 	RESEALED_BAD(p->metric = 0, "metric 0");
 	RESEALED_BAD(p->flags = 0x10, "unknown flag");
@@ -1223,14 +1303,18 @@ main(void)
 	VsQuantInit();
 
 	test_layout();
-	test_training();
-	test_encode();
-	test_distances();
-	for (int p = VS_QUANT_PATH_SCALAR + 1; p < VS_QUANT_NPATHS; p++)
-		test_paths((VsQuantPath) p);
-	test_ranking();
-	test_edges();
-	test_validation();
+	for (int k = 0; k < 2; k++)
+	{
+		test_kind = k == 0 ? VS_QUANT_SQ8 : VS_QUANT_SQ4;
+		test_training();
+		test_encode();
+		test_distances();
+		for (int p = VS_QUANT_PATH_SCALAR + 1; p < VS_QUANT_NPATHS; p++)
+			test_paths((VsQuantPath) p);
+		test_ranking();
+		test_edges();
+		test_validation();
+	}
 
 	printf("%d passed, %d failed\n", groups_passed, groups_failed);
 	return groups_failed > 0 ? 1 : 0;

@@ -1,0 +1,219 @@
+#-------------------------------------------------------------------------
+#
+# 037_quantizers.pl
+#     TAP test: the three quantizers (sq8, sq4, none) on real data.  For
+#     each data set and operator class, one index per quantizer, built on
+#     the same rows with clusters of 1,000 rows or more (each gets a graph):
+#
+#     - vecstore_index_info names the quantizer, and code_bytes is the
+#       rows' records (16 + dims bytes per row for sq8, 16 + dims / 2 for
+#       sq4, each padded to 16; each cluster's block padded to 64; none
+#       for none);
+#     - vecstore_verify is clean;
+#     - an exhaustive scan (VsTest's $EXACT_SCAN: vecstore.effort = 10)
+#       returns the exact scan's distances rank by rank at LIMIT 10 and
+#       LIMIT 100, whatever the codes: they steer the search, the rerank
+#       decides;
+#     - at the default settings every query returns 10 distinct rows in
+#       distance order, and recall@10 is at least $MIN_RECALL;
+#     - after 10% more rows are inserted and vecstore_compact re-seals the
+#       clusters (re-encoding them with the index's codes), the index
+#       verifies and the exhaustive scan is still exact.
+#
+#     The data sets: SIFT (L2, and the same rows as halfvec), GloVe
+#     (cosine), Fashion-MNIST normalised (inner product); generated
+#     Gaussian mixtures where ../shared/data is missing.
+#
+# IDENTIFICATION
+#     test/t/037_quantizers.pl
+#
+#-------------------------------------------------------------------------
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+use VsTest qw(check_results report_bad same_distances index_info fvecs_literals
+  mixture_literals $EXACT_SCAN $SEQ_SCAN);
+
+my $NQUERIES   = 30;
+my $MIN_RECALL = 0.85;
+my @QUANTIZERS = qw(sq8 sq4 none);
+
+my @CASES = (
+    { name => 'l2',  type => 'vector',  opclass => 'vector_l2_ops',  op => '<->',
+      dataset => 'sift128-photos-euclidean', rows => 8000, lists => 4, normalize => 0 },
+    { name => 'half', type => 'halfvec', opclass => 'halfvec_l2_ops', op => '<->',
+      dataset => 'sift128-photos-euclidean', rows => 8000, lists => 4, normalize => 0 },
+    { name => 'cos', type => 'vector',  opclass => 'vector_cosine_ops', op => '<=>',
+      dataset => 'glove6b-100-angular', rows => 8000, lists => 3, normalize => 0 },
+    { name => 'ip',  type => 'vector',  opclass => 'vector_ip_ops',  op => '<#>',
+      dataset => 'fashion-mnist-784-euclidean', rows => 4000, lists => 2, normalize => 1 },
+);
+
+my $data_root = $ENV{VECSTORE_DATA} // '';
+
+my $node = PostgreSQL::Test::Cluster->new('quantizers');
+$node->init;
+$node->append_conf(
+    'postgresql.conf', qq{
+shared_preload_libraries = 'vecstore'
+vecstore.gpu = off
+vecstore.compaction_worker = off
+autovacuum = off
+shared_buffers = 128MB
+maintenance_work_mem = 128MB
+max_parallel_maintenance_workers = 0
+});
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION vecstore');
+
+# copy_in - rows (array refs) into $table ($columns) through COPY
+sub copy_in
+{
+    my ($table, $columns, $rows) = @_;
+    my $data = join('', map { join("\t", @$_) . "\n" } @$rows);
+    $node->safe_psql('postgres', "COPY $table ($columns) FROM STDIN;\n$data\\.\n");
+    return;
+}
+
+# knn - { qid => [ [id, 0, distance], ... ] } for every query of $case
+sub knn
+{
+    my ($case, $settings, $limit) = @_;
+    my ($t, $op) = ("items_$case->{name}", $case->{op});
+    my $sql = "$settings\n";
+
+    for my $qid (sort { $a <=> $b } keys %{ $case->{queries} })
+    {
+        my $q = "'$case->{queries}{$qid}'::$case->{type}";
+        $sql .= "SELECT $qid, id, v $op $q FROM $t ORDER BY v $op $q LIMIT $limit;\n";
+    }
+    my %res = map { $_ => [] } keys %{ $case->{queries} };
+    for my $line (split /\n/, $node->safe_psql('postgres', $sql))
+    {
+        my ($qid, $id, $dist) = split /\|/, $line;
+        push @{ $res{$qid} }, [ $id, 0, $dist ];
+    }
+    return \%res;
+}
+
+# record_bytes - bytes of one code record (src/vsquant.c)
+sub record_bytes
+{
+    my ($quantizer, $dim) = @_;
+    my $codes = $quantizer eq 'sq4' ? int(($dim + 1) / 2) : $dim;
+    return 16 + 16 * int(($codes + 15) / 16);
+}
+
+for my $case (@CASES)
+{
+    my ($name, $rows, $lists) = @$case{qw(name rows lists)};
+    my $t   = "items_$name";
+    my $dir = "$data_root/$case->{dataset}";
+    my $nins = int($rows / 10);
+    my ($dim, $base, $queries);
+
+    if ($data_root ne '' && -r "$dir/base.fvecs" && -r "$dir/query.fvecs")
+    {
+        ($dim, $base) = fvecs_literals("$dir/base.fvecs", 0, $rows + $nins);
+        (undef, $queries) = fvecs_literals("$dir/query.fvecs", 0, $NQUERIES);
+    }
+    else
+    {
+        note "$name: \$VECSTORE_DATA has no $case->{dataset}: generated data";
+        ($dim, $base) = mixture_literals(1, $rows + $nins);
+        (undef, $queries) = mixture_literals(2, $NQUERIES);
+    }
+    my $expr = $case->{normalize} ? 'l2_normalize(v)' : 'v';
+    $expr .= "::$case->{type}($dim)";
+
+    $node->safe_psql(
+        'postgres', qq{
+        CREATE TABLE stage_$name (id int, v vector($dim));
+        CREATE TABLE queries_$name (qid int, v vector($dim));
+        CREATE TABLE $t (id int PRIMARY KEY, v $case->{type}($dim));
+    });
+    copy_in("stage_$name", 'id, v', [ map { [ $_ + 1, $base->[$_] ] } 0 .. $#$base ]);
+    copy_in("queries_$name", 'qid, v', [ map { [ $_ + 1, $queries->[$_] ] } 0 .. $#$queries ]);
+    undef $base;
+    $node->safe_psql('postgres',
+        "INSERT INTO $t SELECT id, $expr FROM stage_$name WHERE id <= $rows; VACUUM ANALYZE $t;");
+    $case->{queries} = {
+        map { split /\|/, $_, 2 } split /\n/,
+        $node->safe_psql('postgres', "SELECT qid, $expr FROM queries_$name ORDER BY qid")
+    };
+
+    my %exact = map { $_ => knn($case, $SEQ_SCAN, $_) } (10, 100);
+
+    for my $quantizer (@QUANTIZERS)
+    {
+        my $what = "$name $quantizer";
+        my $idx  = "${t}_$quantizer";
+
+        # a halfvec index needs codes: its graphs cannot read 16-bit vectors
+        if ($case->{type} eq 'halfvec' && $quantizer eq 'none')
+        {
+            my ($ret, $out, $err) = $node->psql('postgres',
+                "CREATE INDEX $idx ON $t USING vecstore (v $case->{opclass}) "
+                  . "WITH (lists = $lists, quantizer = none)");
+            like($err, qr/need quantizer = sq8 or sq4/, "$what: refused");
+            next;
+        }
+        $node->safe_psql('postgres',
+            "CREATE INDEX $idx ON $t USING vecstore (v $case->{opclass}) "
+              . "WITH (lists = $lists, quantizer = $quantizer)");
+
+        my $info = index_info($node, $idx,
+            qw(quantizer clusters graph_clusters code_bytes sealed_rows));
+        is($info->{quantizer}, $quantizer, "$what: vecstore_index_info names the quantizer");
+        is($info->{graph_clusters}, $lists, "$what: every cluster has a graph");
+        if ($quantizer eq 'none')
+        {
+            is($info->{code_bytes}, 0, "$what: no codes");
+        }
+        else
+        {
+            my $low = $rows * record_bytes($quantizer, $dim);
+            ok($info->{code_bytes} >= $low && $info->{code_bytes} < $low + 64 * $lists,
+                "$what: code_bytes $info->{code_bytes} is $rows records of "
+                  . record_bytes($quantizer, $dim) . " bytes, blocks padded to 64");
+        }
+        is($node->safe_psql('postgres', "SELECT count(*) FROM vecstore_verify('$idx')"),
+            '0', "$what: vecstore_verify is clean");
+
+        for my $limit (10, 100)
+        {
+            same_distances("$what exhaustive LIMIT $limit",
+                knn($case, $EXACT_SCAN, $limit), $exact{$limit});
+        }
+        my ($recall, $bad) =
+          check_results(knn($case, 'SET enable_seqscan = off;', 10), $exact{10}, 10);
+        note sprintf('%s: recall@10 at the defaults %.3f', $what, $recall);
+        ok($recall >= $MIN_RECALL,
+            sprintf('%s: recall@10 at the defaults %.3f >= %.2f', $what, $recall, $MIN_RECALL));
+        report_bad("$what defaults", $bad, 10, 0);
+
+        # the sq4 index lives on: inserts, then a compaction re-encodes
+        if ($quantizer eq 'sq4')
+        {
+            $node->safe_psql('postgres',
+                "INSERT INTO $t SELECT id, $expr FROM stage_$name WHERE id > $rows;"
+                  . "SELECT vecstore_compact('$idx');");
+            my $after = index_info($node, $idx, qw(sealed_rows delta_rows));
+            is("$after->{sealed_rows}/$after->{delta_rows}", ($rows + $nins) . '/0',
+                "$what: the compaction sealed the inserted rows");
+            is($node->safe_psql('postgres', "SELECT count(*) FROM vecstore_verify('$idx')"),
+                '0', "$what: vecstore_verify is clean after the compaction");
+            same_distances("$what after the compaction, exhaustive LIMIT 10",
+                knn($case, $EXACT_SCAN, 10), knn($case, $SEQ_SCAN, 10));
+            $node->safe_psql('postgres', "DELETE FROM $t WHERE id > $rows; VACUUM $t;");
+        }
+        $node->safe_psql('postgres', "DROP INDEX $idx");
+    }
+}
+
+$node->stop;
+done_testing();
