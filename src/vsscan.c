@@ -20,8 +20,12 @@
  *	   candidates run out).  A cluster the policy searches by its graph
  *	   (VsPolicyUseGraph) is searched over its codes (or its full vectors
  *	   with quantizer = none): the ef nearest by code distance become
- *	   "pending" candidates.  Any other cluster is scanned flat, exactly;
- *	   so is every cluster of an exact search.  Every cluster's delta rows
+ *	   "pending" candidates.  A cluster with a graph that the policy reads
+ *	   in full instead (an ef near its size) gives every row's code
+ *	   distance, and every row becomes a pending candidate (codes_flat):
+ *	   its codes are read, and only the full vectors of the rows the
+ *	   rerank reaches.  Any other cluster is scanned flat, exactly; so is
+ *	   every cluster of an exact search.  Every cluster's delta rows
  *	   (inserted after the build, on fork pages) get exact distances.  Rows
  *	   with exact distances go into the "ready" heap.
  *	3. Rerank.  Pending candidates are taken nearest-code first,
@@ -44,7 +48,7 @@
  *	   result, VsPolicyTrusted); before a row beyond a cluster's frontier
  *	   (less code_error) is returned, that cluster is searched again with
  *	   twice the ef (VsPolicyDeeper: past a quarter of the cluster, every
- *	   remaining row flat), since it may hold nearer rows.  In an adaptive
+ *	   remaining row, by its code as above), since it may hold nearer rows.  In an adaptive
  *	   search, a cluster that holds rows about to be returned is also
  *	   searched twice as deep once, and again until the deeper search
  *	   misses few enough of its rows (VsPolicyConfirmed).
@@ -554,6 +558,62 @@ scan_rows_flat(VsScanOpaque so, VsProbe *p)
 	p->full = true;
 }
 
+/*
+ * codes_flat - is an opened cluster that is to be read in full (or the rest
+ * of it) read through its codes?  For a cluster with a graph (1000 rows
+ * or more) in an approximate scan: every row not examined yet gets its
+ * code distance and waits among the pending candidates, which the rerank
+ * takes nearest first, as far as the scan needs them.  Smaller clusters,
+ * and every cluster of an exact scan, are read exactly.
+ */
+static inline bool
+codes_flat(VsScanOpaque so, const VsClusterInfo *info)
+{
+	return so->params != NULL && !so->policy.exact &&
+		info->code_offset != 0 && info->graph_offset != 0;
+}
+
+/*
+ * scan_codes_flat - the code distance of every live row of an opened
+ * cluster not examined yet, into the pending heap (codes_flat).  It reads
+ * the cluster's codes, part of what every probed cluster's search reads,
+ * instead of every row's full vector: on data of low contrast, where the
+ * scan goes through whole clusters, only the rows that may come before
+ * the next one returned are read in full, and the vectors of a table
+ * larger than memory are read that much less.
+ */
+static void
+scan_codes_flat(VsScanOpaque so, VsProbe *p)
+{
+	const VsClusterInfo *info = cluster_info(so, p->cluster);
+	const uint8 *block = (const uint8 *) (so->body + info->code_offset);
+	int			probe = (int) (p - so->probes);
+	float		dist[256];
+
+	for (uint32 i0 = 0; i0 < info->count; i0 += lengthof(dist))
+	{
+		uint32		n = Min(info->count - i0, (uint32) lengthof(dist));
+
+		VsQuantDistances(so->qquery, VsQuantRecord(block, so->params->record_size, i0), n, dist);
+		for (uint32 j = 0; j < n; j++)
+		{
+			uint32		i = i0 + j;
+
+			if (p->seen != NULL && (p->seen[i / 8] & (1 << (i % 8))))
+				continue;
+			if (!p->counted)
+			{
+				so->scanned++;
+				so->cover += VS_COVER_GRAPH;
+			}
+			if (probe_deleted(p, i))
+				continue;
+			add_pending(so, probe, i, dist[j]);
+		}
+	}
+	p->full = true;
+}
+
 /* the HNSW distance callback over a cluster's code block */
 static void
 code_distances(void *ctx, const uint32_t *ids, uint32_t n, float *out)
@@ -860,8 +920,8 @@ open_cluster(IndexScanDesc scan, int cluster, const VsOffloadHit *hits, int nhit
 	info = cluster_info(so, cluster);
 	if (so->readahead && info->count > 0)
 	{
-		if (VsPolicyUseGraph(&so->policy, info->count, info->graph_offset != 0) &&
-			hits == NULL)
+		if ((VsPolicyUseGraph(&so->policy, info->count, info->graph_offset != 0) ||
+			 codes_flat(so, info)) && hits == NULL)
 			read_ahead(so->body + info->tid_offset,
 					   info->vec_offset + info->nbytes - info->tid_offset);
 		else
@@ -884,6 +944,8 @@ open_cluster(IndexScanDesc scan, int cluster, const VsOffloadHit *hits, int nhit
 		p->seen = palloc0((info->count + 7) / 8);
 		search_graph(scan, p, so->policy.ef, -INFINITY);
 	}
+	else if (codes_flat(so, info))
+		scan_codes_flat(so, p);
 	else
 		scan_rows_flat(so, p);
 	if (!so->readahead && vecstore_readahead == VS_READAHEAD_AUTO)
@@ -916,7 +978,10 @@ deepen(IndexScanDesc scan, VsProbe *p, double within)
 	/* the service answered exactly: the rest of the cluster, exactly too */
 	if (p->offloaded || ef < 0)
 	{
-		scan_rows_flat(so, p);
+		if (!p->offloaded && codes_flat(so, info))
+			scan_codes_flat(so, p);
+		else
+			scan_rows_flat(so, p);
 		return 0;
 	}
 	return search_graph(scan, p, ef, within);
