@@ -45,6 +45,12 @@
 #                     pgvector's HNSW graph of the 200,000 x 384 filter
 #                     table fits in it; synth1m's builds get 2GB)
 #   BENCH_PGVECTOR    0 leaves pgvector out even when it is installed
+#   BENCH_VS_WITH     extra vecstore indexes, each a WITH-clause body
+#                     without spaces, separated by spaces (default none):
+#                     "quantizer=sq4 quantizer=sq4,m=8".  Each is built and
+#                     swept like the default index, before it, as engine
+#                     "vecstore BODY"; the default index is built last, so
+#                     the connection benchmark still meets it
 #   VECSTORE_PGPORT   the throwaway server's port (default 54393; its
 #                     directory is tmp_check/bench-defaults)
 #
@@ -138,6 +144,7 @@ target=${BENCH_RECALL:-0.95}
 mwm=${BENCH_MWM:-512MB}
 mwm_1m=2GB
 want_pgvector=${BENCH_PGVECTOR:-1}
+vs_with=${BENCH_VS_WITH:-}
 export VECSTORE_PGPORT=${VECSTORE_PGPORT:-54393}
 k=10
 warm=10
@@ -227,9 +234,10 @@ build_index() {
     if [ "$am" = vecstore ]; then
         IFS=$'\t' read -r index_bytes clusters index_detail <<<"$(sqld "$db" -tA -F $'\t' -c \
             "SELECT fork_bytes + coalesce(segment_bytes, 0), clusters,
-                    format('%s clusters (%s with a graph), fork %s MiB + segment %s MiB, quantizer %s',
+                    format('%s clusters (%s with a graph), fork %s MiB + segment %s MiB, quantizer %s: codes %s MiB, graphs %s MiB',
                            clusters, graph_clusters, round(fork_bytes / 1048576.0, 1),
-                           round(segment_bytes / 1048576.0, 1), quantizer)
+                           round(segment_bytes / 1048576.0, 1), quantizer,
+                           round(code_bytes / 1048576.0, 1), round(graph_bytes / 1048576.0, 1))
                FROM vecstore_index_info('items_emb')")"
     else
         index_bytes=$(sqld "$db" -tAc "SELECT pg_relation_size('items_emb')")
@@ -298,7 +306,7 @@ measure() {
     local after='' plan recall rows qps p50 p95 dups per='- | -'
     run=$((run + 1))
     rm -f "$work/vsstats"
-    [ "$engine" = vecstore ] && after=$(vs_after "$work/vsstats")
+    case $engine in vecstore*) after=$(vs_after "$work/vsstats") ;; esac
     if ! run_queries "$db" "$run" "$settings" "$after" 2>"$work/query.err"; then
         echo "$engine $label: failed: $(grep -m1 -E 'ERROR|FATAL|server closed' "$work/query.err" || head -n 1 "$work/query.err")" >>"$work/plan_notes"
         printf '%s\t%s\t%s\t%s\tfailed\t-\t-\t-\t-\n' "$name" "$engine" "$label" "$kind" >>"$results"
@@ -356,21 +364,6 @@ set_kth() {
                                  FROM items it, queries q
                                 WHERE it.id = g.neighbors[cardinality(g.neighbors)]
                                   AND q.id = g.query_id)"
-}
-
-# exact_gt GT SOURCE - the exact top-k of every query among the rows of
-# SOURCE (a table with id and embedding) into GT, by sequential scan, in
-# the vecstore database.
-exact_gt() {
-    sqld "$vsdb" <<EOF
-SET enable_indexscan = off;
-SET enable_bitmapscan = off;
-INSERT INTO $1 (query_id, neighbors)
-SELECT q.id, (SELECT array_agg(id ORDER BY d, id)
-                FROM (SELECT id, embedding $op q.embedding AS d
-                        FROM $2 ORDER BY d, id LIMIT $k) n)
-  FROM queries q;
-EOF
 }
 
 # gen_base / gen_queries - the generated datasets' rows and queries, as
@@ -438,6 +431,7 @@ summary_table() {
             key = $1 SUBSEP $2
             bs[key] = $3; by[key] = $4
             if (!($1 in seen)) { seen[$1] = 1; order[++n] = $1 }
+            if (!(key in eseen)) { eseen[key] = 1; engs[$1, ++ne[$1]] = $2 }
             next
         }
         only != "" && $1 != only { next }
@@ -454,8 +448,8 @@ summary_table() {
                 ds = order[i]
                 pk = ds SUBSEP "pgvector"
                 pq = (pk in fq) ? fq[pk] : 0
-                for (e = 1; e <= 2; e++) {
-                    eng = (e == 1) ? "vecstore" : "pgvector"
+                for (e = 1; e <= ne[ds]; e++) {
+                    eng = engs[ds, e]
                     key = ds SUBSEP eng
                     if (!(key in bs)) continue
                     if (by[key] == "-") {
@@ -526,35 +520,44 @@ for name in $all_sets; do
     details=()
     conn_name=
 
-    if build_index "$vsdb" vecstore '' "$bmwm"; then
-        printf '%s\tvecstore\t%s\t%s\n' "$name" "$build_s" "$index_bytes" >>"$builds"
-        details+=("vecstore (no WITH clause): built in $build_s s; $index_detail")
-        progress "$name: vecstore queries"
-        measure "$vsdb" vecstore 'defaults (no SET)' default ''
-        if [ "$last_plan" != index ]; then
-            measure "$vsdb" vecstore 'defaults, enable_seqscan = off' sweep 'SET enable_seqscan = off;'
-        fi
-        if [ "$have_effort" = 1 ]; then
-            for e in $effort_spec; do
-                measure "$vsdb" vecstore "effort = $e" sweep "SET enable_seqscan = off; SET vecstore.effort = $e;"
-            done
-        fi
-        for p in $(probes_for "$clusters"); do
-            if [ "$have_ef" = 1 ]; then
-                for ef in $grid_ef_spec; do
-                    measure "$vsdb" vecstore "probes = $p, ef_search = $ef" sweep \
-                        "SET enable_seqscan = off; SET vecstore.probes = $p; SET vecstore.ef_search = $ef;"
-                done
+    for with in $vs_with ''; do
+        engine=vecstore${with:+ $with}
+        if build_index "$vsdb" vecstore "${with//,/, }" "$bmwm"; then
+            printf '%s\t%s\t%s\t%s\n' "$name" "$engine" "$build_s" "$index_bytes" >>"$builds"
+            if [ -n "$with" ]; then
+                details+=("vecstore WITH ($with): built in $build_s s; $index_detail")
             else
-                measure "$vsdb" vecstore "probes = $p" sweep "SET enable_seqscan = off; SET vecstore.probes = $p;"
+                details+=("vecstore (no WITH clause): built in $build_s s; $index_detail")
             fi
-        done
-        conn_name=$name
-        conn_op=$op
-    else
-        printf '%s\tvecstore\t%s\t-\n' "$name" "$build_s" >>"$builds"
-        echo "| vecstore | build failed after $build_s s: $build_err | | | | | | | |"
-    fi
+            progress "$name: $engine queries"
+            measure "$vsdb" "$engine" 'defaults (no SET)' default ''
+            if [ "$last_plan" != index ]; then
+                measure "$vsdb" "$engine" 'defaults, enable_seqscan = off' sweep 'SET enable_seqscan = off;'
+            fi
+            if [ "$have_effort" = 1 ]; then
+                for e in $effort_spec; do
+                    measure "$vsdb" "$engine" "effort = $e" sweep "SET enable_seqscan = off; SET vecstore.effort = $e;"
+                done
+            fi
+            for p in $(probes_for "$clusters"); do
+                if [ "$have_ef" = 1 ]; then
+                    for ef in $grid_ef_spec; do
+                        measure "$vsdb" "$engine" "probes = $p, ef_search = $ef" sweep \
+                            "SET enable_seqscan = off; SET vecstore.probes = $p; SET vecstore.ef_search = $ef;"
+                    done
+                else
+                    measure "$vsdb" "$engine" "probes = $p" sweep "SET enable_seqscan = off; SET vecstore.probes = $p;"
+                fi
+            done
+            if [ -z "$with" ]; then
+                conn_name=$name
+                conn_op=$op
+            fi
+        else
+            printf '%s\t%s\t%s\t-\n' "$name" "$engine" "$build_s" >>"$builds"
+            echo "| $engine | build failed after $build_s s: $build_err | | | | | | | |"
+        fi
+    done
 
     conn_pg=0
     if [ "$have_pgvector" = 1 ]; then

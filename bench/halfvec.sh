@@ -255,20 +255,6 @@ bench_index() {
     sqld "$db" -c 'DROP INDEX IF EXISTS items_emb'
 }
 
-# exact_gt - the exact top-k of every query among the items into
-# groundtruth, by sequential scan, in the vecstore database.
-exact_gt() {
-    sqld "$vsdb" <<EOF
-SET enable_indexscan = off;
-SET enable_bitmapscan = off;
-INSERT INTO groundtruth (query_id, neighbors)
-SELECT q.id, (SELECT array_agg(id ORDER BY d, id)
-                FROM (SELECT id, embedding $op q.embedding AS d
-                        FROM items ORDER BY d, id LIMIT $k) n)
-  FROM queries q;
-EOF
-}
-
 # load_text - the text set into both databases, its ground truth computed
 # in SQL.  Sets dbs and load_s.
 load_text() {
@@ -279,7 +265,7 @@ load_text() {
     ./tools/fvecs2pg --text "$nq" "$dim" 2 | sqld "$vsdb" -c '\copy queries from pstdin'
     sqld "$vsdb" -c 'VACUUM ANALYZE items' -c 'ANALYZE queries'
     progress "$name: exact ground truth"
-    exact_gt
+    exact_gt groundtruth items
     load_finish "$t0"
 }
 

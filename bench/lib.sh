@@ -110,6 +110,24 @@ load_finish() {
     load_s=$(since "$1")
 }
 
+# exact_gt GT SOURCE [N] - the exact top-k of the first N queries (every
+# query without N) among the rows of SOURCE (a table with id and
+# embedding) into GT, by sequential scan (ties by lower id), in the
+# vecstore database.
+exact_gt() {
+    local first=
+    [ -z "${3:-}" ] || first="ORDER BY id LIMIT $3"
+    sqld "$vsdb" <<EOF
+SET enable_indexscan = off;
+SET enable_bitmapscan = off;
+INSERT INTO $1 (query_id, neighbors)
+SELECT q.id, (SELECT array_agg(id ORDER BY d, id)
+                FROM (SELECT id, embedding $op q.embedding AS d
+                        FROM $2 ORDER BY d, id LIMIT $k) n)
+  FROM (SELECT * FROM queries $first) q;
+EOF
+}
+
 # run_queries DB RUN SETTINGS [AFTER] - in one session on DB: SETTINGS (SET
 # commands, after max_parallel_workers_per_gather = 0), then a plpgsql
 # block that stores the plan of the first query in plans, runs warm

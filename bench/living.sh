@@ -280,20 +280,12 @@ load_synth() {
     load_finish "$t0"
 }
 
-# exact_gt - the exact top-k of every query among the rows of items, by
-# sequential scan (ties by lower id), into groundtruth, in the vecstore
+# refresh_gt - the exact top-k of every query among the rows of items
+# (bench/lib.sh's exact_gt) into a fresh groundtruth, in the vecstore
 # database; copied to the off database.
-exact_gt() {
-    sqld "$vsdb" <<EOF
-SET enable_indexscan = off;
-SET enable_bitmapscan = off;
-TRUNCATE groundtruth;
-INSERT INTO groundtruth (query_id, neighbors)
-SELECT q.id, (SELECT array_agg(id ORDER BY d, id)
-                FROM (SELECT id, embedding $op q.embedding AS d
-                        FROM items ORDER BY d, id LIMIT $k) n)
-  FROM queries q;
-EOF
+refresh_gt() {
+    sqld "$vsdb" -c 'TRUNCATE groundtruth'
+    exact_gt groundtruth items
     sqld "$offdb" -c 'TRUNCATE groundtruth'
     copy_to "$vsdb" "$offdb" groundtruth
 }
@@ -474,7 +466,7 @@ for name in $all_sets; do
         vs_read df "$offdb"
         left=$(sqld "$vsdb" -tAc 'SELECT count(*) FROM items')
         progress "$name: exact ground truth of the $left rows left"
-        exact_gt
+        refresh_gt
         measure "$vsdb" "$default_sql"
         r_d_def=$m_recall q_d_def=$m_qps
         measure "$vsdb" "$fixed_sql"
