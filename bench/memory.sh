@@ -15,10 +15,11 @@
 # memory controller (/sys/fs/cgroup/memory); without them only the
 # uncapped figures are printed.
 #
-#   ./bench/memory.sh                       1,000,000 x 256 (about 40 min
-#                                           on a 2-core VM, 20 of them
-#                                           pgvector's HNSW build)
-#   BENCH_PGVECTOR=0 ./bench/memory.sh      vecstore alone
+#   ./bench/memory.sh                       1,000,000 x 256 (about 45 min
+#                                           on a 2-core VM: pgvector's HNSW
+#                                           build 10, its capped runs 15)
+#   BENCH_PGVECTOR=0 ./bench/memory.sh      vecstore alone (about 15 min
+#                                           for three indexes)
 #   BENCH_ROWS=100000 BENCH_DIM=128 BENCH_PGVECTOR=0 ./bench/memory.sh
 #                                           a smoke run (2 min)
 #
