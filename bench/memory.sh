@@ -20,8 +20,8 @@
 #                                           build 10, its capped runs 15)
 #   BENCH_PGVECTOR=0 ./bench/memory.sh      vecstore alone (about 15 min
 #                                           for three indexes)
-#   BENCH_ROWS=100000 BENCH_DIM=128 BENCH_PGVECTOR=0 ./bench/memory.sh
-#                                           a smoke run (2 min)
+#   BENCH_ROWS=100000 BENCH_DIM=128 BENCH_CAP=2 BENCH_PGVECTOR=0 \
+#     ./bench/memory.sh                     a smoke run (1 min)
 #
 # Knobs (environment):
 #   BENCH_ROWS        rows (default 1000000): tools/fvecs2pg --random ROWS DIM 1
@@ -31,7 +31,10 @@
 #                     (by sequential scan) for recall (default 200)
 #   BENCH_CAP         memory limits as fractions of the raw vector bytes
 #                     (rows x dim x 4), separated by spaces (default "0.3
-#                     0.5"); each capped run is one row of the table
+#                     0.5"); each capped run is one row of the table.
+#                     A limit must leave room for the shared buffers and
+#                     the server's processes (together about 80 MB): below
+#                     about 100 MB the server does not start
 #   BENCH_VS_WITH     vecstore indexes, WITH-clause bodies without spaces
 #                     separated by spaces, "default" for none (default
 #                     "default quantizer=sq4,m=8")
