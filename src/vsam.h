@@ -593,6 +593,8 @@ typedef struct VsBackendStats
 	int64		files_trusted;	/* ... taken from the server's record */
 	int64		clusters_checked;	/* clusters checked by this backend */
 	int64		clusters_trusted;	/* ... taken from the server's record */
+	int64		vectors_read;	/* sealed rows given their exact distance on
+								 * the full vector (reranked or read flat) */
 } VsBackendStats;
 
 extern VsBackendStats VsStats;

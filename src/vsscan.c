@@ -553,6 +553,7 @@ scan_rows_flat(VsScanOpaque so, VsProbe *p)
 			continue;
 		sealed_tid(so, info, i, &tid);
 		d = sealed_distance(so, info, i, &skey);
+		VsStats.vectors_read++;
 		found_row(so, p, &tid, d, skey);
 	}
 	p->full = true;
@@ -1183,6 +1184,8 @@ rerank(VsScanOpaque so, int n)
 			pending_sift_down(so->pending, so->npending, 0);
 		}
 	}
+
+	VsStats.vectors_read += nbatch;
 
 	/* their vectors, all asked for before the first is read */
 	if (so->readahead)

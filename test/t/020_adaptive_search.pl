@@ -165,6 +165,20 @@ is(session_stats($node), '1|0|t|f|t', 'a file with a new modification time is ch
 $node->restart;
 is(session_stats($node), '1|0|t|f|t', 'a restarted server checks again');
 
+# vectors_read: the full vectors the scans read.  An exact scan reads the
+# vector of every row it examines; a default one compares most rows by
+# their codes and reads the vectors of the few it reranks.
+my $READ = 'SELECT rows_examined, vectors_read FROM vecstore_stats()';
+my ($ex_rows, $ex_read) = split /\|/,
+  (split /\n/, $node->safe_psql('postgres', "$ONE $READ"))[1];
+ok($ex_read > 0 && $ex_read == $ex_rows,
+    "an exact scan reads the vector of every row it examines ($ex_read of $ex_rows)");
+my ($df_rows, $df_read) = split /\|/,
+  (split /\n/, $node->safe_psql('postgres',
+    "$INDEX SELECT count(*) FROM (SELECT id FROM items ORDER BY v <-> vec_of(1, 0, 32) LIMIT 10) s; $READ"))[1];
+ok($df_read >= 10 && $df_read * 2 < $df_rows,
+    "a default scan reads the vectors of the rows it reranks only ($df_read of $df_rows examined)");
+
 my $plain = PostgreSQL::Test::Cluster->new('plain');
 $plain->init;
 $plain->start;
