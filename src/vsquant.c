@@ -204,33 +204,6 @@ dot_scalar(const VsQuantQuery *query, const uint8_t *codes)
 }
 
 /*
- * block_scalar / ids_scalar - distances to records in order or by id.
- */
-static void
-block_scalar(const VsQuantQuery *query, const uint8_t *block, uint32_t n,
-			 float *out)
-{
-	for (uint32_t i = 0; i < n; i++)
-	{
-		const uint8_t *rec = block + (size_t) i * query->record_size;
-
-		out[i] = finish(query, dot_scalar(query, rec + VS_QUANT_RECORD_HEADER), rec);
-	}
-}
-
-static void
-ids_scalar(const VsQuantQuery *query, const uint8_t *block,
-		   const uint32_t *ids, uint32_t n, float *out)
-{
-	for (uint32_t i = 0; i < n; i++)
-	{
-		const uint8_t *rec = block + (size_t) ids[i] * query->record_size;
-
-		out[i] = finish(query, dot_scalar(query, rec + VS_QUANT_RECORD_HEADER), rec);
-	}
-}
-
-/*
  * dot4_scalar - SQ4: each code byte's low nibble against the first
  * weight stream, its high nibble against the second.
  */
@@ -246,29 +219,50 @@ dot4_scalar(const VsQuantQuery *query, const uint8_t *codes)
 	return s;
 }
 
-static void
-block4_scalar(const VsQuantQuery *query, const uint8_t *block, uint32_t n,
-			  float *out)
-{
-	for (uint32_t i = 0; i < n; i++)
-	{
-		const uint8_t *rec = block + (size_t) i * query->record_size;
+/*
+ * The block and id loops of each path, with its kernel inlined.  The id
+ * loop prefetches the record two ids ahead (its first cache lines): graph
+ * neighbours are scattered, and a miss costs more than a distance.
+ */
+#define PREFETCH_AHEAD	2
 
-		out[i] = finish(query, dot4_scalar(query, rec + VS_QUANT_RECORD_HEADER), rec);
-	}
+#if defined(__GNUC__)
+#define PREFETCH(p)		__builtin_prefetch(p)
+#else
+#define PREFETCH(p)		((void) (p))
+#endif
+
+#define DEFINE_LOOPS(name, dot, ATTR) \
+ATTR static void \
+block_##name(const VsQuantQuery *query, const uint8_t *block, uint32_t n, \
+			 float *out) \
+{ \
+	for (uint32_t i = 0; i < n; i++) \
+	{ \
+		const uint8_t *rec = block + (size_t) i * query->record_size; \
+		out[i] = finish(query, dot(query, rec + VS_QUANT_RECORD_HEADER), rec); \
+	} \
+} \
+ATTR static void \
+ids_##name(const VsQuantQuery *query, const uint8_t *block, \
+		   const uint32_t *ids, uint32_t n, float *out) \
+{ \
+	for (uint32_t i = 0; i < n; i++) \
+	{ \
+		const uint8_t *rec = block + (size_t) ids[i] * query->record_size; \
+		if (i + PREFETCH_AHEAD < n) \
+		{ \
+			const char *next = (const char *) block + \
+				(size_t) ids[i + PREFETCH_AHEAD] * query->record_size; \
+			PREFETCH(next); \
+			PREFETCH(next + 64); \
+		} \
+		out[i] = finish(query, dot(query, rec + VS_QUANT_RECORD_HEADER), rec); \
+	} \
 }
 
-static void
-ids4_scalar(const VsQuantQuery *query, const uint8_t *block,
-			const uint32_t *ids, uint32_t n, float *out)
-{
-	for (uint32_t i = 0; i < n; i++)
-	{
-		const uint8_t *rec = block + (size_t) ids[i] * query->record_size;
-
-		out[i] = finish(query, dot4_scalar(query, rec + VS_QUANT_RECORD_HEADER), rec);
-	}
-}
+DEFINE_LOOPS(scalar, dot_scalar, )
+DEFINE_LOOPS(4_scalar, dot4_scalar, )
 
 #ifdef VS_HAVE_X86_SIMD
 
@@ -530,42 +524,6 @@ dot4_avx512vnni(const VsQuantQuery *query, const uint8_t *codes)
 	return dot4_avx512vnni_inline(query, codes);
 }
 
-/*
- * The block and id loops of each SIMD path, with the kernel inlined.  The
- * id loop prefetches the record two ids ahead (its first cache lines):
- * graph neighbours are scattered, and a miss costs more than a distance.
- */
-#define PREFETCH_AHEAD	2
-
-#define DEFINE_LOOPS(name, dot, ATTR) \
-ATTR static void \
-block_##name(const VsQuantQuery *query, const uint8_t *block, uint32_t n, \
-			 float *out) \
-{ \
-	for (uint32_t i = 0; i < n; i++) \
-	{ \
-		const uint8_t *rec = block + (size_t) i * query->record_size; \
-		out[i] = finish(query, dot(query, rec + VS_QUANT_RECORD_HEADER), rec); \
-	} \
-} \
-ATTR static void \
-ids_##name(const VsQuantQuery *query, const uint8_t *block, \
-		   const uint32_t *ids, uint32_t n, float *out) \
-{ \
-	for (uint32_t i = 0; i < n; i++) \
-	{ \
-		const uint8_t *rec = block + (size_t) ids[i] * query->record_size; \
-		if (i + PREFETCH_AHEAD < n) \
-		{ \
-			const char *next = (const char *) block + \
-				(size_t) ids[i + PREFETCH_AHEAD] * query->record_size; \
-			__builtin_prefetch(next); \
-			__builtin_prefetch(next + 64); \
-		} \
-		out[i] = finish(query, dot(query, rec + VS_QUANT_RECORD_HEADER), rec); \
-	} \
-}
-
 DEFINE_LOOPS(avx2, dot_avx2_inline, VS_AVX2)
 DEFINE_LOOPS(avx512, dot_avx512_inline, VS_AVX512)
 DEFINE_LOOPS(avx512vnni, dot_avx512vnni_inline, VS_AVX512VNNI)
@@ -585,7 +543,7 @@ static const QuantKernels kernel_table[VS_QUANT_NPATHS] = {
 };
 
 static const QuantKernels kernel_table4[VS_QUANT_NPATHS] = {
-	[VS_QUANT_PATH_SCALAR] = {dot4_scalar, block4_scalar, ids4_scalar},
+	[VS_QUANT_PATH_SCALAR] = {dot4_scalar, block_4_scalar, ids_4_scalar},
 #ifdef VS_HAVE_X86_SIMD
 	[VS_QUANT_PATH_AVX2] = {dot4_avx2, block_4_avx2, ids_4_avx2},
 	[VS_QUANT_PATH_AVX512] = {dot4_avx512, block_4_avx512, ids_4_avx512},
