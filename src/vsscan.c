@@ -528,6 +528,25 @@ sealed_tid(VsScanOpaque so, const VsClusterInfo *info, uint32 i, ItemPointer tid
 }
 
 /*
+ * examine_row - row "i" of an opened cluster read in full: false when a
+ * graph search examined it already; else it counts as examined ("cover"
+ * toward widening), unless the cluster was counted in full before, and
+ * the answer is whether it is live (not deleted).
+ */
+static inline bool
+examine_row(VsScanOpaque so, VsProbe *p, uint32 i, int cover)
+{
+	if (p->seen != NULL && (p->seen[i / 8] & (1 << (i % 8))))
+		return false;
+	if (!p->counted)
+	{
+		so->scanned++;
+		so->cover += cover;
+	}
+	return !probe_deleted(p, i);
+}
+
+/*
  * scan_rows_flat - exact distances of every live row of an opened cluster
  * not examined yet, into the ready heap.
  */
@@ -542,14 +561,7 @@ scan_rows_flat(VsScanOpaque so, VsProbe *p)
 		double		d,
 					skey;
 
-		if (p->seen != NULL && (p->seen[i / 8] & (1 << (i % 8))))
-			continue;
-		if (!p->counted)
-		{
-			so->scanned++;
-			so->cover += VS_COVER_FLAT;
-		}
-		if (probe_deleted(p, i))
+		if (!examine_row(so, p, i, VS_COVER_FLAT))
 			continue;
 		sealed_tid(so, info, i, &tid);
 		d = sealed_distance(so, info, i, &skey);
@@ -598,18 +610,8 @@ scan_codes_flat(VsScanOpaque so, VsProbe *p)
 		VsQuantDistances(so->qquery, VsQuantRecord(block, so->params->record_size, i0), n, dist);
 		for (uint32 j = 0; j < n; j++)
 		{
-			uint32		i = i0 + j;
-
-			if (p->seen != NULL && (p->seen[i / 8] & (1 << (i % 8))))
-				continue;
-			if (!p->counted)
-			{
-				so->scanned++;
-				so->cover += VS_COVER_GRAPH;
-			}
-			if (probe_deleted(p, i))
-				continue;
-			add_pending(so, probe, i, dist[j]);
+			if (examine_row(so, p, i0 + j, VS_COVER_GRAPH))
+				add_pending(so, probe, i0 + j, dist[j]);
 		}
 	}
 	p->full = true;
