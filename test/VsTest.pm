@@ -24,7 +24,7 @@ use Time::HiRes qw(usleep);
 
 our @EXPORT_OK = qw(server_pids crash_node check_results report_bad same_distances index_info
   clustered_vec_of_sql knn_sql blob_sql blob_nearest check_blob_index fvecs_literals
-  mixture_literals $EXACT_SCAN $SEQ_SCAN);
+  mixture_literals dataset_literals copy_in $EXACT_SCAN $SEQ_SCAN);
 
 # settings for an exact index scan, and for a sequential scan
 our $EXACT_SCAN =
@@ -369,6 +369,46 @@ sub mixture_literals
           . ']';
     }
     return ($dim, \@lits);
+}
+
+#
+# dataset_literals - the first $n base vectors and $nq queries of the shared
+# data set $dataset ($VECSTORE_DATA/$dataset/{base,query}.fvecs), or where
+# it is missing mixture_literals($seed, $n) and ($seed + 1, $nq); the
+# dimension and references to the two lists.
+#
+sub dataset_literals
+{
+    my ($dataset, $n, $nq, $seed) = @_;
+    my $root = $ENV{VECSTORE_DATA} // '';
+    my $dir  = "$root/$dataset";
+    my ($dim, $base, $queries);
+
+    if ($root ne '' && -r "$dir/base.fvecs" && -r "$dir/query.fvecs")
+    {
+        note "data set $dataset";
+        ($dim, $base) = fvecs_literals("$dir/base.fvecs", 0, $n);
+        (undef, $queries) = fvecs_literals("$dir/query.fvecs", 0, $nq);
+    }
+    else
+    {
+        note "\$VECSTORE_DATA has no $dataset: generated data";
+        ($dim, $base) = mixture_literals($seed, $n);
+        (undef, $queries) = mixture_literals($seed + 1, $nq);
+    }
+    return ($dim, $base, $queries);
+}
+
+#
+# copy_in - COPY rows (references to lists of column texts) into
+# $table ($columns) on node $n.
+#
+sub copy_in
+{
+    my ($n, $table, $columns, $rows) = @_;
+    my $data = join('', map { join("\t", @$_) . "\n" } @$rows);
+    $n->safe_psql('postgres', "COPY $table ($columns) FROM STDIN;\n$data\\.\n");
+    return;
 }
 
 1;

@@ -73,7 +73,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use VsTest qw(check_results report_bad same_distances fvecs_literals mixture_literals $SEQ_SCAN);
+use VsTest qw(check_results report_bad same_distances dataset_literals $SEQ_SCAN);
 
 my $NBASE    = 20_000;
 my $NEXTRA   = 4_000;
@@ -82,7 +82,6 @@ my $K        = 10;
 my $SHARDS   = 4;
 my $LISTS    = 25;                   # the same CREATE INDEX on both tables
 my $HOST     = '127.0.0.1';
-my $data_root = $ENV{VECSTORE_DATA} // '';
 
 # Settings of the distributed session: SET LOCAL inside a transaction
 # reaches the workers only with this (see the propagation checks below).
@@ -147,20 +146,8 @@ is( $coord->safe_psql('postgres',
                 "SELECT extversion FROM pg_extension WHERE extname = 'vecstore'")) x 2),
     'CREATE EXTENSION vecstore reaches both workers');
 
-my ($dim, $base, $queries);
-my $dir = "$data_root/sift128-photos-euclidean";
-if ($data_root ne '' && -r "$dir/base.fvecs")
-{
-    note 'data set sift128-photos-euclidean';
-    ($dim, $base) = fvecs_literals("$dir/base.fvecs", 0, $NBASE + $NEXTRA);
-    (undef, $queries) = fvecs_literals("$dir/query.fvecs", 0, $NQUERIES);
-}
-else
-{
-    note 'generated data';
-    ($dim, $base) = mixture_literals(10, $NBASE + $NEXTRA);
-    (undef, $queries) = mixture_literals(11, $NQUERIES);
-}
+my ($dim, $base, $queries) =
+  dataset_literals('sift128-photos-euclidean', $NBASE + $NEXTRA, $NQUERIES, 10);
 
 # stage (local): every row; items_local and items get the first $NBASE
 $coord->safe_psql('postgres',

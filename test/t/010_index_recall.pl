@@ -57,7 +57,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use VsTest qw(check_results report_bad same_distances index_info fvecs_literals);
+use VsTest qw(check_results report_bad same_distances index_info fvecs_literals copy_in);
 
 # the vecstore_index_info columns the checks read
 my @INFO_COLS = qw(clusters sealed_rows delta_rows dead_rows segment_file segment_bytes);
@@ -150,18 +150,6 @@ sub generated_literals
         push @lits, '[' . join(',', @v) . ']';
     }
     return ($dim, \@lits);
-}
-
-#
-# copy_in - COPY rows (arrays of column texts) into table(columns).
-#
-sub copy_in
-{
-    my ($table, $columns, $rows) = @_;
-    my $data = join('', map { join("\t", @$_) . "\n" } @$rows);
-    $node->safe_psql('postgres',
-        "COPY $table ($columns) FROM STDIN;\n$data\\.\n");
-    return;
 }
 
 #
@@ -279,9 +267,9 @@ for my $case (@CASES)
         CREATE TABLE queries_$name (qid int, v vector($dim));
         CREATE TABLE $t (id int PRIMARY KEY, label int NOT NULL, v vector($dim));
     });
-    copy_in("stage_$name", 'id, v',
+    copy_in($node, "stage_$name", 'id, v',
         [ map { [ $_ + 1, $base->[$_] ] } 0 .. $#$base ]);
-    copy_in("queries_$name", 'qid, v',
+    copy_in($node, "queries_$name", 'qid, v',
         [ map { [ $_ + 1, $queries->[$_] ] } 0 .. $#$queries ]);
     undef $base;
     $node->safe_psql(

@@ -34,11 +34,10 @@ use File::Path qw(rmtree);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use VsTest qw(fvecs_literals mixture_literals);
+use VsTest qw(dataset_literals);
 
 my $NBASE    = 10_000;
 my $NQUERIES = 20;
-my $data_root = $ENV{VECSTORE_DATA} // '';
 
 my $primary = PostgreSQL::Test::Cluster->new('primary');
 $primary->init(allows_streaming => 1);
@@ -63,22 +62,8 @@ $primary->safe_psql('postgres', 'CREATE EXTENSION vecstore');
 sub load
 {
     my ($table, $dataset, $seed) = @_;
-    my $n   = $NBASE + $NBASE / 5;
-    my $dir = "$data_root/$dataset";
-    my ($dim, $base, $queries);
-
-    if ($data_root ne '' && -r "$dir/base.fvecs")
-    {
-        note "$table: data set $dataset";
-        ($dim, $base) = fvecs_literals("$dir/base.fvecs", 0, $n);
-        (undef, $queries) = fvecs_literals("$dir/query.fvecs", 0, $NQUERIES);
-    }
-    else
-    {
-        note "$table: generated data";
-        ($dim, $base) = mixture_literals($seed, $n);
-        (undef, $queries) = mixture_literals($seed + 1, $NQUERIES);
-    }
+    my $n = $NBASE + $NBASE / 5;
+    my ($dim, $base, $queries) = dataset_literals($dataset, $n, $NQUERIES, $seed);
     $primary->safe_psql('postgres',
         "CREATE TABLE stage_$table (id int, v vector($dim));\n"
           . "CREATE TABLE $table (id int PRIMARY KEY, v vector($dim));\n"

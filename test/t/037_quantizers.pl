@@ -35,8 +35,8 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-use VsTest qw(check_results report_bad same_distances index_info fvecs_literals
-  mixture_literals $EXACT_SCAN $SEQ_SCAN);
+use VsTest qw(check_results report_bad same_distances index_info dataset_literals copy_in
+  $EXACT_SCAN $SEQ_SCAN);
 
 my $NQUERIES   = 30;
 my $MIN_RECALL = 0.85;
@@ -53,8 +53,6 @@ my @CASES = (
       dataset => 'fashion-mnist-784-euclidean', rows => 4000, lists => 2, normalize => 1 },
 );
 
-my $data_root = $ENV{VECSTORE_DATA} // '';
-
 my $node = PostgreSQL::Test::Cluster->new('quantizers');
 $node->init;
 $node->append_conf(
@@ -69,15 +67,6 @@ max_parallel_maintenance_workers = 0
 });
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION vecstore');
-
-# copy_in - rows (array refs) into $table ($columns) through COPY
-sub copy_in
-{
-    my ($table, $columns, $rows) = @_;
-    my $data = join('', map { join("\t", @$_) . "\n" } @$rows);
-    $node->safe_psql('postgres', "COPY $table ($columns) FROM STDIN;\n$data\\.\n");
-    return;
-}
 
 # knn - { qid => [ [id, 0, distance], ... ] } for every query of $case
 sub knn
@@ -111,22 +100,9 @@ sub record_bytes
 for my $case (@CASES)
 {
     my ($name, $rows, $lists) = @$case{qw(name rows lists)};
-    my $t   = "items_$name";
-    my $dir = "$data_root/$case->{dataset}";
+    my $t    = "items_$name";
     my $nins = int($rows / 10);
-    my ($dim, $base, $queries);
-
-    if ($data_root ne '' && -r "$dir/base.fvecs" && -r "$dir/query.fvecs")
-    {
-        ($dim, $base) = fvecs_literals("$dir/base.fvecs", 0, $rows + $nins);
-        (undef, $queries) = fvecs_literals("$dir/query.fvecs", 0, $NQUERIES);
-    }
-    else
-    {
-        note "$name: \$VECSTORE_DATA has no $case->{dataset}: generated data";
-        ($dim, $base) = mixture_literals(1, $rows + $nins);
-        (undef, $queries) = mixture_literals(2, $NQUERIES);
-    }
+    my ($dim, $base, $queries) = dataset_literals($case->{dataset}, $rows + $nins, $NQUERIES, 1);
     my $expr = $case->{normalize} ? 'l2_normalize(v)' : 'v';
     $expr .= "::$case->{type}($dim)";
 
@@ -136,8 +112,8 @@ for my $case (@CASES)
         CREATE TABLE queries_$name (qid int, v vector($dim));
         CREATE TABLE $t (id int PRIMARY KEY, v $case->{type}($dim));
     });
-    copy_in("stage_$name", 'id, v', [ map { [ $_ + 1, $base->[$_] ] } 0 .. $#$base ]);
-    copy_in("queries_$name", 'qid, v', [ map { [ $_ + 1, $queries->[$_] ] } 0 .. $#$queries ]);
+    copy_in($node, "stage_$name", 'id, v', [ map { [ $_ + 1, $base->[$_] ] } 0 .. $#$base ]);
+    copy_in($node, "queries_$name", 'qid, v', [ map { [ $_ + 1, $queries->[$_] ] } 0 .. $#$queries ]);
     undef $base;
     $node->safe_psql('postgres',
         "INSERT INTO $t SELECT id, $expr FROM stage_$name WHERE id <= $rows; VACUUM ANALYZE $t;");
