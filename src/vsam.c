@@ -239,7 +239,7 @@ VsAmInit(void)
 
 	DefineCustomEnumVariable("vecstore.readahead",
 							 "Asks the kernel ahead for the parts of a segment file a scan is about to read",
-							 "auto: while the backend meets pages that are not in memory; on: always; off: never.  A scan asks for each opened cluster's graph and codes, and for each batch of candidates' vectors, before reading them, so that the disk serves the reads together.",
+							 "auto: while the backend meets pages that are not in memory; on: always; off: never.  A scan asks for each opened cluster's graph and codes, and for each batch of candidates' vectors, before reading them, so that the disk serves the reads together.  Unless off, segment files are mapped for random reads (no read-around of missing pages).",
 							 &vecstore_readahead, VS_READAHEAD_AUTO, readahead_options,
 							 PGC_USERSET, 0, NULL, NULL, NULL);
 

@@ -458,6 +458,42 @@ crc_of(const void *data, Size len)
 }
 
 /*
+ * How a mapped segment file is read.  Scans read it at random: a cluster's
+ * graph and codes, then one full vector per candidate reranked.  On a page
+ * that is not in memory, the kernel's default for a file mapping is to
+ * read around the fault as much as the device's read-ahead (read_ahead_kb:
+ * 128 kB by default, 8 MB on the virtual disks of our benchmark machines)
+ * to serve one vector of a few hundred bytes; with less memory than the
+ * index, those reads also push the clusters' hot parts out of the page
+ * cache.  So each mapping is advised MADV_RANDOM (no read-around), and the
+ * readers ask for what they are about to read themselves: the scans while
+ * they meet missing pages (vsscan.c, "Read-ahead"), and a cluster's
+ * checksum pass, which reads all of it in order, before it starts
+ * (crc_of_mapped).  With vecstore.readahead = off, neither: the kernel's
+ * own read-around.
+ */
+static void
+advise_mapping(void *addr, Size len)
+{
+	if (vecstore_readahead != VS_READAHEAD_OFF)
+		(void) madvise(addr, len, MADV_RANDOM);
+}
+
+/* crc_of of bytes of a mapping, asked for in one go first */
+static uint32
+crc_of_mapped(const char *data, Size len)
+{
+	if (vecstore_readahead != VS_READAHEAD_OFF && len > 0)
+	{
+		uintptr_t	pagesize = (uintptr_t) sysconf(_SC_PAGESIZE);
+		uintptr_t	start = (uintptr_t) data & ~(pagesize - 1);
+
+		(void) madvise((void *) start, (uintptr_t) data + len - start, MADV_WILLNEED);
+	}
+	return crc_of(data, len);
+}
+
+/*
  * head_problem - check a head read from the fork or a file: its CRC
  * against the metapage's, then its tables.  NULL when sound.
  */
@@ -1109,6 +1145,7 @@ map_generation(Relation index, VsMetaPage meta, VsMapping *m, VsMapped *out,
 					 errmsg("could not map segment file of generation %u of index \"%s\": %m",
 							piece->generation, RelationGetRelationName(index))));
 		}
+		advise_mapping(at, VS_SEGMENT_HEADER_SIZE + piece->region.nbytes);
 	}
 
 	/* the whole set: checked by this backend or another one, or now */
@@ -1479,7 +1516,7 @@ VsSegmentCluster(Relation index, VsMetaPage meta, const char *body, uint32 clust
 		return body;
 	}
 
-	if (crc_of(body + info->vec_offset, info->nbytes) == info->crc)
+	if (crc_of_mapped(body + info->vec_offset, info->nbytes) == info->crc)
 	{
 		check_graph(index, meta, body, cluster);
 		m->verified_clusters[cluster / 8] |= (1 << (cluster % 8));
@@ -1602,7 +1639,7 @@ check_call(void *arg)
 		const VsClusterInfo *info = VsHeadClusters(call->body) + c;
 
 		CHECK_FOR_INTERRUPTS();
-		if (crc_of(call->body + info->vec_offset, info->nbytes) != info->crc)
+		if (crc_of_mapped(call->body + info->vec_offset, info->nbytes) != info->crc)
 		{
 			call->result = psprintf("fails the checksum of cluster %u", c);
 			*call->generation = info->piece;
