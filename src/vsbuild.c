@@ -1215,7 +1215,16 @@ build_write(VsBuildState *bs, VsMetaPage meta)
 	tuplesort_end(bs->sort);
 	ExecDropSingleTupleTableSlot(bs->slot);
 	if (RelationNeedsWAL(bs->index))
-		log_newpage_range(bs->index, MAIN_FORKNUM, 0, RelationGetNumberOfBlocks(bs->index), true);
+	{
+		BlockNumber nblocks = RelationGetNumberOfBlocks(bs->index);
+
+		INSTR_TIME_SET_CURRENT(start);
+		log_newpage_range(bs->index, MAIN_FORKNUM, 0, nblocks, true);
+		INSTR_TIME_SET_CURRENT(elapsed);
+		INSTR_TIME_SUBTRACT(elapsed, start);
+		elog(DEBUG1, "vecstore WAL: %u blocks logged, %.1f ms",
+			 nblocks, INSTR_TIME_GET_MILLISEC(elapsed));
+	}
 }
 
 /*
@@ -1227,11 +1236,19 @@ build_write(VsBuildState *bs, VsMetaPage meta)
 static void
 build_segment(VsBuildState *bs, VsMetaPage meta)
 {
+	instr_time	start,
+				elapsed;
+
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, VS_PHASE_SEGMENT);
+	INSTR_TIME_SET_CURRENT(start);
 	VsSegmentRemoveOnAbort(bs->index->rd_node);
 	VsSegmentWritePiece(bs->index, meta);
 	VsSegmentForgetIndexFiles(bs->index);
 	VsSegmentSweep();
+	INSTR_TIME_SET_CURRENT(elapsed);
+	INSTR_TIME_SUBTRACT(elapsed, start);
+	elog(DEBUG1, "vecstore segment file: " UINT64_FORMAT " bytes, %.1f ms",
+		 meta->sealed.nbytes, INSTR_TIME_GET_MILLISEC(elapsed));
 }
 
 /*
