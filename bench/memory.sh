@@ -38,6 +38,11 @@
 #   BENCH_VS_WITH     vecstore indexes, WITH-clause bodies without spaces
 #                     separated by spaces, "default" for none (default
 #                     "default quantizer=sq4,m=8")
+#   BENCH_VS_SET      query settings for each vecstore index, separated by
+#                     spaces, each "default" (no SET) or NAME=VALUE pairs
+#                     joined by commas (default "default"; e.g.
+#                     "default vecstore.effort=2": a lower recall, to meet
+#                     pgvector's at equal recall)
 #   BENCH_HNSW_EF     hnsw.ef_search values for pgvector (default "40 100")
 #   BENCH_PGVECTOR    0 leaves pgvector out even when it is installed
 #   BENCH_MWM         maintenance_work_mem of the builds (default 4GB: room
@@ -70,6 +75,7 @@ nq=${BENCH_QUERIES:-1000}
 ngt=${BENCH_GT_QUERIES:-200}
 caps=${BENCH_CAP:-0.3 0.5}
 vs_with=${BENCH_VS_WITH:-default quantizer=sq4,m=8}
+vs_set_spec=${BENCH_VS_SET:-default}
 hnsw_ef_spec=${BENCH_HNSW_EF:-40 100}
 want_pgvector=${BENCH_PGVECTOR:-1}
 mwm=${BENCH_MWM:-4GB}
@@ -236,8 +242,17 @@ for with in $vs_with; do
                       clusters, round(fork_bytes / 1048576.0, 1), round(segment_bytes / 1048576.0, 1),
                       quantizer, round(code_bytes / 1048576.0, 1), round(graph_bytes / 1048576.0, 1))
           FROM vecstore_index_info('items_emb')")")
-    progress "vecstore$clause: queries"
-    serve "vecstore ${with}" "$vsdb" ''
+    for set in $vs_set_spec; do
+        settings=
+        if [ "$set" != default ]; then
+            IFS=, read -ra pairs <<<"$set"
+            for pair in "${pairs[@]}"; do
+                settings+="SET ${pair%%=*} = '${pair#*=}'; "
+            done
+        fi
+        progress "vecstore$clause: queries ${settings:-at the defaults}"
+        serve "vecstore ${with}" "$vsdb" "$settings"
+    done
 done
 sqld "$vsdb" -c 'DROP INDEX IF EXISTS items_emb'
 

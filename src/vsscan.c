@@ -74,7 +74,6 @@
 #include "postgres.h"
 
 #include <math.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
 
 #include "access/relscan.h"
@@ -880,20 +879,6 @@ note_faults(VsScanOpaque so)
 	vs_last_majflt = n;
 }
 
-/* ask for the pages of "len" bytes at "addr" of the mapping (errors ignored) */
-static void
-read_ahead(const char *addr, Size len)
-{
-	static uintptr_t pagesize = 0;
-	uintptr_t	start;
-
-	if (pagesize == 0)
-		pagesize = (uintptr_t) sysconf(_SC_PAGESIZE);
-	start = (uintptr_t) addr & ~(pagesize - 1);
-
-	(void) madvise((void *) start, (uintptr_t) addr + len - start, MADV_WILLNEED);
-}
-
 /*
  * open_cluster - start on a cluster: its delta rows exactly, then its
  * sealed rows: the offload service's answers ("hits", when not NULL),
@@ -919,16 +904,16 @@ open_cluster(IndexScanDesc scan, int cluster, const VsOffloadHit *hits, int nhit
 	VsStats.clusters_opened++;
 	VsAccessNote(index->rd_node, (uint32) cluster);
 
-	/* what it will read, when pages have been missing (see read_ahead) */
+	/* what it will read, when pages have been missing ("Read-ahead" above) */
 	info = cluster_info(so, cluster);
 	if (so->readahead && info->count > 0)
 	{
 		if ((VsPolicyUseGraph(&so->policy, info->count, info->graph_offset != 0) ||
 			 codes_flat(so, info)) && hits == NULL)
-			read_ahead(so->body + info->tid_offset,
-					   info->vec_offset + info->nbytes - info->tid_offset);
+			VsSegmentWillNeed(so->body + info->tid_offset,
+							  info->vec_offset + info->nbytes - info->tid_offset);
 		else
-			read_ahead(so->body + info->vec_offset, info->nbytes);
+			VsSegmentWillNeed(so->body + info->vec_offset, info->nbytes);
 	}
 
 	/* the mapping, checked the first time we read the cluster */
@@ -1198,7 +1183,7 @@ rerank(VsScanOpaque so, int n)
 		{
 			const VsClusterInfo *info = cluster_info(so, so->probes[batch[i].probe].cluster);
 
-			read_ahead(so->body + info->vec_offset + rowbytes * batch[i].row, rowbytes);
+			VsSegmentWillNeed(so->body + info->vec_offset + rowbytes * batch[i].row, rowbytes);
 		}
 	}
 

@@ -479,17 +479,31 @@ advise_mapping(void *addr, Size len)
 		(void) madvise(addr, len, MADV_RANDOM);
 }
 
+/*
+ * VsSegmentWillNeed - ask the kernel for the pages of "len" bytes at "addr"
+ * of a mapping (MADV_WILLNEED: the reads start, the call returns; errors
+ * ignored).
+ */
+void
+VsSegmentWillNeed(const char *addr, Size len)
+{
+	static uintptr_t pagesize = 0;
+	uintptr_t	start;
+
+	if (len == 0)
+		return;
+	if (pagesize == 0)
+		pagesize = (uintptr_t) sysconf(_SC_PAGESIZE);
+	start = (uintptr_t) addr & ~(pagesize - 1);
+	(void) madvise((void *) start, (uintptr_t) addr + len - start, MADV_WILLNEED);
+}
+
 /* crc_of of bytes of a mapping, asked for in one go first */
 static uint32
 crc_of_mapped(const char *data, Size len)
 {
-	if (vecstore_readahead != VS_READAHEAD_OFF && len > 0)
-	{
-		uintptr_t	pagesize = (uintptr_t) sysconf(_SC_PAGESIZE);
-		uintptr_t	start = (uintptr_t) data & ~(pagesize - 1);
-
-		(void) madvise((void *) start, (uintptr_t) data + len - start, MADV_WILLNEED);
-	}
+	if (vecstore_readahead != VS_READAHEAD_OFF)
+		VsSegmentWillNeed(data, len);
 	return crc_of(data, len);
 }
 
