@@ -1,8 +1,8 @@
 #-------------------------------------------------------------------------
 #
 # VsTest.pm
-#     What several TAP tests (test/t/*.pl, test/citus/*.pl) share: killing
-#     a server the hard way, clustered test vectors and kNN queries over
+#     What several TAP tests (test/t/*.pl, test/citus/*.pl) share: a node
+#     with nothing running on its own, killing a server the hard way, clustered test vectors and kNN queries over
 #     them, vectors read from fvecs files or generated in their stead, and
 #     judging kNN results against an exact scan.  test/run.sh puts
 #     test/ on prove's include path (-I).
@@ -18,18 +18,38 @@ use warnings;
 
 use Cwd qw(abs_path);
 use Exporter 'import';
+use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
 
-our @EXPORT_OK = qw(server_pids crash_node check_results report_bad same_distances index_info
-  clustered_vec_of_sql knn_sql blob_sql blob_nearest check_blob_index fvecs_literals
+our @EXPORT_OK = qw(quiet_node server_pids crash_node check_results report_bad same_distances
+  index_info clustered_vec_of_sql knn_sql blob_sql blob_nearest check_blob_index fvecs_literals
   mixture_literals dataset_literals copy_in $EXACT_SCAN $SEQ_SCAN);
 
 # settings for an exact index scan, and for a sequential scan
 our $EXACT_SCAN =
   'SET enable_seqscan = off; SET vecstore.effort = 10; SET vecstore.max_scan_tuples = 1000000;';
 our $SEQ_SCAN = 'SET enable_indexscan = off; SET enable_bitmapscan = off;';
+
+#
+# quiet_node - a new node "$name", initialized and started, with vecstore
+# preloaded and nothing that runs on its own (no GPU helper, no compaction
+# worker, no autovacuum), and the lines of "$extra_conf" after those.
+#
+sub quiet_node
+{
+    my ($name, $extra_conf) = @_;
+    my $node = PostgreSQL::Test::Cluster->new($name);
+    $node->init;
+    $node->append_conf('postgresql.conf', "shared_preload_libraries = 'vecstore'
+vecstore.gpu = off
+vecstore.compaction_worker = off
+autovacuum = off
+" . ($extra_conf // ''));
+    $node->start;
+    return $node;
+}
 
 #
 # server_pids - pids of every process whose working directory is the

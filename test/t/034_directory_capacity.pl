@@ -23,17 +23,11 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('capacity');
-$node->init;
-$node->append_conf(
-    'postgresql.conf', qq{
-shared_preload_libraries = 'vecstore'
-vecstore.gpu = off
-vecstore.compaction_worker = off
-autovacuum = off
+use VsTest qw(quiet_node);
+
+my $node = quiet_node('capacity', qq{
 maintenance_work_mem = '256MB'
 });
-$node->start;
 
 $node->safe_psql(
     'postgres', q{

@@ -26,19 +26,13 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('parallel_build');
-$node->init;
-$node->append_conf(
-    'postgresql.conf', qq{
-shared_preload_libraries = 'vecstore'
-vecstore.gpu = off
-vecstore.compaction_worker = off
-autovacuum = off
+use VsTest qw(quiet_node);
+
+my $node = quiet_node('parallel_build', qq{
 maintenance_work_mem = '256MB'
 max_worker_processes = 8
 min_parallel_table_scan_size = 0
 });
-$node->start;
 
 # 24,000 rows in 6 clusters of about 4,000 (each gets a graph)
 $node->safe_psql(

@@ -19,24 +19,18 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
+use VsTest qw(quiet_node);
+
 # the server may lock no more than RLIMIT_MEMLOCK: a 1 MB budget needs 2 MB
 my $limit = `sh -c 'ulimit -l'`;
 chomp $limit;
 plan skip_all => "RLIMIT_MEMLOCK is $limit kB here; the pinner needs 2048"
   if $limit ne 'unlimited' && $limit < 2048;
 
-my $node = PostgreSQL::Test::Cluster->new('pinning');
-$node->init;
-$node->append_conf(
-    'postgresql.conf', qq{
-shared_preload_libraries = 'vecstore'
-vecstore.gpu = off
-vecstore.compaction_worker = off
-autovacuum = off
+my $node = quiet_node('pinning', qq{
 vecstore.pin_memory = '1MB'
 vecstore.pin_naptime = 1
 });
-$node->start;
 
 $node->safe_psql(
     'postgres', q{

@@ -35,7 +35,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-use VsTest qw(check_results report_bad same_distances index_info dataset_literals copy_in
+use VsTest qw(quiet_node check_results report_bad same_distances index_info dataset_literals copy_in
   $EXACT_SCAN $SEQ_SCAN);
 
 my $NQUERIES   = 30;
@@ -53,19 +53,11 @@ my @CASES = (
       dataset => 'fashion-mnist-784-euclidean', rows => 4000, lists => 2, normalize => 1 },
 );
 
-my $node = PostgreSQL::Test::Cluster->new('quantizers');
-$node->init;
-$node->append_conf(
-    'postgresql.conf', qq{
-shared_preload_libraries = 'vecstore'
-vecstore.gpu = off
-vecstore.compaction_worker = off
-autovacuum = off
+my $node = quiet_node('quantizers', qq{
 shared_buffers = 128MB
 maintenance_work_mem = 128MB
 max_parallel_maintenance_workers = 0
 });
-$node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION vecstore');
 
 # knn - { qid => [ [id, 0, distance], ... ] } for every query of $case

@@ -22,18 +22,11 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
+use VsTest qw(quiet_node);
+
 plan skip_all => 'needs /proc/self/smaps (Linux)' unless -r '/proc/self/smaps';
 
-my $node = PostgreSQL::Test::Cluster->new('advice');
-$node->init;
-$node->append_conf(
-    'postgresql.conf', qq{
-shared_preload_libraries = 'vecstore'
-vecstore.gpu = off
-vecstore.compaction_worker = off
-autovacuum = off
-});
-$node->start;
+my $node = quiet_node('advice');
 
 $node->safe_psql('postgres', q{
 CREATE EXTENSION vecstore;
