@@ -2,10 +2,11 @@
 #
 # VsTest.pm
 #     What several TAP tests (test/t/*.pl, test/citus/*.pl) share: a node
-#     with nothing running on its own, killing a server the hard way, clustered test vectors and kNN queries over
-#     them, vectors read from fvecs files or generated in their stead, and
-#     judging kNN results against an exact scan.  test/run.sh puts
-#     test/ on prove's include path (-I).
+#     with nothing running on its own, killing a server the hard way,
+#     clustered test vectors and kNN queries over them, vectors read from
+#     fvecs files or generated in their stead, and judging kNN results
+#     against an exact scan.  test/run.sh puts test/ on prove's include
+#     path (-I).
 #
 # IDENTIFICATION
 #     test/VsTest.pm
