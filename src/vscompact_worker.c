@@ -176,6 +176,13 @@ vs_compact_launcher_main(Datum arg)
 		Oid		   *oids;
 		int			n;
 
+		/*
+		 * A shutdown request that came while a worker ran was taken by the
+		 * wait for that worker (which resets the latch): leave before
+		 * sleeping a whole naptime on it.
+		 */
+		if (ShutdownRequestPending)
+			break;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 vecstore_compaction_naptime * 1000L, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
