@@ -27,16 +27,10 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('main');
-$node->init;
-$node->append_conf(
-    'postgresql.conf', qq{
-shared_preload_libraries = 'vecstore'
-vecstore.compaction_naptime = 1
-vecstore.compaction_worker = off
-autovacuum = off
-});
-$node->start;
+use VsTest qw(quiet_node);
+
+# the compaction worker off until the tables are filled (quiet_node)
+my $node = quiet_node('main', "vecstore.compaction_naptime = 1\n");
 
 # a database without the extension comes first in pg_database order
 $node->safe_psql('postgres', 'CREATE DATABASE plain');
