@@ -812,12 +812,17 @@ write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_me
 		exd.defer_graphs = par != NULL;
 	}
 
-	/* blocks done/total of this phase: the sealed region's blocks */
+	/*
+	 * The writing phase begins, its blocks done/total the sealed region's:
+	 * set in one update, so that no one sees the new phase with the last
+	 * phase's counts (the table's blocks).
+	 */
 	{
-		const int	params[] = {PROGRESS_SCAN_BLOCKS_TOTAL, PROGRESS_SCAN_BLOCKS_DONE};
-		const int64 values[] = {piece.region.nblocks, 0};
+		const int	params[] = {PROGRESS_CREATEIDX_SUBPHASE, PROGRESS_CREATEIDX_TUPLES_DONE,
+		PROGRESS_SCAN_BLOCKS_TOTAL, PROGRESS_SCAN_BLOCKS_DONE};
+		const int64 values[] = {VS_PHASE_WRITE, 0, piece.region.nblocks, 0};
 
-		pgstat_progress_update_multi_param(2, params, values);
+		pgstat_progress_update_multi_param(4, params, values);
 	}
 
 	/*
@@ -1200,8 +1205,6 @@ build_write(VsBuildState *bs, VsMetaPage meta)
 	instr_time	start,
 				elapsed;
 
-	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, VS_PHASE_WRITE);
-	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, 0);
 	reserve_metapage(bs->index, MAIN_FORKNUM);
 	INSTR_TIME_SET_CURRENT(start);
 	write_index(bs->index, MAIN_FORKNUM, bs->metric, bs->row_metric, bs->dims, bs->nclusters,
