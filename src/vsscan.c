@@ -844,6 +844,16 @@ delta_rows(IndexScanDesc scan, VsProbe *p, int cluster)
  */
 static long vs_last_majflt = -1;	/* this backend's major faults at the
 									 * last count; -1: none yet */
+static instr_time vs_last_count;	/* when that count was taken */
+
+/*
+ * Counts are taken at most this often (microseconds).  getrusage() takes
+ * the process's locks to sum its CPU times, about 1.5 us on a KVM guest:
+ * once per opened cluster it was a tenth of a small index's query.  A
+ * cluster whose pages come from disk takes longer than this to read, so
+ * the count after it still sees its faults.
+ */
+#define VS_FAULT_COUNT_US	1000
 
 /* this backend's major faults so far */
 static long
@@ -862,21 +872,33 @@ major_faults(void)
  * last count.  The first count of a backend only starts counting, so that
  * a new connection's first query makes no calls for pages in memory; it
  * reads ahead from its second cluster on if its first one was missing.
+ * A count within VS_FAULT_COUNT_US of the last one is not taken.
  */
 static void
 note_faults(VsScanOpaque so)
 {
 	long		n;
+	instr_time	now;
 
 	if (vecstore_readahead != VS_READAHEAD_AUTO)
 	{
 		so->readahead = vecstore_readahead == VS_READAHEAD_ON;
 		return;
 	}
+	INSTR_TIME_SET_CURRENT(now);
+	if (vs_last_majflt >= 0)
+	{
+		instr_time	since = now;
+
+		INSTR_TIME_SUBTRACT(since, vs_last_count);
+		if (INSTR_TIME_GET_MICROSEC(since) < VS_FAULT_COUNT_US)
+			return;
+	}
 	n = major_faults();
 	if (vs_last_majflt >= 0 && n > vs_last_majflt)
 		so->readahead = true;
 	vs_last_majflt = n;
+	vs_last_count = now;
 }
 
 /*

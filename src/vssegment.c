@@ -128,6 +128,9 @@ typedef struct VsMapping
 	uint8	   *verified_clusters;	/* nclusters bits, in TopMemoryContext */
 	uint32		nclusters;
 	VsSegmentIdentity vid;
+	TimestampTz same_stmt;		/* the statement in which the files were
+								 * last found unchanged (its start) */
+	instr_time	same_at;		/* ... and when */
 	char	   *head;			/* the mapped head's header (VsSealedHeader),
 								 * in TopMemoryContext, or NULL */
 	uint32	   *piece_gens;		/* the generations of the pieces after the
@@ -1191,16 +1194,34 @@ map_generation(Relation index, VsMetaPage meta, VsMapping *m, VsMapped *out,
  * files it verified (same devices, inodes, sizes and times)?  A file
  * replaced, rebuilt by another backend, truncated or written in place is
  * not, and the mapping must be made and checked again.
+ *
+ * The files are looked at (a stat() of each, 1.5-2.5 us) once per
+ * statement, and again within one statement when VS_FILES_RECHECK_MS
+ * have passed: a statement that runs many scans (a function's loop, a
+ * LATERAL join's rescans) does not pay it for each.
  */
+#define VS_FILES_RECHECK_MS	1000
+
 static bool
-files_unchanged(const VsMapping *m)
+files_unchanged(VsMapping *m)
 {
 	VsSegmentIdentity id;
 	struct stat st;
 	char		path[MAXPGPATH];
+	TimestampTz stmt = GetCurrentStatementStartTimestamp();
+	instr_time	now;
 
 	if (!m->verified || m->piece_gens == NULL)
 		return false;
+	INSTR_TIME_SET_CURRENT(now);
+	if (m->same_stmt == stmt)
+	{
+		instr_time	since = now;
+
+		INSTR_TIME_SUBTRACT(since, m->same_at);
+		if (INSTR_TIME_GET_MILLISEC(since) < VS_FILES_RECHECK_MS)
+			return true;
+	}
 	id = m->vid;
 	id.pieces_hash = 0;
 	for (uint32 p = 0; p < m->npieces; p++)
@@ -1210,7 +1231,11 @@ files_unchanged(const VsMapping *m)
 			return false;
 		identity_add_file(&id, p, m->piece_gens[p], &st);
 	}
-	return memcmp(&id, &m->vid, sizeof(VsSegmentIdentity)) == 0;
+	if (memcmp(&id, &m->vid, sizeof(VsSegmentIdentity)) != 0)
+		return false;
+	m->same_stmt = stmt;
+	m->same_at = now;
+	return true;
 }
 
 /*
@@ -1385,6 +1410,7 @@ segment_body(Relation index, VsMetaPage meta, const char *force_fork)
 	{
 		m->verified = true;
 		m->vid = mapped.id;
+		m->same_stmt = 0;
 		if (m->verified_clusters)
 			pfree(m->verified_clusters);
 		m->nclusters = meta->nclusters;
@@ -1415,7 +1441,8 @@ segment_body(Relation index, VsMetaPage meta, const char *force_fork)
  * through this backend's mapping of its segment files, pinned.
  *
  * Maps (and verifies) the files on first use in this backend, and maps
- * them again when they changed since (a stat() of each file per call);
+ * them again when they changed since (a stat() of each file once per
+ * statement, files_unchanged);
  * rebuilds from the fork a file that is missing, stale or corrupt; reads
  * the fork itself when a file can be neither read nor rebuilt.  The
  * caller must call VsSegmentRelease() when done (an error ending the
