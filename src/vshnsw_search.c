@@ -457,6 +457,8 @@ VsHnswSearchLayer(const Level *lv, const Source *src, PoolEntry *pool, int size,
 
 				if (d != d)
 					d = INFINITY;
+				if (size == ef && d > pool[size - 1].dist)
+					continue;	/* farther than the full pool's last */
 				pos = VsHnswPoolInsert(pool, &size, ef, d, row[j], lv, salt);
 				if (pos >= 0 && pos <= lowest)
 					lowest = pos;
@@ -474,6 +476,8 @@ VsHnswSearchLayer(const Level *lv, const Source *src, PoolEntry *pool, int size,
 				if (j + 1 < nnew)
 					prefetch_node(src, member_node(lv, row[j + 1]));
 				d = source_distance(src, member_node(lv, row[j]));
+				if (size == ef && d > pool[size - 1].dist)
+					continue;	/* farther than the full pool's last */
 				pos = VsHnswPoolInsert(pool, &size, ef, d, row[j], lv, salt);
 				if (pos >= 0 && pos <= lowest)
 					lowest = pos;

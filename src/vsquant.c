@@ -221,16 +221,30 @@ dot4_scalar(const VsQuantQuery *query, const uint8_t *codes)
 
 /*
  * The block and id loops of each path, with its kernel inlined.  The id
- * loop prefetches the record two ids ahead (its first cache lines): graph
- * neighbours are scattered, and a miss costs more than a distance.
+ * loop's records (a graph row's neighbours) are scattered, and a miss
+ * costs more than a distance: it asks for every cache line of as many
+ * records as fit in IDS_PREFETCH_BYTES (a whole row of 128-dimension
+ * codes) before the first distance, so that their misses overlap, then
+ * one more record per distance.  Measured against prefetching the first
+ * two lines of the record two ahead (a 144-byte SQ8 record spans three
+ * lines): bench/RESULTS.md, "Fewer system calls, records prefetched whole".
  */
-#define PREFETCH_AHEAD	2
+#define IDS_PREFETCH_BYTES	8192
 
 #if defined(__GNUC__)
 #define PREFETCH(p)		__builtin_prefetch(p)
 #else
 #define PREFETCH(p)		((void) (p))
 #endif
+
+/* every cache line of the "size" bytes at "p" */
+static inline void
+prefetch_record(const char *p, uint32_t size)
+{
+	for (uint32_t off = 0; off < size; off += 64)
+		PREFETCH(p + off);
+	PREFETCH(p + size - 1);
+}
 
 #define DEFINE_LOOPS(name, dot, ATTR) \
 ATTR static void \
@@ -247,16 +261,22 @@ ATTR static void \
 ids_##name(const VsQuantQuery *query, const uint8_t *block, \
 		   const uint32_t *ids, uint32_t n, float *out) \
 { \
+	uint32_t	ahead = IDS_PREFETCH_BYTES / query->record_size; \
+ \
+	if (ahead < 1) \
+		ahead = 1; \
+	if (ahead > n) \
+		ahead = n; \
+	for (uint32_t i = 0; i < ahead; i++) \
+		prefetch_record((const char *) block + (size_t) ids[i] * query->record_size, \
+						query->record_size); \
 	for (uint32_t i = 0; i < n; i++) \
 	{ \
 		const uint8_t *rec = block + (size_t) ids[i] * query->record_size; \
-		if (i + PREFETCH_AHEAD < n) \
-		{ \
-			const char *next = (const char *) block + \
-				(size_t) ids[i + PREFETCH_AHEAD] * query->record_size; \
-			PREFETCH(next); \
-			PREFETCH(next + 64); \
-		} \
+		if (i + ahead < n) \
+			prefetch_record((const char *) block + \
+							(size_t) ids[i + ahead] * query->record_size, \
+							query->record_size); \
 		out[i] = finish(query, dot(query, rec + VS_QUANT_RECORD_HEADER), rec); \
 	} \
 }
