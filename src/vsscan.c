@@ -51,7 +51,10 @@
  *	   remaining row, by its code as above), since it may hold nearer rows.  In an adaptive
  *	   search, a cluster that holds rows about to be returned is also
  *	   searched twice as deep once, and again until the deeper search
- *	   misses few enough of its rows (VsPolicyConfirmed).
+ *	   misses few enough of its rows (VsPolicyConfirmed); in many
+ *	   dimensions, once one such check found nothing missed, searches
+ *	   of other clusters at least as deep are taken as confirmed
+ *	   (VsPolicyShareConfirmation).
  *	5. Wider.  The adaptive search opens clusters by their bounds before
  *	   each row (2.); the fixed search (vecstore.probes) opens the next
  *	   probes clusters in routing order before the scan runs dry, once the
@@ -187,6 +190,10 @@ typedef struct VsScanOpaqueData
 								 * row's exact distance, in this scan */
 	bool		readahead;		/* ask the kernel for what is about to be
 								 * read (see note_faults) */
+	int			confirmed_ef;	/* the least ef of a graph search that a
+								 * deeper one confirmed without a miss in
+								 * this scan, when that speaks for other
+								 * clusters (0: none) */
 	VsPending  *batch;			/* rerank's batch, in scanCtx */
 	int			maxbatch;
 } VsScanOpaqueData;
@@ -1021,14 +1028,32 @@ confirm_before(IndexScanDesc scan, double key)
 		if (p->seen == NULL || p->full || p->confirmed || p->offloaded ||
 			VsCompareDistance(p->best, key) > 0 || so->scanned >= vecstore_max_scan_tuples)
 			continue;
+
+		/*
+		 * A search as deep as one that a deeper search confirmed without
+		 * finding a row it had missed, in another cluster of this scan, is
+		 * taken as confirmed too, where the policy says such a check
+		 * speaks for the index (VsPolicyShareConfirmation).
+		 */
+		if (so->confirmed_ef > 0 && p->ef >= so->confirmed_ef)
+		{
+			p->confirmed = true;
+			continue;
+		}
 		CHECK_FOR_INTERRUPTS();
 		{
 			float		frontier = p->frontier;
 			int			trusted = p->trusted;
+			int			ef = p->ef;
 			int			missed = deepen(scan, p, frontier);
 
 			if (p->full || VsPolicyConfirmed(&so->policy, trusted, missed))
+			{
 				p->confirmed = true;
+				if (!p->full && missed == 0 && VsPolicyShareConfirmation(&so->policy) &&
+					(so->confirmed_ef == 0 || ef < so->confirmed_ef))
+					so->confirmed_ef = ef;
+			}
 		}
 		searched = true;
 	}
@@ -1376,6 +1401,7 @@ vsrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int nord
 	so->batch = NULL;
 	so->maxbatch = 0;
 	so->readahead = false;
+	so->confirmed_ef = 0;
 	VsStats.rows_examined += so->scanned;
 	so->started = false;
 	so->exhausted = false;

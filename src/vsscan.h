@@ -76,6 +76,7 @@ extern int	VsPolicyDeeper(const VsScanPolicy *pol, int ef, uint32 count);
 extern bool VsPolicyWidenEarly(const VsScanPolicy *pol);
 extern bool VsPolicyConfirm(const VsScanPolicy *pol);
 extern int	VsPolicyTrusted(const VsScanPolicy *pol, int found);
+extern bool VsPolicyShareConfirmation(const VsScanPolicy *pol);
 extern bool VsPolicyCalibrate(VsScanPolicy *pol, double first, double last);
 extern bool VsPolicyConfirmed(const VsScanPolicy *pol, int trusted, int missed);
 
