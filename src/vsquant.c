@@ -227,7 +227,7 @@ dot4_scalar(const VsQuantQuery *query, const uint8_t *codes)
  * codes) before the first distance, so that their misses overlap, then
  * one more record per distance.  Measured against prefetching the first
  * two lines of the record two ahead (a 144-byte SQ8 record spans three
- * lines): bench/RESULTS.md, "Fewer system calls, records prefetched whole".
+ * lines): bench/RESULTS.md, "Code records prefetched whole".
  */
 #define IDS_PREFETCH_BYTES	8192
 

@@ -580,11 +580,11 @@ VsPolicyWidenEarly(const VsScanPolicy *pol)
  * dimensions, yes: the check measures how well codes and graph find this
  * query's rows in this index, much the same from cluster to cluster;
  * checking every cluster again cost 5-16 % of a query at the default
- * effort, for 0.000-0.003 of recall@10 (bench/RESULTS.md, "One check
- * per scan").  In a few dimensions the scan opens many clusters by tight
- * bounds, whose nearest rows lie at their borders, and each keeps its
- * own check: sharing there cost 0.01 of recall@20 on pgvector's
- * 10-dimension halfvec shape (TAP 033).
+ * effort, for 0.000-0.003 of recall@10 (bench/RESULTS.md, "One
+ * confirmation stands for the scan").  In a few dimensions the scan opens
+ * many clusters by tight bounds, whose nearest rows lie at their borders,
+ * and each keeps its own check: sharing there cost 0.01 of recall@20 on
+ * pgvector's 10-dimension halfvec shape (TAP 033).
  */
 #define VS_POLICY_SHARE_DIMS	32
 
