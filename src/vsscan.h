@@ -29,6 +29,8 @@ typedef struct VsScanPolicy
 	int			ef;				/* ef of a cluster's first graph search */
 	bool		fixed_ef;		/* ... set by vecstore.ef_search */
 	bool		calibrated;		/* the contrast has scaled ef already */
+	double		contrast_scale; /* ... by how much it asked (before the
+								 * cap; 0: not measured) */
 	int			trust;			/* a graph search of ef is trusted up to
 								 * its (ef / trust)-th result */
 	double		target;			/* adaptive: the recall a graph search must
