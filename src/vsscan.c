@@ -744,7 +744,7 @@ search_graph(IndexScanDesc scan, VsProbe *p, int ef, double within)
 	 */
 	if (found > 1 && !so->policy.calibrated &&
 		VsPolicyCalibrate(&so->policy, so->results[0].distance, so->results[found - 1].distance) &&
-		so->policy.ef > ef && !p->confirmed)
+		so->policy.ef > ef && !p->confirmed && VsPolicySearchAgain(&so->policy))
 		return missed + search_graph(scan, p, so->policy.ef, within);
 	return missed;
 }

@@ -77,6 +77,7 @@ extern bool VsPolicyUseGraph(const VsScanPolicy *pol, uint32 count, bool has_gra
 extern int	VsPolicyDeeper(const VsScanPolicy *pol, int ef, uint32 count);
 extern bool VsPolicyWidenEarly(const VsScanPolicy *pol);
 extern bool VsPolicyConfirm(const VsScanPolicy *pol);
+extern bool VsPolicySearchAgain(const VsScanPolicy *pol);
 extern int	VsPolicyTrusted(const VsScanPolicy *pol, int found);
 extern bool VsPolicyShareConfirmation(const VsScanPolicy *pol);
 extern bool VsPolicyCalibrate(VsScanPolicy *pol, double first, double last);

@@ -71,7 +71,7 @@
  *	  again.  Data of low contrast, where a graph search misses rows,
  *	  gets deeper searches; data where it does not, stops after one check.
  *	  In 32 dimensions or more, a scan whose first search found the
- *	  nearest rows standing out (VS_POLICY_CONFIRM_SCALE) is not checked,
+ *	  nearest rows standing out (VS_POLICY_STANDS_OUT) is not checked,
  *	  and a check that found nothing missed also stands for the other
  *	  clusters searched at least as deep.
  *	  A deep first search costs less than deepening later: the contrast
@@ -81,7 +81,9 @@
  *	- Contrast.  The scan's first graph search shows how much the nearest
  *	  rows stand out (its farthest result's key over its nearest's): where
  *	  they hardly do, codes and graph miss more of them, and the scan's ef
- *	  grows (VsPolicyCalibrate), the first cluster searched again at once.
+ *	  grows (VsPolicyCalibrate), the first cluster searched again at once
+ *	  (unless it grew by less than VS_POLICY_STANDS_OUT: then the first
+ *	  search is trusted as it is, VsPolicySearchAgain).
  *	- Codes' error.  Frontiers are code distances, compared with exact
  *	  ones: each is lowered by the most a code distance has exceeded its
  *	  row's exact distance so far in the scan, so that noisy codes (low
@@ -590,7 +592,7 @@ VsPolicyWidenEarly(const VsScanPolicy *pol)
  */
 #define VS_POLICY_CHECK_DIMS	32	/* in fewer dimensions, every cluster
 									 * keeps its check (see above and
-									 * VS_POLICY_CONFIRM_SCALE) */
+									 * VS_POLICY_STANDS_OUT) */
 
 bool
 VsPolicyShareConfirmation(const VsScanPolicy *pol)
@@ -599,34 +601,50 @@ VsPolicyShareConfirmation(const VsScanPolicy *pol)
 }
 
 /*
- * The confirmation is for data of low contrast: in 32 dimensions or more,
- * a scan whose first graph search found the nearest rows standing out
- * (the contrast rule asked for less than VS_POLICY_CONFIRM_SCALE times
- * the effort's ef) is not checked.  Measured at effort 4, settings
+ * Data whose nearest rows stand out: in 32 dimensions or more, a scan for
+ * whose first graph search the contrast rule asked less than
+ * VS_POLICY_STANDS_OUT times the effort's ef.  Its first search is
+ * trusted as it is: the first cluster is not searched again at once with
+ * the raised ef (later clusters get it), and no cluster is checked by a
+ * search twice as deep (the confirmation is for data of low contrast,
+ * where codes and graph miss rows).  Measured at effort 4, settings
  * alternated in one session (bench/RESULTS.md, "A confirmation only
- * where the contrast is low"): 1.2-1.5x the queries per second on SIFT
- * and its first 5,000 and 20,000 rows, 1.16x Fashion-MNIST, for
- * 0.004-0.0065 of recall@10 there; GloVe, text and the 1M blobs, whose
- * first searches ask for 2x or more, keep their checks (recall within
- * 0.003).  3 (the contrast rule's cap) cost GloVe 0.009.
+ * where the contrast is low" and "The first search trusted where the
+ * rows stand out"): 1.5-2x the queries per second on SIFT's first 5,000
+ * and 20,000 rows, 1.3x SIFT and Fashion-MNIST, for 0.005-0.014 of
+ * recall@10 there; GloVe, text and the 1M blobs, whose first searches ask
+ * for 2x or more, mostly keep both (recall within 0.005).  3 (the
+ * contrast rule's cap) cost GloVe 0.009.
  */
-#define VS_POLICY_CONFIRM_SCALE	2.0
+#define VS_POLICY_STANDS_OUT	2.0
+
+static bool
+stands_out(const VsScanPolicy *pol)
+{
+	return pol->dims >= VS_POLICY_CHECK_DIMS && pol->contrast_scale > 0.0 &&
+		pol->contrast_scale < VS_POLICY_STANDS_OUT;
+}
+
+/*
+ * VsPolicySearchAgain - the scan's first graph search raised its ef
+ * (VsPolicyCalibrate): is its cluster searched again at once with it?
+ * Unless the rows stand out (stands_out).
+ */
+bool
+VsPolicySearchAgain(const VsScanPolicy *pol)
+{
+	return !stands_out(pol);
+}
 
 /*
  * VsPolicyConfirm - are the graph searches of the clusters that contribute
  * rows checked by a search twice as deep (vsscan.c, confirm_before)?
- * In an adaptive scan, yes, unless the data stands out
- * (VS_POLICY_CONFIRM_SCALE).
+ * In an adaptive scan, yes, unless the rows stand out (stands_out).
  */
 bool
 VsPolicyConfirm(const VsScanPolicy *pol)
 {
-	if (!pol->adaptive)
-		return false;
-	if (pol->dims >= VS_POLICY_CHECK_DIMS && pol->contrast_scale > 0.0 &&
-		pol->contrast_scale < VS_POLICY_CONFIRM_SCALE)
-		return false;
-	return true;
+	return pol->adaptive && !stands_out(pol);
 }
 
 /*
