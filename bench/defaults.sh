@@ -45,6 +45,12 @@
 #                     pgvector's HNSW graph of the 200,000 x 384 filter
 #                     table fits in it; synth1m's builds get 2GB)
 #   BENCH_PGVECTOR    0 leaves pgvector out even when it is installed
+#   BENCH_ALTERNATE   rounds of the alternated measurement of the defaults
+#                     against vecstore's fastest setting at BENCH_RECALL,
+#                     per dataset (default 6; 0 leaves it out): both run
+#                     their batch of BENCH_ALTERNATE_BATCH queries (default
+#                     100) in turn in one session (bench/alternate.sh), so
+#                     that a noisy machine's drift falls on both alike
 #   BENCH_VS_WITH     extra vecstore indexes, each a WITH-clause body
 #                     without spaces, separated by spaces (default none):
 #                     "quantizer=sq4 quantizer=sq4,m=8".  Each is built and
@@ -99,7 +105,11 @@
 # inner-product distances); hits / 10 per query, averaged.  Summaries: per
 # engine, the defaults line, and the configuration with the highest QPS
 # among the index scans reaching recall@10 >= BENCH_RECALL; defaults QPS /
-# that QPS; vecstore's over pgvector's.
+# that QPS; vecstore's over pgvector's.  Then, since each configuration
+# above is timed once and a noisy machine drifts between them, the
+# vecstore defaults and vecstore's fastest setting again, alternated in
+# one session (BENCH_ALTERNATE, bench/alternate.sh): recall@10 there is
+# tie-unaware, against the exact ids.
 #
 # Filtered queries (BENCH_FILTER): fvecs2pg --text BENCH_FILTER_ROWS 384 3
 # (cosine) with category = id % 100 (1 % of the rows pass category = 7) and
@@ -145,6 +155,8 @@ mwm=${BENCH_MWM:-512MB}
 mwm_1m=2GB
 want_pgvector=${BENCH_PGVECTOR:-1}
 vs_with=${BENCH_VS_WITH:-}
+alternate_rounds=${BENCH_ALTERNATE:-6}
+alternate_batch=${BENCH_ALTERNATE_BATCH:-100}
 export VECSTORE_PGPORT=${VECSTORE_PGPORT:-54393}
 k=10
 warm=10
@@ -172,6 +184,7 @@ results=$work/results.tsv
 builds=$work/builds.tsv
 : >"$results"
 : >"$builds"
+: >"$work/settings"
 
 # progress MSG - a note on stderr (the figures go to stdout).
 progress() {
@@ -325,7 +338,37 @@ measure() {
     fi
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$engine" "$label" "$kind" \
         "$plan" "$recall" "$qps" "$p50" "$p95" >>"$results"
+    printf '%s\t%s\t%s\t%s\n' "$name" "$engine" "$label" "$settings" >>"$work/settings"
     echo "| $engine | $label | $plan | $recall | $qps | $p50 | $p95 | $per |"
+}
+
+# alternated - the vecstore defaults against vecstore's fastest setting
+# reaching the target recall on the current dataset, again, alternated in
+# one session (bench/alternate.sh): each runs a batch of queries in turn,
+# BENCH_ALTERNATE rounds, so that the machine's drift falls on both alike.
+# The sweep above times each configuration once, and on a noisy machine
+# its ratio can be off by half.
+alternated() {
+    local fastest settings
+    fastest=$(awk -F '\t' -v ds="$name" -v target="$target" '
+        $1 == ds && $2 == "vecstore" && $5 == "index" && $6 + 0 >= target && $7 + 0 > best {
+            best = $7 + 0; label = $3 }
+        END { print label }' "$results")
+    [ -n "$fastest" ] || return 0
+    settings=$(awk -F '\t' -v ds="$name" -v l="$fastest" \
+        '$1 == ds && $2 == "vecstore" && $3 == l { print $4; exit }' "$work/settings")
+    settings=${settings//SET enable_seqscan = off;/}
+    settings=${settings#"${settings%%[! ]*}"}
+    [ -n "$settings" ] || return 0
+    echo "Defaults against the fastest setting, alternated in one session ($alternate_rounds rounds of $alternate_batch queries each):"
+    echo
+    if ! PGDATABASE=$vsdb BENCH_ROUNDS=$alternate_rounds BENCH_BATCH=$alternate_batch \
+        BENCH_QUERIES=$nq BENCH_COLUMN=embedding \
+        ./bench/alternate.sh items queries "$op" 'RESET vecstore.effort' "$settings" \
+        2>"$work/alternate.err" | sed -n '/^|/p'; then
+        echo "(failed: $(head -n 1 "$work/alternate.err"))"
+    fi
+    echo
 }
 
 # measure_filtered DB ENGINE LABEL WHERE GT SETTINGS - one filtered
@@ -584,6 +627,10 @@ for name in $all_sets; do
     echo
     summary_table "$name"
     echo
+    if [ "$alternate_rounds" -gt 0 ]; then
+        progress "$name: defaults and fastest, alternated"
+        alternated
+    fi
 done
 
 if [ -s "$results" ]; then
