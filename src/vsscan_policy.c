@@ -74,10 +74,9 @@
  *	  nearest rows standing out (VS_POLICY_STANDS_OUT) is not checked,
  *	  and a check that found nothing missed also stands for the other
  *	  clusters searched at least as deep.
- *	  A deep first search costs less than deepening later: the contrast
- *	  rule made to boost less (tried) was slower on Fashion-MNIST, text
- *	  and the 1M blobs, its later deeper searches costing more than the
- *	  first one saved.
+ *	  (Tried and not kept: a contrast rule that raised every cluster's ef
+ *	  less was slower on Fashion-MNIST, text and the 1M blobs, its later
+ *	  deeper searches costing more than the smaller ones saved.)
  *	- Contrast.  The scan's first graph search shows how much the nearest
  *	  rows stand out (its farthest result's key over its nearest's): where
  *	  they hardly do, codes and graph miss more of them, and the scan's ef
