@@ -34,8 +34,9 @@
 # found, over each configuration's first answer to every query (ties are
 # not counted as hits).  enable_seqscan is off and
 # max_parallel_workers_per_gather 0 for every configuration, including
-# after its RESET ALL.  The first 30 queries are run once untimed under
-# the first configuration (mapping, caches).
+# after its RESET ALL.  Every query is run once untimed under the first
+# configuration before the rounds (mapping, caches, pages), so that the
+# configuration that comes first is not the one that pays for them.
 set -euo pipefail
 
 if [ $# -lt 4 ]; then
@@ -110,7 +111,7 @@ BEGIN
                 END IF;
             END LOOP;
             IF rd = 0 AND j = 0 THEN
-                FOR q IN SELECT vec FROM alt_q ORDER BY rn LIMIT 30 LOOP
+                FOR q IN SELECT vec FROM alt_q ORDER BY rn LOOP
                     SELECT array_agg($idc) INTO r
                       FROM (SELECT $idc FROM $table ORDER BY $col $op q.vec LIMIT $k) s;
                 END LOOP;
