@@ -21,16 +21,9 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('progress');
-$node->init;
-$node->append_conf(
-    'postgresql.conf', qq{
-shared_preload_libraries = 'vecstore'
-vecstore.compaction_worker = off
-vecstore.gpu = off
-statement_timeout = '300s'
-});
-$node->start;
+use VsTest qw(quiet_node);
+
+my $node = quiet_node('progress', "statement_timeout = '300s'\n");
 
 $node->safe_psql(
     'postgres', q{
