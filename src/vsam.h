@@ -345,6 +345,15 @@ typedef struct VsPieceInfo
 /* alignment of a piece's place in a mapping: any page size up to 64 kB */
 #define VS_PIECE_ALIGN			65536
 
+/*
+ * Where mappings and pieces are placed: on 2 MB boundaries (a multiple of
+ * VS_PIECE_ALIGN), and segment files are written in runs of as much, so
+ * that a kernel whose page cache holds a file in 2 MB pieces (large
+ * folios) can map them into a backend whole, one page-table entry each
+ * (vssegment.c, "Huge mappings").
+ */
+#define VS_PIECE_PLACE			(2 * 1024 * 1024)
+
 /* at most this many pieces: a compaction that would need more rewrites
  * the clusters of the smallest ones too */
 #define VS_MAX_PIECES			16

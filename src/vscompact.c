@@ -1293,7 +1293,7 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 	{
 		uint64		oldbase = newpieces[p].base;
 
-		newpieces[p].base = TYPEALIGN(VS_PIECE_ALIGN, newpieces[p - 1].base + VS_SEGMENT_HEADER_SIZE +
+		newpieces[p].base = TYPEALIGN(VS_PIECE_PLACE, newpieces[p - 1].base + VS_SEGMENT_HEADER_SIZE +
 									  newpieces[p - 1].region.nbytes);
 		if (p < (uint32) nop)
 			continue;

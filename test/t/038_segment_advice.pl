@@ -10,6 +10,10 @@
 #     either way, an exhaustive scan through the advised mapping equals an
 #     exact one, and the whole file read in order (vecstore_verify, whose
 #     checksum pass asks for each cluster before reading it) is sound.
+#     Every piece's file is mapped on a 2 MB boundary of the address space
+#     (vssegment.c, "Huge mappings"), before and after a compaction has
+#     added a piece, so that a kernel whose page cache holds the file in
+#     2 MB pieces can map them whole.
 #
 # IDENTIFICATION
 #     test/t/038_segment_advice.pl
@@ -85,6 +89,68 @@ is($effort10, $exact, 'an exhaustive scan through the advised mapping equals the
 
 is($node->safe_psql('postgres', "SELECT count(*) FROM vecstore_verify('t_v')"),
     '0', 'vecstore_verify reads every cluster and finds nothing wrong');
+
+# the start addresses and FilePmdMapped of this backend's mappings of
+# segment files, after a query
+sub segment_mappings
+{
+    my $out = $node->safe_psql('postgres', qq{
+SET enable_seqscan = off;
+SELECT count(*) FROM ($query) s;
+SELECT pg_read_file('/proc/self/smaps');
+});
+    my (undef, @smaps) = split /\n/, $out;
+    my (@maps, $cur);
+    for my $line (@smaps)
+    {
+        if ($line =~ /^([0-9a-f]+)-[0-9a-f]+ /)
+        {
+            my $start = $1;
+            $cur = undef;
+            if ($line =~ m{/pg_vecstore/\d+/\d+\.(\d+)\.seg$})
+            {
+                $cur = { start => hex($start), generation => $1, pmd => 0 };
+                push @maps, $cur;
+            }
+        }
+        elsif ($cur && $line =~ /^FilePmdMapped:\s*(\d+)/)
+        {
+            $cur->{pmd} = $1;
+        }
+    }
+    return @maps;
+}
+
+my $two_mb = 2 * 1024 * 1024;
+my @maps = segment_mappings();
+is(scalar(@maps), 1, 'a freshly built index maps one segment file');
+is((grep { $_->{start} % $two_mb == 0 } @maps), scalar(@maps),
+    'its mapping starts on a 2 MB boundary');
+
+# rows into one cluster, then a compaction that rewrites only it: the
+# generation then reads two pieces, each mapped on a boundary
+$node->safe_psql('postgres', q{
+INSERT INTO t SELECT 6000 + i, ARRAY(SELECT 1 + (hashint4(i * 16 + j) % 100) / 1000.0
+                                    FROM generate_series(1, 16) j)::vector
+  FROM generate_series(1, 2000) i;
+SELECT count(*) FROM vecstore_compact('t_v');
+});
+my $pieces = $node->safe_psql('postgres',
+    "SELECT segment_pieces FROM vecstore_index_info('t_v')");
+cmp_ok($pieces, '>=', 2, 'after the compaction the generation reads several pieces');
+@maps = segment_mappings();
+is(scalar(@maps), $pieces, 'a query maps each piece\'s file');
+is((grep { $_->{start} % $two_mb == 0 } @maps), scalar(@maps),
+    'every piece is mapped on a 2 MB boundary');
+diag('FilePmdMapped (kB) per piece: ' . join(', ', map { $_->{pmd} } @maps)
+      . ' (0 where the kernel keeps this file in small pages)');
+is($node->safe_psql('postgres', "SET enable_seqscan = off; SET vecstore.effort = 10;
+    SELECT string_agg(id::text, ',') FROM ($query) s"),
+    $node->safe_psql('postgres', "SET enable_indexscan = off;
+    SELECT string_agg(id::text, ',') FROM ($query) s"),
+    'after the compaction, an exhaustive scan still equals the exact scan');
+is($node->safe_psql('postgres', "SELECT count(*) FROM vecstore_verify('t_v')"),
+    '0', 'and vecstore_verify finds nothing wrong');
 
 $node->stop;
 done_testing();
