@@ -52,9 +52,9 @@
  *	   search, a cluster that holds rows about to be returned is also
  *	   searched twice as deep once, and again until the deeper search
  *	   misses few enough of its rows (VsPolicyConfirmed); in many
- *	   dimensions, once one such check found nothing missed, searches
- *	   of other clusters at least as deep are taken as confirmed
- *	   (VsPolicyShareConfirmation).
+ *	   dimensions, once one such check found its search nearly complete,
+ *	   searches of other clusters at least as deep are taken as
+ *	   confirmed (VsPolicyShareConfirmation).
  *	5. Wider.  The adaptive search opens clusters by their bounds before
  *	   each row (2.); the fixed search (vecstore.probes) opens the next
  *	   probes clusters in routing order before the scan runs dry, once the
@@ -1030,10 +1030,10 @@ confirm_before(IndexScanDesc scan, double key)
 			continue;
 
 		/*
-		 * A search as deep as one that a deeper search confirmed without
-		 * finding a row it had missed, in another cluster of this scan, is
-		 * taken as confirmed too, where the policy says such a check
-		 * speaks for the index (VsPolicyShareConfirmation).
+		 * A search as deep as one that a deeper search found nearly
+		 * complete, in another cluster of this scan, is taken as
+		 * confirmed too, where the policy says such a check speaks for the
+		 * index (VsPolicyShareConfirmation).
 		 */
 		if (so->confirmed_ef > 0 && p->ef >= so->confirmed_ef)
 		{
@@ -1050,7 +1050,7 @@ confirm_before(IndexScanDesc scan, double key)
 			if (p->full || VsPolicyConfirmed(&so->policy, trusted, missed))
 			{
 				p->confirmed = true;
-				if (!p->full && missed == 0 && VsPolicyShareConfirmation(&so->policy) &&
+				if (!p->full && VsPolicyShareConfirmation(&so->policy, trusted, missed) &&
 					(so->confirmed_ef == 0 || ef < so->confirmed_ef))
 					so->confirmed_ef = ef;
 			}

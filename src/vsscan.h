@@ -79,7 +79,7 @@ extern bool VsPolicyWidenEarly(const VsScanPolicy *pol);
 extern bool VsPolicyConfirm(const VsScanPolicy *pol);
 extern bool VsPolicySearchAgain(const VsScanPolicy *pol);
 extern int	VsPolicyTrusted(const VsScanPolicy *pol, int found);
-extern bool VsPolicyShareConfirmation(const VsScanPolicy *pol);
+extern bool VsPolicyShareConfirmation(const VsScanPolicy *pol, int trusted, int missed);
 extern bool VsPolicyCalibrate(VsScanPolicy *pol, double first, double last);
 extern bool VsPolicyConfirmed(const VsScanPolicy *pol, int trusted, int missed);
 
