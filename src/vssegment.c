@@ -733,6 +733,7 @@ write_piece(Relation index, VsMetaPage meta, const VsPieceInfo *piece, const cha
 		 */
 		Size		fill = VS_SEGMENT_HEADER_SIZE;
 
+		memset(hdrbuf.data, 0, sizeof(hdrbuf.data));
 		memset(run, 0, VS_SEGMENT_HEADER_SIZE);
 		do
 		{
