@@ -447,7 +447,8 @@ typedef struct VsMetaCacheData
 	RelFileNode node;			/* the relfilenode it was read from */
 	VsMetaPageData meta;
 	float	   *centroids;		/* nclusters * dims */
-	VsKmeansPrepared *prepared; /* centroids packed for routing rows */
+	VsKmeansPrepared *prepared; /* centroids packed for routing rows, made
+								 * when first needed (VsMetaCachePrepare) */
 	void	   *routing;		/* HNSW graph over the centroids, or NULL */
 
 	/*
@@ -766,6 +767,7 @@ extern Buffer VsNewBuffer(Relation index, ForkNumber forknum);
 extern void VsReadMeta(Relation index, VsMetaPage meta);
 extern bool VsReadMetaExtended(Relation index, VsMetaPage meta, bool check_crc);
 extern VsMetaCache VsGetMetaCache(Relation index);
+extern void VsMetaCachePrepare(VsMetaCache cache);
 extern int32 *VsReadCentroids(Relation index, const VsMetaPageData *meta, float *centroids,
 							  BufferAccessStrategy bas);
 extern void VsMetaCacheRelease(Relation index, VsMetaCache cache);

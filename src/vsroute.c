@@ -48,6 +48,7 @@ VsNearestCluster(VsMetaCache cache, const float *x)
 
 	if (cache->meta.nclusters <= 1)
 		return 0;
+	VsMetaCachePrepare(cache);
 	VsKmeansAssignPrepared(cache->prepared, x, 1, &cluster, NULL, &VsKmeansServerHooks);
 	/* with merged clusters, "prepared" packs the others only */
 	if (cache->live_ids != NULL)
