@@ -1019,7 +1019,7 @@ confirm_before(IndexScanDesc scan, double key)
 	VsScanOpaque so = (VsScanOpaque) scan->opaque;
 	bool		searched = false;
 
-	if (!VsPolicyConfirm(&so->policy))
+	if (!VsPolicyConfirm(&so->policy, so->returned))
 		return false;
 	for (int i = 0; i < so->nprobes; i++)
 	{
@@ -1035,7 +1035,8 @@ confirm_before(IndexScanDesc scan, double key)
 		 * confirmed too, where the policy says such a check speaks for the
 		 * index (VsPolicyShareConfirmation).
 		 */
-		if (so->confirmed_ef > 0 && p->ef >= so->confirmed_ef)
+		if (so->confirmed_ef > 0 && p->ef >= so->confirmed_ef &&
+			!VsPolicyFiltered(&so->policy, so->returned))
 		{
 			p->confirmed = true;
 			continue;
@@ -1050,7 +1051,7 @@ confirm_before(IndexScanDesc scan, double key)
 			if (p->full || VsPolicyConfirmed(&so->policy, trusted, missed))
 			{
 				p->confirmed = true;
-				if (!p->full && VsPolicyShareConfirmation(&so->policy, trusted, missed) &&
+				if (!p->full && VsPolicyShareConfirmation(&so->policy, trusted, missed, so->returned) &&
 					(so->confirmed_ef == 0 || ef < so->confirmed_ef))
 					so->confirmed_ef = ef;
 			}

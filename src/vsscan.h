@@ -76,10 +76,12 @@ extern void VsPolicyObserve(VsScanPolicy *pol, int cluster, double key);
 extern bool VsPolicyUseGraph(const VsScanPolicy *pol, uint32 count, bool has_graph);
 extern int	VsPolicyDeeper(const VsScanPolicy *pol, int ef, uint32 count);
 extern bool VsPolicyWidenEarly(const VsScanPolicy *pol);
-extern bool VsPolicyConfirm(const VsScanPolicy *pol);
+extern bool VsPolicyConfirm(const VsScanPolicy *pol, int64 returned);
 extern bool VsPolicySearchAgain(const VsScanPolicy *pol);
 extern int	VsPolicyTrusted(const VsScanPolicy *pol, int found);
-extern bool VsPolicyShareConfirmation(const VsScanPolicy *pol, int trusted, int missed);
+extern bool VsPolicyShareConfirmation(const VsScanPolicy *pol, int trusted, int missed,
+									  int64 returned);
+extern bool VsPolicyFiltered(const VsScanPolicy *pol, int64 returned);
 extern bool VsPolicyCalibrate(VsScanPolicy *pol, double first, double last);
 extern bool VsPolicyConfirmed(const VsScanPolicy *pol, int trusted, int missed);
 
