@@ -51,6 +51,12 @@
 #                     their batch of BENCH_ALTERNATE_BATCH queries (default
 #                     100) in turn in one session (bench/alternate.sh), so
 #                     that a noisy machine's drift falls on both alike
+#   BENCH_REFINE      1 (the default) tries, after the probes x ef_search
+#                     grid, three cheaper settings around the grid's
+#                     fastest at BENCH_RECALL (three quarters of its probes,
+#                     of its ef_search, of both), so that "fastest" is not
+#                     only where the grid's coarse steps fall; 0 leaves
+#                     them out
 #   BENCH_VS_WITH     extra vecstore indexes, each a WITH-clause body
 #                     without spaces, separated by spaces (default none):
 #                     "quantizer=sq4 quantizer=sq4,m=8".  Each is built and
@@ -88,7 +94,8 @@
 #   vecstore.effort = 1 .. 9 (10 is exact), with enable_seqscan = off;
 #   vecstore.probes {1,2,4,8,16} (values at or above the index's clusters
 #     become one value, the clusters) x vecstore.ef_search {16,32,64,128},
-#     with enable_seqscan = off;
+#     with enable_seqscan = off; then (BENCH_REFINE) 3/4 of the probes, of
+#     the ef_search and of both of the grid's fastest at BENCH_RECALL;
 #   pgvector "defaults": no SET (hnsw.ef_search 40), then hnsw.ef_search
 #     {10,20,40,80,120,200,400} with enable_seqscan = off.
 # Queries: `SELECT id FROM items ORDER BY embedding <op> q LIMIT 10`, each
@@ -157,6 +164,7 @@ want_pgvector=${BENCH_PGVECTOR:-1}
 vs_with=${BENCH_VS_WITH:-}
 alternate_rounds=${BENCH_ALTERNATE:-6}
 alternate_batch=${BENCH_ALTERNATE_BATCH:-100}
+refine=${BENCH_REFINE:-1}
 export VECSTORE_PGPORT=${VECSTORE_PGPORT:-54393}
 k=10
 warm=10
@@ -213,7 +221,7 @@ else
     echo "- pgvector left out (BENCH_PGVECTOR=0)"
 fi
 echo "- $nq queries per configuration (+$warm untimed warm-up), top-$k, one core (max_parallel_workers_per_gather = 0); recall@10 tie-aware (distance <= 10th true distance + 1e-6 relative)"
-echo "- vecstore sweeps (enable_seqscan = off): effort $effort_spec$([ "$have_effort" = 1 ] || echo ' (no vecstore.effort GUC in this build: skipped)'); probes {${probes_spec// /,}} x ef_search {${grid_ef_spec// /,}}$([ "$have_ef" = 1 ] || echo ' (no vecstore.ef_search GUC: probes only)')"
+echo "- vecstore sweeps (enable_seqscan = off): effort $effort_spec$([ "$have_effort" = 1 ] || echo ' (no vecstore.effort GUC in this build: skipped)'); probes {${probes_spec// /,}} x ef_search {${grid_ef_spec// /,}}$([ "$have_ef" = 1 ] || echo ' (no vecstore.ef_search GUC: probes only)')$([ "$refine" = 1 ] && [ "$have_ef" = 1 ] && echo '; then 3/4 of the probes and/or ef_search of the grid'"'"'s fastest at the target')"
 echo "- build: CREATE INDEX wall time after CHECKPOINT, max_parallel_maintenance_workers = 0, maintenance_work_mem = $mwm; index MiB = vecstore fork + segment file, pgvector relation size"
 echo
 
@@ -348,6 +356,33 @@ measure() {
 # BENCH_ALTERNATE rounds, so that the machine's drift falls on both alike.
 # The sweep above times each configuration once, and on a noisy machine
 # its ratio can be off by half.
+# refine_grid ENGINE - three cheaper settings around ENGINE's fastest
+# "probes = P, ef_search = E" at the target on this dataset: 3/4 of P, of
+# E, of both (rounded down, at least 1; those the grid measured, or equal
+# to P and E, are skipped).
+refine_grid() {
+    local engine=$1 best p e rp re
+    best=$(awk -F '\t' -v ds="$name" -v en="$engine" -v target="$target" '
+        $1 == ds && $2 == en && $5 == "index" && $3 ~ /^probes = [0-9]+, ef_search = [0-9]+$/ &&
+        $6 + 0 >= target && $7 + 0 > qps { qps = $7 + 0; label = $3 }
+        END { print label }' "$results")
+    [ -n "$best" ] || return 0
+    p=${best#probes = }
+    p=${p%%,*}
+    e=${best##*= }
+    for pair in "$((p * 3 / 4)) $e" "$p $((e * 3 / 4))" "$((p * 3 / 4)) $((e * 3 / 4))"; do
+        read -r rp re <<<"$pair"
+        [ "$rp" -ge 1 ] && [ "$re" -ge 1 ] || continue
+        [ "$rp" = "$p" ] && [ "$re" = "$e" ] && continue
+        if awk -F '\t' -v ds="$name" -v en="$engine" -v l="probes = $rp, ef_search = $re" \
+            '$1 == ds && $2 == en && $3 == l { found = 1 } END { exit !found }' "$results"; then
+            continue
+        fi
+        measure "$vsdb" "$engine" "probes = $rp, ef_search = $re" sweep \
+            "SET enable_seqscan = off; SET vecstore.probes = $rp; SET vecstore.ef_search = $re;"
+    done
+}
+
 alternated() {
     local fastest settings
     fastest=$(awk -F '\t' -v ds="$name" -v target="$target" '
@@ -592,6 +627,9 @@ for name in $all_sets; do
                     measure "$vsdb" "$engine" "probes = $p" sweep "SET enable_seqscan = off; SET vecstore.probes = $p;"
                 fi
             done
+            if [ "$refine" = 1 ] && [ "$have_ef" = 1 ]; then
+                refine_grid "$engine"
+            fi
             if [ -z "$with" ]; then
                 conn_name=$name
                 conn_op=$op
