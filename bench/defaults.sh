@@ -350,22 +350,23 @@ measure() {
     echo "| $engine | $label | $plan | $recall | $qps | $p50 | $p95 | $per |"
 }
 
-# alternated - the vecstore defaults against vecstore's fastest setting
-# reaching the target recall on the current dataset, again, alternated in
-# one session (bench/alternate.sh): each runs a batch of queries in turn,
-# BENCH_ALTERNATE rounds, so that the machine's drift falls on both alike.
-# The sweep above times each configuration once, and on a noisy machine
-# its ratio can be off by half.
+# fastest_label ENGINE [PATTERN] - the label of ENGINE's fastest index scan
+# reaching the target recall on the current dataset (among the labels
+# matching the awk regex PATTERN, when given), or nothing.
+fastest_label() {
+    awk -F '\t' -v ds="$name" -v en="$1" -v pat="${2:-}" -v target="$target" '
+        $1 == ds && $2 == en && $5 == "index" && (pat == "" || $3 ~ pat) &&
+        $6 + 0 >= target && $7 + 0 > best { best = $7 + 0; label = $3 }
+        END { print label }' "$results"
+}
+
 # refine_grid ENGINE - three cheaper settings around ENGINE's fastest
 # "probes = P, ef_search = E" at the target on this dataset: 3/4 of P, of
 # E, of both (rounded down, at least 1; those the grid measured, or equal
 # to P and E, are skipped).
 refine_grid() {
     local engine=$1 best p e rp re
-    best=$(awk -F '\t' -v ds="$name" -v en="$engine" -v target="$target" '
-        $1 == ds && $2 == en && $5 == "index" && $3 ~ /^probes = [0-9]+, ef_search = [0-9]+$/ &&
-        $6 + 0 >= target && $7 + 0 > qps { qps = $7 + 0; label = $3 }
-        END { print label }' "$results")
+    best=$(fastest_label "$engine" '^probes = [0-9]+, ef_search = [0-9]+$')
     [ -n "$best" ] || return 0
     p=${best#probes = }
     p=${p%%,*}
@@ -383,12 +384,15 @@ refine_grid() {
     done
 }
 
+# alternated - the vecstore defaults against vecstore's fastest setting
+# reaching the target recall on the current dataset, again, alternated in
+# one session (bench/alternate.sh): each runs a batch of queries in turn,
+# BENCH_ALTERNATE rounds, so that the machine's drift falls on both alike.
+# The sweep above times each configuration once, and on a noisy machine
+# its ratio can be off by half.
 alternated() {
     local fastest settings
-    fastest=$(awk -F '\t' -v ds="$name" -v target="$target" '
-        $1 == ds && $2 == "vecstore" && $5 == "index" && $6 + 0 >= target && $7 + 0 > best {
-            best = $7 + 0; label = $3 }
-        END { print label }' "$results")
+    fastest=$(fastest_label vecstore)
     [ -n "$fastest" ] || return 0
     settings=$(awk -F '\t' -v ds="$name" -v l="$fastest" \
         '$1 == ds && $2 == "vecstore" && $3 == l { print $4; exit }' "$work/settings")
