@@ -44,9 +44,10 @@ CREATE INDEX t_v ON t USING vecstore (v vector_l2_ops) WITH (lists = 4);
 my $q = q{'[1,2,3,4,5,6,7,8,1,2,3,4,5,6,7,8]'};
 my $query = "SELECT id FROM t ORDER BY v <-> $q LIMIT 20";
 
-# the flags of this backend's mapping of the index's segment file, after a
-# query ("SETTINGS" first, in the same session); and the query's answer
-sub mapping_flags
+# this backend's mappings of segment files after a query ("SETTINGS"
+# first, in the same session): their start addresses, VmFlags and
+# FilePmdMapped (kB); and the query's answer
+sub segment_maps
 {
     my ($settings) = @_;
     my $out = $node->safe_psql('postgres', qq{
@@ -56,20 +57,37 @@ SELECT string_agg(id::text, ',') FROM ($query) s;
 SELECT pg_read_file('/proc/self/smaps');
 });
     my ($answer, @smaps) = split /\n/, $out;
-    my ($in_seg, $flags) = (0, undef);
+    my (@maps, $cur);
     for my $line (@smaps)
     {
-        if ($line =~ /^[0-9a-f]+-[0-9a-f]+ /)
+        if ($line =~ /^([0-9a-f]+)-[0-9a-f]+ /)
         {
-            $in_seg = $line =~ m{/pg_vecstore/\d+/\d+\.\d+\.seg$};
+            my $start = hex($1);
+            $cur = undef;
+            if ($line =~ m{/pg_vecstore/\d+/\d+\.\d+\.seg$})
+            {
+                $cur = { start => $start, flags => undef, pmd => 0 };
+                push @maps, $cur;
+            }
         }
-        elsif ($in_seg && $line =~ /^VmFlags:\s*(.*)$/)
+        elsif ($cur && $line =~ /^FilePmdMapped:\s*(\d+)/)
         {
-            $flags = $1;
-            last;
+            $cur->{pmd} = $1;
+        }
+        elsif ($cur && $line =~ /^VmFlags:\s*(.*)$/)
+        {
+            $cur->{flags} = $1;
         }
     }
-    return ($flags, $answer);
+    return ($answer, @maps);
+}
+
+# the flags of the (first) mapping of the index's segment file, and the
+# query's answer
+sub mapping_flags
+{
+    my ($answer, @maps) = segment_maps(@_);
+    return (@maps ? $maps[0]{flags} : undef, $answer);
 }
 
 my ($flags, $answer) = mapping_flags('');
@@ -90,34 +108,10 @@ is($effort10, $exact, 'an exhaustive scan through the advised mapping equals the
 is($node->safe_psql('postgres', "SELECT count(*) FROM vecstore_verify('t_v')"),
     '0', 'vecstore_verify reads every cluster and finds nothing wrong');
 
-# the start addresses and FilePmdMapped of this backend's mappings of
-# segment files, after a query
+# the mappings of segment files after the query
 sub segment_mappings
 {
-    my $out = $node->safe_psql('postgres', qq{
-SET enable_seqscan = off;
-SELECT count(*) FROM ($query) s;
-SELECT pg_read_file('/proc/self/smaps');
-});
-    my (undef, @smaps) = split /\n/, $out;
-    my (@maps, $cur);
-    for my $line (@smaps)
-    {
-        if ($line =~ /^([0-9a-f]+)-[0-9a-f]+ /)
-        {
-            my $start = $1;
-            $cur = undef;
-            if ($line =~ m{/pg_vecstore/\d+/\d+\.(\d+)\.seg$})
-            {
-                $cur = { start => hex($start), generation => $1, pmd => 0 };
-                push @maps, $cur;
-            }
-        }
-        elsif ($cur && $line =~ /^FilePmdMapped:\s*(\d+)/)
-        {
-            $cur->{pmd} = $1;
-        }
-    }
+    my (undef, @maps) = segment_maps('');
     return @maps;
 }
 
