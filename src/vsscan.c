@@ -1033,7 +1033,9 @@ confirm_before(IndexScanDesc scan, double key)
 		 * A search as deep as one that a deeper search found nearly
 		 * complete, in another cluster of this scan, is taken as
 		 * confirmed too, where the policy says such a check speaks for the
-		 * index (VsPolicyShareConfirmation).
+		 * index (VsPolicyShareConfirmation), and not once the scan is
+		 * filtered (VsPolicyFiltered: the check vouched for the nearest
+		 * rows, not for the rows far past them a filtered scan needs).
 		 */
 		if (so->confirmed_ef > 0 && p->ef >= so->confirmed_ef &&
 			!VsPolicyFiltered(&so->policy, so->returned))
