@@ -801,6 +801,11 @@ offload_rows(VsScanOpaque so, VsProbe *p, const VsOffloadHit *hits, int nhits, i
 /*
  * delta_rows - the unfolded delta rows of cluster "cluster", exactly, into
  * probe "p".
+ *
+ * Page by page, with each next row's lines asked for while the current
+ * one is compared: a delta row is a whole vector read from a page that is
+ * seldom in the CPU's caches, and a grown index's queries spent a third of
+ * their time here (bench/RESULTS.md, "Delta rows read page by page").
  */
 static void
 delta_rows(IndexScanDesc scan, VsProbe *p, int cluster)
@@ -817,20 +822,38 @@ delta_rows(IndexScanDesc scan, VsProbe *p, int cluster)
 			   &entry, sizeof(entry), NULL);
 	VsDeltaChainBeginRows(&chain, index, &entry, cluster_info(so, cluster), BUFFER_LOCK_SHARE,
 						  NULL, 0);
-	while ((tup = VsDeltaChainNextRow(&chain)) != NULL)
+	while (VsDeltaChainNext(&chain))
 	{
-		if (tup->flags & VS_DELTA_DEAD)
-			continue;
-		if (so->elem == VS_ELEM_FLOAT4)
-			d = row_distance(so, tup->x, &skey);
-		else
+		Page		page = BufferGetPage(chain.buf);
+		OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+		Size		tupbytes = VS_DELTA_TUPLE_SIZE(so->elem, so->meta.dims);
+
+		for (OffsetNumber off = chain.first; off <= maxoff; off++)
 		{
-			VsDecodeRow(so->elem, tup->x, so->meta.dims, so->rowbuf);
-			d = row_distance(so, so->rowbuf, &skey);
+			tup = (VsDeltaTuple) PageGetItem(page, PageGetItemId(page, off));
+
+			/* the next row's lines, while this one is compared */
+			if (off < maxoff)
+			{
+				const char *next = PageGetItem(page, PageGetItemId(page, off + 1));
+
+				for (Size b = 0; b < tupbytes; b += 64)
+					__builtin_prefetch(next + b);
+				__builtin_prefetch(next + tupbytes - 1);
+			}
+			if (tup->flags & VS_DELTA_DEAD)
+				continue;
+			if (so->elem == VS_ELEM_FLOAT4)
+				d = row_distance(so, tup->x, &skey);
+			else
+			{
+				VsDecodeRow(so->elem, tup->x, so->meta.dims, so->rowbuf);
+				d = row_distance(so, so->rowbuf, &skey);
+			}
+			found_row(so, p, &tup->tid, d, skey);
+			so->scanned++;
+			so->cover += VS_COVER_FLAT;
 		}
-		found_row(so, p, &tup->tid, d, skey);
-		so->scanned++;
-		so->cover += VS_COVER_FLAT;
 	}
 }
 
