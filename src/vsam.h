@@ -690,6 +690,8 @@ typedef struct VsCompactResult
 	int64		rows_removed;	/* removed rows dropped */
 	int			splits;			/* clusters split */
 	int			merges;			/* clusters merged into another */
+	int64		rows_moved;		/* rows given to the cluster of a nearer
+								 * centroid after splits */
 	int			slots_reused;	/* parts of splits put in merged slots */
 	BlockNumber blocks_reused;	/* fork blocks reused instead of new ones */
 	BlockNumber blocks_truncated;	/* fork blocks given back at its end */

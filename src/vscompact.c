@@ -160,6 +160,11 @@ typedef struct CompactCluster
 	float	   *centroids;		/* nparts * dims */
 	float	   *norms;			/* their norms, for the assignment */
 	int64	   *counts;			/* rows per part */
+	/* rows given to other clusters (plan_moves) */
+	bool	   *leaves;			/* over the first "nleaves" rows collect_group
+								 * gives: true for one that goes */
+	int64		nleaves;
+	int64		left;			/* how many go */
 } CompactCluster;
 
 /*
@@ -270,6 +275,28 @@ typedef struct Incoming
 	int64		n;
 	int64		cap;
 } Incoming;
+
+/* one row more for "to" */
+static void
+incoming_add(Incoming *to, const float *vec, const ItemPointerData *tid, int dims)
+{
+	if (to->n == to->cap)
+	{
+		to->cap = Max(64, to->cap * 2);
+		if (to->vecs == NULL)
+		{
+			to->vecs = palloc_extended(sizeof(float) * dims * to->cap, MCXT_ALLOC_HUGE);
+			to->tids = palloc_extended(sizeof(ItemPointerData) * to->cap, MCXT_ALLOC_HUGE);
+		}
+		else
+		{
+			to->vecs = repalloc_huge(to->vecs, sizeof(float) * dims * to->cap);
+			to->tids = repalloc_huge(to->tids, sizeof(ItemPointerData) * to->cap);
+		}
+	}
+	memcpy(to->vecs + (Size) to->n * dims, vec, sizeof(float) * dims);
+	to->tids[to->n++] = *tid;
+}
 
 /*
  * collect_group - the live rows of chosen cluster "c" (collect_rows), then
@@ -391,27 +418,8 @@ plan_merges(Relation index, VsMetaPage meta, const char **bodyp, const VsCluster
 		VsKmeansAssign(lc, norms, nlive, (int) meta->dims, (VsMetric) meta->row_metric,
 					   vecs, (int) n, asg, NULL, &VsKmeansServerHooks);
 		for (int64 i = 0; i < n; i++)
-		{
-			Incoming   *to = &inc[live_ids[asg[i]]];
-
-			if (to->n == to->cap)
-			{
-				to->cap = Max(64, to->cap * 2);
-				if (to->vecs == NULL)
-				{
-					to->vecs = palloc_extended(sizeof(float) * meta->dims * to->cap, MCXT_ALLOC_HUGE);
-					to->tids = palloc_extended(sizeof(ItemPointerData) * to->cap, MCXT_ALLOC_HUGE);
-				}
-				else
-				{
-					to->vecs = repalloc_huge(to->vecs, sizeof(float) * meta->dims * to->cap);
-					to->tids = repalloc_huge(to->tids, sizeof(ItemPointerData) * to->cap);
-				}
-			}
-			memcpy(to->vecs + (Size) to->n * meta->dims, vecs + (Size) i * meta->dims,
-				   sizeof(float) * meta->dims);
-			to->tids[to->n++] = tids[i];
-		}
+			incoming_add(&inc[live_ids[asg[i]]], vecs + (Size) i * meta->dims, &tids[i],
+						 (int) meta->dims);
 		pfree(asg);
 		pfree(vecs);
 		pfree(tids);
@@ -861,6 +869,287 @@ slot_free(const CompactCluster *cc, const int32 *hosts, uint32 c, uint32 ncluste
 }
 
 /*
+ * drop_leaving - the "n" rows of cluster "cc" (collect_group's) less those
+ * plan_moves gives to other clusters, packed in place; returns how many.
+ */
+static int64
+drop_leaving(const CompactCluster *cc, float *vecs, ItemPointerData *tids, int64 n, int dims)
+{
+	int64		kept = 0;
+
+	for (int64 i = 0; i < n; i++)
+	{
+		if (i < cc->nleaves && cc->leaves[i])
+			continue;
+		if (kept != i)
+		{
+			memmove(vecs + (Size) kept * dims, vecs + (Size) i * dims, sizeof(float) * dims);
+			tids[kept] = tids[i];
+		}
+		kept++;
+	}
+	return kept;
+}
+
+/*
+ * The clusters whose rows plan_moves checks around a split cluster: the
+ * split one's nearest by centroid.  A row can only come to prefer a part
+ * of the split cluster when it lies near that cluster's cell, in the cell
+ * of a neighbour.
+ */
+#define VS_MOVE_NEIGHBOURS	16
+
+/*
+ * plan_moves - after the splits are planned (plan_split): rows that a
+ * split leaves nearer another cluster's centroid than their own go there,
+ * as the build would have assigned them.  A split cluster's parts have
+ * centroids of their own, in its old cell: a row of it may now be nearer a
+ * neighbour's centroid than any part's, and a row of a neighbour nearer a
+ * part than its own cluster's centroid.  Such rows lie outside their
+ * cluster's Voronoi cell, which the scans' bounds assume they are in
+ * (vsscan_policy.c): SIFT grown tenfold by inserts had 8.6 % of its rows
+ * there, and recall 0.007 below a fresh build's (bench/RESULTS.md, "Rows
+ * in their cells after splits").
+ *
+ * The rows of every split cluster and of its VS_MOVE_NEIGHBOURS nearest
+ * clusters are compared with the centroids around them (a split cluster's
+ * with its parts and its neighbours', a neighbour's with its own and the
+ * parts of the splits it is near); a row that prefers another cluster
+ * there is assigned among all centroids, and goes to the nearest one's
+ * cluster.  It is marked in its cluster's "leaves" (the order of
+ * collect_group now) and added to the taker's "inc"; both are chosen, so
+ * both are re-sealed.  A split cluster's counts per part are counted
+ * again (part_of, as it is written).  Returns the rows moved; *chosen gets
+ * the clusters chosen only for this.
+ */
+static int64
+plan_moves(Relation index, VsMetaPage meta, const char **bodyp, const float *centroids,
+		   CompactCluster *cc, Incoming *inc, MemoryContext rowcxt, BufferAccessStrategy bas,
+		   int *chosen)
+{
+	uint32		nc = meta->nclusters;
+	int			dims = (int) meta->dims;
+	VsMetric	metric = (VsMetric) meta->row_metric;
+	int			nl = 0;
+	float	   *lc;				/* every centroid of the new generation */
+	float	   *ln;
+	uint32	   *lsrc;			/* the cluster whose rows a centroid's takes */
+	int		   *first;			/* per cluster: its first centroid in lc */
+	int32	  **near;			/* per split cluster: its nearest clusters */
+	int		   *nnear;
+	bool	   *examine;
+	Incoming   *moved;
+	int64		total = 0;
+	float	   *sc;
+	float	   *sn;
+	int		   *sref;
+
+	/*
+	 * The centroids: a split cluster's parts, every other live one's own (a
+	 * merged slot that a part reuses is that part)
+	 */
+	for (uint32 c = 0; c < nc; c++)
+	{
+		if (!cc[c].merged && !cc[c].reused)
+			nl += cc[c].nparts >= 2 ? cc[c].nparts : 1;
+	}
+	lc = palloc_extended(sizeof(float) * dims * Max(nl, 1), MCXT_ALLOC_HUGE);
+	ln = palloc(sizeof(float) * Max(nl, 1));
+	lsrc = palloc(sizeof(uint32) * Max(nl, 1));
+	first = palloc(sizeof(int) * nc);
+	nl = 0;
+	for (uint32 c = 0; c < nc; c++)
+	{
+		int			k = cc[c].nparts >= 2 ? cc[c].nparts : 1;
+
+		first[c] = -1;
+		if (cc[c].merged || cc[c].reused)
+			continue;
+		first[c] = nl;
+		memcpy(lc + (Size) nl * dims,
+			   cc[c].nparts >= 2 ? cc[c].centroids : centroids + (Size) c * dims,
+			   sizeof(float) * dims * k);
+		for (int j = 0; j < k; j++)
+			lsrc[nl++] = c;
+	}
+	VsKmeansCentroidNorms(lc, nl, dims, ln);
+
+	/* the neighbours of each split cluster, by the old centroids */
+	near = palloc0(sizeof(int32 *) * nc);
+	nnear = palloc0(sizeof(int) * nc);
+	examine = palloc0(sizeof(bool) * nc);
+	for (uint32 c = 0; c < nc; c++)
+	{
+		float	   *dist;
+		int32	   *ids;
+		int			n = 0;
+
+		if (first[c] < 0 || cc[c].nparts < 2)
+			continue;
+		examine[c] = true;
+		dist = palloc(sizeof(float) * nc);
+		ids = palloc(sizeof(int32) * nc);
+		for (uint32 d = 0; d < nc; d++)
+		{
+			double		sum = 0;
+
+			if (d == c || first[d] < 0)
+				continue;
+			for (int j = 0; j < dims; j++)
+			{
+				double		t = centroids[(Size) c * dims + j] - centroids[(Size) d * dims + j];
+
+				sum += t * t;
+			}
+			/* insertion into the nearest VS_MOVE_NEIGHBOURS so far */
+			if (n == VS_MOVE_NEIGHBOURS && sum >= dist[n - 1])
+				continue;
+			if (n < VS_MOVE_NEIGHBOURS)
+				n++;
+			{
+				int			at = n - 1;
+
+				while (at > 0 && dist[at - 1] > sum)
+				{
+					dist[at] = dist[at - 1];
+					ids[at] = ids[at - 1];
+					at--;
+				}
+				dist[at] = (float) sum;
+				ids[at] = (int32) d;
+			}
+		}
+		near[c] = ids;
+		nnear[c] = n;
+		for (int i = 0; i < n; i++)
+			examine[ids[i]] = true;
+		pfree(dist);
+	}
+
+	/* each examined cluster's rows against the centroids around them */
+	moved = palloc0(sizeof(Incoming) * nc);
+	sc = palloc_extended(sizeof(float) * dims * Max(nl, 1), MCXT_ALLOC_HUGE);
+	sn = palloc(sizeof(float) * Max(nl, 1));
+	sref = palloc(sizeof(int) * Max(nl, 1));
+	for (uint32 d = 0; d < nc; d++)
+	{
+		MemoryContext oldcxt;
+		float	   *vecs;
+		ItemPointerData *tids;
+		int64		n;
+		int			ns = 0;
+		int32	   *asg;
+		bool		split = cc[d].nparts >= 2;
+
+		if (!examine[d])
+			continue;
+		CHECK_FOR_INTERRUPTS();
+
+		/* the centroids it is compared with */
+#define ADD_CLUSTER(x) \
+		do { \
+			int k_ = cc[x].nparts >= 2 ? cc[x].nparts : 1; \
+			for (int j_ = 0; j_ < k_; j_++) \
+				sref[ns++] = first[x] + j_; \
+		} while (0)
+		ADD_CLUSTER(d);
+		if (split)
+		{
+			for (int i = 0; i < nnear[d]; i++)
+				ADD_CLUSTER(near[d][i]);
+		}
+		else
+		{
+			for (uint32 c = 0; c < nc; c++)
+			{
+				for (int i = 0; i < nnear[c]; i++)
+				{
+					if (near[c][i] == (int32) d)
+					{
+						ADD_CLUSTER(c);
+						break;
+					}
+				}
+			}
+		}
+#undef ADD_CLUSTER
+		for (int i = 0; i < ns; i++)
+		{
+			memcpy(sc + (Size) i * dims, lc + (Size) sref[i] * dims, sizeof(float) * dims);
+			sn[i] = ln[sref[i]];
+		}
+
+		oldcxt = MemoryContextSwitchTo(rowcxt);
+		*bodyp = collect_group(index, meta, *bodyp, d, cc, inc, &vecs, &tids, &n, bas);
+		asg = palloc(sizeof(int32) * Max(n, 1));
+		VsKmeansAssign(sc, sn, ns, dims, metric, vecs, (int) n, asg, NULL, &VsKmeansServerHooks);
+		MemoryContextSwitchTo(oldcxt);
+
+		cc[d].leaves = palloc0(sizeof(bool) * Max(n, 1));
+		cc[d].nleaves = n;
+		for (int64 i = 0; i < n; i++)
+		{
+			int32		t = sref[asg[i]];
+
+			if (lsrc[t] == d)
+				continue;
+			/* it prefers another cluster here: the nearest of all */
+			VsKmeansAssign(lc, ln, nl, dims, metric, vecs + (Size) i * dims, 1, &t, NULL,
+						   &VsKmeansServerHooks);
+			if (lsrc[t] == d)
+				continue;
+			cc[d].leaves[i] = true;
+			cc[d].left++;
+			incoming_add(&moved[lsrc[t]], vecs + (Size) i * dims, &tids[i], dims);
+		}
+		if (split)
+		{
+			/* the rows that stay, per part, as they will be written */
+			int32	   *part;
+
+			oldcxt = MemoryContextSwitchTo(rowcxt);
+			part = part_of(meta, &cc[d], vecs, n);
+			MemoryContextSwitchTo(oldcxt);
+			memset(cc[d].counts, 0, sizeof(int64) * cc[d].nparts);
+			for (int64 i = 0; i < n; i++)
+			{
+				if (!cc[d].leaves[i])
+					cc[d].counts[part[i]]++;
+			}
+		}
+		MemoryContextReset(rowcxt);
+		total += cc[d].left;
+	}
+
+	/* the takers: the rows come after their own and those merged in */
+	for (uint32 t = 0; t < nc; t++)
+	{
+		if (moved[t].n > 0)
+		{
+			if (cc[t].nparts >= 2)
+			{
+				int32	   *part = part_of(meta, &cc[t], moved[t].vecs, moved[t].n);
+
+				for (int64 i = 0; i < moved[t].n; i++)
+					cc[t].counts[part[i]]++;
+				pfree(part);
+			}
+			for (int64 i = 0; i < moved[t].n; i++)
+				incoming_add(&inc[t], moved[t].vecs + (Size) i * dims, &moved[t].tids[i], dims);
+			cc[t].absorbed += moved[t].n;
+		}
+		if (moved[t].n > 0 || cc[t].left > 0)
+		{
+			if (!cc[t].chosen)
+				(*chosen)++;
+			cc[t].chosen = true;
+			cc[t].move = false;
+		}
+	}
+	return total;
+}
+
+/*
  * write_region - a region of "len" bytes, into blocks reserved at the end
  * of the fork (WAL-logged by the caller with the rest).
  */
@@ -1144,6 +1433,17 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 		}
 	}
 
+	/* rows the splits left nearer another cluster's centroid go there */
+	if (result->splits > 0)
+	{
+		int			more = 0;
+
+		result->rows_moved = plan_moves(index, &meta, &body, centroids, cc, inc, rowcxt, bas,
+										&more);
+		result->clusters += more;
+		progress(VS_PROGRESS_CLUSTERS_TOTAL, result->clusters);
+	}
+
 	/*
 	 * Splits and merges change the clusters' shapes: the centroids (and
 	 * the merged clusters' hosts) and the routing graph are written anew.
@@ -1207,7 +1507,7 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 	{
 		/* a merged cluster keeps no rows: its host takes them */
 		uint64		live = cc[c].merged ? 0 :
-			info[c].count - cc[c].dead + cc[c].delta_live + cc[c].absorbed;
+			info[c].count - cc[c].dead + cc[c].delta_live + cc[c].absorbed - cc[c].left;
 
 		if (!cc[c].chosen)
 			continue;
@@ -1424,6 +1724,8 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 		}
 		else
 			body = collect_group(index, &meta, body, c, cc, inc, &vecs, &tids, &n, bas);
+		if (cc[c].left > 0)
+			n = drop_leaving(&cc[c], vecs, tids, n, (int) meta.dims);
 		if (cc[c].nparts < 2)
 		{
 			VsBlobWriter *cw = op[out[nout].piece].w;
@@ -1435,7 +1737,8 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 			 * No sealed row removed: they come first, in their order, so
 			 * the graph they had is the start of the new one.
 			 */
-			if (cc[c].dead == 0 && info[c].graph_offset != 0 && info[c].count > 0)
+			if (cc[c].dead == 0 && cc[c].left == 0 && info[c].graph_offset != 0 &&
+				info[c].count > 0)
 			{
 				ex.prev_graph = body + info[c].graph_offset;
 				ex.prev_graph_size = info[c].graph_size;
@@ -1605,9 +1908,9 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 	VsSegmentRemoveUnused(index, &newmeta, head);
 	pfree(head);
 	result->generation = newmeta.generation;
-	elog(DEBUG1, "vecstore compaction of \"%s\": %d clusters, %d split, %d merged, %d merged slots reused, " INT64_FORMAT " rows folded, " INT64_FORMAT " removed, generation %u reads %u pieces",
+	elog(DEBUG1, "vecstore compaction of \"%s\": %d clusters, %d split, %d merged, %d merged slots reused, " INT64_FORMAT " rows moved, " INT64_FORMAT " rows folded, " INT64_FORMAT " removed, generation %u reads %u pieces",
 		 RelationGetRelationName(index), result->clusters, result->splits, result->merges,
-		 result->slots_reused,
+		 result->slots_reused, result->rows_moved,
 		 result->rows_folded, result->rows_removed,
 		 newmeta.generation, nnew);
 
