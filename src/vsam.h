@@ -115,11 +115,14 @@
  * reloption compaction_threshold: VACUUM re-seals a cluster once this
  * fraction of its rows are delta rows (searched exactly, row by row) or
  * removed rows (skipped, but still read); 0 turns VACUUM's compaction off.
- * At a tenth, the delta rows cost a probe about as much as its graph
- * search (bench/RESULTS.md, "A living index").  VS_COMPACT_MIN_ROWS keeps
- * VACUUM from re-sealing a cluster for a handful of rows.
+ * Each delta row is a whole vector read and compared: on SIFT, 9 % of the
+ * rows in delta chains cost a third of the queries per second, and a
+ * twentieth against a tenth gave 1.14x the mean queries per second of an
+ * index taking inserts, for 1.9x the compactions' time (bench/RESULTS.md,
+ * "Rows in their cells after splits").  VS_COMPACT_MIN_ROWS keeps VACUUM
+ * from re-sealing a cluster for a handful of rows.
  */
-#define VS_DEFAULT_COMPACTION_THRESHOLD	0.1
+#define VS_DEFAULT_COMPACTION_THRESHOLD	0.05
 #define VS_COMPACT_MIN_ROWS		64
 
 /*
