@@ -316,9 +316,10 @@ compact_index(Oid indexoid)
 		FreeAccessStrategy(bas);
 		if (res.clusters > 0)
 			ereport(LOG,
-					(errmsg("vecstore compaction worker compacted index \"%s.%s\": %d clusters, %d split, %d merged, " INT64_FORMAT " new rows folded, " INT64_FORMAT " removed rows dropped",
+					(errmsg("vecstore compaction worker compacted index \"%s.%s\": %d clusters, %d split, %d merged, " INT64_FORMAT " new rows folded, " INT64_FORMAT " removed rows dropped, " INT64_FORMAT " rows moved to a nearer centroid's cluster",
 							get_database_name(MyDatabaseId), RelationGetRelationName(index),
-							res.clusters, res.splits, res.merges, res.rows_folded, res.rows_removed)));
+							res.clusters, res.splits, res.merges, res.rows_folded, res.rows_removed,
+							res.rows_moved)));
 	}
 	if (index != NULL)
 		relation_close(index, RowExclusiveLock);

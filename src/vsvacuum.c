@@ -315,9 +315,9 @@ vsvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 		VsCompact(info->index, threshold, false, info->strategy, &res);
 		if (res.clusters > 0)
 			ereport(info->message_level,
-					(errmsg("index \"%s\": compacted %d clusters, " INT64_FORMAT " new rows folded, " INT64_FORMAT " removed rows dropped",
+					(errmsg("index \"%s\": compacted %d clusters, " INT64_FORMAT " new rows folded, " INT64_FORMAT " removed rows dropped, %d split, %d merged, " INT64_FORMAT " rows moved to a nearer centroid's cluster",
 							RelationGetRelationName(info->index), res.clusters, res.rows_folded,
-							res.rows_removed)));
+							res.rows_removed, res.splits, res.merges, res.rows_moved)));
 	}
 
 	if (stats == NULL)
