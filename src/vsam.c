@@ -245,7 +245,7 @@ VsAmInit(void)
 
 	DefineCustomIntVariable("vecstore.rerank_window",
 							"Sets how many graph candidates get their exact distance at a time",
-							"The candidates nearest by their compact codes are reranked on the full vectors; more are reranked when the scan runs low.",
+							"The candidates nearest by their compact codes are reranked on the full vectors, a scan's first batch twice as many; more are reranked when the scan runs low.",
 							&vecstore_rerank_window,
 							VS_DEFAULT_RERANK_WINDOW, VS_MIN_RERANK_WINDOW, VS_MAX_RERANK_WINDOW,
 							PGC_USERSET, 0, NULL, NULL, NULL);

@@ -29,8 +29,8 @@
  *	   (inserted after the build, on fork pages) get exact distances.  Rows
  *	   with exact distances go into the "ready" heap.
  *	3. Rerank.  Pending candidates are taken nearest-code first,
- *	   vecstore.rerank_window at a time, and given their exact distance on
- *	   the full vector.  A row leaves the ready heap only once no pending
+ *	   vecstore.rerank_window at a time (twice as many the first time),
+ *	   and given their exact distance on the full vector.  A row leaves the ready heap only once no pending
  *	   candidate has a code distance below its exact distance (code and
  *	   exact distances share a scale: squared L2, negative inner product,
  *	   1 - cosine), less the most a code distance has exceeded its row's
@@ -186,6 +186,10 @@ typedef struct VsScanOpaqueData
 	int64		scanned;		/* rows examined so far */
 	int64		cover;			/* eighths of a row: when to extend */
 	int64		returned;		/* rows returned so far */
+	int64		reranked;		/* candidates reranked so far: the first
+								 * batch takes twice vecstore.rerank_window,
+								 * so that code_error is learned from enough
+								 * rows before the first row is returned */
 	double		code_error;		/* the most a code distance exceeded its
 								 * row's exact distance, in this scan */
 	bool		readahead;		/* ask the kernel for what is about to be
@@ -1246,6 +1250,7 @@ rerank(VsScanOpaque so, int n)
 	}
 
 	VsStats.vectors_read += nbatch;
+	so->reranked += nbatch;
 
 	/* their vectors, all asked for before the first is read */
 	if (so->readahead)
@@ -1436,6 +1441,7 @@ vsrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int nord
 	so->cover = 0;
 	so->returned = 0;
 	so->code_error = 0.0;
+	so->reranked = 0;
 
 	if (orderbys && scan->numberOfOrderBys > 0)
 		memmove(scan->orderByData, orderbys, scan->numberOfOrderBys * sizeof(ScanKeyData));
@@ -1523,7 +1529,7 @@ gettuple(IndexScanDesc scan, ScanDirection dir)
 		ready_fix(so);
 		while (so->npending > 0 && (so->ncands == 0 || pending_may_precede(so)))
 		{
-			rerank(so, vecstore_rerank_window);
+			rerank(so, so->reranked == 0 ? 2 * vecstore_rerank_window : vecstore_rerank_window);
 			ready_fix(so);
 		}
 
