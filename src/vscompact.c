@@ -267,7 +267,7 @@ collect_rows(Relation index, VsMetaPage meta, const char *body, uint32 c,
 	*tidsp = tids;
 }
 
-/* rows a cluster takes from merged clusters (plan_merges) */
+/* rows a cluster takes from others (plan_merges, plan_moves) */
 typedef struct Incoming
 {
 	float	   *vecs;
@@ -300,7 +300,7 @@ incoming_add(Incoming *to, const float *vec, const ItemPointerData *tid, int dim
 
 /*
  * collect_group - the live rows of chosen cluster "c" (collect_rows), then
- * those it takes from merged clusters ("inc"), into *vecsp and *tidsp,
+ * those it takes from other clusters ("inc"), into *vecsp and *tidsp,
  * palloc'd; their number into *np.  Returns the body to read from
  * (VsSegmentCluster may map anew).
  */
