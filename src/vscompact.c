@@ -915,17 +915,23 @@ drop_leaving(const CompactCluster *cc, float *vecs, ItemPointerData *tids, int64
  * clusters are compared with the centroids around them (a split cluster's
  * with its parts and its neighbours', a neighbour's with its own and the
  * parts of the splits it is near); a row that prefers another cluster
- * there is assigned among all centroids, and goes to the nearest one's
- * cluster.  It is marked in its cluster's "leaves" (the order of
- * collect_group now) and added to the taker's "inc"; both are chosen, so
- * both are re-sealed.  A split cluster's counts per part are counted
- * again (part_of, as it is written).  Returns the rows moved; *chosen gets
- * the clusters chosen only for this.
+ * there is assigned among all centroids, and may go to the nearest one's
+ * cluster.  Both clusters are then re-sealed, so a cluster that this
+ * compaction would not re-seal anyway (chosen, and not only moved with
+ * its piece) gives or takes rows only when they reach "threshold" of its
+ * live rows, and VS_COMPACT_MIN_ROWS: the bar its inserted rows must pass
+ * too, so that a split does not rewrite its neighbours for a few rows.
+ * The moves that touch a cluster under the bar stay where they are (and
+ * may take another cluster under it, so this repeats until none does).
+ * A row that goes is marked in its cluster's "leaves" (the order of
+ * collect_group now) and added to the taker's "inc".  A split cluster's
+ * counts per part are counted again (part_of, as it is written).  Returns
+ * the rows moved; *chosen gets the clusters chosen only for this.
  */
 static int64
 plan_moves(Relation index, VsMetaPage meta, const char **bodyp, const float *centroids,
-		   CompactCluster *cc, Incoming *inc, MemoryContext rowcxt, BufferAccessStrategy bas,
-		   int *chosen)
+		   const VsClusterInfo *info, double threshold, CompactCluster *cc, Incoming *inc,
+		   MemoryContext rowcxt, BufferAccessStrategy bas, int *chosen)
 {
 	uint32		nc = meta->nclusters;
 	int			dims = (int) meta->dims;
@@ -943,6 +949,17 @@ plan_moves(Relation index, VsMetaPage meta, const char **bodyp, const float *cen
 	float	   *sc;
 	float	   *sn;
 	int		   *sref;
+	/* the moves proposed: from, its place there, to, the row */
+	int64		nprop = 0;
+	int64		capprop = 64;
+	uint32	   *pfrom;
+	int64	   *ppos;
+	uint32	   *pto;
+	bool	   *pon;
+	Incoming	prow;
+	int32	  **parts;			/* per split cluster: the part of each row */
+	int64	   *touch;
+	bool		changed;
 
 	/*
 	 * The centroids: a split cluster's parts, every other live one's own (a
@@ -1028,6 +1045,11 @@ plan_moves(Relation index, VsMetaPage meta, const char **bodyp, const float *cen
 
 	/* each examined cluster's rows against the centroids around them */
 	moved = palloc0(sizeof(Incoming) * nc);
+	memset(&prow, 0, sizeof(prow));
+	pfrom = palloc(sizeof(uint32) * capprop);
+	ppos = palloc(sizeof(int64) * capprop);
+	pto = palloc(sizeof(uint32) * capprop);
+	parts = palloc0(sizeof(int32 *) * nc);
 	sc = palloc_extended(sizeof(float) * dims * Max(nl, 1), MCXT_ALLOC_HUGE);
 	sn = palloc(sizeof(float) * Max(nl, 1));
 	sref = palloc(sizeof(int) * Max(nl, 1));
@@ -1098,27 +1120,91 @@ plan_moves(Relation index, VsMetaPage meta, const char **bodyp, const float *cen
 						   &VsKmeansServerHooks);
 			if (lsrc[t] == d)
 				continue;
-			cc[d].leaves[i] = true;
-			cc[d].left++;
-			incoming_add(&moved[lsrc[t]], vecs + (Size) i * dims, &tids[i], dims);
+			if (nprop == capprop)
+			{
+				capprop *= 2;
+				pfrom = repalloc_huge(pfrom, sizeof(uint32) * capprop);
+				ppos = repalloc_huge(ppos, sizeof(int64) * capprop);
+				pto = repalloc_huge(pto, sizeof(uint32) * capprop);
+			}
+			pfrom[nprop] = d;
+			ppos[nprop] = i;
+			pto[nprop] = lsrc[t];
+			nprop++;
+			incoming_add(&prow, vecs + (Size) i * dims, &tids[i], dims);
 		}
 		if (split)
 		{
-			/* the rows that stay, per part, as they will be written */
-			int32	   *part;
-
+			/* the part of each row, as it will be written */
 			oldcxt = MemoryContextSwitchTo(rowcxt);
-			part = part_of(meta, &cc[d], vecs, n);
+			asg = part_of(meta, &cc[d], vecs, n);
 			MemoryContextSwitchTo(oldcxt);
-			memset(cc[d].counts, 0, sizeof(int64) * cc[d].nparts);
-			for (int64 i = 0; i < n; i++)
-			{
-				if (!cc[d].leaves[i])
-					cc[d].counts[part[i]]++;
-			}
+			parts[d] = palloc(sizeof(int32) * Max(n, 1));
+			memcpy(parts[d], asg, sizeof(int32) * n);
 		}
 		MemoryContextReset(rowcxt);
-		total += cc[d].left;
+	}
+
+	/* the bar: no cluster re-sealed for fewer moves than inserts need */
+	pon = palloc(sizeof(bool) * Max(nprop, 1));
+	for (int64 m = 0; m < nprop; m++)
+		pon[m] = true;
+	touch = palloc(sizeof(int64) * nc);
+	do
+	{
+		changed = false;
+		memset(touch, 0, sizeof(int64) * nc);
+		for (int64 m = 0; m < nprop; m++)
+		{
+			if (!pon[m])
+				continue;
+			touch[pfrom[m]]++;
+			touch[pto[m]]++;
+		}
+		for (int64 m = 0; m < nprop; m++)
+		{
+			bool		keep = true;
+
+			if (!pon[m])
+				continue;
+			for (int e = 0; e < 2 && keep; e++)
+			{
+				uint32		x = e == 0 ? pfrom[m] : pto[m];
+				double		live = (double) (info[x].count - cc[x].dead + cc[x].delta_live);
+
+				if (cc[x].chosen && !cc[x].move)
+					continue;
+				keep = touch[x] >= VS_COMPACT_MIN_ROWS && touch[x] >= threshold * live;
+			}
+			if (!keep)
+			{
+				pon[m] = false;
+				changed = true;
+			}
+		}
+	} while (changed);
+
+	/* the moves that stand */
+	for (int64 m = 0; m < nprop; m++)
+	{
+		if (!pon[m])
+			continue;
+		cc[pfrom[m]].leaves[ppos[m]] = true;
+		cc[pfrom[m]].left++;
+		incoming_add(&moved[pto[m]], prow.vecs + (Size) m * dims, &prow.tids[m], dims);
+		total++;
+	}
+	for (uint32 d = 0; d < nc; d++)
+	{
+		/* a split cluster's rows that stay, per part */
+		if (parts[d] == NULL)
+			continue;
+		memset(cc[d].counts, 0, sizeof(int64) * cc[d].nparts);
+		for (int64 i = 0; i < cc[d].nleaves; i++)
+		{
+			if (!cc[d].leaves[i])
+				cc[d].counts[parts[d][i]]++;
+		}
 	}
 
 	/* the takers: the rows come after their own and those merged in */
@@ -1438,8 +1524,8 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 	{
 		int			more = 0;
 
-		result->rows_moved = plan_moves(index, &meta, &body, centroids, cc, inc, rowcxt, bas,
-										&more);
+		result->rows_moved = plan_moves(index, &meta, &body, centroids, info, threshold, cc, inc,
+										rowcxt, bas, &more);
 		result->clusters += more;
 		progress(VS_PROGRESS_CLUSTERS_TOTAL, result->clusters);
 	}

@@ -38,7 +38,8 @@ CREATE TABLE t (id int PRIMARY KEY, v vector(16));
 INSERT INTO t SELECT i, ARRAY(SELECT (hashint4(i * 16 + j) % 1000) / 100.0
                              FROM generate_series(1, 16) j)::vector
   FROM generate_series(1, 6000) i;
-CREATE INDEX t_v ON t USING vecstore (v vector_l2_ops) WITH (lists = 4);
+CREATE INDEX t_v ON t USING vecstore (v vector_l2_ops)
+  WITH (lists = 4, max_cluster_rows = 100000, min_cluster_rows = 0);
 });
 
 my $q = q{'[1,2,3,4,5,6,7,8,1,2,3,4,5,6,7,8]'};
@@ -121,8 +122,10 @@ is(scalar(@maps), 1, 'a freshly built index maps one segment file');
 is((grep { $_->{start} % $two_mb == 0 } @maps), scalar(@maps),
     'its mapping starts on a 2 MB boundary');
 
-# rows into one cluster, then a compaction that rewrites only it: the
-# generation then reads two pieces, each mapped on a boundary
+# rows into one cluster, then a compaction that rewrites only it (neither
+# split nor merged: the index's options above; a split re-seals the
+# neighbours that give or take rows): the generation then reads two
+# pieces, each mapped on a boundary
 $node->safe_psql('postgres', q{
 INSERT INTO t SELECT 6000 + i, ARRAY(SELECT 1 + (hashint4(i * 16 + j) % 100) / 1000.0
                                     FROM generate_series(1, 16) j)::vector
