@@ -1109,16 +1109,41 @@ plan_moves(Relation index, VsMetaPage meta, const char **bodyp, const float *cen
 
 		cc[d].leaves = palloc0(sizeof(bool) * Max(n, 1));
 		cc[d].nleaves = n;
+
+		/* the rows that prefer another cluster here: the nearest of all */
+		{
+			int64		nout = 0;
+			int64	   *outpos;
+			float	   *outvecs;
+			int32	   *outasg;
+
+			oldcxt = MemoryContextSwitchTo(rowcxt);
+			outpos = palloc(sizeof(int64) * Max(n, 1));
+			for (int64 i = 0; i < n; i++)
+			{
+				if (lsrc[sref[asg[i]]] != d)
+					outpos[nout++] = i;
+			}
+			outvecs = palloc_extended(sizeof(float) * dims * Max(nout, 1), MCXT_ALLOC_HUGE);
+			for (int64 o = 0; o < nout; o++)
+				memcpy(outvecs + (Size) o * dims, vecs + (Size) outpos[o] * dims,
+					   sizeof(float) * dims);
+			outasg = palloc(sizeof(int32) * Max(nout, 1));
+			if (nout > 0)
+				VsKmeansAssign(lc, ln, nl, dims, metric, outvecs, (int) nout, outasg, NULL,
+							   &VsKmeansServerHooks);
+			/* the subset's choice stands for the others */
+			for (int64 i = 0; i < n; i++)
+				asg[i] = -1;
+			for (int64 o = 0; o < nout; o++)
+				asg[outpos[o]] = outasg[o];
+			MemoryContextSwitchTo(oldcxt);
+		}
 		for (int64 i = 0; i < n; i++)
 		{
-			int32		t = sref[asg[i]];
+			int32		t = asg[i];
 
-			if (lsrc[t] == d)
-				continue;
-			/* it prefers another cluster here: the nearest of all */
-			VsKmeansAssign(lc, ln, nl, dims, metric, vecs + (Size) i * dims, 1, &t, NULL,
-						   &VsKmeansServerHooks);
-			if (lsrc[t] == d)
+			if (t < 0 || lsrc[t] == d)
 				continue;
 			if (nprop == capprop)
 			{
