@@ -25,8 +25,8 @@ use Test::More;
 use Time::HiRes qw(usleep);
 
 our @EXPORT_OK = qw(quiet_node server_pids crash_node check_results report_bad same_distances
-  index_info clustered_vec_of_sql knn_sql blob_sql blob_nearest check_blob_index fvecs_literals
-  mixture_literals dataset_literals copy_in $EXACT_SCAN $SEQ_SCAN);
+  index_info clustered_vec_of_sql knn_sql blob_sql blob_nearest check_index_rows check_blob_index
+  fvecs_literals mixture_literals dataset_literals copy_in $EXACT_SCAN $SEQ_SCAN);
 
 # settings for an exact index scan, and for a sequential scan
 our $EXACT_SCAN =
@@ -312,21 +312,33 @@ sub blob_nearest
 }
 
 #
-# check_blob_index - on node $n: an exact scan of m_idx returns every live
-# row of m once, vecstore_verify is clean, and the 30 rows nearest to each
-# of the points (x, ..., x) are those of a sequential scan.
+# check_index_rows - on node $n: an exact scan of index $index, ordered by
+# the distance of column v of $table (with an id column) to the vector
+# literal $from, returns every live row once, and vecstore_verify is clean.
+#
+sub check_index_rows
+{
+    my ($n, $what, $table, $index, $from) = @_;
+    my $live = $n->safe_psql('postgres', "SELECT count(*) FROM $table");
+    is( $n->safe_psql('postgres',
+            "$EXACT_SCAN SELECT count(*) || '/' || count(DISTINCT id) FROM "
+              . "(SELECT id FROM $table ORDER BY v <-> '$from') s"),
+        "$live/$live",
+        "$what: an exact index scan returns the $live live rows once");
+    is($n->safe_psql('postgres', "SELECT count(*) FROM vecstore_verify('$index')"),
+        '0', "$what: vecstore_verify finds no problem");
+    return;
+}
+
+#
+# check_blob_index - on node $n: check_index_rows of m and m_idx, and the
+# 30 rows nearest to each of the points (x, ..., x) are those of a
+# sequential scan.
 #
 sub check_blob_index
 {
     my ($n, $what, @points) = @_;
-    my $live = $n->safe_psql('postgres', 'SELECT count(*) FROM m');
-    is( $n->safe_psql('postgres',
-            "$EXACT_SCAN SELECT count(*) || '/' || count(DISTINCT id) FROM "
-              . "(SELECT id FROM m ORDER BY v <-> '[35,35,35,35,35,35,35,35]') s"),
-        "$live/$live",
-        "$what: an exact index scan returns the $live live rows once");
-    is($n->safe_psql('postgres', "SELECT count(*) FROM vecstore_verify('m_idx')"),
-        '0', "$what: vecstore_verify finds no problem");
+    check_index_rows($n, $what, 'm', 'm_idx', '[35,35,35,35,35,35,35,35]');
     for my $x (@points)
     {
         is(blob_nearest($n, $EXACT_SCAN, $x, 30), blob_nearest($n, $SEQ_SCAN, $x, 30),

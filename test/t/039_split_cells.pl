@@ -33,7 +33,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use VsTest qw($EXACT_SCAN $SEQ_SCAN);
+use VsTest qw(check_index_rows $EXACT_SCAN $SEQ_SCAN);
 
 my $node = PostgreSQL::Test::Cluster->new('main');
 $node->init(allows_streaming => 1);
@@ -66,17 +66,10 @@ my $OUTSIDE =
 sub check
 {
     my ($what) = @_;
-    my $live = $node->safe_psql('postgres', 'SELECT count(*) FROM c');
 
     is($node->safe_psql('postgres', $OUTSIDE),
         '0', "$what: every row is in the cluster of its nearest centroid");
-    is( $node->safe_psql('postgres',
-            "$EXACT_SCAN SELECT count(*) || '/' || count(DISTINCT id) FROM "
-              . "(SELECT id FROM c ORDER BY v <-> '[0.5,0.5,0.5,0.5,0.5,0.5,0.5,0.5]') s"),
-        "$live/$live",
-        "$what: an exact index scan returns the $live live rows once");
-    is($node->safe_psql('postgres', "SELECT count(*) FROM vecstore_verify('c_idx')"),
-        '0', "$what: vecstore_verify finds no problem");
+    check_index_rows($node, $what, 'c', 'c_idx', '[0.5,0.5,0.5,0.5,0.5,0.5,0.5,0.5]');
     for my $q (1 .. 5)
     {
         my $sql = "SELECT string_agg(id::text, ',') FROM (SELECT id FROM c ORDER BY v <-> "
