@@ -69,9 +69,11 @@
  * ef_construction 64): building takes 16-33 us per vector at 128 dims in
  * clusters of 10^3-10^4 vectors, 50-100 at 10^5 and 187 at 10^6, about
  * 2x that at 784 dims, and 2.5-6x that under inner product (its rows are
- * always full, so every back link re-selects a row); the block is 128
- * bytes per node on level 0 plus about 4.5 for the levels above (plus 4
- * for cosine), and the build needs 3 bytes per node beside it.  Searching
+ * always full, so every back link re-selects a row); the block is 64
+ * bytes per node on level 0 (16-bit ids; 128 above 65,535 nodes) plus
+ * about 4.5 for the levels above (plus 4 for cosine), and the build needs
+ * 3 bytes per node beside it, and 128 per node for level 0's rows in 32
+ * bits while a graph of 16-bit ids is built.  Searching
  * costs 50-70 ns per distance at 100-128 dims in clusters of 10^4-10^5
  * (the vectors and rows are cache misses), 2-3 times a sequential scan's.
  *
@@ -121,8 +123,9 @@
  * level counts imply and inside the block, member lists strictly
  * ascending, below n and nested (each level within the one below), the
  * entry point on the top level, every row holding ids below its level's
- * count and no self-link, then only VS_HNSW_NONE, and cosine's inverse
- * norms finite and non-negative.  These are the invariants the search
+ * count and no self-link, then only VS_HNSW_NONE (VS_HNSW_NONE16 in
+ * 16-bit rows, which only a graph of at most VS_HNSW_ID16_MAX_NODES
+ * nodes may have), and cosine's inverse norms finite and non-negative.  These are the invariants the search
  * relies on; a graph that passes them can give poor results if its links
  * were altered, but no search of it reads outside it or fails to end.
  * Cost: one pass over the block (about 40 ms for a million nodes).
@@ -137,6 +140,7 @@ VsHnswValidate(const void *graph, size_t size, int n, int dim,
 	uint32_t	counts[VS_HNSW_MAX_LEVELS];
 	Layout		lay;
 	int			nlevels;
+	int			id16;
 
 	if (graph == NULL)
 		return "no graph";
@@ -148,7 +152,7 @@ VsHnswValidate(const void *graph, size_t size, int n, int dim,
 		return "bad magic number";
 	if (h->version != VS_HNSW_VERSION)
 		return "unsupported graph version";
-	if ((h->flags & ~VS_HNSW_FLAG_NORMS) != 0)
+	if ((h->flags & ~(VS_HNSW_FLAG_NORMS | VS_HNSW_FLAG_ID16)) != 0)
 		return "unknown flags";
 	for (size_t i = 0; i < sizeof(h->reserved); i++)
 	{
@@ -165,6 +169,9 @@ VsHnswValidate(const void *graph, size_t size, int n, int dim,
 		return "metric does not match the index";
 	if (((h->flags & VS_HNSW_FLAG_NORMS) != 0) != (metric == VS_METRIC_COSINE))
 		return "inverse norms flag does not match the metric";
+	id16 = (h->flags & VS_HNSW_FLAG_ID16) != 0;
+	if (id16 && h->n > VS_HNSW_ID16_MAX_NODES)
+		return "too many nodes for 16-bit ids";
 	if (h->m < VS_HNSW_MIN_M || h->m > VS_HNSW_MAX_M || h->m0 != 2 * h->m)
 		return "neighbour counts m/m0 out of range";
 	if (h->total_size > (uint64_t) size)
@@ -176,7 +183,7 @@ VsHnswValidate(const void *graph, size_t size, int n, int dim,
 	{
 		if (nlevels != 0 || h->entry != VS_HNSW_NONE)
 			return "empty graph has levels or an entry point";
-		VsHnswComputeLayout(0, h->m, 0, counts, metric == VS_METRIC_COSINE, &lay);
+		VsHnswComputeLayout(0, h->m, 0, counts, metric == VS_METRIC_COSINE, id16, &lay);
 		if (h->total_size != lay.total)
 			return "size does not match the layout";
 		return NULL;
@@ -198,7 +205,7 @@ VsHnswValidate(const void *graph, size_t size, int n, int dim,
 			return "row length of a level does not match m";
 	}
 	VsHnswComputeLayout((uint32_t) n, h->m, nlevels, counts,
-				   metric == VS_METRIC_COSINE, &lay);
+						metric == VS_METRIC_COSINE, id16, &lay);
 	if (h->total_size != lay.total)
 		return "size does not match the layout";
 	for (int l = 0; l < nlevels; l++)
@@ -244,24 +251,27 @@ VsHnswValidate(const void *graph, size_t size, int n, int dim,
 	/* rows: ids below the level's count, no self-link, then only NONE */
 	for (int l = 0; l < nlevels; l++)
 	{
-		const uint32_t *adj = (const uint32_t *) (base + lay.adj[l]);
+		Level		lv;
 		uint32_t	cap = lt[l].cap;
+		uint32_t	none;
 
+		VsHnswLevelView(base, l, &lv);
+		none = (lv.adj16 != NULL) ? VS_HNSW_NONE16 : VS_HNSW_NONE;
 		for (uint32_t i = 0; i < counts[l]; i++)
 		{
-			const uint32_t *row = adj + (size_t) i * cap;
+			size_t		row = (size_t) i * cap;
 			uint32_t	j = 0;
 
-			for (; j < cap && row[j] != VS_HNSW_NONE; j++)
+			for (; j < cap && level_id(&lv, row + j) != none; j++)
 			{
-				if (row[j] >= counts[l])
+				if (level_id(&lv, row + j) >= counts[l])
 					return "neighbour id out of range";
-				if (row[j] == i)
+				if (level_id(&lv, row + j) == i)
 					return "node linked to itself";
 			}
 			for (; j < cap; j++)
 			{
-				if (row[j] != VS_HNSW_NONE)
+				if (level_id(&lv, row + j) != none)
 					return "neighbour after the end of a row";
 			}
 		}
@@ -300,7 +310,8 @@ VsHnswInvNorms(const void *graph)
 		nlevels = VS_HNSW_MAX_LEVELS;
 	for (int l = 0; l < nlevels; l++)
 		counts[l] = lt[l].count;
-	VsHnswComputeLayout(h->n, h->m, nlevels, counts, 1, &lay);
+	VsHnswComputeLayout(h->n, h->m, nlevels, counts, 1,
+						(h->flags & VS_HNSW_FLAG_ID16) != 0, &lay);
 	return (const float *) ((const char *) graph + lay.norms);
 }
 
@@ -315,7 +326,7 @@ VsHnswNeighbours(const void *graph, int level, uint32_t id, uint32_t *out)
 	const VsHnswHeaderData *h = (const VsHnswHeaderData *) graph;
 	Level		lv;
 	uint32_t	local;
-	const uint32_t *row;
+	size_t		row;
 	int			count = 0;
 
 	if (level < 0 || level >= h->nlevels)
@@ -324,9 +335,9 @@ VsHnswNeighbours(const void *graph, int level, uint32_t id, uint32_t *out)
 	local = (level == 0) ? (id < lv.count ? id : VS_HNSW_NONE) : VsHnswFindMember(&lv, id);
 	if (local == VS_HNSW_NONE)
 		return -1;
-	row = lv.adj + (size_t) local * lv.cap;
-	for (uint32_t j = 0; j < lv.cap && row[j] < lv.count; j++)
-		out[count++] = member_node(&lv, row[j]);
+	row = (size_t) local * lv.cap;
+	for (uint32_t j = 0; j < lv.cap && level_id(&lv, row + j) < lv.count; j++)
+		out[count++] = member_node(&lv, level_id(&lv, row + j));
 	return count;
 }
 
@@ -356,9 +367,9 @@ VsHnswDescribe(const void *graph, VsHnswInfo *info)
 		info->level_count[l] = lv.count;
 		for (uint32_t i = 0; i < lv.count; i++)
 		{
-			const uint32_t *row = lv.adj + (size_t) i * lv.cap;
+			size_t		row = (size_t) i * lv.cap;
 
-			for (uint32_t j = 0; j < lv.cap && row[j] < lv.count; j++)
+			for (uint32_t j = 0; j < lv.cap && level_id(&lv, row + j) < lv.count; j++)
 				info->level_edges[l]++;
 		}
 	}
@@ -367,11 +378,12 @@ VsHnswDescribe(const void *graph, VsHnswInfo *info)
 /*
  * VsHnswComputeLayout - where each section goes for these level counts; the
  * single definition used by the size computation, the build and the
- * validator.  Sizes cannot overflow 64 bits (n < 2^32, rows <= 200 ids).
+ * validator.  id16: level 0's ids are 16-bit (VS_HNSW_FLAG_ID16).  Sizes
+ * cannot overflow 64 bits (n < 2^32, rows <= 200 ids).
  */
 void
 VsHnswComputeLayout(uint32_t n, int m, int nlevels, const uint32_t *counts,
-					int norms, Layout *lay)
+					int norms, int id16, Layout *lay)
 {
 	uint64_t	off = ALIGN_UP(HEADER_SIZE + (uint64_t) nlevels * LEVEL_SIZE);
 
@@ -386,7 +398,8 @@ VsHnswComputeLayout(uint32_t n, int m, int nlevels, const uint32_t *counts,
 			off = ALIGN_UP(off + (uint64_t) counts[l] * sizeof(uint32_t));
 		}
 		lay->adj[l] = off;
-		off = ALIGN_UP(off + (uint64_t) counts[l] * cap * sizeof(uint32_t));
+		off = ALIGN_UP(off + (uint64_t) counts[l] * cap *
+					   ((l == 0 && id16) ? sizeof(uint16_t) : sizeof(uint32_t)));
 	}
 	if (norms && n > 0)
 	{
@@ -403,12 +416,22 @@ VsHnswComputeLayout(uint32_t n, int m, int nlevels, const uint32_t *counts,
 void
 VsHnswLevelView(const char *base, int l, Level *lv)
 {
+	const VsHnswHeaderData *h = (const VsHnswHeaderData *) base;
 	const VsHnswLevelData *lt = (const VsHnswLevelData *) (base + HEADER_SIZE);
 
 	lv->count = lt[l].count;
 	lv->cap = lt[l].cap > MAX_ROW ? MAX_ROW : lt[l].cap;
 	lv->members = (l > 0) ? (const uint32_t *) (base + lt[l].members_offset) : NULL;
-	lv->adj = (const uint32_t *) (base + lt[l].adj_offset);
+	if (l == 0 && (h->flags & VS_HNSW_FLAG_ID16))
+	{
+		lv->adj = NULL;
+		lv->adj16 = (const uint16_t *) (base + lt[l].adj_offset);
+	}
+	else
+	{
+		lv->adj = (const uint32_t *) (base + lt[l].adj_offset);
+		lv->adj16 = NULL;
+	}
 }
 
 /*

@@ -11,7 +11,7 @@
  *
  * A graph is built straight into its serialized form: one flat block of
  * VsHnswSerializedSize() bytes that holds offsets, never pointers, and
- * cluster-local uint32 node ids, so it can be written into a segment file
+ * cluster-local node ids, so it can be written into a segment file
  * at any 64-byte-aligned offset, mapped read-only, checked once with
  * VsHnswValidate() and then searched where it lies.  Node i of the graph
  * is vector i of the cluster (row i of the cluster's contiguous float
@@ -22,7 +22,8 @@
  *
  *	0		VsHnswHeaderData (64 bytes)
  *	64		VsHnswLevelData[nlevels] (24 bytes each), then padding
- *	...		level 0 adjacency: n rows of m0 = 2m uint32 node ids
+ *	...		level 0 adjacency: n rows of m0 = 2m node ids, uint16 when
+ *			  n <= VS_HNSW_ID16_MAX_NODES (VS_HNSW_FLAG_ID16), else uint32
  *	...		for each level l = 1 .. nlevels - 1:
  *			  members: count_l uint32 node ids, strictly ascending
  *			  adjacency: count_l rows of m uint32 member indices
@@ -32,7 +33,15 @@
  * are appended) and ends at the first VS_HNSW_NONE or at the row's end;
  * every slot after that holds VS_HNSW_NONE as well.  Rows have a fixed
  * length so that node i's row is found by multiplication; on level 0,
- * with m = 16, a row is 128 bytes, two cache lines.
+ * with m = 16, a row is 64 bytes, one cache line (128 with 32-bit ids).
+ *
+ * Level 0 holds almost all of a graph's bytes, and every search reads a
+ * row of it per node expanded, so a graph of at most 65,535 nodes (every
+ * cluster of an index at its defaults) stores its level-0 ids in 16 bits,
+ * with VS_HNSW_NONE16 as the empty slot; the header says so with
+ * VS_HNSW_FLAG_ID16.  Graphs written before that flag existed (32-bit
+ * ids at any n) are read, searched and extended as they are.  The upper
+ * levels (a node in m of them) keep 32-bit ids.
  *
  * On level 0 a neighbour is a node id; on a level l >= 1 it is an index
  * into that level's member array (whose entries are node ids), so each
@@ -74,6 +83,11 @@
 
 /* header flags */
 #define VS_HNSW_FLAG_NORMS		0x0001	/* inverse norms stored (cosine) */
+#define VS_HNSW_FLAG_ID16		0x0002	/* level-0 ids are uint16 */
+
+/* the most nodes a graph with 16-bit level-0 ids has; its empty slot */
+#define VS_HNSW_ID16_MAX_NODES	65535
+#define VS_HNSW_NONE16			UINT16_MAX
 
 /* levels 0 .. VS_HNSW_MAX_LEVELS - 1; a node drawn higher is capped */
 #define VS_HNSW_MAX_LEVELS		32
@@ -157,7 +171,8 @@ typedef struct VsHnswLevelData
 	uint32_t	count;			/* nodes on this level (n on level 0) */
 	uint32_t	cap;			/* row length: m0 on level 0, m above */
 	uint64_t	members_offset; /* 0 on level 0 (every node is a member) */
-	uint64_t	adj_offset;		/* count rows of cap uint32 */
+	uint64_t	adj_offset;		/* count rows of cap ids (uint32, or uint16
+								 * on level 0 with VS_HNSW_FLAG_ID16) */
 } VsHnswLevelData;
 
 /* how to build */

@@ -61,6 +61,8 @@ typedef struct Builder
 	char	   *base;			/* the block being written */
 	Level		levels[VS_HNSW_MAX_LEVELS];
 	uint64_t	adj_offset[VS_HNSW_MAX_LEVELS];
+	uint32_t   *wide0;			/* a 16-bit graph's level-0 rows, 32-bit
+								 * while it is built, or NULL */
 	const float *inv_norms;		/* inside the block (cosine), or NULL */
 	uint8_t    *node_level;		/* n: each node's top level */
 	uint32_t	next_local[VS_HNSW_MAX_LEVELS];	/* members placed so far */
@@ -90,6 +92,7 @@ static void builder_init(Builder *b, const float *vectors, int n, int dim,
 						 VsMetric metric, int m, int efc, uint64_t seed,
 						 const VsHnswHooks *hooks, char *dst,
 						 const uint32_t *counts, const Layout *lay);
+static void builder_finish(Builder *b);
 static void builder_free(Builder *b);
 static void selection_alloc(const VsHnswHooks *hooks, Selection *s);
 static void selection_free(const VsHnswHooks *hooks, Selection *s);
@@ -144,13 +147,15 @@ VsHnswSerializedSize(int n, VsMetric metric, const VsHnswBuildOptions *opt)
 		n = 0;
 	nlevels = draw_levels(n, m, seed, NULL, counts);
 	VsHnswComputeLayout((uint32_t) n, m, nlevels, counts,
-				   metric == VS_METRIC_COSINE, &lay);
+						metric == VS_METRIC_COSINE, n <= VS_HNSW_ID16_MAX_NODES, &lay);
 	return (size_t) lay.total;
 }
 
 /*
  * VsHnswBuildMemory - bytes VsHnswBuild allocates through the hooks,
- * beside the block it writes: 3 per node plus a few kB.
+ * beside the block it writes: 3 per node plus a few kB, and for a graph
+ * of 16-bit ids its level-0 rows in 32 bits (8m bytes per node) while
+ * they are built.
  */
 size_t
 VsHnswBuildMemory(int n, const VsHnswBuildOptions *opt)
@@ -181,6 +186,8 @@ VsHnswBuildMemory(int n, const VsHnswBuildOptions *opt)
 					  ((size_t) opt->nneighbours + m) * sizeof(PoolEntry) +
 					  (MAX_ROW + 1) * sizeof(PoolEntry) + 3 * MAX_ROW * sizeof(uint32_t));
 	}
+	if (n <= VS_HNSW_ID16_MAX_NODES)
+		lists += (size_t) n * 2 * (size_t) m * sizeof(uint32_t);
 	return (size_t) n * (sizeof(uint8_t) + sizeof(uint16_t)) +
 		(size_t) efc * sizeof(PoolEntry) +
 		(MAX_ROW + 1) * sizeof(PoolEntry) + 6 * MAX_ROW * sizeof(uint32_t) +
@@ -201,6 +208,8 @@ init_block(void *dst, int n, int dim, VsMetric metric, int m, int efc, int nleve
 	h->magic = VS_HNSW_MAGIC;
 	h->version = VS_HNSW_VERSION;
 	h->flags = (metric == VS_METRIC_COSINE) ? VS_HNSW_FLAG_NORMS : 0;
+	if (n <= VS_HNSW_ID16_MAX_NODES)
+		h->flags |= VS_HNSW_FLAG_ID16;
 	h->n = (uint32_t) n;
 	h->dim = (uint32_t) (dim > 0 ? dim : 0);
 	h->metric = (uint16_t) metric;
@@ -266,7 +275,7 @@ VsHnswBuild(const float *vectors, int n, int dim, VsMetric metric,
 
 	nlevels = draw_levels(n, m, seed, NULL, counts);
 	VsHnswComputeLayout((uint32_t) n, m, nlevels, counts,
-				   metric == VS_METRIC_COSINE, &lay);
+						metric == VS_METRIC_COSINE, n <= VS_HNSW_ID16_MAX_NODES, &lay);
 	if (lay.total > (uint64_t) dst_size || lay.total > (uint64_t) SIZE_MAX)
 		return 0;
 
@@ -295,6 +304,7 @@ VsHnswBuild(const float *vectors, int n, int dim, VsMetric metric,
 	if (hooks->progress)
 		hooks->progress(hooks->progress_arg, n, n);
 	h->entry = b.entry;
+	builder_finish(&b);
 	builder_free(&b);
 	return (size_t) lay.total;
 }
@@ -338,7 +348,8 @@ VsHnswExtend(const void *old, size_t old_size, const float *vectors, int n, int 
 		return 0;
 
 	nlevels = draw_levels(n, m, seed, NULL, counts);
-	VsHnswComputeLayout((uint32_t) n, m, nlevels, counts, metric == VS_METRIC_COSINE, &lay);
+	VsHnswComputeLayout((uint32_t) n, m, nlevels, counts, metric == VS_METRIC_COSINE,
+						n <= VS_HNSW_ID16_MAX_NODES, &lay);
 	if (lay.total > (uint64_t) dst_size || lay.total > (uint64_t) SIZE_MAX)
 		return 0;
 
@@ -363,9 +374,23 @@ VsHnswExtend(const void *old, size_t old_size, const float *vectors, int n, int 
 			builder_free(&b);
 			return 0;
 		}
-		memcpy((char *) dst + b.adj_offset[l], ol.adj, sizeof(uint32_t) * (size_t) ol.count * ol.cap);
 		if (l > 0)
+		{
+			memcpy((char *) dst + b.adj_offset[l], ol.adj, sizeof(uint32_t) * (size_t) ol.count * ol.cap);
 			b.next_local[l] = ol.count;
+		}
+		else
+		{
+			/* in either width, into the rows the build works on */
+			uint32_t   *rows = writable_row(&b, 0, 0);
+
+			for (size_t pos = 0; pos < (size_t) ol.count * ol.cap; pos++)
+			{
+				uint32_t	v = level_id(&ol, pos);
+
+				rows[pos] = (v < ol.count) ? v : VS_HNSW_NONE;
+			}
+		}
 	}
 	b.entry = oh->entry;
 	b.top = oh->nlevels - 1;
@@ -377,6 +402,7 @@ VsHnswExtend(const void *old, size_t old_size, const float *vectors, int n, int 
 			hooks->check_interrupts();
 	}
 	h->entry = b.entry;
+	builder_finish(&b);
 	builder_free(&b);
 	return (size_t) lay.total;
 }
@@ -600,8 +626,18 @@ builder_init(Builder *b, const float *vectors, int n, int dim,
 		lt[l].members_offset = lay->members[l];
 		lt[l].adj_offset = lay->adj[l];
 		b->adj_offset[l] = lay->adj[l];
-		memset(dst + lay->adj[l], 0xFF, (size_t) counts[l] * cap * sizeof(uint32_t));
 		VsHnswLevelView(dst, l, &b->levels[l]);
+		if (b->levels[l].adj16 != NULL)
+		{
+			/* built in 32 bits, then narrowed (builder_finish) */
+			memset(dst + lay->adj[l], 0xFF, (size_t) counts[l] * cap * sizeof(uint16_t));
+			b->wide0 = hooks->alloc((size_t) counts[l] * cap * sizeof(uint32_t));
+			memset(b->wide0, 0xFF, (size_t) counts[l] * cap * sizeof(uint32_t));
+			b->levels[l].adj = b->wide0;
+			b->levels[l].adj16 = NULL;
+		}
+		else
+			memset(dst + lay->adj[l], 0xFF, (size_t) counts[l] * cap * sizeof(uint32_t));
 		fill[l] = 0;
 	}
 
@@ -631,6 +667,23 @@ builder_init(Builder *b, const float *vectors, int n, int dim,
 }
 
 /*
+ * builder_finish - a 16-bit graph's level-0 rows into the block.
+ */
+static void
+builder_finish(Builder *b)
+{
+	uint16_t   *dst;
+	size_t		total;
+
+	if (b->wide0 == NULL)
+		return;
+	dst = (uint16_t *) (b->base + b->adj_offset[0]);
+	total = (size_t) b->levels[0].count * b->levels[0].cap;
+	for (size_t pos = 0; pos < total; pos++)
+		dst[pos] = (b->wide0[pos] < b->n) ? (uint16_t) b->wide0[pos] : VS_HNSW_NONE16;
+}
+
+/*
  * builder_free - give back the build's scratch (not the block).
  */
 static void
@@ -638,6 +691,8 @@ builder_free(Builder *b)
 {
 	const VsHnswHooks *hooks = b->hooks;
 
+	if (b->wide0 != NULL)
+		hooks->free(b->wide0);
 	hooks->free(b->src_dists);
 	hooks->free(b->src_ids);
 	hooks->free(b->row);
@@ -718,6 +773,8 @@ node_distance(const Builder *b, uint32_t a, uint32_t c)
 static uint32_t *
 writable_row(Builder *b, int l, uint32_t local)
 {
+	if (l == 0 && b->wide0 != NULL)
+		return b->wide0 + (size_t) local * b->levels[0].cap;
 	return (uint32_t *) (b->base + b->adj_offset[l]) +
 		(size_t) local * b->levels[l].cap;
 }

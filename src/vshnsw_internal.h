@@ -74,7 +74,8 @@ typedef struct PoolEntry
 typedef struct Level
 {
 	const uint32_t *members;	/* node id of each member; NULL on level 0 */
-	const uint32_t *adj;		/* count rows of cap ids */
+	const uint32_t *adj;		/* count rows of cap ids, or NULL when ... */
+	const uint16_t *adj16;		/* ... they are 16-bit (level 0 only) */
 	uint32_t	count;
 	uint32_t	cap;
 } Level;
@@ -91,6 +92,7 @@ typedef struct Layout
 static inline int before(float da, uint32_t ia, float db, uint32_t ib);
 static inline uint32_t mix32(uint32_t x);
 static inline uint32_t member_node(const Level *lv, uint32_t local);
+static inline uint32_t level_id(const Level *lv, size_t pos);
 static inline int ranks_before(const Level *lv, uint32_t salt, float da,
 							   uint32_t ia, float db, uint32_t ib);
 static inline float source_distance(const Source *src, uint32_t node);
@@ -98,7 +100,8 @@ static inline float source_distance(const Source *src, uint32_t node);
 /* crossing this module's files only: hidden (VS_INTERNAL, vsdistance.h) */
 /* the block's layout and views (vshnsw.c) */
 extern VS_INTERNAL void VsHnswComputeLayout(uint32_t n, int m, int nlevels,
-								const uint32_t *counts, int norms, Layout *lay);
+								const uint32_t *counts, int norms, int id16,
+								Layout *lay);
 extern VS_INTERNAL void VsHnswLevelView(const char *base, int l, Level *lv);
 extern VS_INTERNAL uint32_t VsHnswFindMember(const Level *lv, uint32_t node);
 
@@ -143,6 +146,18 @@ static inline uint32_t
 member_node(const Level *lv, uint32_t local)
 {
 	return lv->members ? lv->members[local] : local;
+}
+
+/*
+ * level_id - entry "pos" of a level's rows (row i, slot j: i * cap + j),
+ * widened: a 16-bit empty slot becomes VS_HNSW_ID16_MAX_NODES, which is
+ * not below any 16-bit level's count either, so "id < count" tells a
+ * neighbour from the end of its row in both widths.
+ */
+static inline uint32_t
+level_id(const Level *lv, size_t pos)
+{
+	return lv->adj16 ? (uint32_t) lv->adj16[pos] : lv->adj[pos];
 }
 
 /*

@@ -378,12 +378,12 @@ VsHnswGreedy(const Level *lv, const Source *src, uint32_t cur, float *curdist,
 
 	while (changed)
 	{
-		const uint32_t *row = lv->adj + (size_t) cur * lv->cap;
+		size_t		row = (size_t) cur * lv->cap;
 
 		changed = 0;
 		for (uint32_t j = 0; j < lv->cap; j++)
 		{
-			uint32_t	v = row[j];
+			uint32_t	v = level_id(lv, row + j);
 			float		d;
 
 			if (v >= lv->count)
@@ -424,7 +424,6 @@ VsHnswSearchLayer(const Level *lv, const Source *src, PoolEntry *pool, int size,
 	while (cursor < size)
 	{
 		uint32_t	cur = pool[cursor].id;
-		const uint32_t *adj = lv->adj + (size_t) cur * lv->cap;
 		int			nnew = 0;
 		int			lowest = size;
 
@@ -432,16 +431,37 @@ VsHnswSearchLayer(const Level *lv, const Source *src, PoolEntry *pool, int size,
 		prefetch_next_row(lv, pool, cursor + 1, size);
 
 		/* the unvisited neighbours first, then their distances */
-		for (uint32_t j = 0; j < lv->cap; j++)
+		if (lv->adj16 != NULL)
 		{
-			uint32_t	v = adj[j];
+			const uint16_t *adj = lv->adj16 + (size_t) cur * lv->cap;
 
-			if (v >= lv->count)
-				break;
-			if (tags[v] == epoch)
-				continue;
-			tags[v] = epoch;
-			row[nnew++] = v;
+			for (uint32_t j = 0; j < lv->cap; j++)
+			{
+				uint32_t	v = adj[j];
+
+				if (v >= lv->count)
+					break;
+				if (tags[v] == epoch)
+					continue;
+				tags[v] = epoch;
+				row[nnew++] = v;
+			}
+		}
+		else
+		{
+			const uint32_t *adj = lv->adj + (size_t) cur * lv->cap;
+
+			for (uint32_t j = 0; j < lv->cap; j++)
+			{
+				uint32_t	v = adj[j];
+
+				if (v >= lv->count)
+					break;
+				if (tags[v] == epoch)
+					continue;
+				tags[v] = epoch;
+				row[nnew++] = v;
+			}
 		}
 		if (src->kind == SRC_BATCH)
 		{
@@ -533,10 +553,13 @@ prefetch_next_row(const Level *lv, const PoolEntry *pool, int from, int size)
 		from++;
 	if (from < size)
 	{
-		const char *p = (const char *) (lv->adj + (size_t) pool[from].id * lv->cap);
+		const char *p = lv->adj16 ?
+			(const char *) (lv->adj16 + (size_t) pool[from].id * lv->cap) :
+			(const char *) (lv->adj + (size_t) pool[from].id * lv->cap);
 
 		__builtin_prefetch(p);
-		__builtin_prefetch(p + 64);
+		if (lv->adj16 == NULL || lv->cap > 32)
+			__builtin_prefetch(p + 64);
 	}
 #else
 	(void) lv;

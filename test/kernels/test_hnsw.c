@@ -646,6 +646,146 @@ test_extend(void)
 }
 
 /*
+ * widen - the same graph as a build wrote it before 16-bit ids (level 0
+ * in 32 bits, no VS_HNSW_FLAG_ID16), from a 16-bit one, by hand: the
+ * sections after level 0 move down by what level 0 grows; *wsize gets
+ * the new size.  A malloc'd block.
+ */
+static char *
+widen(const void *g, size_t size, size_t *wsize)
+{
+	const VsHnswHeaderData *h = g;
+	const VsHnswLevelData *lt = (const VsHnswLevelData *) ((const char *) g + sizeof(VsHnswHeaderData));
+	size_t		slots = (size_t) lt[0].count * lt[0].cap;
+	size_t		a0 = lt[0].adj_offset;
+	size_t		old0 = (slots * 2 + 63) / 64 * 64;
+	size_t		new0 = (slots * 4 + 63) / 64 * 64;
+	size_t		grow = new0 - old0;
+	char	   *w = aligned_alloc(64, size + grow);
+	VsHnswHeaderData *wh = (VsHnswHeaderData *) w;
+	VsHnswLevelData *wlt = (VsHnswLevelData *) (w + sizeof(VsHnswHeaderData));
+	const uint16_t *ids16 = (const uint16_t *) ((const char *) g + a0);
+	uint32_t   *ids32 = (uint32_t *) (w + a0);
+
+	memset(w, 0, size + grow);
+	memcpy(w, g, a0);
+	for (size_t i = 0; i < slots; i++)
+		ids32[i] = (ids16[i] == VS_HNSW_NONE16) ? VS_HNSW_NONE : ids16[i];
+	memcpy(w + a0 + new0, (const char *) g + a0 + old0, size - a0 - old0);
+	wh->flags = h->flags & ~VS_HNSW_FLAG_ID16;
+	wh->total_size = size + grow;
+	for (int l = 1; l < h->nlevels; l++)
+	{
+		wlt[l].members_offset += grow;
+		wlt[l].adj_offset += grow;
+	}
+	*wsize = size + grow;
+	return w;
+}
+
+/*
+ * test_widths - 16-bit level-0 ids up to VS_HNSW_ID16_MAX_NODES nodes,
+ * 32-bit above; a graph in 32 bits (as every graph was written before)
+ * is checked, searched, described and extended as its 16-bit twin is.
+ */
+static void
+test_widths(void)
+{
+	group_begin("16-bit ids up to 65,535 nodes; 32-bit graphs read and extended alike");
+	for (int metric = VS_METRIC_L2; metric <= VS_METRIC_COSINE; metric++)
+	{
+		int			n = 3000,
+					k = 1000,
+					dim = 24,
+					nq = 50;
+		float	   *x = make_clustered(n + nq, dim, 20, (VsMetric) metric, 9);
+		const float *q = x + (size_t) n * dim;
+		VsHnswBuildOptions opt;
+		size_t		size,
+					sizek,
+					wsize,
+					wsizek;
+		char	   *g,
+				   *first,
+				   *w,
+				   *wfirst,
+				   *ext;
+		VsHnswScratch *scratch = new_scratch(n, 100);
+		VsHnswResult r16[100],
+					r32[100];
+		VsHnswInfo	i16,
+					i32;
+		int			same = 1;
+
+		VsHnswBuildOptionsInit(&opt);
+		opt.seed = 5;
+		g = build(x, n, dim, (VsMetric) metric, &opt, &size);
+		first = build(x, k, dim, (VsMetric) metric, &opt, &sizek);
+		check(((VsHnswHeaderData *) g)->flags & VS_HNSW_FLAG_ID16,
+			  "%s: %d nodes without 16-bit ids", metric_names[metric], n);
+		w = widen(g, size, &wsize);
+		wfirst = widen(first, sizek, &wsizek);
+		check(wsize > size, "%s: the 32-bit form is not larger", metric_names[metric]);
+		check(VsHnswValidate(w, wsize, n, dim, (VsMetric) metric) == NULL,
+			  "%s: 32-bit form rejected: %s", metric_names[metric],
+			  VsHnswValidate(w, wsize, n, dim, (VsMetric) metric));
+		for (int i = 0; i < nq; i++)
+		{
+			int			c16 = VsHnswSearch(g, x, q + (size_t) i * dim, 10, 100, scratch, r16);
+			int			c32 = VsHnswSearch(w, x, q + (size_t) i * dim, 10, 100, scratch, r32);
+
+			if (c16 != c32 || c16 < 10 || memcmp(r16, r32, sizeof(VsHnswResult) * c16) != 0)
+				same = 0;
+		}
+		check(same, "%s: searches of the two forms differ", metric_names[metric]);
+		VsHnswDescribe(g, &i16);
+		VsHnswDescribe(w, &i32);
+		i32.total_size = i16.total_size;
+		check(memcmp(&i16, &i32, sizeof(i16)) == 0, "%s: the two forms describe differently",
+			  metric_names[metric]);
+		ext = aligned_alloc(64, size);
+		check(VsHnswExtend(wfirst, wsizek, x, n, dim, (VsMetric) metric, &opt, &hooks, ext, size) == size &&
+			  memcmp(ext, g, size) == 0,
+			  "%s: a 32-bit graph of %d rows extended to %d differs from a build", metric_names[metric], k, n);
+		free(ext);
+		free(w);
+		free(wfirst);
+		free(first);
+		free(g);
+		free(scratch);
+		free(x);
+	}
+
+	/* the largest 16-bit graph, and the smallest 32-bit one */
+	for (int n = VS_HNSW_ID16_MAX_NODES; n <= VS_HNSW_ID16_MAX_NODES + 1; n++)
+	{
+		int			dim = 4,
+					nq = 20;
+		float	   *x = make_clustered(n + nq, dim, 50, VS_METRIC_L2, 11);
+		VsHnswBuildOptions opt;
+		size_t		size;
+		char	   *g;
+		VsHnswScratch *scratch = new_scratch(n, 64);
+		int			id16 = (n <= VS_HNSW_ID16_MAX_NODES);
+		double		recall;
+
+		VsHnswBuildOptionsInit(&opt);
+		opt.m = 4;
+		opt.ef_construction = 16;
+		g = build(x, n, dim, VS_METRIC_L2, &opt, &size);
+		check(((((VsHnswHeaderData *) g)->flags & VS_HNSW_FLAG_ID16) != 0) == id16,
+			  "%d nodes: flags 0x%x", n, ((VsHnswHeaderData *) g)->flags);
+		check(VsHnswValidate(g, size, n, dim, VS_METRIC_L2) == NULL, "%d nodes: rejected", n);
+		recall = recall_against_flat(g, x, n, dim, VS_METRIC_L2, x + (size_t) n * dim, nq, 64, scratch);
+		check(recall >= 0.9, "%d nodes: recall@10 %.3f", n, recall);
+		free(g);
+		free(scratch);
+		free(x);
+	}
+	group_end();
+}
+
+/*
  * test_serialized - write, map read-only at an odd offset, validate,
  * search: the same results as in the build buffer.
  */
@@ -777,6 +917,16 @@ set_f32(char *copy, void *arg)
 }
 
 /*
+ * id_width - bytes of one id in level l's rows (2 on level 0 of a graph
+ * with VS_HNSW_FLAG_ID16).
+ */
+static size_t
+id_width(const void *g, int l)
+{
+	return (l == 0 && (((const VsHnswHeaderData *) g)->flags & VS_HNSW_FLAG_ID16)) ? 2 : 4;
+}
+
+/*
  * row_offset - byte offset of slot j of member "local"'s row on level l.
  */
 static size_t
@@ -784,7 +934,7 @@ row_offset(const void *g, int l, uint32_t local, int j)
 {
 	const VsHnswLevelData *lt = (const VsHnswLevelData *) ((const char *) g + sizeof(VsHnswHeaderData));
 
-	return (size_t) lt[l].adj_offset + ((size_t) local * lt[l].cap + j) * sizeof(uint32_t);
+	return (size_t) lt[l].adj_offset + ((size_t) local * lt[l].cap + j) * id_width(g, l);
 }
 
 /*
@@ -829,8 +979,11 @@ test_validator_targeted(void)
 	/* the header */
 	TRY("magic", set_u32, HOFF(magic), 0x12345678);
 	TRY("version", set_u16, HOFF(version), 2);
-	TRY("unknown flag", set_u16, HOFF(flags), 0x0003);
-	TRY("norms flag cleared", set_u16, HOFF(flags), 0);
+	check(h->flags == (VS_HNSW_FLAG_NORMS | VS_HNSW_FLAG_ID16),
+		  "a cosine graph of %d nodes has flags 0x%x", n, h->flags);
+	TRY("unknown flag", set_u16, HOFF(flags), h->flags | 0x0004);
+	TRY("norms flag cleared", set_u16, HOFF(flags), VS_HNSW_FLAG_ID16);
+	TRY("16-bit ids flag cleared", set_u16, HOFF(flags), VS_HNSW_FLAG_NORMS);
 	TRY("n", set_u32, HOFF(n), n + 1);
 	TRY("metric", set_u16, HOFF(metric), 9);
 	TRY("m too small", set_u16, HOFF(m), 1);
@@ -893,13 +1046,14 @@ test_validator_targeted(void)
 
 	/* rows */
 	row_len0 = (uint32_t) VsHnswNeighbours(g, 0, 7, nb);
-	TRY("level 0 neighbour = n", set_u32, row_offset(g, 0, 7, 0), n);
-	TRY("level 0 neighbour huge", set_u32, row_offset(g, 0, 7, 0), 0x7FFFFFFF);
+	TRY("level 0 neighbour = n", set_u16, row_offset(g, 0, 7, 0), n);
+	TRY("level 0 neighbour huge", set_u16, row_offset(g, 0, 7, 0), VS_HNSW_NONE16 - 1);
 	TRY("level 1 neighbour = count", set_u32, row_offset(g, 1, 0, 0), lt[1].count);
-	TRY("self link", set_u32, row_offset(g, 0, 7, 0), 7);
+	TRY("self link", set_u16, row_offset(g, 0, 7, 0), 7);
 	if (row_len0 + 1 < h->m0)
-		TRY("neighbour after the end of a row", set_u32, row_offset(g, 0, 7, row_len0 + 1), 1);
-	TRY("gap in a row", set_u32, row_offset(g, 0, 7, 0), VS_HNSW_NONE);
+		TRY("neighbour after the end of a row", set_u16, row_offset(g, 0, 7, row_len0 + 1), 1);
+	TRY("gap in a row", set_u16, row_offset(g, 0, 7, 0), VS_HNSW_NONE16);
+	TRY("a 32-bit empty slot in a 16-bit row", set_u32, row_offset(g, 0, 7, 0), VS_HNSW_NONE);
 
 	/* inverse norms (set_f32 takes a size_t offset, then a double) */
 	{
@@ -1464,6 +1618,7 @@ main(void)
 	test_lists();
 	test_determinism();
 	test_extend();
+	test_widths();
 	test_serialized();
 	test_validator_targeted();
 	test_validator_random();
