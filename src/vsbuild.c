@@ -91,6 +91,8 @@ typedef struct VsBuildState
 	VsQuantParams *params;		/* the codes' parameters, or NULL */
 
 	/* pass 2: assignment */
+	int			trained;		/* clusters k-means gave, before the splits
+								 * of split_oversized */
 	int			nclusters;
 	float	   *centroids;
 	float	   *centroid_norms;
@@ -114,6 +116,7 @@ typedef struct VsBuildState
 
 
 static void kmeans_progress(void *arg, int iteration, int max_iterations);
+static uint32 split_bound(uint64 nrows, int trained, int lists_option);
 
 /*
  * get_dims - the column's declared dimensions, or 0 when it has none.
@@ -735,7 +738,7 @@ write_metapage(Relation index, ForkNumber forknum, VsMetaPage meta)
  */
 static void
 write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_metric,
-			int dims, int nclusters, const float *centroids, const int64 *counts,
+			int dims, int nclusters, int trained, const float *centroids, const int64 *counts,
 			Tuplesortstate *sort, TupleTableSlot *slot, int lists_option,
 			const VsClusterExtras *ex_in, int nworkers, VsMetaPage meta)
 {
@@ -872,19 +875,114 @@ write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_me
 	meta->sealed_crc = VsHeadCrc(head, headsize);
 	meta->npieces = 1;
 	meta->row_space = nrows;
-	/*
-	 * Compactions split clusters past twice the build's mean, and with
-	 * automatic lists past twice what the build aims at, so that an index
-	 * built small (or empty: TRUNCATE) grows clusters of the size a fresh
-	 * build would make.
-	 */
-	meta->split_rows = (uint32) Min((uint64) PG_INT32_MAX,
-									Max(2 * ((nrows + Max(nclusters, 1) - 1) / Max(nclusters, 1)),
-										lists_option == 0 ? 2 * VS_AUTO_CLUSTER_ROWS : VS_MIN_SPLIT_ROWS));
+	meta->split_rows = split_bound(nrows, trained, lists_option);
 	pfree(head);
 	pfree(info);
 
 	write_metapage(index, forknum, meta);
+}
+
+/*
+ * split_bound - the rows past which a cluster is split: twice the mean of
+ * the "trained" clusters k-means gave for "nrows" rows, and with automatic
+ * lists at least twice what the build aims at, so that an index built
+ * small (or empty: TRUNCATE) grows clusters of the size a fresh build
+ * would make.  Compactions split at it (meta->split_rows), and so does
+ * the build (split_oversized).
+ */
+static uint32
+split_bound(uint64 nrows, int trained, int lists_option)
+{
+	uint64		per = Max(trained, 1);
+
+	return (uint32) Min((uint64) PG_INT32_MAX,
+						Max(2 * ((nrows + per - 1) / per),
+							lists_option == 0 ? 2 * VS_AUTO_CLUSTER_ROWS : VS_MIN_SPLIT_ROWS));
+}
+
+/*
+ * split_oversized - split the clusters the sample says will pass the
+ * split bound, before any row is assigned: k-means puts up to 4-5 times
+ * the mean into its largest clusters on data of uneven density (the 1M x
+ * 128 blobs: 86 to 25,015 rows for a mean of 5,000), and the first
+ * compaction would split them anyway, rewriting them and moving their
+ * neighbours' rows (a minute and a half at 1M rows).  Each such cluster's
+ * sample rows are split as a compaction splits a cluster's rows (k-means
+ * into parts of about half the bound); its first part keeps its number,
+ * the others are appended.  Rows are then assigned to the nearest of all
+ * centroids, as ever.  A cluster with too few sample rows for its parts
+ * is left whole.  Only with max_cluster_rows = 0 (automatic): an index
+ * with a bound of its own is built with the clusters it asked for.
+ */
+static void
+split_oversized(VsBuildState *bs)
+{
+	uint32		bound = split_bound((uint64) bs->rows, bs->trained, bs->lists_option);
+	double		scale = bs->rows / (double) bs->ntrain;
+	int			most = Min(VS_MAX_LISTS, VsDirCapacity(bs->trained));
+	int			dims = bs->dims;
+	int			nsplit = 0;
+	float	   *norms;
+	int32	   *assign;
+	int64	   *count;
+	float	   *rows;
+
+	/* a bound the user chose is the compactions' to keep */
+	if (VsGetMaxClusterRows(bs->index) > 0 ||
+		bs->nclusters < 1 || bs->ntrain < 1 || bs->rows <= bound)
+		return;
+	norms = palloc(sizeof(float) * bs->nclusters);
+	assign = palloc_extended(sizeof(int32) * bs->ntrain, MCXT_ALLOC_HUGE);
+	count = palloc0(sizeof(int64) * bs->nclusters);
+	VsKmeansCentroidNorms(bs->centroids, bs->nclusters, dims, norms);
+	VsKmeansAssign(bs->centroids, norms, bs->nclusters, dims, bs->row_metric, bs->sample,
+				   bs->ntrain, assign, NULL, &VsKmeansServerHooks);
+	for (int i = 0; i < bs->ntrain; i++)
+		count[assign[i]]++;
+	rows = palloc_extended(sizeof(float) * dims * (Size) bs->ntrain, MCXT_ALLOC_HUGE);
+
+	for (int c = 0, trained = bs->nclusters; c < trained; c++)
+	{
+		double		est = count[c] * scale;
+		int			k;
+		int			n = 0;
+		int			got;
+		float	   *parts;
+		VsKmeansOptions opt;
+
+		if (est <= bound)
+			continue;
+		k = (int) Max(2, (est + bound / 4) / (bound / 2));
+		k = Min(k, most - bs->nclusters + 1);
+		if (k < 2 || count[c] < 4 * k)
+			continue;
+		for (int i = 0; i < bs->ntrain; i++)
+		{
+			if (assign[i] == c)
+				memcpy(rows + (Size) n++ * dims, bs->sample + (Size) i * dims, sizeof(float) * dims);
+		}
+		parts = palloc(sizeof(float) * dims * k);
+		VsKmeansOptionsInit(&opt);
+		opt.seed = VS_KMEANS_SEED;
+		got = VsKmeansTrain(rows, n, dims, k, bs->metric, &opt, &VsKmeansServerHooks, parts, NULL);
+		if (got >= 2)
+		{
+			bs->centroids = repalloc_huge(bs->centroids,
+										  sizeof(float) * dims * (Size) (bs->nclusters + got - 1));
+			memcpy(bs->centroids + (Size) c * dims, parts, sizeof(float) * dims);
+			memcpy(bs->centroids + (Size) bs->nclusters * dims, parts + dims,
+				   sizeof(float) * dims * (Size) (got - 1));
+			bs->nclusters += got - 1;
+			nsplit++;
+		}
+		pfree(parts);
+	}
+	elog(DEBUG1, "vecstore k-means: %d of %d clusters past %u rows split, %d clusters",
+		 nsplit, bs->trained, bound, bs->nclusters);
+	pfree(rows);
+	pfree(count);
+	pfree(assign);
+	pfree(norms);
 }
 
 /*
@@ -1072,6 +1170,8 @@ build_train(VsBuildState *bs)
 		memset(bs->centroids, 0, sizeof(float) * bs->dims);
 		bs->nclusters = 1;
 	}
+	bs->trained = bs->nclusters;
+	split_oversized(bs);
 
 	/* the codes' ranges, from the same sample */
 	bs->ex.metric = bs->metric;
@@ -1208,7 +1308,7 @@ build_write(VsBuildState *bs, VsMetaPage meta)
 	reserve_metapage(bs->index, MAIN_FORKNUM);
 	INSTR_TIME_SET_CURRENT(start);
 	write_index(bs->index, MAIN_FORKNUM, bs->metric, bs->row_metric, bs->dims, bs->nclusters,
-				bs->centroids, bs->counts, bs->sort, bs->slot, bs->lists_option, &bs->ex,
+				bs->trained, bs->centroids, bs->counts, bs->sort, bs->slot, bs->lists_option, &bs->ex,
 				bs->nworkers, meta);
 	INSTR_TIME_SET_CURRENT(elapsed);
 	INSTR_TIME_SUBTRACT(elapsed, start);
@@ -1331,7 +1431,7 @@ vsbuildempty(Relation index)
 	VsGetGraphOptions(index, &ex.m, &ex.ef_construction, &quantizer);
 
 	reserve_metapage(index, INIT_FORKNUM);
-	write_index(index, INIT_FORKNUM, metric, row_metric, dims, nclusters, centroids,
+	write_index(index, INIT_FORKNUM, metric, row_metric, dims, nclusters, nclusters, centroids,
 				counts, NULL, NULL, VsGetListsOption(index), &ex, 0, &meta);
 	/* init forks are always WAL-logged */
 	log_newpage_range(index, INIT_FORKNUM, 0,
