@@ -922,6 +922,7 @@ split_oversized(VsBuildState *bs)
 	int			most = Min(VS_MAX_LISTS, VsDirCapacity(bs->trained));
 	int			dims = bs->dims;
 	int			nsplit = 0;
+	int64		largest = 0;
 	float	   *norms;
 	int32	   *assign;
 	int64	   *count;
@@ -939,7 +940,10 @@ split_oversized(VsBuildState *bs)
 				   bs->ntrain, assign, NULL, &VsKmeansServerHooks);
 	for (int i = 0; i < bs->ntrain; i++)
 		count[assign[i]]++;
-	rows = palloc_extended(sizeof(float) * dims * (Size) bs->ntrain, MCXT_ALLOC_HUGE);
+	/* room for the sample rows of the largest cluster, not the sample's */
+	for (int c = 0; c < bs->nclusters; c++)
+		largest = Max(largest, count[c]);
+	rows = palloc_extended(sizeof(float) * dims * (Size) largest, MCXT_ALLOC_HUGE);
 
 	for (int c = 0, trained = bs->nclusters; c < trained; c++)
 	{
