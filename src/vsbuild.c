@@ -911,8 +911,10 @@ split_bound(uint64 nrows, int trained, int lists_option)
  * into parts of about half the bound); its first part keeps its number,
  * the others are appended.  Rows are then assigned to the nearest of all
  * centroids, as ever.  A cluster with too few sample rows for its parts
- * is left whole.  Only with max_cluster_rows = 0 (automatic): an index
- * with a bound of its own is built with the clusters it asked for.
+ * is left whole.  Only with lists and max_cluster_rows automatic: an
+ * index that asked for a number of lists gets that many (a query with
+ * vecstore.probes = lists reads them all, as with pgvector's ivfflat),
+ * and one with a bound of its own leaves it to the compactions.
  */
 static void
 split_oversized(VsBuildState *bs)
@@ -928,8 +930,8 @@ split_oversized(VsBuildState *bs)
 	int64	   *count;
 	float	   *rows;
 
-	/* a bound the user chose is the compactions' to keep */
-	if (VsGetMaxClusterRows(bs->index) > 0 ||
+	/* lists or a bound the user chose: the clusters k-means gave */
+	if (bs->lists_option > 0 || VsGetMaxClusterRows(bs->index) > 0 ||
 		bs->nclusters < 1 || bs->ntrain < 1 || bs->rows <= bound)
 		return;
 	norms = palloc(sizeof(float) * bs->nclusters);
@@ -1109,6 +1111,35 @@ build_sample(VsBuildState *bs)
 	bs->lists = bs->lists_option > 0 ? bs->lists_option : auto_lists(bs->rows);
 	bs->ntrain = (int) Min((double) bs->nsample,
 							(double) Max(VS_MIN_SAMPLE, (int64) VS_SAMPLES_PER_LIST * bs->lists));
+
+	/*
+	 * k-means and the codes read the first ntrain rows of the sample.  The
+	 * reservoir is a uniform sample as a whole, but its first slots are
+	 * not: a table of no more rows than the reservoir holds fills it in
+	 * the table's order, so they would be its first rows (data loaded in
+	 * time order, or by category, would train on its oldest part only),
+	 * and beyond that each slot keeps its early row with probability
+	 * cap / rows.  A partial Fisher-Yates shuffle makes them a uniform
+	 * choice of the sample's rows.
+	 */
+	for (int i = 0; i < bs->ntrain && bs->ntrain < bs->nsample; i++)
+	{
+		int			j = (int) pg_prng_uint64_range(&bs->prng, (uint64) i, (uint64) bs->nsample - 1);
+
+		if (j != i)
+		{
+			float	   *a = bs->sample + (Size) i * bs->dims;
+			float	   *b = bs->sample + (Size) j * bs->dims;
+
+			for (int d = 0; d < bs->dims; d++)
+			{
+				float		t = a[d];
+
+				a[d] = b[d];
+				b[d] = t;
+			}
+		}
+	}
 	if (bs->rows > bs->ntrain && bs->ntrain < (int64) VS_SAMPLES_PER_LIST * bs->lists &&
 		bs->ntrain == bs->sample_cap)
 		ereport(NOTICE,

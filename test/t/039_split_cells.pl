@@ -108,29 +108,32 @@ is($node->safe_psql('postgres', "SELECT delta_rows + dead_rows FROM vecstore_ind
 check('B');
 
 # (C) CREATE INDEX splits what its sample says will pass the automatic
-# bound (src/vsbuild.c, split_oversized): three groups (unit cubes 5.7 or
-# more apart) of 7,000, 500 and 500 rows, lists = 3, so the bound is
-# twice the mean, 5,334 rows; the
-# same table indexed with a bound of its own keeps k-means' clusters,
-# the largest past that.
+# bound (src/vsbuild.c, split_oversized) when lists and max_cluster_rows
+# are automatic: four groups (unit cubes 5.6 or more apart) of 18,000 and
+# three times 2,000 rows, so lists = 24,000 / 5,000 = 4 and the bound is
+# twice the mean, 12,000 rows; the same table indexed with a bound of its
+# own keeps k-means' four clusters, the largest past that.  The groups
+# lie in the table in order: k-means finds all four only if it trains on
+# a uniform sample (before the sample's first rows were shuffled, it
+# trained on the table's first 10,000 rows, all of the first group).
 my $BLOB =
-    q{(SELECT array_agg(CASE WHEN i <= 7000 THEN 0 WHEN i <= 7500 THEN 4 }
-  . q{WHEN j % 2 = 0 THEN -4 ELSE 4 END }
+    q{(SELECT array_agg(CASE WHEN i <= 18000 THEN 0 WHEN i <= 20000 THEN 4 }
+  . q{WHEN i <= 22000 THEN -4 WHEN j % 2 = 0 THEN -4 ELSE 4 END }
   . q{+ ((hashint4(i * 8 + j) & 65535) / 65536.0 - 0.5) ORDER BY j) }
   . q{FROM generate_series(0, 7) j)::vector(8)};
 $node->safe_psql(
     'postgres', qq{
     CREATE TABLE d (id int PRIMARY KEY, v vector(8));
-    INSERT INTO d SELECT i, $BLOB FROM generate_series(1, 8000) i;
-    CREATE INDEX d_own ON d USING vecstore (v) WITH (lists = 3, max_cluster_rows = 100000);
+    INSERT INTO d SELECT i, $BLOB FROM generate_series(1, 24000) i;
+    CREATE INDEX d_own ON d USING vecstore (v) WITH (max_cluster_rows = 100000);
 });
 is($node->safe_psql('postgres', "SELECT clusters || ' ' || max_cluster_rows FROM vecstore_index_info('d_own')"),
-    '3 7000', 'C: with a bound of its own, the build keeps the 3 clusters of k-means');
-$node->safe_psql('postgres', 'DROP INDEX d_own; CREATE INDEX d_idx ON d USING vecstore (v) WITH (lists = 3)');
+    '4 18000', 'C: with a bound of its own, the build keeps the 4 clusters of k-means');
+$node->safe_psql('postgres', 'DROP INDEX d_own; CREATE INDEX d_idx ON d USING vecstore (v)');
 my ($nclusters, $largest) = split /\|/, $node->safe_psql('postgres',
     "SELECT clusters, max_cluster_rows FROM vecstore_index_info('d_idx')");
-cmp_ok($nclusters, '>', 3, 'C: the build split the cluster past the automatic bound');
-cmp_ok($largest, '<=', 5334, 'C: no cluster past the bound');
+cmp_ok($nclusters, '>', 4, 'C: the build split the cluster past the automatic bound');
+cmp_ok($largest, '<=', 12000, 'C: no cluster past the bound');
 (my $outside_d = $OUTSIDE) =~ s/\bc\b/d/g;    # the same check of table d
 is($node->safe_psql('postgres', $outside_d),
     '0', 'C: every row is in the cluster of its nearest centroid');
@@ -138,7 +141,7 @@ check_index_rows($node, 'C', 'd', 'd_idx', '[0.5,0.5,0.5,0.5,0.5,0.5,0.5,0.5]');
 for my $q (1 .. 3)
 {
     my $sql = "SELECT string_agg(id::text, ',') FROM (SELECT id FROM d ORDER BY v <-> "
-      . "(SELECT $BLOB FROM (SELECT 3000 * $q AS i) x) LIMIT 10) s";
+      . "(SELECT $BLOB FROM (SELECT 7000 * $q AS i) x) LIMIT 10) s";
     is( $node->safe_psql('postgres', "$EXACT_SCAN $sql"),
         $node->safe_psql('postgres', "$SEQ_SCAN $sql"),
         "C: query $q finds a sequential scan's 10 nearest");
