@@ -167,7 +167,7 @@ echo "## A living index: inserts in batches, VACUUM (compaction), deletes"
 echo
 echo "- machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, $(free -g | awk '/^Mem:/ { print $2 }') GiB RAM; PostgreSQL $(sqld postgres -tAc 'SHOW server_version'), shared_buffers $(sqld postgres -tAc 'SHOW shared_buffers'), autovacuum $(sqld postgres -tAc 'SHOW autovacuum'), vecstore.compaction_worker $(guc vecstore.compaction_worker)"
 echo "- vecstore $(sqld "$vsdb" -tAc "SELECT extversion FROM pg_extension WHERE extname = 'vecstore'") (installed $(date -u -r "$so" '+%Y-%m-%d %H:%M:%S UTC'), vecstore.so sha256 $(sha256sum "$so" | cut -c1-12)), kernels $(guc vecstore.simd); defaults: effort $(guc vecstore.effort), probes $(guc vecstore.probes), ef_search $(guc vecstore.ef_search)"
-echo "- (a) on: no WITH clause (compaction_threshold 0.1, max_cluster_rows 0 = automatic); (b) off: WITH (compaction_threshold = 0); (c) fresh: REINDEX after the last batch; (d) pgvector"
+echo "- (a) on: no WITH clause (compaction_threshold 0.05, max_cluster_rows 0 = automatic); (b) off: WITH (compaction_threshold = 0); (c) fresh: REINDEX after the last batch; (d) pgvector"
 if [ "$have_pgvector" = 1 ]; then
     echo "- (d) pgvector $(sqld "$pvdb" -tAc "SELECT extversion FROM pg_extension WHERE extname = 'vector'") hnsw ($hnsw_with), hnsw.ef_search $(sqld "$pvdb" -tA -c "SELECT '[1]'::vector" -c "SELECT current_setting('hnsw.ef_search', true)" | tail -n 1), in its own database"
 elif [ "$want_pgvector" = 1 ]; then
