@@ -150,6 +150,14 @@
 #define VS_DEFAULT_MIN_CLUSTER_ROWS	(-1)
 #define VS_AUTO_MERGE_FRACTION	10
 #define VS_MIN_SPLIT_ROWS		1000
+
+/*
+ * The parts a split of "rows" rows makes, past the bound "bound": about
+ * half the bound each (rows / (bound / 2), rounded), at least 2.  Used by
+ * compactions and by CREATE INDEX (split_oversized) alike.
+ */
+#define VsSplitParts(rows, bound) \
+	Max((uint64) 2, ((uint64) (rows) + (uint64) (bound) / 4) / Max((uint64) (bound) / 2, 1))
 #define VS_MAX_MAX_CLUSTER_ROWS	100000000
 #define VsDirCapacity(nclusters) \
 	((int) Min((int64) VS_MAX_LISTS, Max((int64) 1024, 8 * (int64) (nclusters))))

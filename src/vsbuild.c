@@ -958,7 +958,7 @@ split_oversized(VsBuildState *bs)
 
 		if (est <= bound)
 			continue;
-		k = (int) Max(2, (est + bound / 4) / (bound / 2));
+		k = (int) Min((uint64) INT_MAX, VsSplitParts(est, bound));
 		k = Min(k, most - bs->nclusters + 1);
 		if (k < 2 || count[c] < 4 * k)
 			continue;

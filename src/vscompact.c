@@ -1501,9 +1501,8 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 		if (!cc[c].chosen || cc[c].move || cc[c].merged || live <= split_rows ||
 			(nclusters >= capacity && nfree == 0))
 			continue;
-		/* parts of about half the bound: live / (bound / 2), rounded */
 		k = (int) Min((uint64) (capacity - nclusters + nfree + 1),
-					  Max(2, (live + split_rows / 4) / (split_rows / 2)));
+					  VsSplitParts(live, split_rows));
 		if (k < 2)
 			continue;
 		CHECK_FOR_INTERRUPTS();

@@ -165,6 +165,7 @@ VsHnswBuildMemory(int n, const VsHnswBuildOptions *opt)
 	uint64_t	seed;
 
 	size_t		lists = 0;
+	size_t		wide0 = 0;
 
 	options_resolve(opt, &m, &efc, &seed);
 	if (n < 0)
@@ -186,12 +187,13 @@ VsHnswBuildMemory(int n, const VsHnswBuildOptions *opt)
 					  ((size_t) opt->nneighbours + m) * sizeof(PoolEntry) +
 					  (MAX_ROW + 1) * sizeof(PoolEntry) + 3 * MAX_ROW * sizeof(uint32_t));
 	}
+	/* builder_init: a 16-bit graph's level 0, in 32 bits while built */
 	if (n <= VS_HNSW_ID16_MAX_NODES)
-		lists += (size_t) n * 2 * (size_t) m * sizeof(uint32_t);
+		wide0 = (size_t) n * 2 * (size_t) m * sizeof(uint32_t);
 	return (size_t) n * (sizeof(uint8_t) + sizeof(uint16_t)) +
 		(size_t) efc * sizeof(PoolEntry) +
 		(MAX_ROW + 1) * sizeof(PoolEntry) + 6 * MAX_ROW * sizeof(uint32_t) +
-		lists;
+		lists + wide0;
 }
 
 /*
