@@ -59,29 +59,45 @@ my $standby = PostgreSQL::Test::Cluster->new('standby');
 $standby->init_from_backup($node, 'b1', has_streaming => 1);
 $standby->start;
 
-# rows that a query reading only its nearest centroid's cluster misses
-my $OUTSIDE =
-    'SET enable_seqscan = off; SET vecstore.probes = 1; SET vecstore.ef_search = 1000; '
-  . 'SELECT count(*) FROM c WHERE '
-  . '(SELECT c2.v <-> c.v FROM c c2 ORDER BY c2.v <-> c.v LIMIT 1) > 0';
-
-sub check
+# rows of table $t that a query reading only its nearest centroid's
+# cluster misses
+sub outside
 {
-    my ($what) = @_;
+    my ($t) = @_;
 
-    is($node->safe_psql('postgres', $OUTSIDE),
+    return 'SET enable_seqscan = off; SET vecstore.probes = 1; SET vecstore.ef_search = 1000; '
+      . "SELECT count(*) FROM $t a WHERE "
+      . "(SELECT b.v <-> a.v FROM $t b ORDER BY b.v <-> a.v LIMIT 1) > 0";
+}
+
+# table $t (index ${t}_idx, rows $row of i): every row in its cell, the
+# index's rows, and the 10 nearest of the rows numbered @ids as queries
+sub check_table
+{
+    my ($what, $t, $row, @ids) = @_;
+
+    is($node->safe_psql('postgres', outside($t)),
         '0', "$what: every row is in the cluster of its nearest centroid");
-    check_index_rows($node, $what, 'c', 'c_idx', '[0.5,0.5,0.5,0.5,0.5,0.5,0.5,0.5]');
-    for my $q (1 .. 5)
+    check_index_rows($node, $what, $t, "${t}_idx", '[0.5,0.5,0.5,0.5,0.5,0.5,0.5,0.5]');
+    for my $q (1 .. @ids)
     {
-        my $sql = "SELECT string_agg(id::text, ',') FROM (SELECT id FROM c ORDER BY v <-> "
-          . "(SELECT $ROW FROM (SELECT 100000 + $q AS i) x) LIMIT 10) s";
+        my $sql = "SELECT string_agg(id::text, ',') FROM (SELECT id FROM $t ORDER BY v <-> "
+          . "(SELECT $row FROM (SELECT $ids[$q - 1] AS i) x) LIMIT 10) s";
         is( $node->safe_psql('postgres', "$EXACT_SCAN $sql"),
             $node->safe_psql('postgres', "$SEQ_SCAN $sql"),
             "$what: query $q finds a sequential scan's 10 nearest");
     }
+    return;
+}
+
+# table c, and its standby
+sub check
+{
+    my ($what) = @_;
+
+    check_table($what, 'c', $ROW, map { 100000 + $_ } 1 .. 5);
     $node->wait_for_catchup($standby, 'replay', $node->lsn('insert'));
-    is($standby->safe_psql('postgres', $OUTSIDE),
+    is($standby->safe_psql('postgres', outside('c')),
         '0', "$what: on the standby too");
     return;
 }
@@ -134,17 +150,6 @@ my ($nclusters, $largest) = split /\|/, $node->safe_psql('postgres',
     "SELECT clusters, max_cluster_rows FROM vecstore_index_info('d_idx')");
 cmp_ok($nclusters, '>', 4, 'C: the build split the cluster past the automatic bound');
 cmp_ok($largest, '<=', 12000, 'C: no cluster past the bound');
-(my $outside_d = $OUTSIDE) =~ s/\bc\b/d/g;    # the same check of table d
-is($node->safe_psql('postgres', $outside_d),
-    '0', 'C: every row is in the cluster of its nearest centroid');
-check_index_rows($node, 'C', 'd', 'd_idx', '[0.5,0.5,0.5,0.5,0.5,0.5,0.5,0.5]');
-for my $q (1 .. 3)
-{
-    my $sql = "SELECT string_agg(id::text, ',') FROM (SELECT id FROM d ORDER BY v <-> "
-      . "(SELECT $BLOB FROM (SELECT 7000 * $q AS i) x) LIMIT 10) s";
-    is( $node->safe_psql('postgres', "$EXACT_SCAN $sql"),
-        $node->safe_psql('postgres', "$SEQ_SCAN $sql"),
-        "C: query $q finds a sequential scan's 10 nearest");
-}
+check_table('C', 'd', $BLOB, 7000, 14000, 21000);
 
 done_testing();
