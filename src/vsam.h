@@ -333,7 +333,11 @@ typedef struct VsClusterInfo
 	uint32		piece;			/* generation of the piece holding them */
 	BlockNumber delta_blk;		/* first unfolded delta row: its page */
 	uint16		delta_off;		/* ... and its offset there */
-	uint16		reserved;
+	uint16		sealed_dead;	/* of its rows, how many were dead when it
+								 * was sealed (their bits set by the
+								 * compaction that wrote it: kept so that
+								 * its graph could be extended, not built
+								 * anew; vscompact.c) */
 	uint32		delta_folded;	/* rows of the chain folded into the sealed
 								 * rows */
 } VsClusterInfo;

@@ -30,7 +30,7 @@
  *	  and the chains from that generation's positions, so it sees every
  *	  row exactly once; one that begins after the switch reads the new one.
  *	- the switch is one WAL-logged change of the metapage (GenericXLog):
- *	  the new piece, and a larger deletion bitmap when one is needed, are
+ *	  the new piece, and a new deletion bitmap when one is needed, are
  *	  written to blocks reserved at the end of the fork and WAL-logged in
  *	  full before it, so a crash leaves either generation, never a mix, and
  *	  a standby replays the same switch.
@@ -165,6 +165,12 @@ typedef struct CompactCluster
 								 * gives: true for one that goes */
 	int64		nleaves;
 	int64		left;			/* how many go */
+	/* re-sealed with its sealed rows kept in place (extend_rows) */
+	bool		extend;
+	uint64		tombs;			/* extend: its sealed rows dead in the new
+								 * generation */
+	uint8	   *tombbits;		/* extend, once written: a bit for each of
+								 * its old sealed rows, set for those */
 } CompactCluster;
 
 /*
@@ -742,31 +748,50 @@ choose_relocation(VsMetaPage meta, const VsClusterInfo *info, const VsPieceInfo 
 }
 
 /*
- * grow_bitmap - a deletion bitmap of at least "bits" bits (twice what is
- * needed, so that it grows seldom), the old bits copied: written into
- * blocks reserved at the end of the fork, WAL-logged by the caller with
- * the new piece.  The old region stays for the scans of the generation
- * before.
+ * write_bitmap - the new generation's deletion bitmap, when it grows past
+ * the old one's bits or an extended re-seal keeps dead rows: the old bits
+ * copied, then each such cluster's (cc[c].tombbits, at newinfo[c].first_row,
+ * a range no generation used before), in at least "bits" bits (twice what
+ * is needed when it grows, so that it grows seldom); written into free
+ * blocks or at the end of the fork, WAL-logged by the caller with the new
+ * piece.  The old region stays for the scans of the generation before
+ * (the caller retires it).  Bits are set only in a region that the switch
+ * publishes, so a compaction that stops before it leaves none set past
+ * the rows in use (vecstore_verify checks).
  */
 static VsRegion
-grow_bitmap(Relation index, VsMetaPage meta, uint64 bits, VsFreeList *fl, BufferAccessStrategy bas)
+write_bitmap(Relation index, VsMetaPage meta, uint64 bits, const CompactCluster *cc,
+			 const VsClusterInfo *info, const VsClusterInfo *newinfo, VsFreeList *fl,
+			 BufferAccessStrategy bas)
 {
-	uint64		nbytes = (bits + 7) / 8 * 2;
+	uint64		nbytes = bits > meta->bitmap.nbytes * 8 ? (bits + 7) / 8 * 2 : meta->bitmap.nbytes;
 	BlockNumber nblocks = (BlockNumber) ((nbytes + VS_BLOB_PAYLOAD - 1) / VS_BLOB_PAYLOAD);
+	uint8	   *map = palloc_extended(nbytes, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	VsBlobWriter w;
 	uint64		off = 0;
 
-	VsBlobBeginIn(&w, index, VsFreeListAllocate(index, fl, nblocks), nblocks);
 	while (off < meta->bitmap.nbytes)
 	{
-		PGAlignedBlock chunk;
 		Size		n = Min(meta->bitmap.nbytes - off, (uint64) VS_BLOB_PAYLOAD);
 
-		VsBlobRead(index, &meta->bitmap, off, chunk.data, n, bas);
-		VsBlobWrite(&w, chunk.data, n);
+		VsBlobRead(index, &meta->bitmap, off, map + off, n, bas);
 		off += n;
 	}
-	VsBlobWrite(&w, NULL, nbytes - off);
+	for (uint32 c = 0; c < meta->nclusters; c++)
+	{
+		if (cc[c].tombbits == NULL)
+			continue;
+		for (uint32 i = 0; i < info[c].count; i++)
+		{
+			uint64		row = newinfo[c].first_row + i;
+
+			if (cc[c].tombbits[i / 8] & (1 << (i % 8)))
+				map[row / 8] |= (uint8) (1 << (row % 8));
+		}
+	}
+	VsBlobBeginIn(&w, index, VsFreeListAllocate(index, fl, nblocks), nblocks);
+	VsBlobWrite(&w, map, nbytes);
+	pfree(map);
 	return VsBlobEnd(&w);
 }
 
@@ -889,6 +914,102 @@ drop_leaving(const CompactCluster *cc, float *vecs, ItemPointerData *tids, int64
 		kept++;
 	}
 	return kept;
+}
+
+/*
+ * Extended re-seals.  A cluster's graph is extended, its new rows inserted
+ * into the one it had (VsHnswExtend), only when its sealed rows stay the
+ * first ones, in their order: a re-seal that drops one builds the graph
+ * anew, five to ten times the work of inserting a tenth more rows.  Rows
+ * VACUUM removed, and rows plan_moves gives to a split cluster's parts
+ * (most of a split's neighbours lose a few), would do that.  So while
+ * they are few, at most VS_EXTEND_DEAD_FACTOR times the compaction
+ * threshold of the cluster's rows, they stay in place, their deletion bits
+ * set in the new generation (the bitmap is written anew, write_bitmap),
+ * and the cluster counts them (sealed_dead) so that they do not make it
+ * due again; scans skip them as they skip any removed row, and the graph
+ * still routes through them.  Past that, or when the threshold is 0 (a
+ * forced compaction of everything), the re-seal drops them and builds.
+ */
+#define VS_EXTEND_DEAD_FACTOR	2.0
+
+/* the rows of cluster "cc" given away (plan_moves) among its first "nlive" */
+static uint64
+sealed_leaving(const CompactCluster *cc, int64 nlive)
+{
+	uint64		k = 0;
+
+	for (int64 i = 0; i < Min(nlive, cc->nleaves); i++)
+		k += cc->leaves[i] ? 1 : 0;
+	return k;
+}
+
+/*
+ * extend_rows - the rows of chosen cluster "c" as an extended re-seal
+ * writes them: every sealed row in its place, the removed ones and those
+ * given away among them, then the rows collect_group gave after its live
+ * sealed ones (*vecsp, *tidsp and *np: its result, replaced), less those
+ * given away.  Sets cc->tombbits (allocated in "cxt"): the sealed rows
+ * kept dead.
+ */
+static void
+extend_rows(Relation index, VsMetaPage meta, const char *body, uint32 c, CompactCluster *cc,
+			MemoryContext cxt, float **vecsp, ItemPointerData **tidsp, int64 *np,
+			BufferAccessStrategy bas)
+{
+	const VsClusterInfo *info = VsHeadClusters(body) + c;
+	int			dims = (int) meta->dims;
+	int			elem = VsMetaElemSize(meta);
+	Size		vsize = VsRowBytes(elem, dims);
+	int64		nlive = (int64) (info->count - cc->dead);
+	int64		total = (int64) info->count + (*np - nlive);
+	float	   *vecs = palloc_extended(sizeof(float) * dims * Max(total, 1), MCXT_ALLOC_HUGE);
+	ItemPointerData *tids = palloc_extended(sizeof(ItemPointerData) * Max(total, 1), MCXT_ALLOC_HUGE);
+	uint32		shift;
+	uint8	   *bits = VsDeletionBits(index, meta, info, bas, &shift);
+	int64		live = 0;
+	int64		n = 0;
+	uint64		tombs = 0;
+
+	cc->tombbits = MemoryContextAllocZero(cxt, (info->count + 7) / 8);
+	for (uint32 i = 0; i < info->count; i++)
+	{
+		bool		dead = VsRowDeleted(bits, shift, i);
+
+		if (!dead)
+		{
+			/* the live rows are where collect_group put them: first */
+			dead = live < cc->nleaves && cc->leaves[live];
+			live++;
+		}
+		if (dead)
+		{
+			cc->tombbits[i / 8] |= (uint8) (1 << (i % 8));
+			tombs++;
+		}
+		VsDecodeRow(elem, body + info->vec_offset + (Size) i * vsize, dims,
+					vecs + (Size) n * dims);
+		memcpy(&tids[n], body + info->tid_offset + sizeof(ItemPointerData) * i,
+			   sizeof(ItemPointerData));
+		n++;
+	}
+	if (bits)
+		pfree(bits);
+	for (int64 j = nlive; j < *np; j++)
+	{
+		if (j < cc->nleaves && cc->leaves[j])
+			continue;
+		memcpy(vecs + (Size) n * dims, *vecsp + (Size) j * dims, sizeof(float) * dims);
+		tids[n++] = (*tidsp)[j];
+	}
+	if (tombs != cc->tombs)
+		elog(ERROR, "index \"%s\": cluster %u keeps " UINT64_FORMAT " dead rows, " UINT64_FORMAT " were planned",
+			 RelationGetRelationName(index), c, tombs, cc->tombs);
+	pfree(*vecsp);
+	pfree(*tidsp);
+	*vecsp = vecs;
+	*tidsp = tids;
+	*np = n;
 }
 
 /*
@@ -1422,8 +1543,12 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 		if (threshold <= 0)
 			cc[c].chosen = changed > 0;
 		else
+		{
+			/* the dead rows it was sealed with do not count again */
+			changed -= Min(cc[c].dead, (uint64) info[c].sealed_dead);
 			cc[c].chosen = changed >= VS_COMPACT_MIN_ROWS &&
 				changed >= threshold * (double) (info[c].count + cc[c].delta_live + cc[c].delta_dead);
+		}
 	}
 	/* one grown past the bound is split (when the directory has room) */
 	nfree = 0;
@@ -1630,6 +1755,21 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 			nout++;
 			continue;
 		}
+		if (threshold > 0 && cc[c].nparts < 2 && !cc[c].merged && info[c].count > 0 &&
+			info[c].graph_offset != 0)
+		{
+			uint64		leaving = sealed_leaving(&cc[c], (int64) (info[c].count - cc[c].dead));
+			uint64		tombs = cc[c].dead + leaving;
+			uint64		kept = live + tombs;
+
+			if (tombs > 0 && tombs <= PG_UINT16_MAX &&
+				(double) tombs <= VS_EXTEND_DEAD_FACTOR * threshold * (double) kept)
+			{
+				cc[c].extend = true;
+				cc[c].tombs = tombs;
+				live = kept;
+			}
+		}
 		for (int j = 0; j < Max(cc[c].nparts, 1); j++)
 		{
 			uint32		pc = part_cluster(&cc[c], c, j);
@@ -1642,6 +1782,7 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 			nout++;
 			newinfo[pc].count = (uint32) count;
 			newinfo[pc].first_row = row_space;
+			newinfo[pc].sealed_dead = (uint16) cc[c].tombs;
 			row_space += count;
 		}
 		if (BlockNumberIsValid(cc[c].endblk))
@@ -1652,7 +1793,7 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 				(uint32) (cc[c].delta_live + cc[c].delta_dead);
 		}
 		result->rows_folded += cc[c].delta_live;
-		result->rows_removed += cc[c].dead + cc[c].delta_dead;
+		result->rows_removed += (cc[c].extend ? 0 : cc[c].dead) + cc[c].delta_dead;
 	}
 
 	/*
@@ -1834,7 +1975,9 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 		}
 		else
 			body = collect_group(index, &meta, body, c, cc, inc, &vecs, &tids, &n, bas);
-		if (cc[c].left > 0)
+		if (cc[c].extend)
+			extend_rows(index, &meta, body, c, &cc[c], cxt, &vecs, &tids, &n, bas);
+		else if (cc[c].left > 0)
 			n = drop_leaving(&cc[c], vecs, tids, n, (int) meta.dims);
 		if (cc[c].nparts < 2)
 		{
@@ -1847,8 +1990,8 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 			 * No sealed row removed: they come first, in their order, so
 			 * the graph they had is the start of the new one.
 			 */
-			if (cc[c].dead == 0 && cc[c].left == 0 && info[c].graph_offset != 0 &&
-				info[c].count > 0)
+			if ((cc[c].extend || (cc[c].dead == 0 && cc[c].left == 0)) &&
+				info[c].graph_offset != 0 && info[c].count > 0)
 			{
 				ex.prev_graph = body + info[c].graph_offset;
 				ex.prev_graph_size = info[c].graph_size;
@@ -1918,8 +2061,14 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 	newmeta.npieces = nnew;
 	newmeta.row_space = row_space;
 	newmeta.compactions = meta.compactions + 1;
-	if (row_space > meta.bitmap.nbytes * 8)
-		newmeta.bitmap = grow_bitmap(index, &meta, row_space, &fl, bas);
+	{
+		bool		tombs = false;
+
+		for (uint32 c = 0; c < meta.nclusters && !tombs; c++)
+			tombs = cc[c].tombbits != NULL;
+		if (tombs || row_space > meta.bitmap.nbytes * 8)
+			newmeta.bitmap = write_bitmap(index, &meta, row_space, cc, info, newinfo, &fl, bas);
+	}
 	newmeta.nclusters = nclusters;
 	if (reshape)
 	{
@@ -1967,6 +2116,8 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 		if (cc[c].chosen && !cc[c].move && BlockNumberIsValid(cc[c].endblk))
 			VsFreeListRetireChain(&fl, c, cc[c].startblk, cc[c].endblk);
 	}
+	if (newmeta.bitmap.start != meta.bitmap.start)
+		VsFreeListRetire(&fl, &meta.bitmap);
 	VsFreeListRetire(&fl, &meta.freelist);
 	newmeta.freelist = VsFreeListWrite(index, &fl);
 	result->blocks_reused = fl.reused;

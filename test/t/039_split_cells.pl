@@ -23,7 +23,9 @@
 # and the nearest rows of a few queries are a sequential scan's; the
 # standby answers the check as the primary.  (C) CREATE INDEX splits a
 # cluster its sample says will pass the automatic bound, and the rows are
-# then in their cells too.
+# then in their cells too.  (D) The rows a split's neighbours give away,
+# and rows VACUUM removed, kept in place as dead rows while few, so that
+# the neighbours' graphs are extended, not built anew; dropped past that.
 #
 # IDENTIFICATION
 #     test/t/039_split_cells.pl
@@ -151,5 +153,53 @@ my ($nclusters, $largest) = split /\|/, $node->safe_psql('postgres',
 cmp_ok($nclusters, '>', 4, 'C: the build split the cluster past the automatic bound');
 cmp_ok($largest, '<=', 12000, 'C: no cluster past the bound');
 check_table('C', 'd', $BLOB, 7000, 14000, 21000);
+
+# (D) a split's neighbours re-sealed with their graphs extended
+# (src/vscompact.c, "Extended re-seals"): three clusters of about 3,000
+# rows (each with a graph), then 1,800 rows near row 1 split its cluster;
+# the rows the neighbours give to the parts stay in them as dead rows
+# (nothing was deleted), skipped by scans, and a forced compaction drops
+# them.  The same for rows VACUUM removed: 2 % deleted with 9 % more rows
+# inserted are kept as dead rows; a compaction that would keep too many
+# drops them all.
+my $NEAR =
+    q{(SELECT array_agg(x + 0.3 * ((hashint4(i * 8 + j::int) & 65535) / 65536.0 - 0.5) ORDER BY j) }
+  . q{FROM unnest((SELECT v::real[] FROM e WHERE id = 1)) WITH ORDINALITY AS u(x, j))::vector(8)};
+$node->safe_psql(
+    'postgres', qq{
+    CREATE TABLE e (id int PRIMARY KEY, v vector(8));
+    INSERT INTO e SELECT i, $ROW FROM generate_series(1, 9000) i;
+    CREATE INDEX e_idx ON e USING vecstore (v) WITH (lists = 3, max_cluster_rows = 3900);
+    INSERT INTO e SELECT i, $NEAR FROM generate_series(100001, 101800) i;
+    VACUUM e;
+});
+my ($eclusters, $edead) = split /\|/, $node->safe_psql('postgres',
+    "SELECT clusters, dead_rows FROM vecstore_index_info('e_idx')");
+is($eclusters, '4', 'D: the cluster near row 1 was split');
+cmp_ok($edead, '>', 0, 'D: its neighbours keep the rows they gave away as dead rows');
+check_table('D', 'e', $ROW, 1, 2, 3);
+$node->wait_for_catchup($standby, 'replay', $node->lsn('insert'));
+is($standby->safe_psql('postgres', outside('e')), '0', 'D: on the standby too');
+$node->safe_psql('postgres', "SELECT vecstore_compact('e_idx', true)");
+is($node->safe_psql('postgres', "SELECT dead_rows FROM vecstore_index_info('e_idx')"),
+    '0', 'D: a forced compaction drops them');
+check_table('D, compacted', 'e', $ROW, 1, 2, 3);
+my $ndel = $node->safe_psql('postgres', 'SELECT count(*) FROM e WHERE id % 50 = 0');
+$node->safe_psql('postgres',
+        "ALTER INDEX e_idx SET (compaction_threshold = 0); "
+      . "DELETE FROM e WHERE id % 50 = 0; "
+      . "INSERT INTO e SELECT i, $ROW FROM generate_series(200001, 201000) i; VACUUM e; "
+      . "ALTER INDEX e_idx RESET (compaction_threshold);");
+my ($eres, $efolded, $eremoved) = split /\|/, $node->safe_psql('postgres',
+    "SELECT clusters, rows_folded, rows_removed FROM vecstore_compact('e_idx', false)");
+cmp_ok($eres, '>', 0, 'D: a compaction re-sealed clusters');
+cmp_ok($efolded, '>', 0, 'D: it folded the new rows');
+is($eremoved . ' ' . $node->safe_psql('postgres', "SELECT dead_rows FROM vecstore_index_info('e_idx')"),
+    "0 $ndel", 'D: it kept the removed rows in place, as dead rows');
+check_table('D, removed rows kept', 'e', $ROW, 1, 2, 3);
+$node->safe_psql('postgres', "DELETE FROM e WHERE id % 5 = 1; VACUUM e;");
+is($node->safe_psql('postgres', "SELECT dead_rows FROM vecstore_index_info('e_idx')"),
+    '0', 'D: past the limit, the removed rows are dropped');
+check_table('D, removed rows dropped', 'e', $ROW, 3, 4, 5);
 
 done_testing();
