@@ -26,6 +26,8 @@
 # then in their cells too.  (D) The rows a split's neighbours give away,
 # and rows VACUUM removed, kept in place as dead rows while few, so that
 # the neighbours' graphs are extended, not built anew; dropped past that.
+# (E) The bits such a compaction set before it was cancelled do not hide
+# the rows of the next one.
 #
 # IDENTIFICATION
 #     test/t/039_split_cells.pl
@@ -201,5 +203,34 @@ $node->safe_psql('postgres', "DELETE FROM e WHERE id % 5 = 1; VACUUM e;");
 is($node->safe_psql('postgres', "SELECT dead_rows FROM vecstore_index_info('e_idx')"),
     '0', 'D: past the limit, the removed rows are dropped');
 check_table('D, removed rows dropped', 'e', $ROW, 3, 4, 5);
+
+# (E) a compaction that kept removed rows set their bits before its switch
+# (the rows it numbers, which no scan reads yet); one cancelled after that
+# leaves them there, and the next compaction must clear them before it
+# numbers its own rows there: a forced one keeps no removed row, so a bit
+# left over would hide a live row.
+$node->safe_psql('postgres',
+        "ALTER INDEX e_idx SET (compaction_threshold = 0); "
+      . "DELETE FROM e WHERE id % 50 = 7; "
+      . "INSERT INTO e SELECT i, $ROW FROM generate_series(300001, 301000) i; VACUUM e; "
+      . "ALTER INDEX e_idx RESET (compaction_threshold);");
+my $edead2 = $node->safe_psql('postgres', "SELECT dead_rows FROM vecstore_index_info('e_idx')");
+my $bg = $node->background_psql('postgres', on_error_stop => 0);
+my $bgpid = $bg->query_safe('SELECT pg_backend_pid()');
+$bg->query_safe("SET vecstore.debug_compaction_stop = 'logged'");
+my $logpos = -s $node->logfile;
+$bg->query_until(qr/compacting/,
+    "\\echo compacting\nSELECT * FROM vecstore_compact('e_idx', false);\n");
+$node->wait_for_log(qr/compaction waits at "logged"/, $logpos);
+$node->safe_psql('postgres', "SELECT pg_cancel_backend($bgpid)");
+$bg->quit;
+is($node->safe_psql('postgres', "SELECT dead_rows FROM vecstore_index_info('e_idx')"),
+    $edead2, 'E: the cancelled compaction published nothing');
+check_table('E, cancelled', 'e', $ROW, 6, 7, 8);
+is($node->safe_psql('postgres', "SELECT rows_removed FROM vecstore_compact('e_idx', true)"),
+    $edead2, 'E: a forced compaction drops the removed rows');
+is($node->safe_psql('postgres', "SELECT dead_rows FROM vecstore_index_info('e_idx')"),
+    '0', 'E: and keeps none');
+check_table('E, compacted again', 'e', $ROW, 6, 7, 8);
 
 done_testing();
