@@ -864,14 +864,7 @@ mark_new_rows(Relation index, VsMetaPage meta, uint64 from, uint64 to, const uin
 				changed = true;
 			}
 		}
-		if (changed)
-		{
-			VsPageSeal(page);
-			GenericXLogFinish(state);
-		}
-		else
-			GenericXLogAbort(state);
-		UnlockReleaseBuffer(buf);
+		VsPageChangeEnd(state, page, buf, changed);
 	}
 }
 

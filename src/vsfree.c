@@ -561,14 +561,7 @@ VsFreeListStamp(Relation index, VsMetaPage meta)
 				changed = true;
 			}
 		}
-		if (changed)
-		{
-			VsPageSeal(page);
-			GenericXLogFinish(state);
-		}
-		else
-			GenericXLogAbort(state);
-		UnlockReleaseBuffer(buf);
+		VsPageChangeEnd(state, page, buf, changed);
 	}
 }
 

@@ -138,14 +138,7 @@ vacuum_sealed(Relation index, VsMetaPage meta, const char *body, uint32 c,
 			else
 				stats->num_index_tuples += 1;
 		}
-		if (changed)
-		{
-			VsPageSeal(page);
-			GenericXLogFinish(state);
-		}
-		else
-			GenericXLogAbort(state);
-		UnlockReleaseBuffer(buf);
+		VsPageChangeEnd(state, page, buf, changed);
 	}
 	return body;
 }
