@@ -784,7 +784,6 @@ VsDeltaFromHead(const VsDirEntry *entry, const VsClusterInfo *info)
 extern void VsInitPage(Page page, uint16 type);
 extern uint32 VsPageCrc(Page page);
 extern void VsPageSeal(Page page);
-extern void VsPageChangeEnd(GenericXLogState *state, Page page, Buffer buf, bool changed);
 extern const char *VsPageProblem(Page page, uint16 type);
 extern void VsCheckPage(Relation index, Page page, BlockNumber blkno, uint16 type);
 extern Buffer VsNewBuffer(Relation index, ForkNumber forknum);

@@ -30,7 +30,7 @@
  *	  and the chains from that generation's positions, so it sees every
  *	  row exactly once; one that begins after the switch reads the new one.
  *	- the switch is one WAL-logged change of the metapage (GenericXLog):
- *	  the new piece, and a larger deletion bitmap when one is needed, are
+ *	  the new piece, and a new deletion bitmap when one is needed, are
  *	  written to blocks reserved at the end of the fork and WAL-logged in
  *	  full before it, so a crash leaves either generation, never a mix, and
  *	  a standby replays the same switch.
@@ -748,124 +748,51 @@ choose_relocation(VsMetaPage meta, const VsClusterInfo *info, const VsPieceInfo 
 }
 
 /*
- * The deletion bits of the rows a compaction numbers, row_space on: no
- * scan of the generation before reads them, so they are written in place,
- * before the switch: set for the sealed rows an extended re-seal keeps
- * dead (cc[c].tombbits, at newinfo[c].first_row), clear for all others,
- * so that bits a compaction stopped by a crash left there are gone before
- * they are rows' (vecstore_verify does not count such bits as a problem).
- * new_row_bits - those bits, from "from" (the old row_space) up to "to".
- */
-static uint8 *
-new_row_bits(uint64 from, uint64 to, const CompactCluster *cc, const VsClusterInfo *info,
-			 const VsClusterInfo *newinfo, uint32 nclusters)
-{
-	uint8	   *bits = palloc_extended((to - from + 7) / 8 + 1, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-
-	for (uint32 c = 0; c < nclusters; c++)
-	{
-		if (cc[c].tombbits == NULL)
-			continue;
-		for (uint32 i = 0; i < info[c].count; i++)
-		{
-			uint64		row = newinfo[c].first_row + i - from;
-
-			Assert(newinfo[c].first_row >= from && newinfo[c].first_row + i < to);
-			if (cc[c].tombbits[i / 8] & (1 << (i % 8)))
-				bits[row / 8] |= (uint8) (1 << (row % 8));
-		}
-	}
-	return bits;
-}
-
-/* is bit "row" (from "from" on) set in "bits"? */
-static inline bool
-new_row_bit(const uint8 *bits, uint64 from, uint64 row)
-{
-	row -= from;
-	return (bits[row / 8] & (1 << (row % 8))) != 0;
-}
-
-/*
- * grow_bitmap - a deletion bitmap of at least "bits" bits (twice what is
- * needed, so that it grows seldom): the old bits below "from" (the old
- * row_space) copied, "newbits" from there (new_row_bits), zeros after;
- * written into blocks reserved at the end of the fork, WAL-logged by the
- * caller with the new piece.  The old region stays for the scans of the
- * generation before (the caller retires it).
+ * write_bitmap - the new generation's deletion bitmap, when it grows past
+ * the old one's bits or an extended re-seal keeps dead rows: the old bits
+ * copied, then each such cluster's (cc[c].tombbits, at newinfo[c].first_row,
+ * a range no generation used before), in at least "bits" bits (twice what
+ * is needed when it grows, so that it grows seldom); written into free
+ * blocks or at the end of the fork, WAL-logged by the caller with the new
+ * piece.  The old region stays for the scans of the generation before
+ * (the caller retires it).  Bits are set only in a region that the switch
+ * publishes, so a compaction that stops before it leaves none set past
+ * the rows in use (vecstore_verify checks).
  */
 static VsRegion
-grow_bitmap(Relation index, VsMetaPage meta, uint64 bits, uint64 from, const uint8 *newbits,
-			VsFreeList *fl, BufferAccessStrategy bas)
+write_bitmap(Relation index, VsMetaPage meta, uint64 bits, const CompactCluster *cc,
+			 const VsClusterInfo *info, const VsClusterInfo *newinfo, VsFreeList *fl,
+			 BufferAccessStrategy bas)
 {
-	uint64		nbytes = (bits + 7) / 8 * 2;
+	uint64		nbytes = bits > meta->bitmap.nbytes * 8 ? (bits + 7) / 8 * 2 : meta->bitmap.nbytes;
 	BlockNumber nblocks = (BlockNumber) ((nbytes + VS_BLOB_PAYLOAD - 1) / VS_BLOB_PAYLOAD);
 	uint8	   *map = palloc_extended(nbytes, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	VsBlobWriter w;
 	uint64		off = 0;
 
-	while (off < Min(meta->bitmap.nbytes, (from + 7) / 8))
+	while (off < meta->bitmap.nbytes)
 	{
 		Size		n = Min(meta->bitmap.nbytes - off, (uint64) VS_BLOB_PAYLOAD);
 
 		VsBlobRead(index, &meta->bitmap, off, map + off, n, bas);
 		off += n;
 	}
-	for (uint64 row = from; row < nbytes * 8; row++)
+	for (uint32 c = 0; c < meta->nclusters; c++)
 	{
-		if (row < bits && new_row_bit(newbits, from, row))
-			map[row / 8] |= (uint8) (1 << (row % 8));
-		else
-			map[row / 8] &= (uint8) ~(1 << (row % 8));
+		if (cc[c].tombbits == NULL)
+			continue;
+		for (uint32 i = 0; i < info[c].count; i++)
+		{
+			uint64		row = newinfo[c].first_row + i;
+
+			if (cc[c].tombbits[i / 8] & (1 << (i % 8)))
+				map[row / 8] |= (uint8) (1 << (row % 8));
+		}
 	}
 	VsBlobBeginIn(&w, index, VsFreeListAllocate(index, fl, nblocks), nblocks);
 	VsBlobWrite(&w, map, nbytes);
 	pfree(map);
 	return VsBlobEnd(&w);
-}
-
-/*
- * mark_new_rows - in the bitmap "meta" has room enough, the bits from
- * "from" (the old row_space) to its end: "newbits" (new_row_bits) up to
- * "to", clear after; one GenericXLog record per page that changes.
- */
-static void
-mark_new_rows(Relation index, VsMetaPage meta, uint64 from, uint64 to, const uint8 *newbits,
-			  BufferAccessStrategy bas)
-{
-	uint64		rows_per_page = (uint64) VS_BLOB_PAYLOAD * 8;
-	uint64		end = meta->bitmap.nbytes * 8;
-
-	for (uint64 p = from / rows_per_page; p * rows_per_page < end; p++)
-	{
-		BlockNumber blkno = meta->bitmap.start + (BlockNumber) p;
-		uint64		pend = Min(end, (p + 1) * rows_per_page);
-		Buffer		buf;
-		GenericXLogState *state;
-		Page		page;
-		uint8	   *pbits;
-		bool		changed = false;
-
-		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL, bas);
-		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-		VsCheckPage(index, BufferGetPage(buf), blkno, VS_PAGE_BLOB);
-		state = GenericXLogStart(index);
-		page = GenericXLogRegisterBuffer(state, buf, 0);
-		pbits = (uint8 *) PageGetContents(page);
-		for (uint64 row = Max(from, p * rows_per_page); row < pend; row++)
-		{
-			uint64		bit = row - p * rows_per_page;
-			uint8		mask = (uint8) (1 << (bit % 8));
-			bool		set = row < to && new_row_bit(newbits, from, row);
-
-			if (((pbits[bit / 8] & mask) != 0) != set)
-			{
-				pbits[bit / 8] ^= mask;
-				changed = true;
-			}
-		}
-		VsPageChangeEnd(state, page, buf, changed);
-	}
 }
 
 /*
@@ -998,8 +925,7 @@ drop_leaving(const CompactCluster *cc, float *vecs, ItemPointerData *tids, int64
  * (most of a split's neighbours lose a few), would do that.  So while
  * they are few, at most VS_EXTEND_DEAD_FACTOR times the compaction
  * threshold of the cluster's rows, they stay in place, their deletion bits
- * set in the new generation (written in place before the switch, at
- * bits no scan of the generation before reads: new_row_bits),
+ * set in the new generation (the bitmap is written anew, write_bitmap),
  * and the cluster counts them (sealed_dead) so that they do not make it
  * due again; scans skip them as they skip any removed row, and the graph
  * still routes through them.  Past that, or when the threshold is 0 (a
@@ -2136,15 +2062,12 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 	newmeta.row_space = row_space;
 	newmeta.compactions = meta.compactions + 1;
 	{
-		uint8	   *newbits = new_row_bits(meta.row_space, row_space, cc, info, newinfo,
-										   meta.nclusters);
+		bool		tombs = false;
 
-		if (row_space > meta.bitmap.nbytes * 8)
-			newmeta.bitmap = grow_bitmap(index, &meta, row_space, meta.row_space, newbits, &fl,
-										 bas);
-		else
-			mark_new_rows(index, &meta, meta.row_space, row_space, newbits, bas);
-		pfree(newbits);
+		for (uint32 c = 0; c < meta.nclusters && !tombs; c++)
+			tombs = cc[c].tombbits != NULL;
+		if (tombs || row_space > meta.bitmap.nbytes * 8)
+			newmeta.bitmap = write_bitmap(index, &meta, row_space, cc, info, newinfo, &fl, bas);
 	}
 	newmeta.nclusters = nclusters;
 	if (reshape)

@@ -561,7 +561,14 @@ VsFreeListStamp(Relation index, VsMetaPage meta)
 				changed = true;
 			}
 		}
-		VsPageChangeEnd(state, page, buf, changed);
+		if (changed)
+		{
+			VsPageSeal(page);
+			GenericXLogFinish(state);
+		}
+		else
+			GenericXLogAbort(state);
+		UnlockReleaseBuffer(buf);
 	}
 }
 

@@ -792,17 +792,45 @@ check_metapage_rest(Relation index, ReturnSetInfo *rsinfo)
 
 /*
  * check_bitmap - the deletion bitmap has a bit for every row the
- * generation numbered (row_space).  Bits past them are not looked at: a
- * compaction sets the bits of the rows it numbers before its switch, so
- * one stopped by a crash leaves some there, and the next compaction
- * clears them before it numbers rows there (vscompact.c, new_row_bits).
+ * generation numbered (row_space), and none set past them: no compaction
+ * or VACUUM sets those, and a scan of a later generation would take the
+ * rows they fall on for deleted ones.
  */
 static void
-check_bitmap(VsMetaPage meta, ReturnSetInfo *rsinfo)
+check_bitmap(Relation index, VsMetaPage meta, ReturnSetInfo *rsinfo, BufferAccessStrategy bas)
 {
+	PGAlignedBlock chunk;
+	uint64		off;
+
 	if (meta->row_space > meta->bitmap.nbytes * 8)
+	{
 		add_problem(rsinfo, false, "bitmap: " UINT64_FORMAT " bits for " UINT64_FORMAT " rows: REINDEX the index",
 					meta->bitmap.nbytes * 8, meta->row_space);
+		return;
+	}
+	off = meta->row_space / 8;
+	while (off < meta->bitmap.nbytes)
+	{
+		Size		n = Min(meta->bitmap.nbytes - off, (uint64) VS_BLOB_PAYLOAD);
+		uint32		dummy;
+		BlockNumber blkno = VsBlobBlock(&meta->bitmap, off, &dummy);
+
+		CHECK_FOR_INTERRUPTS();
+		VsBlobRead(index, &meta->bitmap, off, chunk.data, n, bas);
+		/* the first byte may hold bits of rows in use: only the others */
+		if (off == meta->row_space / 8 && meta->row_space % 8 != 0)
+			chunk.data[0] &= (char) (0xFF << (meta->row_space % 8));
+		for (Size i = 0; i < n; i++)
+		{
+			if (chunk.data[i] != 0)
+			{
+				add_problem(rsinfo, false, "bitmap: block %u has bits set past the " UINT64_FORMAT " rows in use: REINDEX the index",
+							blkno, meta->row_space);
+				return;
+			}
+		}
+		off += n;
+	}
 }
 
 /*
@@ -974,7 +1002,7 @@ vecstore_verify(PG_FUNCTION_ARGS)
 		check_graphs(index, &meta, rsinfo, bas);
 
 	if (region_ok[2])
-		check_bitmap(&meta, rsinfo);
+		check_bitmap(index, &meta, rsinfo, bas);
 
 	if (region_ok[1])
 	{

@@ -18,7 +18,6 @@
  */
 #include "postgres.h"
 
-#include "access/generic_xlog.h"
 #include "commands/vacuum.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
@@ -226,24 +225,6 @@ void
 VsPageSeal(Page page)
 {
 	VsPageGetOpaque(page)->crc = VsPageCrc(page);
-}
-
-/*
- * VsPageChangeEnd - end the change of one exclusive-locked page ("buf",
- * registered as "page" in "state"): sealed and logged when "changed",
- * else nothing logged; then the buffer unlocked and released.
- */
-void
-VsPageChangeEnd(GenericXLogState *state, Page page, Buffer buf, bool changed)
-{
-	if (changed)
-	{
-		VsPageSeal(page);
-		GenericXLogFinish(state);
-	}
-	else
-		GenericXLogAbort(state);
-	UnlockReleaseBuffer(buf);
 }
 
 /*

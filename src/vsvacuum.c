@@ -138,7 +138,14 @@ vacuum_sealed(Relation index, VsMetaPage meta, const char *body, uint32 c,
 			else
 				stats->num_index_tuples += 1;
 		}
-		VsPageChangeEnd(state, page, buf, changed);
+		if (changed)
+		{
+			VsPageSeal(page);
+			GenericXLogFinish(state);
+		}
+		else
+			GenericXLogAbort(state);
+		UnlockReleaseBuffer(buf);
 	}
 	return body;
 }

@@ -26,8 +26,8 @@
 # then in their cells too.  (D) The rows a split's neighbours give away,
 # and rows VACUUM removed, kept in place as dead rows while few, so that
 # the neighbours' graphs are extended, not built anew; dropped past that.
-# (E) The bits such a compaction set before it was cancelled do not hide
-# the rows of the next one.
+# (E) The bits a compaction set before it was cancelled do not hide the
+# rows of the next one.
 #
 # IDENTIFICATION
 #     test/t/039_split_cells.pl
@@ -204,11 +204,10 @@ is($node->safe_psql('postgres', "SELECT dead_rows FROM vecstore_index_info('e_id
     '0', 'D: past the limit, the removed rows are dropped');
 check_table('D, removed rows dropped', 'e', $ROW, 3, 4, 5);
 
-# (E) a compaction that kept removed rows set their bits before its switch
-# (the rows it numbers, which no scan reads yet); one cancelled after that
-# leaves them there, and the next compaction must clear them before it
-# numbers its own rows there: a forced one keeps no removed row, so a bit
-# left over would hide a live row.
+# (E) a compaction that keeps removed rows sets their bits (at the rows it
+# numbers, past those in use) before its switch; one cancelled after that
+# must leave no bit a later compaction's rows would meet: a forced one
+# keeps no removed row, so such a bit would hide a live row.
 $node->safe_psql('postgres',
         "ALTER INDEX e_idx SET (compaction_threshold = 0); "
       . "DELETE FROM e WHERE id % 50 = 7; "
