@@ -24,7 +24,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
 
-our @EXPORT_OK = qw(quiet_node server_pids crash_node check_results report_bad same_distances
+our @EXPORT_OK = qw(quiet_node server_pids crash_node compaction_waiting check_results report_bad same_distances
   index_info clustered_vec_of_sql knn_sql blob_sql blob_nearest check_index_rows check_blob_index
   fvecs_literals mixture_literals dataset_literals copy_in $EXACT_SCAN $SEQ_SCAN);
 
@@ -115,6 +115,24 @@ sub crash_node
         usleep(50_000);
     }
     return;
+}
+
+#
+# compaction_waiting - a background session of "$node" (superuser) whose
+# "$call" (SQL running a compaction) waits at vecstore.debug_compaction_stop
+# "$point": returns the session and its backend's pid once the server
+# logs the wait.  The caller cancels it, kills the server or quits it.
+#
+sub compaction_waiting
+{
+    my ($node, $point, $call) = @_;
+    my $bg = $node->background_psql('postgres', on_error_stop => 0);
+    my $pid = $bg->query_safe('SELECT pg_backend_pid()');
+    $bg->query_safe("SET vecstore.debug_compaction_stop = '$point'");
+    my $logpos = -s $node->logfile;
+    $bg->query_until(qr/compacting/, "\\echo compacting\n$call;\n");
+    $node->wait_for_log(qr/compaction waits at "$point"/, $logpos);
+    return ($bg, $pid);
 }
 
 #

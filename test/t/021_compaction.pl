@@ -81,7 +81,7 @@ use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use VsTest qw(crash_node index_info);
+use VsTest qw(crash_node compaction_waiting index_info);
 
 my $LISTS        = 16;
 my $DIMS         = 16;
@@ -512,13 +512,8 @@ for my $point (qw(written logged published))
     my $rfn  = $node->safe_psql('postgres', "SELECT pg_relation_filenode('$INDEX')");
     my ($r, $files0) = seg_files($node);
 
-    my $bg = $node->background_psql('postgres', on_error_stop => 0);
-    my $pid = $bg->query_safe('SELECT pg_backend_pid()');
-    $bg->query_safe("SET vecstore.debug_compaction_stop = '$point'");
-    my $logpos = -s $node->logfile;
-    $bg->query_until(qr/compacting/,
-        "\\echo compacting\nSELECT * FROM vecstore_compact('$INDEX');\n");
-    $node->wait_for_log(qr/compaction waits at "$point"/, $logpos);
+    my ($bg, $pid) =
+      compaction_waiting($node, $point, "SELECT * FROM vecstore_compact('$INDEX')");
     is( $node->safe_psql('postgres',
             "SELECT count(*) FROM pg_stat_activity WHERE pid = $pid AND state = 'active' "
               . "AND query LIKE '%vecstore_compact%'"),
@@ -562,7 +557,7 @@ for my $point (qw(written logged published))
     }
 
     # the crash
-    $logpos = -s $node->logfile;
+    my $logpos = -s $node->logfile;
     if ($how eq 'postmaster')
     {
         crash_node($node);

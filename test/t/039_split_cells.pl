@@ -39,7 +39,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use VsTest qw(check_index_rows $EXACT_SCAN $SEQ_SCAN);
+use VsTest qw(check_index_rows compaction_waiting $EXACT_SCAN $SEQ_SCAN);
 
 my $node = PostgreSQL::Test::Cluster->new('main');
 $node->init(allows_streaming => 1);
@@ -214,13 +214,8 @@ $node->safe_psql('postgres',
       . "INSERT INTO e SELECT i, $ROW FROM generate_series(300001, 301000) i; VACUUM e; "
       . "ALTER INDEX e_idx RESET (compaction_threshold);");
 my $edead2 = $node->safe_psql('postgres', "SELECT dead_rows FROM vecstore_index_info('e_idx')");
-my $bg = $node->background_psql('postgres', on_error_stop => 0);
-my $bgpid = $bg->query_safe('SELECT pg_backend_pid()');
-$bg->query_safe("SET vecstore.debug_compaction_stop = 'logged'");
-my $logpos = -s $node->logfile;
-$bg->query_until(qr/compacting/,
-    "\\echo compacting\nSELECT * FROM vecstore_compact('e_idx', false);\n");
-$node->wait_for_log(qr/compaction waits at "logged"/, $logpos);
+my ($bg, $bgpid) =
+  compaction_waiting($node, 'logged', "SELECT * FROM vecstore_compact('e_idx', false)");
 $node->safe_psql('postgres', "SELECT pg_cancel_backend($bgpid)");
 $bg->quit;
 is($node->safe_psql('postgres', "SELECT dead_rows FROM vecstore_index_info('e_idx')"),
