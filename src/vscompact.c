@@ -974,11 +974,22 @@ extend_rows(Relation index, VsMetaPage meta, const char *body, uint32 c, Compact
 	cc->tombbits = MemoryContextAllocZero(cxt, (info->count + 7) / 8);
 	for (uint32 i = 0; i < info->count; i++)
 	{
-		bool		dead = VsRowDeleted(bits, shift, i);
+		bool		dead;
 
-		if (!dead)
+		if (VsRowDeleted(bits, shift, i))
 		{
-			/* the live rows are where collect_group put them: first */
+			/* removed: collect_group skipped it, read it here */
+			VsDecodeRow(elem, body + info->vec_offset + (Size) i * vsize, dims,
+						vecs + (Size) n * dims);
+			memcpy(&tids[n], body + info->tid_offset + sizeof(ItemPointerData) * i,
+				   sizeof(ItemPointerData));
+			dead = true;
+		}
+		else
+		{
+			/* live: collect_group's next row (its live sealed rows come first) */
+			memcpy(vecs + (Size) n * dims, *vecsp + (Size) live * dims, sizeof(float) * dims);
+			tids[n] = (*tidsp)[live];
 			dead = live < cc->nleaves && cc->leaves[live];
 			live++;
 		}
@@ -987,10 +998,6 @@ extend_rows(Relation index, VsMetaPage meta, const char *body, uint32 c, Compact
 			cc->tombbits[i / 8] |= (uint8) (1 << (i % 8));
 			tombs++;
 		}
-		VsDecodeRow(elem, body + info->vec_offset + (Size) i * vsize, dims,
-					vecs + (Size) n * dims);
-		memcpy(&tids[n], body + info->tid_offset + sizeof(ItemPointerData) * i,
-			   sizeof(ItemPointerData));
 		n++;
 	}
 	if (bits)
