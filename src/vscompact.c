@@ -304,6 +304,25 @@ incoming_add(Incoming *to, const float *vec, const ItemPointerData *tid, int dim
 	to->tids[to->n++] = *tid;
 }
 
+/* room for "want" rows in "to", exactly (new arrays in the current context) */
+static void
+incoming_reserve(Incoming *to, int64 want, int dims)
+{
+	if (want <= to->cap)
+		return;
+	if (to->vecs == NULL)
+	{
+		to->vecs = palloc_extended(sizeof(float) * dims * want, MCXT_ALLOC_HUGE);
+		to->tids = palloc_extended(sizeof(ItemPointerData) * want, MCXT_ALLOC_HUGE);
+	}
+	else
+	{
+		to->vecs = repalloc_huge(to->vecs, sizeof(float) * dims * want);
+		to->tids = repalloc_huge(to->tids, sizeof(ItemPointerData) * want);
+	}
+	to->cap = want;
+}
+
 /*
  * collect_group - the live rows of chosen cluster "c" (collect_rows), then
  * those it takes from other clusters ("inc"), into *vecsp and *tidsp,
@@ -1055,6 +1074,13 @@ extend_rows(Relation index, VsMetaPage meta, const char *body, uint32 c, Compact
  * collect_group now) and added to the taker's "inc".  A split cluster's
  * counts per part are counted again (part_of, as it is written).  Returns
  * the rows moved; *chosen gets the clusters chosen only for this.
+ *
+ * Memory: what it leaves in the caller's context is the rows that move
+ * (in "inc", once each, in arrays of their exact size) and the "leaves"
+ * flags; the rest (the proposed rows' copies, per-row parts, centroids)
+ * goes with a context of its own at the end.  It kept three copies of each
+ * moving row, with up to twice their size in slack: 222 MB after a
+ * compaction of a 1M x 128 index moved 102,788 rows.
  */
 static int64
 plan_moves(Relation index, VsMetaPage meta, const char **bodyp, const float *centroids,
@@ -1072,7 +1098,6 @@ plan_moves(Relation index, VsMetaPage meta, const char **bodyp, const float *cen
 	int32	  **near;			/* per split cluster: its nearest clusters */
 	int		   *nnear;
 	bool	   *examine;
-	Incoming   *moved;
 	int64		total = 0;
 	float	   *sc;
 	float	   *sn;
@@ -1087,7 +1112,14 @@ plan_moves(Relation index, VsMetaPage meta, const char **bodyp, const float *cen
 	Incoming	prow;
 	int32	  **parts;			/* per split cluster: the part of each row */
 	int64	   *touch;
+	int64	   *ntake;			/* per cluster: the rows it takes */
+	int64	   *start;			/* ... where they start in its "inc" */
 	bool		changed;
+	MemoryContext outer = CurrentMemoryContext;
+	MemoryContext tmpcxt = AllocSetContextCreate(outer, "vecstore compaction moves",
+												 ALLOCSET_DEFAULT_SIZES);
+
+	MemoryContextSwitchTo(tmpcxt);
 
 	/*
 	 * The centroids: a split cluster's parts, every other live one's own (a
@@ -1172,7 +1204,6 @@ plan_moves(Relation index, VsMetaPage meta, const char **bodyp, const float *cen
 	}
 
 	/* each examined cluster's rows against the centroids around them */
-	moved = palloc0(sizeof(Incoming) * nc);
 	memset(&prow, 0, sizeof(prow));
 	pfrom = palloc(sizeof(uint32) * capprop);
 	ppos = palloc(sizeof(int64) * capprop);
@@ -1235,7 +1266,7 @@ plan_moves(Relation index, VsMetaPage meta, const char **bodyp, const float *cen
 		VsKmeansAssign(sc, sn, ns, dims, metric, vecs, (int) n, asg, NULL, &VsKmeansServerHooks);
 		MemoryContextSwitchTo(oldcxt);
 
-		cc[d].leaves = palloc0(sizeof(bool) * Max(n, 1));
+		cc[d].leaves = MemoryContextAllocZero(outer, sizeof(bool) * Max(n, 1));
 		cc[d].nleaves = n;
 
 		/* the rows that prefer another cluster here: the nearest of all */
@@ -1338,13 +1369,15 @@ plan_moves(Relation index, VsMetaPage meta, const char **bodyp, const float *cen
 	} while (changed);
 
 	/* the moves that stand */
+	ntake = palloc0(sizeof(int64) * nc);
+	start = palloc(sizeof(int64) * nc);
 	for (int64 m = 0; m < nprop; m++)
 	{
 		if (!pon[m])
 			continue;
 		cc[pfrom[m]].leaves[ppos[m]] = true;
 		cc[pfrom[m]].left++;
-		incoming_add(&moved[pto[m]], prow.vecs + (Size) m * dims, &prow.tids[m], dims);
+		ntake[pto[m]]++;
 		total++;
 	}
 	for (uint32 d = 0; d < nc; d++)
@@ -1361,23 +1394,34 @@ plan_moves(Relation index, VsMetaPage meta, const char **bodyp, const float *cen
 	}
 
 	/* the takers: the rows come after their own and those merged in */
+	MemoryContextSwitchTo(outer);
 	for (uint32 t = 0; t < nc; t++)
 	{
-		if (moved[t].n > 0)
+		start[t] = inc[t].n;
+		if (ntake[t] > 0)
+			incoming_reserve(&inc[t], inc[t].n + ntake[t], dims);
+	}
+	for (int64 m = 0; m < nprop; m++)
+	{
+		if (pon[m])
+			incoming_add(&inc[pto[m]], prow.vecs + (Size) m * dims, &prow.tids[m], dims);
+	}
+	MemoryContextSwitchTo(tmpcxt);
+	for (uint32 t = 0; t < nc; t++)
+	{
+		if (ntake[t] > 0)
 		{
 			if (cc[t].nparts >= 2)
 			{
-				int32	   *part = part_of(meta, &cc[t], moved[t].vecs, moved[t].n);
+				int32	   *part = part_of(meta, &cc[t], inc[t].vecs + (Size) start[t] * dims,
+										   ntake[t]);
 
-				for (int64 i = 0; i < moved[t].n; i++)
+				for (int64 i = 0; i < ntake[t]; i++)
 					cc[t].counts[part[i]]++;
-				pfree(part);
 			}
-			for (int64 i = 0; i < moved[t].n; i++)
-				incoming_add(&inc[t], moved[t].vecs + (Size) i * dims, &moved[t].tids[i], dims);
-			cc[t].absorbed += moved[t].n;
+			cc[t].absorbed += ntake[t];
 		}
-		if (moved[t].n > 0 || cc[t].left > 0)
+		if (ntake[t] > 0 || cc[t].left > 0)
 		{
 			if (!cc[t].chosen)
 				(*chosen)++;
@@ -1385,6 +1429,8 @@ plan_moves(Relation index, VsMetaPage meta, const char **bodyp, const float *cen
 			cc[t].move = false;
 		}
 	}
+	MemoryContextSwitchTo(outer);
+	MemoryContextDelete(tmpcxt);
 	return total;
 }
 
