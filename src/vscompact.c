@@ -1076,11 +1076,12 @@ extend_rows(Relation index, VsMetaPage meta, const char *body, uint32 c, Compact
  * the rows moved; *chosen gets the clusters chosen only for this.
  *
  * Memory: what it leaves in the caller's context is the rows that move
- * (in "inc", once each, in arrays of their exact size) and the "leaves"
- * flags; the rest (the proposed rows' copies, per-row parts, centroids)
- * goes with a context of its own at the end.  It kept three copies of each
- * moving row, with up to twice their size in slack: 222 MB after a
- * compaction of a 1M x 128 index moved 102,788 rows.
+ * (in "inc", once each, in arrays of their exact size, copied from their
+ * clusters read again once the moves are decided) and the "leaves"
+ * flags; the rest (the proposals, per-row parts, centroids) goes with a
+ * context of its own at the end.  It kept three copies of each moving
+ * row, with up to twice their size in slack: 222 MB after a compaction of
+ * a 1M x 128 index moved 102,788 rows.
  */
 static int64
 plan_moves(Relation index, VsMetaPage meta, const char **bodyp, const float *centroids,
@@ -1109,7 +1110,6 @@ plan_moves(Relation index, VsMetaPage meta, const char **bodyp, const float *cen
 	int64	   *ppos;
 	uint32	   *pto;
 	bool	   *pon;
-	Incoming	prow;
 	int32	  **parts;			/* per split cluster: the part of each row */
 	int64	   *touch;
 	int64	   *ntake;			/* per cluster: the rows it takes */
@@ -1204,7 +1204,6 @@ plan_moves(Relation index, VsMetaPage meta, const char **bodyp, const float *cen
 	}
 
 	/* each examined cluster's rows against the centroids around them */
-	memset(&prow, 0, sizeof(prow));
 	pfrom = palloc(sizeof(uint32) * capprop);
 	ppos = palloc(sizeof(int64) * capprop);
 	pto = palloc(sizeof(uint32) * capprop);
@@ -1315,7 +1314,6 @@ plan_moves(Relation index, VsMetaPage meta, const char **bodyp, const float *cen
 			ppos[nprop] = i;
 			pto[nprop] = lsrc[t];
 			nprop++;
-			incoming_add(&prow, vecs + (Size) i * dims, &tids[i], dims);
 		}
 		if (split)
 		{
@@ -1401,10 +1399,43 @@ plan_moves(Relation index, VsMetaPage meta, const char **bodyp, const float *cen
 		if (ntake[t] > 0)
 			incoming_reserve(&inc[t], inc[t].n + ntake[t], dims);
 	}
-	for (int64 m = 0; m < nprop; m++)
+
+	/*
+	 * Their rows, read again from each cluster that gives any (the same
+	 * rows in the same order: the proposals' positions hold), in the order
+	 * of the proposals.  A taker's rows that came this way lie after the
+	 * positions of its own proposals.
+	 */
+	for (int64 m = 0; m < nprop;)
 	{
-		if (pon[m])
-			incoming_add(&inc[pto[m]], prow.vecs + (Size) m * dims, &prow.tids[m], dims);
+		uint32		d = pfrom[m];
+		int64		mend = m;
+		bool		gives = false;
+
+		while (mend < nprop && pfrom[mend] == d)
+			gives |= pon[mend++];
+		if (gives)
+		{
+			float	   *vecs;
+			ItemPointerData *tids;
+			int64		n;
+
+			CHECK_FOR_INTERRUPTS();
+			MemoryContextSwitchTo(rowcxt);
+			*bodyp = collect_group(index, meta, *bodyp, d, cc, inc, &vecs, &tids, &n, bas);
+			MemoryContextSwitchTo(outer);
+			for (; m < mend; m++)
+			{
+				if (!pon[m])
+					continue;
+				if (ppos[m] >= n)
+					elog(ERROR, "index \"%s\": cluster %u has " INT64_FORMAT " rows, fewer than when its moves were planned",
+						 RelationGetRelationName(index), d, n);
+				incoming_add(&inc[pto[m]], vecs + (Size) ppos[m] * dims, &tids[ppos[m]], dims);
+			}
+			MemoryContextReset(rowcxt);
+		}
+		m = mend;
 	}
 	MemoryContextSwitchTo(tmpcxt);
 	for (uint32 t = 0; t < nc; t++)
