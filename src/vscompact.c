@@ -1402,9 +1402,10 @@ plan_moves(Relation index, VsMetaPage meta, const char **bodyp, const float *cen
 
 	/*
 	 * Their rows, read again from each cluster that gives any (the same
-	 * rows in the same order: the proposals' positions hold), in the order
-	 * of the proposals.  A taker's rows that came this way lie after the
-	 * positions of its own proposals.
+	 * rows in the same order, so the proposals' positions hold), in the
+	 * order of the proposals.  A cluster that takes rows before it gives
+	 * some reads them too, after its own and those merged in: after every
+	 * position its proposals name.
 	 */
 	for (int64 m = 0; m < nprop;)
 	{
