@@ -282,28 +282,6 @@ typedef struct Incoming
 	int64		cap;
 } Incoming;
 
-/* one row more for "to" */
-static void
-incoming_add(Incoming *to, const float *vec, const ItemPointerData *tid, int dims)
-{
-	if (to->n == to->cap)
-	{
-		to->cap = Max(64, to->cap * 2);
-		if (to->vecs == NULL)
-		{
-			to->vecs = palloc_extended(sizeof(float) * dims * to->cap, MCXT_ALLOC_HUGE);
-			to->tids = palloc_extended(sizeof(ItemPointerData) * to->cap, MCXT_ALLOC_HUGE);
-		}
-		else
-		{
-			to->vecs = repalloc_huge(to->vecs, sizeof(float) * dims * to->cap);
-			to->tids = repalloc_huge(to->tids, sizeof(ItemPointerData) * to->cap);
-		}
-	}
-	memcpy(to->vecs + (Size) to->n * dims, vec, sizeof(float) * dims);
-	to->tids[to->n++] = *tid;
-}
-
 /* room for "want" rows in "to", exactly (new arrays in the current context) */
 static void
 incoming_reserve(Incoming *to, int64 want, int dims)
@@ -321,6 +299,16 @@ incoming_reserve(Incoming *to, int64 want, int dims)
 		to->tids = repalloc_huge(to->tids, sizeof(ItemPointerData) * want);
 	}
 	to->cap = want;
+}
+
+/* one row more for "to" (its arrays doubled when full) */
+static void
+incoming_add(Incoming *to, const float *vec, const ItemPointerData *tid, int dims)
+{
+	if (to->n == to->cap)
+		incoming_reserve(to, Max(64, to->cap * 2), dims);
+	memcpy(to->vecs + (Size) to->n * dims, vec, sizeof(float) * dims);
+	to->tids[to->n++] = *tid;
 }
 
 /*
