@@ -227,4 +227,34 @@ is($node->safe_psql('postgres', "SELECT dead_rows FROM vecstore_index_info('e_id
     '0', 'E: and keeps none');
 check_table('E, compacted again', 'e', $ROW, 6, 7, 8);
 
+# (F) merges and splits in one compaction: the rows a cluster takes are
+# read from their givers in the old generation when it is written
+# (src/vscompact.c, "Incoming"), those of merged clusters and those moved
+# after a split, and a cluster that took merged rows may give some of them
+# away again.  16 clusters; the rows near one corner deleted (clusters
+# there merge), 6,000 rows in the opposite half (clusters there split).
+my $FAR =
+  q{(SELECT array_agg(0.5 + (hashint4(i * 8 + j) & 65535) / 131072.0 ORDER BY j) }
+  . q{FROM generate_series(0, 7) j)::vector(8)};
+$node->safe_psql(
+    'postgres', qq{
+    CREATE TABLE f (id int PRIMARY KEY, v vector(8));
+    INSERT INTO f SELECT i, $ROW FROM generate_series(1, 8000) i;
+    CREATE INDEX f_idx ON f USING vecstore (v)
+        WITH (lists = 16, max_cluster_rows = 1200, min_cluster_rows = 300);
+    DELETE FROM f WHERE (SELECT sum(x) FROM unnest(v::real[]) x) < 3.2;
+    INSERT INTO f SELECT i, $FAR FROM generate_series(100001, 106000) i;
+});
+my ($frc, $fout, $ferr) =
+  $node->psql('postgres', 'SET client_min_messages = debug1; VACUUM f;');
+is($frc, 0, 'F: VACUUM');
+my ($fsplit, $fmerged, $fmoved) =
+  $ferr =~ /compaction of "f_idx": \d+ clusters, (\d+) split, (\d+) merged, \d+ merged slots reused, (\d+) rows moved/;
+ok(defined $fsplit && $fsplit > 0 && $fmerged > 0 && $fmoved > 0,
+    'F: the compaction split, merged and moved rows'
+      . (defined $fsplit ? " ($fsplit, $fmerged, $fmoved)" : ''));
+check_table('F', 'f', $ROW, 1, 2, 3);
+$node->wait_for_catchup($standby, 'replay', $node->lsn('insert'));
+is($standby->safe_psql('postgres', outside('f')), '0', 'F: on the standby too');
+
 done_testing();
