@@ -517,7 +517,15 @@ vs_handler(PG_FUNCTION_ARGS)
 	amroutine->amcanparallel = false;
 	amroutine->amcaninclude = false;
 	amroutine->amusemaintenanceworkmem = false;
-	amroutine->amparallelvacuumoptions = VACUUM_OPTION_PARALLEL_BULKDEL;
+	/*
+	 * No parallel vacuum worker for this index: its cleanup, where the
+	 * compaction runs, shares its graphs with parallel workers of its own
+	 * (vscompact.c, "Parallel graphs"), which a leader in parallel vacuum's
+	 * parallel mode cannot start; and a table with one other index (its
+	 * primary key) would otherwise vacuum in parallel mode for the sake of
+	 * the bulk deletions, which cost far less than the compaction.
+	 */
+	amroutine->amparallelvacuumoptions = VACUUM_OPTION_NO_PARALLEL;
 	amroutine->amkeytype = InvalidOid;
 
 	amroutine->ambuild = vsbuild;

@@ -679,8 +679,9 @@ typedef struct VsBuildParallel VsBuildParallel;
 extern VsBuildParallel *VsBuildParallelBegin(Relation index, int nworkers,
 											 const VsClusterInfo *info, int nclusters,
 											 int dims, const VsClusterExtras *ex,
-											 VsRegion region);
-extern void VsBuildParallelReady(VsBuildParallel *bp, uint64 bytes);
+											 const VsPieceInfo *pieces, int npieces,
+											 const bool *jobs, bool report);
+extern void VsBuildParallelReady(VsBuildParallel *bp, int piece, uint64 bytes);
 extern void VsBuildParallelFinish(VsBuildParallel *bp, VsClusterInfo *info);
 
 /* vsinsert.c */

@@ -811,7 +811,8 @@ write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_me
 	 */
 	if (nworkers > 0)
 	{
-		par = VsBuildParallelBegin(index, nworkers, info, nclusters, dims, ex, piece.region);
+		par = VsBuildParallelBegin(index, nworkers, info, nclusters, dims, ex, &piece, 1, NULL,
+								   true);
 		exd.defer_graphs = par != NULL;
 	}
 
@@ -852,7 +853,7 @@ write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_me
 									 &info[c], cur->graph, cur->cxt);
 		MemoryContextReset(cur->cxt);
 		if (par != NULL)
-			VsBuildParallelReady(par, (uint64) w.nblocks * VS_BLOB_PAYLOAD);
+			VsBuildParallelReady(par, 0, (uint64) w.nblocks * VS_BLOB_PAYLOAD);
 		pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE,
 									 (int64) (info[c].first_row + counts[c]));
 		pgstat_progress_update_param(PROGRESS_SCAN_BLOCKS_DONE, (int64) w.nblocks);

@@ -70,6 +70,9 @@
 #define VS_PB_KEY_CRCS			UINT64CONST(0x7653000000000003)
 #define VS_PB_KEY_PARAMS		UINT64CONST(0x7653000000000004)
 
+/* the regions one parallel pass may write into */
+#define VS_PB_MAX_PIECES		8
+
 /* how often the waiting leader reports progress, in milliseconds */
 #define VS_PB_PROGRESS_MS		1000
 
@@ -88,12 +91,14 @@ typedef struct VsBuildShared
 	int			ef_construction;
 	int			graph_threshold;
 	bool		has_params;
-	VsRegion	region;			/* the sealed region being written */
-	int			njobs;			/* clusters with a graph */
+	int			npieces;		/* the pieces being written */
+	VsPieceInfo pieces[VS_PB_MAX_PIECES];
+	int			njobs;			/* clusters whose graph is shared */
 	int64		job_rows;		/* their rows */
 
 	slock_t		mutex;
-	uint64		ready;			/* bytes of the region in flushed pages */
+	uint64		ready[VS_PB_MAX_PIECES];	/* bytes of each region in
+											 * flushed pages */
 	int			next;			/* the next cluster to look at */
 	int			done;			/* graphs built */
 	int64		rows_done;		/* their rows */
@@ -105,7 +110,9 @@ struct VsBuildParallel
 {
 	ParallelContext *pcxt;
 	VsBuildShared *shared;
-	VsClusterInfo *info;		/* in shared memory */
+	VsClusterInfo *info;		/* in shared memory (graph_offset 0 for the
+								 * clusters not shared) */
+	bool		report;			/* CREATE INDEX's progress */
 	uint32	   *crcs;			/* in shared memory: the graph clusters' CRCs */
 	VsClusterExtras ex;
 	Relation	index;
@@ -113,6 +120,23 @@ struct VsBuildParallel
 };
 
 PGDLLEXPORT void VsParallelBuildMain(dsm_segment *seg, shm_toc *toc);
+
+/*
+ * piece_index - the place in shared->pieces of the piece written by
+ * "generation" (VsClusterInfo.piece); VsBuildParallelBegin checked that
+ * every shared cluster's is there.
+ */
+static int
+piece_index(const VsBuildShared *shared, uint32 generation)
+{
+	for (int q = 0; q < shared->npieces; q++)
+	{
+		if (shared->pieces[q].generation == generation)
+			return q;
+	}
+	elog(ERROR, "vecstore parallel graphs: no piece of generation %u", generation);
+	return -1;					/* keep the compiler quiet */
+}
 
 /*
  * build_one - cluster c's graph, from its bytes in the fork, written back
@@ -126,9 +150,12 @@ build_one(Relation index, const VsBuildShared *shared, const VsClusterExtras *ex
 	const float *vecs;
 	const uint8 *codes = NULL;
 	char	   *graph = bytes + (info->graph_offset - info->vec_offset);
+	const VsPieceInfo *piece = &shared->pieces[piece_index(shared, info->piece)];
+	const VsRegion *region = &piece->region;
+	uint64		base = piece->base;
 	pg_crc32c	crc;
 
-	VsBlobRead(index, &shared->region, info->vec_offset, bytes, info->nbytes, NULL);
+	VsBlobRead(index, region, info->vec_offset - base, bytes, info->nbytes, NULL);
 	if (ex->elem_size == VS_ELEM_FLOAT4)
 		vecs = (const float *) bytes;
 	else
@@ -147,7 +174,7 @@ build_one(Relation index, const VsBuildShared *shared, const VsClusterExtras *ex
 		codes = (const uint8 *) bytes + (info->code_offset - info->vec_offset);
 
 	VsBuildGraph(index, c, vecs, codes, info->count, shared->dims, ex, info, graph);
-	VsBlobPatch(index, MAIN_FORKNUM, &shared->region, info->graph_offset, graph,
+	VsBlobPatch(index, MAIN_FORKNUM, region, info->graph_offset - base, graph,
 				info->graph_size);
 
 	INIT_CRC32C(crc);
@@ -170,6 +197,7 @@ take_jobs(Relation index, VsBuildShared *shared, const VsClusterExtras *ex,
 	for (;;)
 	{
 		int			c;
+		int			q;
 		uint64		end;
 		MemoryContext oldcxt;
 		uint32		crc;
@@ -185,14 +213,15 @@ take_jobs(Relation index, VsBuildShared *shared, const VsClusterExtras *ex,
 			break;
 
 		/* wait until the leader has put every page of the cluster */
-		end = info[c].vec_offset + info[c].nbytes;
+		q = piece_index(shared, info[c].piece);
+		end = info[c].vec_offset - shared->pieces[q].base + info[c].nbytes;
 		ConditionVariablePrepareToSleep(&shared->cv);
 		for (;;)
 		{
 			uint64		ready;
 
 			SpinLockAcquire(&shared->mutex);
-			ready = shared->ready;
+			ready = shared->ready[q];
 			SpinLockRelease(&shared->mutex);
 			if (ready >= end)
 				break;
@@ -234,20 +263,26 @@ shared_extras(const VsBuildShared *shared, const VsQuantParams *params, VsCluste
 
 /*
  * VsBuildParallelBegin - start "nworkers" workers on the graphs of the
- * sealed region about to be written at "region" (its start and planned
- * size), whose clusters "info" lays out.  NULL when there is nothing to
- * share (fewer than two graphs), or no worker could be started: the
- * caller then builds serially.  Otherwise the caller writes the clusters
- * with ex->defer_graphs, calls VsBuildParallelReady as it goes and
- * VsBuildParallelFinish at the end.
+ * clusters "info" lays out, about to be written: cluster c into the
+ * region of the piece of "pieces" (of "npieces", at most VS_PB_MAX_PIECES)
+ * whose generation is info[c].piece, at its offset less the piece's base.
+ * "jobs": the clusters whose graph is
+ * shared (NULL: every cluster with a graph); the caller builds the others'
+ * itself.  "report": CREATE INDEX's progress is reported.  NULL when there
+ * is nothing to share (fewer than two graphs), or no worker could be
+ * started: the caller then builds serially.  Otherwise the caller writes
+ * the shared clusters with ex->defer_graphs, calls VsBuildParallelReady as
+ * it goes and VsBuildParallelFinish at the end.
  */
 VsBuildParallel *
 VsBuildParallelBegin(Relation index, int nworkers, const VsClusterInfo *info, int nclusters,
-					 int dims, const VsClusterExtras *ex, VsRegion region)
+					 int dims, const VsClusterExtras *ex, const VsPieceInfo *pieces,
+					 int npieces, const bool *jobs, bool report)
 {
 	VsBuildParallel *bp;
 	ParallelContext *pcxt;
 	VsBuildShared *shared;
+	VsClusterInfo *sinfo;
 	Size		info_size = sizeof(VsClusterInfo) * (Size) nclusters;
 	Size		crcs_size = sizeof(uint32) * (Size) nclusters;
 	Size		params_size = ex->params ? ex->params->size : 0;
@@ -256,12 +291,12 @@ VsBuildParallelBegin(Relation index, int nworkers, const VsClusterInfo *info, in
 	void	   *p;
 
 	for (int c = 0; c < nclusters; c++)
-		if (info[c].graph_offset != 0)
+		if (info[c].graph_offset != 0 && (jobs == NULL || jobs[c]))
 		{
 			njobs++;
 			job_rows += info[c].count;
 		}
-	if (nworkers <= 0 || njobs < 2)
+	if (nworkers <= 0 || njobs < 2 || npieces < 1 || npieces > VS_PB_MAX_PIECES)
 		return NULL;
 
 	EnterParallelMode();
@@ -295,16 +330,26 @@ VsBuildParallelBegin(Relation index, int nworkers, const VsClusterInfo *info, in
 	shared->ef_construction = ex->ef_construction;
 	shared->graph_threshold = ex->graph_threshold;
 	shared->has_params = params_size > 0;
-	shared->region = region;
+	shared->npieces = npieces;
+	for (int q = 0; q < npieces; q++)
+		shared->pieces[q] = pieces[q];
 	shared->njobs = njobs;
 	shared->job_rows = job_rows;
 	SpinLockInit(&shared->mutex);
 	ConditionVariableInit(&shared->cv);
 	shm_toc_insert(pcxt->toc, VS_PB_KEY_SHARED, shared);
 
-	p = shm_toc_allocate(pcxt->toc, info_size);
-	memcpy(p, info, info_size);
-	shm_toc_insert(pcxt->toc, VS_PB_KEY_INFO, p);
+	/* the clusters not shared look like clusters without a graph there */
+	sinfo = shm_toc_allocate(pcxt->toc, info_size);
+	memcpy(sinfo, info, info_size);
+	for (int c = 0; c < nclusters; c++)
+	{
+		if (jobs != NULL && !jobs[c])
+			sinfo[c].graph_offset = 0;
+		else if (sinfo[c].graph_offset != 0)
+			(void) piece_index(shared, sinfo[c].piece);
+	}
+	shm_toc_insert(pcxt->toc, VS_PB_KEY_INFO, sinfo);
 	p = shm_toc_allocate(pcxt->toc, crcs_size);
 	memset(p, 0, crcs_size);
 	shm_toc_insert(pcxt->toc, VS_PB_KEY_CRCS, p);
@@ -329,7 +374,8 @@ VsBuildParallelBegin(Relation index, int nworkers, const VsClusterInfo *info, in
 	bp = palloc0(sizeof(VsBuildParallel));
 	bp->pcxt = pcxt;
 	bp->shared = shared;
-	bp->info = shm_toc_lookup(pcxt->toc, VS_PB_KEY_INFO, false);
+	bp->info = sinfo;
+	bp->report = report;
 	bp->crcs = shm_toc_lookup(pcxt->toc, VS_PB_KEY_CRCS, false);
 	bp->ex = *ex;
 	bp->index = index;
@@ -338,15 +384,22 @@ VsBuildParallelBegin(Relation index, int nworkers, const VsClusterInfo *info, in
 }
 
 /*
- * VsBuildParallelReady - the leader has flushed the region's pages up to
- * byte "bytes" and will not write them again (but for the head's patch
- * at the end, which no graph touches).
+ * VsBuildParallelReady - the leader has flushed the pages of the region of
+ * pieces[piece] (as given to VsBuildParallelBegin) up to byte "bytes" and will not write them again (but for the
+ * head's patch at the end, which no graph touches).  A negative "piece":
+ * every region, whole.
  */
 void
-VsBuildParallelReady(VsBuildParallel *bp, uint64 bytes)
+VsBuildParallelReady(VsBuildParallel *bp, int piece, uint64 bytes)
 {
 	SpinLockAcquire(&bp->shared->mutex);
-	bp->shared->ready = Max(bp->shared->ready, bytes);
+	for (int q = 0; q < bp->shared->npieces; q++)
+	{
+		if (piece < 0)
+			bp->shared->ready[q] = PG_UINT64_MAX;
+		else if (q == piece)
+			bp->shared->ready[q] = Max(bp->shared->ready[q], bytes);
+	}
 	SpinLockRelease(&bp->shared->mutex);
 	ConditionVariableBroadcast(&bp->shared->cv);
 }
@@ -368,7 +421,8 @@ VsBuildParallelFinish(VsBuildParallel *bp, VsClusterInfo *info)
 	int			leader_done;
 
 	INSTR_TIME_SET_CURRENT(written);
-	VsBuildParallelReady(bp, PG_UINT64_MAX);
+	VsBuildParallelReady(bp, -1, PG_UINT64_MAX);
+	if (bp->report)
 	{
 		const int	params[] = {PROGRESS_CREATEIDX_SUBPHASE, PROGRESS_CREATEIDX_TUPLES_TOTAL,
 		PROGRESS_CREATEIDX_TUPLES_DONE};
@@ -388,7 +442,7 @@ VsBuildParallelFinish(VsBuildParallel *bp, VsClusterInfo *info)
 	SpinLockRelease(&shared->mutex);
 	if (parallel_leader_participation)
 	{
-		take_jobs(bp->index, shared, &bp->ex, bp->info, bp->crcs, true);
+		take_jobs(bp->index, shared, &bp->ex, bp->info, bp->crcs, bp->report);
 		INSTR_TIME_SET_CURRENT(joined);
 
 		/* the workers' last graphs */
@@ -402,7 +456,8 @@ VsBuildParallelFinish(VsBuildParallel *bp, VsClusterInfo *info)
 			done = shared->done;
 			rows_done = shared->rows_done;
 			SpinLockRelease(&shared->mutex);
-			pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, rows_done);
+			if (bp->report)
+				pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, rows_done);
 			if (done >= shared->njobs)
 				break;
 			(void) ConditionVariableTimedSleep(&shared->cv, VS_PB_PROGRESS_MS,
@@ -420,7 +475,7 @@ VsBuildParallelFinish(VsBuildParallel *bp, VsClusterInfo *info)
 		 */
 		INSTR_TIME_SET_CURRENT(joined);
 		WaitForParallelWorkersToFinish(bp->pcxt);
-		take_jobs(bp->index, shared, &bp->ex, bp->info, bp->crcs, true);
+		take_jobs(bp->index, shared, &bp->ex, bp->info, bp->crcs, bp->report);
 	}
 	if (shared->done != shared->njobs)
 		elog(ERROR, "parallel build of index \"%s\" built %d graphs of %d",
@@ -434,7 +489,7 @@ VsBuildParallelFinish(VsBuildParallel *bp, VsClusterInfo *info)
 		 INSTR_TIME_GET_MILLISEC(joined), INSTR_TIME_GET_MILLISEC(finished));
 
 	for (int c = 0; c < shared->nclusters; c++)
-		if (info[c].graph_offset != 0)
+		if (bp->info[c].graph_offset != 0)
 			info[c].crc = bp->crcs[c];
 
 	DestroyParallelContext(bp->pcxt);

@@ -50,8 +50,10 @@
 #include "postgres.h"
 
 #include "access/generic_xlog.h"
+#include "access/parallel.h"
 #include "access/relation.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "access/xlog.h"
 #include "access/xloginsert.h"
 #include "catalog/index.h"
@@ -67,6 +69,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 
 #include "pgstat.h"
 #include "postmaster/interrupt.h"
@@ -1546,6 +1549,52 @@ plan_moves(Relation index, VsMetaPage meta, const char **bodyp, const float *cen
 }
 
 /*
+ * extends_graph - does the re-seal of chosen cluster "c" (not split, not
+ * merged, not moved with its piece) extend the graph it had?  When no
+ * sealed row is removed (or they are kept in place: "extend"), they come
+ * first, in their order, so the graph they had is the start of the new one.
+ */
+static bool
+extends_graph(const CompactCluster *cc, const VsClusterInfo *info)
+{
+	return (cc->extend || (cc->dead == 0 && cc->left == 0)) &&
+		info->graph_offset != 0 && info->count > 0;
+}
+
+/*
+ * Parallel graphs.  Most of a compaction's time goes into the graphs of
+ * the clusters it re-seals (perf, SIFT grown tenfold by INSERT and VACUUM:
+ * 61 % of the backend's time, 34 % in graphs built anew and 26 % in graphs
+ * extended; bench/RESULTS.md).  Those built anew (the
+ * parts of split clusters, clusters that lost sealed rows) depend only on
+ * their rows and codes, written to the fork before them, so they are
+ * shared with parallel workers as CREATE INDEX shares its graphs
+ * (vsbuild_parallel.c): written with their graphs' bytes zero, built by
+ * every participant from the pages, patched into place, their CRCs
+ * returned; the same bytes as a serial compaction.  Extended graphs stay
+ * with the leader (they read the old generation's graph from its mapping).
+ * Only a backend that runs VACUUM or vecstore_compact() itself does this,
+ * outside parallel mode (a VACUUM with PARALLEL workers for other indexes
+ * is in it), with up to max_parallel_maintenance_workers workers, one for
+ * each VS_COMPACT_PARALLEL_ROWS rows of those graphs past the leader's
+ * share: a worker takes a while to start (a growing SIFT index's VACUUMs,
+ * whose splits build 2 or 3 graphs of 3,000-5,000 rows, were no faster
+ * with workers).  The autovacuum workers and vecstore's compaction worker
+ * compact serially, as autovacuum vacuums.
+ */
+#define VS_COMPACT_PARALLEL_ROWS	20000
+
+static int
+compaction_workers(int njobs, int64 job_rows)
+{
+	if (njobs < 2 || max_parallel_maintenance_workers <= 0 || IsInParallelMode() ||
+		IsParallelWorker() || MyBackendType != B_BACKEND || !ActiveSnapshotSet())
+		return 0;
+	return (int) Min(Min(max_parallel_maintenance_workers, njobs - 1),
+					 job_rows / VS_COMPACT_PARALLEL_ROWS - 1);
+}
+
+/*
  * write_region - a region of "len" bytes, into blocks reserved at the end
  * of the fork (WAL-logged by the caller with the rest).
  */
@@ -1608,6 +1657,11 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 	int			nruns;
 	CompactCluster *cc;
 	VsClusterExtras ex;
+	bool	   *jobs;
+	int			njobs = 0;
+	int64		job_rows = 0;
+	int			nworkers;
+	VsBuildParallel *par = NULL;
 	VsFreeList	fl;
 	int64		done_clusters = 0;
 	int64		written = 0;
@@ -2106,6 +2160,34 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 		}
 		pfree(head);
 	}
+
+	/* the graphs built anew, shared with parallel workers when there are some */
+	jobs = palloc0(sizeof(bool) * Max(nclusters, 1));
+	for (uint32 c = 0; c < meta.nclusters; c++)
+	{
+		if (!cc[c].chosen || cc[c].move || cc[c].merged)
+			continue;
+		if (cc[c].nparts < 2)
+			jobs[c] = newinfo[c].graph_offset != 0 && !extends_graph(&cc[c], &info[c]);
+		else
+		{
+			for (int j = 0; j < cc[c].nparts; j++)
+				jobs[part_cluster(&cc[c], c, j)] = newinfo[part_cluster(&cc[c], c, j)].graph_offset != 0;
+		}
+	}
+	for (uint32 c = 0; c < nclusters; c++)
+	{
+		if (jobs[c])
+		{
+			njobs++;
+			job_rows += newinfo[c].count;
+		}
+	}
+	nworkers = compaction_workers(njobs, job_rows);
+	if (nworkers > 0)
+		par = VsBuildParallelBegin(index, nworkers, newinfo, (int) nclusters, (int) meta.dims, &ex,
+								   newpieces, nop, jobs, false);
+
 	nout = 0;
 	for (uint32 c = 0; c < meta.nclusters; c++)
 	{
@@ -2150,20 +2232,19 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 			Assert(out[nout].cluster == c);
 			Assert(cw->total == newinfo[c].vec_offset - newpieces[out[nout].piece].base);
 
-			/*
-			 * No sealed row removed: they come first, in their order, so
-			 * the graph they had is the start of the new one.
-			 */
-			if ((cc[c].extend || (cc[c].dead == 0 && cc[c].left == 0)) &&
-				info[c].graph_offset != 0 && info[c].count > 0)
+			if (extends_graph(&cc[c], &info[c]))
 			{
 				ex.prev_graph = body + info[c].graph_offset;
 				ex.prev_graph_size = info[c].graph_size;
 			}
+			ex.defer_graphs = par != NULL && jobs[c];
 			newinfo[c].crc = VsWriteCluster(cw, index, (int) c, vecs, tids, n, (int) meta.dims,
 											&ex, &newinfo[c], NULL, rowcxt);
 			ex.prev_graph = NULL;
 			ex.prev_graph_size = 0;
+			if (par != NULL)
+				VsBuildParallelReady(par, out[nout].piece,
+									 (uint64) cw->nblocks * VS_BLOB_PAYLOAD);
 			nout++;
 		}
 		else
@@ -2191,8 +2272,12 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 						 RelationGetRelationName(index), j, c, pn, cc[c].counts[j]);
 				Assert(out[nout].cluster == pc);
 				Assert(cw->total == newinfo[pc].vec_offset - newpieces[out[nout].piece].base);
+				ex.defer_graphs = par != NULL && jobs[pc];
 				newinfo[pc].crc = VsWriteCluster(cw, index, (int) pc, pvecs, ptids, pn,
 												 (int) meta.dims, &ex, &newinfo[pc], NULL, rowcxt);
+				if (par != NULL)
+					VsBuildParallelReady(par, out[nout].piece,
+										 (uint64) cw->nblocks * VS_BLOB_PAYLOAD);
 				nout++;
 			}
 		}
@@ -2212,6 +2297,9 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 				 RelationGetRelationName(index), r.nbytes, newpieces[q].region.nbytes);
 		pfree(op[q].w);
 	}
+	/* the graphs the workers build, and their clusters' CRCs */
+	if (par != NULL)
+		VsBuildParallelFinish(par, newinfo);
 	head = VsMakeHead(&newsh, newinfo, ex.params, newpieces, &headsize);
 	VsBlobPatch(index, MAIN_FORKNUM, &newpieces[0].region, 0, head, headsize);
 	debug_stop(VS_COMPACT_STOP_WRITTEN);
