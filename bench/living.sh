@@ -45,6 +45,10 @@
 #                     SET vecstore.ef_search = 40")
 #   BENCH_DELETE      0 leaves the deletion step out (default 1)
 #   BENCH_PGVECTOR    0 leaves pgvector out even when it is installed
+#   BENCH_WORKERS     max_parallel_maintenance_workers of the timed
+#                     statements (default 0): with more, a VACUUM that
+#                     builds graphs anew shares them with parallel workers
+#                     (src/vscompact.c); CPU is then the leader's alone
 #   BENCH_MWM         maintenance_work_mem of every session (default 512MB;
 #                     synth1m gets 2GB)
 #   VECSTORE_PGPORT   the throwaway server's port (default 54396; its
@@ -62,8 +66,9 @@
 # (timed); then each batch is `INSERT INTO items SELECT * FROM stage WHERE
 # id >= lo AND id < hi` (consecutive equal ranges of ids, the last takes
 # the remainder) and `VACUUM items`, each in its own session after a
-# CHECKPOINT (untimed), with max_parallel_maintenance_workers = 0 (the
-# compaction runs in vacuumcleanup, in the backend).  Times: wall clock
+# CHECKPOINT (untimed), with max_parallel_maintenance_workers =
+# BENCH_WORKERS, 0 by default (the compaction runs in vacuumcleanup, in
+# the backend).  Times: wall clock
 # between two psql \! marks around the statement (psql round trip
 # included), and the backend's CPU time (user + system, from
 # /proc/<pid>/stat: "-" when it cannot be read; the script must run as
@@ -119,6 +124,7 @@ fixed=${BENCH_FIXED:-SET vecstore.probes = 4; SET vecstore.ef_search = 40}
 do_delete=${BENCH_DELETE:-1}
 want_pgvector=${BENCH_PGVECTOR:-1}
 mwm=${BENCH_MWM:-512MB}
+workers=${BENCH_WORKERS:-0}
 mwm_1m=2GB
 export VECSTORE_PGPORT=${VECSTORE_PGPORT:-54396}
 k=10
@@ -175,7 +181,7 @@ elif [ "$want_pgvector" = 1 ]; then
 else
     echo "- pgvector left out (BENCH_PGVECTOR=0)"
 fi
-echo "- build on the first $build_pct % of the rows (file order), the rest in $nbatches INSERT batches, each followed by VACUUM; times are wall seconds (psql round trip included) after a CHECKPOINT, CPU = the backend's user + system seconds; max_parallel_maintenance_workers = 0, maintenance_work_mem $mwm"
+echo "- build on the first $build_pct % of the rows (file order), the rest in $nbatches INSERT batches, each followed by VACUUM; times are wall seconds (psql round trip included) after a CHECKPOINT, CPU = the backend's user + system seconds; max_parallel_maintenance_workers = $workers, maintenance_work_mem $mwm"
 echo "- queries: $nq per configuration (+$warm untimed warm-up), top-$k, one core, enable_seqscan = off; default = no other SET; fixed = \`$fixed\`; recall@10 (tie-aware) only once every row is in (after the last batch): the ground truth is of the whole set"
 echo "- index MiB = fork_bytes + segment_bytes (vecstore_index_info), pgvector pg_relation_size"
 echo
@@ -201,7 +207,7 @@ timed() {
     local db=$1 sql=$2 w0 c0 w1 c1
     sqld "$db" -c CHECKPOINT
     sqld "$db" <<EOF
-SET max_parallel_maintenance_workers = 0;
+SET max_parallel_maintenance_workers = $workers;
 SET client_min_messages = warning;
 SELECT pg_backend_pid() AS bench_pid \\gset
 \\setenv BENCH_PID :bench_pid
