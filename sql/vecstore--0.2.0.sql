@@ -443,6 +443,7 @@ CREATE VIEW vecstore_compaction_progress AS
                WHEN 3 THEN 'writing clusters'
                WHEN 4 THEN 'logging pages'
                WHEN 5 THEN 'switching generation'
+               WHEN 6 THEN 'building graphs'
            END AS phase,
            s.param11 AS clusters_total,
            s.param12 AS clusters_done,

@@ -736,6 +736,7 @@ typedef struct VsCompactResult
 #define VS_COMPACT_PHASE_WRITING	3
 #define VS_COMPACT_PHASE_LOGGING	4
 #define VS_COMPACT_PHASE_SWITCHING	5
+#define VS_COMPACT_PHASE_GRAPHS		6	/* the parallel workers' last graphs */
 
 /* vecstore.debug_compaction_stop */
 #define VS_COMPACT_STOP_NONE		0

@@ -2299,7 +2299,10 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 	}
 	/* the graphs the workers build, and their clusters' CRCs */
 	if (par != NULL)
+	{
+		progress(VS_PROGRESS_PHASE, VS_COMPACT_PHASE_GRAPHS);
 		VsBuildParallelFinish(par, newinfo);
+	}
 	head = VsMakeHead(&newsh, newinfo, ex.params, newpieces, &headsize);
 	VsBlobPatch(index, MAIN_FORKNUM, &newpieces[0].region, 0, head, headsize);
 	debug_stop(VS_COMPACT_STOP_WRITTEN);
