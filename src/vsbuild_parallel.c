@@ -2,7 +2,8 @@
  *
  * vsbuild_parallel.c
  *	  CREATE INDEX with parallel workers: the clusters' graphs built by
- *	  several processes.
+ *	  several processes.  A compaction shares the graphs it builds anew the
+ *	  same way (vscompact.c, "Parallel graphs"), over the pieces it writes.
  *
  * A serial build spends most of its time in the clusters' graphs (about
  * three quarters at 300,000 x 128 rows; bench/RESULTS.md, "Parallel
@@ -266,13 +267,13 @@ shared_extras(const VsBuildShared *shared, const VsQuantParams *params, VsCluste
  * clusters "info" lays out, about to be written: cluster c into the
  * region of the piece of "pieces" (of "npieces", at most VS_PB_MAX_PIECES)
  * whose generation is info[c].piece, at its offset less the piece's base.
- * "jobs": the clusters whose graph is
- * shared (NULL: every cluster with a graph); the caller builds the others'
- * itself.  "report": CREATE INDEX's progress is reported.  NULL when there
- * is nothing to share (fewer than two graphs), or no worker could be
- * started: the caller then builds serially.  Otherwise the caller writes
- * the shared clusters with ex->defer_graphs, calls VsBuildParallelReady as
- * it goes and VsBuildParallelFinish at the end.
+ * "jobs": the clusters whose graph is shared (NULL: every cluster with a
+ * graph); the caller builds the others' itself.  "report": CREATE INDEX's
+ * progress is reported.  NULL when there is nothing to share (fewer than
+ * two graphs), or no worker could be started: the caller then builds
+ * serially.  Otherwise the caller writes the shared clusters with
+ * ex->defer_graphs, calls VsBuildParallelReady as it goes and
+ * VsBuildParallelFinish at the end.
  */
 VsBuildParallel *
 VsBuildParallelBegin(Relation index, int nworkers, const VsClusterInfo *info, int nclusters,
