@@ -130,13 +130,11 @@ PGDLLEXPORT void VsParallelBuildMain(dsm_segment *seg, shm_toc *toc);
 static int
 piece_index(const VsBuildShared *shared, uint32 generation)
 {
-	for (int q = 0; q < shared->npieces; q++)
-	{
-		if (shared->pieces[q].generation == generation)
-			return q;
-	}
-	elog(ERROR, "vecstore parallel graphs: no piece of generation %u", generation);
-	return -1;					/* keep the compiler quiet */
+	int			q = VsPieceIndex(shared->pieces, (uint32) shared->npieces, generation);
+
+	if (q < 0)
+		elog(ERROR, "vecstore parallel graphs: no piece of generation %u", generation);
+	return q;
 }
 
 /*

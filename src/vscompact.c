@@ -203,6 +203,13 @@ count_delta(Relation index, const VsDirEntry *entry, const VsClusterInfo *info,
 	}
 }
 
+/* the live rows of a cluster before any it takes (read_rows) */
+static int64
+own_rows(const VsClusterInfo *info, const CompactCluster *cc)
+{
+	return (int64) (info->count - cc->dead + cc->delta_live);
+}
+
 /*
  * read_rows - live rows of chosen cluster "c" (of the pinned mapping
  * "body"): its sealed rows not marked in the deletion bitmap, then its
@@ -217,7 +224,7 @@ read_rows(Relation index, VsMetaPage meta, const char *body, uint32 c, const Com
 		  BufferAccessStrategy bas)
 {
 	const VsClusterInfo *info = VsHeadClusters(body) + c;
-	int64		live = (int64) (info->count - cc->dead + cc->delta_live);
+	int64		live = own_rows(info, cc);
 	int64		sealed = (int64) (info->count - cc->dead);
 	int64		n = 0;			/* live rows passed */
 	int64		k = 0;			/* rows read */
@@ -296,13 +303,6 @@ read_rows(Relation index, VsMetaPage meta, const char *body, uint32 c, const Com
 	if (k != nwant)
 		elog(ERROR, "index \"%s\": cluster %u has no live row " INT64_FORMAT ", which a compaction planned to move",
 			 RelationGetRelationName(index), c, (int64) want[k]);
-}
-
-/* the live rows of a cluster before any it takes (read_rows) */
-static int64
-own_rows(const VsClusterInfo *info, const CompactCluster *cc)
-{
-	return (int64) (info->count - cc->dead + cc->delta_live);
 }
 
 /*
@@ -501,7 +501,7 @@ plan_merges(Relation index, VsMetaPage meta, const char **bodyp, const VsCluster
 	}
 	for (uint32 c = 0; c < meta->nclusters && min_rows > 0; c++)
 	{
-		uint64		live = info[c].count - cc[c].dead + cc[c].delta_live;
+		uint64		live = (uint64) own_rows(&info[c], &cc[c]);
 
 		if (cc[c].merged || !cc[c].chosen || live >= min_rows || nlive <= 1)
 			continue;
@@ -547,7 +547,7 @@ plan_merges(Relation index, VsMetaPage meta, const char **bodyp, const VsCluster
 		/* its rows, each to the nearest centroid left */
 		*bodyp = VsSegmentCluster(index, meta, *bodyp, c);
 		collect_rows(index, meta, *bodyp, c, &cc[c], &vecs, &tids, bas);
-		n = (int64) (info[c].count - cc[c].dead + cc[c].delta_live);
+		n = own_rows(&info[c], &cc[c]);
 		asg = palloc(sizeof(int32) * Max(n, 1));
 		VsKmeansAssign(lc, norms, nlive, (int) meta->dims, (VsMetric) meta->row_metric,
 					   vecs, (int) n, asg, NULL, &VsKmeansServerHooks);
@@ -568,21 +568,6 @@ plan_merges(Relation index, VsMetaPage meta, const char **bodyp, const VsCluster
 	pfree(lc);
 	pfree(norms);
 	return merges;
-}
-
-/*
- * piece_index - the place of the piece written by "generation" in a piece
- * table, or -1.
- */
-static int
-piece_index(const VsPieceInfo *pieces, uint32 npieces, uint32 generation)
-{
-	for (uint32 p = 0; p < npieces; p++)
-	{
-		if (pieces[p].generation == generation)
-			return (int) p;
-	}
-	return -1;
 }
 
 /*
@@ -610,7 +595,7 @@ choose_pieces(const VsClusterInfo *info, uint32 nclusters, const VsPieceInfo *pi
 		memset(refs, 0, sizeof(uint32) * npieces);
 		for (uint32 c = 0; c < nclusters; c++)
 		{
-			int			p = piece_index(pieces, npieces, info[c].piece);
+			int			p = VsPieceIndex(pieces, npieces, info[c].piece);
 
 			if (!cc[c].chosen)
 			{
@@ -1476,7 +1461,7 @@ plan_moves(Relation index, VsMetaPage meta, const char **bodyp, const float *cen
 			for (int e = 0; e < 2 && keep; e++)
 			{
 				uint32		x = e == 0 ? pfrom[m] : pto[m];
-				double		live = (double) (info[x].count - cc[x].dead + cc[x].delta_live);
+				double		live = (double) own_rows(&info[x], &cc[x]);
 
 				if (cc[x].chosen && !cc[x].move)
 					continue;
@@ -1778,7 +1763,7 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 	}
 	for (uint32 c = 0; c < meta.nclusters && !relocate; c++)
 	{
-		if (info[c].count - cc[c].dead + cc[c].delta_live > split_rows &&
+		if ((uint64) own_rows(&info[c], &cc[c]) > split_rows &&
 			(meta.nclusters < capacity || nfree > 0))
 			cc[c].chosen = true;
 	}
@@ -1834,7 +1819,7 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 	}
 	for (uint32 c = 0; c < meta.nclusters; c++)
 	{
-		uint64		live = info[c].count - cc[c].dead + cc[c].delta_live + cc[c].absorbed;
+		uint64		live = (uint64) own_rows(&info[c], &cc[c]) + cc[c].absorbed;
 		float	   *vecs;
 		ItemPointerData *tids;
 		int64		n;
@@ -1960,7 +1945,7 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 	{
 		/* a merged cluster keeps no rows: its host takes them */
 		uint64		live = cc[c].merged ? 0 :
-			info[c].count - cc[c].dead + cc[c].delta_live + cc[c].absorbed - cc[c].left;
+			(uint64) own_rows(&info[c], &cc[c]) + cc[c].absorbed - cc[c].left;
 
 		if (!cc[c].chosen)
 			continue;
@@ -2172,7 +2157,11 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 		else
 		{
 			for (int j = 0; j < cc[c].nparts; j++)
-				jobs[part_cluster(&cc[c], c, j)] = newinfo[part_cluster(&cc[c], c, j)].graph_offset != 0;
+			{
+				uint32		pc = part_cluster(&cc[c], c, j);
+
+				jobs[pc] = newinfo[pc].graph_offset != 0;
+			}
 		}
 	}
 	for (uint32 c = 0; c < nclusters; c++)
@@ -2363,7 +2352,7 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 	 */
 	for (uint32 p = 0; p < sh->npieces; p++)
 	{
-		if (piece_index(newpieces, nnew, pieces[p].generation) < 0)
+		if (VsPieceIndex(newpieces, nnew, pieces[p].generation) < 0)
 			VsFreeListRetire(&fl, p == 0 ? &meta.sealed : &pieces[p].region);
 	}
 	for (uint32 c = 0; c < meta.nclusters; c++)

@@ -330,6 +330,21 @@ first_piece(VsMetaPage meta, VsPieceInfo *piece)
 }
 
 /*
+ * VsPieceIndex - the place of the piece written by "generation" in a
+ * table of "npieces" pieces, or -1.
+ */
+int
+VsPieceIndex(const VsPieceInfo *pieces, uint32 npieces, uint32 generation)
+{
+	for (uint32 p = 0; p < npieces; p++)
+	{
+		if (pieces[p].generation == generation)
+			return (int) p;
+	}
+	return -1;
+}
+
+/*
  * VsHeadPiece - the entry of the piece written by "generation" in a
  * checked head, or NULL.
  */
@@ -337,14 +352,9 @@ const VsPieceInfo *
 VsHeadPiece(const char *head, uint32 generation)
 {
 	const VsSealedHeader *sh = (const VsSealedHeader *) head;
-	const VsPieceInfo *pieces = VsHeadPieces(head);
+	int			p = VsPieceIndex(VsHeadPieces(head), sh->npieces, generation);
 
-	for (uint32 p = 0; p < sh->npieces; p++)
-	{
-		if (pieces[p].generation == generation)
-			return &pieces[p];
-	}
-	return NULL;
+	return p < 0 ? NULL : &VsHeadPieces(head)[p];
 }
 
 /*
