@@ -26,7 +26,8 @@ use Time::HiRes qw(usleep);
 
 our @EXPORT_OK = qw(quiet_node server_pids crash_node compaction_waiting check_results report_bad same_distances
   index_info clustered_vec_of_sql knn_sql blob_sql blob_nearest check_index_rows check_blob_index
-  fvecs_literals mixture_literals dataset_literals copy_in $EXACT_SCAN $SEQ_SCAN);
+  fvecs_literals mixture_literals dataset_literals copy_in fork_digest segment_digest
+  $EXACT_SCAN $SEQ_SCAN);
 
 # settings for an exact index scan, and for a sequential scan
 our $EXACT_SCAN =
@@ -262,6 +263,35 @@ sub index_info
     my %info;
     @info{@cols} = split /\|/, $row, -1;
     return \%info;
+}
+
+#
+# fork_digest - on node $n, the md5 of every page of fork $fork of index
+# $index, each page's LSN and checksum (its first 10 bytes) zeroed, so
+# that two builds that wrote the same bytes compare equal (pageinspect).
+#
+sub fork_digest
+{
+    my ($n, $index, $fork) = @_;
+    return $n->safe_psql('postgres', qq{
+        SELECT md5(string_agg('\\x00000000000000000000'::bytea
+                              || substr(get_raw_page('$index', '$fork', b::int), 11),
+                              ''::bytea ORDER BY b))
+        FROM generate_series(0, pg_relation_size('$index', '$fork') / 8192 - 1) b});
+}
+
+#
+# segment_digest - on node $n, the md5 of the body of vecstore index
+# $index's segment file (its 4 kB header, which names the relation, left
+# out).
+#
+sub segment_digest
+{
+    my ($n, $index) = @_;
+    my ($path, $bytes) = split /\|/, $n->safe_psql('postgres',
+        "SELECT segment_file, segment_bytes FROM vecstore_index_info('$index')");
+    return $n->safe_psql('postgres',
+        "SELECT md5(pg_read_binary_file('$path', 4096, $bytes - 4096))");
 }
 
 #

@@ -26,7 +26,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-use VsTest qw(quiet_node);
+use VsTest qw(quiet_node fork_digest segment_digest);
 
 my $node = quiet_node('parallel_build', qq{
 maintenance_work_mem = '256MB'
@@ -53,17 +53,6 @@ my $b64 = $node->safe_psql('postgres',
     q{SELECT count(DISTINCT b) FROM items});
 cmp_ok($b64, '>', 1000, 'the bit column has many distinct values');
 
-# digest INDEX FORK - md5 of every page of a fork, LSN and checksum zeroed
-sub digest
-{
-    my ($index, $fork) = @_;
-    return $node->safe_psql('postgres', qq{
-        SELECT md5(string_agg('\\x00000000000000000000'::bytea
-                              || substr(get_raw_page('$index', '$fork', b::int), 11),
-                              ''::bytea ORDER BY b))
-        FROM generate_series(0, pg_relation_size('$index', '$fork') / 8192 - 1) b});
-}
-
 # build WORKERS TABLE SPEC - build index "p" with at most WORKERS workers;
 # its digests (fork, segment body, init fork of an unlogged table) and
 # what the build said about its workers
@@ -80,12 +69,9 @@ CREATE INDEX $concurrently p ON $table USING vecstore $spec;
 });
     is($ret, 0, "build of $table $spec with $workers workers") or diag($err);
     my ($shared) = $err =~ /graphs of index "p" shared with (\d+) parallel workers/;
-    my ($path, $bytes) = split /\|/, $node->safe_psql('postgres',
-        q{SELECT segment_file, segment_bytes FROM vecstore_index_info('p')});
-    my $seg = $node->safe_psql('postgres',
-        "SELECT md5(pg_read_binary_file('$path', 4096, $bytes - 4096))");
-    my $init = $table eq 'uitems' ? digest('p', 'init') : '';
-    return (digest('p', 'main') . " $seg $init", $shared // 0);
+    my $seg = segment_digest($node, 'p');
+    my $init = $table eq 'uitems' ? fork_digest($node, 'p', 'init') : '';
+    return (fork_digest($node, 'p', 'main') . " $seg $init", $shared // 0);
 }
 
 my @cases = (
@@ -110,7 +96,7 @@ foreach my $case (@cases)
 
 # REINDEX CONCURRENTLY builds in parallel too, the same bytes
 build(0, 'items', '(v vector_l2_ops) WITH (lists = 6)');
-my ($before) = digest('p', 'main');
+my ($before) = fork_digest($node, 'p', 'main');
 my ($rret, $rout, $rerr) = $node->psql(
     'postgres', q{
 SET max_parallel_maintenance_workers = 2;
@@ -119,7 +105,7 @@ REINDEX INDEX CONCURRENTLY p;
 });
 is($rret, 0, 'REINDEX CONCURRENTLY') or diag($rerr);
 like($rerr, qr/shared with 2 parallel workers/, 'REINDEX CONCURRENTLY shares its graphs with 2 workers');
-is(digest('p', 'main'), $before, 'and writes the serial build\'s bytes');
+is(fork_digest($node, 'p', 'main'), $before, 'and writes the serial build\'s bytes');
 
 # a parallel build answers as the serial one did, and verifies clean
 my $query = q{

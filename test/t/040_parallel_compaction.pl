@@ -26,7 +26,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-use VsTest qw(quiet_node check_index_rows);
+use VsTest qw(quiet_node check_index_rows fork_digest segment_digest);
 
 my $node = quiet_node('parallel_compaction', qq{
 maintenance_work_mem = '256MB'
@@ -55,16 +55,7 @@ foreach my $t ('s', 'p')
 sub digests
 {
     my ($idx) = @_;
-    my $fork = $node->safe_psql('postgres', qq{
-        SELECT md5(string_agg('\\x00000000000000000000'::bytea
-                              || substr(get_raw_page('$idx', 'main', b::int), 11),
-                              ''::bytea ORDER BY b))
-        FROM generate_series(0, pg_relation_size('$idx') / 8192 - 1) b});
-    my ($path, $bytes) = split /\|/, $node->safe_psql('postgres',
-        "SELECT segment_file, segment_bytes FROM vecstore_index_info('$idx')");
-    my $seg = $node->safe_psql('postgres',
-        "SELECT md5(pg_read_binary_file('$path', 4096, $bytes - 4096))");
-    return "$fork $seg";
+    return fork_digest($node, $idx, 'main') . ' ' . segment_digest($node, $idx);
 }
 
 # run SQL with WORKERS, at DEBUG1; how many workers it said it shared
