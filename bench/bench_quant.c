@@ -494,7 +494,7 @@ section_speed(void)
 			t_enc = now_seconds() - t0;
 			snprintf(build_notes[di], sizeof(build_notes[di]),
 					 "| %d | %.1f | %.1f | %.0f | %zu |", dim, t_train0 * 1e3, t_train1 * 1e3,
-					 t_enc * 1e9 / nenc, VsQuantRecordSize(VS_QUANT_SQ8, dim));
+					 t_enc * 1e9 / nenc, VsQuantRecordSize(VS_QUANT_SQ8, dim, VS_QUANT_PACKED));
 		}
 		for (int p = 0; p < VS_QUANT_NPATHS; p++)
 			free(qbuf[p]);

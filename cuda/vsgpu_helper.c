@@ -435,6 +435,7 @@ run_graph(char *base, uint64_t size, uint64_t token, char *err, size_t errlen)
 		job->m < VS_HNSW_MIN_M || job->m > VS_HNSW_MAX_M ||
 		job->ef_construction < VS_HNSW_MIN_EF_CONSTRUCTION ||
 		job->ef_construction > VS_HNSW_MAX_EF_CONSTRUCTION || job->threads < 1 ||
+		(job->without_norms != 0 && job->without_norms != 1) || job->unused != 0 ||
 		(job->metric != VS_METRIC_L2 && job->metric != VS_METRIC_IP &&
 		 job->metric != VS_METRIC_COSINE))
 	{
@@ -454,6 +455,7 @@ run_graph(char *base, uint64_t size, uint64_t token, char *err, size_t errlen)
 	opt.m = job->m;
 	opt.ef_construction = job->ef_construction;
 	opt.seed = job->seed;
+	opt.without_norms = job->without_norms;
 	if (VsHnswSerializedSize(job->n, (VsMetric) job->metric, &opt) != job->graph_size)
 	{
 		snprintf(err, errlen, "graph job expects %" PRIu64 " bytes, the options give %zu",

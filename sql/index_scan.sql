@@ -234,7 +234,8 @@ SELECT * FROM g_check('<->', 10);
 SELECT ordered, distinct_rows FROM g_check('<->', 500);
 COMMIT;
 DROP INDEX g_none;
--- 4-bit codes (at 16 dimensions both kinds pad their codes to 16 bytes):
+-- 4-bit codes (at 16 dimensions a record is 4 bytes of factor and 8 of
+-- nibbles, 12 bytes a row against SQ8's 20):
 -- coarser estimates, the same exact answers once the search is wide
 -- enough, and the exact order however narrow it is
 CREATE INDEX g_sq4 ON g USING vecstore (v) WITH (lists = 1, quantizer = sq4);

@@ -27,6 +27,7 @@ int			vecstore_max_scan_tuples = VS_DEFAULT_MAX_SCAN_TUPLES;
 int			vecstore_ef_search = VS_DEFAULT_EF_SEARCH;
 int			vecstore_effort = VS_DEFAULT_EFFORT;
 int			vecstore_rerank_window = VS_DEFAULT_RERANK_WINDOW;
+bool		vecstore_debug_packed_codes = true;
 int			vecstore_readahead = VS_READAHEAD_AUTO;
 
 static const struct config_enum_entry readahead_options[] = {
@@ -249,6 +250,12 @@ VsAmInit(void)
 							&vecstore_rerank_window,
 							VS_DEFAULT_RERANK_WINDOW, VS_MIN_RERANK_WINDOW, VS_MAX_RERANK_WINDOW,
 							PGC_USERSET, 0, NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("vecstore.debug_packed_codes",
+							 "Builds indexes with packed code records",
+							 "Off builds indexes in the earlier layout (16-byte code record headers, cosine graphs that keep their norms), for tests that indexes built before packed codes are still read and compacted.",
+							 &vecstore_debug_packed_codes, true,
+							 PGC_SUSET, GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
 }
 
 /*

@@ -636,6 +636,8 @@ extern int	vecstore_max_scan_tuples;
 extern int	vecstore_ef_search;
 extern int	vecstore_effort;
 extern int	vecstore_rerank_window;
+extern bool vecstore_debug_packed_codes;	/* off: the earlier code and
+											 * graph layout */
 extern int	vecstore_readahead;
 
 /* vecstore.readahead */

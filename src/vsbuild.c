@@ -328,6 +328,12 @@ graph_options(const VsClusterExtras *ex, int c, VsHnswBuildOptions *opt)
 	opt->m = ex->m;
 	opt->ef_construction = ex->ef_construction;
 	opt->seed = VS_KMEANS_SEED ^ ((uint64) c * UINT64CONST(0x9E3779B97F4A7C15));
+	/*
+	 * Searched only through the codes, a cosine graph needs no inverse
+	 * norms: left out by indexes whose codes are packed (every build
+	 * now); older ones go on writing graphs as they were built.
+	 */
+	opt->without_norms = ex->params != NULL && (ex->params->flags & VS_QUANT_PACKED);
 }
 
 /*
@@ -1246,6 +1252,7 @@ build_train(VsBuildState *bs)
 
 		VsQuantOptionsInit(&qopt);
 		qopt.kind = quantizer == VS_QUANTIZER_SQ4 ? VS_QUANT_SQ4 : VS_QUANT_SQ8;
+		qopt.packed = vecstore_debug_packed_codes;
 		bs->params = palloc0(VsQuantParamsSize(bs->dims));
 		if (VsQuantTrain(bs->sample, bs->ntrain, bs->dims, bs->metric, NULL, NULL, &qopt,
 						 &qhooks, bs->params) != 0)

@@ -639,6 +639,7 @@ graph_begin(VsOffload *off, const float *vectors, int n, int dim,
 	job->ef_construction = opt->ef_construction;
 	job->k = Max(opt->ef_construction, opt->m);
 	job->threads = Max(threads, 1);
+	job->without_norms = opt->without_norms ? 1 : 0;
 	job->seed = opt->seed;
 	job->graph_size = graph_size;
 	VsGpuGraphLayout(job);

@@ -53,7 +53,7 @@
 #include <stdint.h>
 
 /* the version of the lines and layouts below */
-#define VSGPU_PROTOCOL_VERSION	2
+#define VSGPU_PROTOCOL_VERSION	3
 
 /*
  * The start of every job: what it is, the protocol it was written for, and
@@ -210,6 +210,8 @@ typedef struct VsGpuGraphJob
 	int32_t		ef_construction;
 	int32_t		k;				/* neighbour-list length */
 	int32_t		threads;		/* CPU threads the build may use, >= 1 */
+	int32_t		without_norms;	/* VsHnswBuildOptions.without_norms, 0 or 1 */
+	int32_t		unused;			/* zero */
 	uint64_t	seed;
 	uint64_t	graph_size;		/* bytes of the serialized graph */
 	uint64_t	vectors_off;	/* float[n * dim] */

@@ -167,7 +167,8 @@ VsHnswValidate(const void *graph, size_t size, int n, int dim,
 		(metric != VS_METRIC_L2 && metric != VS_METRIC_IP &&
 		 metric != VS_METRIC_COSINE))
 		return "metric does not match the index";
-	if (((h->flags & VS_HNSW_FLAG_NORMS) != 0) != (metric == VS_METRIC_COSINE))
+	/* cosine graphs may leave them out (VsHnswBuildOptions.without_norms) */
+	if ((h->flags & VS_HNSW_FLAG_NORMS) != 0 && metric != VS_METRIC_COSINE)
 		return "inverse norms flag does not match the metric";
 	id16 = (h->flags & VS_HNSW_FLAG_ID16) != 0;
 	if (id16 && h->n > VS_HNSW_ID16_MAX_NODES)
@@ -183,7 +184,8 @@ VsHnswValidate(const void *graph, size_t size, int n, int dim,
 	{
 		if (nlevels != 0 || h->entry != VS_HNSW_NONE)
 			return "empty graph has levels or an entry point";
-		VsHnswComputeLayout(0, h->m, 0, counts, metric == VS_METRIC_COSINE, id16, &lay);
+		VsHnswComputeLayout(0, h->m, 0, counts, (h->flags & VS_HNSW_FLAG_NORMS) != 0,
+							id16, &lay);
 		if (h->total_size != lay.total)
 			return "size does not match the layout";
 		return NULL;
@@ -205,7 +207,7 @@ VsHnswValidate(const void *graph, size_t size, int n, int dim,
 			return "row length of a level does not match m";
 	}
 	VsHnswComputeLayout((uint32_t) n, h->m, nlevels, counts,
-						metric == VS_METRIC_COSINE, id16, &lay);
+						(h->flags & VS_HNSW_FLAG_NORMS) != 0, id16, &lay);
 	if (h->total_size != lay.total)
 		return "size does not match the layout";
 	for (int l = 0; l < nlevels; l++)
@@ -293,7 +295,8 @@ VsHnswValidate(const void *graph, size_t size, int n, int dim,
 
 /*
  * VsHnswInvNorms - the n inverse norms stored in a validated cosine
- * graph (0 for a zero vector), or NULL for other metrics.
+ * graph (0 for a zero vector), or NULL for other metrics and for a graph
+ * built without them (VsHnswBuildOptions.without_norms).
  */
 const float *
 VsHnswInvNorms(const void *graph)

@@ -186,6 +186,14 @@ typedef struct VsHnswBuildOptions
 											 * vectors (see below) */
 
 	/*
+	 * Cosine: leave the inverse norms out of the block (4 bytes a node),
+	 * for a graph that is only ever searched through a caller's distances
+	 * (VsHnswSearchWith, VsHnswSearchBatch: compact codes).  VsHnswSearch
+	 * refuses such a graph.  The build computes the norms all the same.
+	 */
+	int			without_norms;
+
+	/*
 	 * Candidate lists for level 0, or NULL.  When given, level 0 is not
 	 * built by searching the graph: each node's neighbours are selected
 	 * (the same heuristic) from its row of "neighbours": n rows of

@@ -63,7 +63,9 @@ typedef struct Builder
 	uint64_t	adj_offset[VS_HNSW_MAX_LEVELS];
 	uint32_t   *wide0;			/* a 16-bit graph's level-0 rows, 32-bit
 								 * while it is built, or NULL */
-	const float *inv_norms;		/* inside the block (cosine), or NULL */
+	const float *inv_norms;		/* cosine: inside the block, or in
+								 * own_norms; else NULL */
+	float	   *own_norms;		/* cosine without_norms: scratch */
 	uint8_t    *node_level;		/* n: each node's top level */
 	uint32_t	next_local[VS_HNSW_MAX_LEVELS];	/* members placed so far */
 	uint32_t	entry;			/* entry point so far */
@@ -87,6 +89,7 @@ static int	draw_levels(int n, int m, uint64_t seed, uint8_t *node_level,
 static void options_resolve(const VsHnswBuildOptions *opt, int *m, int *efc,
 							uint64_t *seed);
 static inline uint32_t node_salt(uint64_t seed, uint32_t node);
+static int	stores_norms(VsMetric metric, const VsHnswBuildOptions *opt);
 
 static void builder_init(Builder *b, const float *vectors, int n, int dim,
 						 VsMetric metric, int m, int efc, uint64_t seed,
@@ -147,15 +150,16 @@ VsHnswSerializedSize(int n, VsMetric metric, const VsHnswBuildOptions *opt)
 		n = 0;
 	nlevels = draw_levels(n, m, seed, NULL, counts);
 	VsHnswComputeLayout((uint32_t) n, m, nlevels, counts,
-						metric == VS_METRIC_COSINE, n <= VS_HNSW_ID16_MAX_NODES, &lay);
+						stores_norms(metric, opt), n <= VS_HNSW_ID16_MAX_NODES, &lay);
 	return (size_t) lay.total;
 }
 
 /*
  * VsHnswBuildMemory - bytes VsHnswBuild allocates through the hooks,
- * beside the block it writes: 3 per node plus a few kB, and for a graph
- * of 16-bit ids its level-0 rows in 32 bits (8m bytes per node) while
- * they are built.
+ * beside the block it writes: 3 per node plus a few kB, for a graph of
+ * 16-bit ids its level-0 rows in 32 bits (8m bytes per node) while they
+ * are built, and 4 per node for the inverse norms of a graph built
+ * without_norms.
  */
 size_t
 VsHnswBuildMemory(int n, const VsHnswBuildOptions *opt)
@@ -166,6 +170,7 @@ VsHnswBuildMemory(int n, const VsHnswBuildOptions *opt)
 
 	size_t		lists = 0;
 	size_t		wide0 = 0;
+	size_t		norms = 0;
 
 	options_resolve(opt, &m, &efc, &seed);
 	if (n < 0)
@@ -190,7 +195,10 @@ VsHnswBuildMemory(int n, const VsHnswBuildOptions *opt)
 	/* builder_init: a 16-bit graph's level 0, in 32 bits while built */
 	if (n <= VS_HNSW_ID16_MAX_NODES)
 		wide0 = (size_t) n * 2 * (size_t) m * sizeof(uint32_t);
-	return (size_t) n * (sizeof(uint8_t) + sizeof(uint16_t)) +
+	/* the inverse norms of a graph that does not keep them */
+	if (opt != NULL && opt->without_norms)
+		norms = (size_t) n * sizeof(float);
+	return (size_t) n * (sizeof(uint8_t) + sizeof(uint16_t)) + norms +
 		(size_t) efc * sizeof(PoolEntry) +
 		(MAX_ROW + 1) * sizeof(PoolEntry) + 6 * MAX_ROW * sizeof(uint32_t) +
 		lists + wide0;
@@ -202,14 +210,14 @@ VsHnswBuildMemory(int n, const VsHnswBuildOptions *opt)
  */
 static void
 init_block(void *dst, int n, int dim, VsMetric metric, int m, int efc, int nlevels,
-		   uint64_t seed, uint64_t total)
+		   uint64_t seed, uint64_t total, int norms)
 {
 	VsHnswHeaderData *h = (VsHnswHeaderData *) dst;
 
 	memset(dst, 0, (size_t) total);
 	h->magic = VS_HNSW_MAGIC;
 	h->version = VS_HNSW_VERSION;
-	h->flags = (metric == VS_METRIC_COSINE) ? VS_HNSW_FLAG_NORMS : 0;
+	h->flags = norms ? VS_HNSW_FLAG_NORMS : 0;
 	if (n <= VS_HNSW_ID16_MAX_NODES)
 		h->flags |= VS_HNSW_FLAG_ID16;
 	h->n = (uint32_t) n;
@@ -277,12 +285,13 @@ VsHnswBuild(const float *vectors, int n, int dim, VsMetric metric,
 
 	nlevels = draw_levels(n, m, seed, NULL, counts);
 	VsHnswComputeLayout((uint32_t) n, m, nlevels, counts,
-						metric == VS_METRIC_COSINE, n <= VS_HNSW_ID16_MAX_NODES, &lay);
+						stores_norms(metric, opt), n <= VS_HNSW_ID16_MAX_NODES, &lay);
 	if (lay.total > (uint64_t) dst_size || lay.total > (uint64_t) SIZE_MAX)
 		return 0;
 
 	/* every byte defined: zero, then the rows empty */
-	init_block(dst, n, dim, metric, m, efc, nlevels, seed, lay.total);
+	init_block(dst, n, dim, metric, m, efc, nlevels, seed, lay.total,
+			   stores_norms(metric, opt));
 	if (n == 0)
 		return (size_t) lay.total;
 
@@ -350,12 +359,13 @@ VsHnswExtend(const void *old, size_t old_size, const float *vectors, int n, int 
 		return 0;
 
 	nlevels = draw_levels(n, m, seed, NULL, counts);
-	VsHnswComputeLayout((uint32_t) n, m, nlevels, counts, metric == VS_METRIC_COSINE,
+	VsHnswComputeLayout((uint32_t) n, m, nlevels, counts, stores_norms(metric, opt),
 						n <= VS_HNSW_ID16_MAX_NODES, &lay);
 	if (lay.total > (uint64_t) dst_size || lay.total > (uint64_t) SIZE_MAX)
 		return 0;
 
-	init_block(dst, n, dim, metric, m, efc, nlevels, seed, lay.total);
+	init_block(dst, n, dim, metric, m, efc, nlevels, seed, lay.total,
+			   stores_norms(metric, opt));
 	builder_init(&b, vectors, n, dim, metric, m, efc, seed, hooks, (char *) dst, counts, &lay);
 	b.source = opt ? opt->source : NULL;
 
@@ -571,6 +581,16 @@ options_resolve(const VsHnswBuildOptions *opt, int *m, int *efc,
 }
 
 /*
+ * stores_norms - whether a graph of "metric" built with "opt" keeps its
+ * inverse norms in the block: under cosine, unless opt->without_norms.
+ */
+static int
+stores_norms(VsMetric metric, const VsHnswBuildOptions *opt)
+{
+	return metric == VS_METRIC_COSINE && !(opt != NULL && opt->without_norms);
+}
+
+/*
  * node_salt - the tie-breaking salt of the build's searches and row
  * selections made for "node": never 0 (0 means ties by id).
  */
@@ -654,9 +674,15 @@ builder_init(Builder *b, const float *vectors, int n, int dim,
 		}
 	}
 
-	if (lay->norms != 0)
+	if (metric == VS_METRIC_COSINE)
 	{
-		float	   *norms = (float *) (dst + lay->norms);
+		float	   *norms;
+
+		/* in the block, or (without_norms) in scratch of the build's own */
+		if (lay->norms != 0)
+			norms = (float *) (dst + lay->norms);
+		else
+			norms = b->own_norms = hooks->alloc((size_t) n * sizeof(float));
 
 		for (uint32_t i = 0; i < b->n; i++)
 		{
@@ -695,6 +721,8 @@ builder_free(Builder *b)
 
 	if (b->wide0 != NULL)
 		hooks->free(b->wide0);
+	if (b->own_norms != NULL)
+		hooks->free(b->own_norms);
 	hooks->free(b->src_dists);
 	hooks->free(b->src_ids);
 	hooks->free(b->row);

@@ -115,7 +115,8 @@ VsHnswScratchInit(void *mem, size_t size, int max_n, int max_ef)
  * n).  Writes min(k, ef, nodes found) results to out, nearest first, ties
  * by id, with the ranking distance (vshnsw.h), and returns that count; 0
  * for an empty graph or k < 1; -1 if the graph has more nodes than the
- * scratch was made for.  No allocation; reads the graph only.
+ * scratch was made for, or is a cosine graph built without its inverse
+ * norms.  No allocation; reads the graph only.
  */
 int
 VsHnswSearch(const void *graph, const float *vectors, const float *query,

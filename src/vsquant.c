@@ -42,9 +42,12 @@
  * Wh in -128..127 and Wl in 0..127 and runs two vpdpbusd (u8 x s8, four
  * products per 32-bit lane) over 64 codes at a time, with no widening;
  * AVX-512BW and AVX2 widen the codes to 16 bits and use vpmaddwd; the
- * scalar path is a plain loop.  Records pad their codes with zeros to a
- * multiple of 16 bytes and queries pad their weights with zeros to a
- * multiple of 64, so no path needs a scalar tail.
+ * scalar path is a plain loop.  Every path reads a record's codes in
+ * steps of 16 bytes and queries pad their weights with zeros to a
+ * multiple of 64, so no path needs a scalar tail: the bytes read past a
+ * record's codes (its own zero padding, or with packed records the next
+ * record's first bytes or the block's zero tail, vsquant.h) meet zero
+ * weights and add nothing.
  *
  * SQ4.  The same code with L = 15 levels instead of 255: c in 0..15, the
  * middle of the range at 7.5 steps, two codes per byte (dimension 2i in
@@ -54,7 +57,7 @@
  * byte: the kernels mask the low nibbles and shift out the high ones and
  * run the SQ8 kernel's multiply-add on each stream (two vpdpbusd pairs per
  * 64 bytes, that is per 128 dimensions, with VNNI).  A record takes about
- * half the bytes of SQ8's (80 instead of 144 at 128 dimensions), and the
+ * half the bytes of SQ8's (68 instead of 132 at 128 dimensions), and the
  * per-dimension error of the values is 17 times larger: ranges are not
  * clipped for SQ4 either, so outliers widen its steps as they do SQ8's.
  * The weights' rounding adds at most delta/2 * 7.5 per dimension.
@@ -160,7 +163,8 @@ struct VsQuantQuery
 	VsQuantPath path;
 	VsMetric	metric;
 	int			dims;
-	int			pd;				/* code bytes per record, a multiple of 16 */
+	int			pd;				/* code bytes read per record, a multiple of 16 */
+	int			header;			/* where a record's codes start */
 	int			levels;			/* L: 255 (SQ8) or 15 (SQ4) */
 	size_t		record_size;
 	double		k;				/* distance = finish(k + coef * S, aux) */
@@ -178,6 +182,8 @@ struct VsQuantQuery
 static size_t pad_to(size_t x, size_t align);
 static int	kind_levels(int kind);
 static size_t code_bytes(int kind, int dims);
+static size_t raw_code_bytes(int kind, int dims);
+static size_t record_header(const VsQuantParams *params);
 static inline int code_at(int kind, const uint8_t *codes, int d);
 static uint8_t quantize(double v, float lo, float step, int levels);
 static double input_scale(const VsQuantParams *params, const float *x);
@@ -254,7 +260,7 @@ block_##name(const VsQuantQuery *query, const uint8_t *block, uint32_t n, \
 	for (uint32_t i = 0; i < n; i++) \
 	{ \
 		const uint8_t *rec = block + (size_t) i * query->record_size; \
-		out[i] = finish(query, dot(query, rec + VS_QUANT_RECORD_HEADER), rec); \
+		out[i] = finish(query, dot(query, rec + query->header), rec); \
 	} \
 } \
 ATTR static void \
@@ -277,7 +283,7 @@ ids_##name(const VsQuantQuery *query, const uint8_t *block, \
 			prefetch_record((const char *) block + \
 							(size_t) ids[i + ahead] * query->record_size, \
 							query->record_size); \
-		out[i] = finish(query, dot(query, rec + VS_QUANT_RECORD_HEADER), rec); \
+		out[i] = finish(query, dot(query, rec + query->header), rec); \
 	} \
 }
 
@@ -654,6 +660,7 @@ VsQuantOptionsInit(VsQuantOptions *opt)
 	memset(opt, 0, sizeof(*opt));
 	opt->kind = VS_QUANT_SQ8;
 	opt->clip = VS_QUANT_DEFAULT_CLIP;
+	opt->packed = 1;
 }
 
 /*
@@ -667,24 +674,49 @@ VsQuantParamsSize(int dims)
 }
 
 /*
- * VsQuantRecordSize - bytes of one record of a code "kind": the
- * per-vector header and the codes, padded to VS_QUANT_CODE_ALIGN.  A
- * multiple of 16, so records in a block stay 16-byte aligned.
+ * VsQuantRecordSize - bytes of one record of a code "kind" in the layout
+ * "flags" selects (vsquant.h, "Record layouts"): with VS_QUANT_PACKED the
+ * 4-byte header and the code bytes, padded to a multiple of 4; without,
+ * the 16-byte header and the codes padded to VS_QUANT_CODE_ALIGN.
  */
 size_t
-VsQuantRecordSize(int kind, int dims)
+VsQuantRecordSize(int kind, int dims, uint32_t flags)
 {
+	if (flags & VS_QUANT_PACKED)
+		return pad_to(VS_QUANT_PACKED_HEADER + raw_code_bytes(kind, dims),
+					  VS_QUANT_PACKED_ALIGN);
 	return VS_QUANT_RECORD_HEADER + code_bytes(kind, dims);
 }
 
 /*
+ * VsQuantRecordSpace - bytes a buffer for one record must have, so that
+ * VsQuantDistance may read its last step of codes whole: the record and
+ * VS_QUANT_CODE_ALIGN bytes of slack (packed), or the record.
+ */
+size_t
+VsQuantRecordSpace(const VsQuantParams *params)
+{
+	if (params->flags & VS_QUANT_PACKED)
+		return params->record_size + VS_QUANT_CODE_ALIGN;
+	return params->record_size;
+}
+
+/*
  * VsQuantBlockSize - bytes that "n" consecutive records take in a segment,
- * padded so that the next block starts VS_QUANT_BLOCK_ALIGN-aligned too.
+ * padded so that the next block starts VS_QUANT_BLOCK_ALIGN-aligned too;
+ * packed, with VS_QUANT_CODE_ALIGN bytes of slack after the last record
+ * (vsquant.h, "Record layouts").  0 for no records.
  */
 size_t
 VsQuantBlockSize(const VsQuantParams *params, uint64_t n)
 {
-	return pad_to((size_t) n * params->record_size, VS_QUANT_BLOCK_ALIGN);
+	size_t		used = (size_t) n * params->record_size;
+
+	if (n == 0)
+		return 0;
+	if (params->flags & VS_QUANT_PACKED)
+		used += VS_QUANT_CODE_ALIGN;
+	return pad_to(used, VS_QUANT_BLOCK_ALIGN);
 }
 
 /*
@@ -742,9 +774,10 @@ VsQuantTrain(const float *samples, int n, int dims, VsMetric metric,
 	params->kind = (uint16_t) opt->kind;
 	params->dims = (uint32_t) dims;
 	params->metric = (uint32_t) metric;
-	params->flags = centroids ? VS_QUANT_RESIDUAL : 0;
+	params->flags = (centroids ? VS_QUANT_RESIDUAL : 0) |
+		(opt->packed ? VS_QUANT_PACKED : 0);
 	params->size = (uint32_t) VsQuantParamsSize(dims);
-	params->record_size = (uint32_t) VsQuantRecordSize(opt->kind, dims);
+	params->record_size = (uint32_t) VsQuantRecordSize(opt->kind, dims, params->flags);
 	params->clip_ppm = (uint32_t) floor(opt->clip * 1e6 + 0.5);
 	lo = params->data;
 	step = params->data + dims;
@@ -903,7 +936,8 @@ VsQuantValidate(const VsQuantParams *params, size_t avail)
 		return "Quantizer parameters have a wrong size.";
 	if (params->size > avail)
 		return "Quantizer parameters are truncated.";
-	if (params->record_size != VsQuantRecordSize(params->kind, (int) params->dims))
+	if (params->record_size != VsQuantRecordSize(params->kind, (int) params->dims,
+												 params->flags))
 		return "Quantizer parameters have a wrong record size.";
 	if (params->clip_ppm > (uint32_t) (VS_QUANT_MAX_CLIP * 1e6))
 		return "Quantizer parameters have an invalid clip fraction.";
@@ -957,7 +991,8 @@ VsQuantCrc32c(uint32_t crc, const void *data, size_t len)
  *
  * "centroid" is the vector's cluster centroid for residual params, else
  * NULL.  "record" receives params->record_size bytes: the header (float
- * aux, then three floats of zero), the codes, zero padding.  Values
+ * aux; without VS_QUANT_PACKED, then three floats of zero), the codes,
+ * zero padding.  Values
  * outside a dimension's range get its nearest end (0 or L).
  */
 void
@@ -970,12 +1005,13 @@ VsQuantEncode(const VsQuantParams *params, const float *x,
 	const double mid = levels / 2.0;
 	const float *lo = params->data;
 	const float *step = params->data + dims;
-	uint8_t    *codes = record + VS_QUANT_RECORD_HEADER;
+	const size_t hbytes = record_header(params);
+	uint8_t    *codes = record + hbytes;
 	double		scale = input_scale(params, x);
 	double		acc = 0.0;
 	float		header[VS_QUANT_RECORD_HEADER / sizeof(float)] = {0};
 
-	memset(codes, 0, params->record_size - VS_QUANT_RECORD_HEADER);
+	memset(codes, 0, params->record_size - hbytes);
 	for (int d = 0; d < dims; d++)
 	{
 		uint8_t		c = quantize(input_value(x, d, scale, centroid), lo[d], step[d], levels);
@@ -1012,7 +1048,7 @@ VsQuantEncode(const VsQuantParams *params, const float *x,
 		header[0] = (float) acc;
 	else if (params->metric == VS_METRIC_COSINE)
 		header[0] = (scale > 0.0 && acc > 0.0) ? (float) (1.0 / sqrt(acc)) : 0.0f;
-	memcpy(record, header, sizeof(header));
+	memcpy(record, header, hbytes);
 }
 
 /*
@@ -1044,7 +1080,7 @@ VsQuantDecode(const VsQuantParams *params, const uint8_t *record,
 	const int	dims = (int) params->dims;
 	const float *lo = params->data;
 	const float *step = params->data + dims;
-	const uint8_t *codes = record + VS_QUANT_RECORD_HEADER;
+	const uint8_t *codes = record + record_header(params);
 
 	for (int d = 0; d < dims; d++)
 		x[d] = lo[d] + step[d] * (float) code_at(params->kind, codes, d) +
@@ -1202,6 +1238,7 @@ VsQuantPrepareQueryPath(const VsQuantParams *params, const float *q,
 	query->metric = metric;
 	query->dims = dims;
 	query->pd = pd;
+	query->header = (int) record_header(params);
 	query->levels = levels;
 	query->record_size = params->record_size;
 	query->delta = delta;
@@ -1245,7 +1282,7 @@ VsQuantPrepareQueryPath(const VsQuantParams *params, const float *q,
 float
 VsQuantDistance(const VsQuantQuery *query, const uint8_t *record)
 {
-	return finish(query, query->kernels->dot(query, record + VS_QUANT_RECORD_HEADER),
+	return finish(query, query->kernels->dot(query, record + query->header),
 				  record);
 }
 
@@ -1282,7 +1319,7 @@ VsQuantDistanceById(void *ctx, uint32_t id)
 	const VsQuantQuery *query = scan->query;
 	const uint8_t *record = scan->block + (size_t) id * query->record_size;
 
-	return finish(query, query->kernels->dot(query, record + VS_QUANT_RECORD_HEADER),
+	return finish(query, query->kernels->dot(query, record + query->header),
 				  record);
 }
 
@@ -1318,15 +1355,32 @@ kind_levels(int kind)
 }
 
 /*
- * code_bytes - bytes of a record's codes: one per dimension (SQ8) or one
- * per two (SQ4), padded to VS_QUANT_CODE_ALIGN.
+ * raw_code_bytes - bytes of a vector's codes: one per dimension (SQ8) or
+ * one per two (SQ4).
+ */
+static size_t
+raw_code_bytes(int kind, int dims)
+{
+	return kind == VS_QUANT_SQ4 ? ((size_t) dims + 1) / 2 : (size_t) dims;
+}
+
+/*
+ * code_bytes - the code bytes the kernels read per record: raw_code_bytes
+ * padded to VS_QUANT_CODE_ALIGN (the weights past the raw bytes are zero).
  */
 static size_t
 code_bytes(int kind, int dims)
 {
-	size_t		bytes = kind == VS_QUANT_SQ4 ? ((size_t) dims + 1) / 2 : (size_t) dims;
+	return pad_to(raw_code_bytes(kind, dims), VS_QUANT_CODE_ALIGN);
+}
 
-	return pad_to(bytes, VS_QUANT_CODE_ALIGN);
+/*
+ * record_header - where the codes of a record of "params" start.
+ */
+static size_t
+record_header(const VsQuantParams *params)
+{
+	return (params->flags & VS_QUANT_PACKED) ? VS_QUANT_PACKED_HEADER : VS_QUANT_RECORD_HEADER;
 }
 
 /*
@@ -1457,8 +1511,8 @@ weight_limit(int levels, int nweights)
 }
 
 /*
- * record_aux - the per-vector factor in a record's header (memcpy: the
- * header is 16-byte aligned in a block, but a caller may hand any record).
+ * record_aux - the per-vector factor in a record's header (memcpy: packed
+ * records are only 4-byte aligned, and a caller may hand any record).
  */
 static inline float
 record_aux(const uint8_t *record)

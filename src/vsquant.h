@@ -17,11 +17,12 @@
  *	  metric, CRC-32C) that can be copied byte for byte into the fork and
  *	  the segment and checked with VsQuantValidate when read back;
  *	- VsQuantEncode: one vector to one "record" of VsQuantRecordSize bytes
- *	  (a 16-byte header of per-vector factors, then the codes: one byte per
- *	  dimension for SQ8, one nibble for SQ4 (dimension 2i in the low nibble
- *	  of byte i, 2i + 1 in the high one), padded with zeros to a multiple
- *	  of 16 bytes); the records of a cluster are stored back to back in a
- *	  block of VsQuantBlockSize bytes that starts 64-byte aligned;
+ *	  (a float of per-vector factor, then the codes: one byte per dimension
+ *	  for SQ8, one nibble for SQ4 (dimension 2i in the low nibble of byte
+ *	  i, 2i + 1 in the high one), padded with zeros to a multiple of 4
+ *	  bytes; see "Record layouts" below); the records of a cluster are
+ *	  stored back to back in a block of VsQuantBlockSize bytes that starts
+ *	  64-byte aligned;
  *	- VsQuantPrepareQuery: once per query (and per cluster when the codes
  *	  are residuals, see below), into a caller-supplied buffer;
  *	- VsQuantDistance / VsQuantDistances / VsQuantDistancesIds /
@@ -47,6 +48,18 @@
  * to encode a row and to prepare a query for the row's cluster.  For
  * cosine, centroids must be unit length (as spherical k-means gives).
  *
+ * Record layouts.  Params with VS_QUANT_PACKED in flags (VsQuantTrain
+ * sets it unless VsQuantOptions.packed is 0) have packed records: a
+ * 4-byte header (the factor) and the code bytes padded to a multiple of 4.  The kernels read codes in
+ * 16-byte steps, so a record's last step runs up to 15 bytes into the
+ * next record (or the block's tail): those bytes meet zero weights, and
+ * a block has VS_QUANT_CODE_ALIGN bytes of zeros after its last record.
+ * A lone record (VsQuantDistance) needs the same slack after it:
+ * VsQuantRecordSpace.  Params without the flag (indexes built before
+ * packed records) have the earlier layout: a 16-byte header (the factor,
+ * then three zero floats) and the codes padded to a multiple of 16, no
+ * slack needed.  Every function reads and writes both.
+ *
  * IDENTIFICATION
  *	  src/vsquant.h
  *
@@ -70,7 +83,8 @@
 
 /* VsQuantParams.flags */
 #define VS_QUANT_RESIDUAL		0x0001	/* codes are x - centroid */
-#define VS_QUANT_KNOWN_FLAGS	VS_QUANT_RESIDUAL
+#define VS_QUANT_PACKED			0x0002	/* packed records (see above) */
+#define VS_QUANT_KNOWN_FLAGS	(VS_QUANT_RESIDUAL | VS_QUANT_PACKED)
 
 /* largest dimension count the codes support (pgvector's vector limit) */
 #define VS_QUANT_MAX_DIM		16000
@@ -79,10 +93,18 @@
 #define VS_QUANT_BLOCK_ALIGN	64
 
 /* bytes of per-vector factors in front of each record's codes */
-#define VS_QUANT_RECORD_HEADER	16
+#define VS_QUANT_RECORD_HEADER	16	/* without VS_QUANT_PACKED */
+#define VS_QUANT_PACKED_HEADER	4	/* with it */
 
-/* code bytes of a record are padded to a multiple of this */
+/*
+ * The kernels read code bytes in steps of this many; without
+ * VS_QUANT_PACKED a record's code bytes are padded to a multiple of it,
+ * with it a block ends with this many bytes of zeros
+ */
 #define VS_QUANT_CODE_ALIGN		16
+
+/* with VS_QUANT_PACKED, records are padded to a multiple of this */
+#define VS_QUANT_PACKED_ALIGN	4
 
 /*
  * Fraction of the training sample clipped at each end of every dimension's
@@ -128,6 +150,8 @@ typedef struct VsQuantOptions
 	int			kind;
 	/* fraction clipped at each end of each dimension, 0 .. VS_QUANT_MAX_CLIP */
 	double		clip;
+	/* packed records (default true; false: the earlier layout) */
+	int			packed;
 } VsQuantOptions;
 
 /*
@@ -148,7 +172,7 @@ typedef struct VsQuantParams
 	uint16_t	kind;			/* VS_QUANT_SQ8, VS_QUANT_SQ4 */
 	uint32_t	dims;
 	uint32_t	metric;			/* VsMetric */
-	uint32_t	flags;			/* VS_QUANT_RESIDUAL */
+	uint32_t	flags;			/* VS_QUANT_RESIDUAL, VS_QUANT_PACKED */
 	uint32_t	size;			/* bytes of the struct and its arrays */
 	uint32_t	record_size;	/* bytes per record: VsQuantRecordSize */
 	uint32_t	crc;			/* CRC-32C of all "size" bytes, crc as 0 */
@@ -177,7 +201,8 @@ extern const char *VsQuantPathName(VsQuantPath path);
 /* parameters */
 extern void VsQuantOptionsInit(VsQuantOptions *opt);
 extern size_t VsQuantParamsSize(int dims);
-extern size_t VsQuantRecordSize(int kind, int dims);
+extern size_t VsQuantRecordSize(int kind, int dims, uint32_t flags);
+extern size_t VsQuantRecordSpace(const VsQuantParams *params);
 extern size_t VsQuantBlockSize(const VsQuantParams *params, uint64_t n);
 extern int	VsQuantTrain(const float *samples, int n, int dims, VsMetric metric,
 						 const float *centroids, const int32_t *assign,

@@ -372,6 +372,7 @@ table_problem(const char *head, VsMetaPage meta, uint64 headsize)
 	const VsSealedHeader *sh = (const VsSealedHeader *) head;
 	const VsClusterInfo *info = VsHeadClusters(head);
 	const VsPieceInfo *pieces;
+	const VsQuantParams *params = NULL;
 	uint32		nclusters = meta->nclusters;
 	uint32		dims = meta->dims;
 	uint64		rows = 0;
@@ -383,8 +384,10 @@ table_problem(const char *head, VsMetaPage meta, uint64 headsize)
 		return psprintf("has a header that does not match the metapage");
 	if (sh->params_size > 0)
 	{
-		const VsQuantParams *params = (const VsQuantParams *) (head + VsSealedParamsOffset(nclusters));
-		const char *problem = VsQuantValidate(params, sh->params_size);
+		const char *problem;
+
+		params = (const VsQuantParams *) (head + VsSealedParamsOffset(nclusters));
+		problem = VsQuantValidate(params, sh->params_size);
 
 		if (problem != NULL)
 			return psprintf("has unusable code parameters: %s", problem);
@@ -422,10 +425,11 @@ table_problem(const char *head, VsMetaPage meta, uint64 headsize)
 		pos = info[c].tid_offset + (uint64) info[c].count * sizeof(ItemPointerData);
 		if (info[c].code_offset != 0)
 		{
-			if (sh->record_size == 0 || info[c].code_offset < pos ||
+			if (params == NULL || info[c].code_offset < pos ||
 				info[c].code_offset % VS_SEGMENT_ALIGN != 0)
 				return psprintf("has an inconsistent entry for cluster %u in its cluster table", c);
-			pos = info[c].code_offset + (uint64) info[c].count * sh->record_size;
+			/* the whole block: the kernels read into its tail (vsquant.h) */
+			pos = info[c].code_offset + VsQuantBlockSize(params, info[c].count);
 		}
 		if (info[c].graph_offset != 0)
 		{

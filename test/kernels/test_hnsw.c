@@ -1502,6 +1502,118 @@ test_callback(void)
 }
 
 /*
+ * test_norms - a cosine graph built without_norms is its twin with norms
+ * cut off: the same header (but the flag and size), the same rows;
+ * valid; refused by the float search, searched through a callback as its
+ * twin is; extended from either; and the option means nothing to other
+ * metrics.
+ */
+static void
+test_norms(void)
+{
+	group_begin("without_norms: a cosine graph without its inverse norms, the same links, searched through callbacks");
+	for (int metric = VS_METRIC_L2; metric <= VS_METRIC_COSINE; metric++)
+	{
+		int			n = 3000,
+					k = 1000,
+					dim = 24,
+					nq = 50;
+		float	   *all = make_clustered(n + nq, dim, 20, (VsMetric) metric, 9);
+		VsHnswBuildOptions opt;
+		VsHnswBuildOptions bare_opt;
+		size_t		size,
+					bsize,
+					ksize;
+		void	   *full;
+		void	   *bare;
+		void	   *first;
+		char	   *ext;
+		VsHnswScratch *scratch = new_scratch(n, 64);
+		int			differ = 0;
+		size_t		before = live_bytes;
+
+		VsHnswBuildOptionsInit(&opt);
+		opt.m = 8;
+		opt.seed = 5;
+		bare_opt = opt;
+		bare_opt.without_norms = 1;
+		full = build(all, n, dim, (VsMetric) metric, &opt, &size);
+		peak_bytes = live_bytes;
+		bare = build(all, n, dim, (VsMetric) metric, &bare_opt, &bsize);
+		check(peak_bytes - before <= VsHnswBuildMemory(n, &bare_opt),
+			  "%s: peak %zu bytes, VsHnswBuildMemory %zu", metric_names[metric],
+			  peak_bytes - before, VsHnswBuildMemory(n, &bare_opt));
+		if (metric != VS_METRIC_COSINE)
+		{
+			check(bsize == size && memcmp(full, bare, size) == 0,
+				  "%s: without_norms changed the graph", metric_names[metric]);
+			free(full);
+			free(bare);
+			free(scratch);
+			free(all);
+			continue;
+		}
+		{
+			VsHnswHeaderData fh = *(const VsHnswHeaderData *) full;
+			const VsHnswHeaderData *bh = bare;
+
+			check(bsize == size - ((size_t) n * sizeof(float) + 63) / 64 * 64,
+				  "cosine: %zu bytes without norms, %zu with", bsize, size);
+			check(!(bh->flags & VS_HNSW_FLAG_NORMS) && (fh.flags & VS_HNSW_FLAG_NORMS) &&
+				  bh->total_size == bsize, "cosine: header flags %x / %x, size %llu",
+				  bh->flags, fh.flags, (unsigned long long) bh->total_size);
+			fh.flags = bh->flags;
+			fh.total_size = bh->total_size;
+			check(memcmp(&fh, bh, sizeof(fh)) == 0 &&
+				  memcmp((const char *) full + sizeof(fh), (const char *) bare + sizeof(fh),
+						 bsize - sizeof(fh)) == 0,
+				  "cosine: the graph without norms has other links");
+		}
+		check(VsHnswValidate(bare, bsize, n, dim, VS_METRIC_COSINE) == NULL,
+			  "cosine: without norms invalid: %s",
+			  VsHnswValidate(bare, bsize, n, dim, VS_METRIC_COSINE));
+		check(VsHnswValidate(bare, bsize, n, dim, VS_METRIC_L2) != NULL,
+			  "cosine: without norms valid as l2");
+		check(VsHnswInvNorms(bare) == NULL, "cosine: norms found where there are none");
+		for (int i = 0; i < nq; i++)
+		{
+			const float *q = all + (size_t) (n + i) * dim;
+			FloatCtx	ctx = {all, q, dim, VsHnswInvNorms(full), query_inv_norm(q, dim),
+			VS_METRIC_COSINE, 0};
+			VsHnswResult a[64],
+						b[64];
+			int			ca = VsHnswSearch(full, all, q, 10, 64, scratch, a);
+			int			cb = VsHnswSearchBatch(bare, float_distances, &ctx, 10, 64, scratch, b);
+
+			differ += (ca != cb || memcmp(a, b, sizeof(VsHnswResult) * ca) != 0);
+			if (i == 0)
+				check(VsHnswSearch(bare, all, q, 10, 64, scratch, a) == -1,
+					  "cosine: float search of a graph without norms not refused");
+		}
+		check(differ == 0, "cosine: %d of %d searches through a callback differ", differ, nq);
+
+		/* extended into a graph without norms from either form */
+		ext = aligned_alloc(64, bsize);
+		for (int from_bare = 0; from_bare < 2; from_bare++)
+		{
+			first = build(all, k, dim, VS_METRIC_COSINE, from_bare ? &bare_opt : &opt, &ksize);
+			memset(ext, 0xA5, bsize);
+			check(VsHnswExtend(first, ksize, all, n, dim, VS_METRIC_COSINE, &bare_opt, &hooks,
+							   ext, bsize) == bsize && memcmp(ext, bare, bsize) == 0,
+				  "cosine: extending a graph %s norms differs from the build",
+				  from_bare ? "without" : "with");
+			free(first);
+		}
+		free(ext);
+		free(full);
+		free(bare);
+		free(scratch);
+		free(all);
+	}
+	group_end();
+}
+
+/*
  * test_hooks - interrupts, progress, memory.
  */
 static void
@@ -1624,6 +1736,7 @@ main(void)
 	test_validator_random();
 	test_small();
 	test_callback();
+	test_norms();
 	test_hooks();
 	test_real();
 

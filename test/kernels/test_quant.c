@@ -79,15 +79,23 @@ static long interrupt_calls;
 
 /* the code kind the groups test (main runs them for each) */
 static int	test_kind = VS_QUANT_SQ8;
+/* and the record layout: packed (VS_QUANT_PACKED) or the earlier one */
+static int	test_packed = 1;
 
-#define KIND_NAME	(test_kind == VS_QUANT_SQ4 ? "sq4" : "sq8")
+#define KIND_NAME	(test_kind == VS_QUANT_SQ4 ? \
+					 (test_packed ? "sq4" : "sq4 (16-byte header)") : \
+					 (test_packed ? "sq8" : "sq8 (16-byte header)"))
 #define LEVELS		(test_kind == VS_QUANT_SQ4 ? 15 : 255)
-#define RS(dims)	VsQuantRecordSize(test_kind, (dims))
+#define FLAGS		(test_packed ? VS_QUANT_PACKED : 0)
+#define HDR			(test_packed ? VS_QUANT_PACKED_HEADER : VS_QUANT_RECORD_HEADER)
+#define RS(dims)	VsQuantRecordSize(test_kind, (dims), FLAGS)
+/* a buffer for one record: packed ones need the kernels' slack after it */
+#define RSPACE(dims) (RS(dims) + (test_packed ? VS_QUANT_CODE_ALIGN : 0))
 /* the code of dimension d in record "rec" */
 #define CODE(rec, d) \
 	(test_kind == VS_QUANT_SQ4 ? \
-	 (((rec)[VS_QUANT_RECORD_HEADER + (d) / 2] >> (4 * ((d) % 2))) & 15) : \
-	 (rec)[VS_QUANT_RECORD_HEADER + (d)])
+	 (((rec)[HDR + (d) / 2] >> (4 * ((d) % 2))) & 15) : \
+	 (rec)[HDR + (d)])
 /* bytes of codes without the padding */
 #define CODE_BYTES(dims) (test_kind == VS_QUANT_SQ4 ? ((dims) + 1) / 2 : (dims))
 
@@ -149,6 +157,7 @@ train(const float *x, int n, int dims, VsMetric metric, const float *cents,
 	VsQuantOptionsInit(&opt);
 	opt.kind = test_kind;
 	opt.clip = clip;
+	opt.packed = test_packed;
 	if (VsQuantTrain(x, n, dims, metric, cents, assign, &opt, &hooks, p) != 0)
 	{
 		fprintf(stderr, "VsQuantTrain rejected n=%d dims=%d\n", n, dims);
@@ -324,7 +333,7 @@ test_layout(void)
 {
 	static const int dimlist[] = {1, 15, 16, 17, 100, 128, 784, 1536, 16000};
 
-	group_begin("layout: struct 64 bytes, records multiple of 16, blocks of 64, CRC-32C check value, dispatch");
+	group_begin("layout: struct 64 bytes, records packed to 4 (or 16 with 16-byte headers), blocks of 64 with slack, CRC-32C check value, dispatch");
 	check(sizeof(VsQuantParams) == 64, "sizeof(VsQuantParams) = %zu", sizeof(VsQuantParams));
 	check(offsetof(VsQuantParams, data) == 64, "data at %zu", offsetof(VsQuantParams, data));
 	check(VsQuantCrc32c(0, "123456789", 9) == 0xE3069283u,
@@ -334,8 +343,10 @@ test_layout(void)
 	for (size_t i = 0; i < sizeof(dimlist) / sizeof(dimlist[0]); i++)
 	{
 		int			dims = dimlist[i];
-		size_t		rs = VsQuantRecordSize(VS_QUANT_SQ8, dims);
-		size_t		rs4 = VsQuantRecordSize(VS_QUANT_SQ4, dims);
+		size_t		rs = VsQuantRecordSize(VS_QUANT_SQ8, dims, 0);
+		size_t		rs4 = VsQuantRecordSize(VS_QUANT_SQ4, dims, 0);
+		size_t		prs = VsQuantRecordSize(VS_QUANT_SQ8, dims, VS_QUANT_PACKED);
+		size_t		prs4 = VsQuantRecordSize(VS_QUANT_SQ4, dims, VS_QUANT_PACKED);
 		VsQuantParams hdr;
 
 		check(rs % 16 == 0 && rs >= (size_t) dims + VS_QUANT_RECORD_HEADER &&
@@ -344,14 +355,28 @@ test_layout(void)
 		check(rs4 % 16 == 0 && rs4 >= (size_t) (dims + 1) / 2 + VS_QUANT_RECORD_HEADER &&
 			  rs4 < (size_t) (dims + 1) / 2 + VS_QUANT_RECORD_HEADER + 16,
 			  "dims %d: SQ4 record size %zu", dims, rs4);
+		check(prs % 4 == 0 && prs >= (size_t) dims + 4 && prs < (size_t) dims + 8,
+			  "dims %d: packed record size %zu", dims, prs);
+		check(prs4 % 4 == 0 && prs4 >= (size_t) (dims + 1) / 2 + 4 &&
+			  prs4 < (size_t) (dims + 1) / 2 + 8,
+			  "dims %d: packed SQ4 record size %zu", dims, prs4);
 		check(VsQuantParamsSize(dims) == 64 + 8 * (size_t) dims, "dims %d: params size", dims);
-		hdr.record_size = (uint32_t) rs;
-		for (uint64_t n = 0; n < 70; n += 7)
+		for (int packed = 0; packed < 2; packed++)
 		{
-			size_t		bs = VsQuantBlockSize(&hdr, n);
+			size_t		r = packed ? prs : rs;
+			size_t		slack = packed ? VS_QUANT_CODE_ALIGN : 0;
 
-			check(bs % 64 == 0 && bs >= n * rs && bs < n * rs + 64,
-				  "dims %d n %d: block size %zu", dims, (int) n, bs);
+			hdr.flags = packed ? VS_QUANT_PACKED : 0;
+			hdr.record_size = (uint32_t) r;
+			check(VsQuantRecordSpace(&hdr) == r + slack, "dims %d: record space", dims);
+			for (uint64_t n = 0; n < 70; n += 7)
+			{
+				size_t		bs = VsQuantBlockSize(&hdr, n);
+
+				check(n == 0 ? bs == 0 :
+					  (bs % 64 == 0 && bs >= n * r + slack && bs < n * r + slack + 64),
+					  "dims %d n %d packed %d: block size %zu", dims, (int) n, packed, bs);
+			}
 		}
 		check(VsQuantRecord((void *) 0x1000, rs, 3) == (const uint8_t *) 0x1000 + 3 * rs,
 			  "VsQuantRecord");
@@ -408,7 +433,7 @@ test_training(void)
 				  n, interrupt_calls - polls);
 			check(VsQuantValidate(p, p->size) == NULL, "n=%d clip=%g: %s", n, clips[ci],
 				  VsQuantValidate(p, p->size));
-			check(p->nsamples == (uint32_t) n && p->flags == 0, "n=%d: nsamples %u flags %u",
+			check(p->nsamples == (uint32_t) n && p->flags == (uint32_t) FLAGS, "n=%d: nsamples %u flags %u",
 				  n, p->nsamples, p->flags);
 			for (int d = 0; d < dims; d++)
 			{
@@ -491,7 +516,7 @@ encode_shape(int dims, VsMetric metric, int residual)
 	float	   *cents = xmalloc(sizeof(float) * (size_t) k * dims);
 	int32_t    *assign = xmalloc(sizeof(int32_t) * n);
 	size_t		rs = RS(dims);
-	uint8_t    *rec = xmalloc_aligned(rs);
+	uint8_t    *rec = xmalloc_aligned(RSPACE(dims));
 	float	   *dec = xmalloc(sizeof(float) * dims);
 	double	   *in = xmalloc(sizeof(double) * dims);
 	VsQuantParams *p;
@@ -518,7 +543,7 @@ encode_shape(int dims, VsMetric metric, int residual)
 			for (int d = 0; d < dims; d++)
 				xi[d] = (float) ((d + i) % 2 ? 1e6 : -1e6);
 		}
-		memset(rec, 0xEE, rs);
+		memset(rec, 0xEE, RSPACE(dims));
 		VsQuantEncode(p, xi, cent, rec);
 		VsQuantDecode(p, rec, cent, dec);
 		input_vec(p, xi, cent, in);
@@ -551,12 +576,15 @@ encode_shape(int dims, VsMetric metric, int residual)
 				  2.4e-7 * (fabs(got) + fabs(rlo) + (cent ? fabs(cent[d]) : 0)) + 1e-30,
 				  "dims %d: VsQuantDecode %g vs %g", dims, dec[d], got);
 		}
-		for (size_t b = VS_QUANT_RECORD_HEADER + CODE_BYTES(dims); b < rs; b++)
+		for (size_t b = HDR + CODE_BYTES(dims); b < rs; b++)
 			check(rec[b] == 0, "dims %d: padding byte %zu = %d", dims, b, rec[b]);
+		for (size_t b = rs; b < RSPACE(dims); b++)
+			check(rec[b] == 0xEE, "dims %d: byte %zu past the record written", dims, b);
 		if (test_kind == VS_QUANT_SQ4 && dims % 2 == 1)
-			check((rec[VS_QUANT_RECORD_HEADER + dims / 2] >> 4) == 0,
+			check((rec[HDR + dims / 2] >> 4) == 0,
 				  "dims %d: the last byte's unused nibble is %d", dims,
-				  rec[VS_QUANT_RECORD_HEADER + dims / 2] >> 4);
+				  rec[HDR + dims / 2] >> 4);
+		if (!test_packed)
 		{
 			float		hdr[4];
 
@@ -686,7 +714,7 @@ distance_shape(int dims, VsMetric metric, int residual, double offset)
 				{
 					const float *lo = p->data;
 					const float *step = p->data + dims;
-					uint8_t    *bad = xmalloc_aligned(rs);
+					uint8_t    *bad = xmalloc_aligned(RSPACE(dims));
 					double		maxw = -1;
 					int			heavy = 0,
 								c;
@@ -707,11 +735,11 @@ distance_shape(int dims, VsMetric metric, int residual, double offset)
 					c = CODE(rec, heavy);
 					c = c < LEVELS ? c + 1 : c - 1;
 					if (test_kind == VS_QUANT_SQ4)
-						bad[VS_QUANT_RECORD_HEADER + heavy / 2] =
-							(uint8_t) ((bad[VS_QUANT_RECORD_HEADER + heavy / 2] &
+						bad[HDR + heavy / 2] =
+							(uint8_t) ((bad[HDR + heavy / 2] &
 										(heavy % 2 ? 0x0F : 0xF0)) | (c << (4 * (heavy % 2))));
 					else
-						bad[VS_QUANT_RECORD_HEADER + heavy] = (uint8_t) c;
+						bad[HDR + heavy] = (uint8_t) c;
 					gbad = VsQuantDistance(query, bad);
 					(void) ref_code_dist(metric, qn, xh, dims, delta, rec, &bbad);
 					check(fabs(gbad - ref) > bbad,
@@ -779,7 +807,7 @@ test_paths(VsQuantPath path)
 		int			n = dims >= 4000 ? 20 : 64;
 		const int	nq = 4;
 		size_t		rs = RS(dims);
-		size_t		bytes = (size_t) n * rs;
+		size_t		bytes = (size_t) n * rs + (RSPACE(dims) - rs);
 		size_t		maplen = ((bytes + page - 1) / page + 1) * page;
 		char	   *map;
 		uint8_t    *block;
@@ -1080,7 +1108,7 @@ test_edges(void)
 	const int	dims = 21;
 	float		x[3][21];
 	float		q[21];
-	uint8_t    *rec = xmalloc_aligned(RS(dims));
+	uint8_t    *rec = xmalloc_aligned(RSPACE(dims));
 	void	   *buf;
 	VsQuantQuery *query;
 	VsQuantParams *p;
@@ -1200,7 +1228,7 @@ test_edges(void)
 		}
 		/* scaling a vector changes nothing under cosine */
 		{
-			uint8_t    *rec2 = xmalloc_aligned(RS(dims));
+			uint8_t    *rec2 = xmalloc_aligned(RSPACE(dims));
 			float		scaled[21];
 
 			for (int d = 0; d < dims; d++)
@@ -1272,6 +1300,7 @@ test_validation(void)
 	RESEALED_BAD(p->dims = dims - 1, "dims");
 	RESEALED_BAD(p->metric = 0, "metric 0");
 	RESEALED_BAD(p->flags = 0x10, "unknown flag");
+	RESEALED_BAD(p->flags ^= VS_QUANT_PACKED, "the other record layout (its record size differs)");
 	RESEALED_BAD(p->record_size += 16, "record size");
 	RESEALED_BAD(p->clip_ppm = 300000, "clip 0.3");
 	RESEALED_BAD(p->reserved[3] = 1, "reserved");
@@ -1303,9 +1332,10 @@ main(void)
 	VsQuantInit();
 
 	test_layout();
-	for (int k = 0; k < 2; k++)
+	for (int k = 0; k < 4; k++)
 	{
-		test_kind = k == 0 ? VS_QUANT_SQ8 : VS_QUANT_SQ4;
+		test_kind = k % 2 == 0 ? VS_QUANT_SQ8 : VS_QUANT_SQ4;
+		test_packed = k < 2;
 		test_training();
 		test_encode();
 		test_distances();
