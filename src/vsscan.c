@@ -737,7 +737,7 @@ search_graph(IndexScanDesc scan, VsProbe *p, int ef, double within)
 	}
 	else
 	{
-		p->trusted = VsPolicyTrusted(&so->policy, found);
+		p->trusted = VsPolicyTrusted(&so->policy, found, so->returned);
 		p->frontier = so->results[p->trusted - 1].distance;
 	}
 

@@ -78,7 +78,7 @@ extern int	VsPolicyDeeper(const VsScanPolicy *pol, int ef, uint32 count);
 extern bool VsPolicyWidenEarly(const VsScanPolicy *pol);
 extern bool VsPolicyConfirm(const VsScanPolicy *pol, int64 returned);
 extern bool VsPolicySearchAgain(const VsScanPolicy *pol);
-extern int	VsPolicyTrusted(const VsScanPolicy *pol, int found);
+extern int	VsPolicyTrusted(const VsScanPolicy *pol, int found, int64 returned);
 extern bool VsPolicyShareConfirmation(const VsScanPolicy *pol, int trusted, int missed,
 									  int64 returned);
 extern bool VsPolicyFiltered(const VsScanPolicy *pol, int64 returned);
