@@ -165,6 +165,8 @@ struct VsQuantQuery
 	int			dims;
 	int			pd;				/* code bytes read per record, a multiple of 16 */
 	int			header;			/* where a record's codes start */
+	uint32_t	read_size;		/* bytes a distance reads from a record's
+								 * start: header + pd, at least the record */
 	int			levels;			/* L: 255 (SQ8) or 15 (SQ4) */
 	size_t		record_size;
 	double		k;				/* distance = finish(k + coef * S, aux) */
@@ -231,7 +233,9 @@ dot4_scalar(const VsQuantQuery *query, const uint8_t *codes)
  * costs more than a distance: it asks for every cache line of as many
  * records as fit in IDS_PREFETCH_BYTES (a whole row of 128-dimension
  * codes) before the first distance, so that their misses overlap, then
- * one more record per distance.  Measured against prefetching the first
+ * one more record per distance.  Every line a distance reads: a packed
+ * record's last 16-byte step may run into the next record's first line
+ * (read_size).  Measured against prefetching the first
  * two lines of the record two ahead (a 144-byte SQ8 record spans three
  * lines): bench/RESULTS.md, "Code records prefetched whole".
  */
@@ -275,14 +279,14 @@ ids_##name(const VsQuantQuery *query, const uint8_t *block, \
 		ahead = n; \
 	for (uint32_t i = 0; i < ahead; i++) \
 		prefetch_record((const char *) block + (size_t) ids[i] * query->record_size, \
-						query->record_size); \
+						query->read_size); \
 	for (uint32_t i = 0; i < n; i++) \
 	{ \
 		const uint8_t *rec = block + (size_t) ids[i] * query->record_size; \
 		if (i + ahead < n) \
 			prefetch_record((const char *) block + \
 							(size_t) ids[i + ahead] * query->record_size, \
-							query->record_size); \
+							query->read_size); \
 		out[i] = finish(query, dot(query, rec + query->header), rec); \
 	} \
 }
@@ -1239,6 +1243,9 @@ VsQuantPrepareQueryPath(const VsQuantParams *params, const float *q,
 	query->dims = dims;
 	query->pd = pd;
 	query->header = (int) record_header(params);
+	query->read_size = (uint32_t) (record_header(params) + (size_t) pd);
+	if (query->read_size < params->record_size)
+		query->read_size = params->record_size;
 	query->levels = levels;
 	query->record_size = params->record_size;
 	query->delta = delta;
