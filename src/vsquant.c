@@ -233,9 +233,9 @@ dot4_scalar(const VsQuantQuery *query, const uint8_t *codes)
  * costs more than a distance: it asks for every cache line of as many
  * records as fit in IDS_PREFETCH_BYTES (a whole row of 128-dimension
  * codes) before the first distance, so that their misses overlap, then
- * one more record per distance.  Every line a distance reads: a packed
- * record's last 16-byte step may run into the next record's first line
- * (read_size).  Measured against prefetching the first
+ * one more record per distance.  It asks for every line a distance
+ * reads, which for a packed record may include the next record's first
+ * line (read_size).  Measured against prefetching the first
  * two lines of the record two ahead (a 144-byte SQ8 record spans three
  * lines): bench/RESULTS.md, "Code records prefetched whole".
  */
