@@ -261,6 +261,13 @@ typedef struct VsHnswBuildSource
 /* a search's reusable working memory (opaque; see VsHnswScratchInit) */
 typedef struct VsHnswScratch VsHnswScratch;
 
+/*
+ * What the searches of one query in one graph have visited, so that a
+ * deeper search continues them instead of starting again (opaque; see
+ * VsHnswTrailInit and VsHnswSearchBatchOn).
+ */
+typedef struct VsHnswTrail VsHnswTrail;
+
 /* what VsHnswDescribe reports */
 typedef struct VsHnswInfo
 {
@@ -311,6 +318,18 @@ extern int	VsHnswSearchWith(const void *graph, VsHnswDistanceFn dist,
 extern int	VsHnswSearchBatch(const void *graph, VsHnswDistancesFn dists,
 							  void *ctx, int k, int ef,
 							  VsHnswScratch *scratch, VsHnswResult *out);
+extern size_t VsHnswTrailSize(int max_n, int max_ef);
+extern VsHnswTrail *VsHnswTrailInit(void *mem, size_t size, int max_n,
+									int max_ef);
+extern int	VsHnswTrailEf(const VsHnswTrail *trail);
+extern int	VsHnswSearchOn(const void *graph, const float *vectors,
+						   const float *query, int k, int ef,
+						   VsHnswScratch *scratch, VsHnswTrail *trail,
+						   VsHnswResult *out);
+extern int	VsHnswSearchBatchOn(const void *graph, VsHnswDistancesFn dists,
+								void *ctx, int k, int ef,
+								VsHnswScratch *scratch, VsHnswTrail *trail,
+								VsHnswResult *out);
 extern int	VsHnswFlatSearch(const float *vectors, int n, int dim,
 							 VsMetric metric, const float *query, int k,
 							 VsHnswResult *out);

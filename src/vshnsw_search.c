@@ -36,11 +36,35 @@ struct VsHnswScratch
 	float	   *dists;			/* MAX_ROW: their distances (batch path) */
 };
 
+/*
+ * A trail: every node the searches of one query in one graph have
+ * computed a distance for (the descent's too), and the last search's final
+ * candidate list
+ * (with its expanded flags).  A deeper search starts from all of it
+ * (search_graph), so it computes only the distances its larger list
+ * reaches beyond them: no node's distance is computed twice for the same
+ * query.  Lives at the start of the caller's block (VsHnswTrailInit).
+ */
+struct VsHnswTrail
+{
+	uint32_t	max_n;			/* nodes it can hold */
+	uint32_t	max_ef;			/* candidates it can hold */
+	uint32_t	n;				/* the graph's nodes; 0: empty trail */
+	uint32_t	entry;			/* and its entry point (a cheap check) */
+	uint32_t	nvisited;		/* entries of "visited" */
+	int32_t		npool;			/* entries of "pool" */
+	int32_t		ef;				/* the ef of the last search */
+	int32_t		overflow;		/* "visited" ran out: start again */
+	PoolEntry  *visited;		/* max_n: distance and node, in visit order */
+	PoolEntry  *pool;			/* max_ef: the last final candidate list */
+};
+
 static inline void prefetch_node(const Source *src, uint32_t node);
 static inline void prefetch_next_row(const Level *lv, const PoolEntry *pool,
 									 int from, int size);
 static int	search_graph(const void *graph, const Source *src, int k, int ef,
-						 VsHnswScratch *scratch, VsHnswResult *out);
+						 VsHnswScratch *scratch, VsHnswTrail *trail,
+						 VsHnswResult *out);
 
 static void heap_sift_down(VsHnswResult *heap, int size, int i);
 
@@ -106,6 +130,67 @@ VsHnswScratchInit(void *mem, size_t size, int max_n, int max_ef)
 }
 
 /*
+ * VsHnswTrailSize - bytes of a trail for graphs of up to max_n nodes and
+ * searches of up to max_ef candidates: 8 bytes per node and per
+ * candidate, and a header.
+ */
+size_t
+VsHnswTrailSize(int max_n, int max_ef)
+{
+	if (max_n < 0)
+		max_n = 0;
+	if (max_ef < 1)
+		max_ef = 1;
+	return ((sizeof(VsHnswTrail) + 7) & ~(size_t) 7) +
+		((size_t) max_n + (size_t) max_ef) * sizeof(PoolEntry);
+}
+
+/*
+ * VsHnswTrailInit - lay out an empty trail in mem (size >=
+ * VsHnswTrailSize(max_n, max_ef) bytes, 8-byte aligned, owned by the
+ * caller).  Returns NULL if it is too small or misaligned.  A trail
+ * belongs to one query in one graph: VsHnswSearchBatchOn and
+ * VsHnswSearchOn continue the searches it records, and the caller must
+ * not hand it a different graph, query or distance function (a trail
+ * made for another graph is noticed only by its size and entry point).
+ * A node the descent computed and the level-0 search computed again takes
+ * two entries, so a trail made for max_n = n can fill up (a search that
+ * reads nearly every node); the next search on it is then a fresh one.
+ * Nothing in it needs clearing: init it again for another query.
+ */
+VsHnswTrail *
+VsHnswTrailInit(void *mem, size_t size, int max_n, int max_ef)
+{
+	VsHnswTrail *t = (VsHnswTrail *) mem;
+	char	   *p;
+
+	if (max_n < 0)
+		max_n = 0;
+	if (max_ef < 1)
+		max_ef = 1;
+	if (mem == NULL || ((uintptr_t) mem & 7) != 0 ||
+		size < VsHnswTrailSize(max_n, max_ef))
+		return NULL;
+	memset(t, 0, sizeof(VsHnswTrail));
+	p = (char *) mem + ((sizeof(VsHnswTrail) + 7) & ~(size_t) 7);
+	t->max_n = (uint32_t) max_n;
+	t->max_ef = (uint32_t) max_ef;
+	t->visited = (PoolEntry *) p;
+	t->pool = t->visited + max_n;
+	return t;
+}
+
+/*
+ * VsHnswTrailEf - the ef of the last search a trail records (after the
+ * limits search_graph put on it); 0 for an empty trail.
+ */
+int
+VsHnswTrailEf(const VsHnswTrail *trail)
+{
+	return trail->n == 0 ? 0 : trail->ef;
+}
+
+/*
  * VsHnswSearch - the k nearest nodes to "query" by the graph's metric,
  * over the cluster's float vectors.
  *
@@ -121,6 +206,19 @@ VsHnswScratchInit(void *mem, size_t size, int max_n, int max_ef)
 int
 VsHnswSearch(const void *graph, const float *vectors, const float *query,
 			 int k, int ef, VsHnswScratch *scratch, VsHnswResult *out)
+{
+	return VsHnswSearchOn(graph, vectors, query, k, ef, scratch, NULL, out);
+}
+
+/*
+ * VsHnswSearchOn - VsHnswSearch that records what it visits in "trail",
+ * or, when the trail already holds searches of this graph for this query,
+ * continues them (see VsHnswSearchBatchOn).  A NULL trail is VsHnswSearch.
+ */
+int
+VsHnswSearchOn(const void *graph, const float *vectors, const float *query,
+			   int k, int ef, VsHnswScratch *scratch, VsHnswTrail *trail,
+			   VsHnswResult *out)
 {
 	const VsHnswHeaderData *h = (const VsHnswHeaderData *) graph;
 	Source		src;
@@ -147,7 +245,7 @@ VsHnswSearch(const void *graph, const float *vectors, const float *query,
 			src.kind = SRC_L2;
 			break;
 	}
-	return search_graph(graph, &src, k, ef, scratch, out);
+	return search_graph(graph, &src, k, ef, scratch, trail, out);
 }
 
 /*
@@ -169,7 +267,7 @@ VsHnswSearchWith(const void *graph, VsHnswDistanceFn dist, void *ctx, int k,
 	src.kind = SRC_CALLBACK;
 	src.fn = dist;
 	src.ctx = ctx;
-	return search_graph(graph, &src, k, ef, scratch, out);
+	return search_graph(graph, &src, k, ef, scratch, NULL, out);
 }
 
 /*
@@ -186,6 +284,31 @@ int
 VsHnswSearchBatch(const void *graph, VsHnswDistancesFn dists, void *ctx,
 				  int k, int ef, VsHnswScratch *scratch, VsHnswResult *out)
 {
+	return VsHnswSearchBatchOn(graph, dists, ctx, k, ef, scratch, NULL, out);
+}
+
+/*
+ * VsHnswSearchBatchOn - VsHnswSearchBatch on a trail (NULL: none).
+ *
+ * An empty trail (just made by VsHnswTrailInit): the same search, with
+ * the same results, recording every level-0 node whose distance it
+ * computes and its final candidate list.  A trail that holds searches of
+ * this graph for this query, with a larger ef than theirs: the level-0
+ * search continues them: its candidate list starts as the best ef of
+ * every node they visited, the ones they expanded marked so, and it
+ * expands until none of the best ef is left unexpanded, as a search
+ * does; it computes the distance of no node visited before, and skips
+ * the descent.  It finds what a fresh search of that ef would, or more
+ * (it starts from a superset of good candidates), at the cost of the
+ * difference.  With an ef no larger than the last one's, the last
+ * results again (nothing computed).  A trail that fills up makes the
+ * next search on it a fresh one.
+ */
+int
+VsHnswSearchBatchOn(const void *graph, VsHnswDistancesFn dists, void *ctx,
+					int k, int ef, VsHnswScratch *scratch, VsHnswTrail *trail,
+					VsHnswResult *out)
+{
 	Source		src;
 
 	memset(&src, 0, sizeof(src));
@@ -194,7 +317,7 @@ VsHnswSearchBatch(const void *graph, VsHnswDistancesFn dists, void *ctx,
 	src.ctx = ctx;
 	src.ids = scratch->ids;
 	src.dists = scratch->dists;
-	return search_graph(graph, &src, k, ef, scratch, out);
+	return search_graph(graph, &src, k, ef, scratch, trail, out);
 }
 
 /*
@@ -366,14 +489,34 @@ VsHnswPoolInsert(PoolEntry *pool, int *size, int cap, float dist, uint32_t id,
 }
 
 /*
- * VsHnswGreedy - from member "cur" at distance *curdist, move to the nearest
- * neighbour while one is nearer (ef = 1).  Each move goes strictly down
- * the order of ranks_before, so it ends on any graph.  Returns the member reached;
- * *curdist is its distance.
+ * log_visit - a trail's record of a level-0 node whose distance was
+ * computed (search_layer; NULL: no trail).
  */
-uint32_t
-VsHnswGreedy(const Level *lv, const Source *src, uint32_t cur, float *curdist,
-			 uint32_t salt)
+static inline void
+log_visit(VsHnswTrail *trail, float dist, uint32_t id)
+{
+	if (trail == NULL)
+		return;
+	if (trail->nvisited < trail->max_n)
+	{
+		trail->visited[trail->nvisited].dist = dist;
+		trail->visited[trail->nvisited].id = id;
+		trail->nvisited++;
+	}
+	else
+		trail->overflow = 1;
+}
+
+/*
+ * greedy - VsHnswGreedy, recording every node it computes in "trail"
+ * (when not NULL) by its node id.
+ */
+#ifdef __GNUC__
+__attribute__((always_inline))
+#endif
+static inline uint32_t
+greedy(const Level *lv, const Source *src, uint32_t cur, float *curdist,
+	   uint32_t salt, VsHnswTrail *trail)
 {
 	int			changed = 1;
 
@@ -390,6 +533,7 @@ VsHnswGreedy(const Level *lv, const Source *src, uint32_t cur, float *curdist,
 			if (v >= lv->count)
 				break;			/* VS_HNSW_NONE ends the row */
 			d = source_distance(src, member_node(lv, v));
+			log_visit(trail, d, member_node(lv, v));
 			if (ranks_before(lv, salt, d, v, *curdist, cur))
 			{
 				*curdist = d;
@@ -402,26 +546,42 @@ VsHnswGreedy(const Level *lv, const Source *src, uint32_t cur, float *curdist,
 }
 
 /*
- * VsHnswSearchLayer - the ef search of one level.
- *
- * pool holds "size" sorted candidates (member indices of this level, each
- * already tagged with "epoch"; flags ignored, they are cleared here);
- * ef >= size is the capacity.  Expands the nearest unexpanded candidate
- * until none is left; returns the final size.  "row" is scratch for one
- * row.  salt: see ranks_before.  Every id read from a row is compared
- * with the level's count
- * before use, so even a row altered after validation is not followed out
- * of the level.
+ * VsHnswGreedy - from member "cur" at distance *curdist, move to the nearest
+ * neighbour while one is nearer (ef = 1).  Each move goes strictly down
+ * the order of ranks_before, so it ends on any graph.  Returns the member reached;
+ * *curdist is its distance.
  */
-int
-VsHnswSearchLayer(const Level *lv, const Source *src, PoolEntry *pool, int size,
-				  int ef, uint16_t *tags, uint16_t epoch, uint32_t *row,
-				  uint32_t salt)
+uint32_t
+VsHnswGreedy(const Level *lv, const Source *src, uint32_t cur, float *curdist,
+			 uint32_t salt)
+{
+	return greedy(lv, src, cur, curdist, salt, NULL);
+}
+
+/*
+ * search_layer - the ef search of one level, as VsHnswSearchLayer
+ * describes; "keep" leaves the pool's expanded flags as they are (a
+ * continued search: those were expanded), and "trail" (not NULL) records
+ * every node whose distance it computes.  Inlined into both callers, so
+ * that the build's searches carry no trail code.
+ */
+#ifdef __GNUC__
+__attribute__((always_inline))
+#endif
+static inline int
+search_layer(const Level *lv, const Source *src, PoolEntry *pool, int size,
+			 int ef, uint16_t *tags, uint16_t epoch, uint32_t *row,
+			 uint32_t salt, int keep, VsHnswTrail *trail)
 {
 	int			cursor = 0;
 
-	for (int i = 0; i < size; i++)
-		pool[i].id &= ID_MASK;
+	if (!keep)
+	{
+		for (int i = 0; i < size; i++)
+			pool[i].id &= ID_MASK;
+	}
+	while (cursor < size && (pool[cursor].id & EXPANDED))
+		cursor++;
 	while (cursor < size)
 	{
 		uint32_t	cur = pool[cursor].id;
@@ -478,6 +638,7 @@ VsHnswSearchLayer(const Level *lv, const Source *src, PoolEntry *pool, int size,
 
 				if (d != d)
 					d = INFINITY;
+				log_visit(trail, d, row[j]);
 				if (size == ef && d > pool[size - 1].dist)
 					continue;	/* farther than the full pool's last */
 				pos = VsHnswPoolInsert(pool, &size, ef, d, row[j], lv, salt);
@@ -497,6 +658,7 @@ VsHnswSearchLayer(const Level *lv, const Source *src, PoolEntry *pool, int size,
 				if (j + 1 < nnew)
 					prefetch_node(src, member_node(lv, row[j + 1]));
 				d = source_distance(src, member_node(lv, row[j]));
+				log_visit(trail, d, row[j]);
 				if (size == ef && d > pool[size - 1].dist)
 					continue;	/* farther than the full pool's last */
 				pos = VsHnswPoolInsert(pool, &size, ef, d, row[j], lv, salt);
@@ -515,6 +677,26 @@ VsHnswSearchLayer(const Level *lv, const Source *src, PoolEntry *pool, int size,
 			cursor++;
 	}
 	return size;
+}
+
+/*
+ * VsHnswSearchLayer - the ef search of one level.
+ *
+ * pool holds "size" sorted candidates (member indices of this level, each
+ * already tagged with "epoch"; flags ignored, they are cleared here);
+ * ef >= size is the capacity.  Expands the nearest unexpanded candidate
+ * until none is left; returns the final size.  "row" is scratch for one
+ * row.  salt: see ranks_before.  Every id read from a row is compared
+ * with the level's count
+ * before use, so even a row altered after validation is not followed out
+ * of the level.
+ */
+int
+VsHnswSearchLayer(const Level *lv, const Source *src, PoolEntry *pool, int size,
+				  int ef, uint16_t *tags, uint16_t epoch, uint32_t *row,
+				  uint32_t salt)
+{
+	return search_layer(lv, src, pool, size, ef, tags, epoch, row, salt, 0, NULL);
 }
 
 /*
@@ -571,12 +753,44 @@ prefetch_next_row(const Level *lv, const PoolEntry *pool, int from, int size)
 }
 
 /*
+ * continue_trail - the level-0 candidate list of a search that continues
+ * the ones "trail" records, into scratch->pool: their last final list as
+ * it was (expanded flags kept), then the best of every other node they
+ * visited, up to ef; every one of those nodes tagged with "epoch", so
+ * that none is computed again.  Returns the list's size.
+ */
+static int
+continue_trail(const Level *lv, VsHnswTrail *trail, int ef, VsHnswScratch *scratch,
+			   uint16_t epoch)
+{
+	PoolEntry  *pool = scratch->pool;
+	int			size = trail->npool;
+
+	memcpy(pool, trail->pool, sizeof(PoolEntry) * (size_t) size);
+	for (int i = 0; i < size; i++)
+		scratch->tags[pool[i].id & ID_MASK] = epoch;
+	for (uint32_t i = 0; i < trail->nvisited; i++)
+	{
+		const PoolEntry *v = &trail->visited[i];
+
+		if (scratch->tags[v->id] == epoch)
+			continue;			/* in the list already */
+		scratch->tags[v->id] = epoch;
+		if (size == ef && v->dist > pool[size - 1].dist)
+			continue;
+		VsHnswPoolInsert(pool, &size, ef, v->dist, v->id, lv, 0);
+	}
+	return size;
+}
+
+/*
  * search_graph - descend, then the level-0 ef search; the common part of
- * VsHnswSearch and VsHnswSearchWith (same contract).
+ * VsHnswSearch and VsHnswSearchWith (same contract), and of the searches
+ * on a trail (not NULL: VsHnswSearchBatchOn).
  */
 static int
 search_graph(const void *graph, const Source *src, int k, int ef,
-			 VsHnswScratch *scratch, VsHnswResult *out)
+			 VsHnswScratch *scratch, VsHnswTrail *trail, VsHnswResult *out)
 {
 	const char *base = (const char *) graph;
 	const VsHnswHeaderData *h = (const VsHnswHeaderData *) graph;
@@ -598,31 +812,80 @@ search_graph(const void *graph, const Source *src, int k, int ef,
 		ef = k;
 	if ((uint32_t) ef > scratch->max_ef)
 		ef = (int) scratch->max_ef;
+	if (trail != NULL && (uint32_t) ef > trail->max_ef)
+		ef = (int) trail->max_ef;
 	if ((uint32_t) ef > n)
 		ef = (int) n;
 	if (k > ef)
 		k = ef;
 
-	curdist = source_distance(src, cur);
-	for (int l = nlevels - 1; l >= 1; l--)
+	/* a trail of another graph, or one that ran out of room: start again */
+	if (trail != NULL &&
+		(trail->n != n || trail->entry != h->entry || trail->overflow))
 	{
-		uint32_t	local;
-
-		VsHnswLevelView(base, l, &lv);
-		local = VsHnswFindMember(&lv, cur);
-		if (local == VS_HNSW_NONE)
-			continue;			/* cannot happen in a validated graph */
-		local = VsHnswGreedy(&lv, src, local, &curdist, 0);
-		cur = lv.members[local];
+		trail->n = 0;
+		trail->nvisited = 0;
+		trail->npool = 0;
+		trail->ef = 0;
+		trail->overflow = 0;
 	}
 
 	VsHnswLevelView(base, 0, &lv);
-	epoch = VsHnswNextEpoch(scratch->tags, scratch->max_n, &scratch->epoch);
-	scratch->tags[cur] = epoch;
-	scratch->pool[0].dist = curdist;
-	scratch->pool[0].id = cur;
-	size = VsHnswSearchLayer(&lv, src, scratch->pool, 1, ef, scratch->tags, epoch,
-						scratch->row, 0);
+	if (trail != NULL && trail->n != 0)
+	{
+		/* continue the trail's searches: no descent, no node computed twice */
+		if (ef <= trail->ef)
+		{
+			size = trail->npool;
+			memcpy(scratch->pool, trail->pool, sizeof(PoolEntry) * (size_t) size);
+		}
+		else
+		{
+			epoch = VsHnswNextEpoch(scratch->tags, scratch->max_n, &scratch->epoch);
+			size = continue_trail(&lv, trail, ef, scratch, epoch);
+			size = search_layer(&lv, src, scratch->pool, size, ef, scratch->tags, epoch,
+								scratch->row, 0, 1, trail);
+		}
+	}
+	else
+	{
+		/* a fresh search; on a trail, every node it computes is recorded */
+		if (trail != NULL)
+		{
+			trail->n = n;
+			trail->entry = h->entry;
+			trail->ef = 0;
+		}
+		curdist = source_distance(src, cur);
+		log_visit(trail, curdist, cur);
+		for (int l = nlevels - 1; l >= 1; l--)
+		{
+			Level		up;
+			uint32_t	local;
+
+			VsHnswLevelView(base, l, &up);
+			local = VsHnswFindMember(&up, cur);
+			if (local == VS_HNSW_NONE)
+				continue;		/* cannot happen in a validated graph */
+			local = greedy(&up, src, local, &curdist, 0, trail);
+			cur = up.members[local];
+		}
+
+		epoch = VsHnswNextEpoch(scratch->tags, scratch->max_n, &scratch->epoch);
+		scratch->tags[cur] = epoch;
+		scratch->pool[0].dist = curdist;
+		scratch->pool[0].id = cur;
+		size = search_layer(&lv, src, scratch->pool, 1, ef, scratch->tags, epoch,
+							scratch->row, 0, 0, trail);
+	}
+
+	if (trail != NULL)
+	{
+		memcpy(trail->pool, scratch->pool, sizeof(PoolEntry) * (size_t) size);
+		trail->npool = size;
+		if (ef > trail->ef)
+			trail->ef = ef;
+	}
 
 	if (k > size)
 		k = size;

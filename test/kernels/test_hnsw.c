@@ -1501,6 +1501,220 @@ test_callback(void)
 	group_end();
 }
 
+/* a batch callback that also notes which nodes it computed (trails) */
+typedef struct MarkCtx
+{
+	FloatCtx	f;
+	uint8_t    *marks;			/* per node: bit 0 before, bit 1 now */
+	long		again;			/* computed now and before */
+	long		now;			/* computed now */
+} MarkCtx;
+
+static void
+marked_distances(void *arg, const uint32_t *ids, uint32_t n, float *out)
+{
+	MarkCtx    *m = arg;
+
+	for (uint32_t i = 0; i < n; i++)
+	{
+		m->again += (m->marks[ids[i]] & 1);
+		m->marks[ids[i]] |= 2;
+		m->now++;
+	}
+	float_distances(&m->f, ids, n, out);
+}
+
+/* the marks of "now" become "before" */
+static void
+marks_settle(MarkCtx *m, int n)
+{
+	for (int i = 0; i < n; i++)
+		m->marks[i] = (m->marks[i] & 2) ? 1 : m->marks[i];
+	m->again = m->now = 0;
+}
+
+/*
+ * test_trail - searches on a trail (VsHnswSearchBatchOn, VsHnswSearchOn):
+ * the first is the plain search, bit for bit; a deeper one continues it,
+ * computing no node the earlier ones computed and no more in all than the
+ * plain deeper search, and finds at least what that one finds (tie-aware
+ * recall@10 against the flat scan, over all queries); an ef no deeper
+ * computes nothing and gives the last results; a trail that runs out of
+ * room, or was made for another graph, gives a plain search.
+ */
+static void
+test_trail(void)
+{
+	group_begin("trails: deeper searches continue the earlier ones");
+	for (int metric = VS_METRIC_L2; metric <= VS_METRIC_COSINE; metric++)
+	{
+		int			n = 6000,
+					dim = 32,
+					nq = 100;
+		float	   *all = make_clustered(n + nq, dim, 30, (VsMetric) metric, 47);
+		size_t		size,
+					other_size;
+		void	   *g = build(all, n, dim, (VsMetric) metric, NULL, &size);
+		void	   *other = build(all, n / 2, dim, (VsMetric) metric, NULL, &other_size);
+		VsHnswScratch *scratch = new_scratch(n, 256);
+		size_t		tsize = VsHnswTrailSize(n, 256);
+		void	   *tmem = malloc(tsize);
+		size_t		small_size = VsHnswTrailSize(40, 256);
+		void	   *small_mem = malloc(small_size);
+		MarkCtx		m;
+		int			differ_first = 0,
+					differ_float = 0,
+					again = 0,
+					costlier = 0,
+					insane = 0,
+					repeat_bad = 0,
+					small_bad = 0,
+					other_bad = 0;
+		long		cont_calls = 0,
+					plain_calls = 0,
+					hits_cont = 0,
+					hits_plain = 0;
+
+		m.marks = calloc(n, 1);
+		for (int i = 0; i < nq; i++)
+		{
+			const float *q = all + (size_t) (n + i) * dim;
+			VsHnswResult plain[256],
+						first[256],
+						deeper[256],
+						fresh[256],
+						exact[RECALL_K];
+			VsHnswTrail *t = VsHnswTrailInit(tmem, tsize, n, 256);
+			int			cp,
+						cf,
+						cd,
+						cr,
+						ne;
+			float		kth,
+						margin;
+
+			memset(&m.f, 0, sizeof(m.f));
+			m.f.x = all;
+			m.f.q = q;
+			m.f.dim = dim;
+			m.f.inv = VsHnswInvNorms(g);
+			m.f.qinv = query_inv_norm(q, dim);
+			m.f.metric = (VsMetric) metric;
+			memset(m.marks, 0, n);
+			m.again = m.now = 0;
+
+			/* the first search on an empty trail is the plain search */
+			cp = VsHnswSearchBatch(g, float_distances, &m.f, 32, 32, scratch, plain);
+			cf = VsHnswSearchBatchOn(g, marked_distances, &m, 32, 32, scratch, t, first);
+			differ_first += (cp != cf || memcmp(plain, first, sizeof(VsHnswResult) * cp) != 0);
+			check(VsHnswTrailEf(t) == 32, "%s: the trail's ef is %d, not 32",
+				  metric_names[metric], VsHnswTrailEf(t));
+			marks_settle(&m, n);
+
+			/* deeper: nothing computed twice, and no more than a fresh search */
+			cd = VsHnswSearchBatchOn(g, marked_distances, &m, 128, 128, scratch, t, deeper);
+			again += (m.again > 0);
+			cont_calls += m.now;
+			m.f.calls = 0;
+			cr = VsHnswSearchBatch(g, float_distances, &m.f, 128, 128, scratch, fresh);
+			plain_calls += m.f.calls;
+			costlier += (m.now > m.f.calls);
+			insane += !results_sane(deeper, cd, 128, n) || cd != cr;
+
+			ne = VsHnswFlatSearch(all, n, dim, (VsMetric) metric, q, RECALL_K, exact);
+			kth = exact[ne - 1].distance;
+			margin = 1e-5f * (fabsf(kth) + 1.0f);
+			for (int j = 0; j < RECALL_K && j < cd; j++)
+				hits_cont += (deeper[j].distance <= kth + margin);
+			for (int j = 0; j < RECALL_K && j < cr; j++)
+				hits_plain += (fresh[j].distance <= kth + margin);
+
+			/* no deeper: no distance, the last results */
+			m.now = 0;
+			{
+				VsHnswResult again_res[256];
+				int			ca = VsHnswSearchBatchOn(g, marked_distances, &m, 64, 64, scratch,
+													 t, again_res);
+
+				repeat_bad += (m.now != 0 || ca != 64 ||
+							   memcmp(again_res, deeper, sizeof(VsHnswResult) * 64) != 0);
+			}
+
+			/* a trail too small for the search: the plain deeper search */
+			{
+				VsHnswTrail *st = VsHnswTrailInit(small_mem, small_size, 40, 256);
+				VsHnswResult r1[256],
+							r2[256];
+				int			c1,
+							c2;
+
+				VsHnswSearchBatchOn(g, float_distances, &m.f, 32, 32, scratch, st, r1);
+				c1 = VsHnswSearchBatchOn(g, float_distances, &m.f, 128, 128, scratch, st, r1);
+				c2 = VsHnswSearchBatch(g, float_distances, &m.f, 128, 128, scratch, r2);
+				small_bad += (c1 != c2 || memcmp(r1, r2, sizeof(VsHnswResult) * c1) != 0);
+			}
+
+			/* a trail of another graph: a plain search of this one */
+			{
+				VsHnswTrail *ot = VsHnswTrailInit(tmem, tsize, n, 256);
+				VsHnswResult r1[256],
+							r2[256];
+				int			c1,
+							c2;
+
+				VsHnswSearchBatchOn(other, float_distances, &m.f, 32, 32, scratch, ot, r1);
+				c1 = VsHnswSearchBatchOn(g, float_distances, &m.f, 64, 64, scratch, ot, r1);
+				c2 = VsHnswSearchBatch(g, float_distances, &m.f, 64, 64, scratch, r2);
+				other_bad += (c1 != c2 || memcmp(r1, r2, sizeof(VsHnswResult) * c1) != 0);
+			}
+
+			/* the float path on a trail: the plain float search, then deeper */
+			if (metric != VS_METRIC_COSINE || VsHnswInvNorms(g) != NULL)
+			{
+				VsHnswTrail *ft = VsHnswTrailInit(tmem, tsize, n, 256);
+				VsHnswResult r1[256],
+							r2[256];
+				int			c1 = VsHnswSearchOn(g, all, q, 32, 32, scratch, ft, r1),
+							c2 = VsHnswSearch(g, all, q, 32, 32, scratch, r2);
+
+				differ_float += (c1 != c2 || memcmp(r1, r2, sizeof(VsHnswResult) * c1) != 0);
+				c1 = VsHnswSearchOn(g, all, q, 128, 128, scratch, ft, r1);
+				differ_float += !results_sane(r1, c1, 128, n) || c1 != 128;
+			}
+		}
+		check(differ_first == 0, "%s: %d first searches on a trail differ from the plain one",
+			  metric_names[metric], differ_first);
+		check(again == 0, "%s: %d deeper searches computed a node again",
+			  metric_names[metric], again);
+		check(costlier == 0, "%s: %d deeper searches computed more than a fresh one",
+			  metric_names[metric], costlier);
+		check(cont_calls * 10 < plain_calls * 9,
+			  "%s: continued searches computed %ld distances, fresh ones %ld: no saving",
+			  metric_names[metric], cont_calls, plain_calls);
+		check(hits_cont >= hits_plain,
+			  "%s: continued searches found %ld of the exact top %d, fresh ones %ld",
+			  metric_names[metric], hits_cont, RECALL_K, hits_plain);
+		check(insane == 0, "%s: %d continued searches unsorted, repeated or short",
+			  metric_names[metric], insane);
+		check(repeat_bad == 0, "%s: %d shallower searches on a trail computed or changed",
+			  metric_names[metric], repeat_bad);
+		check(small_bad == 0, "%s: %d searches on a full trail differ from plain ones",
+			  metric_names[metric], small_bad);
+		check(other_bad == 0, "%s: %d searches on another graph's trail differ",
+			  metric_names[metric], other_bad);
+		check(differ_float == 0, "%s: %d float searches on a trail wrong",
+			  metric_names[metric], differ_float);
+		free(m.marks);
+		free(small_mem);
+		free(tmem);
+		free(scratch);
+		free(other);
+		free(g);
+		free(all);
+	}
+	group_end();
+}
+
 /*
  * test_norms - a cosine graph built without_norms is its twin with norms
  * cut off: the same header (but the flag and size), the same rows;
@@ -1736,6 +1950,7 @@ main(void)
 	test_validator_random();
 	test_small();
 	test_callback();
+	test_trail();
 	test_norms();
 	test_hooks();
 	test_real();
