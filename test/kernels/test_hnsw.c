@@ -63,6 +63,7 @@
 #include "vsdistance.h"
 #include "vsgpu_pool.h"
 #include "vshnsw.h"
+#include "vshnsw_internal.h"	/* VsHnswPoolInsert, against a reference */
 
 /* failure details printed per group */
 #define MAX_DETAILS		5
@@ -1534,6 +1535,91 @@ marks_settle(MarkCtx *m, int n)
 }
 
 /*
+ * pool_insert_reference - VsHnswPoolInsert's contract the slow way: the
+ * position is the count of entries that rank before the new one; a full
+ * list takes only a candidate that ranks before its last entry.
+ */
+static int
+pool_insert_reference(PoolEntry *pool, int *size, int cap, float dist, uint32_t id,
+					  const Level *lv, uint32_t salt)
+{
+	int			n = *size,
+				lo = 0;
+
+	if (n == cap &&
+		!ranks_before(lv, salt, dist, id, pool[n - 1].dist, pool[n - 1].id & ID_MASK))
+		return -1;
+	for (int i = 0; i < n; i++)
+		lo += ranks_before(lv, salt, pool[i].dist, pool[i].id & ID_MASK, dist, id);
+	if (n == cap)
+		n--;
+	memmove(pool + lo + 1, pool + lo, sizeof(PoolEntry) * (size_t) (n - lo));
+	pool[lo].dist = dist;
+	pool[lo].id = id;
+	*size = n + 1;
+	return lo;
+}
+
+/*
+ * test_pool_insert - the candidate list's insertion (a binary search
+ * without branches, then past ties) puts every candidate where the
+ * reference does: random lists of capacities 1 to 70, distances from a
+ * few levels (many ties, -0.0 among them), with and without a salt,
+ * expanded flags set here and there.
+ */
+static void
+test_pool_insert(void)
+{
+	Level		lv;
+	uint64_t	state = 0x9E3779B97F4A7C15u;
+	int			differ = 0;
+
+	group_begin("candidate list insertion = the reference order, ties and salts included");
+	memset(&lv, 0, sizeof(lv));
+	for (int t = 0; t < 20000; t++)
+	{
+		PoolEntry	a[80],
+					b[80];
+		int			na = 0,
+					nb = 0;
+		int			cap,
+					levels;
+		uint32_t	salt;
+
+		state = state * 6364136223846793005u + 1442695040888963407u;
+		cap = 1 + (int) ((state >> 33) % 70);
+		levels = 1 + (int) ((state >> 45) % 6);
+		salt = (t % 2) ? (uint32_t) (state >> 13) : 0;
+		for (int k = 0; k < 120 && !differ; k++)
+		{
+			float		d;
+			uint32_t	id;
+			int			ra,
+						rb;
+
+			state = state * 6364136223846793005u + 1442695040888963407u;
+			d = (float) ((state >> 33) % levels) * (((state >> 40) % 5 == 0) ? -1.0f : 1.0f);
+			if ((state >> 50) % 7 == 0)
+				d = -0.0f;
+			id = (uint32_t) ((state >> 20) % 1000);
+			ra = pool_insert_reference(a, &na, cap, d, id, &lv, salt);
+			rb = VsHnswPoolInsert(b, &nb, cap, d, id, &lv, salt);
+			if (ra != rb || na != nb || memcmp(a, b, sizeof(PoolEntry) * (size_t) na) != 0)
+				differ++;
+			if ((state >> 55) % 4 == 0 && na > 0)
+			{
+				int			i = (int) ((state >> 8) % (uint64_t) na);
+
+				a[i].id |= EXPANDED;
+				b[i].id |= EXPANDED;
+			}
+		}
+	}
+	check(differ == 0, "%d random lists put a candidate elsewhere than the reference", differ);
+	group_end();
+}
+
+/*
  * test_trail - searches on a trail (VsHnswSearchBatchOn, VsHnswSearchOn):
  * the first is the plain search, bit for bit; a deeper one continues it,
  * computing no node the earlier ones computed and no more in all than the
@@ -1950,6 +2036,7 @@ main(void)
 	test_validator_random();
 	test_small();
 	test_callback();
+	test_pool_insert();
 	test_trail();
 	test_norms();
 	test_hooks();
