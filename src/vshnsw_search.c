@@ -38,9 +38,9 @@ struct VsHnswScratch
 
 /*
  * A trail: every node the searches of one query in one graph have
- * computed a distance for (the descent's too), and the last search's final
- * candidate list
- * (with its expanded flags).  A deeper search starts from all of it
+ * computed a distance for (the descent's too), and the last search's
+ * final candidate list (with its expanded flags).  A deeper search starts
+ * from all of it
  * (search_graph), so it computes only the distances its larger list
  * reaches beyond them: no node's distance is computed twice for the same
  * query.  Lives at the start of the caller's block (VsHnswTrailInit).
@@ -291,16 +291,17 @@ VsHnswSearchBatch(const void *graph, VsHnswDistancesFn dists, void *ctx,
  * VsHnswSearchBatchOn - VsHnswSearchBatch on a trail (NULL: none).
  *
  * An empty trail (just made by VsHnswTrailInit): the same search, with
- * the same results, recording every level-0 node whose distance it
- * computes and its final candidate list.  A trail that holds searches of
+ * the same results, recording every node whose distance it computes and
+ * its final candidate list.  A trail that holds searches of
  * this graph for this query, with a larger ef than theirs: the level-0
  * search continues them: its candidate list starts as the best ef of
  * every node they visited, the ones they expanded marked so, and it
  * expands until none of the best ef is left unexpanded, as a search
  * does; it computes the distance of no node visited before, and skips
- * the descent.  It finds what a fresh search of that ef would, or more
- * (it starts from a superset of good candidates), at the cost of the
- * difference.  With an ef no larger than the last one's, the last
+ * the descent.  Its results are not a fresh search's, bit for bit, but as
+ * good (it starts from every candidate the earlier searches found; the
+ * unit test asks for at least as many of the exact nearest over a set of
+ * queries), at the cost of the difference.  With an ef no larger than the last one's, the last
  * results again (nothing computed).  A trail that fills up makes the
  * next search on it a fresh one.
  */
