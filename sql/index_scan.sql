@@ -316,3 +316,33 @@ FROM (SELECT q.q,
 RESET vecstore.effort;
 RESET enable_seqscan;
 DROP TABLE r, rq, rex;
+-- a scan keeps, per cluster it searches by graph, what its searches
+-- visited, in memory the backend keeps for its next scans: a scan
+-- stopped by an error gives it back too (200 scans stopped by a division
+-- by zero; without giving back, each would keep 57 kB)
+CREATE TABLE tr AS
+SELECT i AS id, ARRAY(SELECT ('x' || substr(md5('tr' || i || '/' || j), 1, 8))::bit(32)::int / 2147483648.0
+                      FROM generate_series(1, 16) j)::vector(16) AS v
+FROM generate_series(1, 3000) i;
+CREATE INDEX tr_idx ON tr USING vecstore (v) WITH (lists = 1);
+SELECT graph_clusters FROM vecstore_index_info('tr_idx');
+SET enable_seqscan = off;
+CREATE TEMP TABLE tr_mem AS
+SELECT total_bytes FROM pg_backend_memory_contexts WHERE name = 'TopMemoryContext';
+DO $$
+DECLARE
+    stopped int := 0;
+BEGIN
+    FOR i IN 1..200 LOOP
+        BEGIN
+            PERFORM id, 1 / (id % 7) FROM tr ORDER BY v <-> (SELECT v FROM tr WHERE id = i) LIMIT 50;
+        EXCEPTION WHEN division_by_zero THEN
+            stopped := stopped + 1;
+        END;
+    END LOOP;
+    RAISE NOTICE 'scans stopped by an error: more than 150: %', stopped > 150;
+END $$;
+SELECT m.total_bytes - t.total_bytes < 2 * 1024 * 1024 AS given_back
+FROM pg_backend_memory_contexts m, tr_mem t WHERE m.name = 'TopMemoryContext';
+RESET enable_seqscan;
+DROP TABLE tr;
