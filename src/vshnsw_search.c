@@ -55,8 +55,12 @@ struct VsHnswTrail
 	int32_t		npool;			/* entries of "pool" */
 	int32_t		ef;				/* the ef of the last search */
 	int32_t		overflow;		/* "visited" ran out: start again */
-	PoolEntry  *visited;		/* max_n: distance and node, in visit order */
-	PoolEntry  *pool;			/* max_ef: the last final candidate list */
+	PoolEntry  *visited;		/* max_n + max_ef entries: distance and node,
+								 * in visit order, up to max_n of them ... */
+	PoolEntry  *pool;			/* ... then the last final candidate list,
+								 * right after them (one run of memory, so
+								 * that a fresh block is touched on as few
+								 * pages as can be) */
 };
 
 static inline void prefetch_node(const Source *src, uint32_t node);
@@ -176,7 +180,7 @@ VsHnswTrailInit(void *mem, size_t size, int max_n, int max_ef)
 	t->max_n = (uint32_t) max_n;
 	t->max_ef = (uint32_t) max_ef;
 	t->visited = (PoolEntry *) p;
-	t->pool = t->visited + max_n;
+	t->pool = t->visited;
 	return t;
 }
 
@@ -896,6 +900,8 @@ search_graph(const void *graph, const Source *src, int k, int ef,
 
 	if (trail != NULL)
 	{
+		/* after the visits (a continued search copied the last list first) */
+		trail->pool = trail->visited + trail->nvisited;
 		memcpy(trail->pool, scratch->pool, sizeof(PoolEntry) * (size_t) size);
 		trail->npool = size;
 		if (ef > trail->ef)
