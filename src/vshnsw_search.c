@@ -73,6 +73,30 @@ static int	search_graph(const void *graph, const Source *src, int k, int ef,
 static void heap_sift_down(VsHnswResult *heap, int size, int i);
 
 
+/* x rounded up to a multiple of 8 */
+static inline size_t
+align8(size_t x)
+{
+	return (x + 7) & ~(size_t) 7;
+}
+
+/* the limits a scratch or trail is made for: max_n >= 0, max_ef >= 1 */
+static inline void
+clamp_limits(int *max_n, int *max_ef)
+{
+	if (*max_n < 0)
+		*max_n = 0;
+	if (*max_ef < 1)
+		*max_ef = 1;
+}
+
+/* can a caller's block hold "need" bytes (not NULL, 8-byte aligned)? */
+static inline int
+block_fits(const void *mem, size_t size, size_t need)
+{
+	return mem != NULL && ((uintptr_t) mem & 7) == 0 && size >= need;
+}
+
 /*
  * VsHnswScratchSize - bytes of scratch for searching graphs of up to
  * max_n nodes with up to max_ef candidates (ef, or k when larger).
@@ -83,12 +107,9 @@ VsHnswScratchSize(int max_n, int max_ef)
 {
 	size_t		size;
 
-	if (max_n < 0)
-		max_n = 0;
-	if (max_ef < 1)
-		max_ef = 1;
-	size = (sizeof(VsHnswScratch) + 7) & ~(size_t) 7;
-	size += ((size_t) max_n * sizeof(uint16_t) + 7) & ~(size_t) 7;
+	clamp_limits(&max_n, &max_ef);
+	size = align8(sizeof(VsHnswScratch));
+	size += align8((size_t) max_n * sizeof(uint16_t));
 	size += (size_t) max_ef * sizeof(PoolEntry);
 	size += MAX_ROW * (2 * sizeof(uint32_t) + sizeof(float));
 	return size;
@@ -109,19 +130,15 @@ VsHnswScratchInit(void *mem, size_t size, int max_n, int max_ef)
 	VsHnswScratch *s = (VsHnswScratch *) mem;
 	char	   *p;
 
-	if (max_n < 0)
-		max_n = 0;
-	if (max_ef < 1)
-		max_ef = 1;
-	if (mem == NULL || ((uintptr_t) mem & 7) != 0 ||
-		size < VsHnswScratchSize(max_n, max_ef))
+	clamp_limits(&max_n, &max_ef);
+	if (!block_fits(mem, size, VsHnswScratchSize(max_n, max_ef)))
 		return NULL;
-	p = (char *) mem + ((sizeof(VsHnswScratch) + 7) & ~(size_t) 7);
+	p = (char *) mem + align8(sizeof(VsHnswScratch));
 	s->max_n = (uint32_t) max_n;
 	s->max_ef = (uint32_t) max_ef;
 	s->epoch = 0;
 	s->tags = (uint16_t *) p;
-	p += ((size_t) max_n * sizeof(uint16_t) + 7) & ~(size_t) 7;
+	p += align8((size_t) max_n * sizeof(uint16_t));
 	s->pool = (PoolEntry *) p;
 	p += (size_t) max_ef * sizeof(PoolEntry);
 	s->row = (uint32_t *) p;
@@ -141,11 +158,8 @@ VsHnswScratchInit(void *mem, size_t size, int max_n, int max_ef)
 size_t
 VsHnswTrailSize(int max_n, int max_ef)
 {
-	if (max_n < 0)
-		max_n = 0;
-	if (max_ef < 1)
-		max_ef = 1;
-	return ((sizeof(VsHnswTrail) + 7) & ~(size_t) 7) +
+	clamp_limits(&max_n, &max_ef);
+	return align8(sizeof(VsHnswTrail)) +
 		((size_t) max_n + (size_t) max_ef) * sizeof(PoolEntry);
 }
 
@@ -166,21 +180,14 @@ VsHnswTrail *
 VsHnswTrailInit(void *mem, size_t size, int max_n, int max_ef)
 {
 	VsHnswTrail *t = (VsHnswTrail *) mem;
-	char	   *p;
 
-	if (max_n < 0)
-		max_n = 0;
-	if (max_ef < 1)
-		max_ef = 1;
-	if (mem == NULL || ((uintptr_t) mem & 7) != 0 ||
-		size < VsHnswTrailSize(max_n, max_ef))
+	clamp_limits(&max_n, &max_ef);
+	if (!block_fits(mem, size, VsHnswTrailSize(max_n, max_ef)))
 		return NULL;
 	memset(t, 0, sizeof(VsHnswTrail));
-	p = (char *) mem + ((sizeof(VsHnswTrail) + 7) & ~(size_t) 7);
 	t->max_n = (uint32_t) max_n;
 	t->max_ef = (uint32_t) max_ef;
-	t->visited = (PoolEntry *) p;
-	t->pool = t->visited;
+	t->visited = (PoolEntry *) ((char *) mem + align8(sizeof(VsHnswTrail)));
 	return t;
 }
 
