@@ -56,12 +56,19 @@ struct VsHnswTrail
 	int32_t		ef;				/* the ef of the last search */
 	int32_t		overflow;		/* "visited" ran out: start again */
 	PoolEntry  *visited;		/* max_n + max_ef entries: distance and node,
-								 * in visit order, up to max_n of them ... */
-	PoolEntry  *pool;			/* ... then the last final candidate list,
-								 * right after them (one run of memory, so
+								 * in visit order, up to max_n of them, then
+								 * the last final candidate list right after
+								 * them (trail_pool: one run of memory, so
 								 * that a fresh block is touched on as few
 								 * pages as can be) */
 };
+
+/* a trail's last final candidate list, right after its visited nodes */
+static inline PoolEntry *
+trail_pool(const VsHnswTrail *trail)
+{
+	return trail->visited + trail->nvisited;
+}
 
 static inline void prefetch_node(const Source *src, uint32_t node);
 static inline void prefetch_next_row(const Level *lv, const PoolEntry *pool,
@@ -792,7 +799,7 @@ continue_trail(const Level *lv, VsHnswTrail *trail, int ef, VsHnswScratch *scrat
 	PoolEntry  *pool = scratch->pool;
 	int			size = trail->npool;
 
-	memcpy(pool, trail->pool, sizeof(PoolEntry) * (size_t) size);
+	memcpy(pool, trail_pool(trail), sizeof(PoolEntry) * (size_t) size);
 	for (int i = 0; i < size; i++)
 		scratch->tags[pool[i].id & ID_MASK] = epoch;
 	for (uint32_t i = 0; i < trail->nvisited; i++)
@@ -863,7 +870,7 @@ search_graph(const void *graph, const Source *src, int k, int ef,
 		if (ef <= trail->ef)
 		{
 			size = trail->npool;
-			memcpy(scratch->pool, trail->pool, sizeof(PoolEntry) * (size_t) size);
+			memcpy(scratch->pool, trail_pool(trail), sizeof(PoolEntry) * (size_t) size);
 		}
 		else
 		{
@@ -908,8 +915,7 @@ search_graph(const void *graph, const Source *src, int k, int ef,
 	if (trail != NULL)
 	{
 		/* after the visits (a continued search copied the last list first) */
-		trail->pool = trail->visited + trail->nvisited;
-		memcpy(trail->pool, scratch->pool, sizeof(PoolEntry) * (size_t) size);
+		memcpy(trail_pool(trail), scratch->pool, sizeof(PoolEntry) * (size_t) size);
 		trail->npool = size;
 		if (ef > trail->ef)
 			trail->ef = ef;
