@@ -892,6 +892,7 @@ extern const char *VsSegmentBody(Relation index, VsMetaPage meta);
 extern void VsSegmentRelease(const char *body);
 extern const char *VsSegmentCluster(Relation index, VsMetaPage meta, const char *body, uint32 cluster);
 extern void VsSegmentWillNeed(const char *addr, Size len);
+extern void VsSegmentWillNeedMany(const char **addrs, int n, Size len);
 extern int	VsPieceIndex(const VsPieceInfo *pieces, uint32 npieces, uint32 generation);
 extern const VsPieceInfo *VsHeadPiece(const char *head, uint32 generation);
 extern char *VsSealedHead(Relation index, VsMetaPage meta, BufferAccessStrategy bas, char **problem);

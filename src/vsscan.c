@@ -206,6 +206,7 @@ typedef struct VsScanOpaqueData
 								 * this scan, when that speaks for other
 								 * clusters (0: none) */
 	VsPending  *batch;			/* rerank's batch, in scanCtx */
+	const char **wants;			/* its vectors' addresses (read-ahead) */
 	int			maxbatch;
 } VsScanOpaqueData;
 
@@ -975,10 +976,23 @@ delta_rows(IndexScanDesc scan, VsProbe *p, int cluster)
  * many reads at once.  A backend whose pages are all in memory makes no
  * such calls: it only counts its faults, once per cluster opened.  "on"
  * asks always, "off" never.
+ *
+ * Once a count has found faults, the backend's scans that start within
+ * VS_READAHEAD_KEEP_MS of it read ahead from their first cluster on (each
+ * scan counts once as it starts, so a few faults a second keep it so).
+ * Before, every scan of a backend serving from disk read its first
+ * cluster's graph and codes one page at a time, about 100 major faults a
+ * query at 1M x 256 under a memory cap (bench/RESULTS.md, "Read-ahead
+ * kept between scans").  A backend whose faults stop goes back to making
+ * no calls a second later.
  */
 static long vs_last_majflt = -1;	/* this backend's major faults at the
 									 * last count; -1: none yet */
 static instr_time vs_last_count;	/* when that count was taken */
+static instr_time vs_last_faults;	/* when a count last found faults */
+static bool vs_faults_seen = false; /* vs_last_faults is set */
+
+#define VS_READAHEAD_KEEP_MS	1000
 
 /*
  * Counts are taken at most this often (microseconds).  getrusage() takes
@@ -1030,9 +1044,32 @@ note_faults(VsScanOpaque so)
 	}
 	n = major_faults();
 	if (vs_last_majflt >= 0 && n > vs_last_majflt)
+	{
 		so->readahead = true;
+		vs_last_faults = now;
+		vs_faults_seen = true;
+	}
 	vs_last_majflt = n;
 	vs_last_count = now;
+}
+
+/*
+ * readahead_kept - whether a scan starting now reads ahead from its first
+ * cluster on: with vecstore.readahead = auto, when a count found faults
+ * within the last VS_READAHEAD_KEEP_MS (see above).
+ */
+static bool
+readahead_kept(void)
+{
+	instr_time	since;
+
+	if (vecstore_readahead != VS_READAHEAD_AUTO)
+		return vecstore_readahead == VS_READAHEAD_ON;
+	if (!vs_faults_seen)
+		return false;
+	INSTR_TIME_SET_CURRENT(since);
+	INSTR_TIME_SUBTRACT(since, vs_last_faults);
+	return INSTR_TIME_GET_MILLISEC(since) < VS_READAHEAD_KEEP_MS;
 }
 
 /*
@@ -1335,6 +1372,7 @@ rerank(VsScanOpaque so, int n)
 	if (n > so->maxbatch)
 	{
 		so->batch = MemoryContextAlloc(so->scanCtx, sizeof(VsPending) * n);
+		so->wants = MemoryContextAlloc(so->scanCtx, sizeof(const char *) * n);
 		so->maxbatch = n;
 	}
 	batch = so->batch;
@@ -1361,8 +1399,9 @@ rerank(VsScanOpaque so, int n)
 		{
 			const VsClusterInfo *info = cluster_info(so, so->probes[batch[i].probe].cluster);
 
-			VsSegmentWillNeed(so->body + info->vec_offset + rowbytes * batch[i].row, rowbytes);
+			so->wants[i] = so->body + info->vec_offset + rowbytes * batch[i].row;
 		}
+		VsSegmentWillNeedMany(so->wants, nbatch, rowbytes);
 	}
 
 	for (int i = 0; i < nbatch; i++)
@@ -1473,6 +1512,7 @@ start_scan(IndexScanDesc scan)
 	pgstat_count_index_scan(scan->indexRelation);
 	VsStats.scans++;
 	so->started = true;
+	so->readahead = readahead_kept();
 	note_faults(so);
 	open_clusters(scan, so->opening,
 				  VsPolicyFirst(&so->policy, so->opening, so->meta.nclusters));
@@ -1531,6 +1571,7 @@ vsrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int nord
 	so->cands = NULL;
 	so->ncands = so->ncands_heap = so->maxcands = 0;
 	so->batch = NULL;
+	so->wants = NULL;
 	so->maxbatch = 0;
 	so->readahead = false;
 	so->confirmed_ef = 0;

@@ -515,6 +515,53 @@ VsSegmentWillNeed(const char *addr, Size len)
 	(void) madvise((void *) start, (uintptr_t) addr + len - start, MADV_WILLNEED);
 }
 
+/* qsort comparator of addresses */
+static int
+compare_addresses(const void *a, const void *b)
+{
+	uintptr_t	x = (uintptr_t) *(const char *const *) a;
+	uintptr_t	y = (uintptr_t) *(const char *const *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * VsSegmentWillNeedMany - VsSegmentWillNeed of "len" bytes at each of the
+ * "n" addresses of "addrs" (which it sorts), in one call for each run of
+ * pages they cover without a gap: under memory pressure each call costs
+ * a few microseconds (the system call, and the device's notification for
+ * its read), and a rerank batch's vectors often share pages.
+ */
+void
+VsSegmentWillNeedMany(const char **addrs, int n, Size len)
+{
+	static uintptr_t pagesize = 0;
+	uintptr_t	start = 0,
+				end = 0;
+
+	if (len == 0 || n <= 0)
+		return;
+	if (pagesize == 0)
+		pagesize = (uintptr_t) sysconf(_SC_PAGESIZE);
+	qsort(addrs, n, sizeof(const char *), compare_addresses);
+	for (int i = 0; i < n; i++)
+	{
+		uintptr_t	s = (uintptr_t) addrs[i] & ~(pagesize - 1);
+		uintptr_t	e = ((uintptr_t) addrs[i] + len + pagesize - 1) & ~(pagesize - 1);
+
+		if (i > 0 && s <= end)
+		{
+			end = Max(end, e);
+			continue;
+		}
+		if (i > 0)
+			(void) madvise((void *) start, end - start, MADV_WILLNEED);
+		start = s;
+		end = e;
+	}
+	(void) madvise((void *) start, end - start, MADV_WILLNEED);
+}
+
 /* crc_of of bytes of a mapping, asked for in one go first */
 static uint32
 crc_of_mapped(const char *data, Size len)
