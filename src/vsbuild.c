@@ -1252,6 +1252,7 @@ build_train(VsBuildState *bs)
 
 		VsQuantOptionsInit(&qopt);
 		qopt.kind = quantizer == VS_QUANTIZER_SQ4 ? VS_QUANT_SQ4 : VS_QUANT_SQ8;
+		qopt.clip = VsQuantBuildClip(qopt.kind, bs->metric);
 		qopt.packed = vecstore_debug_packed_codes;
 		bs->params = palloc0(VsQuantParamsSize(bs->dims));
 		if (VsQuantTrain(bs->sample, bs->ntrain, bs->dims, bs->metric, NULL, NULL, &qopt,

@@ -117,6 +117,13 @@
 #define VS_QUANT_MAX_CLIP		0.25
 
 /*
+ * What an index build clips of SQ4's ranges under L2 and cosine (inner
+ * product keeps min/max): with 15 steps a range stretched to its sample's
+ * extremes leaves most values a few steps (vsquant.c, "SQ4").
+ */
+#define VS_QUANT_SQ4_CLIP		0.003
+
+/*
  * Implementations of the code-distance kernel.  All of them compute the
  * same integer dot product and then the same double-precision finish, so
  * they return bit-identical distances (unlike vsdistance.c's paths).
@@ -200,6 +207,7 @@ extern const char *VsQuantPathName(VsQuantPath path);
 
 /* parameters */
 extern void VsQuantOptionsInit(VsQuantOptions *opt);
+extern double VsQuantBuildClip(int kind, VsMetric metric);
 extern size_t VsQuantParamsSize(int dims);
 extern size_t VsQuantRecordSize(int kind, int dims, uint32_t flags);
 extern size_t VsQuantRecordSpace(const VsQuantParams *params);

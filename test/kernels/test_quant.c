@@ -1247,6 +1247,63 @@ test_edges(void)
 /*
  * test_validation - corrupted structs are rejected, a good one passes.
  */
+/*
+ * test_build_clip - the clip an index build uses (VsQuantBuildClip): SQ4
+ * under L2 and cosine only, and on Gaussian data it must lower SQ4's
+ * squared reconstruction error against min/max ranges (its reason to
+ * exist: a clip that made codes worse fails here).
+ */
+static void
+test_build_clip(void)
+{
+	const int	n = 20000,
+				dims = 16;
+	float	   *x = xmalloc(sizeof(float) * (size_t) n * dims);
+	double		err[2] = {0, 0};
+	int			saved_kind = test_kind;
+
+	group_begin("build clip: SQ4 under L2 and cosine only; lowers SQ4's error on Gaussian data");
+	check(VsQuantBuildClip(VS_QUANT_SQ4, VS_METRIC_L2) == VS_QUANT_SQ4_CLIP &&
+		  VsQuantBuildClip(VS_QUANT_SQ4, VS_METRIC_COSINE) == VS_QUANT_SQ4_CLIP &&
+		  VS_QUANT_SQ4_CLIP > 0 && VS_QUANT_SQ4_CLIP <= VS_QUANT_MAX_CLIP,
+		  "SQ4 under L2 and cosine clips %g", VS_QUANT_SQ4_CLIP);
+	check(VsQuantBuildClip(VS_QUANT_SQ4, VS_METRIC_IP) == 0.0 &&
+		  VsQuantBuildClip(VS_QUANT_SQ8, VS_METRIC_L2) == 0.0 &&
+		  VsQuantBuildClip(VS_QUANT_SQ8, VS_METRIC_COSINE) == 0.0 &&
+		  VsQuantBuildClip(VS_QUANT_SQ8, VS_METRIC_IP) == 0.0,
+		  "inner product and SQ8 keep min/max");
+
+	rng_seed(29);
+	for (int i = 0; i < n * dims; i++)
+		x[i] = (float) (rng_gauss() * (1 + i % dims));
+	test_kind = VS_QUANT_SQ4;
+	for (int c = 0; c < 2; c++)
+	{
+		VsQuantParams *p = train(x, n, dims, VS_METRIC_L2, NULL, NULL,
+								 c == 0 ? 0.0 : VsQuantBuildClip(VS_QUANT_SQ4, VS_METRIC_L2));
+		uint8_t    *rec = xmalloc(RSPACE(dims));
+		double		in[16],
+					out[16];
+
+		for (int i = 0; i < n; i++)
+		{
+			VsQuantEncode(p, x + (size_t) i * dims, NULL, rec);
+			input_vec(p, x + (size_t) i * dims, NULL, in);
+			decoded(p, rec, NULL, out);
+			for (int d = 0; d < dims; d++)
+				err[c] += (in[d] - out[d]) * (in[d] - out[d]);
+		}
+		free(rec);
+		free(p);
+	}
+	test_kind = saved_kind;
+	check(err[1] < 0.75 * err[0],
+		  "SQ4 squared error with the build's clip %.4g against %.4g with min/max",
+		  err[1] / n, err[0] / n);
+	free(x);
+	group_end();
+}
+
 static void
 test_validation(void)
 {
@@ -1332,6 +1389,7 @@ main(void)
 	VsQuantInit();
 
 	test_layout();
+	test_build_clip();
 	for (int k = 0; k < 4; k++)
 	{
 		test_kind = k % 2 == 0 ? VS_QUANT_SQ8 : VS_QUANT_SQ4;
