@@ -69,7 +69,7 @@
  * (bench_quant section 2b, recall@10 after reranking the best 10 by
  * code, min/max against 0.3 %): SIFT L2 0.896 -> 0.909, GloVe (cosine)
  * 0.813 -> 0.855, Fashion-MNIST 0.967 -> 0.966.  SIFT under inner
- * product: 0.761 -> 0.767 at 10, but 1.000 -> 0.997 at 100 (its largest
+ * product: 0.761 -> 0.767 at 10, but 1.000 -> 0.997 at 200 (its largest
  * products belong to the extreme values clipping flattens), so inner
  * product keeps min/max.  Whole indexes (sq4, m 8, the defaults): 1M x
  * 256 Gaussian blobs 0.845 -> 0.869 at the same speed, GloVe 0.934 ->
