@@ -745,6 +745,46 @@ take_trail(VsScanOpaque so, uint32 count)
 }
 
 /*
+ * graph_results - the graph search itself: the "ef" nearest rows of
+ * opened cluster "p" into so->results (by codes, bits or full vectors),
+ * continuing the cluster's trail; returns how many.
+ */
+static int
+graph_results(IndexScanDesc scan, VsProbe *p, const void *graph, const VsClusterInfo *info,
+			  int ef)
+{
+	VsScanOpaque so = (VsScanOpaque) scan->opaque;
+	int			found;
+
+	if (so->params != NULL)
+	{
+		VsQuantScan qs;
+
+		qs.query = so->qquery;
+		qs.block = (const uint8 *) (so->body + info->code_offset);
+		found = VsHnswSearchBatchOn(graph, code_distances, &qs, ef, ef, so->scratch, p->trail,
+									so->results);
+	}
+	else if (so->elem == VS_ELEM_BIT)
+	{
+		VsBitScan	bs;
+
+		bs.query = so->qbits;
+		bs.rows = (const uint8 *) (so->body + info->vec_offset);
+		bs.rowbytes = VsRowBytes(VS_ELEM_BIT, so->meta.dims);
+		found = VsHnswSearchBatchOn(graph, bit_distances, &bs, ef, ef, so->scratch, p->trail,
+									so->results);
+	}
+	else
+		found = VsHnswSearchOn(graph, (const float *) (so->body + info->vec_offset), so->query,
+							   ef, ef, so->scratch, p->trail, so->results);
+	if (found < 0)
+		elog(ERROR, "graph search of cluster %d of index \"%s\" failed",
+			 p->cluster, RelationGetRelationName(scan->indexRelation));
+	return found;
+}
+
+/*
  * search_graph - the "ef" nearest rows of an opened cluster by its graph,
  * those not examined yet into the pending heap.  Returns how many of
  * those lie within the frontier of the cluster's previous search (rows
@@ -758,6 +798,7 @@ search_graph(IndexScanDesc scan, VsProbe *p, int ef, double within)
 	const void *graph = so->body + info->graph_offset;
 	int			found;
 	int			missed = 0;
+	int			live_ef;
 
 	/* the scratch covers the largest cluster seen so far */
 	if (so->scratch == NULL || (int) info->count > so->scratch_n)
@@ -786,47 +827,47 @@ search_graph(IndexScanDesc scan, VsProbe *p, int ef, double within)
 	if (p->trail == NULL)
 		p->trail = take_trail(so, info->count);
 
-	if (so->params != NULL)
+	/*
+	 * Rows removed from the cluster but kept in its graph (deleted ones,
+	 * and those an extended re-seal kept after giving them to the parts of
+	 * a split neighbour: src/vscompact.c) take places among the results
+	 * that live rows would have had.  They gather where the cluster lost
+	 * rows, near the border with a new neighbour, so a query there got
+	 * fewer live rows and a shallower frontier.  The search goes on with
+	 * ef raised by as many as it found (the trail computes nothing twice)
+	 * until ef of its results are live.
+	 */
+	live_ef = ef;
+	for (;;)
 	{
-		VsQuantScan qs;
+		int			dead = 0;
 
-		qs.query = so->qquery;
-		qs.block = (const uint8 *) (so->body + info->code_offset);
-		found = VsHnswSearchBatchOn(graph, code_distances, &qs, ef, ef, so->scratch, p->trail,
-									so->results);
+		found = graph_results(scan, p, graph, info, ef);
+		for (int i = 0; i < found; i++)
+		{
+			uint32		row = so->results[i].id;
+
+			if (probe_deleted(p, row))
+				dead++;
+			if (p->seen[row / 8] & (1 << (row % 8)))
+				continue;
+			p->seen[row / 8] |= (1 << (row % 8));
+			so->scanned++;
+			so->cover += VS_COVER_GRAPH;
+			if (so->results[i].distance < within)
+				missed++;
+			if (probe_deleted(p, row))
+				continue;
+			add_pending(so, (int) (p - so->probes), row, so->results[i].distance);
+		}
+		if (dead == 0 || found < ef || found - dead >= live_ef ||
+			ef >= VS_HNSW_MAX_EF_SEARCH)
+			break;
+		ef = Min(live_ef + dead, VS_HNSW_MAX_EF_SEARCH);
+		if (ef <= found)
+			break;
 	}
-	else if (so->elem == VS_ELEM_BIT)
-	{
-		VsBitScan	bs;
 
-		bs.query = so->qbits;
-		bs.rows = (const uint8 *) (so->body + info->vec_offset);
-		bs.rowbytes = VsRowBytes(VS_ELEM_BIT, so->meta.dims);
-		found = VsHnswSearchBatchOn(graph, bit_distances, &bs, ef, ef, so->scratch, p->trail,
-									so->results);
-	}
-	else
-		found = VsHnswSearchOn(graph, (const float *) (so->body + info->vec_offset), so->query,
-							   ef, ef, so->scratch, p->trail, so->results);
-	if (found < 0)
-		elog(ERROR, "graph search of cluster %d of index \"%s\" failed",
-			 p->cluster, RelationGetRelationName(scan->indexRelation));
-
-	for (int i = 0; i < found; i++)
-	{
-		uint32		row = so->results[i].id;
-
-		if (p->seen[row / 8] & (1 << (row % 8)))
-			continue;
-		p->seen[row / 8] |= (1 << (row % 8));
-		so->scanned++;
-		so->cover += VS_COVER_GRAPH;
-		if (so->results[i].distance < within)
-			missed++;
-		if (probe_deleted(p, row))
-			continue;
-		add_pending(so, (int) (p - so->probes), row, so->results[i].distance);
-	}
 	p->ef = ef;
 	if (found > 0)
 		VsPolicyObserve(&so->policy, p->cluster, so->results[0].distance);
