@@ -504,15 +504,7 @@ advise_mapping(void *addr, Size len)
 void
 VsSegmentWillNeed(const char *addr, Size len)
 {
-	static uintptr_t pagesize = 0;
-	uintptr_t	start;
-
-	if (len == 0)
-		return;
-	if (pagesize == 0)
-		pagesize = (uintptr_t) sysconf(_SC_PAGESIZE);
-	start = (uintptr_t) addr & ~(pagesize - 1);
-	(void) madvise((void *) start, (uintptr_t) addr + len - start, MADV_WILLNEED);
+	VsSegmentWillNeedMany(&addr, 1, len);
 }
 
 /* qsort comparator of addresses */
@@ -530,7 +522,8 @@ compare_addresses(const void *a, const void *b)
  * "n" addresses of "addrs" (which it sorts), in one call for each run of
  * pages they cover without a gap: under memory pressure each call costs
  * a few microseconds (the system call, and the device's notification for
- * its read), and a rerank batch's vectors often share pages.
+ * its read), and a rerank batch's vectors may share pages or lie on
+ * neighbouring ones.
  */
 void
 VsSegmentWillNeedMany(const char **addrs, int n, Size len)
