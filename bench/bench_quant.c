@@ -23,7 +23,8 @@
  *	   Pools: (a) the whole base set, global codes, per clip fraction of
  *	   the training ranges; (b) the rows of the 10 nearest of n/1000 IVF
  *	   lists (the index defaults), global and residual SQ8 codes and
- *	   global SQ4 codes.  Reported:
+ *	   global SQ4 codes (min/max, and the clip an index build uses,
+ *	   VsQuantBuildClip).  Reported:
  *	   recall at several R, and the smallest R reaching 0.95 and 0.99;
  *	3. the 1-bit RaBitQ-style alternative, prototyped here (see its
  *	   section): the same recall tables on the same IVF pools, and its
@@ -1502,14 +1503,23 @@ section_quality(int do_sq8, int do_rabitq)
 					ivf_free(&ivf, &codes);
 					free(p);
 				}
+			/* SQ4 at min/max, and at the clip an index build uses */
+			for (int bc = 0; bc < 2; bc++)
 			{
-				VsQuantParams *p = train_params(s, VS_QUANT_SQ4, 0.0, NULL);
+				double		clip = bc ? VsQuantBuildClip(VS_QUANT_SQ4, s->metric) : 0.0;
+				VsQuantParams *p;
 				IvfCodes	codes;
 				Curve		curve;
+				char		config[64];
 
+				if (bc && clip == 0.0)
+					continue;
+				p = train_params(s, VS_QUANT_SQ4, clip, NULL);
 				ivf_encode(s, &ivf, p, 0, &codes);
 				eval_ivf(s, &ivf, &codes, probed, nprobed, kth, &curve);
-				print_curve(name, "SQ4 global, clip 0", &curve);
+				snprintf(config, sizeof(config), "SQ4 global, clip %g%s", clip,
+						 bc ? " (the build's)" : "");
+				print_curve(name, config, &curve);
 				ivf_free(&ivf, &codes);
 				free(p);
 			}
