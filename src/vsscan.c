@@ -846,9 +846,9 @@ search_graph(IndexScanDesc scan, VsProbe *p, int ef, double within)
 		for (int i = 0; i < found; i++)
 		{
 			uint32		row = so->results[i].id;
+			bool		deleted = probe_deleted(p, row);
 
-			if (probe_deleted(p, row))
-				dead++;
+			dead += deleted;
 			if (p->seen[row / 8] & (1 << (row % 8)))
 				continue;
 			p->seen[row / 8] |= (1 << (row % 8));
@@ -856,16 +856,15 @@ search_graph(IndexScanDesc scan, VsProbe *p, int ef, double within)
 			so->cover += VS_COVER_GRAPH;
 			if (so->results[i].distance < within)
 				missed++;
-			if (probe_deleted(p, row))
+			if (deleted)
 				continue;
 			add_pending(so, (int) (p - so->probes), row, so->results[i].distance);
 		}
 		if (dead == 0 || found < ef || found - dead >= live_ef ||
 			ef >= VS_HNSW_MAX_EF_SEARCH)
 			break;
+		/* found == ef here, so this raises ef: the loop ends */
 		ef = Min(live_ef + dead, VS_HNSW_MAX_EF_SEARCH);
-		if (ef <= found)
-			break;
 	}
 
 	p->ef = ef;
@@ -1030,8 +1029,8 @@ delta_rows(IndexScanDesc scan, VsProbe *p, int cluster)
 static long vs_last_majflt = -1;	/* this backend's major faults at the
 									 * last count; -1: none yet */
 static instr_time vs_last_count;	/* when that count was taken */
-static instr_time vs_last_faults;	/* when a count last found faults */
-static bool vs_faults_seen = false; /* vs_last_faults is set */
+static instr_time vs_last_faults;	/* when a count last found faults
+									 * (zero: never) */
 
 #define VS_READAHEAD_KEEP_MS	1000
 
@@ -1088,7 +1087,6 @@ note_faults(VsScanOpaque so)
 	{
 		so->readahead = true;
 		vs_last_faults = now;
-		vs_faults_seen = true;
 	}
 	vs_last_majflt = n;
 	vs_last_count = now;
@@ -1097,16 +1095,16 @@ note_faults(VsScanOpaque so)
 /*
  * readahead_kept - whether a scan starting now reads ahead from its first
  * cluster on: with vecstore.readahead = auto, when a count found faults
- * within the last VS_READAHEAD_KEEP_MS (see above).
+ * within the last VS_READAHEAD_KEEP_MS (see above).  With "on" and "off",
+ * false: note_faults, called next, sets the scan's read-ahead from the
+ * setting.
  */
 static bool
 readahead_kept(void)
 {
 	instr_time	since;
 
-	if (vecstore_readahead != VS_READAHEAD_AUTO)
-		return vecstore_readahead == VS_READAHEAD_ON;
-	if (!vs_faults_seen)
+	if (vecstore_readahead != VS_READAHEAD_AUTO || INSTR_TIME_IS_ZERO(vs_last_faults))
 		return false;
 	INSTR_TIME_SET_CURRENT(since);
 	INSTR_TIME_SUBTRACT(since, vs_last_faults);

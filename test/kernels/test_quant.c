@@ -1245,9 +1245,6 @@ test_edges(void)
 }
 
 /*
- * test_validation - corrupted structs are rejected, a good one passes.
- */
-/*
  * test_build_clip - the clip an index build uses (VsQuantBuildClip): SQ4
  * under L2 and cosine only, and on Gaussian data it must lower SQ4's
  * squared reconstruction error against min/max ranges (its reason to
@@ -1304,6 +1301,9 @@ test_build_clip(void)
 	group_end();
 }
 
+/*
+ * test_validation - corrupted structs are rejected, a good one passes.
+ */
 static void
 test_validation(void)
 {
