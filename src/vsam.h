@@ -626,6 +626,8 @@ typedef struct VsBackendStats
 	int64		clusters_trusted;	/* ... taken from the server's record */
 	int64		vectors_read;	/* sealed rows given their exact distance on
 								 * the full vector (reranked or read flat) */
+	int64		vectors_read_from_files;	/* ... of those, read with pread()
+											 * (VsSegmentRead) */
 } VsBackendStats;
 
 extern VsBackendStats VsStats;
@@ -893,6 +895,8 @@ extern void VsSegmentRelease(const char *body);
 extern const char *VsSegmentCluster(Relation index, VsMetaPage meta, const char *body, uint32 cluster);
 extern void VsSegmentWillNeed(const char *addr, Size len);
 extern void VsSegmentWillNeedMany(const char **addrs, int n, Size len);
+extern bool VsSegmentRead(const char *addr, Size len, void *buf);
+extern bool VsSegmentFirstRead(const char *body, uint32 cluster);
 extern int	VsPieceIndex(const VsPieceInfo *pieces, uint32 npieces, uint32 generation);
 extern const VsPieceInfo *VsHeadPiece(const char *head, uint32 generation);
 extern char *VsSealedHead(Relation index, VsMetaPage meta, BufferAccessStrategy bas, char **problem);

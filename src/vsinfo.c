@@ -120,7 +120,7 @@ close_vecstore_index(Relation index, Relation heap)
 VsBackendStats VsStats;
 
 /* the columns of vecstore_stats's row */
-#define STATS_COLS 10
+#define STATS_COLS 11
 
 /*
  * segment_bytes - bytes of the files in this database's segment directory,
@@ -219,6 +219,7 @@ vecstore_stats(PG_FUNCTION_ARGS)
 	values[7] = Int64GetDatum(VsStats.clusters_trusted);
 	values[8] = BoolGetDatum(VsCheckedAvailable());
 	values[9] = Int64GetDatum(VsStats.vectors_read);
+	values[10] = Int64GetDatum(VsStats.vectors_read_from_files);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 

@@ -119,6 +119,9 @@ typedef struct VsProbe
 								 * which a deeper search continues */
 	bool		offloaded;		/* its nearest rows came from the offload
 								 * service (the GPU) */
+	bool		unmapped;		/* first read by this backend: none of its
+								 * pages is mapped here yet, so the rerank
+								 * reads its vectors from the file */
 	bool		counted;		/* every row counted as examined already */
 	bool		confirmed;		/* a deeper search found (nearly) nothing
 								 * the last one should have */
@@ -493,20 +496,37 @@ bit_row_distance(VsScanOpaque so, const uint8 *x, double *skey)
 }
 
 /*
+ * stored_distance - row_distance of a row as the index stores it (float4,
+ * binary16 or packed bits), at "x".
+ */
+static inline double
+stored_distance(VsScanOpaque so, const char *x, double *skey)
+{
+	if (so->elem == VS_ELEM_HALF)
+		return half_row_distance(so, (const uint16 *) x, skey);
+	if (so->elem == VS_ELEM_BIT)
+		return bit_row_distance(so, (const uint8 *) x, skey);
+	return row_distance(so, (const float *) x, skey);
+}
+
+/*
+ * sealed_row - where row "row" of an opened cluster's sealed vectors is
+ * mapped.
+ */
+static inline const char *
+sealed_row(VsScanOpaque so, const VsClusterInfo *info, uint32 row)
+{
+	return so->body + info->vec_offset + VsRowBytes(so->elem, so->meta.dims) * row;
+}
+
+/*
  * sealed_distance - row_distance of row "row" of an opened cluster's
- * sealed vectors, float4 or binary16.
+ * sealed vectors.
  */
 static inline double
 sealed_distance(VsScanOpaque so, const VsClusterInfo *info, uint32 row, double *skey)
 {
-	const char *x = so->body + info->vec_offset;
-
-	if (so->elem == VS_ELEM_HALF)
-		return half_row_distance(so, (const uint16 *) x + (Size) row * so->meta.dims, skey);
-	if (so->elem == VS_ELEM_BIT)
-		return bit_row_distance(so, (const uint8 *) x + VsRowBytes(VS_ELEM_BIT, so->meta.dims) * row,
-								skey);
-	return row_distance(so, (const float *) x + (Size) row * so->meta.dims, skey);
+	return stored_distance(so, sealed_row(so, info, row), skey);
 }
 
 /*
@@ -1013,7 +1033,12 @@ delta_rows(IndexScanDesc scan, VsProbe *p, int cluster)
  * starts the reads and returns): a cluster's TIDs, codes and graph when it
  * is opened (the whole cluster when it is scanned flat), and each batch of
  * candidates' vectors before they are reranked.  The disk then serves
- * many reads at once.  A backend whose pages are all in memory makes no
+ * many reads at once.  The rerank then reads those vectors from the file
+ * (VsSegmentRead) rather than through the mapping: a page the backend has
+ * not mapped costs a fault on first touch, about four times a read of it
+ * from the page cache on a virtual machine.  It does so too in a cluster
+ * the backend reads for the first time, whose pages it has not mapped
+ * (a new connection's first queries).  A backend whose pages are all in memory makes no
  * such calls: it only counts its faults, once per cluster opened.  "on"
  * asks always, "off" never.
  *
@@ -1151,6 +1176,7 @@ open_cluster(IndexScanDesc scan, int cluster, const VsOffloadHit *hits, int nhit
 	/* the mapping, checked the first time we read the cluster */
 	so->body = VsSegmentCluster(index, &so->meta, so->body, cluster);
 	info = cluster_info(so, cluster);
+	p->unmapped = VsSegmentFirstRead(so->body, (uint32) cluster);
 
 	/* the deletion bits of its rows */
 	p->deleted = VsDeletionBits(index, &so->meta, info, NULL, &p->delshift);
@@ -1406,6 +1432,7 @@ rerank(VsScanOpaque so, int n)
 {
 	VsPending  *batch;
 	int			nbatch = 0;
+	Size		rowbytes = VsRowBytes(so->elem, so->meta.dims);
 
 	/* the batch, in the order of the heap */
 	if (n > so->maxbatch)
@@ -1429,16 +1456,17 @@ rerank(VsScanOpaque so, int n)
 	VsStats.vectors_read += nbatch;
 	so->reranked += nbatch;
 
-	/* their vectors, all asked for before the first is read */
+	/*
+	 * Their vectors, all asked for before the first is read; then read
+	 * from the file, not through the mapping (VsSegmentRead says why).
+	 */
 	if (so->readahead)
 	{
-		Size		rowbytes = VsRowBytes(so->elem, so->meta.dims);
-
 		for (int i = 0; i < nbatch; i++)
 		{
 			const VsClusterInfo *info = cluster_info(so, so->probes[batch[i].probe].cluster);
 
-			so->wants[i] = so->body + info->vec_offset + rowbytes * batch[i].row;
+			so->wants[i] = sealed_row(so, info, batch[i].row);
 		}
 		VsSegmentWillNeedMany(so->wants, nbatch, rowbytes);
 	}
@@ -1453,7 +1481,16 @@ rerank(VsScanOpaque so, int n)
 		sealed_tid(so, info, top.row, &tid);
 		{
 			double		skey;
-			double		exact = sealed_distance(so, info, top.row, &skey);
+			const char *x = sealed_row(so, info, top.row);
+			double		exact;
+
+			if (so->readahead || p->unmapped)
+			{
+				if (VsSegmentRead(x, rowbytes, so->rowbuf))
+					VsStats.vectors_read_from_files++;
+				x = (const char *) so->rowbuf;
+			}
+			exact = stored_distance(so, x, &skey);
 
 			/* how far the codes overstate a distance, at most, so far */
 			if (top.distance - skey > so->code_error)

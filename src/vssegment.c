@@ -52,6 +52,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
+#include "utils/wait_event.h"
 
 #include "vsam.h"
 
@@ -113,6 +114,26 @@ typedef struct VsSegmentHeader
  * removed file is freed, and marks a pinned one stale, to be unmapped when
  * the last pin goes (at the latest at the end of the transaction).
  */
+/*
+ * A file behind a mapping, for reads that go around the mapping
+ * (VsSegmentRead): where it is mapped, the identity it had when it was
+ * mapped, and a descriptor opened the first time it is read so
+ * (VS_FILE_UNOPENED before, VS_FILE_UNUSABLE when it could not be opened
+ * or is no longer the mapped file).
+ */
+typedef struct VsPieceFile
+{
+	uint64		base;			/* its header's offset in the mapping */
+	uint64		size;			/* header and body */
+	uint64		dev;
+	uint64		ino;
+	uint32		generation;		/* names the file */
+	int			fd;
+} VsPieceFile;
+
+#define VS_FILE_UNOPENED	(-1)
+#define VS_FILE_UNUSABLE	(-2)
+
 typedef struct VsMapping
 {
 	Oid			indexoid;
@@ -126,6 +147,9 @@ typedef struct VsMapping
 	/* the file whose head was last verified, and which of its clusters */
 	bool		verified;
 	uint8	   *verified_clusters;	/* nclusters bits, in TopMemoryContext */
+	uint8	   *read_clusters;	/* nclusters bits: read through this very
+								 * mapping (checked here, or opened by a
+								 * scan, VsSegmentFirstRead) */
 	uint32		nclusters;
 	VsSegmentIdentity vid;
 	TimestampTz same_stmt;		/* the statement in which the files were
@@ -137,6 +161,8 @@ typedef struct VsMapping
 								 * first, in piece-table order, in
 								 * TopMemoryContext */
 	uint32		npieces;
+	VsPieceFile files[VS_MAX_PIECES];	/* its files (nfiles of them) */
+	uint32		nfiles;
 	/* served from the fork: the files could not be mapped or rebuilt */
 	bool		from_fork;
 	TimestampTz fork_since;
@@ -1062,6 +1088,18 @@ release_range(char *addr, Size len)
 static void
 unmap(VsMapping *m)
 {
+	for (uint32 p = 0; p < m->nfiles; p++)
+	{
+		if (m->files[p].fd >= 0)
+		{
+			close(m->files[p].fd);
+			ReleaseExternalFD();
+		}
+	}
+	m->nfiles = 0;
+	if (m->read_clusters != NULL)
+		pfree(m->read_clusters);
+	m->read_clusters = NULL;
 	if (m->addr != NULL)
 		release_range(m->addr, m->len);
 	m->addr = NULL;
@@ -1157,6 +1195,7 @@ typedef struct VsMapped
 	Size		len;
 	char	   *head;			/* a copy of the head, palloc'd */
 	VsSegmentIdentity id;
+	VsPieceFile files[VS_MAX_PIECES];	/* the files, as mapped */
 	VsPieceInfo bad;			/* when mapping failed: the piece to rebuild */
 } VsMapped;
 
@@ -1255,6 +1294,12 @@ map_generation(Relation index, VsMetaPage meta, VsMapping *m, VsMapped *out,
 		}
 		if (p > 0)
 			identity_add_file(&out->id, p, piece->generation, &st);
+		out->files[p].base = piece->base;
+		out->files[p].size = VS_SEGMENT_HEADER_SIZE + piece->region.nbytes;
+		out->files[p].dev = (uint64) st.st_dev;
+		out->files[p].ino = (uint64) st.st_ino;
+		out->files[p].generation = piece->generation;
+		out->files[p].fd = VS_FILE_UNOPENED;
 		at = mmap(addr + piece->base, VS_SEGMENT_HEADER_SIZE + piece->region.nbytes, PROT_READ,
 				  MAP_SHARED | MAP_FIXED, fd, 0);
 		CloseTransientFile(fd);
@@ -1395,6 +1440,7 @@ map_from_fork(Relation index, VsMetaPage meta, VsMapping *m, uint32 generation, 
 		pfree(m->verified_clusters);
 	m->nclusters = meta->nclusters;
 	m->verified_clusters = MemoryContextAllocZero(TopMemoryContext, (meta->nclusters + 7) / 8);
+	m->read_clusters = MemoryContextAllocZero(TopMemoryContext, (meta->nclusters + 7) / 8);
 	m->head = MemoryContextAlloc(TopMemoryContext, sizeof(VsSealedHeader));
 	memcpy(m->head, head, sizeof(VsSealedHeader));
 	pfree(head);
@@ -1526,6 +1572,9 @@ segment_body(Relation index, VsMetaPage meta, const char *force_fork)
 	}
 	m->addr = mapped.addr;
 	m->len = mapped.len;
+	memcpy(m->files, mapped.files, sizeof(VsPieceFile) * meta->npieces);
+	m->nfiles = meta->npieces;
+	m->read_clusters = MemoryContextAllocZero(TopMemoryContext, (meta->nclusters + 7) / 8);
 	m->head = MemoryContextAlloc(TopMemoryContext, sizeof(VsSealedHeader));
 	memcpy(m->head, mapped.head, sizeof(VsSealedHeader));
 	if (m->piece_gens)
@@ -1580,6 +1629,130 @@ VsSegmentRelease(const char *body)
 			return;
 		}
 	}
+}
+
+/*
+ * open_file - a descriptor of file "f" of mapping "m" for VsSegmentRead,
+ * or VS_FILE_UNUSABLE: when the server's share of descriptors for uses
+ * like this one is taken (fd.c, AcquireExternalFD), or the file named
+ * there is not the one mapped (replaced since: the next statement finds
+ * the change and maps the files again, files_unchanged).
+ */
+static int
+open_file(VsMapping *m, const VsPieceFile *f)
+{
+	char	   *path;
+	struct stat st;
+	int			fd;
+
+	if (!AcquireExternalFD())
+		return VS_FILE_UNUSABLE;
+	path = VsSegmentPath(m->node, f->generation);
+	fd = open(path, O_RDONLY | PG_BINARY | O_CLOEXEC);
+	pfree(path);
+	if (fd >= 0 &&
+		(fstat(fd, &st) != 0 || (uint64) st.st_dev != f->dev || (uint64) st.st_ino != f->ino ||
+		 (uint64) st.st_size != f->size))
+	{
+		close(fd);
+		fd = -1;
+	}
+	if (fd < 0)
+	{
+		ReleaseExternalFD();
+		return VS_FILE_UNUSABLE;
+	}
+	return fd;
+}
+
+/*
+ * VsSegmentRead - copy "len" bytes at "addr", in a pinned mapping of
+ * segment files, into "buf", with a read of the file rather than through
+ * the mapping.
+ *
+ * Why: a page of a mapped file that the process has not mapped yet (the
+ * page cache dropped it, or this backend never read it) costs a page
+ * fault on the first read, and on a virtual machine that is dear: 9-10 us
+ * on the 2-core KVM guest, where pread() of 1 kB from the page cache
+ * costs 2.2 us and leaves no page to map or to unmap again when memory is
+ * short (bench/RESULTS.md, "The rerank reads vectors from the files").
+ * A page the process has mapped costs 0.6 us through the mapping, so the
+ * scan calls this only where pages are unlikely to be mapped: while it
+ * reads ahead (its pages come from disk, vsscan.c "Read-ahead"), and in a
+ * cluster this backend reads for the first time (VsSegmentFirstRead).
+ *
+ * The bytes are the same either way: a read that cannot be done so (a
+ * mapping of the fork, a file that cannot be opened or was replaced, a
+ * short read) reads through the mapping, which raises the error a damaged
+ * file deserves (vssegment_fault.c).  True when the file was read.
+ */
+bool
+VsSegmentRead(const char *addr, Size len, void *buf)
+{
+	static VsMapping *last = NULL;
+	VsMapping  *m = last;
+
+	if (m == NULL || m->addr == NULL || addr < m->addr || addr + len > m->addr + m->len)
+	{
+		for (m = mappings; m != NULL; m = m->next)
+		{
+			if (m->addr != NULL && addr >= m->addr && addr + len <= m->addr + m->len)
+				break;
+		}
+		last = m;
+	}
+	if (m != NULL && !m->from_fork)
+	{
+		uint64		off = addr - m->addr;
+
+		for (uint32 p = 0; p < m->nfiles; p++)
+		{
+			VsPieceFile *f = &m->files[p];
+			ssize_t		n;
+
+			if (off < f->base || off + len > f->base + f->size)
+				continue;
+			if (f->fd == VS_FILE_UNOPENED)
+				f->fd = open_file(m, f);
+			if (f->fd < 0)
+				break;
+			pgstat_report_wait_start(WAIT_EVENT_DATA_FILE_READ);
+			n = pg_pread(f->fd, buf, len, (off_t) (off - f->base));
+			pgstat_report_wait_end();
+			if (n == (ssize_t) len)
+				return true;
+			break;
+		}
+	}
+	memcpy(buf, addr, len);
+	return false;
+}
+
+/*
+ * VsSegmentFirstRead - note that a scan reads cluster "cluster" of the
+ * pinned mapping "body" (checked: VsSegmentCluster); true when this is the
+ * first time this backend reads it through this mapping.  Then none of its
+ * pages is mapped in this process yet (its check was taken from the
+ * server's record, vssegment_checked.c, or done through another mapping),
+ * and the first read of each costs a page fault (see VsSegmentRead).
+ */
+bool
+VsSegmentFirstRead(const char *body, uint32 cluster)
+{
+	for (VsMapping *m = mappings; m != NULL; m = m->next)
+	{
+		if (m->addr != NULL && m->addr + VS_SEGMENT_HEADER_SIZE == body)
+		{
+			bool		first;
+
+			if (m->read_clusters == NULL || cluster >= m->nclusters)
+				return false;
+			first = (m->read_clusters[cluster / 8] & (1 << (cluster % 8))) == 0;
+			m->read_clusters[cluster / 8] |= (1 << (cluster % 8));
+			return first;
+		}
+	}
+	return false;
 }
 
 /*
@@ -1668,6 +1841,7 @@ VsSegmentCluster(Relation index, VsMetaPage meta, const char *body, uint32 clust
 	{
 		check_graph(index, meta, body, cluster);
 		m->verified_clusters[cluster / 8] |= (1 << (cluster % 8));
+		m->read_clusters[cluster / 8] |= (1 << (cluster % 8));
 		VsCheckedSet(&m->vid, (int) cluster);
 		VsStats.clusters_checked++;
 		return body;

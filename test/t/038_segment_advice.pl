@@ -13,7 +13,10 @@
 #     Every piece's file is mapped on a 2 MB boundary of the address space
 #     (vssegment.c, "Huge mappings"), before and after a compaction has
 #     added a piece, so that a kernel whose page cache holds the file in
-#     2 MB pieces can map them whole.
+#     2 MB pieces can map them whole.  With read-ahead on, and in a
+#     cluster a backend reads for the first time, the rerank reads vectors
+#     from the files through descriptors (VsSegmentRead), from every
+#     piece, and answers the same.
 #
 # IDENTIFICATION
 #     test/t/038_segment_advice.pl
@@ -109,6 +112,69 @@ is($effort10, $exact, 'an exhaustive scan through the advised mapping equals the
 is($node->safe_psql('postgres', "SELECT count(*) FROM vecstore_verify('t_v')"),
     '0', 'vecstore_verify reads every cluster and finds nothing wrong');
 
+# With read-ahead (on here; "auto" turns it on while pages come from
+# disk) the rerank reads the candidates' vectors from the files instead of
+# through the mapping (vssegment.c, VsSegmentRead): the backend then holds
+# a descriptor of each file it reranked from.  The inodes of the segment
+# files, and those of the files a backend holds open after a query
+# ("SETTINGS" first), with the query's answer.
+sub segment_inodes
+{
+    return map { (stat($_))[1] } glob($node->data_dir . '/pg_vecstore/*/*.seg');
+}
+
+sub open_inodes
+{
+    my ($settings) = @_;
+    my $out = $node->safe_psql('postgres', qq{
+SET enable_seqscan = off;
+$settings
+SELECT string_agg(id::text, ',') FROM ($query) s;
+SELECT string_agg(substring(pg_read_file('/proc/self/fdinfo/' || fd, 0, 4096, true)
+                            FROM 'ino:\\s*(\\d+)'), ',')
+  FROM pg_ls_dir('/proc/self/fd') fd;
+});
+    my ($ans, $inodes) = split /\n/, $out;
+    return ($ans, { map { $_ => 1 } split(/,/, $inodes // '') });
+}
+
+SKIP:
+{
+    my (undef, $probe) = open_inodes('');
+    skip 'no inodes in /proc/self/fdinfo (kernel before 5.14)', 3 unless %$probe;
+
+    my ($ra_answer, $open) = open_inodes('SET vecstore.readahead = on;');
+    my @seg = segment_inodes();
+    is($ra_answer, $answer, 'with vecstore.readahead = on, the same answer');
+    is((grep { $open->{$_} } @seg), scalar(@seg),
+        'with vecstore.readahead = on, the rerank reads the segment file through a descriptor');
+}
+
+# A cluster this backend reads for the first time has none of its pages
+# mapped here: its vectors come from the file whatever the setting (the
+# server's record spared this backend the cluster's check, which would
+# have read it through the mapping); the same clusters again come through
+# the mapping.
+{
+    my $out = $node->safe_psql('postgres', qq{
+SET enable_seqscan = off;
+SET vecstore.readahead = off;
+SELECT string_agg(id::text, ',') FROM ($query) s;
+SELECT vectors_read || ' ' || vectors_read_from_files || ' ' || clusters_trusted FROM vecstore_stats();
+SELECT string_agg(id::text, ',') FROM ($query) s;
+SELECT vectors_read || ' ' || vectors_read_from_files FROM vecstore_stats();
+});
+    my ($first, $counts1, $again, $counts2) = split /\n/, $out;
+    my ($read1, $files1, $trusted) = split / /, $counts1;
+    my ($read2, $files2) = split / /, $counts2;
+    cmp_ok($trusted, '>', 0, 'a new connection takes its clusters\' checks from the server\'s record');
+    cmp_ok($files1, '>', 0, 'its first query reads vectors from the file, read-ahead off');
+    cmp_ok($read2, '>', $read1, 'the same query again reads vectors too');
+    is($files2, $files1, '... through the mapping');
+    is($first, $answer, 'the first answer is the one through the mapping');
+    is($again, $answer, 'and so is the second');
+}
+
 # the mappings of segment files after the query
 sub segment_mappings
 {
@@ -148,6 +214,42 @@ is($node->safe_psql('postgres', "SET enable_seqscan = off; SET vecstore.effort =
     'after the compaction, an exhaustive scan still equals the exact scan');
 is($node->safe_psql('postgres', "SELECT count(*) FROM vecstore_verify('t_v')"),
     '0', 'and vecstore_verify finds nothing wrong');
+
+# after the compaction, a query far from the new rows reranks in clusters
+# the compaction left in the older piece (placed after the new one in the
+# mapping), and a query near them in the cluster it rewrote: with
+# read-ahead, each read from its file at its piece's place, every vector
+# so, and the answers those through the mapping give
+SKIP:
+{
+    my $near_to = sub {
+        my ($x) = @_;
+        return 'SELECT string_agg(id::text, \',\') FROM (SELECT id FROM t ORDER BY v <-> \''
+            . '[' . join(',', ($x) x 16) . ']\' LIMIT 20) s';
+    };
+    my $both = $near_to->(-5) . '; ' . $near_to->(1) . ';';
+    my $out = $node->safe_psql('postgres', qq{
+SET enable_seqscan = off;
+SET vecstore.readahead = on;
+$both
+SELECT string_agg(substring(pg_read_file('/proc/self/fdinfo/' || fd, 0, 4096, true)
+                            FROM 'ino:\\s*(\\d+)'), ',')
+  FROM pg_ls_dir('/proc/self/fd') fd;
+SELECT vectors_read || ' ' || vectors_read_from_files FROM vecstore_stats();
+});
+    my ($ra_far, $ra_near, $inodes, $counts) = split /\n/, $out;
+    my %open = map { $_ => 1 } split(/,/, $inodes // '');
+    my ($read, $from_files) = split / /, $counts;
+    cmp_ok($from_files, '>', 0, 'vecstore_stats() counts vectors read from the files');
+    is($from_files, $read,
+        'every vector the rerank read came from the files (none fell back to the mapping)');
+    is("$ra_far\n$ra_near",
+        $node->safe_psql('postgres', "SET enable_seqscan = off; SET vecstore.readahead = off; $both"),
+        'and the answers are those read through the mapping');
+    skip 'no inodes in /proc/self/fdinfo (kernel before 5.14)', 1 unless %open;
+    my @seg = segment_inodes();
+    is((grep { $open{$_} } @seg), $pieces, 'each piece\'s file was read through a descriptor');
+}
 
 $node->stop;
 done_testing();
