@@ -72,6 +72,30 @@ PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 ifeq ($(PGXS),)
 $(error pg_config not found: install postgresql-server-dev-15 (./tools/deps.sh does) or pass PG_CONFIG=/path/to/pg_config)
 endif
+# liburing, linked statically (vecstore.so needs no library at run time):
+# the rerank's reads from segment files go to the kernel together, one
+# system call for a batch (src/vssegment.c, VsSegmentReadMany), where the
+# kernel offers io_uring.  WITH_LIBURING=auto (the default) uses it when
+# liburing.h and liburing.a are found (Debian: liburing-dev); yes insists;
+# no builds without it (one pread() per vector).
+WITH_LIBURING ?= auto
+VS_CC := $(shell $(PG_CONFIG) --cc 2>/dev/null)
+VS_LIBURING_A := $(shell p=$$($(VS_CC) -print-file-name=liburing.a 2>/dev/null); \
+	[ -f "$$p" ] && printf '\043include <liburing.h>\n' | $(VS_CC) -E -x c - >/dev/null 2>&1 && echo "$$p")
+ifeq ($(WITH_LIBURING),no)
+VS_LIBURING_A :=
+else ifeq ($(WITH_LIBURING),yes)
+ifeq ($(VS_LIBURING_A),)
+$(error WITH_LIBURING=yes but liburing.h and liburing.a were not found (Debian: apt-get install liburing-dev))
+endif
+else ifneq ($(WITH_LIBURING),auto)
+$(error WITH_LIBURING must be auto, yes or no, not "$(WITH_LIBURING)")
+endif
+ifneq ($(VS_LIBURING_A),)
+PG_CPPFLAGS += -DVS_USE_LIBURING
+SHLIB_LINK += $(VS_LIBURING_A) -Wl,--exclude-libs,liburing.a
+endif
+
 include $(PGXS)
 
 # PGXS tracks no header dependencies: rebuild every object when a header

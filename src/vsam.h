@@ -896,6 +896,17 @@ extern const char *VsSegmentCluster(Relation index, VsMetaPage meta, const char 
 extern void VsSegmentWillNeed(const char *addr, Size len);
 extern void VsSegmentWillNeedMany(const char **addrs, int n, Size len);
 extern bool VsSegmentRead(const char *addr, Size len, void *buf);
+
+/* one read of VsSegmentReadMany */
+typedef struct VsReadRequest
+{
+	const char *addr;			/* in a pinned mapping of segment files */
+	void	   *buf;			/* where its bytes go */
+	bool		from_file;		/* out: read from the file, not through the
+								 * mapping */
+} VsReadRequest;
+
+extern int	VsSegmentReadMany(VsReadRequest *reqs, int n, Size len);
 extern bool VsSegmentFirstRead(const char *body, uint32 cluster);
 extern int	VsPieceIndex(const VsPieceInfo *pieces, uint32 npieces, uint32 generation);
 extern const VsPieceInfo *VsHeadPiece(const char *head, uint32 generation);

@@ -210,6 +210,9 @@ typedef struct VsScanOpaqueData
 								 * clusters (0: none) */
 	VsPending  *batch;			/* rerank's batch, in scanCtx */
 	const char **wants;			/* its vectors' addresses (read-ahead) */
+	const char **rows;			/* where each one's vector is read from */
+	VsReadRequest *reads;		/* those read from the files ... */
+	char	   *readbuf;		/* ... into here, maxbatch rows */
 	int			maxbatch;
 } VsScanOpaqueData;
 
@@ -1439,6 +1442,9 @@ rerank(VsScanOpaque so, int n)
 	{
 		so->batch = MemoryContextAlloc(so->scanCtx, sizeof(VsPending) * n);
 		so->wants = MemoryContextAlloc(so->scanCtx, sizeof(const char *) * n);
+		so->rows = MemoryContextAlloc(so->scanCtx, sizeof(const char *) * n);
+		so->reads = MemoryContextAlloc(so->scanCtx, sizeof(VsReadRequest) * n);
+		so->readbuf = MemoryContextAllocHuge(so->scanCtx, rowbytes * n);
 		so->maxbatch = n;
 	}
 	batch = so->batch;
@@ -1458,7 +1464,8 @@ rerank(VsScanOpaque so, int n)
 
 	/*
 	 * Their vectors, all asked for before the first is read; then read
-	 * from the file, not through the mapping (VsSegmentRead says why).
+	 * together from the files, not through the mapping, where its pages
+	 * are unlikely to be mapped (VsSegmentRead says why).
 	 */
 	if (so->readahead)
 	{
@@ -1469,6 +1476,25 @@ rerank(VsScanOpaque so, int n)
 			so->wants[i] = sealed_row(so, info, batch[i].row);
 		}
 		VsSegmentWillNeedMany(so->wants, nbatch, rowbytes);
+	}
+	{
+		int			nread = 0;
+
+		for (int i = 0; i < nbatch; i++)
+		{
+			const VsProbe *p = &so->probes[batch[i].probe];
+
+			so->rows[i] = sealed_row(so, cluster_info(so, p->cluster), batch[i].row);
+			if (so->readahead || p->unmapped)
+			{
+				so->reads[nread].addr = so->rows[i];
+				so->reads[nread].buf = so->readbuf + rowbytes * nread;
+				so->rows[i] = so->reads[nread].buf;
+				nread++;
+			}
+		}
+		if (nread > 0)
+			VsStats.vectors_read_from_files += VsSegmentReadMany(so->reads, nread, rowbytes);
 	}
 
 	for (int i = 0; i < nbatch; i++)
@@ -1481,16 +1507,7 @@ rerank(VsScanOpaque so, int n)
 		sealed_tid(so, info, top.row, &tid);
 		{
 			double		skey;
-			const char *x = sealed_row(so, info, top.row);
-			double		exact;
-
-			if (so->readahead || p->unmapped)
-			{
-				if (VsSegmentRead(x, rowbytes, so->rowbuf))
-					VsStats.vectors_read_from_files++;
-				x = (const char *) so->rowbuf;
-			}
-			exact = stored_distance(so, x, &skey);
+			double		exact = stored_distance(so, so->rows[i], &skey);
 
 			/* how far the codes overstate a distance, at most, so far */
 			if (top.distance - skey > so->code_error)
@@ -1648,6 +1665,9 @@ vsrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int nord
 	so->ncands = so->ncands_heap = so->maxcands = 0;
 	so->batch = NULL;
 	so->wants = NULL;
+	so->rows = NULL;
+	so->reads = NULL;
+	so->readbuf = NULL;
 	so->maxbatch = 0;
 	so->readahead = false;
 	so->confirmed_ef = 0;

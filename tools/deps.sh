@@ -19,6 +19,7 @@ packages=(
     libipc-run-perl             # IPC::Run, needed by PostgreSQL::Test::Cluster
     util-linux                  # runuser
     passwd                      # useradd
+    liburing-dev                # io_uring, linked statically: the rerank's batched reads
 )
 
 pg_bindir=/usr/lib/postgresql/15/bin

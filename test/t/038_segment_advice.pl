@@ -15,8 +15,9 @@
 #     added a piece, so that a kernel whose page cache holds the file in
 #     2 MB pieces can map them whole.  With read-ahead on, and in a
 #     cluster a backend reads for the first time, the rerank reads vectors
-#     from the files through descriptors (VsSegmentRead), from every
-#     piece, and answers the same.
+#     from the files through descriptors (VsSegmentRead; in batches with
+#     io_uring where there is one), from every piece, and answers the
+#     same.
 #
 # IDENTIFICATION
 #     test/t/038_segment_advice.pl
@@ -173,6 +174,23 @@ SELECT vectors_read || ' ' || vectors_read_from_files FROM vecstore_stats();
     is($files2, $files1, '... through the mapping');
     is($first, $answer, 'the first answer is the one through the mapping');
     is($again, $answer, 'and so is the second');
+}
+
+# How a backend reads a batch of vectors from the files: with io_uring
+# where vecstore was built with liburing and the kernel offers it, else
+# one pread() each; a DEBUG1 message says which, once per backend.  The
+# answers are those through the mapping either way (above and below).
+{
+    my ($rc, $stdout, $stderr) = $node->psql('postgres', qq{
+SET client_min_messages = debug1;
+SET enable_seqscan = off;
+SET vecstore.readahead = on;
+SELECT string_agg(id::text, ',') FROM ($query) s;
+});
+    my ($how) = $stderr =~ /vecstore reads segment files ([^\n]*)/;
+    ok(defined $how, 'a backend says how it reads segment files');
+    diag('vecstore reads segment files ' . ($how // '(not said)'));
+    is($stdout, $answer, 'and answers as through the mapping');
 }
 
 # the mappings of segment files after the query
