@@ -1036,14 +1036,14 @@ delta_rows(IndexScanDesc scan, VsProbe *p, int cluster)
  * starts the reads and returns): a cluster's TIDs, codes and graph when it
  * is opened (the whole cluster when it is scanned flat), and each batch of
  * candidates' vectors before they are reranked.  The disk then serves
- * many reads at once.  The rerank then reads those vectors from the file
- * (VsSegmentRead) rather than through the mapping: a page the backend has
- * not mapped costs a fault on first touch, about four times a read of it
- * from the page cache on a virtual machine.  It does so too in a cluster
- * the backend reads for the first time, whose pages it has not mapped
- * (a new connection's first queries).  A backend whose pages are all in memory makes no
- * such calls: it only counts its faults, once per cluster opened.  "on"
- * asks always, "off" never.
+ * many reads at once.  The rerank then reads those vectors from the files
+ * (VsSegmentReadMany) rather than through the mapping: a page the backend
+ * has not mapped costs a fault on first touch, about four times a read of
+ * it from the page cache on a virtual machine.  It does so too in a
+ * cluster the backend reads for the first time, whose pages it has not
+ * mapped (a new connection's first queries).  A backend whose pages are
+ * all in memory makes no such calls: it only counts its faults, once per
+ * cluster opened.  "on" asks always, "off" never.
  *
  * Once a count has found faults, the backend's scans that start within
  * VS_READAHEAD_KEEP_MS of it read ahead from their first cluster on (each
@@ -1463,9 +1463,9 @@ rerank(VsScanOpaque so, int n)
 	so->reranked += nbatch;
 
 	/*
-	 * Their vectors, all asked for before the first is read; then read
-	 * together from the files, not through the mapping, where its pages
-	 * are unlikely to be mapped (VsSegmentRead says why).
+	 * Their vectors, all asked for before the first is read; then those
+	 * whose pages are unlikely to be mapped read together from the files,
+	 * not through the mapping (VsSegmentRead says why).
 	 */
 	if (so->readahead)
 	{

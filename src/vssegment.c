@@ -1793,13 +1793,14 @@ ring_ready(void)
 
 /*
  * ring_read - the reads of "n" (at most VS_RING_ENTRIES) requests whose
- * targets are known, with one system call, and their completions; each
- * request's from_file says whether its read was whole.  False, with
- * nothing read, when the ring could not take them.
+ * targets are known (from_file false), with one system call, and their
+ * completions; each request's from_file says whether its read was whole
+ * (left false for those the ring could not take).
  */
-static bool
-ring_read(VsReadRequest *reqs, const int *fds, const off_t *offsets, int n, Size len)
+static void
+ring_read(VsReadRequest **reqs, const int *fds, const off_t *offsets, int n, Size len)
 {
+	int			submitted;
 	int			done = 0;
 
 	for (int i = 0; i < n; i++)
@@ -1810,20 +1811,28 @@ ring_read(VsReadRequest *reqs, const int *fds, const off_t *offsets, int n, Size
 		{
 			/* cannot happen with n <= VS_RING_ENTRIES and every read reaped */
 			ring_state = RING_UNUSABLE;
-			return false;
+			return;
 		}
-		io_uring_prep_read(sqe, fds[i], reqs[i].buf, (unsigned) len, (uint64) offsets[i]);
+		io_uring_prep_read(sqe, fds[i], reqs[i]->buf, (unsigned) len, (uint64) offsets[i]);
 		io_uring_sqe_set_data64(sqe, (uint64) i);
 	}
 	pgstat_report_wait_start(WAIT_EVENT_DATA_FILE_READ);
-	if (io_uring_submit(&ring) != n)
+	submitted = io_uring_submit(&ring);
+	if (submitted < n)
 	{
-		/* not submitted: the ring is left as it is and not used again */
-		pgstat_report_wait_end();
+		/*
+		 * Some or none submitted (the kernel refused): the ring is not used
+		 * again; the reads it took are waited for, the others are left out
+		 * (from_file stays false).
+		 */
 		ring_state = RING_UNUSABLE;
-		return false;
+		if (submitted <= 0)
+		{
+			pgstat_report_wait_end();
+			return;
+		}
 	}
-	while (done < n)
+	while (done < submitted)
 	{
 		struct io_uring_cqe *cqe;
 		int			rc = io_uring_wait_cqe(&ring, &cqe);
@@ -1832,16 +1841,15 @@ ring_read(VsReadRequest *reqs, const int *fds, const off_t *offsets, int n, Size
 			continue;
 		if (rc < 0)
 		{
-			/* submitted reads are still in flight into the buffers: wait */
+			/* reads may still be landing in the buffers: do not go on */
 			ring_state = RING_UNUSABLE;
 			elog(FATAL, "could not wait for reads of segment files: %s", strerror(-rc));
 		}
-		reqs[io_uring_cqe_get_data64(cqe)].from_file = cqe->res == (int) len;
+		reqs[io_uring_cqe_get_data64(cqe)]->from_file = cqe->res == (int) len;
 		io_uring_cqe_seen(&ring, cqe);
 		done++;
 	}
 	pgstat_report_wait_end();
-	return true;
 }
 #endif							/* VS_USE_LIBURING */
 
@@ -1865,7 +1873,6 @@ VsSegmentReadMany(VsReadRequest *reqs, int n, Size len)
 		int			fds[VS_RING_ENTRIES];
 		off_t		offsets[VS_RING_ENTRIES];
 		VsReadRequest *batch[VS_RING_ENTRIES];
-		VsReadRequest sub[VS_RING_ENTRIES];
 
 		for (int i = 0; i < n;)
 		{
@@ -1880,14 +1887,11 @@ VsSegmentReadMany(VsReadRequest *reqs, int n, Size len)
 				if (fd < 0)
 					continue;
 				fds[m] = fd;
-				sub[m] = reqs[i];
 				batch[m++] = &reqs[i];
 			}
-			if (m > 0 && ring_read(sub, fds, offsets, m, len))
-			{
-				for (int j = 0; j < m; j++)
-					batch[j]->from_file = sub[j].from_file;
-			}
+			/* read here, or below through the mapping if the ring failed */
+			if (m > 0 && ring_state == RING_READY)
+				ring_read(batch, fds, offsets, m, len);
 		}
 		for (int i = 0; i < n; i++)
 		{
