@@ -213,6 +213,7 @@ typedef struct VsScanOpaqueData
 	const char **rows;			/* where each one's vector is read from */
 	VsReadRequest *reads;		/* those read from the files ... */
 	char	   *readbuf;		/* ... into here, maxbatch rows */
+	char	   *flatbuf;		/* rows read flat from the files, in scanCtx */
 	int			maxbatch;
 } VsScanOpaqueData;
 
@@ -522,15 +523,6 @@ sealed_row(VsScanOpaque so, const VsClusterInfo *info, uint32 row)
 	return so->body + info->vec_offset + VsRowBytes(so->elem, so->meta.dims) * row;
 }
 
-/*
- * sealed_distance - row_distance of row "row" of an opened cluster's
- * sealed vectors.
- */
-static inline double
-sealed_distance(VsScanOpaque so, const VsClusterInfo *info, uint32 row, double *skey)
-{
-	return stored_distance(so, sealed_row(so, info, row), skey);
-}
 
 /*
  * key_to_distance - the operator's value from an ordering key: the same
@@ -589,25 +581,48 @@ examine_row(VsScanOpaque so, VsProbe *p, uint32 i, int cover)
 
 /*
  * scan_rows_flat - exact distances of every live row of an opened cluster
- * not examined yet, into the ready heap.
+ * not examined yet, into the ready heap.  Where the cluster's pages are
+ * unlikely to be mapped (as the rerank's, see "Read-ahead"), its rows are
+ * read from the file VS_FLAT_CHUNK bytes at a time instead.
  */
+#define VS_FLAT_CHUNK	(64 * 1024)
+
 static void
 scan_rows_flat(VsScanOpaque so, VsProbe *p)
 {
 	const VsClusterInfo *info = cluster_info(so, p->cluster);
+	Size		rowbytes = VsRowBytes(so->elem, so->meta.dims);
+	bool		from_files = so->readahead || p->unmapped;
+	uint32		chunk = from_files ? Max(1, VS_FLAT_CHUNK / rowbytes) : Max(info->count, 1);
 
-	for (uint32 i = 0; i < info->count; i++)
+	for (uint32 first = 0; first < info->count; first += chunk)
 	{
-		ItemPointerData tid;
-		double		d,
-					skey;
+		uint32		last = Min(info->count, first + chunk);
+		const char *rows = sealed_row(so, info, first);
+		bool		read = false;
 
-		if (!examine_row(so, p, i, VS_COVER_FLAT))
-			continue;
-		sealed_tid(so, info, i, &tid);
-		d = sealed_distance(so, info, i, &skey);
-		VsStats.vectors_read++;
-		found_row(so, p, &tid, d, skey);
+		if (from_files)
+		{
+			if (so->flatbuf == NULL)
+				so->flatbuf = MemoryContextAlloc(so->scanCtx, rowbytes * chunk);
+			read = VsSegmentRead(rows, rowbytes * (last - first), so->flatbuf);
+			rows = so->flatbuf;
+		}
+		for (uint32 i = first; i < last; i++)
+		{
+			ItemPointerData tid;
+			double		d,
+						skey;
+
+			if (!examine_row(so, p, i, VS_COVER_FLAT))
+				continue;
+			sealed_tid(so, info, i, &tid);
+			d = stored_distance(so, rows + rowbytes * (i - first), &skey);
+			VsStats.vectors_read++;
+			if (read)
+				VsStats.vectors_read_from_files++;
+			found_row(so, p, &tid, d, skey);
+		}
 	}
 	p->full = true;
 }
@@ -1668,6 +1683,7 @@ vsrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int nord
 	so->rows = NULL;
 	so->reads = NULL;
 	so->readbuf = NULL;
+	so->flatbuf = NULL;
 	so->maxbatch = 0;
 	so->readahead = false;
 	so->confirmed_ef = 0;
