@@ -9,7 +9,8 @@
 #   ./tools/demo.sh              the demo on a throwaway server (README)
 #
 # WERROR=1 adds -Werror (the test script sets it).  WITH_CUDA (auto, yes,
-# no) says how to build the GPU helper in cuda/, see below.
+# no) says how to build the GPU helper in cuda/, WITH_LIBURING (auto, yes,
+# no) whether vecstore.so reads segment files through io_uring; see below.
 
 EXTENSION = vecstore
 EXTVERSION = $(shell grep default_version $(EXTENSION).control | sed -e "s/default_version[[:space:]]*=[[:space:]]*'\([^']*\)'/\1/")
@@ -72,6 +73,7 @@ PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 ifeq ($(PGXS),)
 $(error pg_config not found: install postgresql-server-dev-15 (./tools/deps.sh does) or pass PG_CONFIG=/path/to/pg_config)
 endif
+
 # liburing, linked statically (vecstore.so needs no library at run time):
 # the rerank's reads from segment files go to the kernel together, one
 # system call for a batch (src/vssegment.c, VsSegmentReadMany), where the
