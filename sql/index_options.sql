@@ -96,6 +96,13 @@ SET vecstore.readahead = sometimes;
 RESET vecstore.readahead;
 SHOW vecstore.readahead;
 
+-- vecstore.direct_reads: the same values
+SET vecstore.direct_reads = on;
+SET vecstore.direct_reads = off;
+SET vecstore.direct_reads = always;
+RESET vecstore.direct_reads;
+SHOW vecstore.direct_reads;
+
 -- vecstore.pin_memory and vecstore.pin_naptime: the server's, not a session's
 SHOW vecstore.pin_memory;
 SET vecstore.pin_memory = '64MB';

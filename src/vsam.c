@@ -29,6 +29,7 @@ int			vecstore_effort = VS_DEFAULT_EFFORT;
 int			vecstore_rerank_window = VS_DEFAULT_RERANK_WINDOW;
 bool		vecstore_debug_packed_codes = true;
 int			vecstore_readahead = VS_READAHEAD_AUTO;
+int			vecstore_direct_reads = VS_READAHEAD_AUTO;
 
 static const struct config_enum_entry readahead_options[] = {
 	{"auto", VS_READAHEAD_AUTO, false},
@@ -242,6 +243,12 @@ VsAmInit(void)
 							 "Asks the kernel ahead for the parts of a segment file a scan is about to read",
 							 "auto: while the backend meets pages that are not in memory; on: always; off: never.  A scan asks for each opened cluster's graph and codes, and for each batch of candidates' vectors, before reading them, so that the disk serves the reads together.  Unless off, segment files are mapped for random reads (no read-around of missing pages).",
 							 &vecstore_readahead, VS_READAHEAD_AUTO, readahead_options,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("vecstore.direct_reads",
+							 "Reads the vectors a scan reranks while reading ahead around the page cache (O_DIRECT)",
+							 "auto: when the index's segment files are larger than the memory the server may use (the smaller of the machine's and its cgroup's limit), so that they cannot stay in the page cache; on: always; off: never.  Only with io_uring (vecstore built with liburing).",
+							 &vecstore_direct_reads, VS_READAHEAD_AUTO, readahead_options,
 							 PGC_USERSET, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("vecstore.rerank_window",

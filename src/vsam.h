@@ -641,8 +641,9 @@ extern int	vecstore_rerank_window;
 extern bool vecstore_debug_packed_codes;	/* off: the earlier code and
 											 * graph layout */
 extern int	vecstore_readahead;
+extern int	vecstore_direct_reads;
 
-/* vecstore.readahead */
+/* vecstore.readahead, and vecstore.direct_reads (the same three values) */
 #define VS_READAHEAD_AUTO		0	/* while pages are found missing */
 #define VS_READAHEAD_ON			1
 #define VS_READAHEAD_OFF		2
@@ -906,7 +907,8 @@ typedef struct VsReadRequest
 								 * mapping */
 } VsReadRequest;
 
-extern int	VsSegmentReadMany(VsReadRequest *reqs, int n, Size len);
+extern int	VsSegmentReadMany(VsReadRequest *reqs, int n, Size len, bool direct);
+extern bool VsSegmentDirectReads(const char *body);
 extern bool VsSegmentFirstRead(const char *body, uint32 cluster);
 extern int	VsPieceIndex(const VsPieceInfo *pieces, uint32 npieces, uint32 generation);
 extern const VsPieceInfo *VsHeadPiece(const char *head, uint32 generation);

@@ -1451,6 +1451,7 @@ rerank(VsScanOpaque so, int n)
 	VsPending  *batch;
 	int			nbatch = 0;
 	Size		rowbytes = VsRowBytes(so->elem, so->meta.dims);
+	bool		direct;
 
 	/* the batch, in the order of the heap */
 	if (n > so->maxbatch)
@@ -1480,9 +1481,11 @@ rerank(VsScanOpaque so, int n)
 	/*
 	 * Their vectors, all asked for before the first is read; then those
 	 * whose pages are unlikely to be mapped read together from the files,
-	 * not through the mapping (VsSegmentRead says why).
+	 * not through the mapping (VsSegmentRead says why).  Read around the
+	 * page cache (VsSegmentDirectReads), they are not asked for first.
 	 */
-	if (so->readahead)
+	direct = so->readahead && VsSegmentDirectReads(so->body);
+	if (so->readahead && !direct)
 	{
 		for (int i = 0; i < nbatch; i++)
 		{
@@ -1509,7 +1512,7 @@ rerank(VsScanOpaque so, int n)
 			}
 		}
 		if (nread > 0)
-			VsStats.vectors_read_from_files += VsSegmentReadMany(so->reads, nread, rowbytes);
+			VsStats.vectors_read_from_files += VsSegmentReadMany(so->reads, nread, rowbytes, direct);
 	}
 
 	for (int i = 0; i < nbatch; i++)

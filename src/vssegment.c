@@ -132,6 +132,7 @@ typedef struct VsPieceFile
 	uint64		ino;
 	uint32		generation;		/* names the file */
 	int			fd;
+	int			dfd;			/* the same, opened O_DIRECT (direct reads) */
 } VsPieceFile;
 
 #define VS_FILE_UNOPENED	(-1)
@@ -1098,6 +1099,11 @@ unmap(VsMapping *m)
 			close(m->files[p].fd);
 			ReleaseExternalFD();
 		}
+		if (m->files[p].dfd >= 0)
+		{
+			close(m->files[p].dfd);
+			ReleaseExternalFD();
+		}
 	}
 	m->nfiles = 0;
 	if (m->read_clusters != NULL)
@@ -1303,6 +1309,7 @@ map_generation(Relation index, VsMetaPage meta, VsMapping *m, VsMapped *out,
 		out->files[p].ino = (uint64) st.st_ino;
 		out->files[p].generation = piece->generation;
 		out->files[p].fd = VS_FILE_UNOPENED;
+		out->files[p].dfd = VS_FILE_UNOPENED;
 		at = mmap(addr + piece->base, VS_SEGMENT_HEADER_SIZE + piece->region.nbytes, PROT_READ,
 				  MAP_SHARED | MAP_FIXED, fd, 0);
 		CloseTransientFile(fd);
@@ -1635,14 +1642,15 @@ VsSegmentRelease(const char *body)
 }
 
 /*
- * open_file - a descriptor of file "f" of mapping "m" for VsSegmentRead,
- * or VS_FILE_UNUSABLE: when the server's share of descriptors for uses
+ * open_file - a descriptor of file "f" of mapping "m" for VsSegmentRead
+ * (opened with "flags" too: O_DIRECT for direct reads), or
+ * VS_FILE_UNUSABLE: when the server's share of descriptors for uses
  * like this one is taken (fd.c, AcquireExternalFD), or the file named
  * there is not the one mapped (replaced since: the next statement finds
  * the change and maps the files again, files_unchanged).
  */
 static int
-open_file(VsMapping *m, const VsPieceFile *f)
+open_file(VsMapping *m, const VsPieceFile *f, int flags)
 {
 	char	   *path;
 	struct stat st;
@@ -1651,7 +1659,7 @@ open_file(VsMapping *m, const VsPieceFile *f)
 	if (!AcquireExternalFD())
 		return VS_FILE_UNUSABLE;
 	path = VsSegmentPath(m->node, f->generation);
-	fd = open(path, O_RDONLY | PG_BINARY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | PG_BINARY | O_CLOEXEC | flags);
 	pfree(path);
 	if (fd >= 0 &&
 		(fstat(fd, &st) != 0 || (uint64) st.st_dev != f->dev || (uint64) st.st_ino != f->ino ||
@@ -1669,13 +1677,13 @@ open_file(VsMapping *m, const VsPieceFile *f)
 }
 
 /*
- * read_target - the descriptor and file offset to read "len" bytes at
- * "addr" of a mapping of segment files from, or -1 when they must be read
- * through the mapping: a mapping of the fork, a file that cannot be
+ * read_target - the descriptor (opened O_DIRECT with "direct") and file
+ * offset to read "len" bytes at "addr" of a mapping of segment files
+ * from, or -1 when they must be read through the mapping: a mapping of the fork, a file that cannot be
  * opened or was replaced (see VsSegmentRead).
  */
 static int
-read_target(const char *addr, Size len, off_t *offset)
+read_target(const char *addr, Size len, off_t *offset, bool direct)
 {
 	static VsMapping *last = NULL;
 	VsMapping  *m = last;
@@ -1699,9 +1707,15 @@ read_target(const char *addr, Size len, off_t *offset)
 
 		if (off < f->base || off + len > f->base + f->size)
 			continue;
-		if (f->fd == VS_FILE_UNOPENED)
-			f->fd = open_file(m, f);
 		*offset = (off_t) (off - f->base);
+		if (direct)
+		{
+			if (f->dfd == VS_FILE_UNOPENED)
+				f->dfd = open_file(m, f, O_DIRECT);
+			return f->dfd >= 0 ? f->dfd : -1;
+		}
+		if (f->fd == VS_FILE_UNOPENED)
+			f->fd = open_file(m, f, 0);
 		return f->fd >= 0 ? f->fd : -1;
 	}
 	return -1;
@@ -1732,7 +1746,7 @@ bool
 VsSegmentRead(const char *addr, Size len, void *buf)
 {
 	off_t		offset;
-	int			fd = read_target(addr, len, &offset);
+	int			fd = read_target(addr, len, &offset, false);
 
 	if (fd >= 0)
 	{
@@ -1792,13 +1806,28 @@ ring_ready(void)
 }
 
 /*
- * ring_read - the reads of "n" (at most VS_RING_ENTRIES) requests whose
- * targets are known (from_file false), with one system call, and their
- * completions; each request's from_file says whether its read was whole
- * (left false for those the ring could not take).
+ * One read of a ring submission: "nbytes" at "offset" of "fd" into "dst";
+ * it succeeded when at least "need" bytes came ("res": the kernel's answer).
+ */
+typedef struct RingRead
+{
+	VsReadRequest *req;
+	int			fd;
+	off_t		offset;
+	char	   *dst;
+	unsigned	nbytes;
+	unsigned	need;
+	unsigned	skew;			/* where the request's bytes start in dst */
+	int			res;
+} RingRead;
+
+/*
+ * ring_read - the reads of "n" (at most VS_RING_ENTRIES) requests, with
+ * one system call, and their completions: each one's res (0 for those the
+ * ring could not take).
  */
 static void
-ring_read(VsReadRequest **reqs, const int *fds, const off_t *offsets, int n, Size len)
+ring_read(RingRead *rr, int n)
 {
 	int			submitted;
 	int			done = 0;
@@ -1807,13 +1836,14 @@ ring_read(VsReadRequest **reqs, const int *fds, const off_t *offsets, int n, Siz
 	{
 		struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
 
+		rr[i].res = 0;
 		if (sqe == NULL)
 		{
 			/* cannot happen with n <= VS_RING_ENTRIES and every read reaped */
 			ring_state = RING_UNUSABLE;
 			return;
 		}
-		io_uring_prep_read(sqe, fds[i], reqs[i]->buf, (unsigned) len, (uint64) offsets[i]);
+		io_uring_prep_read(sqe, rr[i].fd, rr[i].dst, rr[i].nbytes, (uint64) rr[i].offset);
 		io_uring_sqe_set_data64(sqe, (uint64) i);
 	}
 	pgstat_report_wait_start(WAIT_EVENT_DATA_FILE_READ);
@@ -1823,7 +1853,7 @@ ring_read(VsReadRequest **reqs, const int *fds, const off_t *offsets, int n, Siz
 		/*
 		 * Some or none submitted (the kernel refused): the ring is not used
 		 * again; the reads it took are waited for, the others are left out
-		 * (from_file stays false).
+		 * (res 0).
 		 */
 		ring_state = RING_UNUSABLE;
 		if (submitted <= 0)
@@ -1845,11 +1875,90 @@ ring_read(VsReadRequest **reqs, const int *fds, const off_t *offsets, int n, Siz
 			ring_state = RING_UNUSABLE;
 			elog(FATAL, "could not wait for reads of segment files: %s", strerror(-rc));
 		}
-		reqs[io_uring_cqe_get_data64(cqe)]->from_file = cqe->res == (int) len;
+		rr[io_uring_cqe_get_data64(cqe)].res = cqe->res;
 		io_uring_cqe_seen(&ring, cqe);
 		done++;
 	}
 	pgstat_report_wait_end();
+}
+
+/*
+ * Direct reads (vecstore.direct_reads).  Serving an index whose segment
+ * files do not fit in memory, the page cache cannot keep the vectors: each
+ * one a rerank reads is a page read in, charged, and soon reclaimed, and
+ * every such page pushes a page of the hot part (codes, graphs) out.  Read
+ * with O_DIRECT, a vector is just its disk blocks, copied from a bounce
+ * buffer, and the page cache is left to the hot part: 1.4x the settled
+ * queries per second at 1M x 256 under a cap of 0.3x the raw vectors
+ * (bench/RESULTS.md, "Direct reads").  Only through the ring, whose reads
+ * of a batch wait on the disk together, and only while a scan reads ahead
+ * (vsscan.c): a server that has the memory fills its page cache as before.
+ *
+ * Offsets and lengths are aligned to direct_align: 512 bytes, the logical
+ * block of most disks, or 4096 after a file system refused 512 (EINVAL).
+ */
+#define VS_BOUNCE_ENTRY		16384	/* > VS_MAX_ROW_BYTES + 4095, aligned */
+
+static char *bounce = NULL;		/* VS_RING_ENTRIES entries, 4096-aligned */
+static unsigned direct_align = 512;
+
+/*
+ * memory_limit - the memory this server may use: the machine's, or less
+ * where its cgroup (v1 memory.limit_in_bytes, v2 memory.max) says so; as
+ * the backend first finds it.
+ */
+static uint64
+memory_limit(void)
+{
+	static uint64 limit = 0;
+	FILE	   *f;
+	char		line[MAXPGPATH];
+
+	if (limit != 0)
+		return limit;
+	limit = PG_UINT64_MAX;
+	if (sysconf(_SC_PHYS_PAGES) > 0 && sysconf(_SC_PAGESIZE) > 0)
+		limit = (uint64) sysconf(_SC_PHYS_PAGES) * (uint64) sysconf(_SC_PAGESIZE);
+	f = AllocateFile("/proc/self/cgroup", "r");
+	if (f == NULL)
+		return limit;
+	while (fgets(line, sizeof(line), f) != NULL)
+	{
+		char	   *ctl = strchr(line, ':');
+		char	   *path = ctl ? strchr(ctl + 1, ':') : NULL;
+		char		file[MAXPGPATH * 2];
+		FILE	   *lf;
+
+		if (path == NULL)
+			continue;
+		*path++ = '\0';
+		*ctl++ = '\0';
+		path[strcspn(path, "\n")] = '\0';
+		if (strcmp(ctl, "memory") == 0 || strstr(ctl, "memory,") || strstr(ctl, ",memory"))
+			snprintf(file, sizeof(file), "/sys/fs/cgroup/memory%s/memory.limit_in_bytes",
+					 strcmp(path, "/") == 0 ? "" : path);
+		else if (line[0] == '0' && line[1] == '\0' && *ctl == '\0')
+			snprintf(file, sizeof(file), "/sys/fs/cgroup%s/memory.max",
+					 strcmp(path, "/") == 0 ? "" : path);
+		else
+			continue;
+		lf = AllocateFile(file, "r");
+		if (lf != NULL)
+		{
+			char		value[64];
+
+			if (fgets(value, sizeof(value), lf) != NULL && value[0] >= '0' && value[0] <= '9')
+			{
+				uint64		v = strtou64(value, NULL, 10);
+
+				if (v > 0 && v < limit)
+					limit = v;
+			}
+			FreeFile(lf);
+		}
+	}
+	FreeFile(f);
+	return limit;
 }
 #endif							/* VS_USE_LIBURING */
 
@@ -1860,20 +1969,26 @@ ring_read(VsReadRequest **reqs, const int *fds, const off_t *offsets, int n, Siz
  * where the kernel offers io_uring, the reads go to the kernel together,
  * one system call for up to VS_RING_ENTRIES of them: 0.8 us a 1 kB read
  * from the page cache against 2.0-2.2 us for pread() on the 2-core KVM
- * guest (bench/RESULTS.md, "The rerank's reads in one system call").
+ * guest (bench/RESULTS.md, "The rerank's reads in one system call"); with
+ * "direct" (VsSegmentDirectReads), around the page cache.
  */
 int
-VsSegmentReadMany(VsReadRequest *reqs, int n, Size len)
+VsSegmentReadMany(VsReadRequest *reqs, int n, Size len, bool direct)
 {
 	int			nfile = 0;
 
 #ifdef VS_USE_LIBURING
 	if (n > 1 && ring_ready())
 	{
-		int			fds[VS_RING_ENTRIES];
-		off_t		offsets[VS_RING_ENTRIES];
-		VsReadRequest *batch[VS_RING_ENTRIES];
+		RingRead	rr[VS_RING_ENTRIES];
 
+		if (direct && bounce == NULL)
+		{
+			bounce = (char *) TYPEALIGN(4096, MemoryContextAlloc(TopMemoryContext,
+																 VS_RING_ENTRIES * VS_BOUNCE_ENTRY + 4096));
+			ereport(DEBUG1,
+					(errmsg_internal("vecstore reads vectors around the page cache (O_DIRECT)")));
+		}
 		for (int i = 0; i < n;)
 		{
 			int			m = 0;
@@ -1881,17 +1996,36 @@ VsSegmentReadMany(VsReadRequest *reqs, int n, Size len)
 			/* the next requests that have a file to be read from */
 			for (; i < n && m < VS_RING_ENTRIES; i++)
 			{
-				int			fd = read_target(reqs[i].addr, len, &offsets[m]);
+				off_t		offset;
+				int			fd = read_target(reqs[i].addr, len, &offset, direct);
 
 				reqs[i].from_file = false;
 				if (fd < 0)
 					continue;
-				fds[m] = fd;
-				batch[m++] = &reqs[i];
+				rr[m].req = &reqs[i];
+				rr[m].fd = fd;
+				rr[m].skew = direct ? (unsigned) (offset % direct_align) : 0;
+				rr[m].offset = offset - rr[m].skew;
+				rr[m].dst = direct ? bounce + VS_BOUNCE_ENTRY * m : reqs[i].buf;
+				rr[m].need = rr[m].skew + (unsigned) len;
+				rr[m].nbytes = direct ? TYPEALIGN(direct_align, rr[m].need) : rr[m].need;
+				m++;
 			}
 			/* read here, or below through the mapping if the ring failed */
-			if (m > 0 && ring_state == RING_READY)
-				ring_read(batch, fds, offsets, m, len);
+			if (m == 0 || ring_state != RING_READY)
+				continue;
+			ring_read(rr, m);
+			for (int j = 0; j < m; j++)
+			{
+				if (rr[j].res >= (int) rr[j].need)
+				{
+					if (direct)
+						memcpy(rr[j].req->buf, rr[j].dst + rr[j].skew, len);
+					rr[j].req->from_file = true;
+				}
+				else if (direct && rr[j].res == -EINVAL && direct_align < 4096)
+					direct_align = 4096;
+			}
 		}
 		for (int i = 0; i < n; i++)
 		{
@@ -1919,6 +2053,29 @@ VsSegmentReadMany(VsReadRequest *reqs, int n, Size len)
 			nfile++;
 	}
 	return nfile;
+}
+
+/*
+ * VsSegmentDirectReads - whether a scan reading ahead in the pinned
+ * mapping "body" reads its vectors around the page cache ("Direct reads"
+ * above): with io_uring, under vecstore.direct_reads = on, or auto when
+ * the mapping is larger than the memory the server may use.
+ */
+bool
+VsSegmentDirectReads(const char *body)
+{
+#ifdef VS_USE_LIBURING
+	if (vecstore_direct_reads == VS_READAHEAD_OFF || !ring_ready())
+		return false;
+	if (vecstore_direct_reads == VS_READAHEAD_ON)
+		return true;
+	for (VsMapping *m = mappings; m != NULL; m = m->next)
+	{
+		if (m->addr != NULL && m->addr + VS_SEGMENT_HEADER_SIZE == body)
+			return !m->from_fork && (uint64) m->len > memory_limit();
+	}
+#endif
+	return false;
 }
 
 /*

@@ -191,6 +191,26 @@ SELECT string_agg(id::text, ',') FROM ($query) s;
     ok(defined $how, 'a backend says how it reads segment files');
     diag('vecstore reads segment files ' . ($how // '(not said)'));
     is($stdout, $answer, 'and answers as through the mapping');
+
+    # around the page cache (O_DIRECT, vecstore.direct_reads), with io_uring
+    ($rc, $stdout, $stderr) = $node->psql('postgres', qq{
+SET client_min_messages = debug1;
+SET enable_seqscan = off;
+SET vecstore.readahead = on;
+SET vecstore.direct_reads = on;
+SELECT string_agg(id::text, ',') FROM ($query) s;
+SELECT vectors_read || ' ' || vectors_read_from_files FROM vecstore_stats();
+});
+    my ($direct_answer, $counts) = split /\n/, $stdout;
+    my ($read, $from_files) = split / /, $counts // '';
+    is($direct_answer, $answer, 'with vecstore.direct_reads = on, the same answer');
+    is($from_files, $read, 'every vector read from the files');
+  SKIP:
+    {
+        skip 'no io_uring here: no direct reads', 1 unless ($how // '') =~ /io_uring/;
+        like($stderr, qr/vecstore reads vectors around the page cache/,
+            'with io_uring, they are read around the page cache');
+    }
 }
 
 # the mappings of segment files after the query
@@ -264,6 +284,9 @@ SELECT vectors_read || ' ' || vectors_read_from_files FROM vecstore_stats();
     is("$ra_far\n$ra_near",
         $node->safe_psql('postgres', "SET enable_seqscan = off; SET vecstore.readahead = off; $both"),
         'and the answers are those read through the mapping');
+    is($node->safe_psql('postgres',
+        "SET enable_seqscan = off; SET vecstore.readahead = on; SET vecstore.direct_reads = on; $both"),
+        "$ra_far\n$ra_near", 'and those read around the page cache (vecstore.direct_reads = on)');
     skip 'no inodes in /proc/self/fdinfo (kernel before 5.14)', 1 unless %open;
     my @seg = segment_inodes();
     is((grep { $open{$_} } @seg), $pieces, 'each piece\'s file was read through a descriptor');
