@@ -1898,6 +1898,8 @@ ring_read(RingRead *rr, int n)
  * block of most disks, or 4096 after a file system refused 512 (EINVAL).
  */
 #define VS_BOUNCE_ENTRY		16384	/* > VS_MAX_ROW_BYTES + 4095, aligned */
+StaticAssertDecl(VS_BOUNCE_ENTRY >= TYPEALIGN(4096, 4095 + VS_MAX_ROW_BYTES),
+				 "a bounce buffer entry holds the blocks of any row");
 
 static char *bounce = NULL;		/* VS_RING_ENTRIES entries, 4096-aligned */
 static unsigned direct_align = 512;
