@@ -580,6 +580,18 @@ examine_row(VsScanOpaque so, VsProbe *p, uint32 i, int cover)
 }
 
 /*
+ * reads_from_files - are an opened cluster's full vectors read from the
+ * files rather than through the mapping (VsSegmentRead says why): while
+ * the scan reads ahead ("Read-ahead" below), and in a cluster this
+ * backend reads for the first time, whose pages it has not mapped.
+ */
+static inline bool
+reads_from_files(VsScanOpaque so, const VsProbe *p)
+{
+	return so->readahead || p->unmapped;
+}
+
+/*
  * scan_rows_flat - exact distances of every live row of an opened cluster
  * not examined yet, into the ready heap.  Where the cluster's pages are
  * unlikely to be mapped (as the rerank's, see "Read-ahead"), its rows are
@@ -592,7 +604,7 @@ scan_rows_flat(VsScanOpaque so, VsProbe *p)
 {
 	const VsClusterInfo *info = cluster_info(so, p->cluster);
 	Size		rowbytes = VsRowBytes(so->elem, so->meta.dims);
-	bool		from_files = so->readahead || p->unmapped;
+	bool		from_files = reads_from_files(so, p);
 	uint32		chunk = from_files ? Max(1, VS_FLAT_CHUNK / rowbytes) : Max(info->count, 1);
 
 	for (uint32 first = 0; first < info->count; first += chunk)
@@ -1503,7 +1515,7 @@ rerank(VsScanOpaque so, int n)
 			const VsProbe *p = &so->probes[batch[i].probe];
 
 			so->rows[i] = sealed_row(so, cluster_info(so, p->cluster), batch[i].row);
-			if (so->readahead || p->unmapped)
+			if (reads_from_files(so, p))
 			{
 				so->reads[nread].addr = so->rows[i];
 				so->reads[nread].buf = so->readbuf + rowbytes * nread;

@@ -176,6 +176,18 @@ typedef struct VsMapping
 
 static VsMapping *mappings = NULL;
 
+/* the mapping whose body is at "body", or NULL */
+static VsMapping *
+mapping_of(const char *body)
+{
+	for (VsMapping *m = mappings; m != NULL; m = m->next)
+	{
+		if (m->addr != NULL && m->addr + VS_SEGMENT_HEADER_SIZE == body)
+			return m;
+	}
+	return NULL;
+}
+
 static const char *read_header(const char *path, VsSegmentHeader *hdr);
 static bool header_matches(const VsSegmentHeader *hdr, Relation index, VsMetaPage meta,
 						   const VsPieceInfo *piece);
@@ -1628,17 +1640,14 @@ VsSegmentBody(Relation index, VsMetaPage meta)
 void
 VsSegmentRelease(const char *body)
 {
-	for (VsMapping *m = mappings; m != NULL; m = m->next)
-	{
-		if (m->addr != NULL && m->addr + VS_SEGMENT_HEADER_SIZE == body)
-		{
-			if (m->pins > 0)
-				m->pins--;
-			if (m->pins == 0 && m->stale)
-				unmap(m);
-			return;
-		}
-	}
+	VsMapping  *m = mapping_of(body);
+
+	if (m == NULL)
+		return;
+	if (m->pins > 0)
+		m->pins--;
+	if (m->pins == 0 && m->stale)
+		unmap(m);
 }
 
 /*
@@ -2071,13 +2080,14 @@ VsSegmentDirectReads(const char *body)
 		return false;
 	if (vecstore_direct_reads == VS_READAHEAD_ON)
 		return true;
-	for (VsMapping *m = mappings; m != NULL; m = m->next)
 	{
-		if (m->addr != NULL && m->addr + VS_SEGMENT_HEADER_SIZE == body)
-			return !m->from_fork && (uint64) m->len > memory_limit();
+		VsMapping  *m = mapping_of(body);
+
+		return m != NULL && !m->from_fork && (uint64) m->len > memory_limit();
 	}
-#endif
+#else
 	return false;
+#endif
 }
 
 /*
@@ -2091,20 +2101,14 @@ VsSegmentDirectReads(const char *body)
 bool
 VsSegmentFirstRead(const char *body, uint32 cluster)
 {
-	for (VsMapping *m = mappings; m != NULL; m = m->next)
-	{
-		if (m->addr != NULL && m->addr + VS_SEGMENT_HEADER_SIZE == body)
-		{
-			bool		first;
+	VsMapping  *m = mapping_of(body);
+	bool		first;
 
-			if (m->read_clusters == NULL || cluster >= m->nclusters)
-				return false;
-			first = (m->read_clusters[cluster / 8] & (1 << (cluster % 8))) == 0;
-			m->read_clusters[cluster / 8] |= (1 << (cluster % 8));
-			return first;
-		}
-	}
-	return false;
+	if (m == NULL || m->read_clusters == NULL || cluster >= m->nclusters)
+		return false;
+	first = (m->read_clusters[cluster / 8] & (1 << (cluster % 8))) == 0;
+	m->read_clusters[cluster / 8] |= (1 << (cluster % 8));
+	return first;
 }
 
 /*
@@ -2152,11 +2156,7 @@ VsSegmentCluster(Relation index, VsMetaPage meta, const char *body, uint32 clust
 	VsPieceInfo bad;
 	char	   *failed;
 
-	for (m = mappings; m != NULL; m = m->next)
-	{
-		if (m->addr != NULL && m->addr + VS_SEGMENT_HEADER_SIZE == body)
-			break;
-	}
+	m = mapping_of(body);
 	if (m == NULL || cluster >= m->nclusters || m->verified_clusters == NULL)
 		elog(ERROR, "segment of index \"%s\" is not mapped", RelationGetRelationName(index));
 	if (m->verified_clusters[cluster / 8] & (1 << (cluster % 8)))
@@ -2262,17 +2262,16 @@ relcache_callback(Datum arg, Oid relid)
 bool
 VsSegmentGetId(const char *body, VsSegmentId *id)
 {
-	for (VsMapping *m = mappings; m != NULL; m = m->next)
+	VsMapping  *m = mapping_of(body);
+
+	if (m != NULL && m->verified &&
+		m->head != NULL && ((VsSealedHeader *) m->head)->npieces == 1)
 	{
-		if (m->addr != NULL && m->addr + VS_SEGMENT_HEADER_SIZE == body && m->verified &&
-			m->head != NULL && ((VsSealedHeader *) m->head)->npieces == 1)
-		{
-			id->node = m->node;
-			id->generation = m->generation;
-			id->ino = m->vid.ino;
-			id->size = m->vid.size;
-			return true;
-		}
+		id->node = m->node;
+		id->generation = m->generation;
+		id->ino = m->vid.ino;
+		id->size = m->vid.size;
+		return true;
 	}
 	return false;
 }

@@ -49,19 +49,34 @@ CREATE INDEX t_v ON t USING vecstore (v vector_l2_ops)
 my $q = q{'[1,2,3,4,5,6,7,8,1,2,3,4,5,6,7,8]'};
 my $query = "SELECT id FROM t ORDER BY v <-> $q LIMIT 20";
 
+# the query's answer in a new session ("SETTINGS" first), then the lines
+# "AFTER" prints in the same session
+sub after_query
+{
+    my ($settings, $after) = @_;
+    return split /\n/, $node->safe_psql('postgres', qq{
+SET enable_seqscan = off;
+$settings
+SELECT string_agg(id::text, ',') FROM ($query) s;
+$after
+});
+}
+
+# the inodes of the files the session holds open (its descriptors, as
+# /proc/self/fdinfo tells), comma-separated
+my $open_inodes_sql = q{
+SELECT string_agg(substring(pg_read_file('/proc/self/fdinfo/' || fd, 0, 4096, true)
+                            FROM 'ino:\s*(\d+)'), ',')
+  FROM pg_ls_dir('/proc/self/fd') fd;
+};
+
 # this backend's mappings of segment files after a query ("SETTINGS"
 # first, in the same session): their start addresses, VmFlags and
 # FilePmdMapped (kB); and the query's answer
 sub segment_maps
 {
     my ($settings) = @_;
-    my $out = $node->safe_psql('postgres', qq{
-SET enable_seqscan = off;
-$settings
-SELECT string_agg(id::text, ',') FROM ($query) s;
-SELECT pg_read_file('/proc/self/smaps');
-});
-    my ($answer, @smaps) = split /\n/, $out;
+    my ($answer, @smaps) = after_query($settings, q{SELECT pg_read_file('/proc/self/smaps');});
     my (@maps, $cur);
     for my $line (@smaps)
     {
@@ -127,15 +142,7 @@ sub segment_inodes
 sub open_inodes
 {
     my ($settings) = @_;
-    my $out = $node->safe_psql('postgres', qq{
-SET enable_seqscan = off;
-$settings
-SELECT string_agg(id::text, ',') FROM ($query) s;
-SELECT string_agg(substring(pg_read_file('/proc/self/fdinfo/' || fd, 0, 4096, true)
-                            FROM 'ino:\\s*(\\d+)'), ',')
-  FROM pg_ls_dir('/proc/self/fd') fd;
-});
-    my ($ans, $inodes) = split /\n/, $out;
+    my ($ans, $inodes) = after_query($settings, $open_inodes_sql);
     return ($ans, { map { $_ => 1 } split(/,/, $inodes // '') });
 }
 
@@ -270,9 +277,7 @@ SKIP:
 SET enable_seqscan = off;
 SET vecstore.readahead = on;
 $both
-SELECT string_agg(substring(pg_read_file('/proc/self/fdinfo/' || fd, 0, 4096, true)
-                            FROM 'ino:\\s*(\\d+)'), ',')
-  FROM pg_ls_dir('/proc/self/fd') fd;
+$open_inodes_sql
 SELECT vectors_read || ' ' || vectors_read_from_files FROM vecstore_stats();
 });
     my ($ra_far, $ra_near, $inodes, $counts) = split /\n/, $out;
