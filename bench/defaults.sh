@@ -40,6 +40,8 @@
 #   BENCH_CONNECT     0 leaves the connection benchmark out (default 1)
 #   BENCH_CONNECTIONS new connections (and warm queries) it times (default
 #                     200)
+#   BENCH_CONN_OPTIONS settings for both of its runs, as PGOPTIONS (default
+#                     none: the defaults), e.g. '-c vecstore.cluster_copies=off'
 #   BENCH_RECALL      the recall@10 the summaries ask for (default 0.95)
 #   BENCH_MWM         maintenance_work_mem of every build (default 512MB:
 #                     pgvector's HNSW graph of the 200,000 x 384 filter
@@ -696,12 +698,13 @@ pct() {
 # DB; one markdown row.  For vecstore also prints vecstore_stats() of the
 # first and the last new connection (into $work/conn_stats).
 conn_bench() {
-    local engine=$1 db=$2 i n q opts='' plan new warm_ ratio extra
+    local engine=$1 db=$2 i n q opts=${BENCH_CONN_OPTIONS:-} plan new warm_ ratio extra
     n=${#lits[@]}
+    [ -n "$opts" ] && echo "$engine: both runs use PGOPTIONS='$opts' (BENCH_CONN_OPTIONS)" >>"$work/conn_notes"
     plan=$(sqld "$db" -tAc "EXPLAIN (COSTS OFF) SELECT id FROM items ORDER BY embedding $conn_op '${lits[0]}' LIMIT $k")
     if ! grep -q 'Index Scan using' <<<"$plan"; then
-        opts='-c enable_seqscan=off'
-        echo "- $engine: with no SET the plan is $(plan_summary "$plan"); both runs use PGOPTIONS='$opts'" >>"$work/conn_notes"
+        opts="$opts -c enable_seqscan=off"
+        echo "$engine: with no SET the plan is $(plan_summary "$plan"); both runs use PGOPTIONS='$opts'" >>"$work/conn_notes"
     fi
     progress "connections: $engine, $nconn new connections"
     : >"$work/new_ms"
