@@ -41,7 +41,7 @@
 #   BENCH_CONNECTIONS new connections (and warm queries) it times (default
 #                     200)
 #   BENCH_CONN_OPTIONS settings for both of its runs, as PGOPTIONS (default
-#                     none: the defaults), e.g. '-c vecstore.cluster_copies=off'
+#                     none: the defaults), e.g. '-c vecstore.readahead=off'
 #   BENCH_RECALL      the recall@10 the summaries ask for (default 0.95)
 #   BENCH_MWM         maintenance_work_mem of every build (default 512MB:
 #                     pgvector's HNSW graph of the 200,000 x 384 filter
