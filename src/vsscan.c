@@ -209,7 +209,7 @@ typedef struct VsScanOpaqueData
 								 * this scan, when that speaks for other
 								 * clusters (0: none) */
 	VsPending  *batch;			/* rerank's batch, in scanCtx */
-	const char **wants;			/* its vectors' addresses (read-ahead) */
+	const char **wants;			/* "rows" as asked for ahead (sorted there) */
 	const char **rows;			/* where each one's vector is read from */
 	VsReadRequest *reads;		/* those read from the files ... */
 	char	   *readbuf;		/* ... into here, maxbatch rows */
@@ -1496,15 +1496,17 @@ rerank(VsScanOpaque so, int n)
 	 * not through the mapping (VsSegmentRead says why).  Read around the
 	 * page cache (VsSegmentDirectReads), they are not asked for first.
 	 */
+	for (int i = 0; i < nbatch; i++)
+	{
+		const VsClusterInfo *info = cluster_info(so, so->probes[batch[i].probe].cluster);
+
+		so->rows[i] = sealed_row(so, info, batch[i].row);
+	}
 	direct = so->readahead && VsSegmentDirectReads(so->body);
 	if (so->readahead && !direct)
 	{
-		for (int i = 0; i < nbatch; i++)
-		{
-			const VsClusterInfo *info = cluster_info(so, so->probes[batch[i].probe].cluster);
-
-			so->wants[i] = sealed_row(so, info, batch[i].row);
-		}
+		/* a copy: VsSegmentWillNeedMany sorts the addresses it is given */
+		memcpy(so->wants, so->rows, sizeof(const char *) * nbatch);
 		VsSegmentWillNeedMany(so->wants, nbatch, rowbytes);
 	}
 	{
@@ -1514,7 +1516,6 @@ rerank(VsScanOpaque so, int n)
 		{
 			const VsProbe *p = &so->probes[batch[i].probe];
 
-			so->rows[i] = sealed_row(so, cluster_info(so, p->cluster), batch[i].row);
 			if (reads_from_files(so, p))
 			{
 				so->reads[nread].addr = so->rows[i];
