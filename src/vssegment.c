@@ -1981,7 +1981,8 @@ memory_limit(void)
  * one system call for up to VS_RING_ENTRIES of them: 0.8 us a 1 kB read
  * from the page cache against 2.0-2.2 us for pread() on the 2-core KVM
  * guest (bench/RESULTS.md, "The rerank's reads in one system call"); with
- * "direct" (VsSegmentDirectReads), around the page cache.
+ * "direct" (VsSegmentDirectReads), around the page cache, a batch of one
+ * too (pread() here reads through it).
  */
 int
 VsSegmentReadMany(VsReadRequest *reqs, int n, Size len, bool direct)
@@ -1989,7 +1990,7 @@ VsSegmentReadMany(VsReadRequest *reqs, int n, Size len, bool direct)
 	int			nfile = 0;
 
 #ifdef VS_USE_LIBURING
-	if (n > 1 && ring_ready())
+	if ((n > 1 || direct) && n > 0 && ring_ready())
 	{
 		RingRead	rr[VS_RING_ENTRIES];
 
