@@ -713,6 +713,33 @@ bit_distances(void *ctx, const uint32_t *ids, uint32_t n, float *out)
 }
 
 /*
+ * A halfvec index without codes (built on an empty table: nothing to
+ * train them on; compactions keep what the build chose) searches its
+ * graphs over the binary16 rows themselves, by the structures' metric.
+ */
+typedef struct VsHalfScan
+{
+	VsScanOpaque so;
+	const uint16 *rows;
+} VsHalfScan;
+
+static void
+half_distances(void *ctx, const uint32_t *ids, uint32_t n, float *out)
+{
+	VsHalfScan *hs = (VsHalfScan *) ctx;
+	int			dims = hs->so->meta.dims;
+
+	for (uint32_t i = 0; i < n; i++)
+	{
+		double		skey;
+
+		half_row_distance(hs->so, hs->rows + (Size) dims * ids[i], &skey);
+		/* a zero row under cosine: as the float graphs rank it (1) */
+		out[i] = isnan(skey) ? 1.0f : (float) skey;
+	}
+}
+
+/*
  * Trails.  Each opened cluster searched by its graph keeps a trail
  * (vshnsw.h, VsHnswTrail) so that its deeper searches continue the
  * earlier ones.  A trail lies in a block of one size, for up to
@@ -823,6 +850,15 @@ graph_results(IndexScanDesc scan, VsProbe *p, const void *graph, const VsCluster
 		bs.rows = (const uint8 *) (so->body + info->vec_offset);
 		bs.rowbytes = VsRowBytes(VS_ELEM_BIT, so->meta.dims);
 		found = VsHnswSearchBatchOn(graph, bit_distances, &bs, ef, ef, so->scratch, p->trail,
+									so->results);
+	}
+	else if (so->elem == VS_ELEM_HALF)
+	{
+		VsHalfScan	hs;
+
+		hs.so = so;
+		hs.rows = (const uint16 *) (so->body + info->vec_offset);
+		found = VsHnswSearchBatchOn(graph, half_distances, &hs, ef, ef, so->scratch, p->trail,
 									so->results);
 	}
 	else
