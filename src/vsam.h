@@ -748,9 +748,11 @@ typedef struct VsCompactResult
 #define VS_COMPACT_STOP_WRITTEN		1
 #define VS_COMPACT_STOP_LOGGED		2
 #define VS_COMPACT_STOP_PUBLISHED	3
+#define VS_COMPACT_STOP_RECLAIM		4
 
 extern int	vecstore_debug_compaction_stop;
 extern void VsCompactInit(void);
+extern void VsCompactDebugStop(int point);
 
 /* vscompact_worker.c */
 extern void VsCompactWorkerInit(void);

@@ -91,6 +91,7 @@ static const struct config_enum_entry stop_options[] = {
 	{"written", VS_COMPACT_STOP_WRITTEN, false},
 	{"logged", VS_COMPACT_STOP_LOGGED, false},
 	{"published", VS_COMPACT_STOP_PUBLISHED, false},
+	{"reclaim", VS_COMPACT_STOP_RECLAIM, false},
 	{NULL, 0, false}
 };
 
@@ -102,17 +103,18 @@ VsCompactInit(void)
 {
 	DefineCustomEnumVariable("vecstore.debug_compaction_stop",
 							 "Makes compactions wait at a point, for crash tests",
-							 "none, or where a compaction waits until it is cancelled or killed: written (its pages written, not yet WAL-logged), logged (WAL-logged and its segment file written, not yet published), published (the new generation published, the files it dropped not yet removed).",
+							 "none, or where a compaction waits until it is cancelled or killed: written (its pages written, not yet WAL-logged), logged (WAL-logged and its segment file written, not yet published), published (the new generation published, the files it dropped not yet removed), reclaim (the end of the fork about to be given back: its new free list not yet written, the delta pages to move down chosen, not yet moved).",
 							 &vecstore_debug_compaction_stop, VS_COMPACT_STOP_NONE, stop_options,
 							 PGC_SUSET, GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
 }
 
 /*
- * debug_stop - wait here for good when vecstore.debug_compaction_stop
- * names this point (a cancel ends the wait with an error).
+ * VsCompactDebugStop - wait here for good when
+ * vecstore.debug_compaction_stop names this point (a cancel ends the wait
+ * with an error).
  */
-static void
-debug_stop(int point)
+void
+VsCompactDebugStop(int point)
 {
 	if (vecstore_debug_compaction_stop != point)
 		return;
@@ -2294,7 +2296,7 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 	}
 	head = VsMakeHead(&newsh, newinfo, ex.params, newpieces, &headsize);
 	VsBlobPatch(index, MAIN_FORKNUM, &newpieces[0].region, 0, head, headsize);
-	debug_stop(VS_COMPACT_STOP_WRITTEN);
+	VsCompactDebugStop(VS_COMPACT_STOP_WRITTEN);
 
 	/* the new metapage, as it will be published */
 	newmeta = meta;
@@ -2383,7 +2385,7 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 	for (int q = 1; q < nop; q++)
 		VsSegmentWriteOtherPiece(index, &newmeta, &newpieces[q], head);
 	VsSegmentRelease(body);
-	debug_stop(VS_COMPACT_STOP_LOGGED);
+	VsCompactDebugStop(VS_COMPACT_STOP_LOGGED);
 
 	/*
 	 * The switch: the metapage, in one WAL record.  Inserts read it for
@@ -2409,7 +2411,7 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 	if (RelationNeedsWAL(index))
 		XLogFlush(lsn);
 	VsFreeListStamp(index, &newmeta);
-	debug_stop(VS_COMPACT_STOP_PUBLISHED);
+	VsCompactDebugStop(VS_COMPACT_STOP_PUBLISHED);
 	VsSegmentRemoveUnused(index, &newmeta, head);
 	pfree(head);
 	result->generation = newmeta.generation;

@@ -783,60 +783,49 @@ move_region(Relation index, VsFreeList *fl, VsRegion *region)
 }
 
 /*
- * merge_free - the free runs of a list sorted by block and merged where
- * they touch, first; the other entries after them, as they were.
+ * Moving delta pages down.  With AccessExclusiveLock on the index (no
+ * insert or scan meanwhile), the delta pages at or past the end of the
+ * live regions move into free blocks before it, so that they do not hold
+ * the end of the fork (an insert takes new pages at the end once the free
+ * space map is empty).  The page a generation's fold position names
+ * (VsClusterInfo.delta_blk) stays.
+ *
+ * The moves are planned first (plan_delta_moves: their blocks taken from
+ * the free list), and made only after the metapage that publishes the new
+ * free list, without those blocks, is in the WAL (do_delta_move).  Made
+ * before it, a move that a cancel, an error or a crash left without the
+ * list's switch had a live delta page in a block the published list still
+ * called free, for the next compaction to write a piece over.  The other
+ * way round, what such an interruption can leave is a free block that no
+ * list names (a planned target not moved into), and moved-from pages
+ * past the live regions, which the next truncation cuts off.
  */
-static void
-merge_free(VsFreeList *fl)
+typedef struct DeltaMove
 {
-	VsFreeList	freed;
-	VsFreeList	rest;
-
-	memset(&freed, 0, sizeof(freed));
-	memset(&rest, 0, sizeof(rest));
-	for (int i = 0; i < fl->n; i++)
-	{
-		if (fl->ext[i].stamp == STAMP_FREE && fl->ext[i].cluster == VS_NO_CLUSTER)
-			add_entry(&freed, &fl->ext[i]);
-		else
-			add_entry(&rest, &fl->ext[i]);
-	}
-	if (freed.n > 1)
-		qsort(freed.ext, freed.n, sizeof(VsFreeExtent), extent_cmp);
-	fl->n = 0;
-	for (int i = 0; i < freed.n; i++)
-	{
-		if (fl->n > 0 && fl->ext[fl->n - 1].start + fl->ext[fl->n - 1].nblocks == freed.ext[i].start)
-			fl->ext[fl->n - 1].nblocks += freed.ext[i].nblocks;
-		else
-			fl->ext[fl->n++] = freed.ext[i];
-	}
-	for (int i = 0; i < rest.n; i++)
-		fl->ext[fl->n++] = rest.ext[i];
-	if (freed.ext)
-		pfree(freed.ext);
-	if (rest.ext)
-		pfree(rest.ext);
-}
+	BlockNumber from;			/* the delta page ... */
+	BlockNumber to;				/* ... goes here, a free block before the limit */
+	BlockNumber prev;			/* the page that links to it by then, or
+								 * invalid: it is its chain's head */
+	BlockNumber dirblk;			/* its cluster's directory entry: block ... */
+	uint32		poff;			/* ... and offset there */
+	bool		tail;			/* it is its chain's tail */
+} DeltaMove;
 
 /*
- * move_delta_pages - with AccessExclusiveLock on the index (no insert or
- * scan meanwhile): the delta pages at or past block "limit" move into free
- * blocks before it, so that they do not hold the end of the fork (an
- * insert takes new pages at the end once the free space map is empty).
- * Each move is one WAL record: the copy, the link to it (the previous
- * page's, or the directory entry's head) and the entry's tail, and the old
- * page marked free; it joins the free list.  The page a generation's fold
- * position names (VsClusterInfo.delta_blk) stays.  Returns the pages moved.
+ * plan_delta_moves - the delta pages at or past block "limit" and the free
+ * blocks of "fl" before it that they move into (taken from "fl"), in the
+ * order they are to be moved, into *moves; returns how many.
  */
 static int
-move_delta_pages(Relation index, VsMetaPage meta, const char *head, VsFreeList *fl,
-				 BlockNumber limit, BufferAccessStrategy bas)
+plan_delta_moves(Relation index, VsMetaPage meta, const char *head, VsFreeList *fl,
+				 BlockNumber limit, BufferAccessStrategy bas, DeltaMove **moves)
 {
 	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
-	int			moved = 0;
+	int			n = 0;
+	int			max = 0;
 	const VsClusterInfo *info;
 
+	*moves = NULL;
 	if (meta->nclusters == 0 || limit >= nblocks)
 		return 0;
 	info = VsHeadClusters(head);
@@ -857,8 +846,6 @@ move_delta_pages(Relation index, VsMetaPage meta, const char *head, VsFreeList *
 			Buffer		buf;
 			BlockNumber next;
 			BlockNumber to = InvalidBlockNumber;
-			int			nruns;
-			VsRegion   *runs;
 
 			buf = ReadBufferExtended(index, MAIN_FORKNUM, blk, RBM_NORMAL, bas);
 			LockBuffer(buf, BUFFER_LOCK_SHARE);
@@ -867,80 +854,129 @@ move_delta_pages(Relation index, VsMetaPage meta, const char *head, VsFreeList *
 			UnlockReleaseBuffer(buf);
 			if (blk >= limit && blk != fixed)
 			{
-				runs = VsFreeListRuns(fl, &nruns);
+				int			nruns;
+				VsRegion   *runs = VsFreeListRuns(fl, &nruns);
+
 				if (nruns > 0 && runs[0].start < limit)
 					to = runs[0].start;
 				pfree(runs);
 			}
 			if (BlockNumberIsValid(to))
 			{
-				GenericXLogState *state;
-				Buffer		src = ReadBuffer(index, blk);
-				Buffer		dst = ReadBufferExtended(index, MAIN_FORKNUM, to, RBM_ZERO_AND_LOCK, NULL);
-				Buffer		link = InvalidBuffer;
-				Buffer		dir = InvalidBuffer;
-				Page		srcpage;
-				Page		linkpage;
-				Page		dirpage = NULL;
-				VsDirEntry *e = NULL;
+				DeltaMove  *mv;
 
 				VsFreeListTake(fl, to, 1);
-				LockBuffer(src, BUFFER_LOCK_EXCLUSIVE);
-				if (BlockNumberIsValid(prev))
+				if (n == max)
 				{
-					link = ReadBuffer(index, prev);
-					LockBuffer(link, BUFFER_LOCK_EXCLUSIVE);
+					max = Max(64, max * 2);
+					*moves = *moves ? repalloc(*moves, sizeof(DeltaMove) * max) :
+						palloc(sizeof(DeltaMove) * max);
 				}
-				if (!BlockNumberIsValid(prev) || entry.delta_tail == blk)
-				{
-					dir = ReadBuffer(index, dirblk);
-					LockBuffer(dir, BUFFER_LOCK_EXCLUSIVE);
-					VsCheckPage(index, BufferGetPage(dir), dirblk, VS_PAGE_BLOB);
-				}
-				state = GenericXLogStart(index);
-				srcpage = GenericXLogRegisterBuffer(state, src, 0);
-				/* the copy keeps the page's CRC: it covers no block number */
-				memcpy(GenericXLogRegisterBuffer(state, dst, GENERIC_XLOG_FULL_IMAGE), srcpage, BLCKSZ);
-				if (BufferIsValid(link))
-				{
-					linkpage = GenericXLogRegisterBuffer(state, link, 0);
-					VsPageGetOpaque(linkpage)->nextblkno = to;
-					VsPageSeal(linkpage);
-				}
-				if (BufferIsValid(dir))
-				{
-					dirpage = GenericXLogRegisterBuffer(state, dir, 0);
-					e = (VsDirEntry *) (PageGetContents(dirpage) + poff);
-				}
-				if (!BlockNumberIsValid(prev))
-					e->delta_head = to;
-				if (entry.delta_tail == blk)
-					e->delta_tail = to;
-				if (BufferIsValid(dir))
-					VsPageSeal(dirpage);
-				VsPageGetOpaque(srcpage)->type = VS_PAGE_FREE;
-				VsPageGetOpaque(srcpage)->nextblkno = InvalidBlockNumber;
-				VsPageSeal(srcpage);
-				GenericXLogFinish(state);
-				if (BufferIsValid(dir))
-					UnlockReleaseBuffer(dir);
-				if (BufferIsValid(link))
-					UnlockReleaseBuffer(link);
-				UnlockReleaseBuffer(dst);
-				UnlockReleaseBuffer(src);
-				add_extent(fl, blk, 1, VS_NO_CLUSTER, InvalidBlockNumber, STAMP_FREE);
-				if (!BlockNumberIsValid(prev))
-					entry.delta_head = to;
-				if (entry.delta_tail == blk)
-					entry.delta_tail = to;
+				mv = &(*moves)[n++];
+				mv->from = blk;
+				mv->to = to;
+				mv->prev = prev;
+				mv->dirblk = dirblk;
+				mv->poff = poff;
+				mv->tail = entry.delta_tail == blk;
 				blk = to;
-				moved++;
 			}
 			prev = blk;
 			blk = next;
 		}
 	}
-	return moved;
+	return n;
+}
+
+/*
+ * do_delta_move - make a planned move, in one WAL record: the copy, the
+ * link to it (the previous page's, or the directory entry's head) and the
+ * entry's tail, and the old page marked free.
+ */
+static void
+do_delta_move(Relation index, const DeltaMove *mv)
+{
+	GenericXLogState *state;
+	Buffer		src = ReadBuffer(index, mv->from);
+	Buffer		dst = ReadBufferExtended(index, MAIN_FORKNUM, mv->to, RBM_ZERO_AND_LOCK, NULL);
+	Buffer		link = InvalidBuffer;
+	Buffer		dir = InvalidBuffer;
+	Page		srcpage;
+	Page		linkpage;
+	Page		dirpage = NULL;
+	VsDirEntry *e = NULL;
+
+	LockBuffer(src, BUFFER_LOCK_EXCLUSIVE);
+	VsCheckPage(index, BufferGetPage(src), mv->from, VS_PAGE_DELTA);
+	if (BlockNumberIsValid(mv->prev))
+	{
+		link = ReadBuffer(index, mv->prev);
+		LockBuffer(link, BUFFER_LOCK_EXCLUSIVE);
+	}
+	if (!BlockNumberIsValid(mv->prev) || mv->tail)
+	{
+		dir = ReadBuffer(index, mv->dirblk);
+		LockBuffer(dir, BUFFER_LOCK_EXCLUSIVE);
+		VsCheckPage(index, BufferGetPage(dir), mv->dirblk, VS_PAGE_BLOB);
+	}
+	state = GenericXLogStart(index);
+	srcpage = GenericXLogRegisterBuffer(state, src, 0);
+	/* the copy keeps the page's CRC: it covers no block number */
+	memcpy(GenericXLogRegisterBuffer(state, dst, GENERIC_XLOG_FULL_IMAGE), srcpage, BLCKSZ);
+	if (BufferIsValid(link))
+	{
+		linkpage = GenericXLogRegisterBuffer(state, link, 0);
+		VsPageGetOpaque(linkpage)->nextblkno = mv->to;
+		VsPageSeal(linkpage);
+	}
+	if (BufferIsValid(dir))
+	{
+		dirpage = GenericXLogRegisterBuffer(state, dir, 0);
+		e = (VsDirEntry *) (PageGetContents(dirpage) + mv->poff);
+		if (!BlockNumberIsValid(mv->prev))
+			e->delta_head = mv->to;
+		if (mv->tail)
+			e->delta_tail = mv->to;
+		VsPageSeal(dirpage);
+	}
+	VsPageGetOpaque(srcpage)->type = VS_PAGE_FREE;
+	VsPageGetOpaque(srcpage)->nextblkno = InvalidBlockNumber;
+	VsPageSeal(srcpage);
+	GenericXLogFinish(state);
+	if (BufferIsValid(dir))
+		UnlockReleaseBuffer(dir);
+	if (BufferIsValid(link))
+		UnlockReleaseBuffer(link);
+	UnlockReleaseBuffer(dst);
+	UnlockReleaseBuffer(src);
+}
+
+/* is block "blk" one that a planned move empties?  ("from" sorted) */
+static bool
+moved_from(const BlockNumber *from, int n, BlockNumber blk)
+{
+	int			lo = 0;
+	int			hi = n;
+
+	while (lo < hi)
+	{
+		int			mid = (lo + hi) / 2;
+
+		if (from[mid] < blk)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && from[lo] == blk;
+}
+
+static int
+block_cmp(const void *a, const void *b)
+{
+	BlockNumber x = *(const BlockNumber *) a;
+	BlockNumber y = *(const BlockNumber *) b;
+
+	return (x > y) - (x < y);
 }
 
 /* what truncate_tail read, given back (it runs up to VS_RECLAIM_ROUNDS times) */
@@ -995,6 +1031,9 @@ truncate_tail(Relation index, BufferAccessStrategy bas, BlockNumber *removed,
 	bool		changed = false;
 	bool		tail_ok = true;
 	char	   *head = NULL;
+	DeltaMove  *moves = NULL;
+	BlockNumber *from = NULL;
+	int			nmoves = 0;
 
 	*removed = 0;
 	*free_left = 0;
@@ -1078,12 +1117,22 @@ truncate_tail(Relation index, BufferAccessStrategy bas, BlockNumber *removed,
 		changed = move_region(index, &fl, &newmeta.bitmap) || moved || changed;
 	}
 
-	/* the end: past the live regions, back to the last delta page */
+	/*
+	 * The end: past the live regions, back to the last delta page that
+	 * does not move (the moves are made after the switch, see "Moving
+	 * delta pages down" above).
+	 */
 	nblocks = RelationGetNumberOfBlocks(index);
 	live = live_end(&newmeta, head);
-	if (move_delta_pages(index, &newmeta, head, &fl, live, bas) > 0)
+	nmoves = plan_delta_moves(index, &newmeta, head, &fl, live, bas, &moves);
+	if (nmoves > 0)
 	{
-		merge_free(&fl);
+		elog(DEBUG1, "vecstore: index \"%s\": %d delta pages move down",
+			 RelationGetRelationName(index), nmoves);
+		from = palloc(sizeof(BlockNumber) * nmoves);
+		for (int i = 0; i < nmoves; i++)
+			from[i] = moves[i].from;
+		qsort(from, nmoves, sizeof(BlockNumber), block_cmp);
 		changed = true;
 	}
 	end = nblocks;
@@ -1113,9 +1162,10 @@ truncate_tail(Relation index, BufferAccessStrategy bas, BlockNumber *removed,
 			continue;
 		/*
 		 * a page of any other kind past the live regions is garbage (a
-		 * delta page is kept even when damaged)
+		 * delta page is kept even when damaged, unless it moves)
 		 */
-		if (block_is(index, end - 1, VS_PAGE_DELTA, false, bas))
+		if (!moved_from(from, nmoves, end - 1) &&
+			block_is(index, end - 1, VS_PAGE_DELTA, false, bas))
 			break;
 		end--;
 	}
@@ -1128,6 +1178,8 @@ truncate_tail(Relation index, BufferAccessStrategy bas, BlockNumber *removed,
 		tail_free(&fl, head);
 		return TAIL_DONE;
 	}
+
+	VsCompactDebugStop(VS_COMPACT_STOP_RECLAIM);
 
 	/*
 	 * A new free list without the blocks cut off, in a free run below the
@@ -1146,6 +1198,12 @@ truncate_tail(Relation index, BufferAccessStrategy bas, BlockNumber *removed,
 	{
 		if (fl.ext[i].stamp != STAMP_FREE && fl.ext[i].cluster == VS_NO_CLUSTER &&
 			fl.ext[i].start < end + listblocks && fl.ext[i].start + fl.ext[i].nblocks > end)
+			tail_ok = false;
+	}
+	/* ... nor a delta page that moves only after the switch */
+	for (int i = 0; i < nmoves; i++)
+	{
+		if (from[i] >= end && from[i] < end + listblocks)
 			tail_ok = false;
 	}
 	for (int i = 0; i < fl.n; i++)
@@ -1194,13 +1252,42 @@ truncate_tail(Relation index, BufferAccessStrategy bas, BlockNumber *removed,
 	}
 	VsFreeListStamp(index, &newmeta);
 
+	/*
+	 * The delta pages move now, into blocks the published list no longer
+	 * names; a page moved from before the end goes to the free space map
+	 * (the next truncation takes it into the list).  Not cancelled
+	 * halfway: a planned block not moved into would be lost.
+	 */
+	HOLD_INTERRUPTS();
+	for (int i = 0; i < nmoves; i++)
+		do_delta_move(index, &moves[i]);
+	{
+		bool		recorded = false;
+
+		for (int i = 0; i < nmoves; i++)
+		{
+			if (moves[i].from < end)
+			{
+				RecordFreeIndexPage(index, moves[i].from);
+				recorded = true;
+			}
+		}
+		if (recorded)
+			IndexFreeSpaceMapVacuum(index);
+	}
 	if (end < nblocks)
 	{
 		elog(DEBUG1, "vecstore: index \"%s\" truncated from %u to %u blocks",
 			 RelationGetRelationName(index), nblocks, end);
 		RelationTruncate(index, end);
 	}
+	RESUME_INTERRUPTS();
 	UnlockRelation(index, AccessExclusiveLock);
+	if (moves)
+	{
+		pfree(moves);
+		pfree(from);
+	}
 	VsFreeListBlocks(&fl, &free_blocks, &retired_blocks);
 	tail_free(&fl, head);
 	*removed = nblocks - Min(end, nblocks);
