@@ -68,6 +68,8 @@
 #define VS_PAGE_BLOB			2
 #define VS_PAGE_DELTA			3
 #define VS_PAGE_FREE			4	/* a folded delta page, in the free space map */
+#define VS_PAGE_LISTED			5	/* a free page the free list took from the
+									 * free space map (vsfree.c) */
 
 /* payload bytes of a blob page: a multiple of 64, so that 16-byte directory
  * entries and bitmap bytes never straddle two pages */

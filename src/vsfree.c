@@ -644,7 +644,12 @@ block_is(Relation index, BlockNumber blk, uint16 type, bool sound, BufferAccessS
  * take a page meanwhile): the free delta pages the free space map offers
  * go to the free list instead, where they join the runs around them for
  * compactions and the end of the fork; inserts extend it meanwhile.
- * Returns the pages taken.
+ * Each is marked as the list's (VS_PAGE_LISTED, WAL-logged): the free
+ * space map is not WAL-logged, and one that a crash, a promoted standby
+ * or a restored backup brings back from before may offer the page again,
+ * which an insert must then refuse (VsNewDeltaBuffer takes free pages
+ * only), as a compaction may write a piece over it.  Returns the pages
+ * taken.
  */
 static int
 take_fsm_pages(Relation index, VsFreeList *fl, BufferAccessStrategy bas)
@@ -655,11 +660,27 @@ take_fsm_pages(Relation index, VsFreeList *fl, BufferAccessStrategy bas)
 	for (;;)
 	{
 		BlockNumber blk = GetFreeIndexPage(index);
+		Buffer		buf;
+		GenericXLogState *state;
+		Page		page;
 
 		if (!BlockNumberIsValid(blk))
 			break;
-		if (blk >= nblocks || !block_is(index, blk, VS_PAGE_FREE, true, bas))
+		if (blk >= nblocks)
 			continue;
+		buf = ReadBufferExtended(index, MAIN_FORKNUM, blk, RBM_NORMAL, bas);
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		if (!page_is(BufferGetPage(buf), VS_PAGE_FREE, true))
+		{
+			UnlockReleaseBuffer(buf);
+			continue;
+		}
+		state = GenericXLogStart(index);
+		page = GenericXLogRegisterBuffer(state, buf, 0);
+		VsPageGetOpaque(page)->type = VS_PAGE_LISTED;
+		VsPageSeal(page);
+		GenericXLogFinish(state);
+		UnlockReleaseBuffer(buf);
 		add_extent(fl, blk, 1, VS_NO_CLUSTER, InvalidBlockNumber, STAMP_FREE);
 		taken++;
 	}

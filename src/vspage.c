@@ -245,6 +245,8 @@ page_kind(uint16 type)
 			return "a delta page";
 		case VS_PAGE_FREE:
 			return "a free page";
+		case VS_PAGE_LISTED:
+			return "a free page of the free list";
 	}
 	return psprintf("a page of unknown type %u", type);
 }
