@@ -169,7 +169,12 @@ typedef struct VsScanOpaqueData
 	int			maxprobes;
 
 	/* codes */
-	const VsQuantParams *params;	/* NULL: graphs search the full vectors */
+	const VsQuantParams *params;	/* NULL: graphs search the full vectors;
+									 * in the mapping, which a cluster's
+									 * failed check maps anew
+									 * (VsSegmentCluster): not read after
+									 * start_scan */
+	uint32		code_record;	/* ... their record size */
 	VsQuantQuery *qquery;		/* the query, prepared for the codes */
 
 	/* graph search */
@@ -626,6 +631,9 @@ scan_rows_flat(VsScanOpaque so, VsProbe *p)
 			double		d,
 						skey;
 
+			/* a cluster read through the mapping is one chunk */
+			if ((i & 4095) == 0)
+				CHECK_FOR_INTERRUPTS();
 			if (!examine_row(so, p, i, VS_COVER_FLAT))
 				continue;
 			sealed_tid(so, info, i, &tid);
@@ -675,7 +683,8 @@ scan_codes_flat(VsScanOpaque so, VsProbe *p)
 	{
 		uint32		n = Min(info->count - i0, (uint32) lengthof(dist));
 
-		VsQuantDistances(so->qquery, VsQuantRecord(block, so->params->record_size, i0), n, dist);
+		CHECK_FOR_INTERRUPTS();
+		VsQuantDistances(so->qquery, VsQuantRecord(block, so->code_record, i0), n, dist);
 		for (uint32 j = 0; j < n; j++)
 		{
 			if (examine_row(so, p, i0 + j, VS_COVER_GRAPH))
@@ -1652,6 +1661,7 @@ start_scan(IndexScanDesc scan)
 
 	so->body = VsSegmentBody(scan->indexRelation, &so->meta);
 	so->params = VsSegmentParams(&so->meta, so->body);
+	so->code_record = so->params != NULL ? so->params->record_size : 0;
 	if (so->params != NULL && so->use_graphs)
 	{
 		so->qquery = VsQuantPrepareQuery(so->params, so->query, NULL,
@@ -1835,6 +1845,7 @@ gettuple(IndexScanDesc scan, ScanDirection dir)
 		ready_fix(so);
 		while (so->npending > 0 && (so->ncands == 0 || pending_may_precede(so)))
 		{
+			CHECK_FOR_INTERRUPTS();
 			rerank(so, so->reranked == 0 ? 2 * vecstore_rerank_window : vecstore_rerank_window);
 			ready_fix(so);
 		}
