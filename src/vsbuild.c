@@ -77,6 +77,7 @@ typedef struct VsBuildState
 	double		rows;			/* non-NULL rows */
 	float	   *sample;
 	int			sample_cap;		/* reservoir capacity (memory bound) */
+	Size		sample_mem;		/* ... the memory it may use */
 	int			sample_alloc;	/* rows allocated so far */
 	int			nsample;		/* rows in the reservoir */
 	pg_prng_state prng;
@@ -137,8 +138,27 @@ get_dims(Relation index)
 }
 
 /*
+ * set_sample_cap - the reservoir's capacity: what its memory holds of rows
+ * of bs->dims dimensions (1 while unknown), at most what k-means and the
+ * codes can use.
+ */
+static void
+set_sample_cap(VsBuildState *bs)
+{
+	bs->sample_cap = (int) Min((Size) INT_MAX / 2,
+							   bs->sample_mem / (sizeof(float) * Max(bs->dims, 1)));
+	if (bs->lists_option > 0)
+		bs->sample_cap = Min(bs->sample_cap,
+							 Max(VS_MIN_SAMPLE, VS_SAMPLES_PER_LIST * bs->lists_option));
+	else
+		bs->sample_cap = Min(bs->sample_cap, VS_SAMPLES_PER_LIST * VS_MAX_LISTS);
+	bs->sample_cap = Max(bs->sample_cap, 1);
+}
+
+/*
  * check_row_dims - learn the dimensions from the first row when the
- * column has no typmod; reject rows that disagree.
+ * column has no typmod (and size the sample for them: it is allocated
+ * after); reject rows that disagree.
  */
 static void
 check_row_dims(VsBuildState *bs, const Vector *v)
@@ -153,6 +173,8 @@ check_row_dims(VsBuildState *bs, const Vector *v)
 					 errmsg("vector has %d dimensions, vecstore indexes at most %d",
 							v->dim, max)));
 		bs->dims = v->dim;
+		Assert(bs->sample == NULL);
+		set_sample_cap(bs);
 	}
 	else if (v->dim != bs->dims)
 		ereport(ERROR,
@@ -1084,14 +1106,8 @@ build_init(VsBuildState *bs, Relation heap, Relation index, IndexInfo *indexInfo
 	pg_prng_seed(&bs->prng, VS_KMEANS_SEED);
 
 	/* the sample may use half of maintenance_work_mem */
-	bs->sample_cap = (int) Min((Size) INT_MAX / 2,
-							   (mem / 2) / (sizeof(float) * Max(bs->dims, 1)));
-	if (bs->lists_option > 0)
-		bs->sample_cap = Min(bs->sample_cap,
-							 Max(VS_MIN_SAMPLE, VS_SAMPLES_PER_LIST * bs->lists_option));
-	else
-		bs->sample_cap = Min(bs->sample_cap, VS_SAMPLES_PER_LIST * VS_MAX_LISTS);
-	bs->sample_cap = Max(bs->sample_cap, 1);
+	bs->sample_mem = mem / 2;
+	set_sample_cap(bs);
 }
 
 /*
