@@ -25,6 +25,7 @@
 #include "access/table.h"
 #include "catalog/index.h"
 #include "catalog/pg_am.h"
+#include "catalog/pg_class.h"
 #include "commands/defrem.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -34,6 +35,7 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "vsam.h"
@@ -47,8 +49,30 @@ VsOpenIndex(Oid indexoid, LOCKMODE heaplock, LOCKMODE indexlock, Relation *heap)
 {
 	Oid			heapoid = IndexGetRelation(indexoid, true);
 	Relation	index;
+	HeapTuple	tuple;
 
+	/*
+	 * Not a vecstore index: said before any lock is taken, so that a user
+	 * who may not use the relation cannot queue for a lock on it (the
+	 * callers check privileges on an index's table before locking); again
+	 * below, once locked.  A relation that does not exist is reported by
+	 * relation_open.
+	 */
 	*heap = NULL;
+	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(indexoid));
+	if (HeapTupleIsValid(tuple))
+	{
+		Form_pg_class rel = (Form_pg_class) GETSTRUCT(tuple);
+		bool		ours = rel->relkind == RELKIND_INDEX &&
+			rel->relam == get_index_am_oid("vecstore", false);
+		char	   *name = pstrdup(NameStr(rel->relname));
+
+		ReleaseSysCache(tuple);
+		if (!ours)
+			ereport(ERROR,
+					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					 errmsg("\"%s\" is not a vecstore index", name)));
+	}
 	if (OidIsValid(heapoid))
 		*heap = table_open(heapoid, heaplock);
 	index = relation_open(indexoid, indexlock);
