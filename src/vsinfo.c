@@ -1033,14 +1033,27 @@ vecstore_verify(PG_FUNCTION_ARGS)
 	{
 		check_directory(index, &meta, sealed_ok ? head : NULL, rsinfo, bas);
 
-		/* each cluster's delta chain */
+		/*
+		 * Each cluster's delta chain, walked with its directory page share
+		 * locked, so that no insert adds rows (or a page) to it and no
+		 * compaction cuts its front meanwhile: the counts and the tail are
+		 * compared as of one moment (inserts lock the directory page
+		 * first too).  Concurrent inserts made it report problems that
+		 * were not there.
+		 */
 		for (uint32 c = 0; c < meta.nclusters; c++)
 		{
 			VsDirEntry	entry;
+			uint32		poff;
+			BlockNumber dirblk = VsBlobBlock(&meta.directory, (uint64) c * sizeof(VsDirEntry), &poff);
+			Buffer		dir = ReadBufferExtended(index, MAIN_FORKNUM, dirblk, RBM_NORMAL, bas);
 
-			VsBlobRead(index, &meta.directory, (uint64) c * sizeof(VsDirEntry), &entry, sizeof(entry),
-					   bas);
-			check_delta_chain(index, rsinfo, c, &entry, nblocks, bas);
+			LockBuffer(dir, BUFFER_LOCK_SHARE);
+			VsCheckPage(index, BufferGetPage(dir), dirblk, VS_PAGE_BLOB);
+			memcpy(&entry, PageGetContents(BufferGetPage(dir)) + poff, sizeof(entry));
+			/* the fork as long as it is now: inserts extend it */
+			check_delta_chain(index, rsinfo, c, &entry, RelationGetNumberOfBlocks(index), bas);
+			UnlockReleaseBuffer(dir);
 		}
 	}
 
