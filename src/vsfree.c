@@ -39,13 +39,16 @@
  * pages join the list's runs, and the end of the fork is truncated; pieces
  * are moved down into earlier runs while much of the fork is free.
  *
- * Not reused: old deletion bitmaps, centroids and routing graphs (small;
- * a scan of an old generation on a standby reads them with no way for the
- * primary to know, and reused bytes there would give wrong answers rather
- * than an error).  On a standby, a query that runs across the reuse of a
- * page it still reads fails with an error about an unexpected page type
- * or checksum; hot_standby_feedback = on lets the primary's horizon
- * include the standby's queries, as for any index.
+ * Not reused: old centroids and routing graphs written by a compaction
+ * (small); those that a truncation moves down are.  Old deletion bitmaps
+ * are (vscompact.c retires them: they grow with the rows).  On a standby,
+ * a query that runs across the reuse of a page it still reads fails with
+ * an error about an unexpected page type or checksum where the page is
+ * now of another kind, but reads wrong bits or rows where it is again a
+ * sound page of the same kind (a bitmap's blob page, a delta page): the
+ * reuse raises no recovery conflict (GenericXLog records carry no
+ * horizon).  hot_standby_feedback = on lets the primary's horizon include
+ * the standby's queries, as for any index; README says to set it.
  *
  * IDENTIFICATION
  *	  src/vsfree.c
