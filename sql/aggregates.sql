@@ -49,6 +49,13 @@ SELECT vector_avg(vector_accum(vector_accum('{0}', '[1,2,3]'), '[3,4,5]'));
 SELECT vector_avg('{0}') IS NULL AS empty_is_null;
 SELECT vector_combine('{2,4,6}', '{1,1,1}');
 SELECT vector_combine('{0}', '{1,1,1}'), vector_combine('{1,1,1}', '{0}');
+-- two empty states (workers of a parallel aggregate that saw no rows)
+SELECT vector_combine('{0}', '{0}');
+-- a state of a count without sums keeps its count
+SELECT vector_accum('{3}', '[1,2]');
+-- a state given by hand cannot make a vector of NaN
+SELECT vector_avg('{1,NaN}');
+SELECT vector_avg('{1,Infinity}');
 -- the same mean as avg(vector), folded by hand
 SELECT vector_avg(s) = (SELECT avg(v) FROM unnest(ARRAY['[1,5]'::vector, '[2,6]', '[6,1]']) v) AS same
 FROM (SELECT vector_accum(vector_accum(vector_accum('{0}', '[1,5]'), '[2,6]'), '[6,1]') AS s) t;
@@ -58,7 +65,6 @@ SELECT vector_accum('{{0}}', '[1]');
 SELECT vector_accum('{NULL}', '[1]');
 SELECT vector_accum('{1,2}', '[1,2,3]');
 SELECT vector_combine('{1,2}', '{1,2,3}');
-SELECT vector_combine('{0}', '{0}');
 SELECT vector_avg('{1}');
 SELECT vector_avg('{1,1e300,1e300}'::float8[] || ARRAY[1e300]::float8[]);
 SELECT vector_accum('{1,1e308}', '[1e38]') IS NOT NULL AS fits;

@@ -1134,7 +1134,7 @@ vs_vector_accum(PG_FUNCTION_ARGS)
 		sums = palloc(sizeof(float8) * v->dim);
 		for (int i = 0; i < v->dim; i++)
 			sums[i] = v->x[i];
-		PG_RETURN_ARRAYTYPE_P(VsMakeAggState(1.0, sums, v->dim));
+		PG_RETURN_ARRAYTYPE_P(VsMakeAggState(values[0] + 1.0, sums, v->dim));
 	}
 	check_expected_dim(dim, v->dim);
 	sums = palloc(sizeof(float8) * dim);
@@ -1150,7 +1150,7 @@ vs_vector_accum(PG_FUNCTION_ARGS)
 PG_FUNCTION_INFO_V1(vs_vector_combine);
 /*
  * vector_combine(double precision[], double precision[]) - two states as
- * one: an empty one (count 0) gives the other.
+ * one: an empty one (count 0) gives the other; two give '{0}'.
  */
 Datum
 vs_vector_combine(PG_FUNCTION_ARGS)
@@ -1163,6 +1163,9 @@ vs_vector_combine(PG_FUNCTION_ARGS)
 	float8	   *values2 = VsAggStateValues(state2, "vector_combine", &dim2);
 	float8	   *sums;
 
+	/* two empty states: a parallel aggregate's workers that saw no rows */
+	if (values1[0] == 0.0 && values2[0] == 0.0)
+		PG_RETURN_ARRAYTYPE_P(VsMakeAggState(0.0, NULL, 0));
 	if (values1[0] == 0.0 || values2[0] == 0.0)
 	{
 		float8	   *values = values1[0] == 0.0 ? values2 : values1;
@@ -1204,6 +1207,8 @@ vs_vector_avg(PG_FUNCTION_ARGS)
 		result->x[i] = (float) (values[i + 1] / values[0]);
 		if (isinf(result->x[i]))
 			overflow_error();
+		/* a state given by hand may hold NaN (or infinities: Inf / Inf) */
+		check_element(result->x[i]);
 	}
 	PG_RETURN_VECTOR_P(result);
 }
