@@ -98,9 +98,15 @@ access_shmem_startup(void)
 	ctl.keysize = sizeof(VsAccessKey);
 	ctl.entrysize = sizeof(VsAccessEntry);
 	ctl.num_partitions = VS_ACCESS_PARTITIONS;
+
+	/*
+	 * Fixed size: a full table makes HASH_ENTER_NULL return NULL (and
+	 * VsAccessNote evict) instead of growing into the server's spare
+	 * shared memory, which the lock tables need.
+	 */
 	access_hash = ShmemInitHash("vecstore cluster access table",
 								VS_ACCESS_ENTRIES, VS_ACCESS_ENTRIES, &ctl,
-								HASH_ELEM | HASH_BLOBS | HASH_PARTITION);
+								HASH_ELEM | HASH_BLOBS | HASH_PARTITION | HASH_FIXED_SIZE);
 	LWLockRelease(AddinShmemInitLock);
 }
 
