@@ -201,11 +201,22 @@ vs_compact_launcher_main(Datum arg)
 		MemoryContextReset(cxt);
 		MemoryContextSwitchTo(cxt);
 		oids = databases(&n);
+		/* its transaction's end left TopMemoryContext current */
+		MemoryContextSwitchTo(cxt);
 		for (int i = 0; i < n && !ShutdownRequestPending; i++)
 		{
 			BackgroundWorker worker;
 			BackgroundWorkerHandle *handle;
 			pid_t		pid;
+
+			/* vecstore.compaction_worker = off stops the round, too */
+			if (ConfigReloadPending)
+			{
+				ConfigReloadPending = false;
+				ProcessConfigFile(PGC_SIGHUP);
+			}
+			if (!vecstore_compaction_worker)
+				break;
 
 			memset(&worker, 0, sizeof(worker));
 			worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
@@ -261,7 +272,9 @@ vecstore_indexes(int *n)
 			Form_pg_class form = (Form_pg_class) GETSTRUCT(tup);
 			MemoryContext old;
 
-			if (form->relkind != RELKIND_INDEX || form->relam != amoid)
+			/* other sessions' temporary indexes cannot be read here */
+			if (form->relkind != RELKIND_INDEX || form->relam != amoid ||
+				form->relpersistence == RELPERSISTENCE_TEMP)
 				continue;
 			old = MemoryContextSwitchTo(cxt);
 			if (*n == max)
@@ -340,6 +353,7 @@ vs_compact_worker_main(Datum arg)
 	int			n;
 
 	pqsignal(SIGTERM, die);
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 
@@ -356,6 +370,14 @@ vs_compact_worker_main(Datum arg)
 		MemoryContext cxt = CurrentMemoryContext;
 
 		CHECK_FOR_INTERRUPTS();
+		/* vecstore.compaction_worker = off (a reload) stops it between indexes */
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		if (!vecstore_compaction_worker)
+			break;
 		/* an index that fails (damaged, too old) does not stop the others */
 		PG_TRY();
 		{

@@ -14,7 +14,8 @@
 # returns every row.  With vecstore.compaction_worker = off (a reload),
 # new inserts stay in the delta chains; on again, the worker re-seals the
 # clusters they pushed past the threshold.  A database without the
-# extension (created first) does not stop the worker.
+# extension (created first) does not stop the worker, nor does another
+# session's temporary vecstore index, which it passes over.
 #
 # IDENTIFICATION
 #     test/t/022_compaction_worker.pl
@@ -53,9 +54,22 @@ INSERT INTO t SELECT i, ARRAY(SELECT ((i * 11 + j * 5) % 103)::real FROM generat
         '2000', "$db: inserted rows wait in the delta chains");
 }
 
+# another session's temporary vecstore index, with rows past the
+# threshold: the worker cannot read it and leaves it alone
+my $temp = $node->background_psql('one', on_error_stop => 1);
+$temp->query_safe(q{
+CREATE TEMP TABLE tt (id int, v vector(8));
+INSERT INTO tt SELECT i, ARRAY(SELECT ((i * 7 + j * 13) % 101)::real FROM generate_series(1, 8) j)
+  FROM generate_series(1, 2000) i;
+CREATE INDEX tt_v ON tt USING vecstore (v) WITH (lists = 2);
+INSERT INTO tt SELECT i, ARRAY(SELECT ((i * 11 + j * 5) % 103)::real FROM generate_series(1, 8) j)
+  FROM generate_series(2001, 3000) i;
+});
+
 # the worker compacts both, with no VACUUM.  It was off while the tables
 # were filled: a round during the second INSERT folds only the rows
 # already there, and leaves the rest in clusters under the threshold.
+my $logstart = -s $node->logfile;
 $node->append_conf('postgresql.conf', 'vecstore.compaction_worker = on');
 $node->reload;
 for my $db (@dbs)
@@ -74,6 +88,12 @@ SELECT count(*) || ' ' || count(DISTINCT id) FROM (SELECT id FROM t ORDER BY v <
 like(slurp_file($node->logfile),
     qr/vecstore compaction worker compacted index "one\.t_v"/,
     'the log says what the worker did');
+sleep(2);
+unlike(slurp_file($node->logfile, $logstart), qr/temporary tables of other sessions/,
+    "the worker passes over another session's temporary index (no error in the log)");
+is($temp->query_safe(q{SELECT delta_rows FROM vecstore_index_info('tt_v')}), '1000',
+    'which keeps its rows where they were');
+$temp->quit;
 
 # turned off: new rows stay where they are
 $node->append_conf('postgresql.conf', 'vecstore.compaction_worker = off');
