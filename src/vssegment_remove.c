@@ -271,6 +271,25 @@ xact_callback(XactEvent event, void *arg)
 		}
 		return;
 	}
+	if (event == XACT_EVENT_PREPARE)
+	{
+		/*
+		 * A prepared transaction ends elsewhere (COMMIT or ROLLBACK
+		 * PREPARED, maybe in another session): this session must not carry
+		 * its removals into its next transaction.  They are forgotten: the
+		 * files that either end leaves unused are orphans, which the sweep
+		 * (VsSegmentSweep) removes; none that is used goes.
+		 */
+		VsSegmentEndOfXact();
+		while (pending != NULL)
+		{
+			VsPending  *p = pending;
+
+			pending = p->next;
+			pfree(p);
+		}
+		return;
+	}
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT)
 		commit = true;
 	else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
