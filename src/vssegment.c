@@ -17,7 +17,8 @@
  *	  CRC-32C of header and body, the body CRC against the metapage's
  *	  manifest);
  *	- writing: temporary name, fsync, rename, fsync of the directory
- *	  (durable_rename), so a reader never sees a partial file, and a file
+ *	  (failures logged: no PANIC for a copy), so a reader never sees a
+ *	  partial file, and a file
  *	  is never rewritten or truncated in place (a mapped file that shrinks
  *	  kills its readers with SIGBUS);
  *	- mapping: read-only MAP_SHARED, the files of a generation side by side
@@ -324,8 +325,9 @@ make_dirs(Oid dboid)
 	}
 	else
 	{
-		fsync_fname(dir, true);
-		fsync_fname(VS_SEGMENT_DIR, true);
+		/* a failure is logged, not a PANIC (fsync_fname): see write_piece */
+		(void) fsync_fname_ext(dir, true, false, LOG);
+		(void) fsync_fname_ext(VS_SEGMENT_DIR, true, false, LOG);
 	}
 	return NULL;
 }
@@ -772,8 +774,7 @@ VsSealedCheckFork(Relation index, VsMetaPage meta)
  * piece's own head against the piece table's CRC, and the clusters of the
  * current generation it holds against theirs: "head" is the current head,
  * checked, or NULL when the piece is the generation's own), fsyncs it, and
- * renames it over the final name (durable_rename also fsyncs the
- * directory).  A backend that has the old file mapped keeps its mapping.
+ * renames it over the final name and fsyncs the directory.  A backend that has the old file mapped keeps its mapping.
  * Works on a standby.
  *
  * Returns NULL, or what the file system refused (a full disk, a directory
@@ -916,8 +917,23 @@ write_piece(Relation index, VsMetaPage meta, const VsPieceInfo *piece, const cha
 		if (CloseTransientFile(fd) != 0 && failed == NULL)
 			failed = psprintf("could not close file \"%s\": %m", tmppath);
 		fd = -1;
-		if (failed == NULL && durable_rename(tmppath, path, LOG) != 0)
+		/*
+		 * Renamed, then the new name and the directory fsynced, each
+		 * failure logged (durable_rename would also fsync a file it
+		 * replaces, a damaged one being rebuilt, and that fsync's failure
+		 * is a PANIC: data_sync_elevel).  A crash before these are on disk
+		 * leaves the old file or the new one, checked when read.
+		 */
+		if (failed == NULL && rename(tmppath, path) != 0)
 			failed = psprintf("could not rename file \"%s\" to \"%s\": %m", tmppath, path);
+		if (failed == NULL)
+		{
+			char		dir[MAXPGPATH];
+
+			VsSegmentDir(index->rd_node.dbNode, dir, sizeof(dir));
+			(void) fsync_fname_ext(path, false, false, LOG);
+			(void) fsync_fname_ext(dir, true, false, LOG);
+		}
 		if (failed != NULL)
 			unlink(tmppath);
 	}
@@ -934,6 +950,17 @@ write_piece(Relation index, VsMetaPage meta, const VsPieceInfo *piece, const cha
 	pfree(run);
 	pfree(tmppath);
 	pfree(path);
+
+	/*
+	 * On a standby, the files of indexes dropped or rebuilt on the primary
+	 * (and the directories of dropped databases) are no one's: replay runs
+	 * none of the hooks that remove them on the primary
+	 * (vssegment_remove.c), so a standby that writes a file sweeps the
+	 * others, as CREATE INDEX does on the primary.  A REINDEX there makes
+	 * the standby's next query write the new relfilenode's file.
+	 */
+	if (failed == NULL && RecoveryInProgress())
+		(void) VsSegmentSweep();
 	return failed;
 }
 

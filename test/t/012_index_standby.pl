@@ -17,8 +17,11 @@
 # distances as the primary; vecstore_index_info agrees on the counts; the
 # standby's segment files exist under its own pg_vecstore/ once queried;
 # vecstore_verify is clean there (every page's CRC included: replay keeps
-# the CRCs the primary's writers set).  Finally the standby is promoted, takes
-# inserts, and finds them through the index.
+# the CRCs the primary's writers set).  A REINDEX of items2 on the primary:
+# the standby answers through the new relfilenode, writing its file, and
+# removes the old one's (older than the sweep's minute: backdated).
+# Finally the standby is promoted, takes inserts, and finds them through
+# the index.
 #
 # Data: sift128-photos-euclidean and glove6b-100-angular from
 # $VECSTORE_DATA, else generated vectors.
@@ -167,6 +170,26 @@ for my $t (sort keys %cases)
     ok(-f $standby->data_dir . "/$seg", "$t: the standby built its own segment file");
     is($standby->safe_psql('postgres', "SELECT count(*) FROM vecstore_verify('$idx'::regclass)"),
         '0', "$t: vecstore_verify finds no problem on the standby");
+}
+
+# a REINDEX on the primary leaves the standby's file of the old
+# relfilenode to no one (replay runs none of the primary's removal
+# hooks): the standby sweeps it when it writes the new one
+{
+    my $info = "SELECT segment_file FROM vecstore_index_info('items2_v_idx'::regclass)";
+    my $old  = $standby->safe_psql('postgres', $info);
+    ok(-f $standby->data_dir . "/$old", "before the REINDEX, the standby has $old");
+    # the sweep leaves files younger than a minute alone
+    utime(time - 3600, time - 3600, $standby->data_dir . "/$old");
+    $primary->safe_psql('postgres', 'REINDEX INDEX items2_v_idx');
+    $primary->wait_for_catchup($standby, 'replay');
+    is( $standby->safe_psql('postgres',
+            'SET enable_seqscan = off; SELECT count(*) FROM '
+              . "(SELECT id FROM items2 ORDER BY v <=> (SELECT v FROM items2 LIMIT 1) LIMIT 5) s"),
+        '5', 'after the REINDEX, the standby answers through the rebuilt index');
+    my $new = $standby->safe_psql('postgres', $info);
+    isnt($new, $old, "the standby wrote the new relfilenode's file ($new)");
+    ok(!-f $standby->data_dir . "/$old", "and removed the old one's ($old)");
 }
 
 # promote: the former standby takes writes, and finds them
