@@ -486,6 +486,34 @@ cluster_pinned(Relation index, uint32 c)
 	return VsAccessGet(index->rd_node, c, &accesses, &last, &pinned) && pinned > 0;
 }
 
+/* vecstore_index_memory's reads of the mapping, for VsMappedRun */
+typedef struct MemoryCall
+{
+	Relation	index;
+	VsMetaPage	meta;
+	const char *body;
+	int			elem;
+	MemCount   *counts;
+	unsigned char **vec;
+	Size	   *veclen;
+} MemoryCall;
+
+static void
+index_memory_call(void *arg)
+{
+	MemoryCall *call = arg;
+	const VsSealedHeader *sh = (const VsSealedHeader *) call->body;
+	const VsClusterInfo *info = VsHeadClusters(call->body);
+
+	count_range(&call->counts[MEM_HEAD], call->body,
+				VsSealedHeadSize(sh->nclusters, sh->params_size, sh->npieces),
+				call->vec, call->veclen);
+	for (uint32 c = 0; c < sh->nclusters; c++)
+		count_cluster(call->counts, call->body, &info[c],
+					  VsRowBytes(call->elem, (int) call->meta->dims), sh->record_size,
+					  cluster_pinned(call->index, c), call->vec, call->veclen);
+}
+
 PG_FUNCTION_INFO_V1(vecstore_index_memory);
 /*
  * vecstore_index_memory(regclass) - the parts of the index's current
@@ -504,8 +532,6 @@ vecstore_index_memory(PG_FUNCTION_ARGS)
 	Relation	index;
 	VsMetaPageData meta;
 	const char *body;
-	const VsSealedHeader *sh;
-	const VsClusterInfo *info;
 	MemCount	counts[MEM_NPARTS];
 	unsigned char *vec = NULL;
 	Size		veclen = 0;
@@ -518,13 +544,13 @@ vecstore_index_memory(PG_FUNCTION_ARGS)
 	memset(counts, 0, sizeof(counts));
 
 	body = VsSegmentBody(index, &meta);
-	sh = (const VsSealedHeader *) body;
-	info = VsHeadClusters(body);
-	count_range(&counts[MEM_HEAD], body,
-				VsSealedHeadSize(sh->nclusters, sh->params_size, sh->npieces), &vec, &veclen);
-	for (uint32 c = 0; c < sh->nclusters; c++)
-		count_cluster(counts, body, &info[c], VsRowBytes(elem, (int) meta.dims),
-					  sh->record_size, cluster_pinned(index, c), &vec, &veclen);
+	{
+		MemoryCall	call = {index, &meta, body, elem, counts, &vec, &veclen};
+
+		/* a file that shrinks under the mapping: an error, not a crash */
+		if (!VsMappedRun(index_memory_call, &call))
+			VsSegmentFaulted(index);
+	}
 	VsSegmentRelease(body);
 	if (vec)
 		pfree(vec);
@@ -544,6 +570,19 @@ vecstore_index_memory(PG_FUNCTION_ARGS)
 	close_vecstore_index(index, heap);
 	return (Datum) 0;
 }
+
+typedef struct AccessCall
+{
+	Relation	index;
+	VsMetaPage	meta;
+	const char *body;
+	int			elem;
+	ReturnSetInfo *rsinfo;
+	unsigned char **vec;
+	Size	   *veclen;
+} AccessCall;
+
+static void cluster_access_call(void *arg);
 
 PG_FUNCTION_INFO_V1(vecstore_cluster_access);
 /*
@@ -566,8 +605,6 @@ vecstore_cluster_access(PG_FUNCTION_ARGS)
 	Relation	index;
 	VsMetaPageData meta;
 	const char *body;
-	const VsSealedHeader *sh;
-	const VsClusterInfo *info;
 	unsigned char *vec = NULL;
 	Size		veclen = 0;
 	int			elem;
@@ -577,8 +614,31 @@ vecstore_cluster_access(PG_FUNCTION_ARGS)
 	VsReadMeta(index, &meta);
 	elem = VsMetaElemSize(&meta);
 	body = VsSegmentBody(index, &meta);
-	sh = (const VsSealedHeader *) body;
-	info = VsHeadClusters(body);
+	{
+		AccessCall	call = {index, &meta, body, elem, rsinfo, &vec, &veclen};
+
+		/* a file that shrinks under the mapping: an error, not a crash */
+		if (!VsMappedRun(cluster_access_call, &call))
+			VsSegmentFaulted(index);
+	}
+	VsSegmentRelease(body);
+	if (vec)
+		pfree(vec);
+	close_vecstore_index(index, heap);
+	return (Datum) 0;
+}
+
+/* vecstore_cluster_access's rows, read from the mapping (VsMappedRun) */
+static void
+cluster_access_call(void *arg)
+{
+	AccessCall *call = arg;
+	Relation	index = call->index;
+	const char *body = call->body;
+	const VsSealedHeader *sh = (const VsSealedHeader *) body;
+	const VsClusterInfo *info = VsHeadClusters(body);
+	ReturnSetInfo *rsinfo = call->rsinfo;
+
 	for (uint32 c = 0; c < sh->nclusters; c++)
 	{
 		Datum		values[9];
@@ -590,8 +650,8 @@ vecstore_cluster_access(PG_FUNCTION_ARGS)
 		bool		counted = VsAccessGet(index->rd_node, c, &accesses, &last, &pinned);
 
 		memset(counts, 0, sizeof(counts));
-		count_cluster(counts, body, &info[c], VsRowBytes(elem, (int) meta.dims),
-					  sh->record_size, false, &vec, &veclen);
+		count_cluster(counts, body, &info[c], VsRowBytes(call->elem, (int) call->meta->dims),
+					  sh->record_size, false, call->vec, call->veclen);
 
 		values[0] = Int32GetDatum((int32) c);
 		values[1] = Int64GetDatum((int64) info[c].count);
@@ -608,11 +668,6 @@ vecstore_cluster_access(PG_FUNCTION_ARGS)
 		values[8] = Int64GetDatum((int64) pinned);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
-	VsSegmentRelease(body);
-	if (vec)
-		pfree(vec);
-	close_vecstore_index(index, heap);
-	return (Datum) 0;
 }
 
 /*

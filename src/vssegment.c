@@ -1342,6 +1342,28 @@ map_generation(Relation index, VsMetaPage meta, VsMapping *m, VsMapped *out,
 		}
 		if (p > 0)
 			identity_add_file(&out->id, p, piece->generation, &st);
+		else
+		{
+			/*
+			 * The first piece is opened again to be mapped: it must be the
+			 * file whose head was checked and whose identity the checks are
+			 * recorded under, not one renamed over it since (a rebuild by
+			 * another backend): else the record would vouch for clusters
+			 * checked in another file.
+			 */
+			VsSegmentIdentity again = out->id;
+
+			identity_add_file(&again, 0, meta->generation, &st);
+			if (memcmp(&again, &out->id, sizeof(VsSegmentIdentity)) != 0)
+			{
+				CloseTransientFile(fd);
+				out->bad = first;
+				release_range(addr, len);
+				pfree(head);
+				*problem = "was replaced while it was opened";
+				return false;
+			}
+		}
 		out->files[p].base = piece->base;
 		out->files[p].size = VS_SEGMENT_HEADER_SIZE + piece->region.nbytes;
 		out->files[p].dev = (uint64) st.st_dev;

@@ -125,7 +125,8 @@ same_file(const VsSegmentIdentity *a, const VsSegmentIdentity *b)
 		a->head_crc == b->head_crc &&
 		a->nclusters == b->nclusters &&
 		a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-		a->mtime_ns == b->mtime_ns && a->pieces_hash == b->pieces_hash;
+		a->mtime_ns == b->mtime_ns && a->ctime_ns == b->ctime_ns &&
+		a->pieces_hash == b->pieces_hash;
 }
 
 /* the record of file "id", or NULL; the caller holds the lock */
