@@ -18,9 +18,8 @@
  *	  manifest);
  *	- writing: temporary name, fsync, rename, fsync of the directory
  *	  (failures logged: no PANIC for a copy), so a reader never sees a
- *	  partial file, and a file
- *	  is never rewritten or truncated in place (a mapped file that shrinks
- *	  kills its readers with SIGBUS);
+ *	  partial file, and a file is never rewritten or truncated in place (a
+ *	  mapped file that shrinks kills its readers with SIGBUS);
  *	- mapping: read-only MAP_SHARED, the files of a generation side by side
  *	  in one range of addresses, one such mapping per index per backend,
  *	  verified once per backend, kept until the index's relfilenode or
@@ -774,8 +773,9 @@ VsSealedCheckFork(Relation index, VsMetaPage meta)
  * piece's own head against the piece table's CRC, and the clusters of the
  * current generation it holds against theirs: "head" is the current head,
  * checked, or NULL when the piece is the generation's own), fsyncs it, and
- * renames it over the final name and fsyncs the directory.  A backend that has the old file mapped keeps its mapping.
- * Works on a standby.
+ * renames it over the final name and fsyncs the directory.  A backend
+ * that has the old file mapped keeps its mapping.  Works on a standby (and
+ * sweeps there: see the end).
  *
  * Returns NULL, or what the file system refused (a full disk, a directory
  * without write permission): the caller decides whether that is an error
