@@ -261,6 +261,46 @@ SELECT delta_rows FROM vecstore_index_info('cg_idx');
 SELECT * FROM vecstore_verify('cg_idx');
 DROP TABLE cg;
 
+-- an index created on an empty table has no codes (nothing to train them
+-- on); its first compaction with rows enough for a graph trains them and
+-- re-seals every cluster with them, as CREATE INDEX would have
+CREATE TABLE ce (id int PRIMARY KEY, v vector(16)) WITH (autovacuum_enabled = off);
+CREATE INDEX ce_idx ON ce USING vecstore (v);
+SELECT quantizer FROM vecstore_index_info('ce_idx');
+INSERT INTO ce SELECT i, (SELECT array_agg(((i * 7919 + d * 104729) % 9973) / 100.0)
+                          FROM generate_series(1, 16) d)::vector
+FROM generate_series(1, 600) i;
+VACUUM ce;
+-- 600 rows: no graph yet, no codes yet
+SELECT quantizer, graph_clusters, delta_rows FROM vecstore_index_info('ce_idx');
+INSERT INTO ce SELECT i, (SELECT array_agg(((i * 7919 + d * 104729) % 9973) / 100.0)
+                          FROM generate_series(1, 16) d)::vector
+FROM generate_series(601, 3000) i;
+VACUUM ce;
+SELECT quantizer, graph_clusters > 0 AS graphs, code_bytes > 0 AS codes, sealed_rows, delta_rows
+FROM vecstore_index_info('ce_idx');
+SELECT * FROM vecstore_verify('ce_idx');
+-- exact at effort 10 (set above): the same rows as a scan without the index
+SELECT count(*) AS rows, count(DISTINCT id) AS distinct_rows
+FROM (SELECT id FROM ce ORDER BY v <-> (SELECT v FROM ce WHERE id = 8)) s;
+-- and at the defaults, through the codes and graphs
+BEGIN;
+SET LOCAL vecstore.effort = 4;
+SELECT array_agg(id ORDER BY rn) = (SELECT array_agg(id ORDER BY d, id) FROM
+         (SELECT id, (v <-> (SELECT v FROM ce WHERE id = 8)) + 0 AS d FROM ce
+          ORDER BY d, id LIMIT 5) e) AS top5_exact
+FROM (SELECT id, row_number() OVER () AS rn FROM
+      (SELECT id FROM ce ORDER BY v <-> (SELECT v FROM ce WHERE id = 8) LIMIT 5) s) t;
+COMMIT;
+-- later compactions keep them
+INSERT INTO ce SELECT i, (SELECT array_agg(((i * 7919 + d * 104729) % 9973) / 100.0)
+                          FROM generate_series(1, 16) d)::vector
+FROM generate_series(3001, 3500) i;
+VACUUM ce;
+SELECT quantizer, delta_rows FROM vecstore_index_info('ce_idx');
+SELECT * FROM vecstore_verify('ce_idx');
+DROP TABLE ce;
+
 RESET enable_seqscan;
 RESET vecstore.effort;
 RESET vecstore.max_scan_tuples;

@@ -123,8 +123,9 @@ SELECT count(*) FROM (SELECT id FROM e ORDER BY v::halfvec(16) <-> '[1,1,1,1,1,1
 DROP TABLE e;
 
 -- an index built on an empty table has no codes (nothing to train them
--- on): its graphs, which compactions build, search the 16-bit rows (read
--- as float4 they gave 6 of 10 queries the exact answer, or a crash)
+-- on) until its first compaction with rows enough for a graph trains them
+-- (before, its graphs were searched with the 16-bit rows read as float4:
+-- 6 of 10 queries got the exact answer, or the backend crashed)
 CREATE TABLE he (id int, v halfvec(16));
 CREATE INDEX he_v ON he USING vecstore (v) WITH (lists = 1, max_cluster_rows = 100000);
 INSERT INTO he SELECT id, v FROM h;

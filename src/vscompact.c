@@ -172,6 +172,8 @@ typedef struct CompactCluster
 	int64		left;			/* how many go */
 	/* re-sealed with its sealed rows kept in place (extend_rows) */
 	bool		extend;
+	bool		rebuild;		/* its graph built anew whatever it lost
+								 * (the compaction trains codes) */
 	uint64		tombs;			/* extend: its sealed rows dead in the new
 								 * generation */
 	uint8	   *tombbits;		/* extend, once written: a bit for each of
@@ -1544,7 +1546,7 @@ plan_moves(Relation index, VsMetaPage meta, const char **bodyp, const float *cen
 static bool
 extends_graph(const CompactCluster *cc, const VsClusterInfo *info)
 {
-	return (cc->extend || (cc->dead == 0 && cc->left == 0)) &&
+	return !cc->rebuild && (cc->extend || (cc->dead == 0 && cc->left == 0)) &&
 		info->graph_offset != 0 && info->count > 0;
 }
 
@@ -1615,6 +1617,105 @@ log_region(Relation index, const VsRegion *region)
  * (see the file's header).  Fills "result"; result->clusters is 0 when
  * nothing needed it (and nothing was written).
  */
+/*
+ * Codes for an index that has none.  An index built on an empty table (or
+ * truncated) had nothing to train codes on, and a compaction keeps the
+ * codes' parameters of the generation it replaces: without this, such an
+ * index would search its graphs over the full vectors until a REINDEX
+ * (four times the bytes a scan reads at sq8, and for a halfvec index the
+ * 16-bit rows).  Its first compaction with enough rows for a graph, in
+ * which every cluster is re-sealed anyway (the common case: rows loaded
+ * after CREATE INDEX, all of them in delta chains), trains them on a
+ * uniform sample of its rows, as CREATE INDEX would, and re-seals every
+ * cluster with codes and a graph built anew.  Not where a cluster merged
+ * before keeps a slot in an older piece (that piece would be kept, without
+ * codes): then REINDEX.
+ */
+static bool
+wants_codes(Relation index, VsMetaPage meta, const int32 *hosts)
+{
+	int			m,
+				ef_construction,
+				quantizer;
+
+	if (meta->params_size != 0 || VsMetaElemSize(meta) == VS_ELEM_BIT)
+		return false;
+	VsGetGraphOptions(index, &m, &ef_construction, &quantizer);
+	if (quantizer == VS_QUANTIZER_NONE)
+		return false;
+	for (uint32 c = 0; hosts != NULL && c < meta->nclusters; c++)
+	{
+		if (hosts[c] >= 0)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * train_codes - the codes' parameters from a uniform sample of the live
+ * rows of every cluster (each chosen), at most what CREATE INDEX would
+ * train on and half of maintenance_work_mem; NULL when it fails.
+ */
+static VsQuantParams *
+train_codes(Relation index, VsMetaPage meta, const char **bodyp, const VsClusterInfo *info,
+			const CompactCluster *cc, uint64 live, MemoryContext rowcxt,
+			BufferAccessStrategy bas)
+{
+	int			dims = (int) meta->dims;
+	int			quantizer;
+	int			m,
+				ef_construction;
+	int64		cap = Max(VS_MIN_SAMPLE, (int64) VS_SAMPLES_PER_LIST * meta->nclusters);
+	int64		step;
+	int64		n = 0;
+	int64		seen = 0;
+	float	   *sample;
+	VsQuantParams *params;
+	VsQuantOptions qopt;
+	VsQuantHooks qhooks = {VsKmeansServerHooks.alloc, VsKmeansServerHooks.free,
+	VsKmeansServerHooks.check_interrupts};
+
+	cap = Min(cap, (int64) ((Size) maintenance_work_mem * 1024 / 2 / (sizeof(float) * dims)));
+	cap = Max(cap, 1);
+	step = (int64) ((live + cap - 1) / cap);
+	sample = palloc_extended(sizeof(float) * dims * (Size) Min((int64) live, cap), MCXT_ALLOC_HUGE);
+	for (uint32 c = 0; c < meta->nclusters && n < cap; c++)
+	{
+		MemoryContext old;
+		float	   *vecs;
+		ItemPointerData *tids;
+		int64		rows = own_rows(&info[c], &cc[c]);
+
+		if (!cc[c].chosen || rows <= 0)
+			continue;
+		CHECK_FOR_INTERRUPTS();
+		*bodyp = VsSegmentCluster(index, meta, *bodyp, c);
+		old = MemoryContextSwitchTo(rowcxt);
+		collect_rows(index, meta, *bodyp, c, &cc[c], &vecs, &tids, bas);
+		MemoryContextSwitchTo(old);
+		/* every step-th row of all of them, in cluster order */
+		for (int64 i = (step - seen % step) % step; i < rows && n < cap; i += step)
+			memcpy(sample + (Size) n++ * dims, vecs + (Size) i * dims, sizeof(float) * dims);
+		seen += rows;
+		MemoryContextReset(rowcxt);
+	}
+
+	VsGetGraphOptions(index, &m, &ef_construction, &quantizer);
+	VsQuantOptionsInit(&qopt);
+	qopt.kind = quantizer == VS_QUANTIZER_SQ4 ? VS_QUANT_SQ4 : VS_QUANT_SQ8;
+	qopt.clip = VsQuantBuildClip(qopt.kind, (VsMetric) meta->metric);
+	qopt.packed = vecstore_debug_packed_codes;
+	params = palloc0(VsQuantParamsSize(dims));
+	if (n == 0 || VsQuantTrain(sample, (int) n, dims, (VsMetric) meta->metric, NULL, NULL, &qopt,
+							   &qhooks, params) != 0)
+	{
+		pfree(params);
+		params = NULL;
+	}
+	pfree(sample);
+	return params;
+}
+
 static void
 compact(Relation index, double threshold, bool relocate, BufferAccessStrategy bas,
 		VsCompactResult *result)
@@ -1668,6 +1769,9 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 	uint64		nrows = 0;
 	VsSealedHeader newsh;
 	char	   *head;
+	bool		train = false;
+	VsQuantParams *trained = NULL;
+	uint32		params_size;
 	Buffer		metabuf;
 	Page		metapage;
 	GenericXLogState *state;
@@ -1753,6 +1857,21 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 			changed -= Min(cc[c].dead, (uint64) info[c].sealed_dead);
 			cc[c].chosen = changed >= VS_COMPACT_MIN_ROWS &&
 				changed >= threshold * (double) (info[c].count + cc[c].delta_live + cc[c].delta_dead);
+		}
+	}
+	/* codes for an index without (wants_codes): every cluster re-sealed */
+	if (!relocate && wants_codes(index, &meta, hosts))
+	{
+		uint64		live = 0;
+
+		for (uint32 c = 0; c < meta.nclusters; c++)
+			live += (uint64) own_rows(&info[c], &cc[c]);
+		train = live >= (uint64) Max(meta.graph_threshold, 1) &&
+			live >= (uint64) VS_HNSW_FLAT_THRESHOLD;
+		for (uint32 c = 0; c < meta.nclusters && train; c++)
+		{
+			cc[c].chosen = true;
+			cc[c].rebuild = true;
 		}
 	}
 	/* one grown past the bound is split (when the directory has room) */
@@ -1917,6 +2036,21 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 	progress(VS_PROGRESS_PHASE, VS_COMPACT_PHASE_WRITING);
 	memset(&ex, 0, sizeof(ex));
 	ex.params = VsSegmentParams(&meta, oldhead);
+	if (train && nkept == 0)
+	{
+		uint64		live = 0;
+
+		for (uint32 c = 0; c < meta.nclusters; c++)
+			live += (uint64) own_rows(&info[c], &cc[c]);
+		trained = train_codes(index, &meta, &body, info, cc, live, rowcxt, bas);
+		if (trained != NULL)
+		{
+			ex.params = trained;
+			elog(DEBUG1, "vecstore compaction of \"%s\": codes trained (the index had none)",
+				 RelationGetRelationName(index));
+		}
+	}
+	params_size = ex.params != NULL ? ex.params->size : 0;
 	ex.metric = (VsMetric) meta.metric;
 	ex.elem_size = VsMetaElemSize(&meta);
 	ex.graph_threshold = (int) meta.graph_threshold;
@@ -1961,7 +2095,7 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 			continue;
 		}
 		if (threshold > 0 && cc[c].nparts < 2 && !cc[c].merged && info[c].count > 0 &&
-			info[c].graph_offset != 0)
+			info[c].graph_offset != 0 && !cc[c].rebuild)
 		{
 			uint64		leaving = sealed_leaving(&cc[c], (int64) (info[c].count - cc[c].dead));
 			uint64		tombs = cc[c].dead + leaving;
@@ -2011,7 +2145,7 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 		nruns = runs_before(runs, nruns, below);	/* else it is not worth it */
 	nop = plan_pieces(out, nout, runs, nruns,
 					  Min(VS_MAX_PIECES - (int) nkept, VS_COMPACT_MAX_NEW_PIECES),
-					  VsSealedHeadSize(nclusters, meta.params_size, VS_MAX_PIECES), op);
+					  VsSealedHeadSize(nclusters, params_size, VS_MAX_PIECES), op);
 	if (relocate)
 	{
 		bool		fits = true;
@@ -2033,7 +2167,7 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 		newpieces[q].generation = meta.generation + (q == 0 ? (uint32) nop : (uint32) q);
 	for (uint32 p = 0; p < nkept; p++)
 		newpieces[nop + p] = kept[p];
-	headsize = VsSealedHeadSize(nclusters, meta.params_size, nnew);
+	headsize = VsSealedHeadSize(nclusters, params_size, nnew);
 	for (int q = 0; q < nop; q++)
 		op[q].used = q == 0 ? headsize : VS_MINI_HEAD_SIZE;
 	for (int i = 0; i < nout; i++)
@@ -2107,6 +2241,13 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 	newsh.nclusters = nclusters;
 	newsh.nrows = nrows;
 	newsh.npieces = nnew;
+	if (ex.params != NULL && sh->params_size == 0)
+	{
+		/* codes trained by this compaction */
+		newsh.params_size = params_size;
+		newsh.record_size = ex.params->record_size;
+		newsh.quantizer = ex.params->kind == VS_QUANT_SQ4 ? VS_QUANTIZER_SQ4 : VS_QUANTIZER_SQ8;
+	}
 	for (int q = 0; q < nop; q++)
 	{
 		BlockNumber n = newpieces[q].region.nblocks;
@@ -2136,8 +2277,8 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 
 			memset(&msh, 0, sizeof(msh));
 			msh.dims = sh->dims;
-			msh.quantizer = sh->quantizer;
-			msh.record_size = sh->record_size;
+			msh.quantizer = newsh.quantizer;
+			msh.record_size = newsh.record_size;
 			msh.npieces = 1;
 			self.base = 0;
 			head = VsMakeHead(&msh, newinfo, NULL, &self, &size);
@@ -2300,6 +2441,8 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 
 	/* the new metapage, as it will be published */
 	newmeta = meta;
+	newmeta.params_size = newsh.params_size;
+	newmeta.quantizer = newsh.quantizer;
 	newmeta.generation = newpieces[0].generation;
 	newmeta.sealed = newpieces[0].region;
 	newmeta.sealed_crc = VsHeadCrc(head, headsize);
