@@ -1610,14 +1610,6 @@ log_region(Relation index, const VsRegion *region)
 }
 
 /*
- * VsCompact - re-seal the clusters whose delta rows and removed rows make
- * up at least "threshold" of their rows (and VS_COMPACT_MIN_ROWS), or,
- * when "threshold" is 0, every cluster with any.  The caller holds
- * ShareUpdateExclusiveLock on the table and RowExclusiveLock on the index
- * (see the file's header).  Fills "result"; result->clusters is 0 when
- * nothing needed it (and nothing was written).
- */
-/*
  * Codes for an index that has none.  An index built on an empty table (or
  * truncated) had nothing to train codes on, and a compaction keeps the
  * codes' parameters of the generation it replaces: without this, such an
@@ -1716,6 +1708,15 @@ train_codes(Relation index, VsMetaPage meta, const char **bodyp, const VsCluster
 	return params;
 }
 
+/*
+ * VsCompact - re-seal the clusters whose delta rows and removed rows make
+ * up at least "threshold" of their rows (and VS_COMPACT_MIN_ROWS), or,
+ * when "threshold" is 0, every cluster with any; every cluster when it
+ * trains the codes of an index that has none (wants_codes).  The caller holds
+ * ShareUpdateExclusiveLock on the table and RowExclusiveLock on the index
+ * (see the file's header).  Fills "result"; result->clusters is 0 when
+ * nothing needed it (and nothing was written).
+ */
 static void
 compact(Relation index, double threshold, bool relocate, BufferAccessStrategy bas,
 		VsCompactResult *result)
