@@ -81,6 +81,23 @@ typedef struct VsPending
 } VsPending;
 
 static VsPending *pending = NULL;
+
+/*
+ * The removals of transactions this session prepared, by GID, until this
+ * session finishes them (COMMIT or ROLLBACK PREPARED, as Citus does on the
+ * connection that prepared them).  A prepared transaction finished by
+ * another session, or after this one exits, leaves its files to the sweep.
+ */
+typedef struct VsPrepared
+{
+	char		gid[GIDSIZE];
+	VsPending  *list;
+	struct VsPrepared *next;
+} VsPrepared;
+
+static VsPrepared *prepared = NULL;
+static char preparing_gid[GIDSIZE];	/* PREPARE TRANSACTION's, until its
+										 * end; "" when none */
 static object_access_hook_type prev_object_access_hook = NULL;
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
@@ -240,72 +257,21 @@ VsSegmentRemoveUnused(Relation index, VsMetaPage meta, const char *head)
 }
 
 /*
- * xact_callback - carry out the removals at the end of the transaction.
+ * finish_pending - carry out the removals of "list" for a transaction that
+ * committed ("commit") or aborted, and free them.
  */
 static void
-xact_callback(XactEvent event, void *arg)
+finish_pending(VsPending *list, bool commit)
 {
-	bool		commit;
 	Oid			handled[64];
 	int			nhandled = 0;
 
-	if (event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PARALLEL_PRE_COMMIT)
+	while (list != NULL)
 	{
-		/*
-		 * The catalog can still be read: learn each altered or rebuilt
-		 * index's final relfilenode (a hook that ran before the command's
-		 * catalog update became visible saw the old one).
-		 */
-		for (VsPending *p = pending; p != NULL; p = p->next)
-		{
-			HeapTuple	tup;
-
-			if (p->kind != VS_PENDING_OTHERS_ON_COMMIT)
-				continue;
-			tup = SearchSysCache1(RELOID, ObjectIdGetDatum(p->indexoid));
-			if (HeapTupleIsValid(tup))
-			{
-				p->node.relNode = ((Form_pg_class) GETSTRUCT(tup))->relfilenode;
-				ReleaseSysCache(tup);
-			}
-		}
-		return;
-	}
-	if (event == XACT_EVENT_PREPARE)
-	{
-		/*
-		 * A prepared transaction ends elsewhere (COMMIT or ROLLBACK
-		 * PREPARED, maybe in another session): this session must not carry
-		 * its removals into its next transaction.  They are forgotten: the
-		 * files that either end leaves unused are orphans, which the sweep
-		 * (VsSegmentSweep) removes; none that is used goes.
-		 */
-		VsSegmentEndOfXact();
-		while (pending != NULL)
-		{
-			VsPending  *p = pending;
-
-			pending = p->next;
-			pfree(p);
-		}
-		return;
-	}
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT)
-		commit = true;
-	else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
-		commit = false;
-	else
-		return;
-
-	/* every scan of the transaction is over: drop pins, unmap the stale */
-	VsSegmentEndOfXact();
-
-	while (pending != NULL)
-	{
-		VsPending  *p = pending;
+		VsPending  *p = list;
 		bool		newer = false;
 
-		pending = p->next;
+		list = p->next;
 		switch (p->kind)
 		{
 			case VS_PENDING_NODE_ON_COMMIT:
@@ -332,6 +298,79 @@ xact_callback(XactEvent event, void *arg)
 				break;
 		}
 		pfree(p);
+	}
+}
+
+/*
+ * xact_callback - carry out the removals at the end of the transaction;
+ * a prepared one's wait for this session's COMMIT or ROLLBACK PREPARED.
+ */
+static void
+xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PARALLEL_PRE_COMMIT ||
+		event == XACT_EVENT_PRE_PREPARE)
+	{
+		/*
+		 * The catalog can still be read: learn each altered or rebuilt
+		 * index's final relfilenode (a hook that ran before the command's
+		 * catalog update became visible saw the old one).
+		 */
+		for (VsPending *p = pending; p != NULL; p = p->next)
+		{
+			HeapTuple	tup;
+
+			if (p->kind != VS_PENDING_OTHERS_ON_COMMIT)
+				continue;
+			tup = SearchSysCache1(RELOID, ObjectIdGetDatum(p->indexoid));
+			if (HeapTupleIsValid(tup))
+			{
+				p->node.relNode = ((Form_pg_class) GETSTRUCT(tup))->relfilenode;
+				ReleaseSysCache(tup);
+			}
+		}
+		return;
+	}
+	if (event == XACT_EVENT_PREPARE)
+	{
+		/*
+		 * The transaction ends later, by its GID: its removals must not
+		 * go with this session's next transaction (a ROLLBACK PREPARED of
+		 * a DROP INDEX would then lose the index's files).  Kept for this
+		 * session's COMMIT or ROLLBACK PREPARED (process_utility).
+		 */
+		VsSegmentEndOfXact();
+		if (pending != NULL && preparing_gid[0] != '\0')
+		{
+			VsPrepared *pr = MemoryContextAllocZero(TopMemoryContext, sizeof(VsPrepared));
+
+			strlcpy(pr->gid, preparing_gid, sizeof(pr->gid));
+			pr->list = pending;
+			pr->next = prepared;
+			prepared = pr;
+			pending = NULL;
+		}
+		/* no GID known: forgotten (the sweep takes what is left unused) */
+		while (pending != NULL)
+		{
+			VsPending  *p = pending;
+
+			pending = p->next;
+			pfree(p);
+		}
+		preparing_gid[0] = '\0';
+		return;
+	}
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
+		event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+	{
+		VsPending  *list = pending;
+
+		preparing_gid[0] = '\0';
+		/* every scan of the transaction is over: drop pins, unmap the stale */
+		VsSegmentEndOfXact();
+		pending = NULL;
+		finish_pending(list, event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT);
 	}
 }
 
@@ -424,9 +463,20 @@ process_utility(PlannedStmt *pstmt, const char *queryString,
 {
 	Node	   *parsetree = pstmt->utilityStmt;
 	Oid			dropped_db = InvalidOid;
+	TransactionStmt *finish = NULL;
 
 	if (IsA(parsetree, DropdbStmt))
 		dropped_db = get_database_oid(((DropdbStmt *) parsetree)->dbname, true);
+	if (IsA(parsetree, TransactionStmt))
+	{
+		TransactionStmt *ts = (TransactionStmt *) parsetree;
+
+		if (ts->kind == TRANS_STMT_PREPARE)
+			strlcpy(preparing_gid, ts->gid, sizeof(preparing_gid));
+		else if (ts->kind == TRANS_STMT_COMMIT_PREPARED ||
+				 ts->kind == TRANS_STMT_ROLLBACK_PREPARED)
+			finish = ts;
+	}
 
 	if (prev_ProcessUtility)
 		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
@@ -434,6 +484,22 @@ process_utility(PlannedStmt *pstmt, const char *queryString,
 	else
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
 								queryEnv, dest, qc);
+
+	/* a transaction this session prepared, finished: its removals now */
+	if (finish != NULL)
+	{
+		for (VsPrepared **link = &prepared; *link != NULL; link = &(*link)->next)
+		{
+			VsPrepared *pr = *link;
+
+			if (strcmp(pr->gid, finish->gid) != 0)
+				continue;
+			*link = pr->next;
+			finish_pending(pr->list, finish->kind == TRANS_STMT_COMMIT_PREPARED);
+			pfree(pr);
+			break;
+		}
+	}
 
 	if (OidIsValid(dropped_db))
 	{

@@ -21,7 +21,9 @@
 # Steps: build; DROP INDEX; DROP TABLE; DROP SCHEMA ... CASCADE; DROP
 # DATABASE; TRUNCATE (committed, and rolled back); REINDEX INDEX; REINDEX
 # INDEX CONCURRENTLY; VACUUM FULL; CREATE INDEX rolled back; DROP INDEX
-# rolled back; CREATE INDEX CONCURRENTLY and DROP INDEX CONCURRENTLY;
+# rolled back; DROP INDEX in a prepared transaction, rolled back (the
+# file stays through the session's next transaction) and committed (it
+# goes); CREATE INDEX CONCURRENTLY and DROP INDEX CONCURRENTLY;
 # ALTER INDEX SET TABLESPACE (there and back); CREATE DATABASE from a
 # template (both strategies: the copies answer like the original); a
 # crash while a transaction that created an index (and its segment) is
@@ -55,6 +57,7 @@ $node->append_conf(
 shared_preload_libraries = 'vecstore'
 vecstore.compaction_worker = off
 shared_buffers = 64MB
+max_prepared_transactions = 2
 log_statement = 'ddl'
 statement_timeout = '300s'
 });
@@ -362,6 +365,33 @@ $node->safe_psql('db1', 'BEGIN; DROP INDEX t1_v_idx; ROLLBACK;');
 ok(-f $node->data_dir . "/$t1_seg", 'after DROP INDEX rolled back, the segment is kept');
 is(knn('db1'), $expected, 'after DROP INDEX rolled back, the same results');
 check_files('after DROP INDEX rolled back');
+
+# DROP INDEX in a prepared transaction: its removals wait for COMMIT or
+# ROLLBACK PREPARED in this session, not for its next transaction
+{
+    my $bg = $node->background_psql('db1', on_error_stop => 1);
+    $bg->query_safe("BEGIN; DROP INDEX t1_v_idx; PREPARE TRANSACTION 'vs_p1'");
+    $bg->query_safe('SELECT 1');
+    ok(-f $node->data_dir . "/$t1_seg",
+        "after PREPARE TRANSACTION of a DROP INDEX and another transaction, the segment is kept");
+    $bg->query_safe("ROLLBACK PREPARED 'vs_p1'");
+    ok(-f $node->data_dir . "/$t1_seg", 'after ROLLBACK PREPARED, the segment is kept');
+    $bg->quit;
+    is(knn('db1'), $expected, 'after ROLLBACK PREPARED, the same results');
+    check_files('after a DROP INDEX prepared and rolled back');
+
+    $bg = $node->background_psql('db1', on_error_stop => 1);
+    $bg->query_safe(table_sql('t3', 500)
+          . "CREATE INDEX t3_v_idx ON t3 USING vecstore (v vector_l2_ops) WITH (lists = 2);");
+    my $t3_seg = (grep { $_->[1] eq 't3_v_idx' } @{ live_segments() })[0][3];
+    ok(defined $t3_seg && -f $node->data_dir . "/$t3_seg", 't3 has its segment file');
+    $bg->query_safe("BEGIN; DROP INDEX t3_v_idx; PREPARE TRANSACTION 'vs_p2'");
+    $bg->query_safe("COMMIT PREPARED 'vs_p2'");
+    ok(!-f $node->data_dir . "/$t3_seg", 'after COMMIT PREPARED of a DROP INDEX, its segment is gone');
+    $bg->query_safe('DROP TABLE t3');
+    $bg->quit;
+    check_files('after a DROP INDEX prepared and committed');
+}
 
 # CREATE / DROP INDEX CONCURRENTLY
 $node->safe_psql('db1',
