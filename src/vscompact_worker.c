@@ -53,6 +53,8 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lmgr.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -356,6 +358,19 @@ vs_compact_worker_main(Datum arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+
+	/*
+	 * It yields as an autovacuum worker does: a session that has waited
+	 * deadlock_timeout for a lock it holds (ALTER TABLE, DROP INDEX behind
+	 * its SHARE UPDATE EXCLUSIVE) cancels the compaction of that index
+	 * (ProcSleep; the index stays as it was, for a later round), DROP
+	 * DATABASE ends it (CountOtherDBBackends), and CREATE INDEX
+	 * CONCURRENTLY does not wait for its snapshot (it changes no table).
+	 */
+	LWLockAcquire(ProcArrayLock, LW_EXCLUSIVE);
+	MyProc->statusFlags |= PROC_IS_AUTOVACUUM;
+	ProcGlobal->statusFlags[MyProc->pgxactoff] = MyProc->statusFlags;
+	LWLockRelease(ProcArrayLock);
 
 	/* paced as autovacuum paces itself */
 	VacuumCostDelay = vecstore_compaction_cost_delay;

@@ -15,7 +15,10 @@
 # new inserts stay in the delta chains; on again, the worker re-seals the
 # clusters they pushed past the threshold.  A database without the
 # extension (created first) does not stop the worker, nor does another
-# session's temporary vecstore index, which it passes over.
+# session's temporary vecstore index, which it passes over.  Held in a
+# compaction (vecstore.debug_compaction_stop), it is cancelled by an
+# ALTER TABLE that waits for its lock, as autovacuum would be, and a
+# later round compacts the index.
 #
 # IDENTIFICATION
 #     test/t/022_compaction_worker.pl
@@ -116,6 +119,36 @@ $node->reload;
 ok( $node->poll_query_until(
         'one', qq{SELECT compactions > $before AND delta_rows < 1000 FROM vecstore_index_info('t_v')}),
     'turned on again, the worker compacts (the clusters past the threshold)');
+
+# it yields as autovacuum does: held in a compaction of one.t
+# (vecstore.debug_compaction_stop), it keeps SHARE UPDATE EXCLUSIVE on the
+# table; an ALTER TABLE that waits deadlock_timeout for it cancels it
+# instead of waiting for it to end
+$node->safe_psql(
+    'one', q{
+INSERT INTO t SELECT i, ARRAY(SELECT ((i * 5 + j) % 89)::real FROM generate_series(1, 8) j)
+  FROM generate_series(7001, 9000) i;
+});
+my $compactions = $node->safe_psql('one', q{SELECT compactions FROM vecstore_index_info('t_v')});
+my $logpos = -s $node->logfile;
+$node->safe_psql('postgres',
+    "ALTER SYSTEM SET vecstore.debug_compaction_stop = 'written'; SELECT pg_reload_conf();");
+$node->wait_for_log(qr/compaction waits at "written"/, $logpos);
+my ($rc, $out, $err) = $node->psql('one',
+    "SET statement_timeout = '60s'; SET deadlock_timeout = '200ms'; "
+      . 'ALTER TABLE t ADD COLUMN extra int; SELECT 1');
+is($rc, 0, 'an ALTER TABLE waiting for the compacting worker gets its lock (it is cancelled)')
+  or diag($err);
+# (the worker's log lines carry no application name)
+like(slurp_file($node->logfile, $logpos), qr/\[\d+\] ERROR:  canceling statement due to user request/,
+    'the waiting session cancelled the worker');
+$node->safe_psql('postgres',
+    'ALTER SYSTEM RESET vecstore.debug_compaction_stop; SELECT pg_reload_conf();');
+ok( $node->poll_query_until(
+        'one', qq{SELECT compactions > $compactions FROM vecstore_index_info('t_v')}),
+    'a later round compacts the index');
+is($node->safe_psql('one', q{SELECT count(*) FROM vecstore_verify('t_v')}),
+    '0', 'vecstore_verify is clean');
 
 $node->stop;
 done_testing();
