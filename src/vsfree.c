@@ -130,6 +130,21 @@ VsFreeListLoad(Relation index, VsMetaPage meta, VsFreeList *fl, BufferAccessStra
 }
 
 /*
+ * set_page_type - make the page in "buf" (exclusive-locked) one of type
+ * "type", in one WAL record.
+ */
+static void
+set_page_type(Relation index, Buffer buf, uint16 type)
+{
+	GenericXLogState *state = GenericXLogStart(index);
+	Page		page = GenericXLogRegisterBuffer(state, buf, 0);
+
+	VsPageGetOpaque(page)->type = type;
+	VsPageSeal(page);
+	GenericXLogFinish(state);
+}
+
+/*
  * free_pages - delta pages cut from their chain go to inserts, which take
  * one page at a time: marked free (so that a page the free space map hands
  * out twice, or after a crash, is recognised) and recorded in the free
@@ -141,15 +156,9 @@ free_pages(Relation index, const BlockNumber *pages, int npages)
 	for (int i = 0; i < npages; i++)
 	{
 		Buffer		buf = ReadBuffer(index, pages[i]);
-		GenericXLogState *state;
-		Page		page;
 
 		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-		state = GenericXLogStart(index);
-		page = GenericXLogRegisterBuffer(state, buf, 0);
-		VsPageGetOpaque(page)->type = VS_PAGE_FREE;
-		VsPageSeal(page);
-		GenericXLogFinish(state);
+		set_page_type(index, buf, VS_PAGE_FREE);
 		UnlockReleaseBuffer(buf);
 		RecordFreeIndexPage(index, pages[i]);
 	}
@@ -664,8 +673,6 @@ take_fsm_pages(Relation index, VsFreeList *fl, BufferAccessStrategy bas)
 	{
 		BlockNumber blk = GetFreeIndexPage(index);
 		Buffer		buf;
-		GenericXLogState *state;
-		Page		page;
 
 		if (!BlockNumberIsValid(blk))
 			break;
@@ -678,11 +685,7 @@ take_fsm_pages(Relation index, VsFreeList *fl, BufferAccessStrategy bas)
 			UnlockReleaseBuffer(buf);
 			continue;
 		}
-		state = GenericXLogStart(index);
-		page = GenericXLogRegisterBuffer(state, buf, 0);
-		VsPageGetOpaque(page)->type = VS_PAGE_LISTED;
-		VsPageSeal(page);
-		GenericXLogFinish(state);
+		set_page_type(index, buf, VS_PAGE_LISTED);
 		UnlockReleaseBuffer(buf);
 		add_extent(fl, blk, 1, VS_NO_CLUSTER, InvalidBlockNumber, STAMP_FREE);
 		taken++;
@@ -975,25 +978,7 @@ do_delta_move(Relation index, const DeltaMove *mv)
 	UnlockReleaseBuffer(src);
 }
 
-/* is block "blk" one that a planned move empties?  ("from" sorted) */
-static bool
-moved_from(const BlockNumber *from, int n, BlockNumber blk)
-{
-	int			lo = 0;
-	int			hi = n;
-
-	while (lo < hi)
-	{
-		int			mid = (lo + hi) / 2;
-
-		if (from[mid] < blk)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < n && from[lo] == blk;
-}
-
+/* BlockNumber order, for qsort and bsearch */
 static int
 block_cmp(const void *a, const void *b)
 {
@@ -1058,6 +1043,7 @@ truncate_tail(Relation index, BufferAccessStrategy bas, BlockNumber *removed,
 	DeltaMove  *moves = NULL;
 	BlockNumber *from = NULL;
 	int			nmoves = 0;
+	BlockNumber blk;
 
 	*removed = 0;
 	*free_left = 0;
@@ -1188,8 +1174,9 @@ truncate_tail(Relation index, BufferAccessStrategy bas, BlockNumber *removed,
 		 * a page of any other kind past the live regions is garbage (a
 		 * delta page is kept even when damaged, unless it moves)
 		 */
-		if (!moved_from(from, nmoves, end - 1) &&
-			block_is(index, end - 1, VS_PAGE_DELTA, false, bas))
+		blk = end - 1;
+		if ((nmoves == 0 || bsearch(&blk, from, nmoves, sizeof(BlockNumber), block_cmp) == NULL) &&
+			block_is(index, blk, VS_PAGE_DELTA, false, bas))
 			break;
 		end--;
 	}
