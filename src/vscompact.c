@@ -1771,6 +1771,7 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 	VsSealedHeader newsh;
 	char	   *head;
 	bool		train = false;
+	uint64		train_live = 0; /* live rows of every cluster, when train */
 	VsQuantParams *trained = NULL;
 	uint32		params_size;
 	Buffer		metabuf;
@@ -1863,12 +1864,10 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 	/* codes for an index without (wants_codes): every cluster re-sealed */
 	if (!relocate && wants_codes(index, &meta, hosts))
 	{
-		uint64		live = 0;
-
 		for (uint32 c = 0; c < meta.nclusters; c++)
-			live += (uint64) own_rows(&info[c], &cc[c]);
-		train = live >= (uint64) Max(meta.graph_threshold, 1) &&
-			live >= (uint64) VS_HNSW_FLAT_THRESHOLD;
+			train_live += (uint64) own_rows(&info[c], &cc[c]);
+		train = train_live >= (uint64) Max(meta.graph_threshold, 1) &&
+			train_live >= (uint64) VS_HNSW_FLAT_THRESHOLD;
 		for (uint32 c = 0; c < meta.nclusters && train; c++)
 		{
 			cc[c].chosen = true;
@@ -2039,11 +2038,7 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 	ex.params = VsSegmentParams(&meta, oldhead);
 	if (train && nkept == 0)
 	{
-		uint64		live = 0;
-
-		for (uint32 c = 0; c < meta.nclusters; c++)
-			live += (uint64) own_rows(&info[c], &cc[c]);
-		trained = train_codes(index, &meta, &body, info, cc, live, rowcxt, bas);
+		trained = train_codes(index, &meta, &body, info, cc, train_live, rowcxt, bas);
 		if (trained != NULL)
 		{
 			ex.params = trained;
