@@ -486,22 +486,26 @@ cluster_pinned(Relation index, uint32 c)
 	return VsAccessGet(index->rd_node, c, &accesses, &last, &pinned) && pinned > 0;
 }
 
-/* vecstore_index_memory's reads of the mapping, for VsMappedRun */
-typedef struct MemoryCall
+/*
+ * vecstore_index_memory's and vecstore_cluster_access's reads of the
+ * mapping, for VsMappedRun: what each needs (counts, or rsinfo).
+ */
+typedef struct MappedCall
 {
 	Relation	index;
 	VsMetaPage	meta;
 	const char *body;
 	int			elem;
 	MemCount   *counts;
+	ReturnSetInfo *rsinfo;
 	unsigned char **vec;
 	Size	   *veclen;
-} MemoryCall;
+} MappedCall;
 
 static void
 index_memory_call(void *arg)
 {
-	MemoryCall *call = arg;
+	MappedCall *call = arg;
 	const VsSealedHeader *sh = (const VsSealedHeader *) call->body;
 	const VsClusterInfo *info = VsHeadClusters(call->body);
 
@@ -545,7 +549,7 @@ vecstore_index_memory(PG_FUNCTION_ARGS)
 
 	body = VsSegmentBody(index, &meta);
 	{
-		MemoryCall	call = {index, &meta, body, elem, counts, &vec, &veclen};
+		MappedCall	call = {index, &meta, body, elem, counts, NULL, &vec, &veclen};
 
 		/* a file that shrinks under the mapping: an error, not a crash */
 		if (!VsMappedRun(index_memory_call, &call))
@@ -570,17 +574,6 @@ vecstore_index_memory(PG_FUNCTION_ARGS)
 	close_vecstore_index(index, heap);
 	return (Datum) 0;
 }
-
-typedef struct AccessCall
-{
-	Relation	index;
-	VsMetaPage	meta;
-	const char *body;
-	int			elem;
-	ReturnSetInfo *rsinfo;
-	unsigned char **vec;
-	Size	   *veclen;
-} AccessCall;
 
 static void cluster_access_call(void *arg);
 
@@ -615,7 +608,7 @@ vecstore_cluster_access(PG_FUNCTION_ARGS)
 	elem = VsMetaElemSize(&meta);
 	body = VsSegmentBody(index, &meta);
 	{
-		AccessCall	call = {index, &meta, body, elem, rsinfo, &vec, &veclen};
+		MappedCall	call = {index, &meta, body, elem, NULL, rsinfo, &vec, &veclen};
 
 		/* a file that shrinks under the mapping: an error, not a crash */
 		if (!VsMappedRun(cluster_access_call, &call))
@@ -632,7 +625,7 @@ vecstore_cluster_access(PG_FUNCTION_ARGS)
 static void
 cluster_access_call(void *arg)
 {
-	AccessCall *call = arg;
+	MappedCall *call = arg;
 	Relation	index = call->index;
 	const char *body = call->body;
 	const VsSealedHeader *sh = (const VsSealedHeader *) body;
