@@ -24,7 +24,8 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
 
-our @EXPORT_OK = qw(quiet_node server_pids crash_node compaction_waiting check_results report_bad same_distances
+our @EXPORT_OK = qw(quiet_node server_pids crash_node crash_restart compaction_waiting
+  compaction_stop_everywhere check_results report_bad same_distances
   index_info clustered_vec_of_sql knn_sql blob_sql blob_nearest check_index_rows check_blob_index
   fvecs_literals mixture_literals dataset_literals copy_in fork_digest segment_digest
   $EXACT_SCAN $SEQ_SCAN);
@@ -134,6 +135,41 @@ sub compaction_waiting
     $bg->query_until(qr/compacting/, "\\echo compacting\n$call;\n");
     $node->wait_for_log(qr/compaction waits at "$point"/, $logpos);
     return ($bg, $pid);
+}
+
+#
+# compaction_stop_everywhere - vecstore.debug_compaction_stop "$point" for
+# every session of "$node", the running ones too (ALTER SYSTEM and a
+# reload: a compaction waiting at one point goes on to the next); "none"
+# resets it.
+#
+sub compaction_stop_everywhere
+{
+    my ($node, $point) = @_;
+    my $set =
+      $point eq 'none'
+      ? 'ALTER SYSTEM RESET vecstore.debug_compaction_stop'
+      : "ALTER SYSTEM SET vecstore.debug_compaction_stop = '$point'";
+    $node->safe_psql('postgres', "LOAD 'vecstore'; $set; SELECT pg_reload_conf();");
+    return;
+}
+
+#
+# crash_restart - SIGKILL to "$node"'s postmaster and its children
+# (crash_node), "$bg" (a background session, or undef) let go, the node
+# started again; passes test "$name" when the log shows crash recovery.
+#
+sub crash_restart
+{
+    my ($node, $bg, $name) = @_;
+    my $logpos = -s $node->logfile;
+
+    crash_node($node);
+    eval { $bg->quit } if defined $bg;
+    $node->start;
+    like(slurp_file($node->logfile, $logpos),
+        qr/database system was not properly shut down; automatic recovery in progress/, $name);
+    return;
 }
 
 #

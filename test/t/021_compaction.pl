@@ -81,7 +81,7 @@ use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use VsTest qw(crash_node compaction_waiting index_info);
+use VsTest qw(crash_restart compaction_waiting index_info);
 
 my $LISTS        = 16;
 my $DIMS         = 16;
@@ -560,11 +560,7 @@ for my $point (qw(written logged published))
     my $logpos = -s $node->logfile;
     if ($how eq 'postmaster')
     {
-        crash_node($node);
-        eval { $bg->quit };
-        $node->start;
-        like(slurp_file($node->logfile, $logpos),
-            qr/database system was not properly shut down; automatic recovery in progress/,
+        crash_restart($node, $bg,
             "$point: the server went through crash recovery after SIGKILL to the postmaster");
     }
     else

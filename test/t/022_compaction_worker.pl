@@ -31,7 +31,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-use VsTest qw(quiet_node);
+use VsTest qw(compaction_stop_everywhere quiet_node);
 
 # the compaction worker off until the tables are filled (quiet_node)
 my $node = quiet_node('main', "vecstore.compaction_naptime = 1\n");
@@ -131,8 +131,7 @@ INSERT INTO t SELECT i, ARRAY(SELECT ((i * 5 + j) % 89)::real FROM generate_seri
 });
 my $compactions = $node->safe_psql('one', q{SELECT compactions FROM vecstore_index_info('t_v')});
 my $logpos = -s $node->logfile;
-$node->safe_psql('postgres',
-    "ALTER SYSTEM SET vecstore.debug_compaction_stop = 'written'; SELECT pg_reload_conf();");
+compaction_stop_everywhere($node, 'written');
 $node->wait_for_log(qr/compaction waits at "written"/, $logpos);
 my ($rc, $out, $err) = $node->psql('one',
     "SET statement_timeout = '60s'; SET deadlock_timeout = '200ms'; "
@@ -142,8 +141,7 @@ is($rc, 0, 'an ALTER TABLE waiting for the compacting worker gets its lock (it i
 # (the worker's log lines carry no application name)
 like(slurp_file($node->logfile, $logpos), qr/\[\d+\] ERROR:  canceling statement due to user request/,
     'the waiting session cancelled the worker');
-$node->safe_psql('postgres',
-    'ALTER SYSTEM RESET vecstore.debug_compaction_stop; SELECT pg_reload_conf();');
+compaction_stop_everywhere($node, 'none');
 ok( $node->poll_query_until(
         'one', qq{SELECT compactions > $compactions FROM vecstore_index_info('t_v')}),
     'a later round compacts the index');

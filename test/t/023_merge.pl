@@ -26,7 +26,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use VsTest qw(blob_sql blob_nearest check_blob_index $EXACT_SCAN $SEQ_SCAN);
+use VsTest qw(blob_sql blob_nearest check_blob_index compaction_stop_everywhere $EXACT_SCAN $SEQ_SCAN);
 
 my $node = PostgreSQL::Test::Cluster->new('main');
 $node->init(allows_streaming => 1);
@@ -84,9 +84,7 @@ $node->safe_psql('postgres',
       . 'DELETE FROM m WHERE g = 6 AND id > 160; VACUUM m; '
       . 'ALTER INDEX m_idx RESET (compaction_threshold);');
 is(clusters($node), '6', 'B: VACUUM with compaction_threshold = 0 merges nothing');
-$node->safe_psql('postgres',
-    "LOAD 'vecstore'; ALTER SYSTEM SET vecstore.debug_compaction_stop = 'written'; "
-      . 'SELECT pg_reload_conf();');
+compaction_stop_everywhere($node, 'written');
 my $bg     = $node->background_psql('postgres', on_error_stop => 1);
 my $logpos = -s $node->logfile;
 $bg->query_until(qr/compacting/,
@@ -97,8 +95,7 @@ $node->safe_psql('postgres',
 is( $node->safe_psql('postgres',
         "SELECT delta_rows >= 50 FROM vecstore_index_info('m_idx')"),
     't', 'B: 50 rows inserted while the compaction waits');
-$node->safe_psql('postgres',
-    "LOAD 'vecstore'; ALTER SYSTEM RESET vecstore.debug_compaction_stop; SELECT pg_reload_conf();");
+compaction_stop_everywhere($node, 'none');
 $bg->quit;
 $node->poll_query_until('postgres',
     "SELECT count(*) = 0 FROM pg_stat_activity WHERE query LIKE '%vecstore_compact(%' "

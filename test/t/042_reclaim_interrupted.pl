@@ -47,7 +47,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use VsTest qw(crash_node index_info);
+use VsTest qw(crash_restart compaction_stop_everywhere index_info);
 
 my $DIMS  = 64;
 my $INDEX = 't_v_idx';
@@ -117,15 +117,6 @@ sub check
     return;
 }
 
-# set_stop - the compactions' debug stop, for every session (a reload)
-sub set_stop
-{
-    my ($point) = @_;
-    $node->safe_psql('postgres',
-        "ALTER SYSTEM SET vecstore.debug_compaction_stop = '$point'; SELECT pg_reload_conf();");
-    return;
-}
-
 # later - a few rounds of changes and compactions of every cluster
 sub later
 {
@@ -155,7 +146,7 @@ for my $how (qw(crash cancel))
     my $gen0 = index_info($node, $INDEX, qw(segment_generation))->{segment_generation};
 
     # the compaction, held at "logged" while rows come in
-    set_stop('logged');
+    compaction_stop_everywhere($node, 'logged');
     my $bg  = $node->background_psql('postgres', on_error_stop => 0);
     my $pid = $bg->query_safe('SELECT pg_backend_pid()');
     $bg->query_safe('SET log_min_messages = debug1');
@@ -166,7 +157,7 @@ for my $how (qw(crash cancel))
 
     # then at "reclaim", its generation published, the moves chosen
     $logpos = -s $node->logfile;
-    set_stop('reclaim');
+    compaction_stop_everywhere($node, 'reclaim');
     $node->wait_for_log(qr/compaction waits at "reclaim"/, $logpos);
     my ($moves) = slurp_file($node->logfile, $logpos) =~ /(\d+) delta pages move down/;
     cmp_ok($moves // 0, '>', 0, "$how: the truncation chose to move " . ($moves // 0)
@@ -175,20 +166,15 @@ for my $how (qw(crash cancel))
 
     if ($how eq 'crash')
     {
-        crash_node($node);
-        eval { $bg->quit };
-        $node->start;
-        like(slurp_file($node->logfile, $logpos),
-            qr/database system was not properly shut down; automatic recovery in progress/,
-            "$how: the server went through crash recovery");
-        set_stop('none');
+        crash_restart($node, $bg, "$how: the server went through crash recovery");
+        compaction_stop_everywhere($node, 'none');
     }
     else
     {
         is($node->safe_psql('postgres', "SELECT pg_cancel_backend($pid)"), 't',
             "$how: the waiting backend is cancelled");
         $node->wait_for_log(qr/canceling statement due to user request/, $logpos);
-        set_stop('none');
+        compaction_stop_everywhere($node, 'none');
         $bg->quit;
     }
     cmp_ok(index_info($node, $INDEX, qw(segment_generation))->{segment_generation},
