@@ -16,8 +16,9 @@
 # next compaction wrote a piece over them: rows lost, "has a blob page
 # where a delta page was expected".  Now the moves come after the switch.
 #
-# A server (vecstore preloaded, the compaction worker and autovacuum off)
-# holds t (id serial, v vector(64)): 8,000 random rows and an index
+# A server (quiet_node: vecstore preloaded, no GPU helper, the compaction
+# worker and autovacuum off) holds t (id serial, v vector(64)): 8,000
+# random rows and an index
 # (lists = 16, compaction_threshold = 0: VACUUM only marks).  Each round:
 #   1. rows inserted, a third deleted, VACUUM;
 #   2. a compaction, held at "logged" (vecstore.debug_compaction_stop,
@@ -47,23 +48,15 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use VsTest qw(crash_restart compaction_stop_everywhere index_info);
+use VsTest qw(crash_restart compaction_stop_everywhere index_info quiet_node);
 
 my $DIMS  = 64;
 my $INDEX = 't_v_idx';
 
-my $node = PostgreSQL::Test::Cluster->new('reclaim');
-$node->init;
-$node->append_conf(
-    'postgresql.conf', qq{
-shared_preload_libraries = 'vecstore'
-vecstore.compaction_worker = off
-autovacuum = off
-restart_after_crash = on
+my $node = quiet_node('reclaim', qq{restart_after_crash = on
 shared_buffers = 64MB
 statement_timeout = '300s'
 });
-$node->start;
 
 $node->safe_psql(
     'postgres', qq{
