@@ -37,18 +37,27 @@
  * AccessExclusiveLock, taken only when no one uses the index, everything
  * retired ripens at once, fully folded chains go, the free space map's
  * pages join the list's runs, and the end of the fork is truncated; pieces
- * are moved down into earlier runs while much of the fork is free.
+ * are moved down into earlier runs while much of the fork is free.  Not
+ * when the table's vacuum_truncate is off (truncation_allowed).
  *
  * Not reused: old centroids and routing graphs written by a compaction
  * (small); those that a truncation moves down are.  Old deletion bitmaps
- * are (vscompact.c retires them: they grow with the rows).  On a standby,
- * a query that runs across the reuse of a page it still reads fails with
- * an error about an unexpected page type or checksum where the page is
- * now of another kind, but reads wrong bits or rows where it is again a
- * sound page of the same kind (a bitmap's blob page, a delta page): the
- * reuse raises no recovery conflict (GenericXLog records carry no
- * horizon).  hot_standby_feedback = on lets the primary's horizon include
- * the standby's queries, as for any index; README says to set it.
+ * are (vscompact.c retires them: they grow with the rows).
+ *
+ * Standbys.  The horizon above is the primary's: a standby's query that
+ * began on a generation may still read its pages when the primary reuses
+ * them, and would then read a page of another kind (an error) or, worse,
+ * a sound page of the same kind (a bitmap's blob page, a delta page) with
+ * other bits or rows.  GenericXLog records carry no horizon, so before
+ * anything retired at horizon H is reused, a compaction writes a recovery
+ * conflict point for H (log_reuse_conflict): a standby cancels its queries
+ * whose snapshots are as old as H (after max_standby_streaming_delay), as
+ * it does for a btree's recycled pages.  What ripens under
+ * AccessExclusiveLock needs none: the lock itself is replayed and
+ * conflicts with every standby query using the index (hence the table's
+ * vacuum_truncate = off turns it off, truncation_allowed).
+ * hot_standby_feedback = on lets the primary's horizon include the
+ * standby's queries, so that they are not cancelled.
  *
  * IDENTIFICATION
  *	  src/vsfree.c
@@ -59,9 +68,12 @@
 
 #include "access/generic_xlog.h"
 #include "access/genam.h"
+#include "access/nbtxlog.h"
 #include "access/parallel.h"
+#include "access/table.h"
 #include "access/transam.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "access/xloginsert.h"
 #include "catalog/storage.h"
 #include "miscadmin.h"
@@ -291,6 +303,32 @@ extent_cmp(const void *a, const void *b)
 }
 
 /*
+ * log_reuse_conflict - pages retired at "horizon" are about to be reused
+ * (the comment at the top, "Standbys"): a recovery conflict point for it.
+ * The record is btree's REUSE_PAGE, whose replay does nothing but resolve
+ * that conflict (btree_xlog_reuse_page: ResolveRecoveryConflictWithSnapshot-
+ * FullXid for the database of "node"); it names this index and touches no
+ * page.  Core has no such record of its own for an index access method
+ * outside it, and a custom resource manager would fail the replay of a
+ * standby that does not preload vecstore.
+ */
+static void
+log_reuse_conflict(Relation index, FullTransactionId horizon)
+{
+	xl_btree_reuse_page xlrec;
+
+	if (!RelationNeedsWAL(index) || !XLogStandbyInfoActive())
+		return;
+	memset(&xlrec, 0, sizeof(xlrec));
+	xlrec.node = index->rd_node;
+	xlrec.block = VS_METAPAGE_BLKNO;
+	xlrec.latestRemovedFullXid = horizon;
+	XLogBeginInsert();
+	XLogRegisterData((char *) &xlrec, SizeOfBtreeReusePage);
+	XLogInsert(RM_BTREE_ID, XLOG_BTREE_REUSE_PAGE);
+}
+
+/*
  * VsFreeListRipen - at the start of a compaction (which runs after the
  * switch of the one that wrote the list): stamp what is still pending,
  * and make reusable what no scan can read any more ("all": everything
@@ -303,6 +341,25 @@ VsFreeListRipen(Relation index, VsMetaPage meta, VsFreeList *fl, bool all)
 	VsFreeList	out;
 	FullTransactionId now = ReadNextFullTransactionId();
 	BlockNumber recorded = 0;
+	bool	   *ripe = palloc0(sizeof(bool) * Max(fl->n, 1));
+	uint64		horizon = STAMP_FREE;
+
+	/* what ripens, and the latest horizon among it */
+	for (int i = 0; i < fl->n; i++)
+	{
+		uint64		stamp = fl->ext[i].stamp;
+
+		if (stamp == STAMP_PENDING)
+			stamp = U64FromFullTransactionId(now);
+		if (stamp != STAMP_FREE &&
+			(all || GlobalVisCheckRemovableFullXid(NULL, FullTransactionIdFromU64(stamp))))
+		{
+			ripe[i] = true;
+			horizon = Max(horizon, stamp);
+		}
+	}
+	if (horizon != STAMP_FREE && !all)
+		log_reuse_conflict(index, FullTransactionIdFromU64(horizon));
 
 	memset(&out, 0, sizeof(out));
 	for (int i = 0; i < fl->n; i++)
@@ -311,8 +368,7 @@ VsFreeListRipen(Relation index, VsMetaPage meta, VsFreeList *fl, bool all)
 
 		if (e.stamp == STAMP_PENDING)
 			e.stamp = U64FromFullTransactionId(now);
-		if (e.stamp != STAMP_FREE &&
-			(all || GlobalVisCheckRemovableFullXid(NULL, FullTransactionIdFromU64(e.stamp))))
+		if (ripe[i])
 		{
 			if (e.cluster != VS_NO_CLUSTER)
 			{
@@ -357,6 +413,7 @@ VsFreeListRipen(Relation index, VsMetaPage meta, VsFreeList *fl, bool all)
 	}
 	if (out.ext)
 		pfree(out.ext);
+	pfree(ripe);
 	if (recorded > 0)
 		IndexFreeSpaceMapVacuum(index);
 }
@@ -1308,19 +1365,43 @@ truncate_tail(Relation index, BufferAccessStrategy bas, BlockNumber *removed,
 }
 
 /*
+ * truncation_allowed - may VACUUM truncate the index's table (its
+ * vacuum_truncate storage parameter, on unless set off)?  A truncation's
+ * AccessExclusiveLock is replayed on standbys, where it cancels the
+ * queries using the index (after max_standby_streaming_delay) whatever
+ * hot_standby_feedback says; a table whose owner turned truncation off for
+ * that reason keeps its vecstore indexes' blocks too: later compactions
+ * reuse them once no query can read them.  The caller holds a lock on the
+ * table.
+ */
+static bool
+truncation_allowed(Relation index)
+{
+	Relation	heap = table_open(index->rd_index->indrelid, NoLock);
+	bool		allowed = true;
+
+	if (heap->rd_options != NULL)
+		allowed = ((StdRdOptions *) heap->rd_options)->vacuum_truncate;
+	table_close(heap, NoLock);
+	return allowed;
+}
+
+/*
  * VsFreeReclaim - after a compaction: the fork's free end goes back to the
  * file system (truncate_tail); then, while a fifth of what is left is
  * still free, the last piece that fits into free runs before it is moved
  * down (a compaction that copies its clusters' bytes as they are,
  * rebuilding nothing), and the end is given back again.  A few rounds at
- * most, and none once the index is found in use.  Returns the blocks
- * removed.
+ * most, and none once the index is found in use, or when its table's
+ * vacuum_truncate is off.  Returns the blocks removed.
  */
 BlockNumber
 VsFreeReclaim(Relation index, BufferAccessStrategy bas)
 {
 	BlockNumber total = 0;
 
+	if (!truncation_allowed(index))
+		return 0;
 	for (int round = 0; round < VS_RECLAIM_ROUNDS; round++)
 	{
 		BlockNumber removed;
