@@ -309,6 +309,18 @@ compact_index(Oid indexoid)
 	BufferAccessStrategy bas;
 
 	StartTransactionCommand();
+
+	/*
+	 * As a lazy VACUUM does: the others' horizons ignore this transaction's
+	 * xmin, so that a long compaction does not keep VACUUM from removing
+	 * rows elsewhere.  It reads no table rows with its snapshot, only the
+	 * index's pages (not MVCC) and the catalogs, as VACUUM does.  Set
+	 * before the snapshot is taken; the transaction's end clears it.
+	 */
+	LWLockAcquire(ProcArrayLock, LW_EXCLUSIVE);
+	MyProc->statusFlags |= PROC_IN_VACUUM;
+	ProcGlobal->statusFlags[MyProc->pgxactoff] = MyProc->statusFlags;
+	LWLockRelease(ProcArrayLock);
 	PushActiveSnapshot(GetTransactionSnapshot());
 	heapoid = IndexGetRelation(indexoid, true);
 	if (!OidIsValid(heapoid) || !ConditionalLockRelationOid(heapoid, ShareUpdateExclusiveLock))

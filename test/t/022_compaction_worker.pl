@@ -16,9 +16,10 @@
 # clusters they pushed past the threshold.  A database without the
 # extension (created first) does not stop the worker, nor does another
 # session's temporary vecstore index, which it passes over.  Held in a
-# compaction (vecstore.debug_compaction_stop), it is cancelled by an
-# ALTER TABLE that waits for its lock, as autovacuum would be, and a
-# later round compacts the index.
+# compaction (vecstore.debug_compaction_stop), it does not keep a VACUUM
+# from removing rows deleted meanwhile, it is cancelled by an ALTER TABLE
+# that waits for its lock, as autovacuum would be, and a later round
+# compacts the index.
 #
 # IDENTIFICATION
 #     test/t/022_compaction_worker.pl
@@ -133,6 +134,13 @@ my $compactions = $node->safe_psql('one', q{SELECT compactions FROM vecstore_ind
 my $logpos = -s $node->logfile;
 compaction_stop_everywhere($node, 'written');
 $node->wait_for_log(qr/compaction waits at "written"/, $logpos);
+# meanwhile its snapshot does not hold the database's horizon back (it is
+# flagged as a lazy VACUUM is): a VACUUM removes rows deleted after it
+$node->safe_psql('one', 'CREATE TABLE d AS SELECT generate_series(1, 1000) i; DELETE FROM d;');
+my ($vrc, $vout, $verr) = $node->psql('one', 'VACUUM (VERBOSE) d');
+like($verr, qr/tuples: 1000 removed, 0 remain, 0 are dead but not yet removable/,
+    'a VACUUM while the worker compacts removes the rows deleted meanwhile')
+  or diag($verr);
 my ($rc, $out, $err) = $node->psql('one',
     "SET statement_timeout = '60s'; SET deadlock_timeout = '200ms'; "
       . 'ALTER TABLE t ADD COLUMN extra int; SELECT 1');
