@@ -80,5 +80,12 @@ SELECT '[1,2,3]'::vector <-> '[4,5,6]' AS l2;
 RESET vecstore.simd;
 SELECT '[1,2,3]'::vector <-> '[4,5,6]' AS l2;
 SET vecstore.simd = 'no_such_path';
+-- only a superuser changes it (the operators are immutable; paths differ in
+-- the last bits of a sum)
+CREATE ROLE regress_vs_simd_user;
+SET ROLE regress_vs_simd_user;
+SET vecstore.simd = scalar;
+RESET ROLE;
+DROP ROLE regress_vs_simd_user;
 
 DROP TABLE vt, vu, vbig;

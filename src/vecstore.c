@@ -129,11 +129,11 @@ _PG_init(void)
 
 	DefineCustomEnumVariable("vecstore.simd",
 							 "Selects the SIMD implementation of the distance functions",
-							 "\"auto\" picks the fastest path the CPU supports; the others force one, for diagnosis.",
+							 "\"auto\" picks the fastest path the CPU supports; the others force one, for diagnosis (superusers only: the distance operators are immutable, and the paths differ in the last bits).",
 							 &vecstore_simd,
 							 VS_SIMD_AUTO,
 							 vs_simd_options,
-							 PGC_USERSET,
+							 PGC_SUSET,
 							 0,
 							 check_simd, assign_simd, show_simd);
 
