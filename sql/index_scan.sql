@@ -346,3 +346,28 @@ SELECT m.total_bytes - t.total_bytes < 2 * 1024 * 1024 AS given_back
 FROM pg_backend_memory_contexts m, tr_mem t WHERE m.name = 'TopMemoryContext';
 RESET enable_seqscan;
 DROP TABLE tr;
+
+-- the planner: the index serves a LIMIT; a query that wants every row in
+-- distance order (no LIMIT), or more rows than vecstore.max_scan_tuples
+-- lets a scan examine, sorts the table and gets them all (rows whose
+-- vector is NULL too, which the index does not hold); a cursor may stop
+-- early, and gets the index
+CREATE TABLE tp (id int PRIMARY KEY, v vector(8));
+INSERT INTO tp SELECT i, ARRAY(SELECT ((i * 31 + j * 17) % 97)::real FROM generate_series(1, 8) j)
+FROM generate_series(1, 20000) i;
+UPDATE tp SET v = NULL WHERE id % 1000 = 0;
+CREATE INDEX tp_v ON tp USING vecstore (v vector_l2_ops);
+ANALYZE tp;
+EXPLAIN (COSTS OFF) SELECT id FROM tp ORDER BY v <-> '[1,2,3,4,5,6,7,8]' LIMIT 5;
+EXPLAIN (COSTS OFF) SELECT id FROM tp ORDER BY v <-> '[1,2,3,4,5,6,7,8]';
+SELECT count(*), count(v) FROM (SELECT id, v FROM tp ORDER BY v <-> '[1,2,3,4,5,6,7,8]') s;
+SET vecstore.max_scan_tuples = 1000;
+EXPLAIN (COSTS OFF) SELECT id FROM tp ORDER BY v <-> '[1,2,3,4,5,6,7,8]' LIMIT 500;
+EXPLAIN (COSTS OFF) SELECT id FROM tp ORDER BY v <-> '[1,2,3,4,5,6,7,8]' LIMIT 5000;
+RESET vecstore.max_scan_tuples;
+EXPLAIN (COSTS OFF) DECLARE c CURSOR FOR SELECT id FROM tp ORDER BY v <-> '[1,2,3,4,5,6,7,8]';
+-- enable_seqscan = off still forces the index
+SET enable_seqscan = off;
+EXPLAIN (COSTS OFF) SELECT id FROM tp ORDER BY v <-> '[1,2,3,4,5,6,7,8]';
+RESET enable_seqscan;
+DROP TABLE tp;

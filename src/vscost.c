@@ -22,6 +22,17 @@
  * real cost (bench/RESULTS.md: 55 ms for the scan, 0.9 ms for the index,
  * on Fashion-MNIST).
  *
+ * The scan is for the nearest rows, not for all of them: it stops after
+ * vecstore.max_scan_tuples rows examined, skips a row found after a
+ * farther one was returned, and holds no row whose vector is NULL.  So a
+ * query that wants every row in distance order (no LIMIT, and not a
+ * cursor: the planner's tuple_fraction is 0), or a LIMIT beyond
+ * max_scan_tuples, is priced like a disabled plan (disable_cost added):
+ * it sorts the table instead and gets every row, while enable_seqscan =
+ * off still forces the index, as it forces any disabled plan.  (pgvector's
+ * HNSW index is chosen for such queries, and returns hnsw.ef_search rows
+ * at most without its iterative scans.)
+ *
  * IDENTIFICATION
  *	  src/vscost.c
  *
@@ -32,6 +43,7 @@
 #include <math.h>
 
 #include "access/genam.h"
+#include "optimizer/cost.h"
 #include "optimizer/optimizer.h"
 #include "utils/float.h"
 #include "utils/rel.h"
@@ -103,6 +115,11 @@ vscostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	costs.indexTotalCost -= costs.numIndexPages *
 		(spc_random_page_cost - spc_seq_page_cost * VS_MAPPED_PAGE_COST);
 	costs.indexTotalCost = Max(costs.indexTotalCost, 0);
+
+	/* every row wanted, or more than the scan may examine: see above */
+	if (root->tuple_fraction <= 0.0 ||
+		(root->limit_tuples > 0.0 && root->limit_tuples > (double) vecstore_max_scan_tuples))
+		costs.indexTotalCost += disable_cost;
 
 	*indexStartupCost = costs.indexTotalCost;
 	*indexTotalCost = costs.indexTotalCost;
