@@ -542,7 +542,8 @@ typedef enum VsDeltaChainProblem
 	VS_DELTA_CHAIN_PAST_END,	/* a link points past the end of the index */
 	VS_DELTA_CHAIN_LOOPS,		/* longer than the index: a loop */
 	VS_DELTA_CHAIN_NOT_DELTA,	/* a link reaches a page that is not a delta page */
-	VS_DELTA_CHAIN_DAMAGED		/* ... a delta page whose CRC does not match */
+	VS_DELTA_CHAIN_DAMAGED		/* ... a delta page whose CRC does not match,
+								 * or whose line pointers are not sound */
 } VsDeltaChainProblem;
 
 typedef struct VsDeltaChain
@@ -552,6 +553,9 @@ typedef struct VsDeltaChain
 	BufferAccessStrategy strategy;
 	BlockNumber nblocks;		/* > 0: report damage instead of an error */
 	BlockNumber steps;			/* pages visited */
+	BlockNumber limit;			/* ... more than this (the fork's length when
+								 * last asked, or a first guess) is a loop */
+	Size		tupsize;		/* every row's size, or 0: not known */
 	BlockNumber next;			/* the page after the current one */
 	Buffer		buf;			/* the current page, pinned and locked */
 	BlockNumber blkno;			/* its block (or the damaged one) */
@@ -819,12 +823,14 @@ extern void VsBlobWrite(VsBlobWriter *w, const void *data, Size len);
 extern void VsBlobPad(VsBlobWriter *w, Size align);
 extern VsRegion VsBlobEnd(VsBlobWriter *w);
 extern void VsDeltaChainBegin(VsDeltaChain *chain, Relation index, BlockNumber head,
-							  int lockmode, BufferAccessStrategy strategy, BlockNumber nblocks);
+							  int lockmode, BufferAccessStrategy strategy, BlockNumber nblocks,
+							  Size tupsize);
 extern uint8 *VsDeletionBits(Relation index, VsMetaPage meta, const VsClusterInfo *info,
 							 BufferAccessStrategy strategy, uint32 *shift);
 extern void VsDeltaChainBeginRows(VsDeltaChain *chain, Relation index, const VsDirEntry *entry,
 								  const VsClusterInfo *info, int lockmode,
-								  BufferAccessStrategy strategy, BlockNumber nblocks);
+								  BufferAccessStrategy strategy, BlockNumber nblocks,
+								  Size tupsize);
 extern bool VsDeltaChainNext(VsDeltaChain *chain);
 extern VsDeltaTuple VsDeltaChainNextRow(VsDeltaChain *chain);
 extern void VsDeltaChainEnd(VsDeltaChain *chain);

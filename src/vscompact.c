@@ -195,7 +195,7 @@ count_delta(Relation index, const VsDirEntry *entry, const VsClusterInfo *info,
 	cc->startblk = VsDeltaFromHead(entry, info) ? entry->delta_head : info->delta_blk;
 	cc->endblk = InvalidBlockNumber;
 	cc->endoff = InvalidOffsetNumber;
-	VsDeltaChainBeginRows(&chain, index, entry, info, BUFFER_LOCK_SHARE, bas, 0);
+	VsDeltaChainBeginRows(&chain, index, entry, info, BUFFER_LOCK_SHARE, bas, 0, 0);
 	while ((tup = VsDeltaChainNextRow(&chain)) != NULL)
 	{
 		if (tup->flags & VS_DELTA_DEAD)
@@ -277,7 +277,8 @@ read_rows(Relation index, VsMetaPage meta, const char *body, uint32 c, const Com
 				 RelationGetRelationName(index), c, n, sealed);
 		/* up to the last row count_delta counted */
 		VsBlobRead(index, &meta->directory, (uint64) c * sizeof(VsDirEntry), &entry, sizeof(entry), bas);
-		VsDeltaChainBeginRows(&chain, index, &entry, info, BUFFER_LOCK_SHARE, bas, 0);
+		VsDeltaChainBeginRows(&chain, index, &entry, info, BUFFER_LOCK_SHARE, bas, 0,
+							  VS_DELTA_TUPLE_SIZE(VsMetaElemSize(meta), meta->dims));
 		while (!done && (want == NULL || k < nwant) &&
 			   (tup = VsDeltaChainNextRow(&chain)) != NULL)
 		{

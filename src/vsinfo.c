@@ -771,7 +771,7 @@ check_delta_chain(Relation index, ReturnSetInfo *rsinfo, uint32 cluster,
 	BlockNumber last = InvalidBlockNumber;
 	uint64		rows = 0;
 
-	VsDeltaChainBegin(&chain, index, entry->delta_head, BUFFER_LOCK_SHARE, bas, nblocks);
+	VsDeltaChainBegin(&chain, index, entry->delta_head, BUFFER_LOCK_SHARE, bas, nblocks, 0);
 	while (VsDeltaChainNext(&chain))
 	{
 		rows += PageGetMaxOffsetNumber(BufferGetPage(chain.buf));

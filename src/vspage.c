@@ -39,6 +39,13 @@
  */
 #define CRC_STREAM		(VS_BLOB_PAYLOAD / 24 * 8)
 
+/*
+ * An unchecked delta-chain walk asks for the fork's length once it has
+ * visited this many pages (VsDeltaChainNext), to tell a loop from a long
+ * chain.
+ */
+#define VS_CHAIN_FIRST_LIMIT	64
+
 static int	crc3_state = 0;		/* 0: not yet decided; 1: in use; -1: not */
 static uint32 crc3_shift[32];	/* the state after CRC_STREAM zero bytes from
 								 * state 1 << k */
@@ -306,6 +313,44 @@ delta_lines_sound(Page page)
 
 	return ph->pd_lower >= SizeOfPageHeaderData && ph->pd_lower <= ph->pd_upper &&
 		(ph->pd_lower - SizeOfPageHeaderData) % sizeof(ItemIdData) == 0;
+}
+
+/*
+ * delta_items_sound - does every line pointer of a delta page point at a
+ * row inside the page's rows (between pd_upper and the special space), of
+ * "tupsize" bytes (when not 0), or at least of a row's header?  Inserts
+ * only ever add such lines (PageAddItem), and VACUUM marks rows in their
+ * flags, not their lines; the CRC covers neither, so a damaged line would
+ * otherwise send readers outside the page.
+ */
+static bool
+delta_items_sound(Page page, Size tupsize)
+{
+	PageHeader	ph = (PageHeader) page;
+	OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+
+	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+	{
+		ItemId		id = PageGetItemId(page, off);
+		unsigned	start = ItemIdGetOffset(id);
+		unsigned	len = ItemIdGetLength(id);
+
+		if (!ItemIdIsNormal(id) || start < ph->pd_upper || start + len > ph->pd_special ||
+			len < offsetof(VsDeltaTupleData, x) || (tupsize != 0 && len != tupsize))
+			return false;
+	}
+	return true;
+}
+
+static void
+report_bad_items(Relation index, BlockNumber blkno)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INDEX_CORRUPTED),
+			 errmsg("index \"%s\" has a corrupted delta page at block %u",
+					RelationGetRelationName(index), blkno),
+			 errdetail("A line pointer does not point at a whole row inside the page."),
+			 errhint("Please REINDEX it.")));
 }
 
 static void
@@ -775,13 +820,15 @@ VsBlobRead(Relation index, const VsRegion *region, uint64 offset, void *dst, Siz
  */
 void
 VsDeltaChainBegin(VsDeltaChain *chain, Relation index, BlockNumber head, int lockmode,
-				  BufferAccessStrategy strategy, BlockNumber nblocks)
+				  BufferAccessStrategy strategy, BlockNumber nblocks, Size tupsize)
 {
 	chain->index = index;
 	chain->lockmode = lockmode;
 	chain->strategy = strategy;
 	chain->nblocks = nblocks;
 	chain->steps = 0;
+	chain->limit = nblocks > 0 ? nblocks : VS_CHAIN_FIRST_LIMIT;
+	chain->tupsize = tupsize;
 	chain->next = head;
 	chain->buf = InvalidBuffer;
 	chain->blkno = InvalidBlockNumber;
@@ -800,15 +847,15 @@ VsDeltaChainBegin(VsDeltaChain *chain, Relation index, BlockNumber head, int loc
 void
 VsDeltaChainBeginRows(VsDeltaChain *chain, Relation index, const VsDirEntry *entry,
 					  const VsClusterInfo *info, int lockmode, BufferAccessStrategy strategy,
-					  BlockNumber nblocks)
+					  BlockNumber nblocks, Size tupsize)
 {
 	if (!VsDeltaFromHead(entry, info))
 	{
-		VsDeltaChainBegin(chain, index, info->delta_blk, lockmode, strategy, nblocks);
-		chain->startoff = info->delta_off;
+		VsDeltaChainBegin(chain, index, info->delta_blk, lockmode, strategy, nblocks, tupsize);
+		chain->startoff = Max(info->delta_off, FirstOffsetNumber);
 	}
 	else
-		VsDeltaChainBegin(chain, index, entry->delta_head, lockmode, strategy, nblocks);
+		VsDeltaChainBegin(chain, index, entry->delta_head, lockmode, strategy, nblocks, tupsize);
 }
 
 /*
@@ -846,19 +893,47 @@ VsDeltaChainNext(VsDeltaChain *chain)
 		chain->problem = chain->blkno >= chain->nblocks ? VS_DELTA_CHAIN_PAST_END : VS_DELTA_CHAIN_LOOPS;
 		return false;
 	}
+
+	/*
+	 * An unchecked walk longer than the fork is a loop (a page copied over
+	 * another: the CRC does not cover a page's block): an error, not a
+	 * scan or VACUUM that never ends.  The fork's length is asked for only
+	 * when a chain passes the last length known; inserts may lengthen both.
+	 */
+	if (chain->nblocks == 0 && ++chain->steps > chain->limit)
+	{
+		chain->limit = RelationGetNumberOfBlocks(chain->index);
+		if (chain->steps > chain->limit)
+			ereport(ERROR,
+					(errcode(ERRCODE_INDEX_CORRUPTED),
+					 errmsg("index \"%s\" has a delta chain that loops at block %u",
+							RelationGetRelationName(chain->index), chain->blkno),
+					 errhint("Please REINDEX it.")));
+	}
 	chain->buf = ReadBufferExtended(chain->index, MAIN_FORKNUM, chain->blkno, RBM_NORMAL,
 									chain->strategy);
 	LockBuffer(chain->buf, chain->lockmode);
 	page = BufferGetPage(chain->buf);
 	if (chain->nblocks == 0)
+	{
 		VsCheckPage(chain->index, page, chain->blkno, VS_PAGE_DELTA);
+		if (!delta_items_sound(page, chain->tupsize))
+		{
+			BlockNumber blkno = chain->blkno;
+
+			UnlockReleaseBuffer(chain->buf);
+			chain->buf = InvalidBuffer;
+			report_bad_items(chain->index, blkno);
+		}
+	}
 	else
 	{
 		opaque = VsPageGetOpaque(page);
 		if (PageIsNew(page) || PageGetSpecialSize(page) != MAXALIGN(sizeof(VsPageOpaqueData)) ||
 			opaque->page_id != VS_PAGE_ID || opaque->type != VS_PAGE_DELTA)
 			chain->problem = VS_DELTA_CHAIN_NOT_DELTA;
-		else if (opaque->crc != VsPageCrc(page) || !delta_lines_sound(page))
+		else if (opaque->crc != VsPageCrc(page) || !delta_lines_sound(page) ||
+				 !delta_items_sound(page, chain->tupsize))
 			chain->problem = VS_DELTA_CHAIN_DAMAGED;
 		if (chain->problem != VS_DELTA_CHAIN_OK)
 		{

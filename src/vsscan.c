@@ -1061,7 +1061,7 @@ delta_rows(IndexScanDesc scan, VsProbe *p, int cluster)
 	VsBlobRead(index, &so->meta.directory, (uint64) cluster * sizeof(VsDirEntry),
 			   &entry, sizeof(entry), NULL);
 	VsDeltaChainBeginRows(&chain, index, &entry, cluster_info(so, cluster), BUFFER_LOCK_SHARE,
-						  NULL, 0);
+						  NULL, 0, VS_DELTA_TUPLE_SIZE(so->elem, so->meta.dims));
 	while (VsDeltaChainNext(&chain))
 	{
 		Page		page = BufferGetPage(chain.buf);

@@ -44,7 +44,7 @@ vacuum_delta_chain(Relation index, const VsDirEntry *entry, const VsClusterInfo 
 {
 	VsDeltaChain chain;
 
-	VsDeltaChainBeginRows(&chain, index, entry, info, BUFFER_LOCK_EXCLUSIVE, bas, 0);
+	VsDeltaChainBeginRows(&chain, index, entry, info, BUFFER_LOCK_EXCLUSIVE, bas, 0, 0);
 	while (VsDeltaChainNext(&chain))
 	{
 		GenericXLogState *state = GenericXLogStart(index);
@@ -255,7 +255,7 @@ VsCountRows(Relation index, VsMetaPage meta, BufferAccessStrategy strategy,
 		*sealed_dead += VsCountDeleted(index, meta, &info[c], strategy);
 		VsBlobRead(index, &meta->directory, (uint64) c * sizeof(VsDirEntry), &entry, sizeof(entry),
 				   strategy);
-		VsDeltaChainBeginRows(&chain, index, &entry, &info[c], BUFFER_LOCK_SHARE, strategy, 0);
+		VsDeltaChainBeginRows(&chain, index, &entry, &info[c], BUFFER_LOCK_SHARE, strategy, 0, 0);
 		while ((tup = VsDeltaChainNextRow(&chain)) != NULL)
 		{
 			if (tup->flags & VS_DELTA_DEAD)

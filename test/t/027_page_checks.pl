@@ -17,6 +17,11 @@
 #   - the same page zeroed: "has an uninitialized page at block 1 where a
 #     blob page was expected".
 # Each time the original file is put back, and the index answers again.
+# Then, after rows were inserted (delta chains), a delta page copied over
+# the next one of its chain (a loop) and a delta page whose first line
+# pointer points past the page: a query and a VACUUM each fail with
+# "has a delta chain that loops" and "has a corrupted delta page" (they
+# ran until statement_timeout, and read outside the page, before).
 #
 # IDENTIFICATION
 #     test/t/027_page_checks.pl
@@ -38,7 +43,7 @@ $node->append_conf(
     'postgresql.conf', qq{
 shared_preload_libraries = 'vecstore'
 vecstore.compaction_worker = off
-statement_timeout = '300s'
+statement_timeout = '60s'
 });
 $node->start;
 is($node->safe_psql('postgres', 'SHOW data_checksums'), 'off',
@@ -124,6 +129,97 @@ like($err, qr/index "t_idx" has a page of unknown type 77 at block 1 where a blo
 $err = with_page(1, sub { "\0" x $BLCKSZ });
 like($err, qr/index "t_idx" has an uninitialized page at block 1 where a blob page was expected/,
     'an all-zero page is uninitialized');
+
+$node->start;
+is($node->safe_psql('postgres', $query), $answer, 'with the original file back, the index answers');
+
+#
+# Delta pages (rows inserted after the build), whose CRC covers neither
+# their rows nor their line pointers nor their block: a page copied over
+# the next one of its chain makes the chain loop, and a line pointer
+# pointing outside the page's rows; each is an error, not a scan (or a
+# VACUUM) that never ends nor reads outside the page.
+#
+$node->safe_psql(
+    'postgres', q{
+INSERT INTO t SELECT g, ARRAY(SELECT (hashint4(g * 8 + j) % 1000) / 100.0
+                              FROM generate_series(0, 7) AS j)::real[]::vector(8)
+FROM generate_series(2001, 6000) AS g;
+CHECKPOINT;
+});
+$answer = $node->safe_psql('postgres', $query);
+$node->stop;
+copy($file, $saved) or die "copy $file: $!";
+
+# the delta pages: block => its next block (type 3 in the special space)
+my %next;
+{
+    open my $fh, '<:raw', $file or die "open $file: $!";
+    my $blkno = 0;
+    while (sysread($fh, my $page, $BLCKSZ) == $BLCKSZ)
+    {
+        my $special = unpack('v', substr($page, 16, 2));
+        if ($special > 0 && $special + 8 <= $BLCKSZ
+            && unpack('v', substr($page, $special + 4, 2)) == 3)
+        {
+            $next{$blkno} = unpack('V', substr($page, $special, 4));
+        }
+        $blkno++;
+    }
+    close $fh;
+}
+my ($from) = grep { exists $next{ $next{$_} } } sort { $a <=> $b } keys %next;
+ok(defined $from, 'a delta page whose next page is a delta page too');
+my $to = $next{$from};
+my $page_from;
+{
+    open my $fh, '<:raw', $file or die "open $file: $!";
+    sysseek($fh, $from * $BLCKSZ, 0) or die "seek: $!";
+    sysread($fh, $page_from, $BLCKSZ) == $BLCKSZ or die "read: $!";
+    close $fh;
+}
+
+# with_delta_page - as with_page, and a VACUUM's stderr too
+sub with_delta_page
+{
+    my ($blkno, $edit) = @_;
+    my $qerr = with_page($blkno, $edit);
+    open my $fh, '+<:raw', $file or die "open $file: $!";
+    sysseek($fh, $blkno * $BLCKSZ, 0) or die "seek: $!";
+    sysread($fh, my $page, $BLCKSZ) == $BLCKSZ or die "read: $!";
+    $page = $edit->($page);
+    sysseek($fh, $blkno * $BLCKSZ, 0) or die "seek: $!";
+    syswrite($fh, $page) == $BLCKSZ or die "write: $!";
+    close $fh;
+    $node->start;
+    my ($ret, $out, $verr) = $node->psql('postgres', 'VACUUM t');
+    $node->stop;
+    copy($saved, $file) or die "copy back $file: $!";
+    return ($qerr, $verr);
+}
+
+# block $to becomes a copy of block $from, whose next is $to: a loop
+my ($qerr, $verr) = with_delta_page($to, sub { $page_from });
+like($qerr, qr/index "t_idx" has a delta chain that loops at block $to/,
+    'a delta chain that loops: a scan says so');
+unlike($qerr, qr/statement timeout/, 'and does not run until its timeout');
+like($verr, qr/index "t_idx" has a delta chain that loops at block $to/,
+    'a VACUUM says so too');
+
+# the first line pointer of block $to pointing near the end of 32 kB
+($qerr, $verr) = with_delta_page(
+    $to,
+    sub {
+        my ($page) = @_;
+        my $lp = unpack('V', substr($page, 24, 4));
+        substr($page, 24, 4) = pack('V', ($lp & ~0x7FFF) | 32760);
+        return $page;
+    });
+like($qerr, qr/index "t_idx" has a corrupted delta page at block $to/,
+    'a line pointer outside the page: a scan says the page is corrupted');
+like($qerr, qr/A line pointer does not point at a whole row inside the page/,
+    'and why');
+like($verr, qr/index "t_idx" has a corrupted delta page at block $to/, 'a VACUUM too');
 
 $node->start;
 is($node->safe_psql('postgres', $query), $answer, 'with the original file back, the index answers');
