@@ -143,6 +143,7 @@ _PG_init(void)
 	VsCompactWorkerInit();
 	VsGpuInit();
 	VsSegmentInit();
+	VsMetaCacheInit();
 	VsCheckedInit();
 	VsAccessInit();
 	VsPinInit();

@@ -461,12 +461,17 @@ typedef struct VsOptions
 } VsOptions;
 
 /*
- * What a backend keeps about an index between calls, in rd_amcache: the
- * metapage and the centroids of the current generation.
+ * What a backend keeps about an index between calls (vspage.c,
+ * VsGetMetaCache): the metapage and the centroids of the current
+ * generation.  Not in rd_amcache: the relcache frees that with one pfree
+ * when it rebuilds an entry, which may happen while a scan reads it.
  */
 typedef struct VsMetaCacheData
 {
-	MemoryContext cxt;			/* holds all of this; child of rd_indexcxt */
+	MemoryContext cxt;			/* holds all of this; a child of
+								 * CacheMemoryContext once loaded */
+	struct VsMetaCacheData *next;	/* the backend's list of caches */
+	Oid			indexoid;		/* the index it belongs to */
 	RelFileNode node;			/* the relfilenode it was read from */
 	VsMetaPageData meta;
 	float	   *centroids;		/* nclusters * dims */
@@ -487,8 +492,10 @@ typedef struct VsMetaCacheData
 	int32	   *hosts;
 	int		   *live_ids;
 	int			nlive;			/* clusters not merged */
-	int			pins;			/* scans that read it (VsMetaCacheRelease) */
-	bool		detached;		/* replaced, freed with its last pin */
+	int			pins;			/* scans that read it (VsMetaCacheRelease);
+								 * none once the transaction ends */
+	bool		stale;			/* replaced, or its relcache entry was
+								 * invalidated: freed once not pinned */
 } VsMetaCacheData;
 
 typedef VsMetaCacheData *VsMetaCache;
@@ -805,6 +812,7 @@ extern Buffer VsNewBuffer(Relation index, ForkNumber forknum);
 extern void VsReadMeta(Relation index, VsMetaPage meta);
 extern bool VsReadMetaExtended(Relation index, VsMetaPage meta, bool check_crc);
 extern VsMetaCache VsGetMetaCache(Relation index);
+extern void VsMetaCacheInit(void);
 extern void VsMetaCachePrepare(VsMetaCache cache);
 extern int32 *VsReadCentroids(Relation index, const VsMetaPageData *meta, float *centroids,
 							  BufferAccessStrategy bas);

@@ -18,10 +18,12 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "commands/vacuum.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "storage/smgr.h"
+#include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
@@ -985,18 +987,84 @@ VsDeltaChainEnd(VsDeltaChain *chain)
 }
 
 /*
+ * The backend's metadata caches (VsGetMetaCache), one per index it has
+ * read lately, in a list of their own rather than in rd_amcache: the
+ * relcache rebuilds an entry with a pfree of rd_amcache, which freed a
+ * cache a scan (a cursor) was still reading and left its memory behind.
+ * Here an invalidation of the index only marks its cache stale; a stale
+ * cache goes when no scan pins it, at the latest when the transaction
+ * ends (no scan outlives it; an aborted one never unpins).  Nothing is
+ * freed in the invalidation callback itself, so a caller that holds a
+ * cache without a pin for the length of one call (an insert, VACUUM)
+ * never has it freed under it.
+ */
+static VsMetaCacheData *meta_caches = NULL;
+
+static void
+meta_cache_free(VsMetaCacheData *cache)
+{
+	for (VsMetaCacheData **p = &meta_caches; *p != NULL; p = &(*p)->next)
+	{
+		if (*p == cache)
+		{
+			*p = cache->next;
+			break;
+		}
+	}
+	MemoryContextDelete(cache->cxt);
+}
+
+static void
+meta_cache_invalidate(Datum arg, Oid relid)
+{
+	for (VsMetaCacheData *c = meta_caches; c != NULL; c = c->next)
+	{
+		if (!OidIsValid(relid) || c->indexoid == relid)
+			c->stale = true;
+	}
+}
+
+static void
+meta_cache_xact_end(XactEvent event, void *arg)
+{
+	VsMetaCacheData *c = meta_caches;
+
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
+		event != XACT_EVENT_PREPARE && event != XACT_EVENT_PARALLEL_COMMIT &&
+		event != XACT_EVENT_PARALLEL_ABORT)
+		return;
+	while (c != NULL)
+	{
+		VsMetaCacheData *next = c->next;
+
+		c->pins = 0;
+		if (c->stale)
+			meta_cache_free(c);
+		c = next;
+	}
+}
+
+/*
+ * VsMetaCacheInit - the callbacks of the metadata caches (from _PG_init).
+ */
+void
+VsMetaCacheInit(void)
+{
+	CacheRegisterRelcacheCallback(meta_cache_invalidate, (Datum) 0);
+	RegisterXactCallback(meta_cache_xact_end, NULL);
+}
+
+/*
  * VsMetaCacheRelease - drop a scan's pin on a metadata cache (taken by
- * incrementing cache->pins); a cache replaced meanwhile is freed with its
- * last pin.  A pin left by an aborted scan only keeps the memory until
- * the relcache entry goes.
+ * incrementing cache->pins); a stale cache goes with its last pin.
  */
 void
 VsMetaCacheRelease(Relation index, VsMetaCache cache)
 {
 	if (cache->pins > 0)
 		cache->pins--;
-	if (cache->pins == 0 && cache->detached && index->rd_amcache != cache)
-		MemoryContextDelete(cache->cxt);
+	if (cache->pins == 0 && cache->stale)
+		meta_cache_free(cache);
 }
 
 /*
@@ -1093,21 +1161,30 @@ VsMetaCachePrepare(VsMetaCache cache)
 
 /*
  * VsGetMetaCache - the metapage and centroids of the index's current
- * generation, cached in rd_amcache (in a child of rd_indexcxt, so a
- * relcache rebuild frees it).  The metapage is re-read on every call, so a
- * new generation is noticed; the centroids are reloaded only when their
- * place changes.
+ * generation, cached for the backend (see meta_caches above).  The
+ * metapage is re-read on every call, so a new generation is noticed; the
+ * centroids are reloaded only when their place changes, or after the
+ * index's relcache entry was invalidated.
  */
 VsMetaCache
 VsGetMetaCache(Relation index)
 {
-	VsMetaCache cache = (VsMetaCache) index->rd_amcache;
+	Oid			indexoid = RelationGetRelid(index);
+	VsMetaCache cache = NULL;
 	VsMetaPageData meta;
 	MemoryContext cxt;
 	MemoryContext oldcxt;
 	Size		nfloats;
 
 	VsReadMeta(index, &meta);
+	for (VsMetaCacheData *c = meta_caches; c != NULL; c = c->next)
+	{
+		if (c->indexoid == indexoid && !c->stale)
+		{
+			cache = c;
+			break;
+		}
+	}
 
 	/*
 	 * The centroids and the routing graph are kept while their regions are
@@ -1130,18 +1207,21 @@ VsGetMetaCache(Relation index)
 	/* a cache a scan still reads goes when that scan ends */
 	if (cache != NULL)
 	{
-		index->rd_amcache = NULL;
-		if (cache->pins > 0)
-			cache->detached = true;
-		else
-			MemoryContextDelete(cache->cxt);
+		cache->stale = true;
+		if (cache->pins == 0)
+			meta_cache_free(cache);
 	}
 
-	cxt = AllocSetContextCreate(index->rd_indexcxt, "vecstore metadata cache",
+	/*
+	 * Loaded in a context of the current one, so that an error (a damaged
+	 * centroid page, a cancel) takes it along; kept only once complete.
+	 */
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "vecstore metadata cache",
 								ALLOCSET_SMALL_SIZES);
 	oldcxt = MemoryContextSwitchTo(cxt);
 	cache = palloc0(sizeof(VsMetaCacheData));
 	cache->cxt = cxt;
+	cache->indexoid = indexoid;
 	cache->node = index->rd_node;
 	cache->meta = meta;
 	nfloats = (Size) meta.nclusters * meta.dims;
@@ -1175,6 +1255,8 @@ VsGetMetaCache(Relation index)
 	}
 	MemoryContextSwitchTo(oldcxt);
 
-	index->rd_amcache = cache;
+	MemoryContextSetParent(cxt, CacheMemoryContext);
+	cache->next = meta_caches;
+	meta_caches = cache;
 	return cache;
 }
