@@ -44,6 +44,12 @@ REVOKE SELECT ON priv_t FROM regress_vecstore_reader;
 SELECT has_table_privilege('priv_t', 'SELECT');
 SELECT clusters, dimensions, sealed_rows FROM vecstore_index_info('priv_idx');
 SELECT * FROM vecstore_verify('priv_idx', repair => true);
+-- the progress view is everyone's, as pg_stat_progress_vacuum is
+SELECT count(*) FROM vecstore_compaction_progress;
+-- compacting writes: not in a read-only transaction
+BEGIN READ ONLY;
+SELECT * FROM vecstore_compact('priv_idx');
+ROLLBACK;
 RESET ROLE;
 
 DROP TABLE priv_t;

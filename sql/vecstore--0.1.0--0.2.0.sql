@@ -101,6 +101,9 @@ CREATE VIEW vecstore_compaction_progress AS
     WHERE s.param14 > 0;
 
 COMMENT ON VIEW vecstore_compaction_progress IS 'compactions of vecstore indexes in progress (VACUUM, vecstore_compact, the compaction worker): phase, clusters to re-seal and done, rows written';
+-- as pg_stat_progress_vacuum: every user may read it; the progress of
+-- other users' backends reads as NULL there, and their rows are left out
+GRANT SELECT ON vecstore_compaction_progress TO PUBLIC;
 COMMENT ON FUNCTION vecstore_compact(regclass, boolean) IS 'compacts a vecstore index now: folds delta rows into their clusters and drops removed rows, for every cluster that has any (all_clusters) or those past its compaction_threshold';
 COMMENT ON FUNCTION vecstore_stats() IS 'this session''s index scans (rows examined, clusters opened, scans cut short by vecstore.max_scan_tuples, full vectors read, and of those read from the files while reading ahead) and segment checks (done here, or taken from the server''s record)';
 

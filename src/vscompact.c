@@ -64,6 +64,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
+#include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -2651,17 +2652,19 @@ vecstore_compact(PG_FUNCTION_ARGS)
 
 	Oid			heapoid = IndexGetRelation(indexoid, true);
 
+	/* not on a standby, nor in a read-only transaction: it writes */
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot compact an index during recovery")));
+	PreventCommandIfReadOnly("vecstore_compact()");
+
 	/* the owner's, checked before waiting for a lock, as VACUUM does */
 	if (OidIsValid(heapoid) && !pg_class_ownercheck(heapoid, GetUserId()))
 		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_INDEX, get_rel_name(indexoid));
 	index = VsOpenIndex(indexoid, ShareUpdateExclusiveLock, RowExclusiveLock, &heap);
 	if (heap == NULL || !pg_class_ownercheck(RelationGetRelid(heap), GetUserId()))
 		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_INDEX, RelationGetRelationName(index));
-	if (RecoveryInProgress())
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("cannot compact index \"%s\" during recovery",
-						RelationGetRelationName(index))));
 	bas = GetAccessStrategy(BAS_VACUUM);
 	VsCompactProgressBegin(heap);
 	VsCompact(index, all ? 0.0 : Max(VsGetCompactionThreshold(index), 1e-9), false, bas, &res);
