@@ -32,6 +32,13 @@ ALTER INDEX ct_idx SET (min_cluster_rows = 'few');
 ALTER INDEX ct_idx SET (min_cluster_rows = 0);
 SELECT reloptions FROM pg_class WHERE relname = 'ct_idx';
 ALTER INDEX ct_idx RESET (min_cluster_rows);
+-- at most half of an explicit max_cluster_rows (a split's parts are not
+-- merged again)
+ALTER INDEX ct_idx SET (max_cluster_rows = 1000, min_cluster_rows = 600);
+ALTER INDEX ct_idx SET (max_cluster_rows = 1000, min_cluster_rows = 500);
+ALTER INDEX ct_idx SET (max_cluster_rows = 999);
+SELECT reloptions FROM pg_class WHERE relname = 'ct_idx';
+ALTER INDEX ct_idx RESET (max_cluster_rows, min_cluster_rows);
 
 -- vecstore_compact takes a vecstore index only
 SELECT * FROM vecstore_compact('ct');

@@ -291,6 +291,13 @@ vsoptions(Datum reloptions, bool validate)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("ef_construction must be greater than or equal to 2 * m")));
+	/* a split's parts (about half the bound each) must not be merged back */
+	if (validate && opts != NULL && opts->max_cluster_rows > 0 &&
+		opts->min_cluster_rows > opts->max_cluster_rows / 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("min_cluster_rows must be at most half of max_cluster_rows"),
+				 errdetail("A compaction splits a cluster past max_cluster_rows into parts of about half as many rows, which it would merge again.")));
 	return (bytea *) opts;
 }
 

@@ -635,7 +635,11 @@ VsWriteCluster(VsBlobWriter *w, Relation index, int c, const float *vecs,
 		char	   *rows = palloc_extended(rowbytes * (Size) count, MCXT_ALLOC_HUGE);
 
 		for (int64 i = 0; i < count; i++)
+		{
 			VsEncodeRow(ex->elem_size, vecs + (Size) i * dims, dims, rows + rowbytes * i);
+			if ((i & 65535) == 65535)
+				CHECK_FOR_INTERRUPTS();
+		}
 		VsBlobWrite(w, rows, rowbytes * (Size) count);
 		pfree(rows);
 	}
@@ -1101,6 +1105,24 @@ build_init(VsBuildState *bs, Relation heap, Relation index, IndexInfo *indexInfo
 	bs->metric = VsGetMetric(index);
 	bs->elem = VsIndexElem(index);
 	bs->dims = get_dims(index);
+
+	/*
+	 * Graphs without codes search the full vectors, which must be float4:
+	 * refused here, before the heap is read, as the options alone say so.
+	 */
+	if (bs->elem == VS_ELEM_HALF)
+	{
+		int			m,
+					efc,
+					quantizer;
+
+		VsGetGraphOptions(index, &m, &efc, &quantizer);
+		if (quantizer == VS_QUANTIZER_NONE)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("vecstore indexes on halfvec need quantizer = sq8 or sq4"),
+					 errdetail("Without codes the graphs search the full vectors, which a halfvec index stores in 16 bits.")));
+	}
 	bs->tmpCtx = AllocSetContextCreate(CurrentMemoryContext, "vecstore build temporary context",
 									   ALLOCSET_DEFAULT_SIZES);
 	pg_prng_seed(&bs->prng, VS_KMEANS_SEED);
@@ -1127,8 +1149,8 @@ build_sample(VsBuildState *bs)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("column has no dimensions"),
-				 errdetail("The table has no rows to learn them from."),
-				 errhint("Declare the column as vector(n), or build the index after loading data.")));
+				 errdetail("The table has no rows to learn them from; TRUNCATE, VACUUM FULL, CLUSTER and REINDEX build the index again from the table's rows."),
+				 errhint("Declare the column's dimensions (ALTER TABLE ... ALTER COLUMN ... TYPE vector(n)), or build the index after loading data.")));
 
 	/* how many clusters, and how much of the sample k-means uses */
 	bs->lists = bs->lists_option > 0 ? bs->lists_option : auto_lists(bs->rows);
@@ -1251,12 +1273,6 @@ build_train(VsBuildState *bs)
 	INSTR_TIME_SET_ZERO(bs->graph_time);
 	bs->ex.graph_time = &bs->graph_time;
 	VsGetGraphOptions(bs->index, &bs->ex.m, &bs->ex.ef_construction, &quantizer);
-	/* graphs without codes search the full vectors, which must be float4 */
-	if (bs->elem == VS_ELEM_HALF && quantizer == VS_QUANTIZER_NONE)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("vecstore indexes on halfvec need quantizer = sq8 or sq4"),
-				 errdetail("Without codes the graphs search the full vectors, which a halfvec index stores in 16 bits.")));
 	/* the bits are their own codes: the graphs search them (vsscan.c) */
 	if (bs->elem == VS_ELEM_BIT)
 		quantizer = VS_QUANTIZER_NONE;

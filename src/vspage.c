@@ -629,7 +629,11 @@ VsBlobWrite(VsBlobWriter *w, const void *data, Size len)
 		w->total += chunk;
 		len -= chunk;
 		if (w->used == VS_BLOB_PAYLOAD)
+		{
 			blob_flush_page(w);
+			/* a cluster of many rows is gigabytes of pages */
+			CHECK_FOR_INTERRUPTS();
+		}
 	}
 }
 
