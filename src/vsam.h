@@ -811,6 +811,7 @@ extern void VsCheckPage(Relation index, Page page, BlockNumber blkno, uint16 typ
 extern Buffer VsNewBuffer(Relation index, ForkNumber forknum);
 extern void VsReadMeta(Relation index, VsMetaPage meta);
 extern bool VsReadMetaExtended(Relation index, VsMetaPage meta, bool check_crc);
+extern bool VsTryReadMeta(Relation index, VsMetaPage meta);
 extern VsMetaCache VsGetMetaCache(Relation index);
 extern void VsMetaCacheInit(void);
 extern void VsMetaCachePrepare(VsMetaCache cache);

@@ -75,6 +75,7 @@ vscostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	int			probes;
 	double		spc_seq_page_cost;
 	double		spc_random_page_cost;
+	bool		sound;
 
 	/* never an index for a plain WHERE: it has no search operators */
 	if (path->indexorderbys == NIL)
@@ -87,9 +88,31 @@ vscostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 		return;
 	}
 
+	/*
+	 * A metapage that cannot be read (damaged, of another format) prices
+	 * the index as a disabled plan, with a WARNING, instead of failing the
+	 * planning of every query on the table: a sequential scan answers
+	 * them, and a scan forced onto the index (enable_seqscan = off)
+	 * reports the damage itself.
+	 */
 	index = index_open(path->indexinfo->indexoid, NoLock);
-	VsReadMeta(index, &meta);
+	sound = VsTryReadMeta(index, &meta);
+	if (!sound)
+		ereport(WARNING,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" cannot be used: its metapage is damaged or of another format",
+						RelationGetRelationName(index)),
+				 errhint("REINDEX it; vecstore_verify() says more.")));
 	index_close(index, NoLock);
+	if (!sound)
+	{
+		*indexStartupCost = disable_cost;
+		*indexTotalCost = disable_cost;
+		*indexSelectivity = 1;
+		*indexCorrelation = 0;
+		*indexPages = 0;
+		return;
+	}
 
 	probes = VsExpectedProbes(meta.nclusters);
 	fraction = (double) probes / Max(meta.nclusters, 1);

@@ -752,6 +752,38 @@ VsReadMetaExtended(Relation index, VsMetaPage meta, bool check_crc)
 }
 
 /*
+ * VsTryReadMeta - the metapage into "meta" when it is sound (VsReadMeta's
+ * checks), false otherwise, never an error: for the planner, which must
+ * not make a damaged index fail every query on its table (a sequential
+ * scan still answers them).  An index with no blocks yet is not sound.
+ */
+bool
+VsTryReadMeta(Relation index, VsMetaPage meta)
+{
+	Buffer		buf;
+	Page		page;
+	VsMetaPage	m;
+	bool		sound;
+
+	if (RelationGetNumberOfBlocks(index) == 0)
+		return false;
+	buf = ReadBuffer(index, VS_METAPAGE_BLKNO);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	m = (VsMetaPage) PageGetContents(page);
+	sound = !PageIsNew(page) &&
+		PageGetSpecialSize(page) == MAXALIGN(sizeof(VsPageOpaqueData)) &&
+		VsPageGetOpaque(page)->page_id == VS_PAGE_ID &&
+		VsPageGetOpaque(page)->type == VS_PAGE_META &&
+		VsPageGetOpaque(page)->crc == VsPageCrc(page) &&
+		m->magic == VS_MAGIC && m->version == VS_VERSION;
+	if (sound)
+		memcpy(meta, m, sizeof(VsMetaPageData));
+	UnlockReleaseBuffer(buf);
+	return sound;
+}
+
+/*
  * VsBlobBlock - the block holding byte "offset" of a region, and the
  * offset within that page's payload.
  */

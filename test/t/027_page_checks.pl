@@ -7,8 +7,11 @@
 # An index on 2,000 rows; with the server stopped, one page of its fork
 # is changed, then a kNN query through the index (in a new server) must
 # fail with SQLSTATE XX002 and the message for that case:
-#   - the metapage (block 0) given the delta page type: "has a delta page
-#     at block 0 where a metapage was expected";
+#   - the metapage (block 0) given the delta page type: its CRC fails
+#     ("has a corrupted page at block 0"); without enable_seqscan = off
+#     the planner prices the index out with a WARNING and the query
+#     sorts the table (planning failed on every query of the table
+#     before);
 #   - the first centroid page (block 1, a blob page) given another page id:
 #     "has a page at block 1 that is not a vecstore page", the detail
 #     naming both ids (the page type still matches: the old message said
@@ -74,7 +77,8 @@ copy($file, $saved) or die "copy $file: $!";
 #
 sub with_page
 {
-    my ($blkno, $edit) = @_;
+    my ($blkno, $edit, $sql) = @_;
+    $sql //= "\\set VERBOSITY verbose\n$query";
     open my $fh, '+<:raw', $file or die "open $file: $!";
     sysseek($fh, $blkno * $BLCKSZ, 0) or die "seek: $!";
     sysread($fh, my $page, $BLCKSZ) == $BLCKSZ or die "read: $!";
@@ -83,10 +87,10 @@ sub with_page
     syswrite($fh, $page) == $BLCKSZ or die "write: $!";
     close $fh;
     $node->start;
-    my ($ret, $out, $err) = $node->psql('postgres', "\\set VERBOSITY verbose\n$query");
+    my ($ret, $out, $err) = $node->psql('postgres', $sql);
     $node->stop;
     copy($saved, $file) or die "copy back $file: $!";
-    return $err;
+    return wantarray ? ($ret, $out, $err) : $err;
 }
 
 #
@@ -110,6 +114,15 @@ my $err = with_page(0, sub { set_special($_[0], 3, undef) });
 like($err, qr/XX002/, 'metapage of another type: index corrupted');
 like($err, qr/index "t_idx" has a corrupted page at block 0/,
     'metapage of another type: its checksum fails first');
+
+# the planner does not fail on it: the query sorts the table instead, with
+# a WARNING (enable_seqscan = off forced the index onto the damage above)
+my ($mret, $mout, $merr) = with_page(0, sub { set_special($_[0], 3, undef) },
+    'SELECT id FROM t ORDER BY v <-> array_fill(5, ARRAY[8])::real[]::vector LIMIT 1');
+is($mret, 0, 'metapage damaged: a query the planner may answer without the index succeeds');
+is($mout, $answer, 'with the right row');
+like($merr, qr/WARNING:  index "t_idx" cannot be used: its metapage is damaged or of another format/,
+    'and a WARNING names the index');
 
 # other pages: the type first, named in words
 $err = with_page(1, sub { set_special($_[0], 3, undef) });
