@@ -99,6 +99,17 @@ SELECT vecstore_index_size('sz_idx') = pg_total_relation_size('sz_idx')
 SELECT vecstore_index_size('sz');
 SELECT vecstore_index_size(0) IS NULL AS missing_is_null;
 DROP TABLE sz;
+-- a partitioned index: no bytes of its own (as the core functions say),
+-- and the per-index functions point at its partitions' indexes
+CREATE TABLE szp (id int, v vector(2)) PARTITION BY RANGE (id);
+CREATE TABLE szp1 PARTITION OF szp FOR VALUES FROM (1) TO (1001);
+INSERT INTO szp SELECT g, ARRAY[g, g]::real[]::vector FROM generate_series(1, 1000) g;
+CREATE INDEX szp_idx ON szp USING vecstore (v);
+SELECT vecstore_index_size('szp_idx') = pg_total_relation_size('szp_idx') AS partitioned_as_core;
+SELECT clusters FROM vecstore_index_info('szp_idx');
+SELECT * FROM vecstore_compact('szp_idx');
+SELECT count(*) FROM vecstore_index_info((SELECT relid FROM pg_partition_tree('szp_idx') WHERE isleaf));
+DROP TABLE szp;
 
 -- the memory report: the segment's parts, hot and cold, and what the page
 -- cache holds of them (everything, right after the build wrote it: not

@@ -63,12 +63,18 @@ VsOpenIndex(Oid indexoid, LOCKMODE heaplock, LOCKMODE indexlock, Relation *heap)
 	if (HeapTupleIsValid(tuple))
 	{
 		Form_pg_class rel = (Form_pg_class) GETSTRUCT(tuple);
-		bool		ours = rel->relkind == RELKIND_INDEX &&
-			rel->relam == get_index_am_oid("vecstore", false);
+		bool		vecstore = rel->relam == get_index_am_oid("vecstore", false);
+		char		relkind = rel->relkind;
 		char	   *name = pstrdup(NameStr(rel->relname));
 
 		ReleaseSysCache(tuple);
-		if (!ours)
+		if (vecstore && relkind == RELKIND_PARTITIONED_INDEX)
+			ereport(ERROR,
+					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					 errmsg("\"%s\" is a partitioned vecstore index", name),
+					 errdetail("A partitioned index holds no rows; each partition has an index of its own."),
+					 errhint("Call the function on the indexes of the partitions (pg_partition_tree() lists them).")));
+		if (!vecstore || relkind != RELKIND_INDEX)
 			ereport(ERROR,
 					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 					 errmsg("\"%s\" is not a vecstore index", name)));
@@ -186,8 +192,10 @@ PG_FUNCTION_INFO_V1(vecstore_index_size);
 /*
  * vecstore_index_size(regclass) - pg_total_relation_size of an index
  * plus, for a vecstore index, its segment files (every generation's still
- * on disk).  Like pg_total_relation_size, it needs no privilege on the
- * table; NULL for a relation that does not exist.
+ * on disk); 0 for a partitioned index, as pg_total_relation_size says
+ * (its partitions' indexes have the bytes).  Like pg_total_relation_size,
+ * it needs no privilege on the table; NULL for a relation that does not
+ * exist.
  */
 Datum
 vecstore_index_size(PG_FUNCTION_ARGS)
@@ -198,12 +206,14 @@ vecstore_index_size(PG_FUNCTION_ARGS)
 
 	if (rel == NULL)
 		PG_RETURN_NULL();
-	if (rel->rd_rel->relkind != RELKIND_INDEX)
+	if (rel->rd_rel->relkind != RELKIND_INDEX && rel->rd_rel->relkind != RELKIND_PARTITIONED_INDEX)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("\"%s\" is not an index", RelationGetRelationName(rel))));
 	total = DatumGetInt64(DirectFunctionCall1(pg_total_relation_size, ObjectIdGetDatum(relid)));
-	if (rel->rd_rel->relam == get_index_am_oid("vecstore", true))
+	/* a partitioned index has no storage, and no files (0, as PostgreSQL says) */
+	if (rel->rd_rel->relkind == RELKIND_INDEX &&
+		rel->rd_rel->relam == get_index_am_oid("vecstore", true))
 		total += segment_bytes(rel->rd_node.relNode);
 	relation_close(rel, AccessShareLock);
 	PG_RETURN_INT64(total);
