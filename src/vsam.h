@@ -949,6 +949,7 @@ extern void VsSegmentRemoveInit(void);
 extern void VsSegmentRemoveOnAbort(RelFileNode node);
 extern void VsSegmentForgetIndexFiles(Relation index);
 extern int	VsSegmentRemoveUnused(Relation index, VsMetaPage meta, const char *head);
+extern void VsSegmentRemoveUnpublished(Relation index, uint32 published);
 extern int	VsSegmentSweep(void);
 
 #endif							/* VSAM_H */

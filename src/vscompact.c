@@ -1711,6 +1711,59 @@ train_codes(Relation index, VsMetaPage meta, const char **bodyp, const VsCluster
 }
 
 /*
+ * publish - write the segment files of a compaction's new pieces (the
+ * first one, the generation's own, and relocated ones), checked as they
+ * are written, then switch the metapage to "newmeta" in one WAL record;
+ * returns the record's position.  Files written for a generation that an
+ * error (a cancel, the debug stop) keeps from being published are removed
+ * again: nothing else would before the next compaction, and the pinner
+ * takes the newest file of an index for its own.  Inserts read the
+ * metapage for the directory's place only, which does not move; the delta
+ * chains are untouched.  A concurrent change of the metapage would be a
+ * bug: it checks that nothing moved under it.
+ */
+static XLogRecPtr
+publish(Relation index, const VsMetaPageData *meta, VsMetaPageData *newmeta,
+		const VsPieceInfo *newpieces, int nop, const char *head, const char *body)
+{
+	XLogRecPtr	lsn = InvalidXLogRecPtr;
+
+	PG_TRY();
+	{
+		Buffer		metabuf;
+		GenericXLogState *state;
+		Page		metapage;
+
+		VsSegmentWritePiece(index, newmeta);
+		for (int q = 1; q < nop; q++)
+			VsSegmentWriteOtherPiece(index, newmeta, &newpieces[q], head);
+		VsSegmentRelease(body);
+		VsCompactDebugStop(VS_COMPACT_STOP_LOGGED);
+
+		progress(VS_PROGRESS_PHASE, VS_COMPACT_PHASE_SWITCHING);
+		metabuf = ReadBuffer(index, VS_METAPAGE_BLKNO);
+		LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
+		VsCheckPage(index, BufferGetPage(metabuf), VS_METAPAGE_BLKNO, VS_PAGE_META);
+		if (((VsMetaPage) PageGetContents(BufferGetPage(metabuf)))->generation != meta->generation)
+			elog(ERROR, "index \"%s\" changed generation during a compaction",
+				 RelationGetRelationName(index));
+		state = GenericXLogStart(index);
+		metapage = GenericXLogRegisterBuffer(state, metabuf, 0);
+		memcpy(PageGetContents(metapage), newmeta, sizeof(VsMetaPageData));
+		VsPageSeal(metapage);
+		lsn = GenericXLogFinish(state);
+		UnlockReleaseBuffer(metabuf);
+	}
+	PG_CATCH();
+	{
+		VsSegmentRemoveUnpublished(index, meta->generation);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return lsn;
+}
+
+/*
  * VsCompact - re-seal the clusters whose delta rows and removed rows make
  * up at least "threshold" of their rows (and VS_COMPACT_MIN_ROWS), or,
  * when "threshold" is 0, every cluster with any; every cluster when it
@@ -1776,9 +1829,6 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 	uint64		train_live = 0; /* live rows of every cluster, when train */
 	VsQuantParams *trained = NULL;
 	uint32		params_size;
-	Buffer		metabuf;
-	Page		metapage;
-	GenericXLogState *state;
 	XLogRecPtr	lsn;
 
 	memset(result, 0, sizeof(VsCompactResult));
@@ -2521,32 +2571,7 @@ compact(Relation index, double threshold, bool relocate, BufferAccessStrategy ba
 		log_region(index, &newmeta.routing);
 	}
 
-	/* the segment file of the new piece, checked as it is written */
-	VsSegmentWritePiece(index, &newmeta);
-	for (int q = 1; q < nop; q++)
-		VsSegmentWriteOtherPiece(index, &newmeta, &newpieces[q], head);
-	VsSegmentRelease(body);
-	VsCompactDebugStop(VS_COMPACT_STOP_LOGGED);
-
-	/*
-	 * The switch: the metapage, in one WAL record.  Inserts read it for
-	 * the directory's place only, which does not move; the delta chains
-	 * are untouched.  A concurrent change of the metapage would be a bug:
-	 * check that nothing moved under us.
-	 */
-	progress(VS_PROGRESS_PHASE, VS_COMPACT_PHASE_SWITCHING);
-	metabuf = ReadBuffer(index, VS_METAPAGE_BLKNO);
-	LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
-	VsCheckPage(index, BufferGetPage(metabuf), VS_METAPAGE_BLKNO, VS_PAGE_META);
-	if (((VsMetaPage) PageGetContents(BufferGetPage(metabuf)))->generation != meta.generation)
-		elog(ERROR, "index \"%s\" changed generation during a compaction",
-			 RelationGetRelationName(index));
-	state = GenericXLogStart(index);
-	metapage = GenericXLogRegisterBuffer(state, metabuf, 0);
-	memcpy(PageGetContents(metapage), &newmeta, sizeof(VsMetaPageData));
-	VsPageSeal(metapage);
-	lsn = GenericXLogFinish(state);
-	UnlockReleaseBuffer(metabuf);
+	lsn = publish(index, &meta, &newmeta, newpieces, nop, head, body);
 
 	/* durable before the files of the pieces it dropped go */
 	if (RelationNeedsWAL(index))

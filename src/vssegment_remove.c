@@ -257,6 +257,42 @@ VsSegmentRemoveUnused(Relation index, VsMetaPage meta, const char *head)
 }
 
 /*
+ * VsSegmentRemoveUnpublished - a compaction that wrote files for a
+ * generation after "published" (the metapage's) and failed before it
+ * published it: remove this relfilenode's files of later generations.
+ * Its lock on the table keeps any other compaction out, so they are all
+ * its own.  Called while an error is being handled: failures are logged.
+ */
+void
+VsSegmentRemoveUnpublished(Relation index, uint32 published)
+{
+	char		dir[MAXPGPATH];
+	DIR		   *d;
+	struct dirent *de;
+
+	VsSegmentDir(index->rd_node.dbNode, dir, sizeof(dir));
+	d = AllocateDir(dir);
+	if (d == NULL)
+		return;
+	while ((de = ReadDirExtended(d, dir, LOG)) != NULL)
+	{
+		Oid			relnode;
+		uint32		gen;
+		char		path[MAXPGPATH];
+
+		if (!VsSegmentFileName(de->d_name, &relnode, &gen) ||
+			relnode != index->rd_node.relNode || gen <= published)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (unlink(path) != 0 && errno != ENOENT)
+			ereport(LOG,
+					(errcode_for_file_access(),
+					 errmsg("could not remove file \"%s\": %m", path)));
+	}
+	FreeDir(d);
+}
+
+/*
  * finish_pending - carry out the removals of "list" for a transaction that
  * committed ("commit") or aborted, and free them.
  */

@@ -220,6 +220,13 @@ $node->safe_psql('postgres', "SELECT pg_cancel_backend($bgpid)");
 $bg->quit;
 is($node->safe_psql('postgres', "SELECT dead_rows FROM vecstore_index_info('e_idx')"),
     $edead2, 'E: the cancelled compaction published nothing');
+is( $node->safe_psql(
+        'postgres', q{
+SELECT count(*) FROM pg_ls_dir('pg_vecstore/' || (SELECT oid FROM pg_database
+                                                 WHERE datname = current_database())) f
+WHERE f LIKE pg_relation_filenode('e_idx') || '.%.seg'
+  AND split_part(f, '.', 2)::int > (SELECT segment_generation FROM vecstore_index_info('e_idx'))}),
+    '0', 'E: and left no file of the generation it did not publish');
 check_table('E, cancelled', 'e', $ROW, 6, 7, 8);
 is($node->safe_psql('postgres', "SELECT rows_removed FROM vecstore_compact('e_idx', true)"),
     $edead2, 'E: a forced compaction drops the removed rows');
