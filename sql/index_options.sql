@@ -138,6 +138,17 @@ INSERT INTO nt VALUES ('[1,2,3]');
 SET enable_seqscan = off;
 SELECT w FROM nt ORDER BY w <-> '[1,2,3]' LIMIT 1;
 SELECT w FROM nt ORDER BY w <-> '[1,2]' LIMIT 1;
+-- rebuilt on an empty table, it keeps its dimensions (from the files of
+-- the relfilenode it replaces): TRUNCATE, VACUUM FULL, REINDEX
+TRUNCATE nt;
+SELECT dimensions FROM vecstore_index_info('nt_idx');
+INSERT INTO nt VALUES ('[5,6]');
+INSERT INTO nt VALUES ('[1,2,3]');
+SELECT w FROM nt ORDER BY w <-> '[5,5]' LIMIT 1;
+DELETE FROM nt;
+VACUUM FULL nt;
+REINDEX INDEX nt_idx;
+SELECT dimensions FROM vecstore_index_info('nt_idx');
 RESET enable_seqscan;
 DROP TABLE nt;
 

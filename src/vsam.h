@@ -942,6 +942,7 @@ extern Size VsSegmentBytesMapped(Relation index);
 extern const char *VsSegmentCheck(Relation index, VsMetaPage meta, uint32 *generation);
 extern const VsQuantParams *VsSegmentParams(VsMetaPage meta, const char *body);
 extern bool VsSegmentFileIndex(const char *path, Oid *indexoid, TransactionId *writer);
+extern int	VsSegmentPreviousDims(Relation index);
 extern void VsSegmentEndOfXact(void);
 
 /* vssegment_remove.c */

@@ -1145,11 +1145,26 @@ build_sample(VsBuildState *bs)
 	bs->reltuples = table_index_build_scan(bs->heap, bs->index, bs->indexInfo, false, true,
 										   sample_callback, bs, NULL);
 
+	/*
+	 * No typmod and no rows: a rebuild (TRUNCATE, VACUUM FULL, REINDEX of
+	 * an empty table) keeps the dimensions the index had, from the files
+	 * of the relfilenode it replaces.
+	 */
+	if (bs->dims == 0)
+	{
+		int			previous = VsSegmentPreviousDims(bs->index);
+
+		if (previous > 0 && previous <= VsMaxDims(bs->elem))
+		{
+			bs->dims = previous;
+			set_sample_cap(bs);
+		}
+	}
 	if (bs->dims == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("column has no dimensions"),
-				 errdetail("The table has no rows to learn them from; TRUNCATE, VACUUM FULL, CLUSTER and REINDEX build the index again from the table's rows."),
+				 errdetail("The table has no rows to learn them from."),
 				 errhint("Declare the column's dimensions (ALTER TABLE ... ALTER COLUMN ... TYPE vector(n)), or build the index after loading data.")));
 
 	/* how many clusters, and how much of the sample k-means uses */

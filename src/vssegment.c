@@ -2420,6 +2420,44 @@ VsSegmentFileIndex(const char *path, Oid *indexoid, TransactionId *writer)
 }
 
 /*
+ * VsSegmentPreviousDims - the dimensions of "index" as the segment files of
+ * another of its relfilenodes record them (the one a TRUNCATE, VACUUM
+ * FULL or REINDEX is replacing, whose files go only at commit), or 0 when
+ * there is none: how a rebuild on an empty table learns the dimensions of
+ * a column declared without them.  Files that cannot be read are passed
+ * over (they are a cache; a restored backup may have none).
+ */
+int
+VsSegmentPreviousDims(Relation index)
+{
+	char		dir[MAXPGPATH];
+	DIR		   *d;
+	struct dirent *de;
+	int			dims = 0;
+
+	VsSegmentDir(index->rd_node.dbNode, dir, sizeof(dir));
+	d = AllocateDir(dir);
+	if (d == NULL)
+		return 0;
+	while (dims == 0 && (de = ReadDirExtended(d, dir, LOG)) != NULL)
+	{
+		Oid			relnode;
+		uint32		gen;
+		char		path[MAXPGPATH];
+		VsSegmentHeader hdr;
+
+		if (!VsSegmentFileName(de->d_name, &relnode, &gen) ||
+			relnode == index->rd_node.relNode)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (read_header(path, &hdr) == NULL && hdr.indexoid == RelationGetRelid(index))
+			dims = (int) hdr.dims;
+	}
+	FreeDir(d);
+	return dims;
+}
+
+/*
  * VsSegmentEndOfXact - at the end of a transaction every scan is over:
  * drop every pin this backend's mappings still have, and unmap the stale
  * ones.
