@@ -490,6 +490,10 @@ typedef struct VsMetaCacheData
 	 * no cluster is merged (and live_ids NULL too).
 	 */
 	int32	   *hosts;
+	int32	   *guests;			/* with hosts: the merged clusters of host h
+								 * are guests[guest_start[h] ..
+								 * guest_start[h + 1] - 1] */
+	int32	   *guest_start;	/* nclusters + 1 entries */
 	int		   *live_ids;
 	int			nlive;			/* clusters not merged */
 	int			pins;			/* scans that read it (VsMetaCacheRelease);

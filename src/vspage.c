@@ -1264,10 +1264,31 @@ VsGetMetaCache(Relation index)
 	cache->centroids = palloc_extended(Max(nfloats, 1) * sizeof(float), MCXT_ALLOC_HUGE);
 	cache->hosts = VsReadCentroids(index, &meta, cache->centroids, NULL);
 	cache->nlive = (int) meta.nclusters;
-	for (uint32 c = 0; cache->hosts != NULL && c < meta.nclusters; c++)
+	if (cache->hosts != NULL)
 	{
-		if (cache->hosts[c] >= 0)
-			cache->nlive--;
+		/* each host's merged clusters, for the scans' delta rows */
+		int32	   *next;
+
+		cache->guest_start = palloc0(sizeof(int32) * (meta.nclusters + 1));
+		for (uint32 c = 0; c < meta.nclusters; c++)
+		{
+			if (cache->hosts[c] >= 0)
+			{
+				cache->nlive--;
+				cache->guest_start[cache->hosts[c] + 1]++;
+			}
+		}
+		for (uint32 h = 0; h < meta.nclusters; h++)
+			cache->guest_start[h + 1] += cache->guest_start[h];
+		cache->guests = palloc(sizeof(int32) * Max(meta.nclusters - cache->nlive, 1));
+		next = palloc(sizeof(int32) * meta.nclusters);
+		memcpy(next, cache->guest_start, sizeof(int32) * meta.nclusters);
+		for (uint32 c = 0; c < meta.nclusters; c++)
+		{
+			if (cache->hosts[c] >= 0)
+				cache->guests[next[cache->hosts[c]]++] = (int32) c;
+		}
+		pfree(next);
 	}
 
 	/* the graph over the centroids, checked once as it is loaded */

@@ -1277,10 +1277,10 @@ open_cluster(IndexScanDesc scan, int cluster, const VsOffloadHit *hits, int nhit
 	 * into it (rows inserted before the merge was published).
 	 */
 	delta_rows(scan, p, cluster);
-	for (int c = 0; so->cache->hosts != NULL && c < (int) so->meta.nclusters; c++)
+	if (so->cache->hosts != NULL)
 	{
-		if (so->cache->hosts[c] == cluster)
-			delta_rows(scan, p, c);
+		for (int g = so->cache->guest_start[cluster]; g < so->cache->guest_start[cluster + 1]; g++)
+			delta_rows(scan, p, so->cache->guests[g]);
 	}
 }
 
