@@ -300,6 +300,12 @@ map_file(Oid dbid, Oid relnode, uint32 generation)
 	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
 	if (fd < 0)
 		return NULL;
+	/* the size of the file opened, which a rename may have replaced */
+	if (fstat(fd, &st) != 0 || st.st_size < VS_SEGMENT_HEADER_SIZE)
+	{
+		CloseTransientFile(fd);
+		return NULL;
+	}
 	addr = mmap(NULL, (Size) st.st_size, PROT_READ, MAP_SHARED, fd, 0);
 	CloseTransientFile(fd);
 	if (addr == MAP_FAILED)
@@ -415,6 +421,9 @@ pin_round(void)
 		Pin		   *pin = NULL;
 
 		CHECK_FOR_INTERRUPTS();
+		/* a round of mlock()s of cold ranges must not hold up a shutdown */
+		if (ShutdownRequestPending)
+			break;
 		foreach(lc, newest)
 		{
 			Newest	   *nw = lfirst(lc);
