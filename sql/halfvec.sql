@@ -97,6 +97,7 @@ SELECT l2_distance('[1,2,2]'::halfvec, '[3,4,3]'), '[1,2,2]'::halfvec <-> '[3,4,
 SELECT halfvec_l2_squared_distance('[1,2,2]', '[3,4,3]');
 SELECT inner_product('[1,-2,3]'::halfvec, '[4,5,6]'), '[1,-2,3]'::halfvec <#> '[4,5,6]';
 SELECT halfvec_negative_inner_product('[1,-2,3]', '[4,5,6]');
+SELECT halfvec_spherical_distance('[1,0]', '[0,1]'), round(halfvec_spherical_distance('[0.6,0.8]', '[0.6,0.8]')::numeric, 4);
 SELECT cosine_distance('[2,0]'::halfvec, '[0,5]'), '[1,1]'::halfvec <=> '[3,3]',
        cosine_distance('[1,2]'::halfvec, '[-2,-4]'), cosine_distance('[0,0]'::halfvec, '[1,1]');
 SELECT l1_distance('[1,-2,3]'::halfvec, '[-1,2,-3]'), '[1,-2,3]'::halfvec <+> '[-1,2,-3]';

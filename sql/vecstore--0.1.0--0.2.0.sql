@@ -22,6 +22,10 @@ CREATE FUNCTION binary_quantize(vector) RETURNS bit
     AS 'MODULE_PATHNAME', 'vs_binary_quantize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION binary_quantize(vector) IS 'one bit per element, set where the element is positive';
 
+CREATE FUNCTION vector_spherical_distance(vector, vector) RETURNS float8
+    AS 'MODULE_PATHNAME', 'vs_vector_spherical_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION vector_spherical_distance(vector, vector) IS 'angle between two unit vectors, as a fraction of pi (pgvector''s)';
+
 -- vecstore_index_info gains segment_pieces, compactions, fork_free_bytes
 -- and fork_reads: its row type changes, so it is dropped and made again.
 DROP FUNCTION vecstore_index_info(regclass);
@@ -157,6 +161,9 @@ COMMENT ON FUNCTION cosine_distance(halfvec, halfvec) IS 'cosine distance: 1 - c
 COMMENT ON FUNCTION l1_distance(halfvec, halfvec) IS 'taxicab (L1) distance';
 COMMENT ON FUNCTION halfvec_l2_squared_distance(halfvec, halfvec) IS 'squared Euclidean distance';
 COMMENT ON FUNCTION halfvec_negative_inner_product(halfvec, halfvec) IS 'negative inner product, so that smaller means more similar';
+CREATE FUNCTION halfvec_spherical_distance(halfvec, halfvec) RETURNS float8
+    AS 'MODULE_PATHNAME', 'vs_halfvec_spherical_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION halfvec_spherical_distance(halfvec, halfvec) IS 'angle between two unit vectors, as a fraction of pi (pgvector''s)';
 
 CREATE FUNCTION vector_dims(halfvec) RETURNS integer
     AS 'MODULE_PATHNAME', 'vs_halfvec_vector_dims' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;

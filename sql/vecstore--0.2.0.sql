@@ -55,6 +55,9 @@ COMMENT ON FUNCTION cosine_distance(vector, vector) IS 'cosine distance: 1 - cos
 COMMENT ON FUNCTION l1_distance(vector, vector) IS 'taxicab (L1) distance';
 COMMENT ON FUNCTION vector_l2_squared_distance(vector, vector) IS 'squared Euclidean distance';
 COMMENT ON FUNCTION vector_negative_inner_product(vector, vector) IS 'negative inner product, so that smaller means more similar';
+CREATE FUNCTION vector_spherical_distance(vector, vector) RETURNS float8
+    AS 'MODULE_PATHNAME', 'vs_vector_spherical_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION vector_spherical_distance(vector, vector) IS 'angle between two unit vectors, as a fraction of pi (pgvector''s)';
 
 -- other functions
 
@@ -512,6 +515,9 @@ COMMENT ON FUNCTION cosine_distance(halfvec, halfvec) IS 'cosine distance: 1 - c
 COMMENT ON FUNCTION l1_distance(halfvec, halfvec) IS 'taxicab (L1) distance';
 COMMENT ON FUNCTION halfvec_l2_squared_distance(halfvec, halfvec) IS 'squared Euclidean distance';
 COMMENT ON FUNCTION halfvec_negative_inner_product(halfvec, halfvec) IS 'negative inner product, so that smaller means more similar';
+CREATE FUNCTION halfvec_spherical_distance(halfvec, halfvec) RETURNS float8
+    AS 'MODULE_PATHNAME', 'vs_halfvec_spherical_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION halfvec_spherical_distance(halfvec, halfvec) IS 'angle between two unit vectors, as a fraction of pi (pgvector''s)';
 
 CREATE FUNCTION vector_dims(halfvec) RETURNS integer
     AS 'MODULE_PATHNAME', 'vs_halfvec_vector_dims' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;

@@ -5,6 +5,11 @@ SELECT l2_distance('[1,2,3]'::vector, '[1,2,3]');
 SELECT vector_l2_squared_distance('[0,0]', '[3,4]');
 SELECT inner_product('[1,2]'::vector, '[3,4]'), '[1,2]'::vector <#> '[3,4]';
 SELECT vector_negative_inner_product('[1,2]', '[3,4]');
+-- pgvector's spherical distance: the angle of unit vectors over pi,
+-- clamped where rounding leaves the inner product past 1
+SELECT vector_spherical_distance('[1,0]', '[0,1]'), vector_spherical_distance('[1,0]', '[1,0]'),
+       vector_spherical_distance('[1,0]', '[-1,0]'), vector_spherical_distance('[1.0000001,0]', '[1,0]');
+SELECT vector_spherical_distance('[1,0]', '[1,0,0]');
 SELECT cosine_distance('[1,2]'::vector, '[2,4]'), cosine_distance('[1,2]'::vector, '[0,0]');
 SELECT cosine_distance('[1,1]'::vector, '[1,1]'), cosine_distance('[1,1]'::vector, '[-1,-1]'), cosine_distance('[1,0]'::vector, '[0,2]');
 SELECT '[1,2]'::vector <=> '[2,4]';

@@ -651,6 +651,23 @@ vs_halfvec_inner_product(PG_FUNCTION_ARGS)
 	PG_RETURN_FLOAT8((double) VsHalfKernels.inner_product(a->x, b->x, a->dim));
 }
 
+PG_FUNCTION_INFO_V1(vs_halfvec_spherical_distance);
+/*
+ * halfvec_spherical_distance - vector_spherical_distance (vector.c) of
+ * two halfvecs.
+ */
+Datum
+vs_halfvec_spherical_distance(PG_FUNCTION_ARGS)
+{
+	HalfVector *a = PG_GETARG_HALFVEC_P(0);
+	HalfVector *b = PG_GETARG_HALFVEC_P(1);
+	double		dp;
+
+	check_dims(a, b);
+	dp = (double) VsHalfKernels.inner_product(a->x, b->x, a->dim);
+	PG_RETURN_FLOAT8(acos(Max(-1.0, Min(1.0, dp))) / M_PI);
+}
+
 PG_FUNCTION_INFO_V1(vs_halfvec_negative_inner_product);
 /*
  * halfvec_negative_inner_product - the <#> operator.

@@ -555,6 +555,26 @@ vs_inner_product(PG_FUNCTION_ARGS)
 	PG_RETURN_FLOAT8((double) VsKernels.inner_product(a->x, b->x, a->dim));
 }
 
+PG_FUNCTION_INFO_V1(vs_vector_spherical_distance);
+/*
+ * vector_spherical_distance - the angle between two vectors of unit
+ * length, as a fraction of pi: acos of their inner product (clamped to
+ * -1 .. 1, which rounding may leave), over pi.  pgvector's function of
+ * the name (its spherical k-means); for vectors that are not normalised
+ * the value means nothing, as there.
+ */
+Datum
+vs_vector_spherical_distance(PG_FUNCTION_ARGS)
+{
+	Vector	   *a = PG_GETARG_VECTOR_P(0);
+	Vector	   *b = PG_GETARG_VECTOR_P(1);
+	double		dp;
+
+	VsCheckDims(a, b);
+	dp = (double) VsKernels.inner_product(a->x, b->x, a->dim);
+	PG_RETURN_FLOAT8(acos(Max(-1.0, Min(1.0, dp))) / M_PI);
+}
+
 PG_FUNCTION_INFO_V1(vs_vector_negative_inner_product);
 /*
  * vector_negative_inner_product - the <#> operator, so that ascending
