@@ -371,3 +371,22 @@ SET enable_seqscan = off;
 EXPLAIN (COSTS OFF) SELECT id FROM tp ORDER BY v <-> '[1,2,3,4,5,6,7,8]';
 RESET enable_seqscan;
 DROP TABLE tp;
+
+-- a scan that runs through every row returns each one, or counts it as
+-- found too late (nearer than a row already returned: left out to keep
+-- the order) in vecstore_stats().rows_skipped_late
+CREATE TABLE tl (id int PRIMARY KEY, v vector(16));
+INSERT INTO tl SELECT i, ARRAY(SELECT (hashint4(i * 16 + j) % 1000) / 1000.0
+                               FROM generate_series(1, 16) j)::real[]::vector
+FROM generate_series(1, 20000) i;
+CREATE INDEX tl_v ON tl USING vecstore (v);
+SET enable_seqscan = off;
+SET vecstore.max_scan_tuples = 1000000;
+CREATE TEMP TABLE tl_before AS SELECT rows_skipped_late AS n FROM vecstore_stats();
+CREATE TEMP TABLE tl_returned AS
+SELECT count(*) AS n FROM (SELECT id FROM tl ORDER BY v <-> array_fill(0.5::real, ARRAY[16])::vector) s;
+SELECT r.n + s.rows_skipped_late - b.n AS returned_or_skipped
+FROM tl_returned r, vecstore_stats() s, tl_before b;
+RESET vecstore.max_scan_tuples;
+RESET enable_seqscan;
+DROP TABLE tl, tl_before, tl_returned;

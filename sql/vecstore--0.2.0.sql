@@ -427,7 +427,8 @@ CREATE FUNCTION vecstore_stats(
     OUT clusters_trusted bigint,
     OUT shared_checks boolean,
     OUT vectors_read bigint,
-    OUT vectors_read_from_files bigint)
+    OUT vectors_read_from_files bigint,
+    OUT rows_skipped_late bigint)
     AS 'MODULE_PATHNAME', 'vecstore_stats' LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
 
 CREATE FUNCTION vecstore_verify(index regclass, repair boolean DEFAULT false)
@@ -462,7 +463,7 @@ COMMENT ON VIEW vecstore_compaction_progress IS 'compactions of vecstore indexes
 GRANT SELECT ON vecstore_compaction_progress TO PUBLIC;
 COMMENT ON FUNCTION vecstore_compact(regclass, boolean) IS 'compacts a vecstore index now: folds delta rows into their clusters and drops removed rows, for every cluster that has any (all_clusters) or those past its compaction_threshold';
 COMMENT ON FUNCTION vecstore_gpu_status() IS 'the GPU service: state, device, memory, helper process and restarts, work that ran on the CPU instead and why, requests and batches, last error';
-COMMENT ON FUNCTION vecstore_stats() IS 'this session''s index scans (rows examined, clusters opened, scans cut short by vecstore.max_scan_tuples, full vectors read, and of those read from the files while reading ahead) and segment checks (done here, or taken from the server''s record)';
+COMMENT ON FUNCTION vecstore_stats() IS 'this session''s index scans (rows examined, clusters opened, scans cut short by vecstore.max_scan_tuples, full vectors read, and of those read from the files while reading ahead, rows left out because they were found after a farther one was returned) and segment checks (done here, or taken from the server''s record)';
 COMMENT ON FUNCTION vecstore_verify(regclass, boolean) IS 'checks a vecstore index (fork checksums, delta chains, segment file); one row per problem; repair => true rebuilds a bad segment file';
 
 -- halfvec: the type, its operators, functions, casts and aggregates

@@ -645,6 +645,8 @@ typedef struct VsBackendStats
 								 * the full vector (reranked or read flat) */
 	int64		vectors_read_from_files;	/* ... of those, read with pread()
 											 * (VsSegmentRead) */
+	int64		rows_skipped_late;	/* found after a farther row was returned,
+									 * so left out (vsscan.c, gettuple) */
 } VsBackendStats;
 
 extern VsBackendStats VsStats;

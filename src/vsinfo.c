@@ -150,7 +150,7 @@ close_vecstore_index(Relation index, Relation heap)
 VsBackendStats VsStats;
 
 /* the columns of vecstore_stats's row */
-#define STATS_COLS 11
+#define STATS_COLS 12
 
 /*
  * segment_bytes - bytes of the files in this database's segment directory,
@@ -254,6 +254,7 @@ vecstore_stats(PG_FUNCTION_ARGS)
 	values[8] = BoolGetDatum(VsCheckedAvailable());
 	values[9] = Int64GetDatum(VsStats.vectors_read);
 	values[10] = Int64GetDatum(VsStats.vectors_read_from_files);
+	values[11] = Int64GetDatum(VsStats.rows_skipped_late);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 

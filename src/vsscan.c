@@ -366,7 +366,10 @@ static inline void
 add_candidate(VsScanOpaque so, ItemPointer tid, double distance, double skey)
 {
 	if (so->have_last && VsCompareDistance(distance, so->last_distance) < 0)
+	{
+		VsStats.rows_skipped_late++;
 		return;
+	}
 	if (so->skip_nan && isnan(distance))
 		return;
 	if (so->ncands == so->maxcands)
@@ -1887,7 +1890,10 @@ gettuple(IndexScanDesc scan, ScanDirection dir)
 
 			/* rows nearer than the last returned came too late: skip them */
 			if (so->have_last && VsCompareDistance(c.distance, so->last_distance) < 0)
+			{
+				VsStats.rows_skipped_late++;
 				continue;
+			}
 			so->have_last = true;
 			so->last_distance = c.distance;
 			so->returned++;
