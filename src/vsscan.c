@@ -1462,7 +1462,9 @@ deepen_before(IndexScanDesc scan, double key)
 		VsProbe    *p = &so->probes[i];
 
 		/* a cluster counted as examined in full is read whatever the budget */
-		if (!p->full && VsCompareDistance(p->frontier - so->code_error, key) < 0 &&
+		if (!p->full &&
+			VsCompareDistance(p->frontier - so->code_error * VsPolicyCodeMargin(&so->policy, so->returned),
+							  key) < 0 &&
 			(p->counted || so->scanned < vecstore_max_scan_tuples))
 		{
 			CHECK_FOR_INTERRUPTS();
@@ -1777,7 +1779,8 @@ vsrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int nord
 static inline bool
 pending_may_precede(VsScanOpaque so)
 {
-	double		bound = so->pending[0].distance - so->code_error;
+	double		bound = so->pending[0].distance -
+		so->code_error * VsPolicyCodeMargin(&so->policy, so->returned);
 
 	if (so->order == VS_METRIC_L1)
 		return VsCompareDistance(sqrt(Max(bound, 0.0)), so->cands[0].distance) <= 0;

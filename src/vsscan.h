@@ -82,6 +82,7 @@ extern int	VsPolicyTrusted(const VsScanPolicy *pol, int found, int64 returned);
 extern bool VsPolicyShareConfirmation(const VsScanPolicy *pol, int trusted, int missed,
 									  int64 returned);
 extern bool VsPolicyFiltered(const VsScanPolicy *pol, int64 returned);
+extern double VsPolicyCodeMargin(const VsScanPolicy *pol, int64 returned);
 extern bool VsPolicyCalibrate(VsScanPolicy *pol, double first, double last);
 extern bool VsPolicyConfirmed(const VsScanPolicy *pol, int trusted, int missed);
 
