@@ -12,6 +12,13 @@
 # vecstore does not index (sparsevec) are left out and reported;
 # pgvector's setting in ALTER DATABASE is left out; the view restores and
 # queries are answered by the new indexes as an exact scan answers them.
+# From the "edge" fixtures: text rows of a --inserts dump that look like
+# pgvector DDL arrive untouched; statements about an index left out (its
+# comment, ALTER INDEX ... ATTACH PARTITION) are left out with it, so the
+# restore (one transaction, ON_ERROR_STOP) goes through to its end; a bit
+# index wider than vecstore's 4096 bits is left out with a WARNING; a tar
+# dump reads as the plain one.  A binary dump on standard input, and a
+# custom dump cut short, end the output in a failing statement.
 #
 # IDENTIFICATION
 #     test/t/032_pgvector_migrate.pl
@@ -51,8 +58,10 @@ sub restore
 {
     my ($dump, $db, @args) = @_;
     my $err = "$PostgreSQL::Test::Utils::tmp_check/migrate_$db.err";
-    my $cmd = "'$tool' '$dump' @args 2>'$err' | psql -X -q -v ON_ERROR_STOP=1 '"
-      . $node->connstr($db) . "' >/dev/null";
+    # one transaction, as README says, unless the dump creates its database
+    my $one = $db eq 'postgres' ? '' : '-1';
+    my $cmd = "'$tool' '$dump' @args 2>'$err' | psql -X -q $one -v ON_ERROR_STOP=1 '"
+      . $node->connstr($db) . "' 2>>'$err' >/dev/null";
     my $rc = system('bash', '-c', "set -o pipefail; $cmd");
     is($rc, 0, "restoring $dump into $db through the tool succeeds");
     return slurp_file($err);
@@ -121,6 +130,48 @@ $node->safe_psql('postgres', 'CREATE DATABASE fromcustom');
 $err = restore("$fixtures/pgvector-0.8.6.dump", 'fromcustom', '--no-owner');
 like($err, qr/index hnsw: 7, index ivfflat: 2, index left out: 1/, 'custom: the summary counts what changed');
 check_database('fromcustom', 'custom');
+
+# what a dump may hold besides (test/fixtures/README, the "edge" dumps): a
+# --inserts dump whose text rows hold lines that look like pgvector DDL;
+# a partitioned table with an index vecstore does not make, its
+# partition's index attached, a comment on it and a foreign key after;
+# bits wider than vecstore indexes; plain, and in the tar format
+for my $f ('pgvector-0.8.6-edge.sql', 'pgvector-0.8.6-edge.tar')
+{
+    my $db = $f =~ /tar$/ ? 'edge_tar' : 'edge_sql';
+    $node->safe_psql('postgres', "CREATE DATABASE $db");
+    $err = restore("$fixtures/$f", $db, '--no-owner');
+    like($err, qr/index hnsw: 4, index left out: 2, statement on an index left out: 2/,
+        "$f: the summary counts what changed");
+    like($err, qr/WARNING:  pgvector-migrate: index wide_h left out: column cannot have more than 4096 dimensions/,
+        "$f: the index of bits wider than vecstore's is left out with a WARNING");
+    is($node->safe_psql($db,
+            q{SELECT md5(string_agg(concat_ws('|', id, body), ';' ORDER BY id)) FROM notes}),
+        'a0839f05b23fe14947d9665c94dcedd7', "$f: text rows that look like pgvector DDL are not touched");
+    is($node->safe_psql($db,
+            q{SELECT md5(string_agg(concat_ws('|', id, tenant, s, e), ';' ORDER BY id)) FROM docs}),
+        '1735923e08f5d52566045c201658ef02', "$f: the partitioned table's rows");
+    is($node->safe_psql($db,
+            q{SELECT string_agg(c.relname || ':' || a.amname, ',' ORDER BY c.relname) FROM pg_class c
+              JOIN pg_am a ON a.oid = c.relam JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.relkind IN ('i', 'I') AND n.nspname = 'public'}),
+        'docs_a_e_idx:vecstore,docs_e:vecstore,later_pkey:btree,narrow_h:vecstore,notes_pkey:btree',
+        "$f: the indexes, the partitioned one attached, those vecstore cannot make left out");
+    is($node->safe_psql($db, q{SELECT count(*) FROM pg_constraint WHERE conname = 'child_id_fkey'}),
+        '1', "$f: what comes after the left-out index's statements is restored");
+}
+
+# a binary dump on standard input, or one cut short: the output ends in a
+# statement that fails, so that psql stops (and -1 undoes the rest)
+for my $case ([ "cat '$fixtures/pgvector-0.8.6-edge.tar' | '$tool' -", 'stdin' ],
+    [ "head -c 9000 '$fixtures/pgvector-0.8.6.dump' > '$PostgreSQL::Test::Utils::tmp_check/cut.dump'; '$tool' '$PostgreSQL::Test::Utils::tmp_check/cut.dump'", 'cut' ])
+{
+    my ($cmd, $what) = @$case;
+    my $last = `bash -c "$cmd 2>/dev/null | tail -n 1"`;
+    like($last, qr/^DO .*RAISE EXCEPTION 'pgvector-migrate: /, "a dump $what: the output ends in a failing statement");
+    my $rc = system('bash', '-c', "set -o pipefail; $cmd >/dev/null 2>&1");
+    isnt($rc, 0, "a dump $what: the tool exits non-zero");
+}
 
 # a dump with no pgvector in it passes through unchanged
 my $plain = "$PostgreSQL::Test::Utils::tmp_check/plain.sql";
