@@ -12,7 +12,8 @@
  * off.
  *
  * A launcher (one background worker, started with the server once
- * recovery has finished, restarted if it dies) wakes every
+ * recovery has finished, and again 10 s after it dies or is terminated)
+ * wakes every
  * vecstore.compaction_naptime seconds and, for each database that allows
  * connections, starts a worker for that database and waits for it: one
  * database at a time.  The worker finds the database's vecstore indexes
@@ -107,7 +108,7 @@ VsCompactWorkerInit(void)
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 60;
+	worker.bgw_restart_time = 10;
 	snprintf(worker.bgw_library_name, BGW_MAXLEN, "vecstore");
 	snprintf(worker.bgw_function_name, BGW_MAXLEN, "vs_compact_launcher_main");
 	snprintf(worker.bgw_name, BGW_MAXLEN, "vecstore compaction launcher");
@@ -244,7 +245,14 @@ vs_compact_launcher_main(Datum arg)
 		}
 		MemoryContextSwitchTo(TopMemoryContext);
 	}
-	proc_exit(0);
+
+	/*
+	 * Exit 1, as PostgreSQL's logical replication launcher does: the
+	 * postmaster starts it again after bgw_restart_time unless it is
+	 * shutting down, so that a pg_terminate_backend() does not stop
+	 * compactions for good (vecstore.compaction_worker = off does).
+	 */
+	proc_exit(1);
 }
 
 /*

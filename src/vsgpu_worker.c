@@ -600,5 +600,6 @@ vs_gpu_worker_main(Datum arg)
 	helper_stop(&h);
 	set_state(VS_GPU_STATE_DISABLED, NULL);
 	slots_fail(VS_SLOT_QUEUED, "the GPU service stopped");
-	proc_exit(0);
+	/* as the compaction launcher: started again unless the server stops */
+	proc_exit(1);
 }

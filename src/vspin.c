@@ -545,5 +545,6 @@ vs_pin_main(Datum arg)
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
-	proc_exit(0);
+	/* as the compaction launcher: started again unless the server stops */
+	proc_exit(1);
 }

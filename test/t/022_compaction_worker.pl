@@ -19,7 +19,8 @@
 # compaction (vecstore.debug_compaction_stop), it does not keep a VACUUM
 # from removing rows deleted meanwhile, it is cancelled by an ALTER TABLE
 # that waits for its lock, as autovacuum would be, and a later round
-# compacts the index.
+# compacts the index.  A launcher ended by pg_terminate_backend() is
+# started again.
 #
 # IDENTIFICATION
 #     test/t/022_compaction_worker.pl
@@ -155,6 +156,15 @@ ok( $node->poll_query_until(
     'a later round compacts the index');
 is($node->safe_psql('one', q{SELECT count(*) FROM vecstore_verify('t_v')}),
     '0', 'vecstore_verify is clean');
+
+# a launcher ended by pg_terminate_backend() comes back (as PostgreSQL's
+# logical replication launcher does), after its 10 s restart time
+my $LAUNCHER = q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'vecstore compaction launcher'};
+my $launcher = $node->safe_psql('postgres', $LAUNCHER);
+isnt($launcher, '', 'the launcher runs');
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($launcher)");
+ok($node->poll_query_until('postgres', "SELECT count(*) = 1 FROM ($LAUNCHER) s WHERE pid <> $launcher"),
+    'a terminated launcher is started again');
 
 $node->stop;
 done_testing();
