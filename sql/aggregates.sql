@@ -72,3 +72,8 @@ SELECT vector_combine('{1,1.7e308}', '{1,1.7e308}');
 -- rows of different dimensions: avg and sum say it as pgvector does
 SELECT avg(v) FROM unnest(ARRAY['[1,2]'::vector, '[3]']) v;
 SELECT sum(v) FROM unnest(ARRAY['[1,2]'::vector, '[3]']) v;
+
+-- the sign of a zero survives, as pgvector's running sums keep it
+SELECT sum(v), avg(v) FROM (VALUES ('[-0,1]'::vector), ('[-0,2]')) t(v);
+SELECT sum(v), avg(v) FROM (VALUES ('[-0,1]'::halfvec), ('[-0,2]')) t(v);
+SELECT sum(v) FROM (VALUES ('[0,1]'::vector), ('[-0,2]')) t(v);

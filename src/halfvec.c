@@ -1051,7 +1051,7 @@ vs_halfvec_agg_accum(PG_FUNCTION_ARGS)
 	if (state->dim == 0)
 	{
 		state->dim = v->dim;
-		state->sums = MemoryContextAllocZero(aggcontext, sizeof(double) * v->dim);
+		state->sums = VsAggSums(aggcontext, v->dim);
 	}
 	else if (state->dim != v->dim)
 		VsAggDimsError(fcinfo, state->dim, v->dim);

@@ -914,6 +914,21 @@ VsAggDimsError(FunctionCallInfo fcinfo, int have, int got)
 			 errmsg("different %s dimensions %d and %d", typname, have, got)));
 }
 
+/*
+ * VsAggSums - the sums of an aggregate state of "dim" elements, each
+ * -0.0, the identity of addition (0.0 would turn a sum of -0 into 0,
+ * which pgvector, adding to the first value, prints as -0).
+ */
+double *
+VsAggSums(MemoryContext aggcontext, int dim)
+{
+	double	   *sums = MemoryContextAlloc(aggcontext, sizeof(double) * Max(dim, 1));
+
+	for (int i = 0; i < dim; i++)
+		sums[i] = -0.0;
+	return sums;
+}
+
 PG_FUNCTION_INFO_V1(vs_vector_agg_accum);
 /*
  * vector_agg_accum - transition function of avg(vector) and sum(vector):
@@ -938,7 +953,7 @@ vs_vector_agg_accum(PG_FUNCTION_ARGS)
 	if (state->dim == 0)
 	{
 		state->dim = v->dim;
-		state->sums = MemoryContextAllocZero(aggcontext, sizeof(double) * v->dim);
+		state->sums = VsAggSums(aggcontext, v->dim);
 	}
 	else if (state->dim != v->dim)
 		VsAggDimsError(fcinfo, state->dim, v->dim);
@@ -973,7 +988,7 @@ vs_vector_agg_combine(PG_FUNCTION_ARGS)
 	if (s1->dim == 0)
 	{
 		s1->dim = s2->dim;
-		s1->sums = MemoryContextAllocZero(aggcontext, sizeof(double) * s2->dim);
+		s1->sums = VsAggSums(aggcontext, s2->dim);
 	}
 	else if (s1->dim != s2->dim)
 		VsAggDimsError(fcinfo, s1->dim, s2->dim);

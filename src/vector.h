@@ -81,6 +81,7 @@ VS_COMPARISON_FUNCTION(prefix##_cmp, type, getarg, cmp, PG_RETURN_INT32(c))
 extern Vector *VsInitVector(int dim);
 extern VectorAggState VsAggStateGet(FunctionCallInfo fcinfo, int argno,
 									MemoryContext aggcontext);
+extern double *VsAggSums(MemoryContext aggcontext, int dim);
 extern void VsAggDimsError(FunctionCallInfo fcinfo, int have, int got) pg_attribute_noreturn();
 extern float8 *VsAggStateValues(ArrayType *state, const char *caller, int *dim);
 extern ArrayType *VsMakeAggState(float8 count, const float8 *sums, int dim);
