@@ -956,7 +956,7 @@ extern void VsSegmentRemoveInit(void);
 extern void VsSegmentRemoveOnAbort(RelFileNode node);
 extern void VsSegmentForgetIndexFiles(Relation index);
 extern int	VsSegmentRemoveUnused(Relation index, VsMetaPage meta, const char *head);
-extern void VsSegmentRemoveUnpublished(Relation index, uint32 published);
+extern void VsSegmentRemoveUnpublished(Relation index, uint32 published, uint32 last);
 extern int	VsSegmentSweep(void);
 
 #endif							/* VSAM_H */

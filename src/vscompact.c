@@ -1756,7 +1756,7 @@ publish(Relation index, const VsMetaPageData *meta, VsMetaPageData *newmeta,
 	}
 	PG_CATCH();
 	{
-		VsSegmentRemoveUnpublished(index, meta->generation);
+		VsSegmentRemoveUnpublished(index, meta->generation, meta->generation + (uint32) nop);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();

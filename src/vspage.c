@@ -1213,12 +1213,22 @@ VsGetMetaCache(Relation index)
 	Size		nfloats;
 
 	VsReadMeta(index, &meta);
-	for (VsMetaCacheData *c = meta_caches; c != NULL; c = c->next)
+	for (VsMetaCacheData *c = meta_caches, *next; c != NULL; c = next)
 	{
-		if (c->indexoid == indexoid && !c->stale)
-		{
+		next = c->next;
+		if (c->indexoid != indexoid)
+			continue;
+		if (!c->stale)
 			cache = c;
-			break;
+		else if (c->pins == 0)
+		{
+			/*
+			 * Stale and read by no scan: no caller holds it across this call
+			 * (inserts and VACUUM take it for one call, scans pin it), so it
+			 * goes now, not at the transaction's end (a long load meets an
+			 * invalidation at every VACUUM or ANALYZE of its table).
+			 */
+			meta_cache_free(c);
 		}
 	}
 

@@ -257,14 +257,14 @@ VsSegmentRemoveUnused(Relation index, VsMetaPage meta, const char *head)
 }
 
 /*
- * VsSegmentRemoveUnpublished - a compaction that wrote files for a
- * generation after "published" (the metapage's) and failed before it
- * published it: remove this relfilenode's files of later generations.
- * Its lock on the table keeps any other compaction out, so they are all
- * its own.  Called while an error is being handled: failures are logged.
+ * VsSegmentRemoveUnpublished - a compaction that wrote files for the
+ * generations after "published" (the metapage's), up to "last", and failed
+ * before it published them: remove this relfilenode's files of those
+ * generations, its own (its lock on the table keeps other compactions
+ * out).  Called while an error is being handled: failures are logged.
  */
 void
-VsSegmentRemoveUnpublished(Relation index, uint32 published)
+VsSegmentRemoveUnpublished(Relation index, uint32 published, uint32 last)
 {
 	char		dir[MAXPGPATH];
 	DIR		   *d;
@@ -281,7 +281,7 @@ VsSegmentRemoveUnpublished(Relation index, uint32 published)
 		char		path[MAXPGPATH];
 
 		if (!VsSegmentFileName(de->d_name, &relnode, &gen) ||
-			relnode != index->rd_node.relNode || gen <= published)
+			relnode != index->rd_node.relNode || gen <= published || gen > last)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		if (unlink(path) != 0 && errno != ENOENT)

@@ -65,6 +65,7 @@ rewrite() {
             $copy = 0;
             $type = "";         # the object pg_dump said comes next ("" before any)
             $skip = 0;          # inside a statement being left out
+            $insert = 0;        # inside an INSERT of rows
         }
         # a binary dump cannot be read line by line
         if ($. == 1 && (/^PGDMP/ || (length($_) > 262 && substr($_, 257, 5) eq "ustar"))) {
@@ -73,16 +74,36 @@ rewrite() {
             $fail = 1;
             exit 1;
         }
-        # rows of a COPY block pass through untouched
+        # rows of a COPY block pass through untouched, whatever they hold
         if ($copy) {
             $copy = 0 if /^\\\.\r?$/;
+            print;
+            next;
+        }
+        # an INSERT (pg_dump --inserts) passes through whole: its strings
+        # may hold any line, a COPY or a header among them
+        if ($insert) {
+            print;
+            $quotes += () = /\x27/g;
+            $insert = 0 if /;\s*$/ && $quotes % 2 == 0;
+            next;
+        }
+        if (/^INSERT INTO\s/i) {
+            print;
+            $quotes = () = /\x27/g;
+            $insert = 1 unless /;\s*$/ && $quotes % 2 == 0;
+            next;
+        }
+        if (/^COPY\s.*\bFROM\s+stdin;\s*$/i) {
+            $copy = 1;
             print;
             next;
         }
         # the rest of a statement being left out
         if ($skip) {
             print "-- $_";
-            $skip = 0 if /;\s*$/;
+            $quotes += () = /\x27/g;
+            $skip = 0 if /;\s*$/ && $quotes % 2 == 0;
             next;
         }
         # pg_dump names each object before it: "-- Name: x; Type: INDEX; ..."
@@ -102,11 +123,6 @@ rewrite() {
             print;
             next;
         }
-        if (/^COPY\s.*\bFROM\s+stdin;\s*$/i) {
-            $copy = 1;
-            print;
-            next;
-        }
         if (/^(CREATE EXTENSION\s+(?:IF NOT EXISTS\s+)?)(?:"?vector"?)(\s|;)(.*)$/s) {
             my ($head, $sep, $rest) = ($1, $2, $3);
             $rest =~ s/\s+VERSION\s+\S+//i;     # a pgvector version means nothing here
@@ -117,7 +133,8 @@ rewrite() {
         if (/^COMMENT ON EXTENSION\s+"?vector"?\s+IS\b/i) {
             print "-- pgvector-migrate: left out: $_";
             $n{comment}++;
-            $skip = 1 unless /;\s*$/;
+            $quotes = () = /\x27/g;
+            $skip = 1 unless /;\s*$/ && $quotes % 2 == 0;
             next;
         }
         if (/^\s*ALTER\s+(DATABASE|ROLE|USER)\b.*\bSET\s+"?(hnsw|ivfflat)\./i) {
@@ -129,7 +146,8 @@ rewrite() {
         if (/^(?:COMMENT ON INDEX|ALTER INDEX(?:\s+IF EXISTS)?)\s+((?:"[^"]+"|[^\s."]+)(?:\.(?:"[^"]+"|[^\s."]+))?)/i && $gone{$1}) {
             print "-- pgvector-migrate: left out (its index was left out): $_";
             $n{"statement on an index left out"}++;
-            $skip = 1 unless /;\s*$/;
+            $quotes = () = /\x27/g;
+            $skip = 1 unless /;\s*$/ && $quotes % 2 == 0;
             next;
         }
         if (/^ALTER INDEX\b.*\bATTACH PARTITION\s+((?:"[^"]+"|[^\s.";]+)(?:\.(?:"[^"]+"|[^\s.";]+))?)\s*;/i && $gone{$1}) {
@@ -137,16 +155,23 @@ rewrite() {
             $n{"statement on an index left out"}++;
             next;
         }
-        if (/^CREATE\s+(UNIQUE\s+)?INDEX\s+(?:IF NOT EXISTS\s+)?("[^"]+"|[^\s"]+)\s+ON\s+(?:ONLY\s+)?((?:"[^"]+"|[^\s."]+)\.)?\S+\s+USING\s+(hnsw|ivfflat)\s*\(/i) {
-            my ($name, $schema, $am) = ($2, $3 // "", lc $4);
-            # the operator classes named in the statement (pg_dump qualifies them)
+        if (/^CREATE\s+(?:UNIQUE\s+)?INDEX\b.*\bUSING\s+(hnsw|ivfflat)\s*\(/i) {
+            my $am = lc $1;
+            # its name and the schema of its table (pg_dump: "CREATE INDEX name ON
+            # [ONLY] schema.table USING"), for the statements about it later
+            my ($name, $schema) = ("", "");
+            if (/^CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:CONCURRENTLY\s+)?(?:IF NOT EXISTS\s+)?((?:"(?:[^"]|"")+"|[^\s"(]+))\s+ON\s+(?:ONLY\s+)?((?:"(?:[^"]|"")+"|[^\s".]+)\.)?/i && uc($1) ne "ON") {
+                ($name, $schema) = ($1, $2 // "");
+            }
             my @ops = /\b(?:[A-Za-z_][A-Za-z0-9_]*\.)?((?:vector|halfvec|bit|sparsevec)_[a-z0-9]+_ops)\b/g;
             my @bad = grep { !/^(?:$sup)$/ } @ops;
             if (@bad) {
                 print "-- pgvector-migrate: left out (vecstore does not index $bad[0]): $_";
                 $n{"index left out"}++;
-                $gone{$name} = 1;
-                $gone{$schema . $name} = 1;
+                if ($name ne "") {
+                    $gone{$name} = 1;
+                    $gone{$schema . $name} = 1;
+                }
                 print STDERR "pgvector-migrate: left out an index with operator class $bad[0]: $_";
                 next;
             }
@@ -156,9 +181,10 @@ rewrite() {
                 # of up to 4,096: a wider one is left out when it is made
                 chomp(my $stmt = $_);
                 $stmt =~ s/;\s*$//;
+                (my $lit = $name) =~ s/\x27/\x27\x27/g;
                 print "DO \$pgvm\$BEGIN EXECUTE \$pgvm_index\$$stmt\$pgvm_index\$; "
                   . "EXCEPTION WHEN program_limit_exceeded THEN "
-                  . "RAISE WARNING \x27pgvector-migrate: index % left out: %\x27, \x27$name\x27, SQLERRM; END\$pgvm\$;\n";
+                  . "RAISE WARNING \x27pgvector-migrate: index % left out: %\x27, \x27$lit\x27, SQLERRM; END\$pgvm\$;\n";
             } else {
                 print;
             }

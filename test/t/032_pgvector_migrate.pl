@@ -161,6 +161,45 @@ for my $f ('pgvector-0.8.6-edge.sql', 'pgvector-0.8.6-edge.tar')
         '1', "$f: what comes after the left-out index's statements is restored");
 }
 
+# pieces of SQL the rewriting must read right: a COPY row that looks like
+# a header and an index (untouched), a quoted table name with a space and
+# an index without a name (rewritten), a left-out index's comment that
+# spans lines with a ';' inside its string (left out whole)
+{
+    my $in = "$PostgreSQL::Test::Utils::tmp_check/pieces.sql";
+    open my $fh, '>', $in or die "$in: $!";
+    print $fh <<'SQL';
+--
+-- Data for Name: snippets; Type: TABLE DATA; Schema: public; Owner: -
+--
+
+COPY public.snippets (body) FROM stdin;
+-- Name: x; Type: INDEX; Schema: public; Owner: -
+CREATE INDEX i ON items USING hnsw (embedding vector_l2_ops);
+\.
+
+--
+-- Name: My Items_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX "My Items_idx" ON public."My Items" USING hnsw (embedding public.vector_l2_ops);
+CREATE INDEX ON t USING ivfflat (e vector_l2_ops);
+CREATE INDEX sv_idx ON public.sv USING hnsw (s public.sparsevec_l2_ops);
+COMMENT ON INDEX public.sv_idx IS 'first line;
+second line';
+SELECT 1;
+SQL
+    close $fh;
+    my $out = `'$tool' - < '$in' 2>/dev/null`;
+    like($out, qr/^CREATE INDEX i ON items USING hnsw \(embedding vector_l2_ops\);$/m,
+        'pieces: a COPY row that looks like a header and an index is not touched');
+    like($out, qr/^CREATE INDEX "My Items_idx" ON public."My Items" USING vecstore \(/m,
+        'pieces: a quoted table name with a space');
+    like($out, qr/^CREATE INDEX ON t USING vecstore \(/m, 'pieces: an index without a name');
+    like($out, qr/^-- second line';\n^SELECT 1;$/m,
+        "pieces: a left-out index's comment is left out to its end, and no further");
+}
+
 # a binary dump on standard input, or one cut short: the output ends in a
 # statement that fails, so that psql stops (and -1 undoes the rest)
 for my $case ([ "cat '$fixtures/pgvector-0.8.6-edge.tar' | '$tool' -", 'stdin' ],
