@@ -266,30 +266,16 @@ VsSegmentRemoveUnused(Relation index, VsMetaPage meta, const char *head)
 void
 VsSegmentRemoveUnpublished(Relation index, uint32 published, uint32 last)
 {
-	char		dir[MAXPGPATH];
-	DIR		   *d;
-	struct dirent *de;
-
-	VsSegmentDir(index->rd_node.dbNode, dir, sizeof(dir));
-	d = AllocateDir(dir);
-	if (d == NULL)
-		return;
-	while ((de = ReadDirExtended(d, dir, LOG)) != NULL)
+	for (uint32 gen = published + 1; gen <= last; gen++)
 	{
-		Oid			relnode;
-		uint32		gen;
-		char		path[MAXPGPATH];
+		char	   *path = VsSegmentPath(index->rd_node, gen);
 
-		if (!VsSegmentFileName(de->d_name, &relnode, &gen) ||
-			relnode != index->rd_node.relNode || gen <= published || gen > last)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		if (unlink(path) != 0 && errno != ENOENT)
 			ereport(LOG,
 					(errcode_for_file_access(),
 					 errmsg("could not remove file \"%s\": %m", path)));
+		pfree(path);
 	}
-	FreeDir(d);
 }
 
 /*
