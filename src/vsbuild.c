@@ -460,6 +460,16 @@ typedef struct ClusterRows
 } ClusterRows;
 
 /*
+ * offload_graphs - may the build's offload service (the GPU) build graphs
+ * now?
+ */
+static bool
+offload_graphs(const VsClusterExtras *ex)
+{
+	return ex->offload != NULL && !ex->offload->disabled && ex->offload->ops->usable(ex->offload);
+}
+
+/*
  * read_cluster - read cluster c's "count" rows from the sort into "cr"
  * (in cr->cxt), and when the cluster gets a graph and the offload service
  * (the GPU) may build it, send it there (its graph_begin).
@@ -508,8 +518,7 @@ read_cluster(Relation index, Tuplesortstate *sort, TupleTableSlot *slot, int c,
 	 * the same size and layout, measured the same recall (vshnsw.c,
 	 * build_from_lists).
 	 */
-	if (info->graph_offset != 0 && !ex->defer_graphs && ex->offload != NULL &&
-		!ex->offload->disabled && ex->offload->ops->usable(ex->offload))
+	if (info->graph_offset != 0 && !ex->defer_graphs && offload_graphs(ex))
 	{
 		VsHnswBuildOptions opt;
 
@@ -875,8 +884,7 @@ write_index(Relation index, ForkNumber forknum, VsMetric metric, VsMetric row_me
 	 * read when it is written, so that one cluster's rows are in memory,
 	 * not two (20,000 x 768, two lists: a build's peak 67.6 -> 57.1 MB).
 	 */
-	ahead = ex->offload != NULL && !ex->offload->disabled &&
-		ex->offload->ops->usable(ex->offload);
+	ahead = offload_graphs(ex);
 	rows[0].cxt = AllocSetContextCreate(CurrentMemoryContext, "vecstore cluster",
 										ALLOCSET_DEFAULT_SIZES);
 	rows[1].cxt = AllocSetContextCreate(CurrentMemoryContext, "vecstore cluster",
